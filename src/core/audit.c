@@ -1,0 +1,103 @@
+/* Canonical form and SHA-256 chaining of audit entries. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "audit.h"
+
+const char audit_genesis[65] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+static int
+set_str(json_t *o, const char *k, const char *v)
+{
+	return json_object_set_new(o, k, v ? json_string(v) : json_null());
+}
+
+char *
+audit_canonical(const struct audit_entry *ent)
+{
+	json_t *o = NULL, *detail = NULL;
+	char *out = NULL;
+
+	if (ent->detail != NULL && ent->detail[0] != '\0') {
+		detail = json_loads(ent->detail, JSON_REJECT_DUPLICATES, NULL);
+		if (detail == NULL || !json_is_object(detail))
+			goto out;
+	} else
+		detail = json_object();
+	if ((o = json_object()) == NULL)
+		goto out;
+	if (json_object_set_new(o, "seq", json_integer(ent->seq)) ||
+	    json_object_set_new(o, "time", json_integer(ent->time)) ||
+	    set_str(o, "actor", ent->actor) || set_str(o, "event", ent->event) ||
+	    set_str(o, "action_id", ent->action_id) ||
+	    set_str(o, "step_id", ent->step_id) ||
+	    set_str(o, "identity_id", ent->identity_id) ||
+	    json_object_set(o, "detail", detail))
+		goto out;
+	out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+out:
+	json_decref(detail);
+	json_decref(o);
+	return out;
+}
+
+static int
+hash_hex(const char *prev, const char *canon, char out[65])
+{
+	crypto_hash_sha256_state st;
+	unsigned char h[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)prev, strlen(prev));
+	crypto_hash_sha256_update(&st, (const unsigned char *)canon, strlen(canon));
+	crypto_hash_sha256_final(&st, h);
+	sodium_bin2hex(out, 65, h, sizeof(h));
+	return 0;
+}
+
+int
+audit_seal(struct audit_entry *ent, const char *prev, struct qerr *e)
+{
+	char *canon;
+
+	if (strlen(prev) != 64)
+		return qerr_set(e, QERR_INTERNAL, NULL, "audit: bad previous hash");
+	if ((canon = audit_canonical(ent)) == NULL)
+		return qerr_set(e, QERR_INVALID, "detail", "audit detail is not a JSON object");
+	memcpy(ent->prev_hash, prev, 65);
+	hash_hex(prev, canon, ent->hash);
+	free(canon);
+	return 0;
+}
+
+int
+audit_check(const struct audit_entry *ent, const char *prev, int64_t expect_seq,
+    struct qerr *e)
+{
+	char *canon;
+	char h[65];
+
+	if (ent->seq != expect_seq)
+		return qerr_set(e, QERR_CONFLICT, NULL,
+		    "entry %lld: expected sequence number %lld (an entry is missing)",
+		    (long long)ent->seq, (long long)expect_seq);
+	if (strcmp(ent->prev_hash, prev) != 0)
+		return qerr_set(e, QERR_CONFLICT, NULL,
+		    "entry %lld: prev_hash does not match the hash of entry %lld",
+		    (long long)ent->seq, (long long)ent->seq - 1);
+	if ((canon = audit_canonical(ent)) == NULL)
+		return qerr_set(e, QERR_CONFLICT, NULL,
+		    "entry %lld: detail is not a JSON object", (long long)ent->seq);
+	hash_hex(prev, canon, h);
+	free(canon);
+	if (sodium_memcmp(h, ent->hash, 64) != 0)
+		return qerr_set(e, QERR_CONFLICT, NULL,
+		    "entry %lld: content does not match its hash (altered)",
+		    (long long)ent->seq);
+	return 0;
+}

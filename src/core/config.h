@@ -1,0 +1,68 @@
+/*
+ * quelld's configuration as plain data. The parser (config.c) reads an INI-style file:
+ *
+ *   [server]            listen, tls_cert, tls_key, node_id, workers, max_body
+ *   [store]             path
+ *   [system "corp"]     kind = ad, then keys the provider of that kind reads
+ *   [role "responder"]  permissions = response.manage response.read …
+ *
+ * Every value remembers its file and line so that whoever validates it later can say
+ * "file:line: reason".
+ */
+#ifndef QUELL_CORE_CONFIG_H
+#define QUELL_CORE_CONFIG_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct config_kv {
+	char *key;
+	char *value;
+	int line;
+};
+
+struct system_config {
+	char *name;
+	char *kind;
+	const char *file;	/* points at config.file */
+	int line;		/* of the section header */
+	int max_concurrency;	/* steps in flight on this system, default 4 */
+	struct config_kv *kv;	/* every key of the section, kind included */
+	size_t nkv;
+};
+
+struct role_config {
+	char *name;
+	unsigned perms;		/* PERM_* bits from rbac.h */
+	int line;
+};
+
+struct config {
+	char *file;
+	char *listen;		/* "127.0.0.1:8443" */
+	char *tls_cert;
+	char *tls_key;
+	char *node_id;
+	int workers;
+	size_t max_body;
+	char *store_path;
+	struct system_config *systems;
+	size_t nsystems;
+	struct role_config *roles;
+	size_t nroles;
+};
+
+/*
+ * Parses text (named file, for messages) into *cfg, which the caller frees with
+ * config_clear(). On error returns QERR_CONFIG with e->msg = "file:line: reason".
+ */
+int config_parse(const char *file, const char *text, struct config *cfg, struct qerr *e);
+void config_clear(struct config *cfg);
+
+/* The value of key in a system section, or NULL. The kv keeps the line. */
+const struct config_kv *config_system_get(const struct system_config *s, const char *key);
+const struct role_config *config_role(const struct config *cfg, const char *name);
+const struct system_config *config_system(const struct config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * The interface every identity system implements. A provider file exports exactly one
+ * `const struct provider_ops provider_<kind>`; a NULL slot means unsupported. Callers
+ * go through the provider_* wrappers in registry.c, never through the table directly.
+ *
+ * Threads: open/close run once; execute and list_accounts may be called from several
+ * worker threads at once on the same struct provider, so a provider keeps its own pool
+ * of connections sized by system_config.max_concurrency.
+ */
+#ifndef QUELL_PROVIDERS_PROVIDER_H
+#define QUELL_PROVIDERS_PROVIDER_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/model.h"
+
+struct provider;
+
+enum step_outcome {
+	STEP_OUTCOME_SUCCEEDED,
+	STEP_OUTCOME_TRANSIENT,	/* retry later, after retry_after_ms when > 0 */
+	STEP_OUTCOME_PERMANENT,	/* fail the step, do not retry */
+};
+
+struct step_result {
+	enum step_outcome outcome;
+	int retry_after_ms;
+	char request_id[128];	/* the peer's request / correlation id, if any */
+	char error_code[64];	/* LDAP result code name, Graph or Okta error code */
+	char message[512];	/* what happened, for the analyst: "already disabled" */
+	char state[32];		/* the account's state after the step, if known */
+};
+
+/* Called once per account found by list_accounts; non-zero stops the listing. */
+typedef int (*provider_account_cb)(const struct account *acct, void *arg);
+
+struct provider_ops {
+	const char *kind;
+	/* Validates the system's keys (errors say "file:line: reason") and connects lazily. */
+	int (*open)(const struct system_config *cfg, struct provider **out, struct qerr *e);
+	bool (*supports)(enum action_type type);
+	/* Carries out one step; the outcome is in *res, the return is 0 unless a bug. */
+	int (*execute)(struct provider *p, const struct step *step, struct step_result *res);
+	/* Lists every account; acct fields are borrowed for the call only. */
+	int (*list_accounts)(struct provider *p, provider_account_cb cb, void *arg,
+	    struct qerr *e);
+	void (*close)(struct provider *p);
+};
+
+/* The ops for a kind, or NULL when no provider of that kind is built in. */
+const struct provider_ops *provider_lookup(const char *kind);
+
+int provider_open(const struct provider_ops *ops, const struct system_config *cfg,
+    struct provider **out, struct qerr *e);
+bool provider_supports(const struct provider_ops *ops, enum action_type type);
+int provider_execute(const struct provider_ops *ops, struct provider *p,
+    const struct step *step, struct step_result *res);
+int provider_list_accounts(const struct provider_ops *ops, struct provider *p,
+    provider_account_cb cb, void *arg, struct qerr *e);
+void provider_close(const struct provider_ops *ops, struct provider *p);
+
+#endif

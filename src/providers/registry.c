@@ -1,0 +1,68 @@
+/* The built-in identity systems, and the wrappers callers use to reach them. */
+#include <string.h>
+
+#include "provider.h"
+
+extern const struct provider_ops provider_ad;
+
+static const struct provider_ops *const providers[] = {
+	&provider_ad,
+};
+
+const struct provider_ops *
+provider_lookup(const char *kind)
+{
+	size_t i;
+
+	if (kind == NULL)
+		return NULL;
+	for (i = 0; i < sizeof(providers) / sizeof(providers[0]); i++)
+		if (strcmp(providers[i]->kind, kind) == 0)
+			return providers[i];
+	return NULL;
+}
+
+int
+provider_open(const struct provider_ops *ops, const struct system_config *cfg,
+    struct provider **out, struct qerr *e)
+{
+	if (ops->open == NULL)
+		return qerr_set(e, QERR_UNSUPPORTED, "kind", "%s: cannot be opened", ops->kind);
+	return ops->open(cfg, out, e);
+}
+
+bool
+provider_supports(const struct provider_ops *ops, enum action_type type)
+{
+	return ops->supports != NULL && ops->supports(type);
+}
+
+int
+provider_execute(const struct provider_ops *ops, struct provider *p,
+    const struct step *step, struct step_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (ops->execute == NULL || !provider_supports(ops, step->type)) {
+		res->outcome = STEP_OUTCOME_PERMANENT;
+		strcpy(res->message, "not supported by this identity system");
+		return 0;
+	}
+	return ops->execute(p, step, res);
+}
+
+int
+provider_list_accounts(const struct provider_ops *ops, struct provider *p,
+    provider_account_cb cb, void *arg, struct qerr *e)
+{
+	if (ops->list_accounts == NULL)
+		return qerr_set(e, QERR_UNSUPPORTED, NULL,
+		    "%s: listing accounts is not supported", ops->kind);
+	return ops->list_accounts(p, cb, arg, e);
+}
+
+void
+provider_close(const struct provider_ops *ops, struct provider *p)
+{
+	if (p != NULL && ops->close != NULL)
+		ops->close(p);
+}

@@ -1,0 +1,175 @@
+/*
+ * Durable storage behind one table of function pointers per backend (struct
+ * store_ops): SQLite (default, sqlite.c) and, later, PostgreSQL. The wrappers below
+ * are what the rest of quell calls.
+ *
+ * Everything happens inside a transaction taken from the store's connection pool:
+ * store_tx_begin() … store_tx_commit() or store_tx_rollback(). A state change and its
+ * audit entry are written in the same transaction. A write transaction is exclusive
+ * from its start (SQLite BEGIN IMMEDIATE), so read-then-write inside it is safe.
+ * A struct store_tx is used by one thread at a time.
+ */
+#ifndef QUELL_STORE_STORE_H
+#define QUELL_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/model.h"
+
+struct store;
+struct store_tx;
+struct store_conn;	/* backend-private */
+
+struct action_filter {
+	const char *status;	/* NULL = any; else an action_status name */
+	const char *type;	/* NULL = any; else an action_type name */
+	const char *identity_id;
+	int64_t since;		/* created_at >= since (ms); 0 = any */
+	const char *before_id;	/* pagination: actions older than this id; NULL = newest */
+	int limit;		/* 1..1000 */
+};
+
+struct identity_filter {
+	const char *query;	/* substring of display name, username, UPN, SID; NULL = any */
+	const char *after_id;	/* pagination: ids greater than this */
+	int limit;
+};
+
+/* Claimable: queued, or retry_wait whose not_before has passed, or running with an
+ * expired lease; never a step of a system listed in skip_systems. */
+struct step_claim {
+	const char *owner;
+	int64_t now;
+	int64_t lease_ms;
+	const char *const *skip_systems;
+	size_t nskip;
+};
+
+typedef int (*store_identity_cb)(const struct identity *idn, void *arg);
+typedef int (*store_action_cb)(const struct action *act, void *arg);
+typedef int (*store_audit_cb)(const struct audit_entry *ent, void *arg);
+
+struct store_ops {
+	const char *kind;
+	int (*open)(const char *location, struct store_conn **out, struct qerr *e);
+	void (*close)(struct store_conn *c);
+	/* Applies every schema migration not yet applied, in one transaction. */
+	int (*migrate)(struct store_conn *c, struct qerr *e);
+	int (*begin)(struct store_conn *c, bool write, struct qerr *e);
+	int (*commit)(struct store_conn *c, struct qerr *e);
+	void (*rollback)(struct store_conn *c);
+
+	int (*token_insert)(struct store_conn *c, const struct principal *p,
+	    const unsigned char hash[32], struct qerr *e);
+	/* Fills *p and hash for token id; QERR_NOT_FOUND if none. */
+	int (*token_get)(struct store_conn *c, const char *id, struct principal *p,
+	    unsigned char hash[32], struct qerr *e);
+
+	int (*identity_insert)(struct store_conn *c, const struct identity *idn,
+	    struct qerr *e);
+	/* With its linked accounts. QERR_NOT_FOUND if none. */
+	int (*identity_get)(struct store_conn *c, const char *id, struct identity *out,
+	    struct qerr *e);
+	int (*identity_list)(struct store_conn *c, const struct identity_filter *f,
+	    store_identity_cb cb, void *arg, struct qerr *e);
+
+	/* Inserts, or updates the row with the same (system, external_id), keeping its id
+	 * and identity link; a->id is set to the stored id (caller frees). */
+	int (*account_upsert)(struct store_conn *c, struct account *a, struct qerr *e);
+	int (*account_get)(struct store_conn *c, const char *id, struct account *out,
+	    struct qerr *e);
+	/* identity_id NULL unlinks. QERR_NOT_FOUND if no such account. */
+	int (*account_link)(struct store_conn *c, const char *account_id,
+	    const char *identity_id, struct qerr *e);
+	int (*account_set_state)(struct store_conn *c, const char *account_id,
+	    const char *state, int64_t read_at, struct qerr *e);
+
+	/* The action and all its steps. */
+	int (*action_insert)(struct store_conn *c, const struct action *a, struct qerr *e);
+	/* With its steps, ordered by step id. */
+	int (*action_get)(struct store_conn *c, const char *id, struct action *out,
+	    struct qerr *e);
+	/* Newest first; actions passed to cb have no steps. */
+	int (*action_list)(struct store_conn *c, const struct action_filter *f,
+	    store_action_cb cb, void *arg, struct qerr *e);
+	/* Writes status, message, cancel_requested, updated_at, finished_at. */
+	int (*action_update)(struct store_conn *c, const struct action *a, struct qerr *e);
+	/* Ids of actions not yet terminal (for roll-up after a restart); caller frees
+	 * each id and the array. */
+	int (*action_open_ids)(struct store_conn *c, char ***ids, size_t *n, struct qerr *e);
+
+	/* Claims one step: status running, lease set, attempts + 1, started_at set if 0.
+	 * QERR_NOT_FOUND when nothing is claimable. */
+	int (*step_claim)(struct store_conn *c, const struct step_claim *cl,
+	    struct step *out, struct qerr *e);
+	/* Writes status, attempts, not_before, lease, request_id, error_code, message,
+	 * updated_at, started_at, finished_at. */
+	int (*step_update)(struct store_conn *c, const struct step *s, struct qerr *e);
+	/* Extends the lease of the owner's running steps to expires. */
+	int (*step_renew)(struct store_conn *c, const char *owner, int64_t expires,
+	    struct qerr *e);
+	/* Frees the owner's running steps for claiming again (after a restart). */
+	int (*step_release)(struct store_conn *c, const char *owner, struct qerr *e);
+	/* Earliest time a waiting step becomes claimable, or 0 if none waits. */
+	int (*step_next_due)(struct store_conn *c, int64_t *when, struct qerr *e);
+
+	/* Reads the last hash, computes entry hash (audit_hash) and inserts; sets
+	 * e->seq, prev_hash and hash. Must run in a write transaction. */
+	int (*audit_append)(struct store_conn *c, struct audit_entry *ent, struct qerr *e);
+	/* Entries with seq > after_seq in seq order, at most limit (0 = all). */
+	int (*audit_list)(struct store_conn *c, int64_t after_seq, int limit,
+	    store_audit_cb cb, void *arg, struct qerr *e);
+};
+
+extern const struct store_ops store_sqlite;
+
+/* Opens a pool of nconn connections to location and migrates the schema. */
+int store_open(const struct store_ops *ops, const char *location, int nconn,
+    struct store **out, struct qerr *e);
+void store_close(struct store *st);
+
+/* Takes a connection (waits for one) and begins a transaction. */
+int store_tx_begin(struct store *st, bool write, struct store_tx **out, struct qerr *e);
+/* Commits and returns the connection; tx is freed whatever the result. */
+int store_tx_commit(struct store_tx *tx, struct qerr *e);
+/* Rolls back and returns the connection; accepts NULL. */
+void store_tx_rollback(struct store_tx *tx);
+
+int store_token_insert(struct store_tx *tx, const struct principal *p,
+    const unsigned char hash[32], struct qerr *e);
+int store_token_get(struct store_tx *tx, const char *id, struct principal *p,
+    unsigned char hash[32], struct qerr *e);
+int store_identity_insert(struct store_tx *tx, const struct identity *idn, struct qerr *e);
+int store_identity_get(struct store_tx *tx, const char *id, struct identity *out,
+    struct qerr *e);
+int store_identity_list(struct store_tx *tx, const struct identity_filter *f,
+    store_identity_cb cb, void *arg, struct qerr *e);
+int store_account_upsert(struct store_tx *tx, struct account *a, struct qerr *e);
+int store_account_get(struct store_tx *tx, const char *id, struct account *out,
+    struct qerr *e);
+int store_account_link(struct store_tx *tx, const char *account_id,
+    const char *identity_id, struct qerr *e);
+int store_account_set_state(struct store_tx *tx, const char *account_id,
+    const char *state, int64_t read_at, struct qerr *e);
+int store_action_insert(struct store_tx *tx, const struct action *a, struct qerr *e);
+int store_action_get(struct store_tx *tx, const char *id, struct action *out,
+    struct qerr *e);
+int store_action_list(struct store_tx *tx, const struct action_filter *f,
+    store_action_cb cb, void *arg, struct qerr *e);
+int store_action_update(struct store_tx *tx, const struct action *a, struct qerr *e);
+int store_action_open_ids(struct store_tx *tx, char ***ids, size_t *n, struct qerr *e);
+int store_step_claim(struct store_tx *tx, const struct step_claim *cl, struct step *out,
+    struct qerr *e);
+int store_step_update(struct store_tx *tx, const struct step *s, struct qerr *e);
+int store_step_renew(struct store_tx *tx, const char *owner, int64_t expires,
+    struct qerr *e);
+int store_step_release(struct store_tx *tx, const char *owner, struct qerr *e);
+int store_step_next_due(struct store_tx *tx, int64_t *when, struct qerr *e);
+int store_audit_append(struct store_tx *tx, struct audit_entry *ent, struct qerr *e);
+int store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
+    store_audit_cb cb, void *arg, struct qerr *e);
+
+#endif
