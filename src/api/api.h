@@ -1,0 +1,33 @@
+/* quelld's REST API over libmicrohttpd: routes, authentication, JSON in and out. */
+#ifndef QUELL_API_API_H
+#define QUELL_API_API_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+struct api;
+
+/* Listens on cfg->listen (TLS when cfg->tls_cert is set). cfg, st, eng outlive it. */
+int api_start(const struct config *cfg, struct store *st, struct engine *eng,
+    struct api **out, struct qerr *e);
+void api_stop(struct api *api);
+/* The port actually bound (useful with port 0). */
+uint16_t api_port(const struct api *api);
+
+/*
+ * Creates an API token for a principal called name with role, stores its SHA-256 and
+ * audits it as actor. *token (caller frees with auth_token_free) is shown once.
+ */
+int auth_token_create(struct store *st, const char *actor, const char *name,
+    const char *role, char **token, struct qerr *e);
+/* Zeroes and frees a token; accepts NULL. */
+void auth_token_free(char *token);
+/* Looks the token up and compares its hash in constant time. Fills *p (caller clears). */
+int auth_token_check(struct store *st, const char *token, struct principal *p,
+    struct qerr *e);
+
+#endif

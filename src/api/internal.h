@@ -1,0 +1,58 @@
+/* What the API's files share; nothing outside src/api includes this. */
+#ifndef QUELL_API_INTERNAL_H
+#define QUELL_API_INTERNAL_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "api.h"
+
+struct api {
+	const struct config *cfg;
+	struct store *st;
+	struct engine *eng;
+	struct MHD_Daemon *d;
+	uint16_t port;
+	char *tls_cert;
+	char *tls_key;
+};
+
+struct req {
+	struct api *api;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	char *body;
+	size_t len;
+	size_t cap;
+	bool too_large;
+	const char *arg[2];	/* {…} segments of the route, in order */
+	char argbuf[2][256];
+	struct principal who;
+	unsigned perms;
+	int status;		/* set by the handler with resp */
+	json_t *resp;
+};
+
+/* Sets an error answer: {"error":{"code","message","field"}}; returns 0. */
+int req_error(struct req *q, unsigned status, const char *code, const char *field,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Maps a qerr to its HTTP status and code. */
+int req_qerr(struct req *q, int r, const struct qerr *e);
+/* Sets a JSON answer (steals o); returns 0. */
+int req_reply(struct req *q, unsigned status, json_t *o);
+const char *req_query(struct req *q, const char *key);
+/* The body parsed as a JSON object, or NULL with the error answer set. */
+json_t *req_json(struct req *q);
+/* Audits a refused request (401 or 403). */
+void req_audit_denial(struct req *q, const char *event, const char *why);
+/* The engine's view of the caller. */
+void req_actor(const struct req *q, struct actor *who);
+
+typedef int (*route_fn)(struct req *q);
+
+int routes_dispatch(struct req *q);
+
+#endif

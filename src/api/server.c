@@ -1,0 +1,378 @@
+/*
+ * libmicrohttpd plumbing: listening (optionally TLS), collecting bounded request
+ * bodies, authenticating the bearer token, and sending JSON answers.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "core/log.h"
+#include "core/rbac.h"
+#include "internal.h"
+
+int
+req_reply(struct req *q, unsigned status, json_t *o)
+{
+	json_decref(q->resp);
+	q->status = (int)status;
+	q->resp = o;
+	return 0;
+}
+
+int
+req_error(struct req *q, unsigned status, const char *code, const char *field,
+    const char *fmt, ...)
+{
+	char msg[768];
+	json_t *err;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	err = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	if (field != NULL && field[0] != '\0')
+		json_object_set_new(err, "field", json_string(field));
+	return req_reply(q, status, json_pack("{s:o}", "error", err));
+}
+
+int
+req_qerr(struct req *q, int r, const struct qerr *e)
+{
+	static const struct {
+		int code;
+		unsigned status;
+		const char *name;
+	} map[] = {
+		{ QERR_INVALID, 400, "invalid_input" },
+		{ QERR_UNSUPPORTED, 400, "unsupported" },
+		{ QERR_UNAUTHENTICATED, 401, "unauthenticated" },
+		{ QERR_DENIED, 403, "forbidden" },
+		{ QERR_NOT_FOUND, 404, "not_found" },
+		{ QERR_CONFLICT, 409, "conflict" },
+		{ QERR_TOO_LARGE, 413, "too_large" },
+		{ QERR_TRANSIENT, 503, "unavailable" },
+		{ QERR_BUSY, 503, "unavailable" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (map[i].code == r)
+			return req_error(q, map[i].status, map[i].name, e->field, "%s",
+			    e->msg[0] ? e->msg : qerr_strerror(r));
+	log_msg(LOG_LVL_ERROR, "%s %s: %s", q->method, q->path, e->msg);
+	return req_error(q, 500, "internal", NULL, "internal error: %s", qerr_strerror(r));
+}
+
+const char *
+req_query(struct req *q, const char *key)
+{
+	return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+json_t *
+req_json(struct req *q)
+{
+	const char *ct = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	json_error_t je;
+	json_t *o;
+
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0) {
+		req_error(q, 415, "unsupported_media_type", "Content-Type",
+		    "the body must be application/json");
+		return NULL;
+	}
+	o = json_loadb(q->body ? q->body : "", q->len, JSON_REJECT_DUPLICATES, &je);
+	if (o == NULL) {
+		req_error(q, 400, "invalid_input", "body",
+		    "the body is not valid JSON (UTF-8): %s at byte %d", je.text,
+		    je.position);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		req_error(q, 400, "invalid_input", "body", "the body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+void
+req_actor(const struct req *q, struct actor *who)
+{
+	who->name = q->who.name;
+	who->role = q->who.role;
+	who->perms = q->perms;
+}
+
+void
+req_audit_denial(struct req *q, const char *event, const char *why)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s}", "method", q->method, "path", q->path,
+	    "why", why);
+	char *text = json_dumps(d, JSON_COMPACT);
+	struct qerr e;
+
+	if (engine_audit(q->api->eng, q->who.name ? q->who.name : "anonymous", event,
+	    NULL, text, &e) != 0)
+		log_msg(LOG_LVL_ERROR, "audit of a refused request failed: %s", e.msg);
+	free(text);
+	json_decref(d);
+}
+
+/* Who is calling; false (with the 401 answer set and audited) if nobody valid. */
+static bool
+authenticate(struct req *q)
+{
+	const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	struct qerr e;
+	int r;
+
+	qerr_clear(&e);
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+		req_error(q, 401, "unauthenticated", NULL,
+		    "send an API token: Authorization: Bearer <token>");
+		req_audit_denial(q, "auth.failed", "no bearer token");
+		return false;
+	}
+	if ((r = auth_token_check(q->api->st, h + 7, &q->who, &e)) != 0) {
+		if (r == QERR_UNAUTHENTICATED) {
+			req_error(q, 401, "unauthenticated", NULL, "%s", e.msg);
+			req_audit_denial(q, "auth.failed", e.msg);
+		} else
+			req_qerr(q, r, &e);
+		return false;
+	}
+	if (!rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
+		q->perms = 0;
+	return true;
+}
+
+static enum MHD_Result
+send_answer(struct req *q)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text;
+
+	text = json_dumps(q->resp ? q->resp : json_object(), JSON_COMPACT);
+	if (text == NULL)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (q->status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    "Bearer realm=\"quell\"");
+	ret = MHD_queue_response(q->conn, (unsigned)q->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static int
+collect(struct req *q, const char *data, size_t size)
+{
+	size_t max = q->api->cfg->max_body;
+	char *nb;
+
+	if (q->too_large || q->len + size > max) {
+		q->too_large = true;
+		return 0;
+	}
+	if (q->len + size + 1 > q->cap) {
+		q->cap = q->len + size + 1 > 2 * q->cap ? q->len + size + 1 : 2 * q->cap;
+		if ((nb = realloc(q->body, q->cap)) == NULL)
+			return -1;
+		q->body = nb;
+	}
+	memcpy(q->body + q->len, data, size);
+	q->len += size;
+	q->body[q->len] = '\0';
+	return 0;
+}
+
+static void
+handle(struct req *q)
+{
+	if (strcmp(q->path, "/healthz") == 0 && strcmp(q->method, "GET") == 0) {
+		req_reply(q, 200, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (!authenticate(q))
+		return;
+	if (q->too_large) {
+		req_error(q, 413, "too_large", "body", "the body is larger than %zu bytes",
+		    q->api->cfg->max_body);
+		return;
+	}
+	routes_dispatch(q);
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+    const char *version, const char *data, size_t *size, void **con_cls)
+{
+	struct req *q = *con_cls;
+
+	(void)version;
+	if (q == NULL) {
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			return MHD_NO;
+		q->api = cls;
+		q->conn = conn;
+		q->method = method;
+		q->path = url;
+		*con_cls = q;
+		return MHD_YES;
+	}
+	if (*size != 0) {
+		if (collect(q, data, *size) != 0)
+			return MHD_NO;
+		*size = 0;
+		return MHD_YES;
+	}
+	handle(q);
+	return send_answer(q);
+}
+
+static void
+on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct req *q = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (q == NULL)
+		return;
+	json_decref(q->resp);
+	principal_clear(&q->who);
+	free(q->body);
+	free(q);
+	*con_cls = NULL;
+}
+
+static int
+parse_listen(const char *s, struct sockaddr_in *sa, struct qerr *e)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	memset(sa, 0, sizeof(*sa));
+	if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+		return qerr_set(e, QERR_CONFIG, "listen", "listen must be ADDRESS:PORT, not '%s'",
+		    s);
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 0 || port > 65535 ||
+	    inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return qerr_set(e, QERR_CONFIG, "listen",
+		    "listen must be an IPv4 ADDRESS:PORT, not '%s'", s);
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	return 0;
+}
+
+static char *
+slurp(const char *path, struct qerr *e)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL) {
+		qerr_set(e, QERR_CONFIG, NULL, "cannot read %s", path);
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && n < 1 << 20 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = calloc(1, (size_t)n + 1)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (buf == NULL)
+		qerr_set(e, QERR_CONFIG, NULL, "cannot read %s", path);
+	return buf;
+}
+
+int
+api_start(const struct config *cfg, struct store *st, struct engine *eng,
+    struct api **out, struct qerr *e)
+{
+	struct sockaddr_in sa;
+	const union MHD_DaemonInfo *info;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_USE_ERROR_LOG;
+	struct api *api;
+	int r;
+
+	if ((r = parse_listen(cfg->listen, &sa, e)) != 0)
+		return r;
+	if ((api = calloc(1, sizeof(*api))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	api->cfg = cfg;
+	api->st = st;
+	api->eng = eng;
+	if (cfg->tls_cert != NULL) {
+		if ((api->tls_cert = slurp(cfg->tls_cert, e)) == NULL ||
+		    (api->tls_key = slurp(cfg->tls_key, e)) == NULL) {
+			api_stop(api);
+			return QERR_CONFIG;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	api->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)4,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_done, api,
+	    api->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, api->tls_cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, api->tls_key,
+	    MHD_OPTION_END);
+	if (api->d == NULL) {
+		api_stop(api);
+		return qerr_set(e, QERR_IO, "listen", "cannot listen on %s", cfg->listen);
+	}
+	info = MHD_get_daemon_info(api->d, MHD_DAEMON_INFO_BIND_PORT);
+	api->port = info ? info->port : 0;
+	*out = api;
+	return 0;
+}
+
+void
+api_stop(struct api *api)
+{
+	if (api == NULL)
+		return;
+	if (api->d != NULL)
+		MHD_stop_daemon(api->d);
+	if (api->tls_key != NULL) {
+		sodium_memzero(api->tls_key, strlen(api->tls_key));
+		free(api->tls_key);
+	}
+	free(api->tls_cert);
+	free(api);
+}
+
+uint16_t
+api_port(const struct api *api)
+{
+	return api->port;
+}

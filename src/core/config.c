@@ -1,0 +1,431 @@
+/*
+ * Parser for quelld's INI-style configuration. It knows the [server], [store] and
+ * [role] keys; [system "name"] sections are kept as key/value lists for the provider of
+ * that kind to validate. Errors are "file:line: reason" and leave *cfg empty.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "rbac.h"
+
+enum section { SEC_NONE, SEC_SERVER, SEC_STORE, SEC_SYSTEM, SEC_ROLE };
+
+struct parser {
+	struct config *cfg;
+	struct qerr *e;
+	int line;
+	enum section sec;
+};
+
+static int
+fail(struct parser *p, const char *fmt, const char *arg)
+{
+	char why[256];
+
+	snprintf(why, sizeof(why), fmt, arg);
+	return qerr_set(p->e, QERR_CONFIG, NULL, "%s:%d: %s", p->cfg->file, p->line, why);
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* A value may be wrapped in double quotes to keep leading or trailing blanks. */
+static char *
+unquote(char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v[n - 1] = '\0';
+		return v + 1;
+	}
+	return v;
+}
+
+static int
+set_str(struct parser *p, char **dst, const char *v)
+{
+	char *d;
+
+	if (*dst != NULL)
+		return fail(p, "%s is set twice", "this key");
+	if ((d = strdup(v)) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	*dst = d;
+	return 0;
+}
+
+static int
+parse_int(struct parser *p, const char *key, const char *v, long min, long max,
+    long *out)
+{
+	char *end, why[128];
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < min || n > max) {
+		snprintf(why, sizeof(why), "%s must be a whole number from %ld to %ld",
+		    key, min, max);
+		return fail(p, "%s", why);
+	}
+	*out = n;
+	return 0;
+}
+
+static int
+server_key(struct parser *p, const char *k, const char *v)
+{
+	struct config *c = p->cfg;
+	long n;
+	int r;
+
+	if (strcmp(k, "listen") == 0)
+		return set_str(p, &c->listen, v);
+	if (strcmp(k, "tls_cert") == 0)
+		return set_str(p, &c->tls_cert, v);
+	if (strcmp(k, "tls_key") == 0)
+		return set_str(p, &c->tls_key, v);
+	if (strcmp(k, "node_id") == 0)
+		return set_str(p, &c->node_id, v);
+	if (strcmp(k, "workers") == 0) {
+		if ((r = parse_int(p, k, v, 1, 256, &n)) != 0)
+			return r;
+		c->workers = (int)n;
+		return 0;
+	}
+	if (strcmp(k, "max_body") == 0) {
+		if ((r = parse_int(p, k, v, 1024, 16 * 1024 * 1024, &n)) != 0)
+			return r;
+		c->max_body = (size_t)n;
+		return 0;
+	}
+	return fail(p, "unknown key '%s' in [server]", k);
+}
+
+static int
+role_key(struct parser *p, const char *k, char *v)
+{
+	struct role_config *rc = &p->cfg->roles[p->cfg->nroles - 1];
+	char *tok, *save = NULL;
+	unsigned bit;
+
+	if (strcmp(k, "permissions") != 0)
+		return fail(p, "unknown key '%s' in a [role] section", k);
+	for (tok = strtok_r(v, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
+		if (rbac_perm_parse(tok, &bit) != 0)
+			return fail(p, "unknown permission '%s'", tok);
+		rc->perms |= bit;
+	}
+	return 0;
+}
+
+static int
+system_key(struct parser *p, const char *k, const char *v)
+{
+	struct system_config *s = &p->cfg->systems[p->cfg->nsystems - 1];
+	struct config_kv *kv;
+	size_t i;
+	long n;
+	int r;
+
+	for (i = 0; i < s->nkv; i++)
+		if (strcmp(s->kv[i].key, k) == 0)
+			return fail(p, "'%s' is set twice in this section", k);
+	if (strcmp(k, "max_concurrency") == 0) {
+		if ((r = parse_int(p, k, v, 1, 256, &n)) != 0)
+			return r;
+		s->max_concurrency = (int)n;
+	}
+	if ((kv = realloc(s->kv, (s->nkv + 1) * sizeof(*kv))) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	s->kv = kv;
+	kv = &s->kv[s->nkv];
+	kv->key = strdup(k);
+	kv->value = strdup(v);
+	kv->line = p->line;
+	s->nkv++;
+	if (kv->key == NULL || kv->value == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	if (strcmp(k, "kind") == 0 && (s->kind = strdup(v)) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+static bool
+name_ok(const char *s)
+{
+	size_t i;
+
+	if (*s == '\0' || strlen(s) > 63)
+		return false;
+	for (i = 0; s[i]; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' &&
+		    s[i] != '.')
+			return false;
+	return true;
+}
+
+/* `[system "corp"]`: the quoted name, checked and unique within its kind of section. */
+static int
+named_section(struct parser *p, char *rest, char **name)
+{
+	size_t n = strlen(rest);
+
+	rest = trim(rest);
+	n = strlen(rest);
+	if (n < 3 || rest[0] != '"' || rest[n - 1] != '"')
+		return fail(p, "%s", "section name must be quoted, e.g. [system \"corp\"]");
+	rest[n - 1] = '\0';
+	rest++;
+	if (!name_ok(rest))
+		return fail(p, "bad section name '%s': use 1-63 letters, digits, '-', '_', '.'",
+		    rest);
+	*name = rest;
+	return 0;
+}
+
+static int
+add_system(struct parser *p, const char *name)
+{
+	struct config *c = p->cfg;
+	struct system_config *s;
+	size_t i;
+
+	for (i = 0; i < c->nsystems; i++)
+		if (strcmp(c->systems[i].name, name) == 0)
+			return fail(p, "system '%s' is defined twice", name);
+	if ((s = realloc(c->systems, (c->nsystems + 1) * sizeof(*s))) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	c->systems = s;
+	s = &c->systems[c->nsystems++];
+	memset(s, 0, sizeof(*s));
+	s->file = c->file;
+	s->line = p->line;
+	s->max_concurrency = 4;
+	if ((s->name = strdup(name)) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+static int
+add_role(struct parser *p, const char *name)
+{
+	struct config *c = p->cfg;
+	struct role_config *rc;
+	size_t i;
+
+	for (i = 0; i < c->nroles; i++)
+		if (strcmp(c->roles[i].name, name) == 0)
+			return fail(p, "role '%s' is defined twice", name);
+	if ((rc = realloc(c->roles, (c->nroles + 1) * sizeof(*rc))) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	c->roles = rc;
+	rc = &c->roles[c->nroles++];
+	memset(rc, 0, sizeof(*rc));
+	rc->line = p->line;
+	if ((rc->name = strdup(name)) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+static int
+section(struct parser *p, char *s)
+{
+	char *end = strchr(s, ']'), *name;
+	int r;
+
+	if (end == NULL || *trim(end + 1) != '\0')
+		return fail(p, "%s", "a section header must end with ']'");
+	*end = '\0';
+	s = trim(s + 1);
+	if (strcmp(s, "server") == 0)
+		p->sec = SEC_SERVER;
+	else if (strcmp(s, "store") == 0)
+		p->sec = SEC_STORE;
+	else if (strncmp(s, "system", 6) == 0 && isspace((unsigned char)s[6])) {
+		if ((r = named_section(p, s + 6, &name)) != 0 || (r = add_system(p, name)))
+			return r;
+		p->sec = SEC_SYSTEM;
+	} else if (strncmp(s, "role", 4) == 0 && isspace((unsigned char)s[4])) {
+		if ((r = named_section(p, s + 4, &name)) != 0 || (r = add_role(p, name)))
+			return r;
+		p->sec = SEC_ROLE;
+	} else
+		return fail(p, "unknown section [%s]", s);
+	return 0;
+}
+
+static int
+assignment(struct parser *p, char *s)
+{
+	char *eq = strchr(s, '='), *k, *v;
+
+	if (eq == NULL)
+		return fail(p, "%s", "expected 'key = value'");
+	*eq = '\0';
+	k = trim(s);
+	v = unquote(trim(eq + 1));
+	if (*k == '\0')
+		return fail(p, "%s", "missing key before '='");
+	if (*v == '\0')
+		return fail(p, "missing value for '%s'", k);
+	switch (p->sec) {
+	case SEC_SERVER:
+		return server_key(p, k, v);
+	case SEC_STORE:
+		if (strcmp(k, "path") == 0)
+			return set_str(p, &p->cfg->store_path, v);
+		return fail(p, "unknown key '%s' in [store]", k);
+	case SEC_SYSTEM:
+		return system_key(p, k, v);
+	case SEC_ROLE:
+		return role_key(p, k, v);
+	case SEC_NONE:
+		break;
+	}
+	return fail(p, "'%s' is outside any section", k);
+}
+
+static int
+finish(struct parser *p)
+{
+	struct config *c = p->cfg;
+	size_t i;
+
+	for (i = 0; i < c->nsystems; i++)
+		if (c->systems[i].kind == NULL) {
+			p->line = c->systems[i].line;
+			return fail(p, "system '%s' has no kind (ad, entra, okta)",
+			    c->systems[i].name);
+		}
+	if ((c->tls_cert == NULL) != (c->tls_key == NULL))
+		return qerr_set(p->e, QERR_CONFIG, NULL,
+		    "%s: tls_cert and tls_key must be set together", c->file);
+	if (c->listen == NULL && (c->listen = strdup("127.0.0.1:8443")) == NULL)
+		return QERR_NOMEM;
+	if (c->store_path == NULL && (c->store_path = strdup("quell.db")) == NULL)
+		return QERR_NOMEM;
+	if (c->workers == 0)
+		c->workers = 8;
+	if (c->max_body == 0)
+		c->max_body = 64 * 1024;
+	return 0;
+}
+
+int
+config_parse(const char *file, const char *text, struct config *cfg, struct qerr *e)
+{
+	struct parser p = { .cfg = cfg, .e = e };
+	const char *nl;
+	char buf[4096], *s;
+	size_t len;
+	int r = QERR_NOMEM;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if ((cfg->file = strdup(file)) == NULL)
+		goto out;
+	for (; *text != '\0'; text = nl ? nl + 1 : text + len) {
+		p.line++;
+		nl = strchr(text, '\n');
+		len = nl ? (size_t)(nl - text) : strlen(text);
+		if (len >= sizeof(buf)) {
+			r = fail(&p, "%s", "line is longer than 4095 bytes");
+			goto out;
+		}
+		memcpy(buf, text, len);
+		buf[len] = '\0';
+		s = trim(buf);
+		if (*s == '\0' || *s == '#' || *s == ';')
+			continue;
+		if ((r = (*s == '[') ? section(&p, s) : assignment(&p, s)) != 0)
+			goto out;
+		if (!nl)
+			break;
+	}
+	r = finish(&p);
+out:
+	if (r != 0) {
+		if (r == QERR_NOMEM)
+			qerr_set(e, r, NULL, "out of memory");
+		config_clear(cfg);
+	}
+	return r;
+}
+
+void
+config_clear(struct config *cfg)
+{
+	size_t i, k;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->nsystems; i++) {
+		for (k = 0; k < cfg->systems[i].nkv; k++) {
+			free(cfg->systems[i].kv[k].key);
+			free(cfg->systems[i].kv[k].value);
+		}
+		free(cfg->systems[i].kv);
+		free(cfg->systems[i].name);
+		free(cfg->systems[i].kind);
+	}
+	free(cfg->systems);
+	for (i = 0; i < cfg->nroles; i++)
+		free(cfg->roles[i].name);
+	free(cfg->roles);
+	free(cfg->file);
+	free(cfg->listen);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->node_id);
+	free(cfg->store_path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+const struct config_kv *
+config_system_get(const struct system_config *s, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < s->nkv; i++)
+		if (strcmp(s->kv[i].key, key) == 0)
+			return &s->kv[i];
+	return NULL;
+}
+
+const struct role_config *
+config_role(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nroles; i++)
+		if (strcmp(cfg->roles[i].name, name) == 0)
+			return &cfg->roles[i];
+	return NULL;
+}
+
+const struct system_config *
+config_system(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nsystems; i++)
+		if (strcmp(cfg->systems[i].name, name) == 0)
+			return &cfg->systems[i];
+	return NULL;
+}

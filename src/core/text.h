@@ -1,0 +1,20 @@
+/* Text checks and time formats used at every boundary. */
+#ifndef QUELL_CORE_TEXT_H
+#define QUELL_CORE_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
+bool text_utf8_valid(const char *s, size_t len);
+/* Well-formed UTF-8 without control characters (tab allowed when tabs is true). */
+bool text_printable(const char *s, bool tabs);
+
+#define TEXT_TIME_LEN 80
+/* "2026-11-25T08:00:00.123Z" */
+void text_time_format(int64_t ms, char out[TEXT_TIME_LEN]);
+/* Parses RFC 3339 with optional fraction and Z or ±hh:mm offset; -1 if malformed. */
+int text_time_parse(const char *s, int64_t *ms);
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * quelld: reads the configuration, opens the store, starts the engine and the API,
+ * and stops them in order on SIGTERM or SIGINT. `quelld token create` makes the first
+ * API token straight in the store, before any token exists to ask the API with.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "api/api.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/rbac.h"
+#include "core/text.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+#define CONFIG_MAX (1 << 20)
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void
+log_stderr(enum log_level lvl, const char *msg)
+{
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+	char ts[TEXT_TIME_LEN];
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	text_time_format((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
+	fprintf(stderr, "%s quelld %s: %s\n", ts, names[lvl], msg);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: quelld [-c FILE]                run the daemon\n"
+	    "       quelld [-c FILE] check          validate the configuration\n"
+	    "       quelld [-c FILE] token create --name NAME --role ROLE\n"
+	    "                                       make an API token (shown once)\n"
+	    "The configuration defaults to /etc/quell/quelld.conf; see etc/quelld.conf.example.\n");
+}
+
+static int
+load_config(const char *path, struct config *cfg)
+{
+	struct qerr e;
+	FILE *f;
+	char *text;
+	size_t n;
+	int r;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "quelld: cannot open %s: %m\n", path);
+		return -1;
+	}
+	text = calloc(1, CONFIG_MAX + 1);
+	n = text ? fread(text, 1, CONFIG_MAX + 1, f) : 0;
+	r = ferror(f);
+	fclose(f);
+	if (text == NULL || r || n > CONFIG_MAX) {
+		fprintf(stderr, "quelld: %s: %s\n", path, text == NULL ? "out of memory" :
+		    r ? "read error" : "larger than 1 MiB");
+		free(text);
+		return -1;
+	}
+	r = text ? config_parse(path, text, cfg, &e) : QERR_NOMEM;
+	free(text);
+	if (r != 0) {
+		fprintf(stderr, "quelld: %s\n", r == QERR_NOMEM ? "out of memory" : e.msg);
+		return -1;
+	}
+	if (cfg->node_id == NULL) {
+		char host[256] = "quelld";
+
+		gethostname(host, sizeof(host) - 1);
+		cfg->node_id = strdup(host);
+	}
+	return 0;
+}
+
+static int
+token_create(const struct config *cfg, int argc, char **argv)
+{
+	const char *name = NULL, *role = NULL;
+	struct store *st = NULL;
+	char *token = NULL;
+	unsigned perms;
+	struct qerr e;
+	int i, r;
+
+	for (i = 0; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--name") == 0)
+			name = argv[i + 1];
+		else if (strcmp(argv[i], "--role") == 0)
+			role = argv[i + 1];
+		else
+			break;
+	}
+	if (i != argc || name == NULL || role == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (!rbac_role_perms(cfg, role, &perms)) {
+		fprintf(stderr, "quelld: unknown role '%s'\n", role);
+		return 2;
+	}
+	if ((r = store_open(&store_sqlite, cfg->store_path, 1, &st, &e)) == 0)
+		r = auth_token_create(st, "quelld token create", name, role, &token, &e);
+	store_close(st);
+	if (r != 0) {
+		fprintf(stderr, "quelld: %s\n", e.msg);
+		return 1;
+	}
+	printf("%s\n", token);
+	auth_token_free(token);
+	return 0;
+}
+
+/* Every identity system's section is valid for its provider. */
+static int
+check(const struct config *cfg)
+{
+	const struct provider_ops *ops;
+	struct provider *p = NULL;
+	struct qerr e;
+	size_t i;
+
+	for (i = 0; i < cfg->nsystems; i++) {
+		if ((ops = provider_lookup(cfg->systems[i].kind)) == NULL) {
+			fprintf(stderr, "quelld: %s:%d: unknown kind '%s'\n", cfg->file,
+			    cfg->systems[i].line, cfg->systems[i].kind);
+			return 1;
+		}
+		if (provider_open(ops, &cfg->systems[i], &p, &e) != 0) {
+			fprintf(stderr, "quelld: %s\n", e.msg);
+			return 1;
+		}
+		provider_close(ops, p);
+	}
+	printf("%s: ok\n", cfg->file);
+	return 0;
+}
+
+static int
+run(const struct config *cfg)
+{
+	struct engine_options opt = { .node_id = cfg->node_id, .workers = cfg->workers };
+	struct sigaction sa;
+	struct engine *eng = NULL;
+	struct store *st = NULL;
+	struct api *api = NULL;
+	struct qerr e;
+	int r;
+
+	qerr_clear(&e);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((r = store_open(&store_sqlite, cfg->store_path, cfg->workers + 8, &st, &e)) ||
+	    (r = engine_start(cfg, st, &opt, &eng, &e)) ||
+	    (r = api_start(cfg, st, eng, &api, &e)))
+		goto out;
+	log_msg(LOG_LVL_INFO, "node %s listening on %s (port %u), store %s, %zu identity "
+	    "system(s)", cfg->node_id, cfg->listen, api_port(api), cfg->store_path,
+	    cfg->nsystems);
+	while (!stopping)
+		pause();
+	log_msg(LOG_LVL_INFO, "stopping");
+out:
+	if (r != 0)
+		log_msg(LOG_LVL_ERROR, "%s", e.msg[0] ? e.msg : qerr_strerror(r));
+	api_stop(api);
+	engine_stop(eng);
+	store_close(st);
+	return r == 0 ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = "/etc/quell/quelld.conf";
+	struct config cfg;
+	int i = 1, rc;
+
+	if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc > 2 && strcmp(argv[1], "-c") == 0) {
+		path = argv[2];
+		i = 3;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "quelld: libsodium failed to start\n");
+		return 1;
+	}
+	log_set_sink(log_stderr, LOG_LVL_INFO);
+	if (load_config(path, &cfg) != 0)
+		return 1;
+	if (i == argc)
+		rc = run(&cfg);
+	else if (strcmp(argv[i], "check") == 0 && i + 1 == argc)
+		rc = check(&cfg);
+	else if (i + 1 < argc && strcmp(argv[i], "token") == 0 &&
+	    strcmp(argv[i + 1], "create") == 0)
+		rc = token_create(&cfg, argc - i - 2, argv + i + 2);
+	else {
+		usage(stderr);
+		rc = 2;
+	}
+	config_clear(&cfg);
+	return rc;
+}

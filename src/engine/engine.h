@@ -1,0 +1,100 @@
+/*
+ * The action engine: accepts action requests (authorized, planned and persisted before
+ * anything runs), executes their steps on a pool of worker threads with a per-system
+ * concurrency limit, leases, retries with backoff, and rolls step states up into the
+ * action's state. Every transition is written with its audit entry in one transaction.
+ */
+#ifndef QUELL_ENGINE_ENGINE_H
+#define QUELL_ENGINE_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/model.h"
+#include "providers/provider.h"
+#include "store/store.h"
+
+struct engine;
+
+/* Who asks: the authenticated principal with its role's permissions. */
+struct actor {
+	const char *name;
+	const char *role;
+	unsigned perms;
+};
+
+struct action_request {
+	enum action_type type;
+	const char *identity_id;
+	const char *account_id;	/* NULL: every linked account */
+	const char *reason;
+	const char *params;	/* JSON object text, validated by the caller */
+	const char *source;	/* "manual", "api" */
+	bool preview;		/* plan only: nothing is stored */
+};
+
+struct engine_options {
+	const char *node_id;
+	int workers;
+	int64_t lease_ms;	/* default 60 s */
+	int64_t retry_base_ms;	/* default 500 ms */
+	int64_t retry_cap_ms;	/* default 30 s */
+	int max_attempts;	/* default 25 */
+};
+
+struct sync_report {
+	long seen;
+	long created;		/* accounts new to quell */
+	long identities;	/* identities created for them */
+	long skipped;
+};
+
+/*
+ * Opens a provider for every configured system (errors name file:line) and starts
+ * the workers; after a restart, steps this node left running are claimed again.
+ * cfg and st must outlive the engine.
+ */
+int engine_start(const struct config *cfg, struct store *st,
+    const struct engine_options *opt, struct engine **out, struct qerr *e);
+/* Stops the workers (waiting for steps in flight) and closes the providers. */
+void engine_stop(struct engine *eng);
+
+/* 0 when the system exists: *kind set, and supported[i] for each action type. */
+int engine_system_info(struct engine *eng, const char *name, const char **kind,
+    bool supported[ACTION_TYPE_COUNT]);
+size_t engine_system_count(struct engine *eng);
+const char *engine_system_name(struct engine *eng, size_t i);
+
+/*
+ * Authorizes, plans and stores an action (or, with req->preview, only plans it) and
+ * wakes the workers. *out (caller clears) receives the action with its steps. A denied
+ * request returns QERR_DENIED and is stored as a denied action in *out.
+ */
+int engine_request(struct engine *eng, const struct actor *who,
+    const struct action_request *req, struct action *out, struct qerr *e);
+
+/* Cancels the steps not yet started. QERR_CONFLICT when the action is terminal. */
+int engine_cancel(struct engine *eng, const struct actor *who, const char *action_id,
+    struct action *out, struct qerr *e);
+
+/* Imports the system's accounts; a new account gets an identity of its own. */
+int engine_sync(struct engine *eng, const struct actor *who, const char *system,
+    struct sync_report *rep, struct qerr *e);
+
+/* Appends an audit entry in its own transaction (for API-level events). */
+int engine_audit(struct engine *eng, const char *actor, const char *event,
+    const char *identity_id, const char *detail_json, struct qerr *e);
+
+/* Appends an audit entry inside tx, with the state change it records; detail is a
+ * borrowed jansson object (NULL = {}). */
+int engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
+    const char *action_id, const char *step_id, const char *identity_id,
+    json_t *detail, struct qerr *e);
+
+int64_t engine_now_ms(void);
+
+#endif
