@@ -1,0 +1,1678 @@
+/*
+ * The SQLite backend: one database file in WAL mode, synchronous=FULL so that a
+ * committed transition survives a power cut. Each connection is used by one thread at
+ * a time (the pool in store.c sees to it), so connections are opened NOMUTEX, and each
+ * keeps its prepared statements for its whole life because the engine runs the same
+ * few statements thousands of times a second.
+ *
+ * Enum values are stored by their model.h names so that the database reads on its own
+ * and survives a reordering of the enums. Every text value is stored as given.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "core/audit.h"
+#include "store.h"
+
+#define BUSY_TIMEOUT_MS	10000
+#define LIST_MAX	1000
+
+/*
+ * Schema migrations, applied in order; migrations[i] takes the schema from version i
+ * to i + 1. Only ever append.
+ */
+static const char *const migrations[] = {
+	"CREATE TABLE tokens ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT,"
+	"  role TEXT,"
+	"  hash BLOB NOT NULL CHECK (length(hash) = 32),"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE identities ("
+	"  id TEXT PRIMARY KEY,"
+	"  display_name TEXT,"
+	"  tags TEXT NOT NULL DEFAULT '[]',"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE accounts ("
+	"  id TEXT PRIMARY KEY,"
+	"  identity_id TEXT REFERENCES identities (id),"
+	"  system TEXT NOT NULL,"
+	"  kind TEXT,"
+	"  external_id TEXT NOT NULL,"
+	"  sid TEXT,"
+	"  dn TEXT,"
+	"  username TEXT,"
+	"  upn TEXT,"
+	"  display_name TEXT,"
+	"  state TEXT,"
+	"  state_read_at INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  UNIQUE (system, external_id));"
+	"CREATE INDEX accounts_identity ON accounts (identity_id);"
+	"CREATE TABLE actions ("
+	"  id TEXT PRIMARY KEY,"
+	"  type TEXT NOT NULL,"
+	"  status TEXT NOT NULL,"
+	"  identity_id TEXT,"
+	"  account_id TEXT,"
+	"  requested_by TEXT,"
+	"  source TEXT,"
+	"  reason TEXT,"
+	"  params TEXT,"
+	"  message TEXT,"
+	"  cancel_requested INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  finished_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX actions_created ON actions (created_at, id);"
+	"CREATE INDEX actions_status ON actions (status, id);"
+	"CREATE INDEX actions_identity ON actions (identity_id, id);"
+	"CREATE TABLE steps ("
+	"  id TEXT PRIMARY KEY,"
+	"  action_id TEXT NOT NULL REFERENCES actions (id),"
+	"  account_id TEXT,"
+	"  system TEXT NOT NULL,"
+	"  account_ref TEXT,"
+	"  account_name TEXT,"
+	"  type TEXT NOT NULL,"
+	"  status TEXT NOT NULL,"
+	"  params TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  not_before INTEGER NOT NULL DEFAULT 0,"
+	"  lease_owner TEXT,"
+	"  lease_expires INTEGER NOT NULL DEFAULT 0,"
+	"  request_id TEXT,"
+	"  error_code TEXT,"
+	"  message TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL DEFAULT 0,"
+	"  finished_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX steps_action ON steps (action_id, id);"
+	"CREATE INDEX steps_wait ON steps (status, not_before);"
+	"CREATE INDEX steps_lease ON steps (status, lease_expires);"
+	"CREATE TABLE audit ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL,"
+	"  actor TEXT,"
+	"  event TEXT,"
+	"  action_id TEXT,"
+	"  step_id TEXT,"
+	"  identity_id TEXT,"
+	"  detail TEXT,"
+	"  prev_hash TEXT NOT NULL,"
+	"  hash TEXT NOT NULL);"
+	/* The chain already detects tampering; these keep quell itself from ever
+	 * rewriting history by mistake. */
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+};
+
+#define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define ACC_COLS "id, identity_id, system, kind, external_id, sid, dn, username, " \
+	"upn, display_name, state, state_read_at, created_at"
+#define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
+	"reason, params, message, cancel_requested, created_at, updated_at, finished_at"
+#define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
+	"type, status, params, attempts, not_before, lease_owner, lease_expires, " \
+	"request_id, error_code, message, created_at, updated_at, started_at, finished_at"
+#define AUDIT_COLS "seq, time, actor, event, action_id, step_id, identity_id, " \
+	"detail, prev_hash, hash"
+
+/* Action statuses (model.h names) whose steps may run. */
+#define ACT_RUNNABLE "('queued', 'running')"
+
+enum stmt_id {
+	S_BEGIN_W,
+	S_BEGIN_R,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_TOKEN_INSERT,
+	S_TOKEN_GET,
+	S_IDN_INSERT,
+	S_IDN_GET,
+	S_IDN_ACCOUNTS,
+	S_IDN_LIST,
+	S_ACC_UPSERT,
+	S_ACC_GET,
+	S_ACC_LINK,
+	S_ACC_STATE,
+	S_ACT_INSERT,
+	S_ACT_GET,
+	S_ACT_STEPS,
+	S_ACT_UPDATE,
+	S_ACT_OPEN,
+	S_STEP_INSERT,
+	S_STEP_CLAIM,
+	S_STEP_UPDATE,
+	S_STEP_RENEW,
+	S_STEP_RELEASE,
+	S_STEP_DUE,
+	S_AUDIT_LAST,
+	S_AUDIT_INSERT,
+	S_AUDIT_LIST,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN_W] = "BEGIN IMMEDIATE",
+	[S_BEGIN_R] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_TOKEN_INSERT] =
+	    "INSERT INTO tokens (id, name, role, hash, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_TOKEN_GET] =
+	    "SELECT id, name, role, hash, created_at FROM tokens WHERE id = ?1",
+	[S_IDN_INSERT] =
+	    "INSERT INTO identities (id, display_name, tags, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4)",
+	[S_IDN_GET] =
+	    "SELECT id, display_name, tags, created_at FROM identities WHERE id = ?1",
+	[S_IDN_ACCOUNTS] =
+	    "SELECT " ACC_COLS " FROM accounts WHERE identity_id = ?1 ORDER BY id",
+	[S_IDN_LIST] =
+	    "SELECT i.id, i.display_name, i.tags, i.created_at FROM identities i"
+	    " WHERE i.id > ?1 AND (?2 IS NULL"
+	    "  OR i.display_name LIKE ?2 ESCAPE '\\'"
+	    "  OR EXISTS (SELECT 1 FROM accounts a WHERE a.identity_id = i.id AND ("
+	    "   a.username LIKE ?2 ESCAPE '\\' OR a.upn LIKE ?2 ESCAPE '\\'"
+	    "   OR a.sid LIKE ?2 ESCAPE '\\' OR a.display_name LIKE ?2 ESCAPE '\\')))"
+	    " ORDER BY i.id LIMIT ?3",
+	/* A re-listed account keeps its id and link; a listing that does not know the
+	 * account's state leaves the last known state in place. */
+	[S_ACC_UPSERT] =
+	    "INSERT INTO accounts (" ACC_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+	    " ON CONFLICT (system, external_id) DO UPDATE SET"
+	    "  kind = excluded.kind, sid = excluded.sid, dn = excluded.dn,"
+	    "  username = excluded.username, upn = excluded.upn,"
+	    "  display_name = excluded.display_name,"
+	    "  state = CASE WHEN excluded.state IS NULL THEN state"
+	    "   ELSE excluded.state END,"
+	    "  state_read_at = CASE WHEN excluded.state IS NULL THEN state_read_at"
+	    "   ELSE excluded.state_read_at END"
+	    " RETURNING id",
+	[S_ACC_GET] = "SELECT " ACC_COLS " FROM accounts WHERE id = ?1",
+	[S_ACC_LINK] = "UPDATE accounts SET identity_id = ?2 WHERE id = ?1",
+	[S_ACC_STATE] =
+	    "UPDATE accounts SET state = ?2, state_read_at = ?3 WHERE id = ?1",
+	[S_ACT_INSERT] =
+	    "INSERT INTO actions (" ACT_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	[S_ACT_GET] = "SELECT " ACT_COLS " FROM actions WHERE id = ?1",
+	[S_ACT_STEPS] =
+	    "SELECT " STEP_COLS " FROM steps WHERE action_id = ?1 ORDER BY id",
+	[S_ACT_UPDATE] =
+	    "UPDATE actions SET status = ?2, message = ?3, cancel_requested = ?4,"
+	    " updated_at = ?5, finished_at = ?6 WHERE id = ?1",
+	[S_ACT_OPEN] =
+	    "SELECT id FROM actions"
+	    " WHERE status IN ('pending_approval', 'queued', 'running') ORDER BY id",
+	[S_STEP_INSERT] =
+	    "INSERT INTO steps (" STEP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	    " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+	/* One statement, so that the pick and the take cannot be separated. */
+	[S_STEP_CLAIM] =
+	    "UPDATE steps SET status = 'running', lease_owner = ?1,"
+	    " lease_expires = ?2 + ?3, attempts = attempts + 1,"
+	    " started_at = CASE WHEN started_at = 0 THEN ?2 ELSE started_at END,"
+	    " updated_at = ?2"
+	    " WHERE id = (SELECT s.id FROM steps s JOIN actions a ON a.id = s.action_id"
+	    "  WHERE (s.status = 'queued'"
+	    "   OR (s.status = 'retry_wait' AND s.not_before <= ?2)"
+	    "   OR (s.status = 'running' AND s.lease_expires < ?2))"
+	    "  AND a.status IN " ACT_RUNNABLE
+	    "  AND s.system NOT IN (SELECT value FROM json_each(?4))"
+	    "  ORDER BY s.created_at, s.id LIMIT 1)"
+	    " RETURNING " STEP_COLS,
+	[S_STEP_UPDATE] =
+	    "UPDATE steps SET status = ?2, attempts = ?3, not_before = ?4,"
+	    " lease_owner = ?5, lease_expires = ?6, request_id = ?7, error_code = ?8,"
+	    " message = ?9, updated_at = ?10, started_at = ?11, finished_at = ?12"
+	    " WHERE id = ?1",
+	[S_STEP_RENEW] =
+	    "UPDATE steps SET lease_expires = ?2"
+	    " WHERE status = 'running' AND lease_owner = ?1",
+	/* Still running (it may have acted), but owned by nobody: claimable at once. */
+	[S_STEP_RELEASE] =
+	    "UPDATE steps SET lease_owner = NULL, lease_expires = 0"
+	    " WHERE status = 'running' AND lease_owner = ?1",
+	/* Mirrors the claim's action filter, or a step of a cancelled action would be
+	 * reported due forever; max(…, 1) keeps "due now" apart from "none" (0). */
+	[S_STEP_DUE] =
+	    "SELECT (SELECT max(min(s.not_before), 1) FROM steps s"
+	    "   JOIN actions a ON a.id = s.action_id"
+	    "   WHERE s.status = 'retry_wait' AND a.status IN " ACT_RUNNABLE "),"
+	    " (SELECT max(min(s.lease_expires), 1) FROM steps s"
+	    "   JOIN actions a ON a.id = s.action_id"
+	    "   WHERE s.status = 'running' AND a.status IN " ACT_RUNNABLE ")",
+	[S_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+	[S_AUDIT_INSERT] =
+	    "INSERT INTO audit (" AUDIT_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_AUDIT_LIST] =
+	    "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+};
+
+/*
+ * action_list: one statement per combination of filters present, so that each can
+ * use its index (status, identity_id, id range) instead of a "?n IS NULL OR" scan.
+ * Parameters keep their numbers in every variant.
+ */
+enum {
+	AF_STATUS = 1 << 0,
+	AF_TYPE = 1 << 1,
+	AF_IDENTITY = 1 << 2,
+	AF_SINCE = 1 << 3,
+	AF_BEFORE = 1 << 4,
+	AF_COUNT = 1 << 5
+};
+
+static const char *const action_list_terms[] = {
+	" AND status = ?1",
+	" AND type = ?2",
+	" AND identity_id = ?3",
+	" AND created_at >= ?4",
+	" AND id < ?5",
+};
+
+struct store_conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+	sqlite3_stmt *action_list[AF_COUNT];
+};
+
+/* Maps an SQLite result code to a quell error, with SQLite's own message. */
+static int
+db_fail(struct store_conn *c, int rc, const char *what, struct qerr *e)
+{
+	const char *msg = sqlite3_errmsg(c->db);
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return qerr_set(e, QERR_BUSY, NULL, "%s: database busy: %s", what, msg);
+	case SQLITE_CONSTRAINT:
+		return qerr_set(e, QERR_CONFLICT, NULL, "%s: %s", what, msg);
+	case SQLITE_NOMEM:
+		return qerr_set(e, QERR_NOMEM, NULL, "%s: out of memory", what);
+	default:
+		return qerr_set(e, QERR_STORE, NULL, "%s: %s", what, msg);
+	}
+}
+
+static int
+nomem(struct qerr *e)
+{
+	return qerr_set(e, QERR_NOMEM, NULL, "store: out of memory");
+}
+
+static int
+prepare(struct store_conn *c, sqlite3_stmt **slot, const char *sql,
+    sqlite3_stmt **out, struct qerr *e)
+{
+	int rc;
+
+	if (*slot == NULL) {
+		rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot,
+		    NULL);
+		if (rc != SQLITE_OK)
+			return db_fail(c, rc, "prepare", e);
+	} else if (sqlite3_stmt_busy(*slot))
+		/* A callback re-entered the store with a statement still stepping. */
+		return qerr_set(e, QERR_INTERNAL, NULL,
+		    "store: statement re-entered from a callback");
+	*out = *slot;
+	return 0;
+}
+
+static int
+stmt(struct store_conn *c, enum stmt_id id, sqlite3_stmt **out, struct qerr *e)
+{
+	return prepare(c, &c->stmt[id], stmt_sql[id], out, e);
+}
+
+/* Leaves a cached statement ready for its next use. */
+static void
+done(sqlite3_stmt *st)
+{
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+static int
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Runs a statement that returns no rows. */
+static int
+exec_done(struct store_conn *c, sqlite3_stmt *st, const char *what, struct qerr *e)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		return db_fail(c, rc, what, e);
+	return 0;
+}
+
+static char *
+col_dup(sqlite3_stmt *st, int i, int *bad)
+{
+	const unsigned char *t;
+	char *d;
+	int n;
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return NULL;
+	t = sqlite3_column_text(st, i);
+	n = sqlite3_column_bytes(st, i);
+	if (t == NULL || (d = malloc((size_t)n + 1)) == NULL) {
+		*bad = 1;
+		return NULL;
+	}
+	memcpy(d, t, (size_t)n);
+	d[n] = '\0';
+	return d;
+}
+
+static const char *
+col_str(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t != NULL ? (const char *)t : "";
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sq_close(struct store_conn *c)
+{
+	int i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(c->stmt[i]);
+	for (i = 0; i < AF_COUNT; i++)
+		sqlite3_finalize(c->action_list[i]);
+	sqlite3_close_v2(c->db);
+	free(c);
+}
+
+static int
+sq_open(const char *location, struct store_conn **out, struct qerr *e)
+{
+	struct store_conn *c = NULL;
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+	int r = QERR_INTERNAL, rc;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return nomem(e);
+	rc = sqlite3_open_v2(location, &c->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+	if (rc != SQLITE_OK) {
+		if (c->db == NULL) {
+			r = nomem(e);
+			goto out;
+		}
+		r = qerr_set(e, QERR_STORE, "path", "%s: %s", location,
+		    sqlite3_errmsg(c->db));
+		goto out;
+	}
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	/* journal_mode answers with the mode in force: anything but "wal" means the
+	 * file cannot do WAL (e.g. ":memory:"), and the durability promises would not
+	 * hold. */
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mode = col_str(st, 0);
+		if (strcmp(mode, "wal") != 0) {
+			r = qerr_set(e, QERR_STORE, "path",
+			    "%s: cannot use WAL journal mode (got \"%s\")", location, mode);
+			goto out;
+		}
+	} else {
+		r = db_fail(c, rc, location, e);
+		goto out;
+	}
+	rc = sqlite3_exec(c->db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+	    NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		r = db_fail(c, rc, location, e);
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	sq_close(c);
+	return r;
+}
+
+static int
+sq_begin(struct store_conn *c, bool write, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, write ? S_BEGIN_W : S_BEGIN_R, &st, e)) != 0)
+		return r;
+	r = exec_done(c, st, "begin", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_commit(struct store_conn *c, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_COMMIT, &st, e)) != 0)
+		return r;
+	r = exec_done(c, st, "commit", e);
+	done(st);
+	return r;
+}
+
+static void
+sq_rollback(struct store_conn *c)
+{
+	sqlite3_stmt *st = NULL;
+
+	/* SQLite may already have rolled back on its own after some errors. */
+	if (sqlite3_get_autocommit(c->db))
+		return;
+	if (stmt(c, S_ROLLBACK, &st, NULL) == 0) {
+		sqlite3_step(st);
+		done(st);
+	}
+}
+
+static int
+sq_migrate(struct store_conn *c, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	bool intx = false;
+	int r = QERR_INTERNAL, rc, have, v;
+
+	rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE;"
+	    "CREATE TABLE IF NOT EXISTS schema_version ("
+	    "  version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);",
+	    NULL, NULL, NULL);
+	intx = !sqlite3_get_autocommit(c->db);
+	if (rc != SQLITE_OK) {
+		r = db_fail(c, rc, "migrate", e);
+		goto out;
+	}
+	rc = sqlite3_prepare_v2(c->db,
+	    "SELECT coalesce(max(version), 0) FROM schema_version", -1, &st, NULL);
+	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = db_fail(c, rc, "migrate", e);
+		goto out;
+	}
+	have = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (have > NMIGRATIONS) {
+		r = qerr_set(e, QERR_STORE, NULL,
+		    "the database has schema version %d, newer than this quell knows "
+		    "(%d): it was written by a newer quell; upgrade quell", have,
+		    NMIGRATIONS);
+		goto out;
+	}
+	rc = sqlite3_prepare_v2(c->db,
+	    "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)", -1, &st,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		r = db_fail(c, rc, "migrate", e);
+		goto out;
+	}
+	for (v = have; v < NMIGRATIONS; v++) {
+		if ((rc = sqlite3_exec(c->db, migrations[v], NULL, NULL, NULL)) !=
+		    SQLITE_OK) {
+			r = qerr_set(e, QERR_STORE, NULL,
+			    "schema migration %d failed: %s", v + 1,
+			    sqlite3_errmsg(c->db));
+			goto out;
+		}
+		sqlite3_bind_int(st, 1, v + 1);
+		sqlite3_bind_int64(st, 2, now_ms());
+		if ((r = exec_done(c, st, "migrate", e)) != 0)
+			goto out;
+		sqlite3_reset(st);
+	}
+	if ((rc = sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK) {
+		r = db_fail(c, rc, "migrate", e);
+		goto out;
+	}
+	intx = false;
+	r = 0;
+out:
+	sqlite3_finalize(st);
+	if (intx && !sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+/* Tokens. */
+
+static int
+sq_token_insert(struct store_conn *c, const struct principal *p,
+    const unsigned char hash[32], struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_TOKEN_INSERT, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, p->id) || bind_text(st, 2, p->name) ||
+	    bind_text(st, 3, p->role) ||
+	    sqlite3_bind_blob(st, 4, hash, 32, SQLITE_STATIC) ||
+	    sqlite3_bind_int64(st, 5, p->created_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "token insert", e);
+	else
+		r = exec_done(c, st, "token insert", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_token_get(struct store_conn *c, const char *id, struct principal *p,
+    unsigned char hash[32], struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r = QERR_INTERNAL, rc, bad = 0;
+
+	memset(p, 0, sizeof(*p));
+	if ((r = stmt(c, S_TOKEN_GET, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "token get", e);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ?
+		    qerr_set(e, QERR_NOT_FOUND, "token", "no such token") :
+		    db_fail(c, rc, "token get", e);
+		goto out;
+	}
+	if (sqlite3_column_bytes(st, 3) != 32) {
+		r = qerr_set(e, QERR_STORE, NULL, "token %s: stored hash is damaged", id);
+		goto out;
+	}
+	memcpy(hash, sqlite3_column_blob(st, 3), 32);
+	p->id = col_dup(st, 0, &bad);
+	p->name = col_dup(st, 1, &bad);
+	p->role = col_dup(st, 2, &bad);
+	p->created_at = sqlite3_column_int64(st, 4);
+	if (bad) {
+		r = nomem(e);
+		goto out;
+	}
+	r = 0;
+out:
+	if (r != 0)
+		principal_clear(p);
+	done(st);
+	return r;
+}
+
+/* Identities and accounts. */
+
+static int
+read_account(sqlite3_stmt *st, struct account *a, struct qerr *e)
+{
+	int bad = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->id = col_dup(st, 0, &bad);
+	a->identity_id = col_dup(st, 1, &bad);
+	a->system = col_dup(st, 2, &bad);
+	a->kind = col_dup(st, 3, &bad);
+	a->external_id = col_dup(st, 4, &bad);
+	a->sid = col_dup(st, 5, &bad);
+	a->dn = col_dup(st, 6, &bad);
+	a->username = col_dup(st, 7, &bad);
+	a->upn = col_dup(st, 8, &bad);
+	a->display_name = col_dup(st, 9, &bad);
+	a->state = col_dup(st, 10, &bad);
+	a->state_read_at = sqlite3_column_int64(st, 11);
+	a->created_at = sqlite3_column_int64(st, 12);
+	if (bad) {
+		account_clear(a);
+		return nomem(e);
+	}
+	return 0;
+}
+
+/* Tags as a JSON array of strings, the form they are stored in. */
+static int
+tags_json(const struct identity *idn, char **out, struct qerr *e)
+{
+	json_t *arr, *s;
+	size_t i;
+	int r = QERR_INTERNAL;
+
+	*out = NULL;
+	if ((arr = json_array()) == NULL)
+		return nomem(e);
+	for (i = 0; i < idn->ntags; i++) {
+		if (idn->tags[i] == NULL || (s = json_string(idn->tags[i])) == NULL) {
+			r = qerr_set(e, QERR_INVALID, "tags", "tag %zu is not UTF-8 text",
+			    i);
+			goto out;
+		}
+		if (json_array_append_new(arr, s) != 0) {
+			r = nomem(e);
+			goto out;
+		}
+	}
+	if ((*out = json_dumps(arr, JSON_COMPACT)) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	r = 0;
+out:
+	json_decref(arr);
+	return r;
+}
+
+static int
+tags_parse(const char *id, const char *text, struct identity *idn, struct qerr *e)
+{
+	json_t *arr;
+	size_t i, n;
+	int r = QERR_INTERNAL;
+
+	if ((arr = json_loads(text, 0, NULL)) == NULL || !json_is_array(arr)) {
+		r = qerr_set(e, QERR_STORE, NULL,
+		    "identity %s: stored tags are not a JSON array", id);
+		goto out;
+	}
+	n = json_array_size(arr);
+	if (n > 0 && (idn->tags = calloc(n, sizeof(*idn->tags))) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const char *t = json_string_value(json_array_get(arr, i));
+
+		if (t == NULL) {
+			r = qerr_set(e, QERR_STORE, NULL,
+			    "identity %s: stored tag %zu is not a string", id, i);
+			goto out;
+		}
+		if ((idn->tags[i] = strdup(t)) == NULL) {
+			r = nomem(e);
+			goto out;
+		}
+		idn->ntags = i + 1;
+	}
+	r = 0;
+out:
+	json_decref(arr);
+	return r;
+}
+
+/* Fills idn from a row of (id, display_name, tags, created_at). */
+static int
+read_identity(sqlite3_stmt *st, struct identity *idn, struct qerr *e)
+{
+	int bad = 0, r;
+
+	memset(idn, 0, sizeof(*idn));
+	idn->id = col_dup(st, 0, &bad);
+	idn->display_name = col_dup(st, 1, &bad);
+	idn->created_at = sqlite3_column_int64(st, 3);
+	if (bad) {
+		identity_clear(idn);
+		return nomem(e);
+	}
+	if ((r = tags_parse(idn->id, col_str(st, 2), idn, e)) != 0) {
+		identity_clear(idn);
+		return r;
+	}
+	return 0;
+}
+
+static int
+load_accounts(struct store_conn *c, struct identity *idn, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct account *grown;
+	size_t cap = 0;
+	int r = QERR_INTERNAL, rc;
+
+	if ((r = stmt(c, S_IDN_ACCOUNTS, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, idn->id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "identity accounts", e);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (idn->naccounts == cap) {
+			cap = cap ? cap * 2 : 4;
+			if ((grown = realloc(idn->accounts, cap * sizeof(*grown))) == NULL) {
+				r = nomem(e);
+				goto out;
+			}
+			idn->accounts = grown;
+		}
+		if ((r = read_account(st, &idn->accounts[idn->naccounts], e)) != 0)
+			goto out;
+		idn->naccounts++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(c, rc, "identity accounts", e);
+		goto out;
+	}
+	r = 0;
+out:
+	done(st);
+	return r;
+}
+
+static int
+sq_identity_insert(struct store_conn *c, const struct identity *idn, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	char *tags = NULL;
+	int r;
+
+	if ((r = tags_json(idn, &tags, e)) != 0)
+		return r;
+	if ((r = stmt(c, S_IDN_INSERT, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, idn->id) || bind_text(st, 2, idn->display_name) ||
+	    bind_text(st, 3, tags) || sqlite3_bind_int64(st, 4, idn->created_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "identity insert", e);
+	else
+		r = exec_done(c, st, "identity insert", e);
+out:
+	done(st);
+	free(tags);
+	return r;
+}
+
+static int
+sq_identity_get(struct store_conn *c, const char *id, struct identity *out,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r = QERR_INTERNAL, rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = stmt(c, S_IDN_GET, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "identity get", e);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ?
+		    qerr_set(e, QERR_NOT_FOUND, "identity", "no such identity") :
+		    db_fail(c, rc, "identity get", e);
+		goto out;
+	}
+	if ((r = read_identity(st, out, e)) != 0)
+		goto out;
+	done(st);
+	st = NULL;
+	if ((r = load_accounts(c, out, e)) != 0)
+		goto out;
+	r = 0;
+out:
+	if (r != 0)
+		identity_clear(out);
+	done(st);
+	return r;
+}
+
+/* "%text%" with LIKE's wildcards and the escape character escaped. */
+static char *
+like_pattern(const char *text)
+{
+	size_t n = strlen(text), i, j = 0;
+	char *p;
+
+	if ((p = malloc(2 * n + 3)) == NULL)
+		return NULL;
+	p[j++] = '%';
+	for (i = 0; i < n; i++) {
+		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
+			p[j++] = '\\';
+		p[j++] = text[i];
+	}
+	p[j++] = '%';
+	p[j] = '\0';
+	return p;
+}
+
+static int
+sq_identity_list(struct store_conn *c, const struct identity_filter *f,
+    store_identity_cb cb, void *arg, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct identity *rows = NULL;
+	char *pat = NULL;
+	size_t n = 0, i;
+	int r = QERR_INTERNAL, rc;
+
+	if (f->limit < 1 || f->limit > LIST_MAX)
+		return qerr_set(e, QERR_INVALID, "limit", "limit must be within 1..%d",
+		    LIST_MAX);
+	if (f->query != NULL && (pat = like_pattern(f->query)) == NULL)
+		return nomem(e);
+	if ((rows = calloc((size_t)f->limit, sizeof(*rows))) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	if ((r = stmt(c, S_IDN_LIST, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, f->after_id != NULL ? f->after_id : "") ||
+	    bind_text(st, 2, pat) || sqlite3_bind_int(st, 3, f->limit)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "identity list", e);
+		goto out;
+	}
+	/* Rows are collected before any callback runs, so a callback may use the
+	 * store freely. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = read_identity(st, &rows[n], e)) != 0)
+			goto out;
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(c, rc, "identity list", e);
+		goto out;
+	}
+	done(st);
+	st = NULL;
+	for (i = 0; i < n; i++)
+		if ((r = load_accounts(c, &rows[i], e)) != 0)
+			goto out;
+	for (i = 0; i < n; i++)
+		if ((r = cb(&rows[i], arg)) != 0)
+			goto out;
+	r = 0;
+out:
+	done(st);
+	for (i = 0; i < n; i++)
+		identity_clear(&rows[i]);
+	free(rows);
+	free(pat);
+	return r;
+}
+
+static int
+sq_account_upsert(struct store_conn *c, struct account *a, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	char *id;
+	int r = QERR_INTERNAL, rc, bad = 0;
+
+	if (a->id == NULL)
+		return qerr_set(e, QERR_INVALID, "id", "account has no id");
+	if ((r = stmt(c, S_ACC_UPSERT, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, a->id) || bind_text(st, 2, a->identity_id) ||
+	    bind_text(st, 3, a->system) || bind_text(st, 4, a->kind) ||
+	    bind_text(st, 5, a->external_id) || bind_text(st, 6, a->sid) ||
+	    bind_text(st, 7, a->dn) || bind_text(st, 8, a->username) ||
+	    bind_text(st, 9, a->upn) || bind_text(st, 10, a->display_name) ||
+	    bind_text(st, 11, a->state) ||
+	    sqlite3_bind_int64(st, 12, a->state_read_at) ||
+	    sqlite3_bind_int64(st, 13, a->created_at)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "account upsert", e);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = db_fail(c, rc, "account upsert", e);
+		goto out;
+	}
+	if ((id = col_dup(st, 0, &bad)) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	free(a->id);
+	a->id = id;
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = db_fail(c, rc, "account upsert", e);
+		goto out;
+	}
+	r = 0;
+out:
+	done(st);
+	return r;
+}
+
+static int
+sq_account_get(struct store_conn *c, const char *id, struct account *out,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r = QERR_INTERNAL, rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = stmt(c, S_ACC_GET, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "account get", e);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ?
+		    qerr_set(e, QERR_NOT_FOUND, "account", "no such account") :
+		    db_fail(c, rc, "account get", e);
+		goto out;
+	}
+	r = read_account(st, out, e);
+out:
+	done(st);
+	return r;
+}
+
+/* Runs an UPDATE by id; QERR_NOT_FOUND when it touched no row. */
+static int
+update_one(struct store_conn *c, sqlite3_stmt *st, const char *what,
+    const char *field, struct qerr *e)
+{
+	int r;
+
+	if ((r = exec_done(c, st, what, e)) != 0)
+		return r;
+	if (sqlite3_changes(c->db) == 0)
+		return qerr_set(e, QERR_NOT_FOUND, field, "%s: no such %s", what, field);
+	return 0;
+}
+
+static int
+sq_account_link(struct store_conn *c, const char *account_id,
+    const char *identity_id, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_ACC_LINK, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, account_id) || bind_text(st, 2, identity_id))
+		r = db_fail(c, sqlite3_errcode(c->db), "account link", e);
+	else
+		r = update_one(c, st, "account link", "account", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_account_set_state(struct store_conn *c, const char *account_id,
+    const char *state, int64_t read_at, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_ACC_STATE, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, account_id) || bind_text(st, 2, state) ||
+	    sqlite3_bind_int64(st, 3, read_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "account state", e);
+	else
+		r = update_one(c, st, "account state", "account", e);
+	done(st);
+	return r;
+}
+
+/* Actions and steps. */
+
+static int
+read_action(sqlite3_stmt *st, struct action *a, struct qerr *e)
+{
+	int bad = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->id = col_dup(st, 0, &bad);
+	a->identity_id = col_dup(st, 3, &bad);
+	a->account_id = col_dup(st, 4, &bad);
+	a->requested_by = col_dup(st, 5, &bad);
+	a->source = col_dup(st, 6, &bad);
+	a->reason = col_dup(st, 7, &bad);
+	a->params = col_dup(st, 8, &bad);
+	a->message = col_dup(st, 9, &bad);
+	a->cancel_requested = sqlite3_column_int(st, 10) != 0;
+	a->created_at = sqlite3_column_int64(st, 11);
+	a->updated_at = sqlite3_column_int64(st, 12);
+	a->finished_at = sqlite3_column_int64(st, 13);
+	if (bad) {
+		action_clear(a);
+		return nomem(e);
+	}
+	if (action_type_parse(col_str(st, 1), &a->type) != 0 ||
+	    action_status_parse(col_str(st, 2), &a->status) != 0) {
+		qerr_set(e, QERR_STORE, NULL,
+		    "action %s: unknown type \"%s\" or status \"%s\"", a->id,
+		    col_str(st, 1), col_str(st, 2));
+		action_clear(a);
+		return QERR_STORE;
+	}
+	return 0;
+}
+
+static int
+read_step(sqlite3_stmt *st, struct step *s, struct qerr *e)
+{
+	int bad = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->id = col_dup(st, 0, &bad);
+	s->action_id = col_dup(st, 1, &bad);
+	s->account_id = col_dup(st, 2, &bad);
+	s->system = col_dup(st, 3, &bad);
+	s->account_ref = col_dup(st, 4, &bad);
+	s->account_name = col_dup(st, 5, &bad);
+	s->params = col_dup(st, 8, &bad);
+	s->attempts = sqlite3_column_int(st, 9);
+	s->not_before = sqlite3_column_int64(st, 10);
+	s->lease_owner = col_dup(st, 11, &bad);
+	s->lease_expires = sqlite3_column_int64(st, 12);
+	s->request_id = col_dup(st, 13, &bad);
+	s->error_code = col_dup(st, 14, &bad);
+	s->message = col_dup(st, 15, &bad);
+	s->created_at = sqlite3_column_int64(st, 16);
+	s->updated_at = sqlite3_column_int64(st, 17);
+	s->started_at = sqlite3_column_int64(st, 18);
+	s->finished_at = sqlite3_column_int64(st, 19);
+	if (bad) {
+		step_clear(s);
+		return nomem(e);
+	}
+	if (action_type_parse(col_str(st, 6), &s->type) != 0 ||
+	    step_status_parse(col_str(st, 7), &s->status) != 0) {
+		qerr_set(e, QERR_STORE, NULL,
+		    "step %s: unknown type \"%s\" or status \"%s\"", s->id,
+		    col_str(st, 6), col_str(st, 7));
+		step_clear(s);
+		return QERR_STORE;
+	}
+	return 0;
+}
+
+static int
+check_enums(enum action_type t, const char *status, struct qerr *e)
+{
+	if ((unsigned)t >= ACTION_TYPE_COUNT)
+		return qerr_set(e, QERR_INVALID, "type", "unknown action type %d", (int)t);
+	if (strcmp(status, "unknown") == 0)
+		return qerr_set(e, QERR_INVALID, "status", "unknown status");
+	return 0;
+}
+
+static int
+insert_step(struct store_conn *c, sqlite3_stmt *st, const char *action_id,
+    const struct step *s, struct qerr *e)
+{
+	int r;
+
+	if ((r = check_enums(s->type, step_status_name(s->status), e)) != 0)
+		return r;
+	if (bind_text(st, 1, s->id) || bind_text(st, 2, action_id) ||
+	    bind_text(st, 3, s->account_id) || bind_text(st, 4, s->system) ||
+	    bind_text(st, 5, s->account_ref) || bind_text(st, 6, s->account_name) ||
+	    bind_text(st, 7, action_type_name(s->type)) ||
+	    bind_text(st, 8, step_status_name(s->status)) ||
+	    bind_text(st, 9, s->params) || sqlite3_bind_int(st, 10, s->attempts) ||
+	    sqlite3_bind_int64(st, 11, s->not_before) ||
+	    bind_text(st, 12, s->lease_owner) ||
+	    sqlite3_bind_int64(st, 13, s->lease_expires) ||
+	    bind_text(st, 14, s->request_id) || bind_text(st, 15, s->error_code) ||
+	    bind_text(st, 16, s->message) || sqlite3_bind_int64(st, 17, s->created_at) ||
+	    sqlite3_bind_int64(st, 18, s->updated_at) ||
+	    sqlite3_bind_int64(st, 19, s->started_at) ||
+	    sqlite3_bind_int64(st, 20, s->finished_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "step insert", e);
+	else
+		r = exec_done(c, st, "step insert", e);
+	sqlite3_reset(st);
+	return r;
+}
+
+static int
+sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int r;
+
+	if ((r = check_enums(a->type, action_status_name(a->status), e)) != 0)
+		return r;
+	if ((r = stmt(c, S_ACT_INSERT, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, a->id) || bind_text(st, 2, action_type_name(a->type)) ||
+	    bind_text(st, 3, action_status_name(a->status)) ||
+	    bind_text(st, 4, a->identity_id) || bind_text(st, 5, a->account_id) ||
+	    bind_text(st, 6, a->requested_by) || bind_text(st, 7, a->source) ||
+	    bind_text(st, 8, a->reason) || bind_text(st, 9, a->params) ||
+	    bind_text(st, 10, a->message) ||
+	    sqlite3_bind_int(st, 11, a->cancel_requested) ||
+	    sqlite3_bind_int64(st, 12, a->created_at) ||
+	    sqlite3_bind_int64(st, 13, a->updated_at) ||
+	    sqlite3_bind_int64(st, 14, a->finished_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "action insert", e);
+	else
+		r = exec_done(c, st, "action insert", e);
+	done(st);
+	if (r != 0)
+		return r;
+	if ((r = stmt(c, S_STEP_INSERT, &st, e)) != 0)
+		return r;
+	/* Steps belong to the action being inserted, whatever their action_id says. */
+	for (i = 0; i < a->nsteps && r == 0; i++)
+		r = insert_step(c, st, a->id, &a->steps[i], e);
+	done(st);
+	return r;
+}
+
+static int
+sq_action_get(struct store_conn *c, const char *id, struct action *out,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct step *grown;
+	size_t cap = 0;
+	int r = QERR_INTERNAL, rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = stmt(c, S_ACT_GET, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "action get", e);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ?
+		    qerr_set(e, QERR_NOT_FOUND, "action", "no such action") :
+		    db_fail(c, rc, "action get", e);
+		goto out;
+	}
+	if ((r = read_action(st, out, e)) != 0)
+		goto out;
+	done(st);
+	st = NULL;
+	if ((r = stmt(c, S_ACT_STEPS, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "action steps", e);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (out->nsteps == cap) {
+			cap = cap ? cap * 2 : 4;
+			if ((grown = realloc(out->steps, cap * sizeof(*grown))) == NULL) {
+				r = nomem(e);
+				goto out;
+			}
+			out->steps = grown;
+		}
+		if ((r = read_step(st, &out->steps[out->nsteps], e)) != 0)
+			goto out;
+		out->nsteps++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(c, rc, "action steps", e);
+		goto out;
+	}
+	r = 0;
+out:
+	if (r != 0)
+		action_clear(out);
+	done(st);
+	return r;
+}
+
+static int
+action_list_stmt(struct store_conn *c, unsigned mask, sqlite3_stmt **out,
+    struct qerr *e)
+{
+	char sql[1024];
+	size_t i;
+	int n;
+
+	if (c->action_list[mask] != NULL)
+		return prepare(c, &c->action_list[mask], NULL, out, e);
+	n = snprintf(sql, sizeof(sql), "SELECT " ACT_COLS " FROM actions WHERE 1");
+	for (i = 0; i < sizeof(action_list_terms) / sizeof(action_list_terms[0]); i++)
+		if (mask & (1u << i))
+			n += snprintf(sql + n, sizeof(sql) - (size_t)n, "%s",
+			    action_list_terms[i]);
+	snprintf(sql + n, sizeof(sql) - (size_t)n, " ORDER BY id DESC LIMIT ?6");
+	return prepare(c, &c->action_list[mask], sql, out, e);
+}
+
+static int
+sq_action_list(struct store_conn *c, const struct action_filter *f,
+    store_action_cb cb, void *arg, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct action *rows = NULL;
+	enum action_status as;
+	enum action_type at;
+	unsigned mask = 0;
+	size_t n = 0, i;
+	int r = QERR_INTERNAL, rc;
+
+	if (f->limit < 1 || f->limit > LIST_MAX)
+		return qerr_set(e, QERR_INVALID, "limit", "limit must be within 1..%d",
+		    LIST_MAX);
+	if (f->status != NULL && action_status_parse(f->status, &as) != 0)
+		return qerr_set(e, QERR_INVALID, "status", "unknown action status");
+	if (f->type != NULL && action_type_parse(f->type, &at) != 0)
+		return qerr_set(e, QERR_INVALID, "type", "unknown action type");
+	mask |= f->status != NULL ? AF_STATUS : 0;
+	mask |= f->type != NULL ? AF_TYPE : 0;
+	mask |= f->identity_id != NULL ? AF_IDENTITY : 0;
+	mask |= f->since != 0 ? AF_SINCE : 0;
+	mask |= f->before_id != NULL ? AF_BEFORE : 0;
+	if ((rows = calloc((size_t)f->limit, sizeof(*rows))) == NULL)
+		return nomem(e);
+	if ((r = action_list_stmt(c, mask, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, f->status) || bind_text(st, 2, f->type) ||
+	    bind_text(st, 3, f->identity_id) || sqlite3_bind_int64(st, 4, f->since) ||
+	    bind_text(st, 5, f->before_id) || sqlite3_bind_int(st, 6, f->limit)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "action list", e);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = read_action(st, &rows[n], e)) != 0)
+			goto out;
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(c, rc, "action list", e);
+		goto out;
+	}
+	done(st);
+	st = NULL;
+	for (i = 0; i < n; i++)
+		if ((r = cb(&rows[i], arg)) != 0)
+			goto out;
+	r = 0;
+out:
+	done(st);
+	for (i = 0; i < n; i++)
+		action_clear(&rows[i]);
+	free(rows);
+	return r;
+}
+
+static int
+sq_action_update(struct store_conn *c, const struct action *a, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = check_enums(a->type, action_status_name(a->status), e)) != 0)
+		return r;
+	if ((r = stmt(c, S_ACT_UPDATE, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, a->id) || bind_text(st, 2, action_status_name(a->status)) ||
+	    bind_text(st, 3, a->message) ||
+	    sqlite3_bind_int(st, 4, a->cancel_requested) ||
+	    sqlite3_bind_int64(st, 5, a->updated_at) ||
+	    sqlite3_bind_int64(st, 6, a->finished_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "action update", e);
+	else
+		r = update_one(c, st, "action update", "action", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_action_open_ids(struct store_conn *c, char ***ids, size_t *n, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	char **v = NULL, **grown;
+	size_t cnt = 0, cap = 0, i;
+	int r = QERR_INTERNAL, rc, bad = 0;
+
+	*ids = NULL;
+	*n = 0;
+	if ((r = stmt(c, S_ACT_OPEN, &st, e)) != 0)
+		return r;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((grown = realloc(v, cap * sizeof(*v))) == NULL) {
+				r = nomem(e);
+				goto out;
+			}
+			v = grown;
+		}
+		if ((v[cnt] = col_dup(st, 0, &bad)) == NULL) {
+			r = nomem(e);
+			goto out;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(c, rc, "open actions", e);
+		goto out;
+	}
+	*ids = v;
+	*n = cnt;
+	v = NULL;
+	cnt = 0;
+	r = 0;
+out:
+	done(st);
+	for (i = 0; i < cnt; i++)
+		free(v[i]);
+	free(v);
+	return r;
+}
+
+/* skip_systems as a JSON array, for json_each() in the claim statement. */
+static int
+skip_json(const struct step_claim *cl, char **out, struct qerr *e)
+{
+	json_t *arr, *s;
+	size_t i;
+	int r = QERR_INTERNAL;
+
+	*out = NULL;
+	if ((arr = json_array()) == NULL)
+		return nomem(e);
+	for (i = 0; i < cl->nskip; i++) {
+		if (cl->skip_systems[i] == NULL ||
+		    (s = json_string(cl->skip_systems[i])) == NULL) {
+			r = qerr_set(e, QERR_INVALID, "skip_systems",
+			    "system name %zu is not UTF-8 text", i);
+			goto out;
+		}
+		if (json_array_append_new(arr, s) != 0) {
+			r = nomem(e);
+			goto out;
+		}
+	}
+	if ((*out = json_dumps(arr, JSON_COMPACT)) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	r = 0;
+out:
+	json_decref(arr);
+	return r;
+}
+
+static int
+sq_step_claim(struct store_conn *c, const struct step_claim *cl, struct step *out,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	char *skip = NULL;
+	int r = QERR_INTERNAL, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (cl->owner == NULL || cl->lease_ms <= 0)
+		return qerr_set(e, QERR_INVALID, "owner",
+		    "a claim needs an owner and a positive lease");
+	if (cl->nskip > 0 && (r = skip_json(cl, &skip, e)) != 0)
+		return r;
+	if ((r = stmt(c, S_STEP_CLAIM, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, cl->owner) || sqlite3_bind_int64(st, 2, cl->now) ||
+	    sqlite3_bind_int64(st, 3, cl->lease_ms) ||
+	    bind_text(st, 4, skip != NULL ? skip : "[]")) {
+		r = db_fail(c, sqlite3_errcode(c->db), "step claim", e);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ?
+		    qerr_set(e, QERR_NOT_FOUND, NULL, "no step is claimable") :
+		    db_fail(c, rc, "step claim", e);
+		goto out;
+	}
+	if ((r = read_step(st, out, e)) != 0)
+		goto out;
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		step_clear(out);
+		r = db_fail(c, rc, "step claim", e);
+		goto out;
+	}
+	r = 0;
+out:
+	done(st);
+	free(skip);
+	return r;
+}
+
+static int
+sq_step_update(struct store_conn *c, const struct step *s, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = check_enums(s->type, step_status_name(s->status), e)) != 0)
+		return r;
+	if ((r = stmt(c, S_STEP_UPDATE, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, s->id) || bind_text(st, 2, step_status_name(s->status)) ||
+	    sqlite3_bind_int(st, 3, s->attempts) ||
+	    sqlite3_bind_int64(st, 4, s->not_before) ||
+	    bind_text(st, 5, s->lease_owner) ||
+	    sqlite3_bind_int64(st, 6, s->lease_expires) ||
+	    bind_text(st, 7, s->request_id) || bind_text(st, 8, s->error_code) ||
+	    bind_text(st, 9, s->message) || sqlite3_bind_int64(st, 10, s->updated_at) ||
+	    sqlite3_bind_int64(st, 11, s->started_at) ||
+	    sqlite3_bind_int64(st, 12, s->finished_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "step update", e);
+	else
+		r = update_one(c, st, "step update", "step", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_step_renew(struct store_conn *c, const char *owner, int64_t expires,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_STEP_RENEW, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, owner) || sqlite3_bind_int64(st, 2, expires))
+		r = db_fail(c, sqlite3_errcode(c->db), "step renew", e);
+	else
+		r = exec_done(c, st, "step renew", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_step_release(struct store_conn *c, const char *owner, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_STEP_RELEASE, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, owner))
+		r = db_fail(c, sqlite3_errcode(c->db), "step release", e);
+	else
+		r = exec_done(c, st, "step release", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_step_next_due(struct store_conn *c, int64_t *when, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t w = 0, v;
+	int r = QERR_INTERNAL, rc, i;
+
+	*when = 0;
+	if ((r = stmt(c, S_STEP_DUE, &st, e)) != 0)
+		return r;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = db_fail(c, rc, "step next due", e);
+		goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		if (sqlite3_column_type(st, i) == SQLITE_NULL)
+			continue;
+		v = sqlite3_column_int64(st, i);
+		if (w == 0 || v < w)
+			w = v;
+	}
+	*when = w;
+	r = 0;
+out:
+	done(st);
+	return r;
+}
+
+/* Audit. */
+
+static int
+sq_audit_append(struct store_conn *c, struct audit_entry *ent, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	char prev[65];
+	int64_t last = 0;
+	int r = QERR_INTERNAL, rc;
+
+	memcpy(prev, audit_genesis, sizeof(prev));
+	if ((r = stmt(c, S_AUDIT_LAST, &st, e)) != 0)
+		return r;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		last = sqlite3_column_int64(st, 0);
+		snprintf(prev, sizeof(prev), "%s", col_str(st, 1));
+	} else if (rc != SQLITE_DONE) {
+		r = db_fail(c, rc, "audit append", e);
+		goto out;
+	}
+	done(st);
+	st = NULL;
+	ent->seq = last + 1;
+	if ((r = audit_seal(ent, prev, e)) != 0)
+		goto out;
+	if ((r = stmt(c, S_AUDIT_INSERT, &st, e)) != 0)
+		goto out;
+	if (sqlite3_bind_int64(st, 1, ent->seq) || sqlite3_bind_int64(st, 2, ent->time) ||
+	    bind_text(st, 3, ent->actor) || bind_text(st, 4, ent->event) ||
+	    bind_text(st, 5, ent->action_id) || bind_text(st, 6, ent->step_id) ||
+	    bind_text(st, 7, ent->identity_id) || bind_text(st, 8, ent->detail) ||
+	    bind_text(st, 9, ent->prev_hash) || bind_text(st, 10, ent->hash))
+		r = db_fail(c, sqlite3_errcode(c->db), "audit append", e);
+	else
+		r = exec_done(c, st, "audit append", e);
+out:
+	done(st);
+	return r;
+}
+
+static int
+sq_audit_list(struct store_conn *c, int64_t after_seq, int limit,
+    store_audit_cb cb, void *arg, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct audit_entry ent;
+	int r = QERR_INTERNAL, rc, bad = 0;
+
+	memset(&ent, 0, sizeof(ent));
+	if (limit < 0)
+		return qerr_set(e, QERR_INVALID, "limit", "limit must not be negative");
+	if ((r = stmt(c, S_AUDIT_LIST, &st, e)) != 0)
+		return r;
+	if (sqlite3_bind_int64(st, 1, after_seq) ||
+	    sqlite3_bind_int(st, 2, limit == 0 ? -1 : limit)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "audit list", e);
+		goto out;
+	}
+	/* Streamed: the log may be far larger than memory allows to collect. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ent.seq = sqlite3_column_int64(st, 0);
+		ent.time = sqlite3_column_int64(st, 1);
+		ent.actor = col_dup(st, 2, &bad);
+		ent.event = col_dup(st, 3, &bad);
+		ent.action_id = col_dup(st, 4, &bad);
+		ent.step_id = col_dup(st, 5, &bad);
+		ent.identity_id = col_dup(st, 6, &bad);
+		ent.detail = col_dup(st, 7, &bad);
+		snprintf(ent.prev_hash, sizeof(ent.prev_hash), "%s", col_str(st, 8));
+		snprintf(ent.hash, sizeof(ent.hash), "%s", col_str(st, 9));
+		if (bad) {
+			r = nomem(e);
+			goto out;
+		}
+		if ((r = cb(&ent, arg)) != 0)
+			goto out;
+		audit_entry_clear(&ent);
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_fail(c, rc, "audit list", e);
+		goto out;
+	}
+	r = 0;
+out:
+	audit_entry_clear(&ent);
+	done(st);
+	return r;
+}
+
+const struct store_ops store_sqlite = {
+	.kind = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.migrate = sq_migrate,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.token_insert = sq_token_insert,
+	.token_get = sq_token_get,
+	.identity_insert = sq_identity_insert,
+	.identity_get = sq_identity_get,
+	.identity_list = sq_identity_list,
+	.account_upsert = sq_account_upsert,
+	.account_get = sq_account_get,
+	.account_link = sq_account_link,
+	.account_set_state = sq_account_set_state,
+	.action_insert = sq_action_insert,
+	.action_get = sq_action_get,
+	.action_list = sq_action_list,
+	.action_update = sq_action_update,
+	.action_open_ids = sq_action_open_ids,
+	.step_claim = sq_step_claim,
+	.step_update = sq_step_update,
+	.step_renew = sq_step_renew,
+	.step_release = sq_step_release,
+	.step_next_due = sq_step_next_due,
+	.audit_append = sq_audit_append,
+	.audit_list = sq_audit_list,
+};

@@ -1,0 +1,408 @@
+/*
+ * The backend-independent half of the store: a fixed pool of connections handed out
+ * one per transaction, and the store_* wrappers that forward to the backend's ops.
+ * Write operations are refused in a read transaction here, once, so that no backend
+ * can be asked to upgrade a read transaction (which deadlocks under SQLite WAL).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "store.h"
+
+struct store {
+	const struct store_ops *ops;
+	struct store_conn **conns;	/* all connections, for close */
+	struct store_conn **idle;	/* stack of free connections */
+	int nconn;
+	int nidle;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+struct store_tx {
+	struct store *st;
+	struct store_conn *conn;
+	bool write;
+};
+
+static struct store_conn *
+pool_take(struct store *st)
+{
+	struct store_conn *c;
+
+	pthread_mutex_lock(&st->mu);
+	while (st->nidle == 0)
+		pthread_cond_wait(&st->cv, &st->mu);
+	c = st->idle[--st->nidle];
+	pthread_mutex_unlock(&st->mu);
+	return c;
+}
+
+static void
+pool_give(struct store *st, struct store_conn *c)
+{
+	pthread_mutex_lock(&st->mu);
+	st->idle[st->nidle++] = c;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+int
+store_open(const struct store_ops *ops, const char *location, int nconn,
+    struct store **out, struct qerr *e)
+{
+	struct store *st = NULL;
+	int r = QERR_INTERNAL, i;
+
+	*out = NULL;
+	if (ops == NULL || ops->open == NULL || ops->close == NULL ||
+	    ops->begin == NULL || ops->commit == NULL || ops->rollback == NULL)
+		return qerr_set(e, QERR_INTERNAL, NULL, "store: incomplete backend");
+	if (location == NULL || location[0] == '\0')
+		return qerr_set(e, QERR_INVALID, "path", "store: no location given");
+	if (nconn < 1 || nconn > 1024)
+		return qerr_set(e, QERR_INVALID, "connections",
+		    "store: pool size %d is not within 1..1024", nconn);
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "store: out of memory");
+	st->ops = ops;
+	if (pthread_mutex_init(&st->mu, NULL) != 0) {
+		free(st);
+		return qerr_set(e, QERR_INTERNAL, NULL, "store: mutex init failed");
+	}
+	if (pthread_cond_init(&st->cv, NULL) != 0) {
+		pthread_mutex_destroy(&st->mu);
+		free(st);
+		return qerr_set(e, QERR_INTERNAL, NULL, "store: condvar init failed");
+	}
+	st->conns = calloc((size_t)nconn, sizeof(*st->conns));
+	st->idle = calloc((size_t)nconn, sizeof(*st->idle));
+	if (st->conns == NULL || st->idle == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "store: out of memory");
+		goto out;
+	}
+	/* Migrate on the first connection before opening the others, so that none of
+	 * them ever sees a half-migrated or too-new schema. */
+	for (i = 0; i < nconn; i++) {
+		if ((r = ops->open(location, &st->conns[i], e)) != 0)
+			goto out;
+		st->nconn++;
+		if (i == 0 && ops->migrate != NULL &&
+		    (r = ops->migrate(st->conns[0], e)) != 0)
+			goto out;
+		st->idle[st->nidle++] = st->conns[i];
+	}
+	*out = st;
+	st = NULL;
+	r = 0;
+out:
+	store_close(st);
+	return r;
+}
+
+void
+store_close(struct store *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < st->nconn; i++)
+		st->ops->close(st->conns[i]);
+	free(st->idle);
+	free(st->conns);
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->mu);
+	free(st);
+}
+
+int
+store_tx_begin(struct store *st, bool write, struct store_tx **out, struct qerr *e)
+{
+	struct store_tx *tx;
+	int r;
+
+	*out = NULL;
+	if ((tx = calloc(1, sizeof(*tx))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "store: out of memory");
+	tx->st = st;
+	tx->write = write;
+	tx->conn = pool_take(st);
+	if ((r = st->ops->begin(tx->conn, write, e)) != 0) {
+		pool_give(st, tx->conn);
+		free(tx);
+		return r;
+	}
+	*out = tx;
+	return 0;
+}
+
+int
+store_tx_commit(struct store_tx *tx, struct qerr *e)
+{
+	int r;
+
+	if (tx == NULL)
+		return qerr_set(e, QERR_INTERNAL, NULL, "store: commit without transaction");
+	/* A failed commit may leave the transaction open; end it before the connection
+	 * goes back to the pool. */
+	if ((r = tx->st->ops->commit(tx->conn, e)) != 0)
+		tx->st->ops->rollback(tx->conn);
+	pool_give(tx->st, tx->conn);
+	free(tx);
+	return r;
+}
+
+void
+store_tx_rollback(struct store_tx *tx)
+{
+	if (tx == NULL)
+		return;
+	tx->st->ops->rollback(tx->conn);
+	pool_give(tx->st, tx->conn);
+	free(tx);
+}
+
+static int
+unsupported(const struct store_tx *tx, const char *what, struct qerr *e)
+{
+	return qerr_set(e, QERR_UNSUPPORTED, NULL, "store %s: %s is not supported",
+	    tx->st->ops->kind, what);
+}
+
+static int
+need_write(const struct store_tx *tx, const char *what, struct qerr *e)
+{
+	if (tx->write)
+		return 0;
+	return qerr_set(e, QERR_INTERNAL, NULL, "store: %s in a read-only transaction",
+	    what);
+}
+
+int
+store_token_insert(struct store_tx *tx, const struct principal *p,
+    const unsigned char hash[32], struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->token_insert == NULL)
+		return unsupported(tx, "token_insert", e);
+	if ((r = need_write(tx, "token_insert", e)) != 0)
+		return r;
+	return tx->st->ops->token_insert(tx->conn, p, hash, e);
+}
+
+int
+store_token_get(struct store_tx *tx, const char *id, struct principal *p,
+    unsigned char hash[32], struct qerr *e)
+{
+	if (tx->st->ops->token_get == NULL)
+		return unsupported(tx, "token_get", e);
+	return tx->st->ops->token_get(tx->conn, id, p, hash, e);
+}
+
+int
+store_identity_insert(struct store_tx *tx, const struct identity *idn, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->identity_insert == NULL)
+		return unsupported(tx, "identity_insert", e);
+	if ((r = need_write(tx, "identity_insert", e)) != 0)
+		return r;
+	return tx->st->ops->identity_insert(tx->conn, idn, e);
+}
+
+int
+store_identity_get(struct store_tx *tx, const char *id, struct identity *out,
+    struct qerr *e)
+{
+	if (tx->st->ops->identity_get == NULL)
+		return unsupported(tx, "identity_get", e);
+	return tx->st->ops->identity_get(tx->conn, id, out, e);
+}
+
+int
+store_identity_list(struct store_tx *tx, const struct identity_filter *f,
+    store_identity_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->identity_list == NULL)
+		return unsupported(tx, "identity_list", e);
+	return tx->st->ops->identity_list(tx->conn, f, cb, arg, e);
+}
+
+int
+store_account_upsert(struct store_tx *tx, struct account *a, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->account_upsert == NULL)
+		return unsupported(tx, "account_upsert", e);
+	if ((r = need_write(tx, "account_upsert", e)) != 0)
+		return r;
+	return tx->st->ops->account_upsert(tx->conn, a, e);
+}
+
+int
+store_account_get(struct store_tx *tx, const char *id, struct account *out,
+    struct qerr *e)
+{
+	if (tx->st->ops->account_get == NULL)
+		return unsupported(tx, "account_get", e);
+	return tx->st->ops->account_get(tx->conn, id, out, e);
+}
+
+int
+store_account_link(struct store_tx *tx, const char *account_id,
+    const char *identity_id, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->account_link == NULL)
+		return unsupported(tx, "account_link", e);
+	if ((r = need_write(tx, "account_link", e)) != 0)
+		return r;
+	return tx->st->ops->account_link(tx->conn, account_id, identity_id, e);
+}
+
+int
+store_account_set_state(struct store_tx *tx, const char *account_id,
+    const char *state, int64_t read_at, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->account_set_state == NULL)
+		return unsupported(tx, "account_set_state", e);
+	if ((r = need_write(tx, "account_set_state", e)) != 0)
+		return r;
+	return tx->st->ops->account_set_state(tx->conn, account_id, state, read_at, e);
+}
+
+int
+store_action_insert(struct store_tx *tx, const struct action *a, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->action_insert == NULL)
+		return unsupported(tx, "action_insert", e);
+	if ((r = need_write(tx, "action_insert", e)) != 0)
+		return r;
+	return tx->st->ops->action_insert(tx->conn, a, e);
+}
+
+int
+store_action_get(struct store_tx *tx, const char *id, struct action *out,
+    struct qerr *e)
+{
+	if (tx->st->ops->action_get == NULL)
+		return unsupported(tx, "action_get", e);
+	return tx->st->ops->action_get(tx->conn, id, out, e);
+}
+
+int
+store_action_list(struct store_tx *tx, const struct action_filter *f,
+    store_action_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->action_list == NULL)
+		return unsupported(tx, "action_list", e);
+	return tx->st->ops->action_list(tx->conn, f, cb, arg, e);
+}
+
+int
+store_action_update(struct store_tx *tx, const struct action *a, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->action_update == NULL)
+		return unsupported(tx, "action_update", e);
+	if ((r = need_write(tx, "action_update", e)) != 0)
+		return r;
+	return tx->st->ops->action_update(tx->conn, a, e);
+}
+
+int
+store_action_open_ids(struct store_tx *tx, char ***ids, size_t *n, struct qerr *e)
+{
+	if (tx->st->ops->action_open_ids == NULL)
+		return unsupported(tx, "action_open_ids", e);
+	return tx->st->ops->action_open_ids(tx->conn, ids, n, e);
+}
+
+int
+store_step_claim(struct store_tx *tx, const struct step_claim *cl, struct step *out,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->step_claim == NULL)
+		return unsupported(tx, "step_claim", e);
+	if ((r = need_write(tx, "step_claim", e)) != 0)
+		return r;
+	return tx->st->ops->step_claim(tx->conn, cl, out, e);
+}
+
+int
+store_step_update(struct store_tx *tx, const struct step *s, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->step_update == NULL)
+		return unsupported(tx, "step_update", e);
+	if ((r = need_write(tx, "step_update", e)) != 0)
+		return r;
+	return tx->st->ops->step_update(tx->conn, s, e);
+}
+
+int
+store_step_renew(struct store_tx *tx, const char *owner, int64_t expires,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->step_renew == NULL)
+		return unsupported(tx, "step_renew", e);
+	if ((r = need_write(tx, "step_renew", e)) != 0)
+		return r;
+	return tx->st->ops->step_renew(tx->conn, owner, expires, e);
+}
+
+int
+store_step_release(struct store_tx *tx, const char *owner, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->step_release == NULL)
+		return unsupported(tx, "step_release", e);
+	if ((r = need_write(tx, "step_release", e)) != 0)
+		return r;
+	return tx->st->ops->step_release(tx->conn, owner, e);
+}
+
+int
+store_step_next_due(struct store_tx *tx, int64_t *when, struct qerr *e)
+{
+	if (tx->st->ops->step_next_due == NULL)
+		return unsupported(tx, "step_next_due", e);
+	return tx->st->ops->step_next_due(tx->conn, when, e);
+}
+
+int
+store_audit_append(struct store_tx *tx, struct audit_entry *ent, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->audit_append == NULL)
+		return unsupported(tx, "audit_append", e);
+	if ((r = need_write(tx, "audit_append", e)) != 0)
+		return r;
+	return tx->st->ops->audit_append(tx->conn, ent, e);
+}
+
+int
+store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
+    store_audit_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->audit_list == NULL)
+		return unsupported(tx, "audit_list", e);
+	return tx->st->ops->audit_list(tx->conn, after_seq, limit, cb, arg, e);
+}
