@@ -1,0 +1,138 @@
+/* The configuration parser: defaults, every section, and errors naming file:line. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/rbac.h"
+
+static void
+parses_every_section(void **state)
+{
+	const char *text =
+	    "# quelld\n"
+	    "[server]\n"
+	    "listen = 0.0.0.0:9443\n"
+	    "workers = 3\n"
+	    "node_id = n1\n"
+	    "\n"
+	    "[store]\n"
+	    "path = \"/var/lib/quell/q.db\"\n"
+	    "[system \"corp\"]\n"
+	    "kind = ad\n"
+	    "url = ldaps://127.0.0.1\n"
+	    "max_concurrency = 9\n"
+	    "[role \"helpdesk\"]\n"
+	    "permissions = response.manage, identities.read\n";
+	struct config c;
+	struct qerr e;
+	const struct config_kv *kv;
+	unsigned perms;
+
+	(void)state;
+	assert_int_equal(config_parse("q.conf", text, &c, &e), 0);
+	assert_string_equal(c.listen, "0.0.0.0:9443");
+	assert_int_equal(c.workers, 3);
+	assert_string_equal(c.store_path, "/var/lib/quell/q.db");
+	assert_int_equal(c.nsystems, 1);
+	assert_string_equal(c.systems[0].kind, "ad");
+	assert_int_equal(c.systems[0].max_concurrency, 9);
+	kv = config_system_get(&c.systems[0], "url");
+	assert_non_null(kv);
+	assert_string_equal(kv->value, "ldaps://127.0.0.1");
+	assert_int_equal(kv->line, 11);
+	assert_true(rbac_role_perms(&c, "helpdesk", &perms));
+	assert_int_equal(perms, PERM_RESPONSE_MANAGE | PERM_IDENTITIES_READ);
+	assert_int_equal(c.max_body, 64 * 1024);
+	config_clear(&c);
+}
+
+static void
+defaults_when_empty(void **state)
+{
+	struct config c;
+	struct qerr e;
+
+	(void)state;
+	assert_int_equal(config_parse("q.conf", "", &c, &e), 0);
+	assert_string_equal(c.listen, "127.0.0.1:8443");
+	assert_string_equal(c.store_path, "quell.db");
+	assert_int_equal(c.workers, 8);
+	config_clear(&c);
+}
+
+static void
+expect_error(const char *text, const char *msg)
+{
+	struct config c;
+	struct qerr e;
+
+	assert_int_equal(config_parse("q.conf", text, &c, &e), QERR_CONFIG);
+	assert_string_equal(e.msg, msg);
+	assert_null(c.systems);
+	assert_null(c.file);
+}
+
+static void
+errors_name_file_and_line(void **state)
+{
+	(void)state;
+	expect_error("[server]\nlisten 1\n", "q.conf:2: expected 'key = value'");
+	expect_error("[server]\nbogus = 1\n", "q.conf:2: unknown key 'bogus' in [server]");
+	expect_error("[nope]\n", "q.conf:1: unknown section [nope]");
+	expect_error("x = 1\n", "q.conf:1: 'x' is outside any section");
+	expect_error("[server]\nworkers = 0\n",
+	    "q.conf:2: workers must be a whole number from 1 to 256");
+	expect_error("[server]\nworkers = 5x\n",
+	    "q.conf:2: workers must be a whole number from 1 to 256");
+	expect_error("[system corp]\n",
+	    "q.conf:1: section name must be quoted, e.g. [system \"corp\"]");
+	expect_error("[system \"a b\"]\n",
+	    "q.conf:1: bad section name 'a b': use 1-63 letters, digits, '-', '_', '.'");
+	expect_error("\n[system \"a\"]\nurl = x\n",
+	    "q.conf:2: system 'a' has no kind (ad, entra, okta)");
+	expect_error("[system \"a\"]\nkind=ad\n[system \"a\"]\nkind=ad\n",
+	    "q.conf:3: system 'a' is defined twice");
+	expect_error("[system \"a\"]\nkind=ad\nkind=ad\n",
+	    "q.conf:3: 'kind' is set twice in this section");
+	expect_error("[role \"r\"]\npermissions = response.manage fly\n",
+	    "q.conf:2: unknown permission 'fly'");
+	expect_error("[server]\nlisten =\n", "q.conf:2: missing value for 'listen'");
+	expect_error("[server]\ntls_cert = /x\n",
+	    "q.conf: tls_cert and tls_key must be set together");
+}
+
+static void
+configured_role_overrides_builtin(void **state)
+{
+	struct config c;
+	struct qerr e;
+	unsigned perms = 0;
+
+	(void)state;
+	assert_int_equal(config_parse("q.conf",
+	    "[role \"viewer\"]\npermissions = audit.read\n", &c, &e), 0);
+	assert_true(rbac_role_perms(&c, "viewer", &perms));
+	assert_int_equal(perms, PERM_AUDIT_READ);
+	assert_true(rbac_role_perms(&c, "responder", &perms));
+	assert_true(perms & PERM_RESPONSE_MANAGE);
+	assert_false(rbac_role_perms(&c, "nobody", &perms));
+	config_clear(&c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_every_section),
+		cmocka_unit_test(defaults_when_empty),
+		cmocka_unit_test(errors_name_file_and_line),
+		cmocka_unit_test(configured_role_overrides_builtin),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,87 @@
+/* UTF-8 validation, printable text, RFC 3339 times and ids. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/id.h"
+#include "core/text.h"
+
+static bool
+valid(const char *s)
+{
+	return text_utf8_valid(s, strlen(s));
+}
+
+static void
+utf8(void **state)
+{
+	(void)state;
+	assert_true(valid("plain"));
+	assert_true(valid("Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x94\x92"));
+	assert_false(valid("\xc3"));			/* truncated */
+	assert_false(valid("\xe2\x82"));		/* truncated */
+	assert_false(valid("\xc0\xaf"));		/* overlong '/' */
+	assert_false(valid("\xe0\x80\xaf"));		/* overlong */
+	assert_false(valid("\xed\xa0\x80"));		/* surrogate */
+	assert_false(valid("\xf4\x90\x80\x80"));	/* above U+10FFFF */
+	assert_false(valid("\xff"));
+	assert_false(valid("a\x80"));
+	assert_true(text_printable("tab\there", true));
+	assert_false(text_printable("tab\there", false));
+	assert_false(text_printable("new\nline", true));
+	assert_false(text_printable("del\x7f", true));
+}
+
+static void
+times(void **state)
+{
+	char buf[TEXT_TIME_LEN];
+	int64_t ms;
+
+	(void)state;
+	text_time_format(1764057600123, buf);
+	assert_string_equal(buf, "2025-11-25T08:00:00.123Z");
+	assert_int_equal(text_time_parse(buf, &ms), 0);
+	assert_int_equal(ms, 1764057600123);
+	assert_int_equal(text_time_parse("2025-11-25T09:00:00+01:00", &ms), 0);
+	assert_int_equal(ms, 1764057600000);
+	assert_int_equal(text_time_parse("2025-11-25T08:00:00.5Z", &ms), 0);
+	assert_int_equal(ms, 1764057600500);
+	assert_int_equal(text_time_parse("2025-11-25", &ms), -1);
+	assert_int_equal(text_time_parse("2025-13-25T08:00:00Z", &ms), -1);
+	assert_int_equal(text_time_parse("2025-11-25T08:00:00Zjunk", &ms), -1);
+	assert_int_equal(text_time_parse("yesterday", &ms), -1);
+}
+
+static void
+ids(void **state)
+{
+	char a[ID_LEN], b[ID_LEN];
+
+	(void)state;
+	id_make(a, "act", 1764057600123);
+	id_make(b, "act", 1764057600124);
+	assert_true(id_valid(a, "act"));
+	assert_false(id_valid(a, "idn"));
+	assert_true(strcmp(a, b) < 0);
+	assert_int_equal(strlen(a), 28);
+	assert_false(id_valid("act_0123", "act"));
+	assert_false(id_valid("act_0123456789abcdef0123456G", "act"));
+	assert_false(id_valid("act_0123456789abcdef01234567'", "act"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(utf8),
+		cmocka_unit_test(times),
+		cmocka_unit_test(ids),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
