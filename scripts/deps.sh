@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything quell needs to build, run and test on Debian 12, from Debian's
+# own packages. Safe to run again: apt-get skips what is already there.
+set -euo pipefail
+
+pkgs=(
+  build-essential meson ninja-build pkg-config
+  libmicrohttpd-dev libcurl4-openssl-dev libldap-dev libsqlite3-dev libpq-dev
+  libjansson-dev libssl-dev libsodium-dev libcmocka-dev
+  samba krb5-user ldap-utils sqlite3 openssl curl ca-certificates
+  python3 python3-pytest
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: these packages are missing and installing them needs root: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps.sh: installed ${missing[*]}"
