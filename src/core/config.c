@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +23,18 @@ struct parser {
 	enum section sec;
 };
 
+static int fail(struct parser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static int
-fail(struct parser *p, const char *fmt, const char *arg)
+fail(struct parser *p, const char *fmt, ...)
 {
 	char why[256];
+	va_list ap;
 
-	snprintf(why, sizeof(why), fmt, arg);
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
 	return qerr_set(p->e, QERR_CONFIG, NULL, "%s:%d: %s", p->cfg->file, p->line, why);
 }
 
@@ -63,7 +70,7 @@ set_str(struct parser *p, char **dst, const char *v)
 	char *d;
 
 	if (*dst != NULL)
-		return fail(p, "%s is set twice", "this key");
+		return fail(p, "%s", "this key is set twice");
 	if ((d = strdup(v)) == NULL)
 		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
 	*dst = d;
