@@ -14,7 +14,7 @@
 #include "config.h"
 #include "rbac.h"
 
-enum section { SEC_NONE, SEC_SERVER, SEC_STORE, SEC_SYSTEM, SEC_ROLE };
+enum section { SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE };
 
 struct parser {
 	struct config *cfg;
@@ -123,6 +123,28 @@ server_key(struct parser *p, const char *k, const char *v)
 		return 0;
 	}
 	return fail(p, "unknown key '%s' in [server]", k);
+}
+
+static int
+engine_key(struct parser *p, const char *k, const char *v)
+{
+	struct config *c = p->cfg;
+	long n;
+	int r;
+
+	if (strcmp(k, "lease_ms") == 0)
+		return parse_int(p, k, v, 1000, 3600000, &c->lease_ms);
+	if (strcmp(k, "retry_base_ms") == 0)
+		return parse_int(p, k, v, 1, 3600000, &c->retry_base_ms);
+	if (strcmp(k, "retry_cap_ms") == 0)
+		return parse_int(p, k, v, 1, 86400000, &c->retry_cap_ms);
+	if (strcmp(k, "max_attempts") == 0) {
+		if ((r = parse_int(p, k, v, 1, 1000, &n)) != 0)
+			return r;
+		c->max_attempts = (int)n;
+		return 0;
+	}
+	return fail(p, "unknown key '%s' in [engine]", k);
 }
 
 static int
@@ -265,6 +287,8 @@ section(struct parser *p, char *s)
 		p->sec = SEC_SERVER;
 	else if (strcmp(s, "store") == 0)
 		p->sec = SEC_STORE;
+	else if (strcmp(s, "engine") == 0)
+		p->sec = SEC_ENGINE;
 	else if (strncmp(s, "system", 6) == 0 && isspace((unsigned char)s[6])) {
 		if ((r = named_section(p, s + 6, &name)) != 0 || (r = add_system(p, name)))
 			return r;
@@ -295,6 +319,8 @@ assignment(struct parser *p, char *s)
 	switch (p->sec) {
 	case SEC_SERVER:
 		return server_key(p, k, v);
+	case SEC_ENGINE:
+		return engine_key(p, k, v);
 	case SEC_STORE:
 		if (strcmp(k, "path") == 0)
 			return set_str(p, &p->cfg->store_path, v);

@@ -2,6 +2,7 @@
  * quelld's configuration as plain data. The parser (config.c) reads an INI-style file:
  *
  *   [server]            listen, tls_cert, tls_key, node_id, workers, max_body
+ *   [engine]            lease_ms, retry_base_ms, retry_cap_ms, max_attempts
  *   [store]             path
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
  *   [role "responder"]  permissions = response.manage response.read …
@@ -46,6 +47,10 @@ struct config {
 	char *node_id;
 	int workers;
 	size_t max_body;
+	long lease_ms;		/* a claimed step's lease; default 60 s */
+	long retry_base_ms;	/* first retry delay; default 500 ms */
+	long retry_cap_ms;	/* longest retry delay; default 30 s */
+	int max_attempts;	/* attempts before a transient failure is final; 25 */
 	char *store_path;
 	struct system_config *systems;
 	size_t nsystems;

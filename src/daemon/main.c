@@ -158,7 +158,11 @@ check(const struct config *cfg)
 static int
 run(const struct config *cfg)
 {
-	struct engine_options opt = { .node_id = cfg->node_id, .workers = cfg->workers };
+	struct engine_options opt = {
+		.node_id = cfg->node_id, .workers = cfg->workers, .lease_ms = cfg->lease_ms,
+		.retry_base_ms = cfg->retry_base_ms, .retry_cap_ms = cfg->retry_cap_ms,
+		.max_attempts = cfg->max_attempts,
+	};
 	struct sigaction sa;
 	struct engine *eng = NULL;
 	struct store *st = NULL;

@@ -27,7 +27,10 @@ parses_every_section(void **state)
 	    "url = ldaps://127.0.0.1\n"
 	    "max_concurrency = 9\n"
 	    "[role \"helpdesk\"]\n"
-	    "permissions = response.manage, identities.read\n";
+	    "permissions = response.manage, identities.read\n"
+	    "[engine]\n"
+	    "retry_cap_ms = 2000\n"
+	    "max_attempts = 7\n";
 	struct config c;
 	struct qerr e;
 	const struct config_kv *kv;
@@ -48,6 +51,9 @@ parses_every_section(void **state)
 	assert_true(rbac_role_perms(&c, "helpdesk", &perms));
 	assert_int_equal(perms, PERM_RESPONSE_MANAGE | PERM_IDENTITIES_READ);
 	assert_int_equal(c.max_body, 64 * 1024);
+	assert_int_equal(c.retry_cap_ms, 2000);
+	assert_int_equal(c.max_attempts, 7);
+	assert_int_equal(c.lease_ms, 0);
 	config_clear(&c);
 }
 
@@ -101,6 +107,8 @@ errors_name_file_and_line(void **state)
 	    "q.conf:3: 'kind' is set twice in this section");
 	expect_error("[role \"r\"]\npermissions = response.manage fly\n",
 	    "q.conf:2: unknown permission 'fly'");
+	expect_error("[engine]\nmax_attempts = 0\n",
+	    "q.conf:2: max_attempts must be a whole number from 1 to 1000");
 	expect_error("[server]\nlisten =\n", "q.conf:2: missing value for 'listen'");
 	expect_error("[server]\ntls_cert = /x\n",
 	    "q.conf: tls_cert and tls_key must be set together");
