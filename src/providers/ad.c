@@ -1,0 +1,1260 @@
+/*
+ * Active Directory over LDAP (libldap): disable, enable and force a password change on
+ * a user found by objectGUID, and list the domain's users. Every write is one modify
+ * that deletes the userAccountControl value just read and adds the new one, so a
+ * concurrent change makes it fail (noSuchAttribute) instead of being overwritten.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <ldap.h>
+#include <sodium.h>
+
+#include "core/ldapesc.h"
+#include "core/log.h"
+#include "providers/provider.h"
+
+#define UAC_ACCOUNTDISABLE	0x2u
+#define UAC_DONT_EXPIRE_PASSWD	0x10000u
+#define CAS_TRIES		5
+#define PASSWORD_MAX		1024
+#define PAGE_SIZE_DEFAULT	500
+#define PAGE_SIZE_MAX		1000	/* Windows' default MaxPageSize */
+#define TIMEOUT_DEFAULT		10
+
+struct conn {
+	LDAP *ld;		/* NULL until connected, and after a broken connection */
+	bool busy;
+};
+
+struct provider {
+	char *name;
+	char *url;
+	bool starttls;
+	char *ca_file;		/* NULL: the system's trust store */
+	char *base_dn;
+	char *bind_dn;
+	char *password;		/* zeroed before free */
+	size_t password_len;
+	int timeout;
+	int page_size;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct conn *conns;
+	size_t nconns;
+};
+
+/* What an LDAP call left behind: its result code and a sentence for the analyst. */
+struct lres {
+	int rc;
+	bool tls;		/* the TLS handshake failed: retrying will not fix it */
+	char msg[448];
+};
+
+/* The user as read just before a write. */
+struct user {
+	char *dn;
+	char uac_text[24];	/* exactly as the server sent it: the value the CAS deletes */
+	uint32_t uac;
+	bool pwd_must_change;	/* pwdLastSet is 0 */
+};
+
+static const char *const user_attrs[] = { "userAccountControl", "pwdLastSet", NULL };
+
+static const char *const list_attrs[] = {
+	"objectGUID", "objectSid", "sAMAccountName", "userPrincipalName", "displayName",
+	"userAccountControl", NULL
+};
+
+/* RFC 4511 names for result codes; libldap's own names for its client-side codes. */
+static const char *
+ldap_code_name(int rc)
+{
+	switch (rc) {
+	case LDAP_SUCCESS: return "success";
+	case LDAP_OPERATIONS_ERROR: return "operationsError";
+	case LDAP_PROTOCOL_ERROR: return "protocolError";
+	case LDAP_TIMELIMIT_EXCEEDED: return "timeLimitExceeded";
+	case LDAP_SIZELIMIT_EXCEEDED: return "sizeLimitExceeded";
+	case LDAP_AUTH_METHOD_NOT_SUPPORTED: return "authMethodNotSupported";
+	case LDAP_STRONG_AUTH_REQUIRED: return "strongerAuthRequired";
+	case LDAP_REFERRAL: return "referral";
+	case LDAP_ADMINLIMIT_EXCEEDED: return "adminLimitExceeded";
+	case LDAP_UNAVAILABLE_CRITICAL_EXTENSION: return "unavailableCriticalExtension";
+	case LDAP_CONFIDENTIALITY_REQUIRED: return "confidentialityRequired";
+	case LDAP_NO_SUCH_ATTRIBUTE: return "noSuchAttribute";
+	case LDAP_UNDEFINED_TYPE: return "undefinedAttributeType";
+	case LDAP_CONSTRAINT_VIOLATION: return "constraintViolation";
+	case LDAP_TYPE_OR_VALUE_EXISTS: return "attributeOrValueExists";
+	case LDAP_INVALID_SYNTAX: return "invalidAttributeSyntax";
+	case LDAP_NO_SUCH_OBJECT: return "noSuchObject";
+	case LDAP_INVALID_DN_SYNTAX: return "invalidDNSyntax";
+	case LDAP_INAPPROPRIATE_AUTH: return "inappropriateAuthentication";
+	case LDAP_INVALID_CREDENTIALS: return "invalidCredentials";
+	case LDAP_INSUFFICIENT_ACCESS: return "insufficientAccessRights";
+	case LDAP_BUSY: return "busy";
+	case LDAP_UNAVAILABLE: return "unavailable";
+	case LDAP_UNWILLING_TO_PERFORM: return "unwillingToPerform";
+	case LDAP_LOOP_DETECT: return "loopDetect";
+	case LDAP_NAMING_VIOLATION: return "namingViolation";
+	case LDAP_OBJECT_CLASS_VIOLATION: return "objectClassViolation";
+	case LDAP_NOT_ALLOWED_ON_NONLEAF: return "notAllowedOnNonLeaf";
+	case LDAP_NOT_ALLOWED_ON_RDN: return "notAllowedOnRDN";
+	case LDAP_ALREADY_EXISTS: return "entryAlreadyExists";
+	case LDAP_OTHER: return "other";
+	case LDAP_SERVER_DOWN: return "serverDown";
+	case LDAP_LOCAL_ERROR: return "localError";
+	case LDAP_ENCODING_ERROR: return "encodingError";
+	case LDAP_DECODING_ERROR: return "decodingError";
+	case LDAP_TIMEOUT: return "timeout";
+	case LDAP_FILTER_ERROR: return "filterError";
+	case LDAP_PARAM_ERROR: return "paramError";
+	case LDAP_NO_MEMORY: return "noMemory";
+	case LDAP_CONNECT_ERROR: return "connectError";
+	}
+	return "ldapError";
+}
+
+/*
+ * Whether trying again later can succeed. unwillingToPerform is permanent: RFC 4511
+ * says the server refuses for a reason of its own (AD uses it for policy refusals
+ * such as an enable that the password policy forbids), and it answers the same way
+ * next time. other is transient: it reports an internal server error (Samba: a
+ * database lock or transaction failure) and the engine bounds the attempts.
+ */
+static bool
+ldap_code_transient(int rc)
+{
+	switch (rc) {
+	case LDAP_SERVER_DOWN:
+	case LDAP_CONNECT_ERROR:
+	case LDAP_TIMEOUT:
+	case LDAP_TIMELIMIT_EXCEEDED:
+	case LDAP_ADMINLIMIT_EXCEEDED:
+	case LDAP_BUSY:
+	case LDAP_UNAVAILABLE:
+	case LDAP_OTHER:
+	case LDAP_NO_MEMORY:
+	case LDAP_LOCAL_ERROR:
+		return true;
+	}
+	return false;
+}
+
+/* The connection can no longer be trusted to be in step with the server. */
+static bool
+ldap_code_breaks_conn(int rc)
+{
+	return rc < 0 || rc == LDAP_UNAVAILABLE;
+}
+
+static void
+lres_set(struct lres *lr, LDAP *ld, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+lres_set(struct lres *lr, LDAP *ld, int rc, const char *fmt, ...)
+{
+	char what[256];
+	char *diag = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (ld != NULL)
+		ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	lr->rc = rc;
+	lr->tls = false;
+	snprintf(lr->msg, sizeof(lr->msg), "%s: %s (%d)%s%s", what, ldap_err2string(rc), rc,
+	    diag != NULL && *diag != '\0' ? ": " : "", diag != NULL ? diag : "");
+	ldap_memfree(diag);
+}
+
+static void
+result_from_lres(struct step_result *res, const struct lres *lr)
+{
+	res->outcome = !lr->tls && ldap_code_transient(lr->rc) ? STEP_OUTCOME_TRANSIENT :
+	    STEP_OUTCOME_PERMANENT;
+	snprintf(res->error_code, sizeof(res->error_code), "%s",
+	    lr->tls ? "tlsHandshake" : ldap_code_name(lr->rc));
+	snprintf(res->message, sizeof(res->message), "%s", lr->msg);
+}
+
+static int
+qerr_from_lres(struct qerr *e, const struct lres *lr)
+{
+	int code = !lr->tls && ldap_code_transient(lr->rc) ? QERR_TRANSIENT : QERR_PERMANENT;
+
+	qerr_set(e, code, NULL, "%s", lr->msg);
+	if (e != NULL) {
+		e->status = lr->rc;
+		snprintf(e->vendor_code, sizeof(e->vendor_code), "%s",
+		    lr->tls ? "tlsHandshake" : ldap_code_name(lr->rc));
+	}
+	return code;
+}
+
+static void
+result_set(struct step_result *res, enum step_outcome outcome, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+result_set(struct step_result *res, enum step_outcome outcome, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	res->outcome = outcome;
+	snprintf(res->error_code, sizeof(res->error_code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(res->message, sizeof(res->message), fmt, ap);
+	va_end(ap);
+}
+
+/* Configuration */
+
+static int
+cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int
+cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
+    const char *fmt, ...)
+{
+	char why[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return qerr_set(e, QERR_CONFIG, field, "%s:%d: %s",
+	    cfg->file != NULL ? cfg->file : "(config)", line, why);
+}
+
+static int
+parse_yesno(const char *v, bool *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+parse_int(const char *v, long lo, long hi, int *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+/*
+ * ldap://host[:port] or ldaps://host[:port] (optionally one trailing slash), host a
+ * name, an IPv4 address or a bracketed IPv6 address. Anything after it (a DN, a
+ * filter, extensions) is refused rather than silently ignored.
+ */
+static int
+check_url(const char *url, bool *ldaps)
+{
+	const char *h, *end;
+	size_t n;
+
+	if (strncmp(url, "ldaps://", 8) == 0) {
+		*ldaps = true;
+		h = url + 8;
+	} else if (strncmp(url, "ldap://", 7) == 0) {
+		*ldaps = false;
+		h = url + 7;
+	} else
+		return -1;
+	if (*h == '[') {
+		n = strspn(h + 1, "0123456789abcdefABCDEF:.");
+		if (n == 0 || h[1 + n] != ']')
+			return -1;
+		end = h + n + 2;
+	} else {
+		n = strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789.-_");
+		if (n == 0)
+			return -1;
+		end = h + n;
+	}
+	if (*end == ':') {
+		int port;
+		char digits[8];
+
+		n = strspn(end + 1, "0123456789");
+		if (n == 0 || n >= sizeof(digits))
+			return -1;
+		memcpy(digits, end + 1, n);
+		digits[n] = '\0';
+		if (parse_int(digits, 1, 65535, &port) != 0)
+			return -1;
+		end += 1 + n;
+	}
+	if (*end == '/')
+		end++;
+	return *end == '\0' ? 0 : -1;
+}
+
+/*
+ * Reads the bind password: a regular file nobody else can read, one line, the
+ * trailing newline dropped. An empty password is refused because RFC 4513 makes a
+ * simple bind with one an unauthenticated bind that "succeeds".
+ */
+static int
+read_password(struct provider *p, const struct system_config *cfg,
+    const struct config_kv *kv, struct qerr *e)
+{
+	char buf[PASSWORD_MAX + 2];
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd, r = QERR_CONFIG;
+
+	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
+		return cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
+		    strerror(errno));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: not a regular file",
+		    kv->value);
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		cfg_fail(e, cfg, kv->line, kv->key,
+		    "password_file %s: readable by everyone (mode %03o): chmod o-rw it",
+		    kv->value, (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	while (len < sizeof(buf) &&
+	    (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
+			    strerror(errno));
+			goto out;
+		}
+		len += (size_t)n;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len > PASSWORD_MAX || memchr(buf, '\n', len) != NULL ||
+	    memchr(buf, '\0', len) != NULL) {
+		cfg_fail(e, cfg, kv->line, kv->key,
+		    "password_file %s: must hold one line of at most %d bytes", kv->value,
+		    PASSWORD_MAX);
+		goto out;
+	}
+	if (len == 0) {
+		cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: empty", kv->value);
+		goto out;
+	}
+	if ((p->password = malloc(len + 1)) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	memcpy(p->password, buf, len);
+	p->password[len] = '\0';
+	p->password_len = len;
+	r = 0;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+	return r;
+}
+
+static void
+ad_close(struct provider *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->nconns; i++)
+		if (p->conns[i].ld != NULL)
+			ldap_unbind_ext_s(p->conns[i].ld, NULL, NULL);
+	free(p->conns);
+	if (p->nconns > 0) {
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+	}
+	if (p->password != NULL) {
+		sodium_memzero(p->password, p->password_len);
+		free(p->password);
+	}
+	free(p->bind_dn);
+	free(p->base_dn);
+	free(p->ca_file);
+	free(p->url);
+	free(p->name);
+	free(p);
+}
+
+static int
+dup_value(char **dst, const struct config_kv *kv, struct qerr *e)
+{
+	free(*dst);
+	if ((*dst = strdup(kv->value)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+static int
+ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
+{
+	const struct config_kv *pwkv = NULL, *tlskv = NULL, *urlkv = NULL;
+	struct provider *p = NULL;
+	bool ldaps = false, plaintext = false, seen_starttls = false;
+	size_t i, j;
+	int r = QERR_INTERNAL, ver;
+
+	*out = NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	p->timeout = TIMEOUT_DEFAULT;
+	p->page_size = PAGE_SIZE_DEFAULT;
+	if ((p->name = strdup(cfg->name != NULL ? cfg->name : "")) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < cfg->nkv; i++) {
+		const struct config_kv *kv = &cfg->kv[i];
+
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->kv[j].key, kv->key) == 0) {
+				r = cfg_fail(e, cfg, kv->line, kv->key,
+				    "%s is set twice (first on line %d)", kv->key,
+				    cfg->kv[j].line);
+				goto out;
+			}
+		if (strcmp(kv->key, "kind") == 0 || strcmp(kv->key, "max_concurrency") == 0)
+			continue;
+		if (strcmp(kv->key, "url") == 0) {
+			if (check_url(kv->value, &ldaps) != 0) {
+				r = cfg_fail(e, cfg, kv->line, kv->key,
+				    "url must be ldaps://host[:port] or ldap://host[:port], "
+				    "not \"%s\"", kv->value);
+				goto out;
+			}
+			urlkv = kv;
+			if ((r = dup_value(&p->url, kv, e)) != 0)
+				goto out;
+		} else if (strcmp(kv->key, "starttls") == 0 ||
+		    strcmp(kv->key, "allow_plaintext") == 0) {
+			bool *dst = kv->key[0] == 's' ? &p->starttls : &plaintext;
+
+			if (parse_yesno(kv->value, dst) != 0) {
+				r = cfg_fail(e, cfg, kv->line, kv->key,
+				    "%s must be yes or no, not \"%s\"", kv->key, kv->value);
+				goto out;
+			}
+			if (kv->key[0] == 's') {
+				seen_starttls = true;
+				tlskv = kv;
+			}
+		} else if (strcmp(kv->key, "ca_file") == 0) {
+			if (access(kv->value, R_OK) != 0) {
+				r = cfg_fail(e, cfg, kv->line, kv->key, "ca_file %s: %s",
+				    kv->value, strerror(errno));
+				goto out;
+			}
+			if ((r = dup_value(&p->ca_file, kv, e)) != 0)
+				goto out;
+		} else if (strcmp(kv->key, "base_dn") == 0) {
+			if ((r = dup_value(&p->base_dn, kv, e)) != 0)
+				goto out;
+		} else if (strcmp(kv->key, "bind_dn") == 0) {
+			if ((r = dup_value(&p->bind_dn, kv, e)) != 0)
+				goto out;
+		} else if (strcmp(kv->key, "password_file") == 0) {
+			pwkv = kv;
+		} else if (strcmp(kv->key, "timeout") == 0) {
+			if (parse_int(kv->value, 1, 3600, &p->timeout) != 0) {
+				r = cfg_fail(e, cfg, kv->line, kv->key,
+				    "timeout must be whole seconds from 1 to 3600, not \"%s\"",
+				    kv->value);
+				goto out;
+			}
+		} else if (strcmp(kv->key, "page_size") == 0) {
+			if (parse_int(kv->value, 1, PAGE_SIZE_MAX, &p->page_size) != 0) {
+				r = cfg_fail(e, cfg, kv->line, kv->key,
+				    "page_size must be from 1 to %d, not \"%s\"",
+				    PAGE_SIZE_MAX, kv->value);
+				goto out;
+			}
+		} else {
+			r = cfg_fail(e, cfg, kv->line, kv->key,
+			    "unknown key \"%s\" for an ad system", kv->key);
+			goto out;
+		}
+	}
+	if (p->url == NULL || p->base_dn == NULL || p->bind_dn == NULL || pwkv == NULL) {
+		const char *missing = p->url == NULL ? "url" : p->base_dn == NULL ?
+		    "base_dn" : p->bind_dn == NULL ? "bind_dn" : "password_file";
+
+		r = cfg_fail(e, cfg, cfg->line, missing, "system \"%s\" needs %s", p->name,
+		    missing);
+		goto out;
+	}
+	if (ldaps && p->starttls) {
+		r = cfg_fail(e, cfg, tlskv->line, "starttls",
+		    "starttls = yes makes no sense with ldaps://: use one or the other");
+		goto out;
+	}
+	if (!ldaps && !p->starttls && !plaintext) {
+		r = cfg_fail(e, cfg, seen_starttls ? tlskv->line : urlkv->line, "starttls",
+		    "ldap:// sends the bind password in clear: set starttls = yes, use "
+		    "ldaps://, or set allow_plaintext = yes");
+		goto out;
+	}
+	if ((r = read_password(p, cfg, pwkv, e)) != 0)
+		goto out;
+
+	/*
+	 * libldap initialises its global options on first use without a lock; do it here,
+	 * while only one thread runs, rather than in the first concurrent connect.
+	 */
+	ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &ver);
+
+	p->nconns = cfg->max_concurrency > 0 ? (size_t)cfg->max_concurrency : 1;
+	if ((p->conns = calloc(p->nconns, sizeof(*p->conns))) == NULL) {
+		p->nconns = 0;
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if (pthread_mutex_init(&p->mu, NULL) != 0) {
+		p->nconns = 0;
+		r = qerr_set(e, QERR_INTERNAL, NULL, "pthread_mutex_init failed");
+		goto out;
+	}
+	if (pthread_cond_init(&p->cv, NULL) != 0) {
+		pthread_mutex_destroy(&p->mu);
+		p->nconns = 0;
+		r = qerr_set(e, QERR_INTERNAL, NULL, "pthread_cond_init failed");
+		goto out;
+	}
+	*out = p;
+	p = NULL;
+	r = 0;
+out:
+	ad_close(p);
+	return r;
+}
+
+/* Connections */
+
+static struct conn *
+pool_get(struct provider *p)
+{
+	struct conn *c;
+	size_t i;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		c = NULL;
+		/* An idle connected handle first: it saves a TLS handshake and a bind. */
+		for (i = 0; i < p->nconns; i++) {
+			if (p->conns[i].busy)
+				continue;
+			if (p->conns[i].ld != NULL) {
+				c = &p->conns[i];
+				break;
+			}
+			if (c == NULL)
+				c = &p->conns[i];
+		}
+		if (c != NULL)
+			break;
+		pthread_cond_wait(&p->cv, &p->mu);
+	}
+	c->busy = true;
+	pthread_mutex_unlock(&p->mu);
+	return c;
+}
+
+static void
+conn_drop(struct conn *c)
+{
+	if (c->ld != NULL)
+		ldap_unbind_ext_s(c->ld, NULL, NULL);
+	c->ld = NULL;
+}
+
+static void
+pool_put(struct provider *p, struct conn *c, bool drop)
+{
+	if (drop)
+		conn_drop(c);
+	pthread_mutex_lock(&p->mu);
+	c->busy = false;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * libldap reports a failed TLS handshake as serverDown/connectError, the same as a
+ * refused connection, but only the handshake leaves a diagnostic (GnuTLS' text).
+ * A certificate that does not verify will not verify on retry: make it permanent.
+ */
+static void
+connect_failed(struct provider *p, LDAP *ld, int rc, const char *what, struct lres *lr)
+{
+	char *diag = NULL;
+
+	lres_set(lr, ld, rc, "%s %s", what, p->url);
+	if (rc != LDAP_SERVER_DOWN && rc != LDAP_CONNECT_ERROR)
+		return;
+	ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	if (diag != NULL && *diag != '\0') {
+		lr->tls = true;
+		snprintf(lr->msg, sizeof(lr->msg),
+		    "TLS handshake with %s failed (certificate not trusted by %s, or not "
+		    "issued for this host name): %s (%d): %s", p->url,
+		    p->ca_file != NULL ? p->ca_file : "the system trust store",
+		    ldap_err2string(rc), rc, diag);
+	}
+	ldap_memfree(diag);
+}
+
+/* Sets *c->ld to a bound handle; *fresh says whether it was made just now. */
+static int
+conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
+{
+	struct timeval tv = { .tv_sec = p->timeout };
+	struct berval cred;
+	LDAP *ld = NULL;
+	int rc, v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND;
+	int tlsmin = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2, server = 0, limit = p->timeout;
+
+	*fresh = false;
+	if (c->ld != NULL)
+		return LDAP_SUCCESS;
+	*fresh = true;
+	if ((rc = ldap_initialize(&ld, p->url)) != LDAP_SUCCESS) {
+		lres_set(lr, NULL, rc, "cannot use url %s", p->url);
+		return rc;
+	}
+	if ((rc = ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3)) != LDAP_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF)) != LDAP_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv)) != LDAP_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv)) != LDAP_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_TIMELIMIT, &limit)) != LDAP_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)) != LDAP_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tlsmin)) != LDAP_SUCCESS) {
+		lres_set(lr, ld, rc, "cannot set LDAP options for %s", p->url);
+		goto fail;
+	}
+	if (p->ca_file != NULL &&
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, p->ca_file)) != LDAP_SUCCESS) {
+		lres_set(lr, ld, rc, "cannot use ca_file %s", p->ca_file);
+		goto fail;
+	}
+	/* The TLS options above only apply to this handle once it has its own context. */
+	if ((rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &server)) != LDAP_SUCCESS) {
+		lres_set(lr, ld, rc, "cannot set up TLS with ca_file %s",
+		    p->ca_file != NULL ? p->ca_file : "(system)");
+		lr->tls = true;
+		goto fail;
+	}
+	if (p->starttls && (rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
+		connect_failed(p, ld, rc, "StartTLS with", lr);
+		goto fail;
+	}
+	cred.bv_val = p->password;
+	cred.bv_len = p->password_len;
+	rc = ldap_sasl_bind_s(ld, p->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	if (rc != LDAP_SUCCESS) {
+		if (rc < 0)
+			connect_failed(p, ld, rc, "cannot connect to", lr);
+		else
+			lres_set(lr, ld, rc, "bind to %s as %s failed", p->url, p->bind_dn);
+		goto fail;
+	}
+	c->ld = ld;
+	return LDAP_SUCCESS;
+fail:
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return rc;
+}
+
+/* Reading and writing one user */
+
+static void
+user_clear(struct user *u)
+{
+	ldap_memfree(u->dn);
+	memset(u, 0, sizeof(*u));
+}
+
+/* AD's Integer syntax is 32-bit signed; accept either reading of the 32 bits. */
+static int
+parse_uac(const struct berval *bv, uint32_t *out)
+{
+	char buf[24], *end;
+	long long v;
+
+	if (bv->bv_len == 0 || bv->bv_len >= sizeof(buf))
+		return -1;
+	memcpy(buf, bv->bv_val, bv->bv_len);
+	buf[bv->bv_len] = '\0';
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno != 0 || *end != '\0' || v < INT32_MIN || v > (long long)UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static void
+format_uac(uint32_t v, char *buf, size_t len)
+{
+	if (v > INT32_MAX)
+		snprintf(buf, len, "%" PRId64, (int64_t)v - ((int64_t)1 << 32));
+	else
+		snprintf(buf, len, "%" PRIu32, v);
+}
+
+/*
+ * Searches the domain for the one object whose objectGUID is in filter. Returns an
+ * LDAP code; LDAP_NO_SUCH_OBJECT when nothing matches.
+ */
+static int
+read_user(struct provider *p, LDAP *ld, const char *filter, struct user *u,
+    struct lres *lr)
+{
+	struct timeval tv = { .tv_sec = p->timeout };
+	LDAPMessage *msg = NULL, *ent;
+	struct berval **uac = NULL, **pls = NULL;
+	int rc, n;
+
+	memset(u, 0, sizeof(*u));
+	rc = ldap_search_ext_s(ld, p->base_dn, LDAP_SCOPE_SUBTREE, filter,
+	    (char **)user_attrs, 0, NULL, NULL, &tv, 2, &msg);
+	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+		lres_set(lr, ld, rc, "search for the account under %s failed", p->base_dn);
+		goto out;
+	}
+	if ((n = ldap_count_entries(ld, msg)) == 0) {
+		rc = LDAP_NO_SUCH_OBJECT;
+		snprintf(lr->msg, sizeof(lr->msg), "account not found in Active Directory");
+		lr->rc = rc;
+		lr->tls = false;
+		goto out;
+	}
+	ent = ldap_first_entry(ld, msg);
+	if (n > 1 || rc == LDAP_SIZELIMIT_EXCEEDED) {
+		rc = LDAP_CONSTRAINT_VIOLATION;
+		snprintf(lr->msg, sizeof(lr->msg), "more than one object has this objectGUID");
+		lr->rc = rc;
+		goto out;
+	}
+	if ((u->dn = ldap_get_dn(ld, ent)) == NULL) {
+		rc = LDAP_DECODING_ERROR;
+		lres_set(lr, ld, rc, "the server sent an entry without a DN");
+		goto out;
+	}
+	uac = ldap_get_values_len(ld, ent, "userAccountControl");
+	if (uac == NULL || uac[0] == NULL || uac[1] != NULL ||
+	    parse_uac(uac[0], &u->uac) != 0) {
+		rc = LDAP_OBJECT_CLASS_VIOLATION;
+		snprintf(lr->msg, sizeof(lr->msg),
+		    "%s has no valid userAccountControl: not a user account", u->dn);
+		lr->rc = rc;
+		goto out;
+	}
+	memcpy(u->uac_text, uac[0]->bv_val, uac[0]->bv_len);
+	u->uac_text[uac[0]->bv_len] = '\0';
+	pls = ldap_get_values_len(ld, ent, "pwdLastSet");
+	u->pwd_must_change = pls != NULL && pls[0] != NULL && pls[0]->bv_len == 1 &&
+	    pls[0]->bv_val[0] == '0';
+	rc = LDAP_SUCCESS;
+out:
+	ldap_value_free_len(pls);
+	ldap_value_free_len(uac);
+	ldap_msgfree(msg);
+	if (rc != LDAP_SUCCESS)
+		user_clear(u);
+	return rc;
+}
+
+/*
+ * One modify: delete the userAccountControl value read, add the new one and, when
+ * asked, set pwdLastSet to 0 in the same atomic operation.
+ */
+static int
+write_user(LDAP *ld, const struct user *u, uint32_t uac,
+    bool must_change, struct lres *lr)
+{
+	char newv[24], zero[] = "0";
+	char *oldvals[] = { (char *)u->uac_text, NULL }, *newvals[] = { newv, NULL };
+	char *zerovals[] = { zero, NULL };
+	LDAPMod del = { .mod_op = LDAP_MOD_DELETE, .mod_type = "userAccountControl",
+		.mod_values = oldvals };
+	LDAPMod add = { .mod_op = LDAP_MOD_ADD, .mod_type = "userAccountControl",
+		.mod_values = newvals };
+	LDAPMod pls = { .mod_op = LDAP_MOD_REPLACE, .mod_type = "pwdLastSet",
+		.mod_values = zerovals };
+	LDAPMod *mods[4] = { NULL };
+	size_t n = 0;
+	int rc;
+
+	format_uac(uac, newv, sizeof(newv));
+	if (uac != u->uac) {
+		mods[n++] = &del;
+		mods[n++] = &add;
+	}
+	if (must_change)
+		mods[n++] = &pls;
+	rc = ldap_modify_ext_s(ld, u->dn, mods, NULL, NULL);
+	if (rc != LDAP_SUCCESS)
+		lres_set(lr, ld, rc, "modify of %s failed", u->dn);
+	return rc;
+}
+
+struct plan {
+	uint32_t uac;
+	bool must_change;
+	const char *done;	/* message when the write succeeds */
+	const char *already;	/* non-NULL: nothing to write */
+	const char *refuse;	/* non-NULL: permanent failure, nothing written */
+};
+
+static void
+plan_step(const struct step *step, const struct user *u, bool clear_dont_expire,
+    struct plan *pl)
+{
+	memset(pl, 0, sizeof(*pl));
+	pl->uac = u->uac;
+	switch (step->type) {
+	case ACTION_DISABLE:
+		if (u->uac & UAC_ACCOUNTDISABLE)
+			pl->already = "already disabled";
+		pl->uac |= UAC_ACCOUNTDISABLE;
+		pl->done = "disabled";
+		break;
+	case ACTION_ENABLE:
+		if (!(u->uac & UAC_ACCOUNTDISABLE))
+			pl->already = "already enabled";
+		pl->uac &= ~UAC_ACCOUNTDISABLE;
+		pl->done = "enabled";
+		break;
+	case ACTION_FORCE_PASSWORD_CHANGE:
+		/* AD ignores pwdLastSet = 0 while the password never expires. */
+		if (u->uac & UAC_DONT_EXPIRE_PASSWD) {
+			if (!clear_dont_expire) {
+				pl->refuse = "password never expires is set on this account: "
+				    "AD ignores a forced change; ask again with "
+				    "clear_dont_expire to clear that flag";
+				break;
+			}
+			pl->uac &= ~UAC_DONT_EXPIRE_PASSWD;
+			pl->must_change = true;
+			pl->done = "cleared password never expires; the password must be "
+			    "changed at next sign-in";
+			break;
+		}
+		if (u->pwd_must_change)
+			pl->already = "already must change password";
+		pl->must_change = true;
+		pl->done = "the password must be changed at next sign-in";
+		break;
+	default:
+		pl->refuse = "not supported by Active Directory";
+		break;
+	}
+}
+
+/*
+ * After a lost race, wait a little before reading again: tries milliseconds plus up
+ * to two of jitter (from the clock: it only has to differ between competing writers).
+ */
+static void
+race_pause(int tries)
+{
+	struct timespec now, ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)tries * 1000000L + now.tv_nsec % 2000000L;
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Read, decide, write; a lost race (noSuchAttribute: the value we deleted is gone;
+ * noSuchObject: the entry moved) starts over from a fresh read. Returns an LDAP code
+ * for failures of the exchange itself; every other outcome is already in *res.
+ */
+static int
+run_step(struct provider *p, LDAP *ld, const struct step *step, const char *filter,
+    bool clear_dont_expire, struct step_result *res, struct lres *lr)
+{
+	struct user u = { 0 };
+	struct plan pl;
+	int rc = LDAP_SUCCESS, tries;
+
+	for (tries = 0; tries < CAS_TRIES; tries++) {
+		user_clear(&u);
+		if ((rc = read_user(p, ld, filter, &u, lr)) != LDAP_SUCCESS)
+			return rc;
+		plan_step(step, &u, clear_dont_expire, &pl);
+		if (pl.refuse != NULL) {
+			result_set(res, STEP_OUTCOME_PERMANENT, "refused", "%s", pl.refuse);
+			goto done;
+		}
+		if (pl.already != NULL) {
+			result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.already);
+			goto done;
+		}
+		rc = write_user(ld, &u, pl.uac, pl.must_change, lr);
+		if (rc == LDAP_SUCCESS) {
+			u.uac = pl.uac;
+			result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
+			goto done;
+		}
+		if (rc != LDAP_NO_SUCH_ATTRIBUTE && rc != LDAP_NO_SUCH_OBJECT) {
+			user_clear(&u);
+			return rc;
+		}
+		if (tries + 1 < CAS_TRIES)
+			race_pause(tries + 1);
+	}
+	user_clear(&u);
+	result_set(res, STEP_OUTCOME_TRANSIENT, ldap_code_name(rc),
+	    "userAccountControl changed under every one of %d attempts; last: %s",
+	    CAS_TRIES, lr->msg);
+	return LDAP_SUCCESS;
+done:
+	snprintf(res->state, sizeof(res->state), "%s",
+	    u.uac & UAC_ACCOUNTDISABLE ? "disabled" : "enabled");
+	user_clear(&u);
+	return LDAP_SUCCESS;
+}
+
+/* Reads "clear_dont_expire": true from the step's params; anything malformed refuses. */
+static int
+parse_params(const struct step *step, bool *clear, struct step_result *res)
+{
+	json_error_t jerr;
+	json_t *root, *v;
+
+	*clear = false;
+	if (step->params == NULL || step->params[0] == '\0')
+		return 0;
+	if ((root = json_loads(step->params, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
+	    !json_is_object(root)) {
+		json_decref(root);
+		result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
+		    "params must be a JSON object");
+		return -1;
+	}
+	v = json_object_get(root, "clear_dont_expire");
+	if (v != NULL && !json_is_boolean(v)) {
+		json_decref(root);
+		result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
+		    "params.clear_dont_expire must be true or false");
+		return -1;
+	}
+	*clear = v != NULL && json_is_true(v);
+	json_decref(root);
+	return 0;
+}
+
+static bool
+ad_supports(enum action_type type)
+{
+	return type == ACTION_DISABLE || type == ACTION_ENABLE ||
+	    type == ACTION_FORCE_PASSWORD_CHANGE;
+}
+
+/*
+ * LDAP has no request id worth recording (a message id only means something on its
+ * own connection), so res->request_id stays empty.
+ */
+static int
+ad_execute(struct provider *p, const struct step *step, struct step_result *res)
+{
+	unsigned char guid[LDAPESC_GUID_LEN];
+	char *esc = NULL, *filter = NULL;
+	struct lres lr = { 0 };
+	struct conn *c = NULL;
+	bool clear = false, fresh, drop = false;
+	int r = QERR_INTERNAL, rc, attempt;
+
+	memset(res, 0, sizeof(*res));
+	if (!ad_supports(step->type)) {
+		result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
+		    "not supported by Active Directory");
+		return 0;
+	}
+	if (ldapesc_guid_from_text(step->account_ref, guid) != 0) {
+		result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
+		    "account reference is not an objectGUID");
+		return 0;
+	}
+	if (step->type == ACTION_FORCE_PASSWORD_CHANGE && parse_params(step, &clear, res) != 0)
+		return 0;
+	if (ldapesc_filter_binary(guid, sizeof(guid), &esc) != 0 ||
+	    asprintf(&filter, "(objectGUID=%s)", esc) == -1) {
+		filter = NULL;
+		r = QERR_NOMEM;
+		goto out;
+	}
+	c = pool_get(p);
+	for (attempt = 0;; attempt++) {
+		if ((rc = conn_ready(p, c, &fresh, &lr)) != LDAP_SUCCESS) {
+			drop = true;
+			break;
+		}
+		rc = run_step(p, c->ld, step, filter, clear, res, &lr);
+		drop = rc != LDAP_SUCCESS && ldap_code_breaks_conn(rc);
+		/* A handle idle since before a server restart fails at once: reconnect once. */
+		if (drop && !fresh && attempt == 0 &&
+		    (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)) {
+			conn_drop(c);
+			continue;
+		}
+		break;
+	}
+	if (rc != LDAP_SUCCESS)
+		result_from_lres(res, &lr);
+	r = 0;
+out:
+	if (c != NULL)
+		pool_put(p, c, drop);
+	free(filter);
+	free(esc);
+	return r;
+}
+
+/* Listing */
+
+static char *
+bv_string(const struct berval *bv)
+{
+	char *s;
+
+	if (bv->bv_len == 0 || memchr(bv->bv_val, '\0', bv->bv_len) != NULL)
+		return NULL;
+	if ((s = malloc(bv->bv_len + 1)) == NULL)
+		return NULL;
+	memcpy(s, bv->bv_val, bv->bv_len);
+	s[bv->bv_len] = '\0';
+	return s;
+}
+
+/* The single value of attr, or NULL when it is absent or has more than one value. */
+static struct berval **
+single(LDAP *ld, LDAPMessage *ent, const char *attr, bool *bad)
+{
+	struct berval **v = ldap_get_values_len(ld, ent, attr);
+
+	if (v != NULL && (v[0] == NULL || v[1] != NULL)) {
+		*bad = true;
+		ldap_value_free_len(v);
+		return NULL;
+	}
+	return v;
+}
+
+/*
+ * Turns one entry into an account and hands it to cb. Returns 1 when the entry is
+ * malformed (skipped), -1 out of memory, otherwise 0 with *cbret the callback's value.
+ */
+static int
+list_entry(struct provider *p, LDAP *ld, LDAPMessage *ent, provider_account_cb cb,
+    void *arg, int *cbret)
+{
+	struct berval **guid = NULL, **sid = NULL, **sam = NULL, **upn = NULL;
+	struct berval **dname = NULL, **uac = NULL;
+	char gtext[LDAPESC_GUID_TEXT_LEN + 1], kind[] = "ad", enabled[] = "enabled",
+	    disabled[] = "disabled";
+	struct account a = { 0 };
+	char *dn = NULL;
+	uint32_t uacv = 0;
+	bool bad = false;
+	int r = 1;
+
+	dn = ldap_get_dn(ld, ent);
+	guid = single(ld, ent, "objectGUID", &bad);
+	sid = single(ld, ent, "objectSid", &bad);
+	sam = single(ld, ent, "sAMAccountName", &bad);
+	upn = single(ld, ent, "userPrincipalName", &bad);
+	dname = single(ld, ent, "displayName", &bad);
+	uac = single(ld, ent, "userAccountControl", &bad);
+	if (bad || dn == NULL || guid == NULL || sid == NULL || sam == NULL || uac == NULL ||
+	    ldapesc_guid_to_text(guid[0]->bv_val, guid[0]->bv_len, gtext) != 0 ||
+	    parse_uac(uac[0], &uacv) != 0)
+		goto skip;
+	switch (ldapesc_sid_to_text(sid[0]->bv_val, sid[0]->bv_len, &a.sid)) {
+	case 0:
+		break;
+	case QERR_NOMEM:
+		r = -1;
+		goto out;
+	default:
+		goto skip;
+	}
+	a.username = bv_string(sam[0]);
+	a.upn = upn != NULL ? bv_string(upn[0]) : NULL;
+	a.display_name = dname != NULL ? bv_string(dname[0]) : NULL;
+	if (a.username == NULL || (upn != NULL && a.upn == NULL) ||
+	    (dname != NULL && a.display_name == NULL))
+		goto skip;
+	a.system = p->name;
+	a.kind = kind;
+	a.external_id = gtext;
+	a.dn = dn;
+	a.state = uacv & UAC_ACCOUNTDISABLE ? disabled : enabled;
+	*cbret = cb(&a, arg);
+	r = 0;
+	goto out;
+skip:
+	log_msg(LOG_LVL_WARN, "ad %s: skipped malformed entry %s", p->name,
+	    dn != NULL ? dn : "(no DN)");
+out:
+	free(a.display_name);
+	free(a.upn);
+	free(a.username);
+	free(a.sid);
+	ldap_value_free_len(uac);
+	ldap_value_free_len(dname);
+	ldap_value_free_len(upn);
+	ldap_value_free_len(sam);
+	ldap_value_free_len(sid);
+	ldap_value_free_len(guid);
+	ldap_memfree(dn);
+	return r;
+}
+
+/*
+ * Pages through every user under base_dn. A non-zero value from cb stops the listing
+ * and is returned as is. Malformed entries are skipped and logged, with a count.
+ */
+static int
+ad_list_accounts(struct provider *p, provider_account_cb cb, void *arg, struct qerr *e)
+{
+	static const char filter[] = "(&(objectCategory=person)(objectClass=user))";
+	struct timeval tv = { .tv_sec = p->timeout };
+	struct berval cookie = { 0 };
+	LDAPControl *pctrl = NULL, **sctrls = NULL, *ctrls[2] = { NULL, NULL };
+	LDAPMessage *msg = NULL, *ent;
+	struct lres lr = { 0 };
+	struct conn *c;
+	size_t skipped = 0;
+	bool fresh, drop = false;
+	int r = QERR_INTERNAL, rc, cbret = 0, err, x;
+
+	c = pool_get(p);
+	if ((rc = conn_ready(p, c, &fresh, &lr)) != LDAP_SUCCESS) {
+		drop = true;
+		r = qerr_from_lres(e, &lr);
+		goto out;
+	}
+	for (;;) {
+		ber_int_t estimate;
+		LDAPControl *resp;
+
+		rc = ldap_create_page_control(c->ld, p->page_size,
+		    cookie.bv_val != NULL ? &cookie : NULL, 1, &pctrl);
+		if (rc != LDAP_SUCCESS) {
+			lres_set(&lr, c->ld, rc, "cannot build the paged results control");
+			r = qerr_from_lres(e, &lr);
+			goto out;
+		}
+		ctrls[0] = pctrl;
+		rc = ldap_search_ext_s(c->ld, p->base_dn, LDAP_SCOPE_SUBTREE, filter,
+		    (char **)list_attrs, 0, ctrls, NULL, &tv, LDAP_NO_LIMIT, &msg);
+		ldap_control_free(pctrl);
+		pctrl = NULL;
+		if (rc != LDAP_SUCCESS) {
+			lres_set(&lr, c->ld, rc, "listing users under %s failed", p->base_dn);
+			drop = ldap_code_breaks_conn(rc);
+			r = qerr_from_lres(e, &lr);
+			goto out;
+		}
+		for (ent = ldap_first_entry(c->ld, msg); ent != NULL && cbret == 0;
+		    ent = ldap_next_entry(c->ld, ent)) {
+			if ((x = list_entry(p, c->ld, ent, cb, arg, &cbret)) < 0) {
+				r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+				goto out;
+			}
+			skipped += (size_t)x;
+		}
+		if (cbret != 0) {
+			/* The server keeps the paging state per connection: drop it. */
+			drop = true;
+			r = cbret;
+			goto out;
+		}
+		ber_memfree(cookie.bv_val);
+		cookie.bv_val = NULL;
+		cookie.bv_len = 0;
+		rc = ldap_parse_result(c->ld, msg, &err, NULL, NULL, NULL, &sctrls, 0);
+		if (rc != LDAP_SUCCESS) {
+			lres_set(&lr, c->ld, rc, "cannot parse the search result");
+			drop = true;
+			r = qerr_from_lres(e, &lr);
+			goto out;
+		}
+		resp = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, sctrls, NULL);
+		if (resp != NULL &&
+		    ldap_parse_pageresponse_control(c->ld, resp, &estimate, &cookie) !=
+		    LDAP_SUCCESS) {
+			lres_set(&lr, c->ld, LDAP_DECODING_ERROR,
+			    "the server sent a malformed paged results control");
+			r = qerr_from_lres(e, &lr);
+			goto out;
+		}
+		ldap_controls_free(sctrls);
+		sctrls = NULL;
+		ldap_msgfree(msg);
+		msg = NULL;
+		if (cookie.bv_val == NULL || cookie.bv_len == 0)
+			break;
+	}
+	if (skipped > 0)
+		log_msg(LOG_LVL_WARN, "ad %s: %zu malformed entries skipped", p->name, skipped);
+	r = 0;
+out:
+	ldap_controls_free(sctrls);
+	ldap_msgfree(msg);
+	ber_memfree(cookie.bv_val);
+	pool_put(p, c, drop);
+	return r;
+}
+
+const struct provider_ops provider_ad = {
+	.kind = "ad",
+	.open = ad_open,
+	.supports = ad_supports,
+	.execute = ad_execute,
+	.list_accounts = ad_list_accounts,
+	.close = ad_close,
+};
