@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Sets up and runs every test of quell: unit tests (cmocka), integration tests against a
+# real Samba AD DC on 127.0.0.1, and end-to-end tests of the whole daemon (pytest) —
+# once on a normal build and once under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The last line is the total: "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+
+bash scripts/deps.sh
+
+lab=$(mktemp -d "${TMPDIR:-/tmp}/quell-lab.XXXXXX")
+results=$(mktemp -d "${TMPDIR:-/tmp}/quell-results.XXXXXX")
+cleanup() {
+	bash scripts/lab/samba.sh down "$lab" >/dev/null 2>&1 || true
+	rm -rf "$lab" "$results"
+}
+trap cleanup EXIT
+
+echo "== starting the Samba AD lab in $lab"
+bash scripts/lab/samba.sh up "$lab"
+set -a
+# shellcheck disable=SC1091
+. "$lab/env"
+set +a
+
+passed=0
+failed=0
+
+# Adds a meson test run's counts from its JSON log (one object per test).
+count_meson() {
+	local log=$1 p f
+	p=$(grep -c '"result": "OK"' "$log" || true)
+	f=$(grep -Ec '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+# Adds a pytest run's counts from its closing line.
+count_pytest() {
+	local line=$1 p f e
+	p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+	e=$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+	passed=$((passed + p))
+	failed=$((failed + f + e))
+}
+
+run_build() {
+	local name=$1 dir=build/$1
+	shift
+	echo "== building ($name)"
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir" >/dev/null
+	echo "== unit and integration tests ($name)"
+	meson test -C "$dir" --print-errorlogs --num-processes 1 --suite unit \
+	    --suite integration || true
+	count_meson "$dir/meson-logs/testlog.json"
+	echo "== end-to-end tests ($name)"
+	local out=$results/pytest-$name.txt
+	QUELL_BUILD=$top/$dir python3 -m pytest -q -p no:cacheprovider tests/e2e \
+	    2>&1 | tee "$out" || true
+	local summary
+	summary=$(grep -E '[0-9]+ (passed|failed|errors?)' "$out" | tail -n 1 || true)
+	if [ -z "$summary" ]; then
+		echo "pytest ($name) ended without a summary: counted as one failure"
+		failed=$((failed + 1))
+	fi
+	count_pytest "$summary"
+}
+
+run_build release
+run_build sanitize -Db_sanitize=address,undefined -Db_lundef=false
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
