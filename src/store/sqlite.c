@@ -8,6 +8,8 @@
  * Enum values are stored by their model.h names so that the database reads on its own
  * and survives a reordering of the enums. Every text value is stored as given.
  */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +96,10 @@ static const char *const migrations[] = {
 	"  started_at INTEGER NOT NULL DEFAULT 0,"
 	"  finished_at INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX steps_action ON steps (action_id, id);"
+	/* The claim walks this in order and stops at the first step it may take, so
+	 * its cost does not grow with the number of steps waiting or done. */
+	"CREATE INDEX steps_claimable ON steps (created_at, id)"
+	"  WHERE status IN ('queued', 'retry_wait', 'running');"
 	"CREATE INDEX steps_wait ON steps (status, not_before);"
 	"CREATE INDEX steps_lease ON steps (status, lease_expires);"
 	"CREATE TABLE audit ("
@@ -226,8 +232,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " lease_expires = ?2 + ?3, attempts = attempts + 1,"
 	    " started_at = CASE WHEN started_at = 0 THEN ?2 ELSE started_at END,"
 	    " updated_at = ?2"
-	    " WHERE id = (SELECT s.id FROM steps s JOIN actions a ON a.id = s.action_id"
-	    "  WHERE (s.status = 'queued'"
+	    " WHERE id = (SELECT s.id FROM steps s INDEXED BY steps_claimable"
+	    "  JOIN actions a ON a.id = s.action_id"
+	    "  WHERE s.status IN ('queued', 'retry_wait', 'running')"
+	    "  AND (s.status = 'queued'"
 	    "   OR (s.status = 'retry_wait' AND s.not_before <= ?2)"
 	    "   OR (s.status = 'running' AND s.lease_expires < ?2))"
 	    "  AND a.status IN " ACT_RUNNABLE
@@ -285,8 +293,27 @@ static const char *const action_list_terms[] = {
 	" AND id < ?5",
 };
 
+/*
+ * Writers to one database file queue here, in this process, before BEGIN IMMEDIATE.
+ * SQLite's own busy handler polls with growing sleeps: under steady contention it
+ * leaves the lock idle between holders and can starve one thread until its timeout.
+ * A condition variable hands the lock over at once. Keyed by the file's full path.
+ */
+struct gate {
+	char *path;
+	int refs;
+	bool held;
+	pthread_cond_t cv;
+	struct gate *next;
+};
+
+static pthread_mutex_t gates_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct gate *gates;
+
 struct store_conn {
 	sqlite3 *db;
+	struct gate *gate;
+	bool writing;		/* holds gate */
 	sqlite3_stmt *stmt[S_COUNT];
 	sqlite3_stmt *action_list[AF_COUNT];
 };
@@ -407,6 +434,89 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static struct gate *
+gate_ref(const char *path)
+{
+	struct gate *g;
+
+	pthread_mutex_lock(&gates_mu);
+	for (g = gates; g != NULL; g = g->next)
+		if (strcmp(g->path, path) == 0)
+			break;
+	if (g == NULL && (g = calloc(1, sizeof(*g))) != NULL) {
+		if ((g->path = strdup(path)) == NULL ||
+		    pthread_cond_init(&g->cv, NULL) != 0) {
+			free(g->path);
+			free(g);
+			g = NULL;
+		} else {
+			g->next = gates;
+			gates = g;
+		}
+	}
+	if (g != NULL)
+		g->refs++;
+	pthread_mutex_unlock(&gates_mu);
+	return g;
+}
+
+static void
+gate_unref(struct gate *g)
+{
+	struct gate **pp;
+
+	if (g == NULL)
+		return;
+	pthread_mutex_lock(&gates_mu);
+	if (--g->refs == 0) {
+		for (pp = &gates; *pp != g; pp = &(*pp)->next)
+			;
+		*pp = g->next;
+		pthread_cond_destroy(&g->cv);
+		free(g->path);
+		free(g);
+	}
+	pthread_mutex_unlock(&gates_mu);
+}
+
+/* Waits as long as SQLite's busy timeout would, so a stuck writer still surfaces
+ * as QERR_BUSY rather than a hang. */
+static int
+gate_enter(struct store_conn *c, struct qerr *e)
+{
+	struct gate *g = c->gate;
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += BUSY_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&gates_mu);
+	while (g->held && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&g->cv, &gates_mu, &dl);
+	if (!g->held) {
+		g->held = true;
+		c->writing = true;
+	}
+	pthread_mutex_unlock(&gates_mu);
+	if (!c->writing)
+		return qerr_set(e, QERR_BUSY, NULL,
+		    "begin: database busy: another write transaction ran for %d s",
+		    BUSY_TIMEOUT_MS / 1000);
+	return 0;
+}
+
+static void
+gate_leave(struct store_conn *c)
+{
+	if (!c->writing)
+		return;
+	pthread_mutex_lock(&gates_mu);
+	c->gate->held = false;
+	c->writing = false;
+	pthread_cond_signal(&c->gate->cv);
+	pthread_mutex_unlock(&gates_mu);
+}
+
 static void
 sq_close(struct store_conn *c)
 {
@@ -419,6 +529,8 @@ sq_close(struct store_conn *c)
 	for (i = 0; i < AF_COUNT; i++)
 		sqlite3_finalize(c->action_list[i]);
 	sqlite3_close_v2(c->db);
+	gate_leave(c);
+	gate_unref(c->gate);
 	free(c);
 }
 
@@ -445,6 +557,10 @@ sq_open(const char *location, struct store_conn **out, struct qerr *e)
 		goto out;
 	}
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	if ((c->gate = gate_ref(sqlite3_db_filename(c->db, "main"))) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
 	/* journal_mode answers with the mode in force: anything but "wal" means the
 	 * file cannot do WAL (e.g. ":memory:"), and the durability promises would not
 	 * hold. */
@@ -483,7 +599,10 @@ sq_begin(struct store_conn *c, bool write, struct qerr *e)
 
 	if ((r = stmt(c, write ? S_BEGIN_W : S_BEGIN_R, &st, e)) != 0)
 		return r;
-	r = exec_done(c, st, "begin", e);
+	if (write && (r = gate_enter(c, e)) != 0)
+		return r;
+	if ((r = exec_done(c, st, "begin", e)) != 0)
+		gate_leave(c);
 	done(st);
 	return r;
 }
@@ -496,7 +615,10 @@ sq_commit(struct store_conn *c, struct qerr *e)
 
 	if ((r = stmt(c, S_COMMIT, &st, e)) != 0)
 		return r;
-	r = exec_done(c, st, "commit", e);
+	/* After a failed COMMIT the transaction may still be open: the gate is left
+	 * to the rollback that follows. */
+	if ((r = exec_done(c, st, "commit", e)) == 0)
+		gate_leave(c);
 	done(st);
 	return r;
 }
@@ -507,12 +629,11 @@ sq_rollback(struct store_conn *c)
 	sqlite3_stmt *st = NULL;
 
 	/* SQLite may already have rolled back on its own after some errors. */
-	if (sqlite3_get_autocommit(c->db))
-		return;
-	if (stmt(c, S_ROLLBACK, &st, NULL) == 0) {
+	if (!sqlite3_get_autocommit(c->db) && stmt(c, S_ROLLBACK, &st, NULL) == 0) {
 		sqlite3_step(st);
 		done(st);
 	}
+	gate_leave(c);
 }
 
 static int
