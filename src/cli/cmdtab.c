@@ -1,0 +1,226 @@
+/*
+ * The table of quell commands: words, options, positional arguments and help text.
+ * Kept apart from the parser so the help a person reads and the rules the parser
+ * enforces come from the same rows.
+ */
+#include <stddef.h>
+
+#include "cli/args.h"
+
+#define COMMON_HELP \
+	"  --json              print the API's JSON instead of text\n" \
+	"  --url URL           quelld base URL (QUELL_URL, default http://127.0.0.1:8443)\n" \
+	"  --token-file FILE   file holding the API token (QUELL_TOKEN_FILE)\n" \
+	"  --ca FILE           CA certificates to verify quelld with (QUELL_CA)\n" \
+	"  -h, --help          this help\n"
+
+#define EXIT_HELP \
+	"Exit status: 0 ok; 1 the action ended failed, partially_completed, cancelled or\n" \
+	"denied, or audit verify found a broken chain; 2 usage or configuration error;\n" \
+	"3 the API refused the request (4xx); 4 cannot reach quelld, or 5xx;\n" \
+	"5 not confirmed.\n"
+
+#define ACT_HELP(what) \
+	what " the accounts linked to an identity (or one of them with --account).\n" \
+	"First asks quelld for a preview and shows each account that will be acted on or\n" \
+	"skipped as not applicable, then asks for confirmation on the terminal.\n" \
+	"<identity> is an identity id (idn_...) or a search term matching one identity.\n\n" \
+	"  --reason TEXT       why (required; recorded in the audit log)\n" \
+	"  --account ID        act on this linked account only\n" \
+	"  --yes               do not ask for confirmation\n" \
+	"  --wait              follow the action until it ends, like `quell action --wait`\n"
+
+static const struct cli_optspec act_opts[] = {
+	{ "reason", OPT_VALUE, true },
+	{ "account", OPT_VALUE, false },
+	{ "yes", OPT_FLAG, false },
+	{ "wait", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec fpc_opts[] = {
+	{ "reason", OPT_VALUE, true },
+	{ "account", OPT_VALUE, false },
+	{ "yes", OPT_FLAG, false },
+	{ "wait", OPT_FLAG, false },
+	{ "clear-dont-expire", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec actions_opts[] = {
+	{ "status", OPT_VALUE, false },
+	{ "type", OPT_VALUE, false },
+	{ "identity", OPT_VALUE, false },
+	{ "since", OPT_VALUE, false },
+	{ "limit", OPT_VALUE, false },
+	{ "all", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec wait_opts[] = {
+	{ "wait", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec list_opts[] = {
+	{ "limit", OPT_VALUE, false },
+	{ "all", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec add_opts[] = {
+	{ "name", OPT_VALUE, true },
+	{ "tag", OPT_LIST, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec audit_opts[] = {
+	{ "after", OPT_VALUE, false },
+	{ "limit", OPT_VALUE, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec export_opts[] = {
+	{ "format", OPT_VALUE, false },
+	{ "after", OPT_VALUE, false },
+	{ "limit", OPT_VALUE, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec token_opts[] = {
+	{ "name", OPT_VALUE, true },
+	{ "role", OPT_VALUE, true },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec no_opts[] = {
+	{ NULL, OPT_FLAG, false },
+};
+
+static const char *const a_identity[] = { "<identity>", NULL };
+static const char *const a_action[] = { "<action-id>", NULL };
+static const char *const a_query[] = { "[QUERY]", NULL };
+static const char *const a_link[] = { "<identity>", "<account-id>", NULL };
+static const char *const a_system[] = { "<system>", NULL };
+static const char *const a_none[] = { NULL };
+
+static const struct cli_cmd commands[] = {
+	{ CMD_DISABLE, "disable", NULL, act_opts, a_identity,
+	    "quell disable <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	    ACT_HELP("Disable (block sign-in to)") },
+	{ CMD_ENABLE, "enable", NULL, act_opts, a_identity,
+	    "quell enable <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	    ACT_HELP("Enable") },
+	{ CMD_FORCE_PASSWORD_CHANGE, "force-password-change", NULL, fpc_opts, a_identity,
+	    "quell force-password-change <identity> --reason TEXT [--account ID]\n"
+	    "       [--clear-dont-expire] [--yes] [--wait]",
+	    ACT_HELP("Force a password change at next sign-in on")
+	    "  --clear-dont-expire also clear \"password never expires\"\n" },
+	{ CMD_ACTIONS, "actions", NULL, actions_opts, a_none,
+	    "quell actions [--status S] [--type T] [--identity ID] [--since WHEN]\n"
+	    "       [--limit N] [--all]",
+	    "List actions, newest first.\n\n"
+	    "  --status S          pending_approval, queued, running, completed,\n"
+	    "                      partially_completed, failed, cancelled or denied\n"
+	    "  --type T            disable, enable, revoke_sessions, mark_compromised,\n"
+	    "                      force_password_change, deactivate or set_risk\n"
+	    "  --identity ID       actions on this identity\n"
+	    "  --since WHEN        RFC 3339 time, or a span back from now: 90m, 24h, 7d, 2w\n"
+	    "  --limit N           page size, 1..1000 (default 50)\n"
+	    "  --all               follow the pages to the end\n" },
+	{ CMD_ACTION, "action", NULL, wait_opts, a_action,
+	    "quell action <action-id> [--wait]",
+	    "Show an action and its per-account steps.\n\n"
+	    "  --wait              poll until the action ends, printing each change\n" },
+	{ CMD_CANCEL, "cancel", NULL, no_opts, a_action,
+	    "quell cancel <action-id>",
+	    "Cancel an action that has not ended; steps already done are not undone.\n" },
+	{ CMD_IDENTITIES, "identities", NULL, list_opts, a_query,
+	    "quell identities [QUERY] [--limit N] [--all]",
+	    "List identities, or those matching QUERY.\n\n"
+	    "  --limit N           page size, 1..1000\n"
+	    "  --all               follow the pages to the end\n" },
+	{ CMD_IDENTITY_SHOW, "identity", "show", no_opts, a_identity,
+	    "quell identity show <identity>",
+	    "Show an identity and its linked accounts.\n" },
+	{ CMD_IDENTITY_ADD, "identity", "add", add_opts, a_none,
+	    "quell identity add --name NAME [--tag TAG]...",
+	    "Create an identity.\n\n"
+	    "  --name NAME         display name (required)\n"
+	    "  --tag TAG           a tag such as tier0, breakglass, staff; may repeat\n" },
+	{ CMD_IDENTITY_LINK, "identity", "link", no_opts, a_link,
+	    "quell identity link <identity> <account-id>",
+	    "Link an account to an identity.\n" },
+	{ CMD_IDENTITY_UNLINK, "identity", "unlink", no_opts, a_link,
+	    "quell identity unlink <identity> <account-id>",
+	    "Unlink an account from an identity.\n" },
+	{ CMD_SYNC, "sync", NULL, no_opts, a_system,
+	    "quell sync <system>",
+	    "Read the accounts of an identity system and link them to identities.\n" },
+	{ CMD_SYSTEMS, "systems", NULL, no_opts, a_none,
+	    "quell systems",
+	    "List the configured identity systems and the actions each supports.\n" },
+	{ CMD_WHOAMI, "whoami", NULL, no_opts, a_none,
+	    "quell whoami",
+	    "Show the name, role and permissions of the token in use.\n" },
+	{ CMD_AUDIT, "audit", NULL, audit_opts, a_none,
+	    "quell audit [--after SEQ] [--limit N]",
+	    "List audit log entries.\n\n"
+	    "  --after SEQ         entries after this sequence number\n"
+	    "  --limit N           1..1000 (default 100)\n" },
+	{ CMD_AUDIT_VERIFY, "audit", "verify", no_opts, a_none,
+	    "quell audit verify",
+	    "Walk the audit hash chain. Exits 1 naming the first broken entry.\n" },
+	{ CMD_AUDIT_EXPORT, "audit", "export", export_opts, a_none,
+	    "quell audit export [--format jsonl] [--after SEQ] [--limit N]",
+	    "Write every audit entry to standard output, one JSON object a line.\n\n"
+	    "  --format jsonl      the only format\n"
+	    "  --after SEQ         start after this sequence number\n"
+	    "  --limit N           page size, 1..1000\n" },
+	{ CMD_TOKEN_CREATE, "token", "create", token_opts, a_none,
+	    "quell token create --name NAME --role ROLE",
+	    "Create an API token. The token is printed once; store it now.\n\n"
+	    "  --name NAME         who or what will use it\n"
+	    "  --role ROLE         admin, responder, viewer, auditor or a configured role\n" },
+};
+
+static const char general_help[] =
+	"usage: quell [options] <command> [arguments]\n\n"
+	"Commands:\n"
+	"  disable, enable, force-password-change <identity> --reason TEXT\n"
+	"  actions                  list actions\n"
+	"  action <id> [--wait]     show (and follow) an action\n"
+	"  cancel <id>              cancel an action\n"
+	"  identities [QUERY]       list identities\n"
+	"  identity show|add|link|unlink\n"
+	"  sync <system>            read accounts from an identity system\n"
+	"  systems                  list identity systems\n"
+	"  whoami                   show who the token belongs to\n"
+	"  audit [verify|export]    read, verify or export the audit log\n"
+	"  token create             create an API token\n\n"
+	"`quell <command> --help` describes a command.\n\n"
+	"Options (also after the command):\n"
+	COMMON_HELP
+	"\nThe token is read from --token-file, QUELL_TOKEN_FILE or QUELL_TOKEN, else from\n"
+	"token_file in $XDG_CONFIG_HOME/quell/cli.conf (lines `url = ...`,\n"
+	"`token_file = ...`, `ca = ...`).\n\n"
+	EXIT_HELP;
+
+const struct cli_cmd *
+cli_commands(size_t *n)
+{
+	*n = sizeof(commands) / sizeof(commands[0]);
+	return commands;
+}
+
+const char *
+cli_general_help(void)
+{
+	return general_help;
+}
+
+const char *
+cli_common_help(void)
+{
+	return "Common options:\n" COMMON_HELP "\n" EXIT_HELP;
+}

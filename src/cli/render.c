@@ -1,0 +1,530 @@
+/*
+ * Renders the API's JSON for people. Cells are built first and printed once the
+ * column widths are known; every string from quelld passes through render_clean.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/render.h"
+#include "core/err.h"
+
+struct table {
+	size_t ncols;
+	char **cells;		/* row-major */
+	size_t ncells, cap;
+	bool oom;
+};
+
+char *
+render_clean(const char *s)
+{
+	const unsigned char *p;
+	char *c;
+	size_t k = 0;
+
+	if (s == NULL)
+		s = "-";
+	if ((c = strdup(s)) == NULL)
+		return NULL;
+	for (p = (const unsigned char *)s; *p != '\0'; p++, k++) {
+		if (*p < 0x20 || *p == 0x7f)
+			c[k] = '?';
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			/* C1 controls are two bytes; keep the length, blank both. */
+			c[k++] = '?';
+			c[k] = '?';
+			p++;
+		}
+	}
+	return c;
+}
+
+static char *
+join(const json_t *arr)
+{
+	const json_t *v;
+	char *s = NULL, *buf = NULL;
+	size_t i, len = 0;
+	FILE *f;
+
+	if ((f = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	json_array_foreach(arr, i, v)
+		fprintf(f, "%s%s", i ? ", " : "",
+		    json_is_string(v) ? json_string_value(v) : "?");
+	if (fclose(f) == 0 && buf != NULL)
+		s = render_clean(len ? buf : "-");
+	free(buf);
+	return s;
+}
+
+/* The text of o[key] for a cell: strings cleaned, null or absent as "-". */
+static char *
+val(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	char num[32], *dump, *s;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return render_clean(json_string_value(v));
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return strdup(num);
+	case JSON_REAL:
+		snprintf(num, sizeof(num), "%g", json_real_value(v));
+		return strdup(num);
+	case JSON_TRUE:
+		return strdup("yes");
+	case JSON_FALSE:
+		return strdup("no");
+	case JSON_ARRAY:
+		return join(v);
+	case JSON_OBJECT:
+		if ((dump = json_dumps(v, JSON_COMPACT)) == NULL)
+			return NULL;
+		s = render_clean(dump);
+		free(dump);
+		return s;
+	default:
+		return strdup("-");
+	}
+}
+
+static bool
+present(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return v != NULL && !json_is_null(v) &&
+	    !(json_is_object(v) && json_object_size(v) == 0);
+}
+
+static void
+cell(struct table *t, char *s)
+{
+	char **n;
+
+	if (s == NULL) {
+		t->oom = true;
+		return;
+	}
+	if (t->ncells == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 32;
+		if ((n = realloc(t->cells, t->cap * sizeof(*n))) == NULL) {
+			free(s);
+			t->oom = true;
+			t->cap = t->ncells;
+			return;
+		}
+		t->cells = n;
+	}
+	t->cells[t->ncells++] = s;
+}
+
+/* One row of cells from keys of o; "" stands for a literal empty cell. */
+static void
+row(struct table *t, const json_t *o, const char *const *keys)
+{
+	for (; *keys != NULL; keys++)
+		cell(t, **keys ? val(o, *keys) : strdup(""));
+}
+
+static void
+header(struct table *t, const char *const *titles)
+{
+	for (; *titles != NULL; titles++)
+		cell(t, strdup(*titles));
+}
+
+static void
+kv(struct table *t, const char *label, const json_t *o, const char *key)
+{
+	cell(t, strdup(label));
+	cell(t, val(o, key));
+}
+
+/* Characters, not bytes: UTF-8 continuation bytes take no column. */
+static size_t
+width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+static void
+table_print(const struct table *t, FILE *f)
+{
+	size_t w[16] = { 0 }, i, c, pad;
+
+	for (i = 0; i < t->ncells; i++)
+		if (width(t->cells[i]) > w[i % t->ncols])
+			w[i % t->ncols] = width(t->cells[i]);
+	for (i = 0; i < t->ncells; i++) {
+		c = i % t->ncols;
+		fputs(t->cells[i], f);
+		if (c + 1 == t->ncols) {
+			fputc('\n', f);
+			continue;
+		}
+		for (pad = width(t->cells[i]); pad < w[c] + 2; pad++)
+			fputc(' ', f);
+	}
+}
+
+static void
+table_free(struct table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->ncells; i++)
+		free(t->cells[i]);
+	free(t->cells);
+}
+
+/* Prints and frees t; false if building it ran out of memory. */
+static bool
+table_flush(struct table *t, FILE *f)
+{
+	bool ok = !t->oom;
+
+	if (ok)
+		table_print(t, f);
+	table_free(t);
+	memset(t, 0, sizeof(*t));
+	return ok;
+}
+
+struct doc {
+	FILE *f;
+	char *buf;
+	size_t len;
+};
+
+static int
+doc_open(struct doc *d)
+{
+	d->buf = NULL;
+	d->f = open_memstream(&d->buf, &d->len);
+	return d->f == NULL ? QERR_NOMEM : 0;
+}
+
+static int
+doc_close(struct doc *d, bool ok, char **out)
+{
+	if (fclose(d->f) != 0 || d->buf == NULL)
+		ok = false;
+	if (!ok) {
+		free(d->buf);
+		return QERR_NOMEM;
+	}
+	*out = d->buf;
+	return 0;
+}
+
+static void
+step_rows(struct table *t, const json_t *steps)
+{
+	static const char *const titles[] = { "SYSTEM", "ACCOUNT", "STATUS", "ATTEMPTS",
+		"REQUEST ID", "ERROR", "MESSAGE", NULL };
+	static const char *const keys[] = { "system", "account_name", "status", "attempts",
+		"request_id", "error_code", "message", NULL };
+	const json_t *s;
+	size_t i;
+
+	header(t, titles);
+	json_array_foreach(steps, i, s)
+		row(t, s, keys);
+}
+
+int
+render_action(const json_t *a, char **out)
+{
+	struct table t = { .ncols = 2 };
+	const json_t *steps = json_object_get(a, "steps");
+	struct doc d;
+	bool ok;
+
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	kv(&t, "id:", a, "id");
+	kv(&t, "type:", a, "type");
+	kv(&t, "status:", a, "status");
+	kv(&t, "identity:", a, "identity_id");
+	if (present(a, "account_id"))
+		kv(&t, "account:", a, "account_id");
+	kv(&t, "requested by:", a, "requested_by");
+	kv(&t, "source:", a, "source");
+	kv(&t, "reason:", a, "reason");
+	if (present(a, "params"))
+		kv(&t, "params:", a, "params");
+	if (present(a, "message"))
+		kv(&t, "message:", a, "message");
+	kv(&t, "created:", a, "created_at");
+	kv(&t, "updated:", a, "updated_at");
+	if (present(a, "finished_at"))
+		kv(&t, "finished:", a, "finished_at");
+	ok = table_flush(&t, d.f);
+	if (json_array_size(steps) > 0) {
+		fputs("\n", d.f);
+		t.ncols = 7;
+		step_rows(&t, steps);
+		ok = table_flush(&t, d.f) && ok;
+	}
+	return doc_close(&d, ok, out);
+}
+
+/* The plan for one previewed step: act, or skip and why. */
+static char *
+plan(const json_t *step, const char *type)
+{
+	const char *st = json_string_value(json_object_get(step, "status"));
+	const char *msg = json_string_value(json_object_get(step, "message"));
+	char *s = NULL, *c;
+
+	if (st != NULL && strcmp(st, "not_applicable") == 0) {
+		if (asprintf(&s, "skip: not applicable%s%s", msg ? " - " : "",
+		    msg ? msg : "") < 0)
+			return NULL;
+	} else if (asprintf(&s, "%s", type) < 0)
+		return NULL;
+	c = render_clean(s);
+	free(s);
+	return c;
+}
+
+int
+render_preview(const json_t *a, const char *identity_label, char **out)
+{
+	static const char *const titles[] = { "SYSTEM", "ACCOUNT", "PLAN", NULL };
+	static const char *const keys[] = { "system", "account_name", NULL };
+	const json_t *steps = json_object_get(a, "steps"), *s;
+	const char *type = json_string_value(json_object_get(a, "type"));
+	struct table t = { .ncols = 3 };
+	char *label = render_clean(identity_label), *ctype = render_clean(type), *p;
+	size_t i, act = 0;
+	struct doc d;
+	bool ok;
+
+	if (label == NULL || ctype == NULL || doc_open(&d) < 0) {
+		free(label);
+		free(ctype);
+		return QERR_NOMEM;
+	}
+	fprintf(d.f, "%s on %s:\n", ctype, label);
+	header(&t, titles);
+	json_array_foreach(steps, i, s) {
+		row(&t, s, keys);
+		cell(&t, (p = plan(s, ctype)));
+		if (p != NULL && strncmp(p, "skip:", 5) != 0)
+			act++;
+	}
+	ok = table_flush(&t, d.f);
+	fprintf(d.f, "%zu account%s to act on, %zu skipped.\n", act, act == 1 ? "" : "s",
+	    json_array_size(steps) - act);
+	free(label);
+	free(ctype);
+	return doc_close(&d, ok, out);
+}
+
+/* A table with one row per element of arr, or `none` when it is empty. */
+static int
+list(const json_t *arr, const char *const *titles, const char *const *keys,
+    const char *none, char **out)
+{
+	struct table t = { 0 };
+	const json_t *o;
+	struct doc d;
+	size_t i;
+	bool ok;
+
+	for (t.ncols = 0; titles[t.ncols] != NULL; t.ncols++)
+		continue;
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	if (json_array_size(arr) == 0) {
+		fprintf(d.f, "%s\n", none);
+		return doc_close(&d, true, out);
+	}
+	header(&t, titles);
+	json_array_foreach(arr, i, o)
+		row(&t, o, keys);
+	ok = table_flush(&t, d.f);
+	return doc_close(&d, ok, out);
+}
+
+int
+render_actions(const json_t *actions, char **out)
+{
+	static const char *const titles[] = { "ID", "TYPE", "STATUS", "IDENTITY",
+		"REQUESTED BY", "CREATED", NULL };
+	static const char *const keys[] = { "id", "type", "status", "identity_id",
+		"requested_by", "created_at", NULL };
+
+	return list(actions, titles, keys, "no actions", out);
+}
+
+int
+render_audit(const json_t *entries, char **out)
+{
+	static const char *const titles[] = { "SEQ", "TIME", "ACTOR", "EVENT", "ACTION",
+		"IDENTITY", NULL };
+	static const char *const keys[] = { "seq", "time", "actor", "event", "action_id",
+		"identity_id", NULL };
+
+	return list(entries, titles, keys, "no audit entries", out);
+}
+
+/* Identities with their number of linked accounts, which the API does not count. */
+int
+render_identities(const json_t *identities, char **out)
+{
+	static const char *const titles[] = { "ID", "NAME", "TAGS", "ACCOUNTS", NULL };
+	static const char *const keys[] = { "id", "display_name", "tags", NULL };
+	struct table t = { .ncols = 4 };
+	const json_t *o, *accs;
+	struct doc d;
+	char *n;
+	size_t i;
+	bool ok;
+
+	if (json_array_size(identities) == 0)
+		return list(identities, titles, keys, "no identities", out);
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	header(&t, titles);
+	json_array_foreach(identities, i, o) {
+		row(&t, o, keys);
+		accs = json_object_get(o, "accounts");
+		n = NULL;
+		if (!json_is_array(accs))
+			n = strdup("-");
+		else if (asprintf(&n, "%zu", json_array_size(accs)) < 0)
+			n = NULL;
+		cell(&t, n);
+	}
+	ok = table_flush(&t, d.f);
+	return doc_close(&d, ok, out);
+}
+
+int
+render_identity(const json_t *idn, char **out)
+{
+	static const char *const titles[] = { "ACCOUNT", "SYSTEM", "KIND", "USERNAME",
+		"UPN", "STATE", NULL };
+	static const char *const keys[] = { "id", "system", "kind", "username", "upn",
+		"state", NULL };
+	const json_t *accs = json_object_get(idn, "accounts"), *o;
+	struct table t = { .ncols = 2 };
+	struct doc d;
+	size_t i;
+	bool ok;
+
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	kv(&t, "id:", idn, "id");
+	kv(&t, "name:", idn, "display_name");
+	kv(&t, "tags:", idn, "tags");
+	kv(&t, "created:", idn, "created_at");
+	ok = table_flush(&t, d.f);
+	fputs("\n", d.f);
+	if (json_array_size(accs) == 0)
+		fputs("no linked accounts\n", d.f);
+	else {
+		t.ncols = 6;
+		header(&t, titles);
+		json_array_foreach(accs, i, o)
+			row(&t, o, keys);
+		ok = table_flush(&t, d.f) && ok;
+	}
+	return doc_close(&d, ok, out);
+}
+
+int
+render_systems(const json_t *answer, char **out)
+{
+	static const char *const titles[] = { "NAME", "KIND", "ACTIONS", NULL };
+	static const char *const keys[] = { "name", "kind", "actions", NULL };
+
+	return list(json_object_get(answer, "systems"), titles, keys,
+	    "no identity systems configured", out);
+}
+
+int
+render_whoami(const json_t *answer, char **out)
+{
+	struct table t = { .ncols = 2 };
+	struct doc d;
+	bool ok;
+
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	kv(&t, "name:", answer, "name");
+	kv(&t, "role:", answer, "role");
+	kv(&t, "permissions:", answer, "permissions");
+	ok = table_flush(&t, d.f);
+	return doc_close(&d, ok, out);
+}
+
+int
+render_sync(const json_t *answer, char **out)
+{
+	struct table t = { .ncols = 2 };
+	struct doc d;
+	bool ok;
+
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	kv(&t, "system:", answer, "system");
+	kv(&t, "accounts seen:", answer, "accounts_seen");
+	kv(&t, "new accounts:", answer, "accounts_new");
+	kv(&t, "identities created:", answer, "identities_created");
+	kv(&t, "skipped:", answer, "skipped");
+	ok = table_flush(&t, d.f);
+	return doc_close(&d, ok, out);
+}
+
+int
+render_token(const json_t *answer, char **out)
+{
+	struct table t = { .ncols = 2 };
+	struct doc d;
+	bool ok;
+
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	kv(&t, "id:", answer, "id");
+	kv(&t, "name:", answer, "name");
+	kv(&t, "role:", answer, "role");
+	ok = table_flush(&t, d.f);
+	return doc_close(&d, ok, out);
+}
+
+int
+render_verify(const json_t *answer, char **out)
+{
+	struct table t = { .ncols = 2 };
+	struct doc d;
+	bool ok;
+
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	if (json_is_true(json_object_get(answer, "ok"))) {
+		fputs("audit chain intact\n", d.f);
+		kv(&t, "entries:", answer, "entries");
+		kv(&t, "head:", answer, "head");
+	} else {
+		fputs("audit chain BROKEN\n", d.f);
+		kv(&t, "first broken:", answer, "first_broken");
+		kv(&t, "reason:", answer, "reason");
+		kv(&t, "entries:", answer, "entries");
+	}
+	ok = table_flush(&t, d.f);
+	return doc_close(&d, ok, out);
+}

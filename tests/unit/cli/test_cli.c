@@ -1,0 +1,435 @@
+/*
+ * Unit tests of the pure parts of quell(1): argument parsing, --since, cli.conf and
+ * settings resolution, rendering and exit statuses. No quelld is involved.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "cli/args.h"
+#include "cli/conf.h"
+#include "cli/outcome.h"
+#include "cli/render.h"
+
+#define ARGV(...) ((char *const[]){ "quell", __VA_ARGS__, NULL })
+#define ARGC(...) ((int)(sizeof((char *const[]){ "quell", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(inv, e, ...) cli_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), inv, e)
+
+static void
+parse_disable(void **state)
+{
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "--json", "disable", "alice", "--reason",
+	    "phished", "--yes", "--account=acc_1"), 0);
+	assert_int_equal(inv.cmd->id, CMD_DISABLE);
+	assert_int_equal(inv.npos, 1);
+	assert_string_equal(inv.pos[0], "alice");
+	assert_string_equal(cli_opt(&inv, "reason"), "phished");
+	assert_string_equal(cli_opt(&inv, "account"), "acc_1");
+	assert_true(cli_flag(&inv, "yes"));
+	assert_true(cli_flag(&inv, "json"));
+	assert_false(cli_flag(&inv, "wait"));
+}
+
+static void
+parse_usage_errors(void **state)
+{
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "disable", "alice"), QERR_INVALID);
+	assert_string_equal(e.field, "--reason");
+	assert_string_equal(e.msg, "missing --reason");
+
+	assert_int_equal(PARSE(&inv, &e, "disable", "alice", "--reason", "x", "--bogus"),
+	    QERR_INVALID);
+	assert_string_equal(e.field, "--bogus");
+
+	/* force-password-change only */
+	assert_int_equal(PARSE(&inv, &e, "enable", "alice", "--reason", "x",
+	    "--clear-dont-expire"), QERR_INVALID);
+	assert_string_equal(e.field, "--clear-dont-expire");
+
+	assert_int_equal(PARSE(&inv, &e, "disable", "alice", "--reason", "--yes"),
+	    QERR_INVALID);
+	assert_string_equal(e.msg, "--reason needs a value");
+
+	assert_int_equal(PARSE(&inv, &e, "disable", "--reason", "x"), QERR_INVALID);
+	assert_string_equal(e.field, "<identity>");
+
+	assert_int_equal(PARSE(&inv, &e, "disable", "a", "b", "--reason", "x"),
+	    QERR_INVALID);
+	assert_string_equal(e.field, "b");
+
+	assert_int_equal(PARSE(&inv, &e, "disable", "a", "--reason", ""), QERR_INVALID);
+	assert_string_equal(e.field, "--reason");
+
+	assert_int_equal(PARSE(&inv, &e, "disable", "a", "--reason", "x", "--yes=1"),
+	    QERR_INVALID);
+	assert_int_equal(PARSE(&inv, &e, "disable", "a", "--reason", "x", "--reason", "y"),
+	    QERR_INVALID);
+	assert_int_equal(PARSE(&inv, &e, "frobnicate"), QERR_INVALID);
+	assert_string_equal(e.field, "frobnicate");
+	assert_int_equal(cli_parse(1, ARGV(NULL), &inv, &e), QERR_INVALID);
+}
+
+static void
+parse_values(void **state)
+{
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "actions", "--limit", "0"), QERR_INVALID);
+	assert_string_equal(e.field, "--limit");
+	assert_int_equal(PARSE(&inv, &e, "actions", "--limit", "1001"), QERR_INVALID);
+	assert_int_equal(PARSE(&inv, &e, "actions", "--limit", "12x"), QERR_INVALID);
+	assert_int_equal(PARSE(&inv, &e, "actions", "--status", "done"), QERR_INVALID);
+	assert_string_equal(e.field, "--status");
+	assert_int_equal(PARSE(&inv, &e, "actions", "--type", "nuke"), QERR_INVALID);
+	assert_int_equal(PARSE(&inv, &e, "actions", "--since", "yesterday"), QERR_INVALID);
+	assert_string_equal(e.field, "--since");
+	assert_int_equal(PARSE(&inv, &e, "actions", "--status", "partially_completed",
+	    "--type", "force_password_change", "--since", "7d", "--limit", "1000",
+	    "--all"), 0);
+	assert_int_equal(inv.cmd->id, CMD_ACTIONS);
+	assert_int_equal(PARSE(&inv, &e, "audit", "--after", "-1"), QERR_INVALID);
+}
+
+static void
+parse_subcommands(void **state)
+{
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+	const char *t;
+	size_t i = 0;
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "identity", "show", "idn_1"), 0);
+	assert_int_equal(inv.cmd->id, CMD_IDENTITY_SHOW);
+	assert_int_equal(PARSE(&inv, &e, "identity", "add", "--name", "Ann", "--tag",
+	    "tier0", "--tag=staff"), 0);
+	assert_int_equal(inv.cmd->id, CMD_IDENTITY_ADD);
+	assert_string_equal(t = cli_opt_next(&inv, "tag", &i), "tier0");
+	assert_string_equal(t = cli_opt_next(&inv, "tag", &i), "staff");
+	assert_null(cli_opt_next(&inv, "tag", &i));
+
+	assert_int_equal(PARSE(&inv, &e, "identity"), QERR_INVALID);
+	assert_string_equal(e.msg, "'identity' needs one of: show, add, link, unlink");
+	assert_int_equal(PARSE(&inv, &e, "identity", "--help"), 0);
+	assert_true(inv.help);
+	assert_null(inv.cmd);
+	assert_string_equal(inv.group, "identity");
+
+	assert_int_equal(PARSE(&inv, &e, "audit"), 0);
+	assert_int_equal(inv.cmd->id, CMD_AUDIT);
+	assert_int_equal(PARSE(&inv, &e, "audit", "verify"), 0);
+	assert_int_equal(inv.cmd->id, CMD_AUDIT_VERIFY);
+	assert_int_equal(PARSE(&inv, &e, "audit", "export", "--format", "jsonl"), 0);
+	assert_int_equal(inv.cmd->id, CMD_AUDIT_EXPORT);
+	assert_int_equal(PARSE(&inv, &e, "audit", "export", "--format", "csv"),
+	    QERR_INVALID);
+	assert_string_equal(e.field, "--format");
+
+	/* --help skips the checks of required options */
+	assert_int_equal(PARSE(&inv, &e, "token", "create", "--help"), 0);
+	assert_true(inv.help);
+	assert_int_equal(PARSE(&inv, &e, "token", "create", "--name", "ci"), QERR_INVALID);
+	assert_string_equal(e.field, "--role");
+	assert_int_equal(PARSE(&inv, &e, "--url", "https://q:8443", "whoami",
+	    "--token-file", "/t"), 0);
+	assert_string_equal(cli_opt(&inv, "url"), "https://q:8443");
+	assert_string_equal(cli_opt(&inv, "token-file"), "/t");
+	/* "--" ends options: an identity search term may start with a dash */
+	assert_int_equal(PARSE(&inv, &e, "identity", "show", "--", "-odd-"), 0);
+	assert_string_equal(inv.pos[0], "-odd-");
+}
+
+static void
+since(void **state)
+{
+	struct qerr e = { 0 };
+	char out[64];
+	time_t now = 1795478400;	/* 2026-11-24T00:00:00Z */
+
+	(void)state;
+	assert_int_equal(cli_since_parse("24h", now, out, sizeof(out), &e), 0);
+	assert_string_equal(out, "2026-11-23T00:00:00.000Z");
+	assert_int_equal(cli_since_parse("7d", now, out, sizeof(out), &e), 0);
+	assert_string_equal(out, "2026-11-17T00:00:00.000Z");
+	assert_int_equal(cli_since_parse("90m", now, out, sizeof(out), &e), 0);
+	assert_string_equal(out, "2026-11-23T22:30:00.000Z");
+	assert_int_equal(cli_since_parse("2w", now, out, sizeof(out), &e), 0);
+	assert_string_equal(out, "2026-11-10T00:00:00.000Z");
+	assert_int_equal(cli_since_parse("2026-11-25t08:00:00.123z", now, out, sizeof(out),
+	    &e), 0);
+	assert_string_equal(out, "2026-11-25T08:00:00.123Z");
+	assert_int_equal(cli_since_parse("2026-11-25T08:00:00+01:00", now, out,
+	    sizeof(out), &e), 0);
+	assert_string_equal(out, "2026-11-25T08:00:00+01:00");
+
+	assert_int_equal(cli_since_parse("24", now, out, sizeof(out), &e), QERR_INVALID);
+	assert_int_equal(cli_since_parse("h", now, out, sizeof(out), &e), QERR_INVALID);
+	assert_int_equal(cli_since_parse("3y", now, out, sizeof(out), &e), QERR_INVALID);
+	assert_int_equal(cli_since_parse("99999999d", now, out, sizeof(out), &e),
+	    QERR_INVALID);
+	assert_int_equal(cli_since_parse("2026-13-01T00:00:00Z", now, out, sizeof(out), &e),
+	    QERR_INVALID);
+	assert_int_equal(cli_since_parse("2026-11-25T08:00:00", now, out, sizeof(out), &e),
+	    QERR_INVALID);
+	assert_int_equal(cli_since_parse("2026-11-25T08:00:00.Z", now, out, sizeof(out), &e),
+	    QERR_INVALID);
+	assert_int_equal(cli_since_parse("2026-11-25 08:00:00Z", now, out, sizeof(out), &e),
+	    QERR_INVALID);
+	assert_string_equal(e.field, "--since");
+}
+
+static void
+conf_parse(void **state)
+{
+	struct cli_conf c;
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(cli_conf_parse("# quell\n\n  url = https://q.example:8443/ \n"
+	    "token_file=~/.quell-token\r\nca = /etc/quell/ca.pem", "cli.conf", &c, &e), 0);
+	assert_string_equal(c.url, "https://q.example:8443/");
+	assert_string_equal(c.token_file, "~/.quell-token");
+	assert_string_equal(c.ca, "/etc/quell/ca.pem");
+	cli_conf_clear(&c);
+	cli_conf_clear(NULL);
+
+	assert_int_equal(cli_conf_parse("url = x\n\nthis is not a setting\n", "cli.conf",
+	    &c, &e), QERR_CONFIG);
+	assert_string_equal(e.msg, "cli.conf:3: expected 'key = value'");
+	assert_null(c.url);
+	assert_int_equal(cli_conf_parse("# c\ntoken = qt_abc\n", "cli.conf", &c, &e),
+	    QERR_CONFIG);
+	assert_string_equal(e.msg, "cli.conf:2: unknown key 'token'");
+	assert_string_equal(e.field, "token");
+	assert_int_equal(cli_conf_parse("url = a\nurl = b\n", "f", &c, &e), QERR_CONFIG);
+	assert_string_equal(e.msg, "f:2: url given twice");
+	assert_int_equal(cli_conf_parse("ca =\n", "f", &c, &e), QERR_CONFIG);
+	assert_string_equal(e.msg, "f:1: ca has no value");
+}
+
+static void
+settings(void **state)
+{
+	struct cli_conf c = { .url = "https://conf:1", .token_file = "~/tok", .ca = "~/ca" };
+	struct cli_env env = { .home = "/home/ann" };
+	struct cli_settings s;
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "whoami"), 0);
+	assert_int_equal(cli_settings_resolve(&inv, &env, &c, &s, &e), 0);
+	assert_string_equal(s.url, "https://conf:1");
+	assert_string_equal(s.token_file, "/home/ann/tok");
+	assert_string_equal(s.ca, "/home/ann/ca");
+	cli_settings_clear(&s);
+
+	env.url = "http://env:2/";
+	env.token = "qt_env";
+	env.ca = "/env/ca";
+	assert_int_equal(cli_settings_resolve(&inv, &env, &c, &s, &e), 0);
+	assert_string_equal(s.url, "http://env:2");
+	assert_null(s.token_file);
+	assert_string_equal(s.token, "qt_env");
+	assert_string_equal(s.ca, "/env/ca");
+	cli_settings_clear(&s);
+
+	env.token_file = "/env/tok";
+	assert_int_equal(PARSE(&inv, &e, "--url", "https://flag:3", "whoami",
+	    "--token-file", "/flag/tok"), 0);
+	assert_int_equal(cli_settings_resolve(&inv, &env, &c, &s, &e), 0);
+	assert_string_equal(s.url, "https://flag:3");
+	assert_string_equal(s.token_file, "/flag/tok");
+	assert_null(s.token);
+	cli_settings_clear(&s);
+
+	memset(&env, 0, sizeof(env));
+	assert_int_equal(PARSE(&inv, &e, "whoami"), 0);
+	assert_int_equal(cli_settings_resolve(&inv, &env, NULL, &s, &e), QERR_CONFIG);
+	assert_null(s.url);
+	env.token = "qt_x";
+	assert_int_equal(cli_settings_resolve(&inv, &env, NULL, &s, &e), 0);
+	assert_string_equal(s.url, CLI_DEFAULT_URL);
+	cli_settings_clear(&s);
+	env.url = "ftp://x";
+	assert_int_equal(cli_settings_resolve(&inv, &env, NULL, &s, &e), QERR_CONFIG);
+	assert_string_equal(e.field, "url");
+}
+
+static const char action_json[] =
+	"{\"id\":\"act_01\",\"type\":\"disable\",\"status\":\"partially_completed\","
+	"\"identity_id\":\"idn_7\",\"account_id\":null,\"requested_by\":\"ann\","
+	"\"source\":\"manual\",\"reason\":\"phished\",\"params\":{},\"message\":null,"
+	"\"created_at\":\"2026-11-25T08:00:00.123Z\","
+	"\"updated_at\":\"2026-11-25T08:00:02.000Z\","
+	"\"finished_at\":\"2026-11-25T08:00:02.000Z\",\"steps\":["
+	"{\"id\":\"stp_1\",\"account_id\":\"acc_1\",\"system\":\"corp\","
+	"\"account_name\":\"bob\",\"status\":\"succeeded\",\"attempts\":1,"
+	"\"request_id\":null,\"error_code\":null,\"message\":null},"
+	"{\"id\":\"stp_2\",\"account_id\":\"acc_2\",\"system\":\"entra\","
+	"\"account_name\":\"b\\u00f6b@example.com\",\"status\":\"failed\",\"attempts\":1,"
+	"\"request_id\":\"9f1c\",\"error_code\":\"Authorization_RequestDenied\","
+	"\"message\":\"refused by Entra ID: target holds a privileged role\"}]}";
+
+static const char action_text[] =
+	"id:            act_01\n"
+	"type:          disable\n"
+	"status:        partially_completed\n"
+	"identity:      idn_7\n"
+	"requested by:  ann\n"
+	"source:        manual\n"
+	"reason:        phished\n"
+	"created:       2026-11-25T08:00:00.123Z\n"
+	"updated:       2026-11-25T08:00:02.000Z\n"
+	"finished:      2026-11-25T08:00:02.000Z\n"
+	"\n"
+	"SYSTEM  ACCOUNT          STATUS     ATTEMPTS  REQUEST ID  ERROR"
+	"                        MESSAGE\n"
+	"corp    bob              succeeded  1         -           -"
+	"                            -\n"
+	"entra   b\xc3\xb6" "b@example.com  failed     1         9f1c        "
+	"Authorization_RequestDenied  refused by Entra ID: target holds a privileged role\n";
+
+static void
+render_action_text(void **state)
+{
+	json_t *a = json_loads(action_json, 0, NULL);
+	char *text = NULL;
+
+	(void)state;
+	assert_non_null(a);
+	assert_int_equal(render_action(a, &text), 0);
+	assert_string_equal(text, action_text);
+	free(text);
+	json_decref(a);
+}
+
+static void
+render_preview_text(void **state)
+{
+	json_t *a = json_loads("{\"type\":\"disable\",\"steps\":["
+	    "{\"system\":\"corp\",\"account_name\":\"bob\",\"status\":\"queued\"},"
+	    "{\"system\":\"okta\",\"account_name\":\"bob@x\",\"status\":\"not_applicable\"}]}",
+	    0, NULL);
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(render_preview(a, "Bob (idn_7)", &text), 0);
+	assert_string_equal(text,
+	    "disable on Bob (idn_7):\n"
+	    "SYSTEM  ACCOUNT  PLAN\n"
+	    "corp    bob      disable\n"
+	    "okta    bob@x    skip: not applicable\n"
+	    "1 account to act on, 1 skipped.\n");
+	free(text);
+	json_decref(a);
+}
+
+static void
+render_lists(void **state)
+{
+	json_t *j = json_loads("[{\"id\":\"idn_1\",\"display_name\":\"Ann\\u001b[31m\","
+	    "\"tags\":[\"tier0\",\"staff\"],\"accounts\":[{},{}]}]", 0, NULL);
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(render_identities(j, &text), 0);
+	assert_string_equal(text,
+	    "ID     NAME      TAGS          ACCOUNTS\n"
+	    "idn_1  Ann?[31m  tier0, staff  2\n");
+	free(text);
+	json_decref(j);
+
+	j = json_array();
+	assert_int_equal(render_actions(j, &text), 0);
+	assert_string_equal(text, "no actions\n");
+	free(text);
+	json_decref(j);
+
+	j = json_loads("{\"ok\":false,\"entries\":9,\"first_broken\":4,"
+	    "\"reason\":\"hash mismatch\"}", 0, NULL);
+	assert_int_equal(render_verify(j, &text), 0);
+	assert_string_equal(text, "audit chain BROKEN\n"
+	    "first broken:  4\nreason:        hash mismatch\nentries:       9\n");
+	free(text);
+	json_decref(j);
+}
+
+static void
+clean(void **state)
+{
+	char *s;
+
+	(void)state;
+	assert_string_equal(s = render_clean("a\tb\x7f" "c\xc2\x9b" "d\xc3\xa9"),
+	    "a?b?c??d\xc3\xa9");
+	free(s);
+	assert_string_equal(s = render_clean(NULL), "-");
+	free(s);
+}
+
+static void
+exit_codes(void **state)
+{
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(cli_exit_for_action("completed"), CLI_EXIT_OK);
+	assert_int_equal(cli_exit_for_action("queued"), CLI_EXIT_OK);
+	assert_int_equal(cli_exit_for_action("failed"), CLI_EXIT_FAILED);
+	assert_int_equal(cli_exit_for_action("partially_completed"), CLI_EXIT_FAILED);
+	assert_int_equal(cli_exit_for_action("cancelled"), CLI_EXIT_FAILED);
+	assert_int_equal(cli_exit_for_action("denied"), CLI_EXIT_FAILED);
+
+	e.code = QERR_INVALID;
+	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_USAGE);
+	e.status = 400;
+	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_REFUSED);
+	e.code = QERR_DENIED;
+	e.status = 403;
+	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_REFUSED);
+	e.code = QERR_TRANSIENT;
+	e.status = 503;
+	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_UNREACHABLE);
+	e.status = 0;
+	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_UNREACHABLE);
+	e.code = QERR_CONFIG;
+	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_USAGE);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parse_disable),
+		cmocka_unit_test(parse_usage_errors),
+		cmocka_unit_test(parse_values),
+		cmocka_unit_test(parse_subcommands),
+		cmocka_unit_test(since),
+		cmocka_unit_test(conf_parse),
+		cmocka_unit_test(settings),
+		cmocka_unit_test(render_action_text),
+		cmocka_unit_test(render_preview_text),
+		cmocka_unit_test(render_lists),
+		cmocka_unit_test(clean),
+		cmocka_unit_test(exit_codes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
