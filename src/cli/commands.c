@@ -1,0 +1,823 @@
+/*
+ * The quell commands. Output for people goes through render.c; --json prints the
+ * API's answers as they came. Remediation commands always preview first, so a
+ * person sees every account that will be touched before anything is stored.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cli/commands.h"
+#include "cli/outcome.h"
+#include "cli/render.h"
+#include "core/model.h"
+
+typedef int (*render_fn)(const json_t *, char **);
+typedef int (*page_fn)(struct cmd_ctx *, const json_t *items, void *arg, struct qerr *);
+
+static int
+nomem(struct qerr *e)
+{
+	return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+}
+
+static int
+dump(const json_t *j, struct qerr *e)
+{
+	if (json_dumpf(j, stdout, JSON_INDENT(2)) < 0 || fputc('\n', stdout) == EOF)
+		return qerr_set(e, QERR_IO, NULL, "cannot write to standard output");
+	return 0;
+}
+
+/* Prints j as JSON, or rendered for people. */
+static int
+emit(const struct cmd_ctx *x, const json_t *j, render_fn render, struct qerr *e)
+{
+	char *text = NULL;
+
+	if (x->json)
+		return dump(j, e);
+	if (render(j, &text) < 0)
+		return nomem(e);
+	fputs(text, stdout);
+	free(text);
+	return 0;
+}
+
+/* Appends key=value (escaped) to a query string; a NULL value adds nothing. */
+static int
+qs_add(struct cmd_ctx *x, char **qs, const char *key, const char *value, struct qerr *e)
+{
+	char *esc, *n = NULL;
+
+	if (value == NULL)
+		return 0;
+	if ((esc = client_escape(x->cl, value)) == NULL)
+		return nomem(e);
+	if (asprintf(&n, "%s%c%s=%s", *qs ? *qs : "", *qs ? '&' : '?', key, esc) < 0)
+		n = NULL;
+	free(esc);
+	if (n == NULL)
+		return nomem(e);
+	free(*qs);
+	*qs = n;
+	return 0;
+}
+
+/* Calls method base/<id escaped><tail>. */
+static int
+call_id(struct cmd_ctx *x, const char *method, const char *base, const char *id,
+    const char *tail, json_t *body, json_t **answer, struct qerr *e)
+{
+	char *esc, *path = NULL;
+	int r;
+
+	if ((esc = client_escape(x->cl, id)) == NULL)
+		return nomem(e);
+	if (asprintf(&path, "%s/%s%s", base, esc, tail ? tail : "") < 0)
+		path = NULL;
+	free(esc);
+	if (path == NULL)
+		return nomem(e);
+	r = client_call(x->cl, method, path, body, answer, e);
+	free(path);
+	return r;
+}
+
+static const char *
+str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static bool
+same(const json_t *o, const char *key, const char *term)
+{
+	const char *v = str(o, key);
+
+	return v != NULL && strcasecmp(v, term) == 0;
+}
+
+/* Whether the term is exactly the identity's name or one of its accounts' names. */
+static bool
+names(const json_t *idn, const char *term)
+{
+	const json_t *acc;
+	size_t k;
+
+	if (same(idn, "display_name", term))
+		return true;
+	json_array_foreach(json_object_get(idn, "accounts"), k, acc)
+		if (same(acc, "username", term) || same(acc, "upn", term))
+			return true;
+	return false;
+}
+
+/* The one identity out of several search results that the term names exactly. */
+static const json_t *
+exact(const json_t *list, const char *term)
+{
+	const json_t *idn, *found = NULL;
+	size_t i;
+	int n = 0;
+
+	json_array_foreach(list, i, idn)
+		if (names(idn, term)) {
+			found = idn;
+			n++;
+		}
+	return n == 1 ? found : NULL;
+}
+
+static int
+ambiguous(const char *term, const json_t *list, struct qerr *e)
+{
+	char *text = NULL, *t = render_clean(term);
+
+	if (render_identities(list, &text) == 0)
+		fprintf(stderr, "identities matching '%s':\n%s", t ? t : "?", text);
+	free(text);
+	qerr_set(e, QERR_INVALID, "<identity>",
+	    "'%s' matches more than one identity; give its id", t ? t : "?");
+	free(t);
+	return QERR_INVALID;
+}
+
+/* Finds the identity id an id or a search term names. */
+static int
+search_identity(struct cmd_ctx *x, const char *term, char **id, struct qerr *e)
+{
+	json_t *ans = NULL;
+	const json_t *list, *pick;
+	char *qs = NULL, *path = NULL, *t;
+	int r;
+
+	if ((r = qs_add(x, &qs, "q", term, e)) < 0)
+		goto out;
+	r = nomem(e);
+	if (asprintf(&path, "/api/v1/identities%s&limit=20", qs) < 0) {
+		path = NULL;
+		goto out;
+	}
+	if ((r = client_call(x->cl, "GET", path, NULL, &ans, e)) < 0)
+		goto out;
+	list = json_object_get(ans, "identities");
+	if ((pick = json_array_size(list) == 1 ? json_array_get(list, 0) :
+	    exact(list, term)) == NULL) {
+		if (json_array_size(list) > 1) {
+			r = ambiguous(term, list, e);
+			goto out;
+		}
+		t = render_clean(term);
+		r = qerr_set(e, QERR_NOT_FOUND, "<identity>", "no identity matches '%s'",
+		    t ? t : "?");
+		e->status = 404;
+		free(t);
+		goto out;
+	}
+	r = (*id = strdup(str(pick, "id") ? str(pick, "id") : "")) ? 0 : nomem(e);
+out:
+	json_decref(ans);
+	free(path);
+	free(qs);
+	return r;
+}
+
+/* The identity (with its accounts) an id (idn_...) or a unique search term names. */
+static int
+resolve_identity(struct cmd_ctx *x, const char *arg, json_t **idn, struct qerr *e)
+{
+	char *id = NULL;
+	int r;
+
+	*idn = NULL;
+	if (strncmp(arg, "idn_", 4) == 0)
+		return call_id(x, "GET", "/api/v1/identities", arg, NULL, NULL, idn, e);
+	if ((r = search_identity(x, arg, &id, e)) == 0)
+		r = call_id(x, "GET", "/api/v1/identities", id, NULL, NULL, idn, e);
+	free(id);
+	return r;
+}
+
+static bool
+terminal(const char *status)
+{
+	enum action_status s;
+
+	return status != NULL && action_status_parse(status, &s) == 0 &&
+	    action_status_terminal(s);
+}
+
+static void
+note_change(FILE *f, const char *when, const char *what, const char *status,
+    const char *msg)
+{
+	char *w = render_clean(when), *a = render_clean(what), *s = render_clean(status);
+	char *m = msg ? render_clean(msg) : NULL;
+
+	fprintf(f, "%s  %s %s%s%s\n", w ? w : "?", a ? a : "?", s ? s : "?",
+	    m ? ": " : "", m ? m : "");
+	free(m);
+	free(s);
+	free(a);
+	free(w);
+}
+
+/* Prints what changed since the last poll; seen maps step ids to their status. */
+static bool
+report(FILE *f, const json_t *a, json_t *seen)
+{
+	const json_t *step;
+	const char *st, *when;
+	char name[256];
+	bool changed = false;
+	size_t i;
+
+	if (!json_equal(json_object_get(seen, "_action"), json_object_get(a, "status"))) {
+		note_change(f, str(a, "updated_at"), "action", str(a, "status"),
+		    str(a, "message"));
+		json_object_set(seen, "_action", json_object_get(a, "status"));
+		changed = true;
+	}
+	json_array_foreach(json_object_get(a, "steps"), i, step) {
+		st = str(step, "status");
+		if (st == NULL || str(step, "id") == NULL ||
+		    json_equal(json_object_get(seen, str(step, "id")),
+		    json_object_get(step, "status")))
+			continue;
+		if ((when = str(step, "finished_at")) == NULL &&
+		    (when = str(step, "started_at")) == NULL)
+			when = str(a, "updated_at");
+		snprintf(name, sizeof(name), "step %s/%s", str(step, "system") ?
+		    str(step, "system") : "?", str(step, "account_name") ?
+		    str(step, "account_name") : "?");
+		note_change(f, when, name, st, str(step, "message"));
+		json_object_set(seen, str(step, "id"), json_object_get(step, "status"));
+		changed = true;
+	}
+	return changed;
+}
+
+static void
+pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Polls an action until it ends, printing each change; backoff 100 ms to 1 s. */
+static int
+follow(struct cmd_ctx *x, const char *id, struct qerr *e)
+{
+	json_t *a = NULL, *seen = json_object();
+	FILE *f = x->json ? stderr : stdout;
+	long delay = 100;
+	int r;
+
+	if (seen == NULL)
+		return nomem(e);
+	for (;;) {
+		json_decref(a);
+		if ((r = call_id(x, "GET", "/api/v1/actions", id, NULL, NULL, &a, e)) < 0)
+			goto out;
+		if (report(f, a, seen))
+			delay = 100;
+		if (terminal(str(a, "status")))
+			break;
+		fflush(f);
+		pause_ms(delay);
+		delay = delay * 2 > 1000 ? 1000 : delay * 2;
+	}
+	if (!x->json)
+		fputc('\n', f);
+	if ((r = emit(x, a, render_action, e)) == 0)
+		x->status = cli_exit_for_action(str(a, "status"));
+out:
+	json_decref(a);
+	json_decref(seen);
+	return r;
+}
+
+/* 1 yes, 0 no, -1 no terminal to ask on. */
+static int
+ask(void)
+{
+	FILE *tty;
+	char line[32] = "";
+	size_t n;
+
+	if ((tty = fopen("/dev/tty", "r+")) == NULL)
+		return -1;
+	fputs("Proceed? [y/N] ", tty);
+	fflush(tty);
+	if (fgets(line, sizeof(line), tty) == NULL)
+		line[0] = '\0';
+	fclose(tty);
+	n = strcspn(line, " \t\r\n");
+	line[n] = '\0';
+	return strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
+}
+
+static int
+confirm(struct cmd_ctx *x)
+{
+	int a;
+
+	if (cli_flag(x->inv, "yes"))
+		return 1;
+	if ((a = ask()) < 0)
+		fputs("quell: not confirmed: no terminal to ask on; "
+		    "pass --yes to act without asking\n", stderr);
+	else if (a == 0)
+		fputs("quell: not confirmed; nothing was done\n", stderr);
+	if (a != 1)
+		x->status = CLI_EXIT_UNCONFIRMED;
+	return a == 1;
+}
+
+static json_t *
+action_body(const struct cmd_ctx *x, const char *type, const char *identity_id)
+{
+	const char *acc = cli_opt(x->inv, "account");
+	json_t *b;
+
+	b = json_pack("{s:s, s:s, s:s, s:s, s:b}", "type", type, "identity_id", identity_id,
+	    "reason", cli_opt(x->inv, "reason"), "source", "manual", "preview", 1);
+	if (b != NULL && acc != NULL && json_object_set_new(b, "account_id",
+	    json_string(acc)) < 0) {
+		json_decref(b);
+		return NULL;
+	}
+	if (b != NULL && cli_flag(x->inv, "clear-dont-expire") && json_object_set_new(b,
+	    "params", json_pack("{s:b}", "clear_dont_expire", 1)) < 0) {
+		json_decref(b);
+		return NULL;
+	}
+	return b;
+}
+
+static int
+show_preview(const struct cmd_ctx *x, const json_t *idn, const json_t *preview,
+    struct qerr *e)
+{
+	char *label = NULL, *text = NULL;
+	int r;
+
+	if (asprintf(&label, "%s (%s)", str(idn, "display_name") ? str(idn, "display_name") :
+	    "?", str(idn, "id") ? str(idn, "id") : "?") < 0)
+		return nomem(e);
+	r = render_preview(preview, label, &text) < 0 ? nomem(e) : 0;
+	if (r == 0)
+		fputs(text, x->json ? stderr : stdout);
+	fflush(x->json ? stderr : stdout);
+	free(text);
+	free(label);
+	return r;
+}
+
+static int
+cmd_act(struct cmd_ctx *x, const char *type, struct qerr *e)
+{
+	json_t *idn = NULL, *body = NULL, *preview = NULL, *a = NULL;
+	int r;
+
+	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) < 0)
+		goto out;
+	r = nomem(e);
+	if (str(idn, "id") == NULL || (body = action_body(x, type, str(idn, "id"))) == NULL)
+		goto out;
+	if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &preview, e)) < 0 ||
+	    (r = show_preview(x, idn, preview, e)) < 0)
+		goto out;
+	if (!confirm(x))
+		goto out;
+	json_object_del(body, "preview");
+	if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &a, e)) < 0)
+		goto out;
+	if (cli_flag(x->inv, "wait") && str(a, "id") != NULL) {
+		if (!x->json)
+			printf("action %s requested\n", str(a, "id"));
+		r = follow(x, str(a, "id"), e);
+		goto out;
+	}
+	if (x->json)
+		r = emit(x, a, render_action, e);
+	else
+		printf("action %s %s\n", str(a, "id") ? str(a, "id") : "?",
+		    str(a, "status") ? str(a, "status") : "?");
+	x->status = cli_exit_for_action(str(a, "status"));
+out:
+	json_decref(a);
+	json_decref(preview);
+	json_decref(body);
+	json_decref(idn);
+	return r;
+}
+
+/* The cursor for the next page as text, or NULL at the end. */
+static char *
+cursor(const json_t *ans)
+{
+	const json_t *n = json_object_get(ans, "next");
+	char *s = NULL;
+
+	if (json_is_string(n))
+		return strdup(json_string_value(n));
+	if (json_is_integer(n) && asprintf(&s, "%" JSON_INTEGER_FORMAT,
+	    json_integer_value(n)) < 0)
+		return NULL;
+	return s;
+}
+
+/*
+ * GETs path+qs page by page, handing each page's items to fn; with !all stops
+ * after one page and returns the cursor of the next in *more.
+ */
+static int
+pages(struct cmd_ctx *x, const char *path, const char *qs, const char *items,
+    const char *param, bool all, page_fn fn, void *arg, char **more, struct qerr *e)
+{
+	json_t *ans = NULL;
+	char *next = NULL, *url = NULL, *tail = NULL;
+	int r;
+
+	*more = NULL;
+	do {
+		free(url);
+		free(tail);
+		tail = NULL;
+		if ((r = qs_add(x, &tail, param, next, e)) < 0)
+			break;
+		if (asprintf(&url, "%s%s%s%s", path, qs ? qs : "",
+		    tail ? (qs ? "&" : "?") : "", tail ? tail + 1 : "") < 0) {
+			url = NULL;
+			r = nomem(e);
+			break;
+		}
+		json_decref(ans);
+		if ((r = client_call(x->cl, "GET", url, NULL, &ans, e)) < 0 ||
+		    (r = fn(x, json_object_get(ans, items), arg, e)) < 0)
+			break;
+		free(next);
+		next = cursor(ans);
+	} while (all && next != NULL);
+	json_decref(ans);
+	free(tail);
+	free(url);
+	if (r == 0)
+		*more = next;
+	else
+		free(next);
+	return r;
+}
+
+static int
+collect(struct cmd_ctx *x, const json_t *items, void *arg, struct qerr *e)
+{
+	(void)x;
+	return json_is_array(items) && json_array_extend(arg, (json_t *)items) < 0 ?
+	    nomem(e) : 0;
+}
+
+/* One page, or every page with --all, as one list. */
+static int
+list_cmd(struct cmd_ctx *x, const char *path, const char *qs, const char *items,
+    const char *param, render_fn render, struct qerr *e)
+{
+	json_t *all = json_array(), *out = NULL;
+	char *more = NULL;
+	int r;
+
+	if (all == NULL)
+		return nomem(e);
+	if ((r = pages(x, path, qs, items, param, cli_flag(x->inv, "all"), collect, all,
+	    &more, e)) < 0)
+		goto out;
+	if (x->json) {
+		if ((out = json_pack("{s:O, s:s?}", items, all, "next", more)) == NULL) {
+			r = nomem(e);
+			goto out;
+		}
+		r = emit(x, out, render, e);
+	} else if ((r = emit(x, all, render, e)) == 0 && more != NULL)
+		fprintf(stderr, "(more: add --all)\n");
+out:
+	json_decref(out);
+	json_decref(all);
+	free(more);
+	return r;
+}
+
+static int
+cmd_actions(struct cmd_ctx *x, struct qerr *e)
+{
+	const char *since = cli_opt(x->inv, "since");
+	char when[64], *qs = NULL;
+	int r;
+
+	if (since != NULL && (r = cli_since_parse(since, time(NULL), when, sizeof(when),
+	    e)) < 0)
+		return r;
+	if ((r = qs_add(x, &qs, "status", cli_opt(x->inv, "status"), e)) == 0 &&
+	    (r = qs_add(x, &qs, "type", cli_opt(x->inv, "type"), e)) == 0 &&
+	    (r = qs_add(x, &qs, "identity_id", cli_opt(x->inv, "identity"), e)) == 0 &&
+	    (r = qs_add(x, &qs, "since", since ? when : NULL, e)) == 0 &&
+	    (r = qs_add(x, &qs, "limit", cli_opt(x->inv, "limit"), e)) == 0)
+		r = list_cmd(x, "/api/v1/actions", qs, "actions", "before", render_actions, e);
+	free(qs);
+	return r;
+}
+
+static int
+cmd_identities(struct cmd_ctx *x, struct qerr *e)
+{
+	char *qs = NULL;
+	int r;
+
+	if ((r = qs_add(x, &qs, "q", x->inv->npos ? x->inv->pos[0] : NULL, e)) == 0 &&
+	    (r = qs_add(x, &qs, "limit", cli_opt(x->inv, "limit"), e)) == 0)
+		r = list_cmd(x, "/api/v1/identities", qs, "identities", "after",
+		    render_identities, e);
+	free(qs);
+	return r;
+}
+
+static int
+cmd_action(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *a = NULL;
+	int r;
+
+	if (cli_flag(x->inv, "wait"))
+		return follow(x, x->inv->pos[0], e);
+	if ((r = call_id(x, "GET", "/api/v1/actions", x->inv->pos[0], NULL, NULL, &a,
+	    e)) == 0 && (r = emit(x, a, render_action, e)) == 0)
+		x->status = cli_exit_for_action(str(a, "status"));
+	json_decref(a);
+	return r;
+}
+
+static int
+cmd_cancel(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *a = NULL, *body = json_object();
+	int r;
+
+	if (body == NULL)
+		return nomem(e);
+	if ((r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], "/cancel", body, &a,
+	    e)) == 0)
+		r = emit(x, a, render_action, e);
+	json_decref(a);
+	json_decref(body);
+	return r;
+}
+
+static int
+cmd_identity_show(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *idn = NULL;
+	int r;
+
+	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) == 0)
+		r = emit(x, idn, render_identity, e);
+	json_decref(idn);
+	return r;
+}
+
+static int
+cmd_identity_add(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *body, *tags, *idn = NULL;
+	const char *t;
+	size_t i = 0;
+	int r = QERR_NOMEM;
+
+	if ((body = json_pack("{s:s, s:[]}", "display_name", cli_opt(x->inv, "name"),
+	    "tags")) == NULL)
+		return nomem(e);
+	tags = json_object_get(body, "tags");
+	while ((t = cli_opt_next(x->inv, "tag", &i)) != NULL)
+		if (json_array_append_new(tags, json_string(t)) < 0) {
+			nomem(e);
+			goto out;
+		}
+	if ((r = client_call(x->cl, "POST", "/api/v1/identities", body, &idn, e)) == 0)
+		r = emit(x, idn, render_identity, e);
+out:
+	json_decref(idn);
+	json_decref(body);
+	return r;
+}
+
+/* link and unlink: both answer with the identity as it is now. */
+static int
+cmd_identity_link(struct cmd_ctx *x, bool link, struct qerr *e)
+{
+	json_t *idn = NULL, *body = NULL, *ans = NULL;
+	char *esc = NULL, *tail = NULL;
+	const char *id;
+	int r;
+
+	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) < 0)
+		goto out;
+	r = nomem(e);
+	if ((id = str(idn, "id")) == NULL)
+		goto out;
+	if (link) {
+		if ((body = json_pack("{s:s}", "account_id", x->inv->pos[1])) == NULL)
+			goto out;
+		r = call_id(x, "POST", "/api/v1/identities", id, "/accounts", body, &ans, e);
+	} else {
+		if ((esc = client_escape(x->cl, x->inv->pos[1])) == NULL ||
+		    asprintf(&tail, "/accounts/%s", esc) < 0) {
+			tail = NULL;
+			goto out;
+		}
+		r = call_id(x, "DELETE", "/api/v1/identities", id, tail, NULL, &ans, e);
+	}
+	if (r == 0)
+		r = emit(x, ans, render_identity, e);
+out:
+	free(tail);
+	free(esc);
+	json_decref(ans);
+	json_decref(body);
+	json_decref(idn);
+	return r;
+}
+
+static int
+simple(struct cmd_ctx *x, const char *method, const char *path, render_fn render,
+    struct qerr *e)
+{
+	json_t *ans = NULL;
+	int r;
+
+	if ((r = client_call(x->cl, method, path, NULL, &ans, e)) == 0)
+		r = emit(x, ans, render, e);
+	json_decref(ans);
+	return r;
+}
+
+static int
+cmd_sync(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *ans = NULL;
+	int r;
+
+	if ((r = call_id(x, "POST", "/api/v1/sync", x->inv->pos[0], NULL, NULL, &ans,
+	    e)) == 0)
+		r = emit(x, ans, render_sync, e);
+	json_decref(ans);
+	return r;
+}
+
+static int
+cmd_audit(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *ans = NULL;
+	char *qs = NULL, *path = NULL, *more = NULL;
+	int r;
+
+	if ((r = qs_add(x, &qs, "after", cli_opt(x->inv, "after"), e)) < 0 ||
+	    (r = qs_add(x, &qs, "limit", cli_opt(x->inv, "limit"), e)) < 0)
+		goto out;
+	if (asprintf(&path, "/api/v1/audit%s", qs ? qs : "") < 0) {
+		path = NULL;
+		r = nomem(e);
+		goto out;
+	}
+	if ((r = client_call(x->cl, "GET", path, NULL, &ans, e)) < 0)
+		goto out;
+	if (x->json)
+		r = emit(x, ans, render_audit, e);
+	else if ((r = emit(x, json_object_get(ans, "entries"), render_audit, e)) == 0 &&
+	    (more = cursor(ans)) != NULL)
+		fprintf(stderr, "(more: quell audit --after %s)\n", more);
+out:
+	free(more);
+	json_decref(ans);
+	free(path);
+	free(qs);
+	return r;
+}
+
+static int
+verify(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *ans = NULL;
+	int r;
+
+	if ((r = client_call(x->cl, "GET", "/api/v1/audit/verify", NULL, &ans, e)) == 0 &&
+	    (r = emit(x, ans, render_verify, e)) == 0)
+		x->status = json_is_true(json_object_get(ans, "ok")) ? CLI_EXIT_OK :
+		    CLI_EXIT_FAILED;
+	json_decref(ans);
+	return r;
+}
+
+static int
+export_page(struct cmd_ctx *x, const json_t *items, void *arg, struct qerr *e)
+{
+	const json_t *entry;
+	size_t i;
+
+	(void)x;
+	(void)arg;
+	json_array_foreach(items, i, entry) {
+		if (json_dumpf(entry, stdout, JSON_COMPACT) < 0 || fputc('\n', stdout) == EOF)
+			return qerr_set(e, QERR_IO, NULL, "cannot write to standard output");
+	}
+	return 0;
+}
+
+static int
+export(struct cmd_ctx *x, struct qerr *e)
+{
+	char *qs = NULL, *more = NULL;
+	int r;
+
+	if ((r = qs_add(x, &qs, "after", cli_opt(x->inv, "after"), e)) == 0 &&
+	    (r = qs_add(x, &qs, "limit", cli_opt(x->inv, "limit"), e)) == 0)
+		r = pages(x, "/api/v1/audit", qs, "entries", "after", true, export_page, NULL,
+		    &more, e);
+	if (r == 0 && fflush(stdout) != 0)
+		r = qerr_set(e, QERR_IO, NULL, "cannot write to standard output");
+	free(more);
+	free(qs);
+	return r;
+}
+
+static void
+scrub_token(json_t *ans)
+{
+	const char *t = str(ans, "token");
+
+	/* jansson owns the buffer; it is writable memory, only typed const. */
+	if (t != NULL)
+		explicit_bzero((char *)t, strlen(t));
+}
+
+static int
+token_create(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *body, *ans = NULL;
+	char *tok = NULL;
+	int r;
+
+	if ((body = json_pack("{s:s, s:s}", "name", cli_opt(x->inv, "name"), "role",
+	    cli_opt(x->inv, "role"))) == NULL)
+		return nomem(e);
+	if ((r = client_call(x->cl, "POST", "/api/v1/tokens", body, &ans, e)) < 0)
+		goto out;
+	if (x->json) {
+		r = dump(ans, e);
+		goto out;
+	}
+	if ((tok = render_clean(str(ans, "token"))) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	if ((r = emit(x, ans, render_token, e)) < 0)
+		goto out;
+	printf("\n%s\n\nThis is the only time the token is shown; store it now.\n", tok);
+	explicit_bzero(tok, strlen(tok));
+out:
+	fflush(stdout);
+	free(tok);
+	scrub_token(ans);
+	json_decref(ans);
+	json_decref(body);
+	return r;
+}
+
+int
+cmd_run(struct cmd_ctx *x, struct qerr *e)
+{
+	x->status = CLI_EXIT_OK;
+	switch (x->inv->cmd->id) {
+	case CMD_DISABLE: return cmd_act(x, "disable", e);
+	case CMD_ENABLE: return cmd_act(x, "enable", e);
+	case CMD_FORCE_PASSWORD_CHANGE: return cmd_act(x, "force_password_change", e);
+	case CMD_ACTIONS: return cmd_actions(x, e);
+	case CMD_ACTION: return cmd_action(x, e);
+	case CMD_CANCEL: return cmd_cancel(x, e);
+	case CMD_IDENTITIES: return cmd_identities(x, e);
+	case CMD_IDENTITY_SHOW: return cmd_identity_show(x, e);
+	case CMD_IDENTITY_ADD: return cmd_identity_add(x, e);
+	case CMD_IDENTITY_LINK: return cmd_identity_link(x, true, e);
+	case CMD_IDENTITY_UNLINK: return cmd_identity_link(x, false, e);
+	case CMD_SYNC: return cmd_sync(x, e);
+	case CMD_SYSTEMS: return simple(x, "GET", "/api/v1/systems", render_systems, e);
+	case CMD_WHOAMI: return simple(x, "GET", "/api/v1/whoami", render_whoami, e);
+	case CMD_AUDIT: return cmd_audit(x, e);
+	case CMD_AUDIT_VERIFY: return verify(x, e);
+	case CMD_AUDIT_EXPORT: return export(x, e);
+	case CMD_TOKEN_CREATE: return token_create(x, e);
+	}
+	return qerr_set(e, QERR_INTERNAL, NULL, "unknown command");
+}
