@@ -34,9 +34,15 @@ running() {
 	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
 }
 
-ldap_ready() {
+ldap_answers() {
 	ldapsearch -x -H ldap://127.0.0.1 -s base -b '' -o nettimeout=2 namingContexts \
 	    >/dev/null 2>&1
+}
+
+# Over LDAPS with this lab's own CA: another lab on 127.0.0.1 does not count.
+ldap_ready() {
+	LDAPTLS_CACERT=$D/tls/ca.pem LDAPTLS_REQCERT=demand ldapsearch -x \
+	    -H ldaps://127.0.0.1 -s base -b '' -o nettimeout=2 namingContexts >/dev/null 2>&1
 }
 
 # Every LDAP write goes through LDAPS with the lab CA: unicodePwd needs an encrypted
@@ -106,8 +112,15 @@ cmd_up() {
 	local adminpw
 	if [[ ! -f $D/.provisioned ]]; then
 		running && die "$D: samba running on an unfinished provision"
-		rm -rf "$D/etc" "$D/private" "$D/state" "$D/cache" "$D/bind-dns" \
-		    "$D/run" "$D/log" "$D/tls" "$D/admin.pw" "$D/env" "$D/krb5.conf"
+		# Only a directory this script started provisioning is ever wiped.
+		if [[ -f $D/.quell-lab ]]; then
+			rm -rf "${D:?}/etc" "${D:?}/private" "${D:?}/state" "${D:?}/cache" \
+			    "${D:?}/bind-dns" "${D:?}/run" "${D:?}/log" "${D:?}/tls" \
+			    "${D:?}/admin.pw" "${D:?}/env" "${D:?}/krb5.conf"
+		elif [[ -n $(ls -A "$D") ]]; then
+			die "$D: not empty and not a lab directory: use a new one"
+		fi
+		touch "$D/.quell-lab"
 		mkdir -p "$D/run" "$D/log"
 		adminpw="Qa1-$(openssl rand -hex 12)"
 		samba-tool domain provision --realm=$REALM --domain=QUELL --server-role=dc \
@@ -180,6 +193,7 @@ cmd_up() {
 	fi
 
 	running && return 0
+	ldap_answers && die "another LDAP server already listens on 127.0.0.1"
 	samba -i -M single -s "$D/etc/smb.conf" -d1 </dev/null >"$D/samba.log" 2>&1 &
 	echo $! >"$D/samba.pid"
 	local i
@@ -235,7 +249,8 @@ cmd_adduser() {
 	user_guid "$1"
 }
 
-# One ldapmodify session carrying every add, written without a subshell per user.
+# One ldapmodify session carrying every add, written without a subshell per user;
+# users that already exist are skipped, any other refusal fails the command.
 # Without a password an account costs no key derivation, which is what makes 1000 users
 # take seconds instead of ~30 s; PASSWD_NOTREQD (0x20) keeps such an account enabled.
 cmd_users() {
@@ -255,8 +270,12 @@ cmd_users() {
 		    "$sam" "$BASE_DN"
 		printf 'sAMAccountName: %s\nuserPrincipalName: %s@quell.test\n' "$sam" "$sam"
 		printf '%suserAccountControl: %s\n\n' "$pwline" "$uac"
-	done | lmod -c 2>&1 >/dev/null | grep -v -e 'Already exists' -e '^$' \
-	    -e 'additional info: .*already exists' >&2 || true
+	done | { lmod -c 2>&1 >/dev/null || true; } | awk '
+		/^ldap_add: Already exists/ { skip = 1; next }
+		skip && /^\tadditional info:/ { skip = 0; next }
+		/^$/ { next }
+		{ skip = 0; print; bad = 1 }
+		END { exit bad }' >&2 || die "some users could not be added"
 }
 
 [[ $# -ge 2 ]] || usage

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -144,7 +143,6 @@ ldap_code_transient(int rc)
 	case LDAP_CONNECT_ERROR:
 	case LDAP_TIMEOUT:
 	case LDAP_TIMELIMIT_EXCEEDED:
-	case LDAP_ADMINLIMIT_EXCEEDED:
 	case LDAP_BUSY:
 	case LDAP_UNAVAILABLE:
 	case LDAP_OTHER:
