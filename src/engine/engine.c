@@ -99,72 +99,210 @@ void
 engine_wake(struct engine *eng)
 {
 	pthread_mutex_lock(&eng->mu);
-	pthread_cond_broadcast(&eng->cv);
+	eng->wake = true;
+	pthread_cond_signal(&eng->cv_dispatch);
 	pthread_mutex_unlock(&eng->mu);
 }
 
-/* Systems at their concurrency limit, which the next claim must skip. */
+static void
+queue_push(struct job_queue *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+}
+
+static struct job *
+queue_pop(struct job_queue *q)
+{
+	struct job *j = q->head;
+
+	if (j != NULL && (q->head = j->next) == NULL)
+		q->tail = NULL;
+	return j;
+}
+
+static void
+job_free(struct job *j)
+{
+	step_clear(&j->s);
+	free(j);
+}
+
+/* Systems at their concurrency limit, which the next claim must skip. Under mu. */
 static size_t
 full_systems(struct engine *eng, const char **skip)
 {
 	size_t i, n = 0;
 
-	pthread_mutex_lock(&eng->mu);
 	for (i = 0; i < eng->nsys; i++)
 		if (eng->sys[i].inflight >= eng->sys[i].cfg->max_concurrency)
 			skip[n++] = eng->sys[i].cfg->name;
-	pthread_mutex_unlock(&eng->mu);
 	return n;
 }
 
+/* Claims one step inside tx and records that it started. */
 static int
-claim(struct engine *eng, struct step *s, struct engine_system **sysp)
+claim_one(struct engine *eng, struct store_tx *tx, struct step_claim *cl,
+    struct job *j, struct qerr *e)
 {
-	const char **skip = calloc(eng->nsys + 1, sizeof(*skip));
-	struct step_claim cl = { .owner = eng->opt.node_id, .lease_ms = eng->opt.lease_ms };
-	struct store_tx *tx = NULL;
-	struct qerr e;
 	json_t *d;
-	int r = QERR_NOMEM;
+	int r;
 
-	if (skip == NULL)
+	if ((r = store_step_claim(tx, cl, &j->s, e)) != 0)
 		return r;
-	pthread_mutex_lock(&eng->claim_mu);
-	cl.skip_systems = skip;
-	cl.nskip = full_systems(eng, skip);
-	cl.now = engine_now_ms();
-	if ((r = store_tx_begin(eng->st, true, &tx, &e)) != 0)
-		goto out;
-	if ((r = store_step_claim(tx, &cl, s, &e)) != 0)
-		goto out;
-	d = json_pack("{s:s, s:s, s:i}", "system", s->system, "account", s->account_name,
-	    "attempt", s->attempts);
-	r = engine_audit_tx(tx, eng->opt.node_id, "step.started", s->action_id, s->id,
-	    NULL, d, &e);
+	d = json_pack("{s:s, s:s, s:i}", "system", j->s.system, "account",
+	    j->s.account_name, "attempt", j->s.attempts);
+	r = engine_audit_tx(tx, eng->opt.node_id, "step.started", j->s.action_id, j->s.id,
+	    NULL, d, e);
 	json_decref(d);
 	if (r == 0)
-		r = engine_rollup_tx(tx, eng->opt.node_id, s->action_id, cl.now, &e);
-	if (r == 0)
-		r = store_tx_commit(tx, &e);
-	else
+		r = engine_rollup_tx(tx, eng->opt.node_id, j->s.action_id, cl->now, e);
+	return r;
+}
+
+/*
+ * Claims up to room steps in one transaction, counting each against its system's
+ * limit as it goes, and queues them for the workers. Returns how many were queued.
+ */
+static int
+claim_batch(struct engine *eng, int room)
+{
+	struct step_claim cl = { .owner = eng->opt.node_id, .lease_ms = eng->opt.lease_ms };
+	struct job_queue got = { NULL, NULL };
+	const char **skip = calloc(eng->nsys + 1, sizeof(*skip));
+	struct store_tx *tx = NULL;
+	struct job *j = NULL;
+	struct qerr e;
+	int n = 0, r;
+
+	qerr_clear(&e);
+	if (skip == NULL || store_tx_begin(eng->st, true, &tx, &e) != 0)
+		goto out;
+	cl.skip_systems = skip;
+	cl.now = engine_now_ms();
+	while (n < room) {
+		if ((j = calloc(1, sizeof(*j))) == NULL)
+			break;
+		pthread_mutex_lock(&eng->mu);
+		cl.nskip = full_systems(eng, skip);
+		pthread_mutex_unlock(&eng->mu);
+		if ((r = claim_one(eng, tx, &cl, j, &e)) != 0) {
+			job_free(j);
+			j = NULL;
+			if (r == QERR_NOT_FOUND)
+				break;
+			goto out;
+		}
+		j->sys = engine_find_system(eng, j->s.system);
+		pthread_mutex_lock(&eng->mu);
+		if (j->sys != NULL)
+			j->sys->inflight++;
+		eng->inflight++;
+		pthread_mutex_unlock(&eng->mu);
+		queue_push(&got, j);
+		n++;
+	}
+	if (n > 0 && store_tx_commit(tx, &e) != 0)
+		goto out;
+	if (n == 0)
 		store_tx_rollback(tx);
 	tx = NULL;
-	if (r == 0) {
-		*sysp = engine_find_system(eng, s->system);
-		pthread_mutex_lock(&eng->mu);
-		if (*sysp != NULL)
-			(*sysp)->inflight++;
-		pthread_mutex_unlock(&eng->mu);
-	}
+	pthread_mutex_lock(&eng->mu);
+	while ((j = queue_pop(&got)) != NULL)
+		queue_push(&eng->run, j);
+	pthread_cond_broadcast(&eng->cv_run);
+	pthread_mutex_unlock(&eng->mu);
+	free(skip);
+	return n;
 out:
 	store_tx_rollback(tx);
-	pthread_mutex_unlock(&eng->claim_mu);
-	if (r != 0 && r != QERR_NOT_FOUND)
-		log_msg(LOG_LVL_WARN, "engine: claiming a step: %s", e.msg);
-	if (r != 0)
-		step_clear(s);
+	if (e.msg[0] != '\0')
+		log_msg(LOG_LVL_WARN, "engine: claiming steps: %s", e.msg);
+	pthread_mutex_lock(&eng->mu);
+	while ((j = queue_pop(&got)) != NULL) {
+		if (j->sys != NULL)
+			j->sys->inflight--;
+		eng->inflight--;
+		job_free(j);
+	}
+	pthread_mutex_unlock(&eng->mu);
 	free(skip);
-	return r;
+	return 0;
+}
+
+/* Sleeps until work is stored, room frees up, a waiting step falls due, or 1 s. */
+static void
+dispatcher_wait(struct engine *eng, bool idle)
+{
+	struct store_tx *tx = NULL;
+	struct timespec ts;
+	int64_t due = 0, now = engine_now_ms(), until = now + 1000;
+	struct qerr e;
+
+	if (idle && store_tx_begin(eng->st, false, &tx, &e) == 0) {
+		if (store_step_next_due(tx, &due, &e) == 0 && due > now && due < until)
+			until = due;
+		store_tx_rollback(tx);
+	}
+	ts.tv_sec = (time_t)(until / 1000);
+	ts.tv_nsec = (long)(until % 1000) * 1000000;
+	pthread_mutex_lock(&eng->mu);
+	while (!eng->stop && !eng->wake && engine_now_ms() < until)
+		if (pthread_cond_timedwait(&eng->cv_dispatch, &eng->mu, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&eng->mu);
+}
+
+static void *
+dispatcher(void *arg)
+{
+	struct engine *eng = arg;
+	int room, n;
+
+	pthread_mutex_lock(&eng->mu);
+	while (!eng->stop) {
+		room = eng->nworkers - eng->inflight;
+		eng->wake = false;
+		pthread_mutex_unlock(&eng->mu);
+		n = room > 0 ? claim_batch(eng, room) : 0;
+		if (n < room || room <= 0)
+			dispatcher_wait(eng, room > 0);
+		pthread_mutex_lock(&eng->mu);
+	}
+	pthread_mutex_unlock(&eng->mu);
+	return NULL;
+}
+
+static void *
+worker(void *arg)
+{
+	struct engine *eng = arg;
+	struct job *j;
+
+	pthread_mutex_lock(&eng->mu);
+	for (;;) {
+		while (!eng->stop && eng->run.head == NULL)
+			pthread_cond_wait(&eng->cv_run, &eng->mu);
+		if (eng->stop)
+			break;
+		j = queue_pop(&eng->run);
+		pthread_mutex_unlock(&eng->mu);
+		if (j->sys == NULL) {
+			j->res.outcome = STEP_OUTCOME_PERMANENT;
+			snprintf(j->res.message, sizeof(j->res.message),
+			    "identity system '%s' is not configured", j->s.system);
+		} else
+			provider_execute(j->sys->ops, j->sys->p, &j->s, &j->res);
+		pthread_mutex_lock(&eng->mu);
+		queue_push(&eng->done, j);
+		pthread_cond_signal(&eng->cv_done);
+	}
+	pthread_mutex_unlock(&eng->mu);
+	return NULL;
 }
 
 /* The step's next state from the provider's answer. */
@@ -213,22 +351,20 @@ apply_result(struct engine *eng, struct step *s, const struct step_result *res,
 }
 
 static int
-finish_tx(struct engine *eng, struct step *s, const struct step_result *res,
+record_one(struct engine *eng, struct store_tx *tx, const struct job *j,
     struct qerr *e)
 {
-	struct store_tx *tx = NULL;
+	const struct step *s = &j->s;
 	char ev[64];
 	json_t *d;
 	int r;
 
-	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
-		return r;
 	if ((r = store_step_update(tx, s, e)) != 0)
-		goto out;
-	if (s->status == STEP_SUCCEEDED && res->state[0] != '\0' &&
-	    (r = store_account_set_state(tx, s->account_id, res->state, s->updated_at,
+		return r;
+	if (s->status == STEP_SUCCEEDED && j->res.state[0] != '\0' &&
+	    (r = store_account_set_state(tx, s->account_id, j->res.state, s->updated_at,
 	    e)) != 0)
-		goto out;
+		return r;
 	d = json_pack("{s:s, s:s, s:i, s:s, s:s?, s:s?}", "system", s->system,
 	    "account", s->account_name, "attempt", s->attempts, "message",
 	    s->message ? s->message : "", "error_code", s->error_code, "request_id",
@@ -240,92 +376,70 @@ finish_tx(struct engine *eng, struct step *s, const struct step_result *res,
 	json_decref(d);
 	if (r == 0)
 		r = engine_rollup_tx(tx, eng->opt.node_id, s->action_id, s->updated_at, e);
-	if (r == 0) {
-		r = store_tx_commit(tx, e);
-		tx = NULL;
-	}
-out:
+	return r;
+}
+
+static int
+record_batch(struct engine *eng, struct job *list, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	struct job *j;
+	int r;
+
+	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
+		return r;
+	for (j = list; j != NULL && r == 0; j = j->next)
+		r = record_one(eng, tx, j, e);
+	if (r == 0)
+		return store_tx_commit(tx, e);
 	store_tx_rollback(tx);
 	return r;
 }
 
 /*
- * Records the outcome; a failure to write leaves the lease to expire, so the step
- * runs again (providers are idempotent) rather than being lost.
+ * Records every finished step in one transaction. If that keeps failing the steps'
+ * leases run out and they are claimed and run again (providers are idempotent)
+ * rather than lost.
  */
-static void
-finish(struct engine *eng, struct step *s, const struct step_result *res)
-{
-	struct qerr e;
-	int tries;
-
-	apply_result(eng, s, res, engine_now_ms());
-	for (tries = 0; tries < 5; tries++) {
-		qerr_clear(&e);
-		if (finish_tx(eng, s, res, &e) == 0)
-			return;
-		log_msg(LOG_LVL_WARN, "engine: recording step %s: %s", s->id, e.msg);
-	}
-}
-
-static void
-idle_wait(struct engine *eng)
-{
-	struct store_tx *tx = NULL;
-	struct timespec ts;
-	int64_t due = 0, now = engine_now_ms(), until = now + 1000;
-	struct qerr e;
-
-	if (store_tx_begin(eng->st, false, &tx, &e) == 0) {
-		if (store_step_next_due(tx, &due, &e) == 0 && due > now && due < until)
-			until = due;
-		store_tx_rollback(tx);
-	}
-	ts.tv_sec = (time_t)(until / 1000);
-	ts.tv_nsec = (long)(until % 1000) * 1000000;
-	pthread_mutex_lock(&eng->mu);
-	if (!eng->stop)
-		pthread_cond_timedwait(&eng->cv, &eng->mu, &ts);
-	pthread_mutex_unlock(&eng->mu);
-}
-
 static void *
-worker(void *arg)
+committer(void *arg)
 {
 	struct engine *eng = arg;
-	struct engine_system *sys;
-	struct step_result res;
-	struct step s;
-	bool stop;
+	struct job *list, *j;
+	struct qerr e;
+	int64_t now;
+	int tries;
 
+	pthread_mutex_lock(&eng->mu);
 	for (;;) {
-		pthread_mutex_lock(&eng->mu);
-		stop = eng->stop;
-		pthread_mutex_unlock(&eng->mu);
-		if (stop)
+		while (!eng->stop_committer && eng->done.head == NULL)
+			pthread_cond_wait(&eng->cv_done, &eng->mu);
+		if (eng->done.head == NULL)
 			break;
-		memset(&s, 0, sizeof(s));
-		sys = NULL;
-		if (claim(eng, &s, &sys) != 0) {
-			idle_wait(eng);
-			continue;
+		list = eng->done.head;
+		eng->done.head = eng->done.tail = NULL;
+		pthread_mutex_unlock(&eng->mu);
+		now = engine_now_ms();
+		for (j = list; j != NULL; j = j->next)
+			apply_result(eng, &j->s, &j->res, now);
+		for (tries = 0; tries < 5; tries++) {
+			qerr_clear(&e);
+			if (record_batch(eng, list, &e) == 0)
+				break;
+			log_msg(LOG_LVL_WARN, "engine: recording finished steps: %s", e.msg);
 		}
-		memset(&res, 0, sizeof(res));
-		if (sys == NULL) {
-			res.outcome = STEP_OUTCOME_PERMANENT;
-			snprintf(res.message, sizeof(res.message),
-			    "identity system '%s' is not configured", s.system);
-		} else
-			provider_execute(sys->ops, sys->p, &s, &res);
-		finish(eng, &s, &res);
-		if (sys != NULL) {
-			pthread_mutex_lock(&eng->mu);
-			sys->inflight--;
-			pthread_cond_broadcast(&eng->cv);
-			pthread_mutex_unlock(&eng->mu);
+		pthread_mutex_lock(&eng->mu);
+		while ((j = list) != NULL) {
+			list = j->next;
+			if (j->sys != NULL)
+				j->sys->inflight--;
+			eng->inflight--;
+			job_free(j);
 		}
-		step_clear(&s);
+		eng->wake = true;
+		pthread_cond_signal(&eng->cv_dispatch);
 	}
+	pthread_mutex_unlock(&eng->mu);
 	return NULL;
 }
 
@@ -357,7 +471,7 @@ keeper(void *arg)
 	while (!eng->stop) {
 		ts.tv_sec = (time_t)(next / 1000);
 		ts.tv_nsec = (long)(next % 1000) * 1000000;
-		pthread_cond_timedwait(&eng->cv, &eng->mu, &ts);
+		pthread_cond_timedwait(&eng->cv_keeper, &eng->mu, &ts);
 		if (eng->stop || engine_now_ms() < next)
 			continue;
 		pthread_mutex_unlock(&eng->mu);
@@ -450,26 +564,30 @@ engine_start(const struct config *cfg, struct store *st,
 	eng->opt = *opt;
 	defaults(&eng->opt);
 	pthread_mutex_init(&eng->mu, NULL);
-	pthread_mutex_init(&eng->claim_mu, NULL);
-	pthread_cond_init(&eng->cv, NULL);
+	pthread_cond_init(&eng->cv_dispatch, NULL);
+	pthread_cond_init(&eng->cv_run, NULL);
+	pthread_cond_init(&eng->cv_done, NULL);
+	pthread_cond_init(&eng->cv_keeper, NULL);
 	if ((r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0)
 		goto fail;
-	if ((eng->workers = calloc((size_t)eng->opt.workers, sizeof(pthread_t))) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the engine's threads");
+	if ((eng->workers = calloc((size_t)eng->opt.workers, sizeof(pthread_t))) == NULL)
 		goto fail;
-	}
 	for (i = 0; i < eng->opt.workers; i++) {
-		if (pthread_create(&eng->workers[i], NULL, worker, eng) != 0) {
-			r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start worker threads");
+		if (pthread_create(&eng->workers[i], NULL, worker, eng) != 0)
 			goto fail;
-		}
 		eng->nworkers++;
 	}
-	if (pthread_create(&eng->keeper, NULL, keeper, eng) != 0) {
-		r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the lease keeper");
+	if (pthread_create(&eng->committer, NULL, committer, eng) != 0)
 		goto fail;
-	}
-	eng->keeper_started = true;
+	eng->started |= 2;
+	if (pthread_create(&eng->keeper, NULL, keeper, eng) != 0)
+		goto fail;
+	eng->started |= 4;
+	if (pthread_create(&eng->dispatcher, NULL, dispatcher, eng) != 0)
+		goto fail;
+	eng->started |= 1;
+	qerr_clear(e);
 	*out = eng;
 	return 0;
 fail:
@@ -477,9 +595,15 @@ fail:
 	return r;
 }
 
+/*
+ * Stops claiming, lets each worker finish the step in its hands, records everything
+ * finished, then closes the providers. Steps claimed but not started stay leased to
+ * this node, and the next start releases them.
+ */
 void
 engine_stop(struct engine *eng)
 {
+	struct job *j;
 	size_t i;
 	int k;
 
@@ -487,18 +611,32 @@ engine_stop(struct engine *eng)
 		return;
 	pthread_mutex_lock(&eng->mu);
 	eng->stop = true;
-	pthread_cond_broadcast(&eng->cv);
+	pthread_cond_broadcast(&eng->cv_dispatch);
+	pthread_cond_broadcast(&eng->cv_run);
+	pthread_cond_broadcast(&eng->cv_keeper);
 	pthread_mutex_unlock(&eng->mu);
+	if (eng->started & 1)
+		pthread_join(eng->dispatcher, NULL);
 	for (k = 0; k < eng->nworkers; k++)
 		pthread_join(eng->workers[k], NULL);
-	if (eng->keeper_started)
+	if (eng->started & 4)
 		pthread_join(eng->keeper, NULL);
+	pthread_mutex_lock(&eng->mu);
+	eng->stop_committer = true;
+	pthread_cond_broadcast(&eng->cv_done);
+	pthread_mutex_unlock(&eng->mu);
+	if (eng->started & 2)
+		pthread_join(eng->committer, NULL);
+	while ((j = queue_pop(&eng->run)) != NULL)
+		job_free(j);
 	for (i = 0; i < eng->nsys; i++)
 		provider_close(eng->sys[i].ops, eng->sys[i].p);
 	free(eng->workers);
 	free(eng->sys);
-	pthread_cond_destroy(&eng->cv);
-	pthread_mutex_destroy(&eng->claim_mu);
+	pthread_cond_destroy(&eng->cv_keeper);
+	pthread_cond_destroy(&eng->cv_done);
+	pthread_cond_destroy(&eng->cv_run);
+	pthread_cond_destroy(&eng->cv_dispatch);
 	pthread_mutex_destroy(&eng->mu);
 	free(eng);
 }

@@ -3,6 +3,7 @@
 #define QUELL_ENGINE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include <jansson.h>
 
@@ -15,6 +16,25 @@ struct engine_system {
 	int inflight;
 };
 
+/* One claimed step on its way through the pipeline. */
+struct job {
+	struct step s;
+	struct engine_system *sys;
+	struct step_result res;
+	struct job *next;
+};
+
+struct job_queue {
+	struct job *head;
+	struct job *tail;
+};
+
+/*
+ * The pipeline: one dispatcher claims as many steps as there is room for in one
+ * transaction, workers run them through the providers, and one committer records
+ * every finished step in one transaction. Batching both ends keeps the number of
+ * synchronous commits per step well under two when many steps are ready at once.
+ */
 struct engine {
 	const struct config *cfg;
 	struct store *st;
@@ -23,12 +43,21 @@ struct engine {
 	size_t nsys;
 	pthread_t *workers;
 	int nworkers;
+	pthread_t dispatcher;
+	pthread_t committer;
 	pthread_t keeper;
-	bool keeper_started;
-	pthread_mutex_t mu;	/* inflight counters, stop, the wake condition */
-	pthread_cond_t cv;
-	pthread_mutex_t claim_mu; /* one claim at a time keeps per-system limits exact */
+	int started;		/* bit 0 dispatcher, 1 committer, 2 keeper */
+	pthread_mutex_t mu;	/* everything below */
+	pthread_cond_t cv_dispatch;	/* room freed, work requested, or stop */
+	pthread_cond_t cv_run;	/* a job to run, or stop */
+	pthread_cond_t cv_done;	/* a job to record, or stop */
+	pthread_cond_t cv_keeper; /* stop */
+	struct job_queue run;
+	struct job_queue done;
+	int inflight;		/* claimed and not yet recorded */
+	bool wake;		/* new work was stored since the dispatcher looked */
 	bool stop;
+	bool stop_committer;
 };
 
 struct engine_system *engine_find_system(struct engine *eng, const char *name);
