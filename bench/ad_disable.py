@@ -144,6 +144,7 @@ def run_actions(api, ids, kind, threads=8):
     """Submits one action per identity from several client threads, then waits until
     every one is terminal. Returns the ids of actions that did not complete."""
     acts, lock = [], threading.Lock()
+    t0 = time.monotonic()
 
     def submit(chunk):
         for idn in chunk:
@@ -159,6 +160,7 @@ def run_actions(api, ids, kind, threads=8):
         t.start()
     for t in ts:
         t.join()
+    submitted = time.monotonic()
     pending = set(acts)
     while pending:
         time.sleep(0.02)
@@ -171,6 +173,8 @@ def run_actions(api, ids, kind, threads=8):
                     print(f"  {aid}: {a['status']}: {a['message']}", file=sys.stderr)
             else:
                 break
+    print(f"  {kind}: submitted {len(acts)} in {submitted - t0:.3f} s, all terminal "
+          f"after {time.monotonic() - t0:.3f} s")
     return acts
 
 

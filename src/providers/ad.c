@@ -34,6 +34,21 @@
 #define PAGE_SIZE_MAX		1000	/* Windows' default MaxPageSize */
 #define TIMEOUT_DEFAULT		10
 
+#define UAC_SEEN_BUCKETS	4096
+#define UAC_SEEN_MAX		(1u << 20)
+
+/*
+ * The userAccountControl last read or written per objectGUID. A disable or enable
+ * first tries the compare-and-swap against it, addressed by <GUID=…>, with no search:
+ * a stale value only makes the delete fail (noSuchAttribute) and the step falls back
+ * to reading, so the cache can save a round trip but never overwrite a change.
+ */
+struct uac_seen {
+	unsigned char guid[LDAPESC_GUID_LEN];
+	uint32_t uac;
+	struct uac_seen *next;
+};
+
 struct conn {
 	LDAP *ld;		/* NULL until connected, and after a broken connection */
 	bool busy;
@@ -51,10 +66,12 @@ struct provider {
 	int timeout;
 	int page_size;
 
-	pthread_mutex_t mu;
+	pthread_mutex_t mu;	/* conns and the userAccountControl cache */
 	pthread_cond_t cv;
 	struct conn *conns;
 	size_t nconns;
+	struct uac_seen **seen;	/* UAC_SEEN_BUCKETS chains */
+	size_t nseen;
 };
 
 /* What an LDAP call left behind: its result code and a sentence for the analyst. */
@@ -399,6 +416,14 @@ ad_close(struct provider *p)
 		if (p->conns[i].ld != NULL)
 			ldap_unbind_ext_s(p->conns[i].ld, NULL, NULL);
 	free(p->conns);
+	for (i = 0; p->seen != NULL && i < UAC_SEEN_BUCKETS; i++)
+		while (p->seen[i] != NULL) {
+			struct uac_seen *next = p->seen[i]->next;
+
+			free(p->seen[i]);
+			p->seen[i] = next;
+		}
+	free(p->seen);
 	if (p->nconns > 0) {
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
@@ -543,6 +568,11 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 
 	p->nconns = cfg->max_concurrency > 0 ? (size_t)cfg->max_concurrency : 1;
 	if ((p->conns = calloc(p->nconns, sizeof(*p->conns))) == NULL) {
+		p->nconns = 0;
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if ((p->seen = calloc(UAC_SEEN_BUCKETS, sizeof(*p->seen))) == NULL) {
 		p->nconns = 0;
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
@@ -700,6 +730,55 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 fail:
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return rc;
+}
+
+/* The last known userAccountControl per objectGUID */
+
+static size_t
+seen_bucket(const unsigned char guid[LDAPESC_GUID_LEN])
+{
+	uint32_t h;
+
+	memcpy(&h, guid, sizeof(h));
+	return h % UAC_SEEN_BUCKETS;
+}
+
+static void
+seen_put(struct provider *p, const unsigned char guid[LDAPESC_GUID_LEN], uint32_t uac)
+{
+	struct uac_seen *s;
+	size_t b = seen_bucket(guid);
+
+	pthread_mutex_lock(&p->mu);
+	for (s = p->seen[b]; s != NULL; s = s->next)
+		if (memcmp(s->guid, guid, LDAPESC_GUID_LEN) == 0)
+			break;
+	if (s == NULL && p->nseen < UAC_SEEN_MAX && (s = calloc(1, sizeof(*s))) != NULL) {
+		memcpy(s->guid, guid, LDAPESC_GUID_LEN);
+		s->next = p->seen[b];
+		p->seen[b] = s;
+		p->nseen++;
+	}
+	if (s != NULL)
+		s->uac = uac;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static bool
+seen_get(struct provider *p, const unsigned char guid[LDAPESC_GUID_LEN], uint32_t *uac)
+{
+	struct uac_seen *s;
+	bool found = false;
+
+	pthread_mutex_lock(&p->mu);
+	for (s = p->seen[seen_bucket(guid)]; s != NULL; s = s->next)
+		if (memcmp(s->guid, guid, LDAPESC_GUID_LEN) == 0) {
+			*uac = s->uac;
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&p->mu);
+	return found;
 }
 
 /* Reading and writing one user */
@@ -909,18 +988,68 @@ race_pause(int tries)
  * noSuchObject: the entry moved) starts over from a fresh read. Returns an LDAP code
  * for failures of the exchange itself; every other outcome is already in *res.
  */
+static void
+result_state(struct step_result *res, uint32_t uac)
+{
+	snprintf(res->state, sizeof(res->state), "%s",
+	    uac & UAC_ACCOUNTDISABLE ? "disabled" : "enabled");
+}
+
+/*
+ * The one-round-trip path: compare-and-swap against the last known value, addressed
+ * by <GUID=…>. Sets *done when it settled the step; otherwise (no known value, the
+ * value says "already", or the value was stale) the caller reads and decides.
+ */
 static int
-run_step(struct provider *p, LDAP *ld, const struct step *step, const char *filter,
+try_seen(struct provider *p, LDAP *ld, const struct step *step,
+    const unsigned char guid[LDAPESC_GUID_LEN], struct step_result *res,
+    struct lres *lr, bool *done)
+{
+	char gtext[LDAPESC_GUID_TEXT_LEN + 1], dn[LDAPESC_GUID_TEXT_LEN + 9];
+	struct user u = { 0 };
+	struct plan pl;
+	int rc;
+
+	*done = false;
+	if ((step->type != ACTION_DISABLE && step->type != ACTION_ENABLE) ||
+	    !seen_get(p, guid, &u.uac))
+		return LDAP_SUCCESS;
+	plan_step(step, &u, false, &pl);
+	if (pl.already != NULL ||
+	    ldapesc_guid_to_text((const char *)guid, LDAPESC_GUID_LEN, gtext) != 0)
+		return LDAP_SUCCESS;
+	snprintf(dn, sizeof(dn), "<GUID=%s>", gtext);
+	u.dn = dn;
+	format_uac(u.uac, u.uac_text, sizeof(u.uac_text));
+	rc = write_user(ld, &u, pl.uac, false, lr);
+	if (rc == LDAP_NO_SUCH_ATTRIBUTE || rc == LDAP_NO_SUCH_OBJECT)
+		return LDAP_SUCCESS;
+	if (rc == LDAP_SUCCESS) {
+		seen_put(p, guid, pl.uac);
+		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
+		result_state(res, pl.uac);
+		*done = true;
+	}
+	return rc;
+}
+
+static int
+run_step(struct provider *p, LDAP *ld, const struct step *step,
+    const unsigned char guid[LDAPESC_GUID_LEN], const char *filter,
     bool clear_dont_expire, struct step_result *res, struct lres *lr)
 {
 	struct user u = { 0 };
 	struct plan pl;
+	bool done;
 	int rc = LDAP_SUCCESS, tries;
 
+	if ((rc = try_seen(p, ld, step, guid, res, lr, &done)) != LDAP_SUCCESS || done)
+		return rc;
 	for (tries = 0; tries < CAS_TRIES; tries++) {
 		user_clear(&u);
 		if ((rc = read_user(p, ld, filter, &u, lr)) != LDAP_SUCCESS)
 			return rc;
+		seen_put(p, guid, u.uac);
 		plan_step(step, &u, clear_dont_expire, &pl);
 		if (pl.refuse != NULL) {
 			result_set(res, STEP_OUTCOME_PERMANENT, "refused", "%s", pl.refuse);
@@ -933,6 +1062,7 @@ run_step(struct provider *p, LDAP *ld, const struct step *step, const char *filt
 		rc = write_user(ld, &u, pl.uac, pl.must_change, lr);
 		if (rc == LDAP_SUCCESS) {
 			u.uac = pl.uac;
+			seen_put(p, guid, u.uac);
 			result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
 			goto done;
 		}
@@ -949,8 +1079,7 @@ run_step(struct provider *p, LDAP *ld, const struct step *step, const char *filt
 	    CAS_TRIES, lr->msg);
 	return LDAP_SUCCESS;
 done:
-	snprintf(res->state, sizeof(res->state), "%s",
-	    u.uac & UAC_ACCOUNTDISABLE ? "disabled" : "enabled");
+	result_state(res, u.uac);
 	user_clear(&u);
 	return LDAP_SUCCESS;
 }
@@ -1030,7 +1159,7 @@ ad_execute(struct provider *p, const struct step *step, struct step_result *res)
 			drop = true;
 			break;
 		}
-		rc = run_step(p, c->ld, step, filter, clear, res, &lr);
+		rc = run_step(p, c->ld, step, guid, filter, clear, res, &lr);
 		drop = rc != LDAP_SUCCESS && ldap_code_breaks_conn(rc);
 		/* A handle idle since before a server restart fails at once: reconnect once. */
 		if (drop && !fresh && attempt == 0 &&
@@ -1130,6 +1259,7 @@ list_entry(struct provider *p, LDAP *ld, LDAPMessage *ent, provider_account_cb c
 	a.external_id = gtext;
 	a.dn = dn;
 	a.state = uacv & UAC_ACCOUNTDISABLE ? disabled : enabled;
+	seen_put(p, (const unsigned char *)guid[0]->bv_val, uacv);
 	*cbret = cb(&a, arg);
 	r = 0;
 	goto out;
