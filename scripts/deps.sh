@@ -8,7 +8,7 @@ pkgs=(
   libmicrohttpd-dev libcurl4-openssl-dev libldap-dev libsqlite3-dev libpq-dev
   libjansson-dev libssl-dev libsodium-dev libcmocka-dev
   samba krb5-user ldap-utils sqlite3 openssl curl ca-certificates
-  python3 python3-pytest
+  python3 python3-pytest iproute2 util-linux
 )
 
 missing=()

@@ -9,6 +9,14 @@ top=$PWD
 
 bash scripts/deps.sh
 
+# As root, run in a network namespace of our own: the lab's Samba, quelld and the
+# emulators get a private 127.0.0.1, so a test run never collides with a lab or a
+# quelld already running on this machine, and never reaches anything outside.
+if [ "$(id -u)" -eq 0 ] && [ -z "${QUELL_NETNS:-}" ]; then
+	exec env QUELL_NETNS=1 unshare --net -- bash -c 'ip link set lo up && exec "$0" "$@"' \
+	    "$0" "$@"
+fi
+
 lab=$(mktemp -d "${TMPDIR:-/tmp}/quell-lab.XXXXXX")
 results=$(mktemp -d "${TMPDIR:-/tmp}/quell-results.XXXXXX")
 cleanup() {
