@@ -68,7 +68,7 @@ run_build() {
 	count_meson "$dir/meson-logs/testlog.json"
 	echo "== end-to-end tests ($name)"
 	local out=$results/pytest-$name.txt
-	QUELL_BUILD=$top/$dir python3 -m pytest -q -p no:cacheprovider tests/e2e \
+	QUELL_BUILD=$top/$dir /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e \
 	    2>&1 | tee "$out" || true
 	local summary
 	summary=$(grep -E '[0-9]+ (passed|failed|errors?)' "$out" | tail -n 1 || true)
