@@ -67,14 +67,16 @@ render_action(const struct action *a, bool with_steps)
 json_t *
 render_account(const struct account *a)
 {
-	return json_pack("{s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+	return json_pack("{s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	    " s:b}",
 	    "id", a->id, "identity_id", str_or_null(a->identity_id), "system", a->system,
 	    "kind", a->kind, "external_id", str_or_null(a->external_id),
 	    "sid", str_or_null(a->sid), "dn", str_or_null(a->dn),
 	    "username", str_or_null(a->username), "upn", str_or_null(a->upn),
 	    "display_name", str_or_null(a->display_name),
 	    "state", str_or_null(a->state),
-	    "state_read_at", render_time(a->state_read_at));
+	    "state_read_at", render_time(a->state_read_at),
+	    "email", str_or_null(a->email), "synced", a->synced);
 }
 
 json_t *

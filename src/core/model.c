@@ -129,6 +129,7 @@ account_clear(struct account *a)
 	free(a->username);
 	free(a->upn);
 	free(a->display_name);
+	free(a->email);
 	free(a->state);
 	memset(a, 0, sizeof(*a));
 }
@@ -245,6 +246,7 @@ account_copy(struct account *dst, const struct account *src)
 	dst->username = dup(src->username, &bad);
 	dst->upn = dup(src->upn, &bad);
 	dst->display_name = dup(src->display_name, &bad);
+	dst->email = dup(src->email, &bad);
 	dst->state = dup(src->state, &bad);
 	if (bad) {
 		account_clear(dst);

@@ -67,6 +67,8 @@ struct account {
 	char *username;		/* sAMAccountName / Okta login */
 	char *upn;
 	char *display_name;
+	char *email;		/* mail / Okta profile email */
+	bool synced;		/* mastered in another system (Entra onPremisesSyncEnabled) */
 	char *state;		/* last known: "enabled", "disabled", … */
 	int64_t state_read_at;	/* ms since the epoch, 0 = never */
 	int64_t created_at;

@@ -119,12 +119,14 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+	"ALTER TABLE accounts ADD COLUMN email TEXT;"
+	"ALTER TABLE accounts ADD COLUMN synced INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 #define ACC_COLS "id, identity_id, system, kind, external_id, sid, dn, username, " \
-	"upn, display_name, state, state_read_at, created_at"
+	"upn, display_name, state, state_read_at, created_at, email, synced"
 #define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
 	"reason, params, message, cancel_requested, created_at, updated_at, finished_at"
 #define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
@@ -197,11 +199,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * account's state leaves the last known state in place. */
 	[S_ACC_UPSERT] =
 	    "INSERT INTO accounts (" ACC_COLS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
 	    " ON CONFLICT (system, external_id) DO UPDATE SET"
 	    "  kind = excluded.kind, sid = excluded.sid, dn = excluded.dn,"
 	    "  username = excluded.username, upn = excluded.upn,"
 	    "  display_name = excluded.display_name,"
+	    "  email = excluded.email, synced = excluded.synced,"
 	    "  state = CASE WHEN excluded.state IS NULL THEN state"
 	    "   ELSE excluded.state END,"
 	    "  state_read_at = CASE WHEN excluded.state IS NULL THEN state_read_at"
@@ -786,6 +789,8 @@ read_account(sqlite3_stmt *st, struct account *a, struct qerr *e)
 	a->state = col_dup(st, 10, &bad);
 	a->state_read_at = sqlite3_column_int64(st, 11);
 	a->created_at = sqlite3_column_int64(st, 12);
+	a->email = col_dup(st, 13, &bad);
+	a->synced = sqlite3_column_int(st, 14) != 0;
 	if (bad) {
 		account_clear(a);
 		return nomem(e);
@@ -1069,7 +1074,8 @@ sq_account_upsert(struct store_conn *c, struct account *a, struct qerr *e)
 	    bind_text(st, 9, a->upn) || bind_text(st, 10, a->display_name) ||
 	    bind_text(st, 11, a->state) ||
 	    sqlite3_bind_int64(st, 12, a->state_read_at) ||
-	    sqlite3_bind_int64(st, 13, a->created_at)) {
+	    sqlite3_bind_int64(st, 13, a->created_at) || bind_text(st, 14, a->email) ||
+	    sqlite3_bind_int(st, 15, a->synced)) {
 		r = db_fail(c, sqlite3_errcode(c->db), "account upsert", e);
 		goto out;
 	}

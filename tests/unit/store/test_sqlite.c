@@ -443,6 +443,8 @@ test_account(void **state)
 	/* Seen again by a listing under a fresh id and without a link. */
 	mk_account(&a, "acc_new", NULL, "corp", "guid-1", "alice2");
 	a.upn = xstrdup("alice@corp");
+	a.email = xstrdup("Alice@Corp.example");
+	a.synced = true;
 	assert_int_equal(store_account_upsert(tx, &a, &e), 0);
 	assert_string_equal(a.id, "acc_1");
 	account_clear(&a);
@@ -450,6 +452,8 @@ test_account(void **state)
 	assert_string_equal(got.identity_id, "idn_1");
 	assert_string_equal(got.username, "alice2");
 	assert_string_equal(got.upn, "alice@corp");
+	assert_string_equal(got.email, "Alice@Corp.example");
+	assert_true(got.synced);
 	assert_string_equal(got.state, "enabled");
 	assert_int_equal(got.state_read_at, 10);
 	assert_int_equal(got.created_at, 2000);
