@@ -43,6 +43,15 @@ struct provider_ops {
 	bool (*supports)(enum action_type type);
 	/* Carries out one step; the outcome is in *res, the return is 0 unless a bug. */
 	int (*execute)(struct provider *p, const struct step *step, struct step_result *res);
+	/*
+	 * Optional batching, for APIs that take several users in one request (Entra's
+	 * confirmCompromised): the most steps of this type execute_batch accepts (0 or 1:
+	 * no batching), and the call that carries out n steps of that type at once;
+	 * res[i] is the outcome of steps[i].
+	 */
+	size_t (*batch_max)(enum action_type type);
+	int (*execute_batch)(struct provider *p, const struct step *const *steps, size_t n,
+	    struct step_result *res);
 	/* Lists every account; acct fields are borrowed for the call only. */
 	int (*list_accounts)(struct provider *p, provider_account_cb cb, void *arg,
 	    struct qerr *e);
@@ -57,6 +66,10 @@ int provider_open(const struct provider_ops *ops, const struct system_config *cf
 bool provider_supports(const struct provider_ops *ops, enum action_type type);
 int provider_execute(const struct provider_ops *ops, struct provider *p,
     const struct step *step, struct step_result *res);
+size_t provider_batch_max(const struct provider_ops *ops, enum action_type type);
+/* Falls back to one execute per step when the provider has no execute_batch. */
+int provider_execute_batch(const struct provider_ops *ops, struct provider *p,
+    const struct step *const *steps, size_t n, struct step_result *res);
 int provider_list_accounts(const struct provider_ops *ops, struct provider *p,
     provider_account_cb cb, void *arg, struct qerr *e);
 void provider_close(const struct provider_ops *ops, struct provider *p);

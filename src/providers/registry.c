@@ -50,6 +50,33 @@ provider_execute(const struct provider_ops *ops, struct provider *p,
 	return ops->execute(p, step, res);
 }
 
+size_t
+provider_batch_max(const struct provider_ops *ops, enum action_type type)
+{
+	size_t n;
+
+	if (ops->batch_max == NULL || ops->execute_batch == NULL ||
+	    !provider_supports(ops, type))
+		return 1;
+	n = ops->batch_max(type);
+	return n > 1 ? n : 1;
+}
+
+int
+provider_execute_batch(const struct provider_ops *ops, struct provider *p,
+    const struct step *const *steps, size_t n, struct step_result *res)
+{
+	size_t i;
+
+	if (n > 1 && provider_batch_max(ops, steps[0]->type) >= n) {
+		memset(res, 0, n * sizeof(*res));
+		return ops->execute_batch(p, steps, n, res);
+	}
+	for (i = 0; i < n; i++)
+		provider_execute(ops, p, steps[i], &res[i]);
+	return 0;
+}
+
 int
 provider_list_accounts(const struct provider_ops *ops, struct provider *p,
     provider_account_cb cb, void *arg, struct qerr *e)
