@@ -11,14 +11,16 @@ pkgs=(
   python3 python3-pytest iproute2 util-linux
 )
 
+# Node.js runs the Graph and Okta emulators and Prism; a machine that already has a
+# node and npm (of any origin) keeps them.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     missing+=("$p")
 done
-if [ "${#missing[@]}" -eq 0 ]; then
-  exit 0
-fi
+if [ "${#missing[@]}" -gt 0 ]; then
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps.sh: these packages are missing and installing them needs root: ${missing[*]}" >&2
   exit 1
@@ -27,3 +29,12 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "deps.sh: installed ${missing[*]}"
+fi
+
+# Prism (the vendors' contracts) and the vendor SDKs the benchmarks compare with,
+# pinned in tests/contract/package-lock.json.
+contract=$(dirname "$0")/../tests/contract
+if [ ! -x "$contract/node_modules/.bin/prism" ]; then
+  (cd "$contract" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "deps.sh: installed the npm packages of tests/contract"
+fi
