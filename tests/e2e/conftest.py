@@ -238,7 +238,7 @@ class Relay:
         self.conns = []
         self.lsock = None
         self.port = 0
-        self.stopped = False
+        self.stalled = False
         self._listen()
 
     def _listen(self):
@@ -261,6 +261,9 @@ class Relay:
                 self.conns.append(c)
             if mode == "blackhole":
                 continue  # held open, never answered
+            if mode == "slam":
+                self._reset(c)
+                continue
             try:
                 u = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -274,7 +277,12 @@ class Relay:
         socks = [a, b]
         try:
             while True:
-                r, _, _ = select.select(socks, [], [], 0.5)
+                if self.stalled:
+                    time.sleep(0.05)  # nothing read, nothing forwarded
+                    if a.fileno() < 0 or b.fileno() < 0:
+                        raise OSError
+                    continue
+                r, _, _ = select.select(socks, [], [], 0.2)
                 for s in r:
                     data = s.recv(65536)
                     if not data:
@@ -288,28 +296,39 @@ class Relay:
             except OSError:
                 pass
 
+    @staticmethod
+    def _reset(c):
+        try:
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            c.close()
+        except OSError:
+            pass
+
     def _drop_conns(self):
         with self.lock:
             conns, self.conns = self.conns, []
         for c in conns:
-            try:
-                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
-                c.close()
-            except OSError:
-                pass
+            self._reset(c)
 
     def down(self):
         """Connections refused, open ones reset: what quelld sees when Samba stops."""
         with self.lock:
             self.mode = "down"
+        self._close_listener()
+        self._drop_conns()
+
+    def _close_listener(self):
         if self.lsock is not None:
+            try:
+                self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            except OSError:
+                pass
             self.lsock.close()
             self.lsock = None
-        self._drop_conns()
 
     def blackhole(self):
         """New connections are accepted and never answered (a hung server)."""
@@ -319,8 +338,25 @@ class Relay:
             self.mode = "blackhole"
         self._drop_conns()
 
+    def slam(self):
+        """New connections are accepted and reset at once (a server going down in the
+        middle of the TLS handshake)."""
+        if self.lsock is None:
+            self._listen()
+        with self.lock:
+            self.mode = "slam"
+        self._drop_conns()
+
+    def stall(self):
+        """Open connections stop moving data (a hung server); new ones are refused."""
+        self.stalled = True
+        with self.lock:
+            self.mode = "down"
+        self._close_listener()
+
     def up(self):
         self._drop_conns()
+        self.stalled = False
         with self.lock:
             self.mode = "up"
         if self.lsock is None:
@@ -608,16 +644,21 @@ class Quelld:
 
 
 class User:
-    def __init__(self, sam, cn, guid, identity, password):
+    def __init__(self, sam, cn, guid, password):
         self.sam = sam
         self.cn = cn
         self.guid = guid
-        self.identity = identity
-        self.identity_id = identity["id"]
-        (acct,) = [a for a in identity["accounts"] if a["username"] == sam]
+        self.password = password
+        self.identity = self.identity_id = self.account = self.account_id = None
+
+    def find(self, q):
+        """Looks the user up in q (after a sync); returns self."""
+        self.identity = q.identity_of(self.sam)
+        self.identity_id = self.identity["id"]
+        (acct,) = [a for a in self.identity["accounts"] if a["username"] == self.sam]
         self.account = acct
         self.account_id = acct["id"]
-        self.password = password
+        return self
 
 
 @pytest.fixture
@@ -637,11 +678,14 @@ def quelld(lab, tmp_path):
 
 @pytest.fixture
 def make_user(lab):
-    """make_user(q, hint, cn=None, uac=512) → User: added to AD, synced into q."""
+    """make_user(q, hint, cn=None, uac=512) → User: added to AD, synced into q and
+    found there. With sync=False only added: sync, then user.find(q)."""
     def make(q, hint="u", cn=None, uac=512, password=PASSWORD, sync=True):
         sam = lab.name(hint)
         guid = lab.adduser(sam, cn or sam, password, uac)
+        u = User(sam, cn or sam, guid, password)
         if sync:
             q.sync()
-        return User(sam, cn or sam, guid, q.identity_of(sam), password)
+            u.find(q)
+        return u
     return make
