@@ -135,11 +135,30 @@ check_params(struct req *q, enum action_type type, json_t *p)
 	return 0;
 }
 
+/*
+ * Deactivation deprovisions the user and their app assignments and cannot be undone:
+ * the request must say so explicitly (a preview may look first without it).
+ */
+static int
+confirm_destructive(struct req *q, json_t *o, const struct action_request *rq)
+{
+	json_t *v = json_object_get(o, "confirm_destructive");
+
+	if (v != NULL && !json_is_boolean(v))
+		return req_error(q, 400, "invalid_input", "confirm_destructive",
+		    "confirm_destructive must be true or false"), -1;
+	if (rq->type == ACTION_DEACTIVATE && !rq->preview && !json_is_true(v))
+		return req_error(q, 400, "invalid_input", "confirm_destructive",
+		    "deactivate permanently deprovisions the account and its app "
+		    "assignments: set confirm_destructive to true to proceed"), -1;
+	return 0;
+}
+
 static int
 parse_action_request(struct req *q, json_t *o, struct action_request *rq, char **params)
 {
 	static const char *const keys[] = { "type", "identity_id", "account_id", "reason",
-	    "params", "source", "preview", NULL };
+	    "params", "source", "preview", "confirm_destructive", NULL };
 	const char *type;
 	json_t *p, *pv;
 
@@ -166,6 +185,8 @@ parse_action_request(struct req *q, json_t *o, struct action_request *rq, char *
 		return req_error(q, 400, "invalid_input", "preview",
 		    "preview must be true or false"), -1;
 	rq->preview = json_is_true(pv);
+	if (confirm_destructive(q, o, rq) != 0)
+		return -1;
 	p = json_object_get(o, "params");
 	if (check_params(q, rq->type, p) != 0)
 		return -1;

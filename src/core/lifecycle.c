@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "id.h"
 #include "lifecycle.h"
 
@@ -14,6 +16,29 @@ acct_name(const struct account *acct)
 	if (acct->upn != NULL)
 		return acct->upn;
 	return acct->external_id;
+}
+
+/*
+ * The action's params, plus "synced": true for an account mastered in another system,
+ * so its provider can warn that the next directory sync may undo the change.
+ */
+static char *
+step_params(const struct action *a, const struct account *acct)
+{
+	json_t *p;
+	char *out;
+
+	if (!acct->synced)
+		return strdup(a->params ? a->params : "{}");
+	p = json_loads(a->params ? a->params : "{}", 0, NULL);
+	if (p == NULL || !json_is_object(p) ||
+	    json_object_set_new(p, "synced", json_true()) != 0) {
+		json_decref(p);
+		return NULL;
+	}
+	out = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(p);
+	return out;
 }
 
 static int
@@ -29,7 +54,7 @@ fill_step(struct step *s, const struct action *a, const struct account *acct,
 	s->system = strdup(acct->system);
 	s->account_ref = strdup(acct->external_id ? acct->external_id : "");
 	s->account_name = strdup(acct_name(acct) ? acct_name(acct) : "");
-	s->params = strdup(a->params ? a->params : "{}");
+	s->params = step_params(a, acct);
 	s->type = a->type;
 	s->created_at = s->updated_at = a->created_at;
 	if (supported)

@@ -128,8 +128,31 @@ queue_pop(struct job_queue *q)
 static void
 job_free(struct job *j)
 {
-	step_clear(&j->s);
+	size_t i;
+
+	if (j == NULL)
+		return;
+	for (i = 0; i < j->n; i++)
+		step_clear(&j->s[i]);
+	free(j->s);
+	free(j->res);
 	free(j);
+}
+
+static struct job *
+job_new(size_t cap)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return NULL;
+	j->s = calloc(cap, sizeof(*j->s));
+	j->res = calloc(cap, sizeof(*j->res));
+	if (j->s == NULL || j->res == NULL) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
 }
 
 /* Systems at their concurrency limit, which the next claim must skip. Under mu. */
@@ -144,28 +167,67 @@ full_systems(struct engine *eng, const char **skip)
 	return n;
 }
 
-/* Claims one step inside tx and records that it started. */
+/* Claims one step inside tx into s and records that it started. */
 static int
 claim_one(struct engine *eng, struct store_tx *tx, struct step_claim *cl,
-    struct job *j, struct qerr *e)
+    struct step *s, struct qerr *e)
 {
 	json_t *d;
 	int r;
 
-	if ((r = store_step_claim(tx, cl, &j->s, e)) != 0)
+	if ((r = store_step_claim(tx, cl, s, e)) != 0)
 		return r;
-	d = json_pack("{s:s, s:s, s:i}", "system", j->s.system, "account",
-	    j->s.account_name, "attempt", j->s.attempts);
-	r = engine_audit_tx(tx, eng->opt.node_id, "step.started", j->s.action_id, j->s.id,
+	d = json_pack("{s:s, s:s, s:i}", "system", s->system, "account", s->account_name,
+	    "attempt", s->attempts);
+	r = engine_audit_tx(tx, eng->opt.node_id, "step.started", s->action_id, s->id,
 	    NULL, d, e);
 	json_decref(d);
 	if (r == 0)
-		r = engine_rollup_tx(tx, eng->opt.node_id, j->s.action_id, cl->now, e);
+		r = engine_rollup_tx(tx, eng->opt.node_id, s->action_id, cl->now, e);
 	return r;
 }
 
 /*
- * Claims up to room steps in one transaction, counting each against its system's
+ * One job: a claimed step and, where its provider takes several steps of that type in
+ * one request, more ready steps of the same system and type. QERR_NOT_FOUND when
+ * nothing is claimable.
+ */
+static int
+claim_job(struct engine *eng, struct store_tx *tx, struct step_claim *cl,
+    struct job **out, struct qerr *e)
+{
+	struct step_claim more = *cl;
+	struct engine_system *sys;
+	struct step first;
+	struct job *j;
+	size_t max = 1;
+	int r;
+
+	memset(&first, 0, sizeof(first));
+	if ((r = claim_one(eng, tx, cl, &first, e)) != 0)
+		return r;
+	if ((sys = engine_find_system(eng, first.system)) != NULL)
+		max = provider_batch_max(sys->ops, first.type);
+	if ((j = job_new(max)) == NULL) {
+		step_clear(&first);
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	j->sys = sys;
+	j->s[j->n++] = first;
+	more.only_system = first.system;
+	more.only_type = first.type;
+	while (j->n < max && (r = claim_one(eng, tx, &more, &j->s[j->n], e)) == 0)
+		j->n++;
+	if (j->n < max && r != QERR_NOT_FOUND) {
+		job_free(j);
+		return r;
+	}
+	*out = j;
+	return 0;
+}
+
+/*
+ * Claims up to room jobs in one transaction, counting each against its system's
  * limit as it goes, and queues them for the workers. Returns how many were queued.
  */
 static int
@@ -185,19 +247,14 @@ claim_batch(struct engine *eng, int room)
 	cl.skip_systems = skip;
 	cl.now = engine_now_ms();
 	while (n < room) {
-		if ((j = calloc(1, sizeof(*j))) == NULL)
-			break;
 		pthread_mutex_lock(&eng->mu);
 		cl.nskip = full_systems(eng, skip);
 		pthread_mutex_unlock(&eng->mu);
-		if ((r = claim_one(eng, tx, &cl, j, &e)) != 0) {
-			job_free(j);
-			j = NULL;
+		if ((r = claim_job(eng, tx, &cl, &j, &e)) != 0) {
 			if (r == QERR_NOT_FOUND)
 				break;
 			goto out;
 		}
-		j->sys = engine_find_system(eng, j->s.system);
 		pthread_mutex_lock(&eng->mu);
 		if (j->sys != NULL)
 			j->sys->inflight++;
@@ -277,6 +334,37 @@ dispatcher(void *arg)
 	return NULL;
 }
 
+static void
+run_job(struct job *j)
+{
+	const struct step **steps;
+	size_t i;
+
+	if (j->sys == NULL) {
+		for (i = 0; i < j->n; i++) {
+			j->res[i].outcome = STEP_OUTCOME_PERMANENT;
+			snprintf(j->res[i].message, sizeof(j->res[i].message),
+			    "identity system '%s' is not configured", j->s[i].system);
+		}
+		return;
+	}
+	if (j->n == 1) {
+		provider_execute(j->sys->ops, j->sys->p, &j->s[0], &j->res[0]);
+		return;
+	}
+	if ((steps = calloc(j->n, sizeof(*steps))) == NULL) {
+		for (i = 0; i < j->n; i++) {
+			j->res[i].outcome = STEP_OUTCOME_TRANSIENT;
+			snprintf(j->res[i].message, sizeof(j->res[i].message), "out of memory");
+		}
+		return;
+	}
+	for (i = 0; i < j->n; i++)
+		steps[i] = &j->s[i];
+	provider_execute_batch(j->sys->ops, j->sys->p, steps, j->n, j->res);
+	free(steps);
+}
+
 static void *
 worker(void *arg)
 {
@@ -291,12 +379,7 @@ worker(void *arg)
 			break;
 		j = queue_pop(&eng->run);
 		pthread_mutex_unlock(&eng->mu);
-		if (j->sys == NULL) {
-			j->res.outcome = STEP_OUTCOME_PERMANENT;
-			snprintf(j->res.message, sizeof(j->res.message),
-			    "identity system '%s' is not configured", j->s.system);
-		} else
-			provider_execute(j->sys->ops, j->sys->p, &j->s, &j->res);
+		run_job(j);
 		pthread_mutex_lock(&eng->mu);
 		queue_push(&eng->done, j);
 		pthread_cond_signal(&eng->cv_done);
@@ -350,19 +433,48 @@ apply_result(struct engine *eng, struct step *s, const struct step_result *res,
 	s->finished_at = now;
 }
 
+/*
+ * A step whose action was cancelled while it ran is not tried again: the attempt in
+ * flight could not be stopped, but a retry would act after the analyst said stop.
+ */
 static int
-record_one(struct engine *eng, struct store_tx *tx, const struct job *j,
-    struct qerr *e)
+stop_if_cancelled(struct store_tx *tx, struct step *s, struct qerr *e)
 {
-	const struct step *s = &j->s;
+	struct action a;
+	char msg[640];
+	int r;
+
+	if (s->status != STEP_RETRY_WAIT)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	if ((r = store_action_get(tx, s->action_id, &a, e)) != 0)
+		return r;
+	if (a.cancel_requested) {
+		snprintf(msg, sizeof(msg), "cancelled after attempt %d: %s", s->attempts,
+		    s->message ? s->message : "");
+		free(s->message);
+		s->message = strdup(msg);
+		s->status = STEP_CANCELLED;
+		s->finished_at = s->updated_at;
+		s->not_before = 0;
+	}
+	action_clear(&a);
+	return 0;
+}
+
+static int
+record_one(struct engine *eng, struct store_tx *tx, struct step *s,
+    const struct step_result *res, struct qerr *e)
+{
 	char ev[64];
 	json_t *d;
 	int r;
 
-	if ((r = store_step_update(tx, s, e)) != 0)
+	if ((r = stop_if_cancelled(tx, s, e)) != 0 ||
+	    (r = store_step_update(tx, s, e)) != 0)
 		return r;
-	if (s->status == STEP_SUCCEEDED && j->res.state[0] != '\0' &&
-	    (r = store_account_set_state(tx, s->account_id, j->res.state, s->updated_at,
+	if (s->status == STEP_SUCCEEDED && res->state[0] != '\0' &&
+	    (r = store_account_set_state(tx, s->account_id, res->state, s->updated_at,
 	    e)) != 0)
 		return r;
 	d = json_pack("{s:s, s:s, s:i, s:s, s:s?, s:s?}", "system", s->system,
@@ -384,12 +496,14 @@ record_batch(struct engine *eng, struct job *list, struct qerr *e)
 {
 	struct store_tx *tx = NULL;
 	struct job *j;
+	size_t i;
 	int r;
 
 	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
 		return r;
 	for (j = list; j != NULL && r == 0; j = j->next)
-		r = record_one(eng, tx, j, e);
+		for (i = 0; i < j->n && r == 0; i++)
+			r = record_one(eng, tx, &j->s[i], &j->res[i], e);
 	if (r == 0)
 		return store_tx_commit(tx, e);
 	store_tx_rollback(tx);
@@ -408,6 +522,7 @@ committer(void *arg)
 	struct job *list, *j;
 	struct qerr e;
 	int64_t now;
+	size_t i;
 	int tries;
 
 	pthread_mutex_lock(&eng->mu);
@@ -421,7 +536,8 @@ committer(void *arg)
 		pthread_mutex_unlock(&eng->mu);
 		now = engine_now_ms();
 		for (j = list; j != NULL; j = j->next)
-			apply_result(eng, &j->s, &j->res, now);
+			for (i = 0; i < j->n; i++)
+				apply_result(eng, &j->s[i], &j->res[i], now);
 		for (tries = 0; tries < 5; tries++) {
 			qerr_clear(&e);
 			if (record_batch(eng, list, &e) == 0)

@@ -16,11 +16,13 @@ struct engine_system {
 	int inflight;
 };
 
-/* One claimed step on its way through the pipeline. */
+/* Claimed steps on their way through the pipeline: one step, or several of one
+ * system and type that its provider carries out in one request. */
 struct job {
-	struct step s;
+	struct step *s;
+	struct step_result *res;
+	size_t n;
 	struct engine_system *sys;
-	struct step_result res;
 	struct job *next;
 };
 

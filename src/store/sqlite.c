@@ -243,6 +243,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	    "   OR (s.status = 'running' AND s.lease_expires < ?2))"
 	    "  AND a.status IN " ACT_RUNNABLE
 	    "  AND s.system NOT IN (SELECT value FROM json_each(?4))"
+	    "  AND (?5 IS NULL OR (s.system = ?5 AND s.type = ?6))"
 	    "  ORDER BY s.created_at, s.id LIMIT 1)"
 	    " RETURNING " STEP_COLS,
 	[S_STEP_UPDATE] =
@@ -1573,7 +1574,9 @@ sq_step_claim(struct store_conn *c, const struct step_claim *cl, struct step *ou
 		goto out;
 	if (bind_text(st, 1, cl->owner) || sqlite3_bind_int64(st, 2, cl->now) ||
 	    sqlite3_bind_int64(st, 3, cl->lease_ms) ||
-	    bind_text(st, 4, skip != NULL ? skip : "[]")) {
+	    bind_text(st, 4, skip != NULL ? skip : "[]") ||
+	    bind_text(st, 5, cl->only_system) ||
+	    bind_text(st, 6, action_type_name(cl->only_type))) {
 		r = db_fail(c, sqlite3_errcode(c->db), "step claim", e);
 		goto out;
 	}

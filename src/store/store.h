@@ -46,6 +46,8 @@ struct step_claim {
 	int64_t lease_ms;
 	const char *const *skip_systems;
 	size_t nskip;
+	const char *only_system;	/* non-NULL: only steps of this system … */
+	enum action_type only_type;	/* … and this type (to fill a batch) */
 };
 
 typedef int (*store_identity_cb)(const struct identity *idn, void *arg);

@@ -14,7 +14,7 @@ static struct account accts[3] = {
 	{ .id = "acc_1", .system = "corp", .kind = "ad", .external_id = "g1",
 	    .username = "alice" },
 	{ .id = "acc_2", .system = "cloud", .kind = "entra", .external_id = "e1",
-	    .upn = "alice@x" },
+	    .upn = "alice@x", .synced = true },
 	{ .id = "acc_3", .system = "corp2", .kind = "ad", .external_id = "g2" },
 };
 
@@ -58,6 +58,8 @@ plans_one_step_per_account(void **state)
 	assert_string_equal(a.steps[1].message,
 	    "force_password_change is not supported by cloud (entra)");
 	assert_string_equal(a.steps[1].account_name, "alice@x");
+	assert_string_equal(a.steps[1].params,
+	    "{\"clear_dont_expire\":true,\"synced\":true}");
 	assert_int_equal(a.steps[2].status, STEP_QUEUED);
 	assert_string_not_equal(a.steps[0].id, a.steps[2].id);
 	action_clear(&a);
