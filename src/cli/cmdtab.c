@@ -47,6 +47,15 @@ static const struct cli_optspec fpc_opts[] = {
 	{ NULL, OPT_FLAG, false },
 };
 
+static const struct cli_optspec risk_opts[] = {
+	{ "reason", OPT_VALUE, true },
+	{ "level", OPT_VALUE, true },
+	{ "account", OPT_VALUE, false },
+	{ "yes", OPT_FLAG, false },
+	{ "wait", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
 static const struct cli_optspec actions_opts[] = {
 	{ "status", OPT_VALUE, false },
 	{ "type", OPT_VALUE, false },
@@ -116,6 +125,22 @@ static const struct cli_cmd commands[] = {
 	    "       [--clear-dont-expire] [--yes] [--wait]",
 	    ACT_HELP("Force a password change at next sign-in on")
 	    "  --clear-dont-expire also clear \"password never expires\"\n" },
+	{ CMD_REVOKE_SESSIONS, "revoke-sessions", NULL, act_opts, a_identity,
+	    "quell revoke-sessions <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	    ACT_HELP("Revoke the sign-in sessions (and Okta OAuth tokens) of") },
+	{ CMD_MARK_COMPROMISED, "mark-compromised", NULL, act_opts, a_identity,
+	    "quell mark-compromised <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	    ACT_HELP("Confirm as compromised in Entra ID Identity Protection") },
+	{ CMD_DEACTIVATE, "deactivate", NULL, act_opts, a_identity,
+	    "quell deactivate <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	    ACT_HELP("Permanently deactivate (deprovision, with app assignments) in Okta")
+	    "Deactivation cannot be undone: the request carries confirm_destructive only\n"
+	    "after the confirmation (or --yes).\n" },
+	{ CMD_SET_RISK, "set-risk", NULL, risk_opts, a_identity,
+	    "quell set-risk <identity> --level HIGH|MEDIUM|LOW --reason TEXT [--account ID]\n"
+	    "       [--yes] [--wait]",
+	    ACT_HELP("Set the Okta user risk level of")
+	    "  --level L           HIGH, MEDIUM or LOW\n" },
 	{ CMD_ACTIONS, "actions", NULL, actions_opts, a_none,
 	    "quell actions [--status S] [--type T] [--identity ID] [--since WHEN]\n"
 	    "       [--limit N] [--all]",
@@ -187,7 +212,8 @@ static const struct cli_cmd commands[] = {
 static const char general_help[] =
 	"usage: quell [options] <command> [arguments]\n\n"
 	"Commands:\n"
-	"  disable, enable, force-password-change <identity> --reason TEXT\n"
+	"  disable, enable, force-password-change, revoke-sessions, mark-compromised,\n"
+	"  deactivate, set-risk <identity> --reason TEXT\n"
 	"  actions                  list actions\n"
 	"  action <id> [--wait]     show (and follow) an action\n"
 	"  cancel <id>              cancel an action\n"

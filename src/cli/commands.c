@@ -356,6 +356,11 @@ action_body(const struct cmd_ctx *x, const char *type, const char *identity_id)
 		json_decref(b);
 		return NULL;
 	}
+	if (b != NULL && cli_opt(x->inv, "level") != NULL && json_object_set_new(b,
+	    "params", json_pack("{s:s}", "risk_level", cli_opt(x->inv, "level"))) < 0) {
+		json_decref(b);
+		return NULL;
+	}
 	return b;
 }
 
@@ -395,6 +400,9 @@ cmd_act(struct cmd_ctx *x, const char *type, struct qerr *e)
 	if (!confirm(x))
 		goto out;
 	json_object_del(body, "preview");
+	if (strcmp(type, "deactivate") == 0 &&
+	    json_object_set_new(body, "confirm_destructive", json_true()) < 0)
+		goto out;
 	if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &a, e)) < 0)
 		goto out;
 	if (cli_flag(x->inv, "wait") && str(a, "id") != NULL) {
@@ -803,6 +811,10 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_DISABLE: return cmd_act(x, "disable", e);
 	case CMD_ENABLE: return cmd_act(x, "enable", e);
 	case CMD_FORCE_PASSWORD_CHANGE: return cmd_act(x, "force_password_change", e);
+	case CMD_REVOKE_SESSIONS: return cmd_act(x, "revoke_sessions", e);
+	case CMD_MARK_COMPROMISED: return cmd_act(x, "mark_compromised", e);
+	case CMD_DEACTIVATE: return cmd_act(x, "deactivate", e);
+	case CMD_SET_RISK: return cmd_act(x, "set_risk", e);
 	case CMD_ACTIONS: return cmd_actions(x, e);
 	case CMD_ACTION: return cmd_action(x, e);
 	case CMD_CANCEL: return cmd_cancel(x, e);

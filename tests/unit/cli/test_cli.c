@@ -55,6 +55,16 @@ parse_usage_errors(void **state)
 	    QERR_INVALID);
 	assert_string_equal(e.field, "--bogus");
 
+	assert_int_equal(PARSE(&inv, &e, "set-risk", "alice", "--reason", "x"),
+	    QERR_INVALID);
+	assert_string_equal(e.msg, "missing --level");
+	assert_int_equal(PARSE(&inv, &e, "set-risk", "alice", "--reason", "x", "--level",
+	    "HIGH"), 0);
+	assert_string_equal(cli_opt(&inv, "level"), "HIGH");
+	assert_int_equal(PARSE(&inv, &e, "deactivate", "alice", "--reason", "x", "--level",
+	    "HIGH"), QERR_INVALID);
+	assert_string_equal(e.field, "--level");
+
 	/* force-password-change only */
 	assert_int_equal(PARSE(&inv, &e, "enable", "alice", "--reason", "x",
 	    "--clear-dont-expire"), QERR_INVALID);
