@@ -41,7 +41,7 @@ const iso = (ms) => (ms === null || ms === undefined ? null : new Date(ms).toISO
 // ------------------------------------------------------------------ args ---
 function parseArgs(argv) {
   const o = { port: 0, latency_ms: 0, rate_limit: 600, rate_window_s: 60, token_rate_limit: null,
-    token_rate_window_s: null, max_concurrency: 75, host: '127.0.0.1' };
+    token_rate_window_s: null, max_concurrency: 75, host: '127.0.0.1', public_url: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -58,6 +58,7 @@ function parseArgs(argv) {
       case '--token-rate-limit': o.token_rate_limit = Number(v()); break;
       case '--token-rate-window-s': o.token_rate_window_s = Number(v()); break;
       case '--max-concurrency': o.max_concurrency = Number(v()); break;
+      case '--public-url': o.public_url = v().replace(/\/+$/, ''); break;
       default: throw new Error('unknown argument ' + a);
     }
   }
@@ -72,6 +73,8 @@ function createEmulator(startOpts = {}) {
   function defaultConfig() {
     return {
       risk_scoring: true,
+      risk_disabled_status: 403,
+      public_url: start.public_url || null,
       latency_ms: start.latency_ms,
       max_concurrency: start.max_concurrency,
       buckets: {
@@ -268,7 +271,14 @@ function createEmulator(startOpts = {}) {
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+  // The org URL as the client sees it: config public_url (for a client that
+  // talks through a proxy such as Prism, which rewrites Host), else
+  // X-Forwarded-Host/-Proto, else Host.
   function baseUrl(req) {
+    if (S.config.public_url) return S.config.public_url;
+    const fh = req.headers['x-forwarded-host'];
+    const proto = req.headers['x-forwarded-proto'] || 'http';
+    if (fh) return `${proto.split(',')[0].trim()}://${fh.split(',')[0].trim()}`;
     return `http://${req.headers.host || `${start.host}:${S.port}`}`;
   }
 
@@ -464,7 +474,7 @@ function createEmulator(startOpts = {}) {
             }
           }, S.config.async_deactivate_ms ?? 50);
           S.pending.add(t);
-          return send(res, 202, null);
+          return send(res, 200, null); // the spec lists 200 only; the transition completes later
         }
         setStatus(u, 'DEPROVISIONED', op, now);
         return send(res, 200, null);
@@ -497,7 +507,7 @@ function createEmulator(startOpts = {}) {
   }
 
   async function risk(req, res, base, u, bodyText, now) {
-    if (!S.config.risk_scoring) return oktaError(res, 'E0000015');
+    if (!S.config.risk_scoring) return oktaError(res, 'E0000015', { status: S.config.risk_disabled_status });
     const links = {
       self: { href: `${base}/api/v1/users/${u.id}/risk`, hints: { allow: ['GET', 'PUT'] } },
       user: { href: `${base}/api/v1/users/${u.id}`, hints: { allow: ['GET'] } },
@@ -644,6 +654,8 @@ function createEmulator(startOpts = {}) {
           const b = json();
           const c = S.config;
           if (b.risk_scoring !== undefined) c.risk_scoring = !!b.risk_scoring;
+          if (b.risk_disabled_status !== undefined) c.risk_disabled_status = Number(b.risk_disabled_status);
+          if (b.public_url !== undefined) c.public_url = b.public_url ? String(b.public_url).replace(/\/+$/, '') : null;
           if (b.latency_ms !== undefined) c.latency_ms = Number(b.latency_ms);
           if (b.max_concurrency !== undefined) c.max_concurrency = Number(b.max_concurrency);
           if (b.async_deactivate_ms !== undefined) c.async_deactivate_ms = Number(b.async_deactivate_ms);

@@ -183,6 +183,20 @@ test('expired access tokens -> 401 E0000011 with WWW-Authenticate', async () => 
   assert.match(x.headers['www-authenticate'], /^Bearer .*error="invalid_token"/);
 });
 
+test('public_url: links and the expected client_assertion aud follow the configured org URL', async () => {
+  await registerApps();
+  const [id] = await seed([{ login: 'a@example.com' }]);
+  await ctl('PUT', '/_emulator/config', { public_url: 'http://127.0.0.1:4999' });
+  const g = await api('GET', `/api/v1/users/${id}`);
+  assert.equal(g.json._links.self.href, `http://127.0.0.1:4999/api/v1/users/${id}`);
+  assert.equal((await tokenReq(form(assertion('0oarsa', rsa.privateKey)))).status, 401);
+  const ok = await tokenReq(form(assertion('0oarsa', rsa.privateKey, { aud: 'http://127.0.0.1:4999/oauth2/v1/token' })));
+  assert.equal(ok.status, 200, ok.text);
+  await ctl('PUT', '/_emulator/config', { public_url: null });
+  const fw = await api('GET', `/api/v1/users/${id}`, { headers: { 'X-Forwarded-Host': 'okta.example.test', 'X-Forwarded-Proto': 'https' } });
+  assert.equal(fw.json._links.self.href, `https://okta.example.test/api/v1/users/${id}`);
+});
+
 test('get user by id and by login; unknown -> 404 E0000007', async () => {
   const [id] = await seed([{ login: 'isaac.brock@example.com', firstName: 'Isaac', lastName: 'Brock' }]);
   const a = await api('GET', `/api/v1/users/${id}`);
@@ -245,7 +259,7 @@ test('deactivate with Prefer: respond-async transitions in the background', asyn
   const [u] = await seed([{ login: 'u@example.com' }]);
   await ctl('PUT', '/_emulator/config', { async_deactivate_ms: 100 });
   const r = await api('POST', `/api/v1/users/${u}/lifecycle/deactivate`, { headers: { Prefer: 'respond-async' } });
-  assert.equal(r.status, 202);
+  assert.equal(r.status, 200);
   const g = await api('GET', `/api/v1/users/${u}`);
   assert.equal(g.json.transitioningToStatus, 'DEPROVISIONED');
   await new Promise((res) => setTimeout(res, 250));
@@ -293,8 +307,11 @@ test('risk: PUT/GET with scoring on; validation; scoring off -> E0000015', async
   assertOktaError(await api('PUT', `/api/v1/users/${u}/risk`, { body: { riskLevel: 'LOW', riskReason: 'bad <script>' } }), 400, 'E0000001');
   assertOktaError(await api('PUT', `/api/v1/users/${u}/risk`, { body: '{nope' }), 400, 'E0000003');
   await ctl('PUT', '/_emulator/config', { risk_scoring: false });
-  assertOktaError(await api('PUT', `/api/v1/users/${u}/risk`, { body: { riskLevel: 'HIGH' } }), 401, 'E0000015',
+  assertOktaError(await api('PUT', `/api/v1/users/${u}/risk`, { body: { riskLevel: 'HIGH' } }), 403, 'E0000015',
     'You do not have permission to access the feature you are requesting');
+  assertOktaError(await api('GET', `/api/v1/users/${u}/risk`), 403, 'E0000015');
+  await ctl('PUT', '/_emulator/config', { risk_disabled_status: 401 });
+  assertOktaError(await api('PUT', `/api/v1/users/${u}/risk`, { body: { riskLevel: 'HIGH' } }), 401, 'E0000015');
   assert.equal((await state(u)).riskLevel, 'MEDIUM');
 });
 
