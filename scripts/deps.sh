@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Installs everything quell needs to build, run and test on Debian 12, from Debian's
-# own packages. Safe to run again: apt-get skips what is already there.
+# Installs what quell needs on Debian 12, from Debian's own packages: to build and run
+# it, and with --test also what its tests use (pytest, Node.js, Prism and the vendor
+# SDKs pinned in tests/contract). Safe to run again: it installs only what is missing.
+#   scripts/deps.sh [--test]
 set -euo pipefail
+tests=no
+[ "${1:-}" = --test ] && tests=yes
 
 pkgs=(
   build-essential meson ninja-build pkg-config
   libmicrohttpd-dev libcurl4-openssl-dev libldap-dev libsqlite3-dev libpq-dev
   libjansson-dev libssl-dev libsodium-dev libcmocka-dev
   samba krb5-user ldap-utils sqlite3 openssl curl ca-certificates
-  python3 python3-pytest iproute2 util-linux
 )
-
-# Node.js runs the Graph and Okta emulators and Prism; a machine that already has a
-# node and npm (of any origin) keeps them.
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+if [ "$tests" = yes ]; then
+  pkgs+=(python3 python3-pytest iproute2 util-linux)
+  # Node.js runs the Graph and Okta emulators and Prism; a machine that already has a
+  # node and npm (of any origin) keeps them.
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -21,15 +26,16 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-if [ "$(id -u)" -ne 0 ]; then
-  echo "deps.sh: these packages are missing and installing them needs root: ${missing[*]}" >&2
-  exit 1
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages (installing them needs root): ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "deps.sh: installed ${missing[*]}"
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "deps.sh: installed ${missing[*]}"
-fi
+[ "$tests" = yes ] || exit 0
 
 # Prism (the vendors' contracts) and the vendor SDKs the benchmarks compare with,
 # pinned in tests/contract/package-lock.json.

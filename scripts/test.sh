@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
-bash scripts/deps.sh
+bash scripts/deps.sh --test
 
 # As root, run in a network namespace of our own: the lab's Samba, quelld and the
 # emulators get a private 127.0.0.1, so a test run never collides with a lab or a

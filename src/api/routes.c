@@ -122,7 +122,8 @@ check_params(struct req *q, enum action_type type, json_t *p)
 	}
 	if ((v = json_object_get(p, "risk_level")) != NULL) {
 		lvl = json_string_value(v);
-		if (lvl == NULL || (strcmp(lvl, "HIGH") && strcmp(lvl, "MEDIUM") &&
+		if (lvl == NULL || strlen(lvl) != json_string_length(v) ||
+		    (strcmp(lvl, "HIGH") && strcmp(lvl, "MEDIUM") &&
 		    strcmp(lvl, "LOW")))
 			return req_error(q, 400, "invalid_input", "params.risk_level",
 			    "params.risk_level must be HIGH, MEDIUM or LOW"), -1;
@@ -437,7 +438,8 @@ parse_tags(struct req *q, json_t *o, struct identity *i)
 	i->tags = calloc(json_array_size(tags) + 1, sizeof(char *));
 	json_array_foreach(tags, k, t) {
 		s = json_string_value(t);
-		if (s == NULL || s[0] == '\0' || strlen(s) > 64 || !text_printable(s, false))
+		if (s == NULL || s[0] == '\0' || strlen(s) != json_string_length(t) ||
+		    strlen(s) > 64 || !text_printable(s, false))
 			return req_error(q, 400, "invalid_input", "tags",
 			    "tags[%zu] must be non-empty printable text of at most 64 bytes",
 			    k), -1;

@@ -88,7 +88,9 @@ req_json(struct req *q)
 		    "the body must be application/json");
 		return NULL;
 	}
-	o = json_loadb(q->body ? q->body : "", q->len, JSON_REJECT_DUPLICATES, &je);
+	/* NUL is let through here so that the field holding it is the one named. */
+	o = json_loadb(q->body ? q->body : "", q->len,
+	    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (o == NULL) {
 		req_error(q, 400, "invalid_input", "body",
 		    "the body is not valid JSON (UTF-8): %s at byte %d", je.text,

@@ -50,6 +50,9 @@ text_printable(const char *s, bool tabs)
 		unsigned char c = (unsigned char)s[i];
 		if ((c < 0x20 && !(tabs && c == '\t')) || c == 0x7f)
 			return false;
+		/* C1 controls, U+0080..U+009F, encode as C2 80..C2 9F. */
+		if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
+			return false;
 	}
 	return true;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +67,7 @@ struct provider {
 	int timeout;
 	int page_size;
 
+	struct ldap_conncb conncb;	/* sets socket timeouts on every new connection */
 	pthread_mutex_t mu;	/* conns and the userAccountControl cache */
 	pthread_cond_t cv;
 	struct conn *conns;
@@ -405,6 +407,37 @@ out:
 	return r;
 }
 
+/*
+ * libldap's network timeout covers the TCP connect only: a server that accepts and
+ * then never answers would hold the TLS handshake (and a worker) forever. Socket
+ * timeouts end every blocking read or write after the configured timeout.
+ */
+static int
+conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+    struct ldap_conncb *ctx)
+{
+	const struct provider *p = ctx->lc_arg;
+	struct timeval tv = { .tv_sec = p->timeout };
+	ber_socket_t fd;
+
+	(void)ld;
+	(void)srv;
+	(void)addr;
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) == 1) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	return 0;
+}
+
+static void
+conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+	(void)ld;
+	(void)sb;
+	(void)ctx;
+}
+
 static void
 ad_close(struct provider *p)
 {
@@ -572,6 +605,9 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
+	p->conncb.lc_add = conn_add;
+	p->conncb.lc_del = conn_del;
+	p->conncb.lc_arg = p;
 	if ((p->seen = calloc(UAC_SEEN_BUCKETS, sizeof(*p->seen))) == NULL) {
 		p->nconns = 0;
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
@@ -651,6 +687,24 @@ pool_put(struct provider *p, struct conn *c, bool drop)
  * refused connection, but only the handshake leaves a diagnostic (GnuTLS' text).
  * A certificate that does not verify will not verify on retry: make it permanent.
  */
+/*
+ * Whether a failed handshake's diagnostic is about trust (the certificate, its issuer,
+ * its name or dates) — permanent until someone fixes the configuration — rather than
+ * about the connection (reset, closed early), which a retry may get past.
+ */
+static bool
+tls_trust_failure(const char *diag)
+{
+	static const char *const words[] = { "certificate", "trusted", "issuer",
+	    "hostname", "host name", "expired", "revoked", "verif", "signer" };
+	size_t i;
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcasestr(diag, words[i]) != NULL)
+			return true;
+	return false;
+}
+
 static void
 connect_failed(struct provider *p, LDAP *ld, int rc, const char *what, struct lres *lr)
 {
@@ -660,7 +714,7 @@ connect_failed(struct provider *p, LDAP *ld, int rc, const char *what, struct lr
 	if (rc != LDAP_SERVER_DOWN && rc != LDAP_CONNECT_ERROR)
 		return;
 	ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
-	if (diag != NULL && *diag != '\0') {
+	if (diag != NULL && tls_trust_failure(diag)) {
 		lr->tls = true;
 		snprintf(lr->msg, sizeof(lr->msg),
 		    "TLS handshake with %s failed (certificate not trusted by %s, or not "
@@ -695,7 +749,8 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 	    (rc = ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv)) != LDAP_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_TIMELIMIT, &limit)) != LDAP_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)) != LDAP_SUCCESS ||
-	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tlsmin)) != LDAP_SUCCESS) {
+	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tlsmin)) != LDAP_SUCCESS ||
+	    (rc = ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &p->conncb)) != LDAP_SUCCESS) {
 		lres_set(lr, ld, rc, "cannot set LDAP options for %s", p->url);
 		goto fail;
 	}

@@ -34,6 +34,9 @@ utf8(void **state)
 	assert_false(text_printable("tab\there", false));
 	assert_false(text_printable("new\nline", true));
 	assert_false(text_printable("del\x7f", true));
+	assert_false(text_printable("nel\xc2\x85", true));
+	assert_false(text_printable("csi\xc2\x9b", true));
+	assert_true(text_printable("nbsp\xc2\xa0", true));
 }
 
 static void
