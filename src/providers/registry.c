@@ -4,9 +4,11 @@
 #include "provider.h"
 
 extern const struct provider_ops provider_ad;
+extern const struct provider_ops provider_okta;
 
 static const struct provider_ops *const providers[] = {
 	&provider_ad,
+	&provider_okta,
 };
 
 const struct provider_ops *

@@ -1,0 +1,1592 @@
+/*
+ * Okta over the Management API (libcurl through http.h): suspend, unsuspend,
+ * deactivate, expire the password, revoke sessions and set the risk level of a user
+ * found by its id, and list the org's users. Authenticates with an SSWS API token or
+ * as an OAuth 2.0 service app (client credentials, private_key_jwt). Every answer's
+ * X-Rate-Limit-* headers pace the next requests of the same bucket so that a steady
+ * load never meets a 429, and a counting semaphore caps the requests in flight.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "core/jwt.h"
+#include "core/log.h"
+#include "providers/http.h"
+#include "providers/provider.h"
+
+#define SECRET_MAX		16384
+#define TIMEOUT_DEFAULT		30
+#define CONCURRENCY_DEFAULT	10
+#define CONCURRENCY_MAX		75	/* Okta's concurrent request limit per org */
+#define HEADROOM_DEFAULT	0.9
+#define PACE_BLOCK_MAX_MS	2000	/* longer waits go back to the engine */
+#define RESET_MARGIN_MS		50
+#define CLOCK_SKEW_MS		2000
+#define ASSERTION_LIFETIME	300	/* seconds; Okta accepts at most one hour */
+#define TOKEN_MARGIN_MAX_MS	60000
+#define PAGE_LIMIT		200
+#define PAGES_MAX		100000
+#define SCOPES_DEFAULT		"okta.users.manage okta.userRisk.manage"
+#define ASSERTION_TYPE		"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+/*
+ * Okta counts requests per endpoint family (developer.okta.com/docs/reference/
+ * rl-global-mgmt): listing users, reading one user, writing one user, and the rest of
+ * /api/v1; the token endpoint has its own.
+ */
+enum bucket_id {
+	BUCKET_LIST,
+	BUCKET_USER_GET,
+	BUCKET_USER_WRITE,
+	BUCKET_OTHER,
+	BUCKET_TOKEN,
+	BUCKET_COUNT
+};
+
+/* What the last answers said about one bucket, minus the requests sent since. */
+struct bucket {
+	long limit;		/* 0: nothing known yet */
+	long remaining;		/* estimate: claims made locally are subtracted at once */
+	int64_t reset_ms;	/* wall clock ms at which the window resets; 0 unknown */
+	int64_t next_ms;	/* earliest send time of the next claim, to spread them */
+	int inflight;
+};
+
+struct provider {
+	char *name;
+	char *org_url;		/* scheme://host[:port], no trailing slash */
+	char *token_url;
+	char *ca_file;
+	char *api_token;	/* SSWS; zeroed before free */
+	char *client_id;
+	char *key_pem;		/* private key PEM; zeroed before free */
+	char *key_id;
+	char *scopes;
+	const char *alg;	/* "RS256" or "ES256", from the key */
+	int timeout;
+	int max_inflight;
+	double headroom;
+	struct http_client *http;
+
+	pthread_mutex_t mu;	/* buckets and the semaphore */
+	pthread_cond_t cv;
+	bool sync_ready;
+	int inflight;
+	struct bucket buckets[BUCKET_COUNT];
+
+	pthread_mutex_t tok_mu;	/* the access token; held while one is fetched */
+	bool tok_ready;
+	char *access_token;	/* zeroed before free */
+	int64_t tok_renew_ms;	/* monotonic: fetch a new one from then on */
+	unsigned tok_gen;
+};
+
+/* One answer from Okta, with the parts of an error body every caller reports. */
+struct answer {
+	struct http_response resp;
+	char request_id[128];
+	char code[64];
+	char summary[448];
+	json_t *body;		/* the parsed body when it is JSON, else NULL */
+};
+
+/* Settles the step when a call could not get an answer worth reading. */
+static void
+result_set(struct step_result *res, enum step_outcome outcome, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+result_set(struct step_result *res, enum step_outcome outcome, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	res->outcome = outcome;
+	snprintf(res->error_code, sizeof(res->error_code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(res->message, sizeof(res->message), fmt, ap);
+	va_end(ap);
+}
+
+static int64_t
+clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s == NULL)
+		return;
+	sodium_memzero(s, strlen(s));
+	free(s);
+}
+
+/* Configuration */
+
+static int
+cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int
+cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
+    const char *fmt, ...)
+{
+	char why[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return qerr_set(e, QERR_CONFIG, field, "%s:%d: %s",
+	    cfg->file != NULL ? cfg->file : "(config)", line, why);
+}
+
+static int
+parse_yesno(const char *v, bool *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+parse_long(const char *v, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/*
+ * https://host[:port] with an optional trailing slash and nothing else: a path would
+ * be silently dropped, and user info or a query has no business in an org URL.
+ */
+static int
+check_org_url(const char *url, bool *plain, char **out)
+{
+	const char *h, *end;
+	size_t n;
+	long port;
+
+	if (strncmp(url, "https://", 8) == 0) {
+		*plain = false;
+		h = url + 8;
+	} else if (strncmp(url, "http://", 7) == 0) {
+		*plain = true;
+		h = url + 7;
+	} else
+		return -1;
+	if (*h == '[') {
+		n = strspn(h + 1, "0123456789abcdefABCDEF:.");
+		if (n == 0 || h[1 + n] != ']')
+			return -1;
+		end = h + n + 2;
+	} else {
+		n = strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789.-");
+		if (n == 0)
+			return -1;
+		end = h + n;
+	}
+	if (*end == ':') {
+		char digits[8];
+
+		n = strspn(end + 1, "0123456789");
+		if (n == 0 || n >= sizeof(digits))
+			return -1;
+		memcpy(digits, end + 1, n);
+		digits[n] = '\0';
+		if (parse_long(digits, 1, 65535, &port) != 0)
+			return -1;
+		end += 1 + n;
+	}
+	if ((*end == '/' && end[1] != '\0') || (*end != '/' && *end != '\0'))
+		return -1;
+	if ((*out = strndup(url, (size_t)(end - url))) == NULL)
+		return QERR_NOMEM;
+	return 0;
+}
+
+/*
+ * Reads a secret file: regular, not readable or writable by everyone, at most
+ * SECRET_MAX bytes, no NUL; trailing newlines dropped. The copy on the stack is zeroed.
+ */
+static int
+read_secret(const struct system_config *cfg, const struct config_kv *kv, char **out,
+    struct qerr *e)
+{
+	char buf[SECRET_MAX + 1];
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int fd, r = QERR_CONFIG;
+
+	*out = NULL;
+	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
+		return cfg_fail(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
+		    strerror(errno));
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		cfg_fail(e, cfg, kv->line, kv->key, "%s %s: not a regular file", kv->key,
+		    kv->value);
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		cfg_fail(e, cfg, kv->line, kv->key,
+		    "%s %s: readable by everyone (mode %03o): chmod o-rw it", kv->key,
+		    kv->value, (unsigned)(st.st_mode & 0777));
+		goto out;
+	}
+	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			cfg_fail(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
+			    strerror(errno));
+			goto out;
+		}
+		len += (size_t)n;
+	}
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len == 0 || len > SECRET_MAX || memchr(buf, '\0', len) != NULL) {
+		cfg_fail(e, cfg, kv->line, kv->key, "%s %s: empty, too long or binary",
+		    kv->key, kv->value);
+		goto out;
+	}
+	if ((*out = malloc(len + 1)) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	memcpy(*out, buf, len);
+	(*out)[len] = '\0';
+	r = 0;
+out:
+	sodium_memzero(buf, sizeof(buf));
+	close(fd);
+	return r;
+}
+
+/* An API token is one line of printable ASCII: it goes into a header as is. */
+static bool
+token_ok(const char *t)
+{
+	for (; *t != '\0'; t++)
+		if (*t <= ' ' || *t > '~')
+			return false;
+	return true;
+}
+
+static void
+okta_close(struct provider *p)
+{
+	if (p == NULL)
+		return;
+	http_client_free(p->http);
+	if (p->sync_ready) {
+		pthread_cond_destroy(&p->cv);
+		pthread_mutex_destroy(&p->mu);
+	}
+	if (p->tok_ready)
+		pthread_mutex_destroy(&p->tok_mu);
+	free_secret(p->access_token);
+	free_secret(p->key_pem);
+	free_secret(p->api_token);
+	free(p->scopes);
+	free(p->key_id);
+	free(p->client_id);
+	free(p->ca_file);
+	free(p->token_url);
+	free(p->org_url);
+	free(p->name);
+	free(p);
+}
+
+static int
+dup_value(char **dst, const struct config_kv *kv, struct qerr *e)
+{
+	free(*dst);
+	if ((*dst = strdup(kv->value)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+/* Which keys a section names, for the checks that need them all. */
+struct seen_keys {
+	const struct config_kv *url, *plain, *token, *client, *key, *kid, *conc;
+	bool plaintext;
+};
+
+static int
+set_number(struct provider *p, const struct system_config *cfg,
+    const struct config_kv *kv, struct qerr *e)
+{
+	char *end;
+	long n;
+
+	if (strcmp(kv->key, "timeout") == 0) {
+		if (parse_long(kv->value, 1, 3600, &n) != 0)
+			return cfg_fail(e, cfg, kv->line, kv->key,
+			    "timeout must be whole seconds from 1 to 3600, not \"%s\"",
+			    kv->value);
+		p->timeout = (int)n;
+		return 0;
+	}
+	if (strcmp(kv->key, "max_concurrency") == 0) {
+		if (parse_long(kv->value, 1, CONCURRENCY_MAX, &n) != 0)
+			return cfg_fail(e, cfg, kv->line, kv->key,
+			    "max_concurrency must be from 1 to %d (Okta's concurrent "
+			    "request limit), not \"%s\"", CONCURRENCY_MAX, kv->value);
+		p->max_inflight = (int)n;
+		return 0;
+	}
+	errno = 0;
+	p->headroom = strtod(kv->value, &end);
+	if (errno != 0 || end == kv->value || *end != '\0' || !isfinite(p->headroom) ||
+	    p->headroom <= 0.0 || p->headroom > 1.0)
+		return cfg_fail(e, cfg, kv->line, kv->key,
+		    "rate_headroom must be a fraction above 0 and at most 1, not \"%s\"",
+		    kv->value);
+	return 0;
+}
+
+static int
+set_key(struct provider *p, const struct system_config *cfg, const struct config_kv *kv,
+    struct seen_keys *sk, struct qerr *e)
+{
+	const char *k = kv->key;
+
+	if (strcmp(k, "kind") == 0)
+		return 0;
+	if (strcmp(k, "org_url") == 0)
+		sk->url = kv;
+	else if (strcmp(k, "allow_plaintext") == 0) {
+		sk->plain = kv;
+		if (parse_yesno(kv->value, &sk->plaintext) != 0)
+			return cfg_fail(e, cfg, kv->line, k,
+			    "allow_plaintext must be yes or no, not \"%s\"", kv->value);
+	} else if (strcmp(k, "api_token_file") == 0)
+		sk->token = kv;
+	else if (strcmp(k, "client_id") == 0) {
+		sk->client = kv;
+		if (kv->value[0] == '\0' || !token_ok(kv->value))
+			return cfg_fail(e, cfg, kv->line, k, "client_id must be one word");
+		return dup_value(&p->client_id, kv, e);
+	} else if (strcmp(k, "private_key_file") == 0)
+		sk->key = kv;
+	else if (strcmp(k, "key_id") == 0) {
+		sk->kid = kv;
+		if (kv->value[0] == '\0' || !token_ok(kv->value) || strchr(kv->value, '"') ||
+		    strchr(kv->value, '\\'))
+			return cfg_fail(e, cfg, kv->line, k, "key_id must be one word");
+		return dup_value(&p->key_id, kv, e);
+	} else if (strcmp(k, "scopes") == 0) {
+		if (strspn(kv->value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789._: ") != strlen(kv->value) || kv->value[0] == '\0')
+			return cfg_fail(e, cfg, kv->line, k,
+			    "scopes must be Okta scope names separated by spaces");
+		return dup_value(&p->scopes, kv, e);
+	} else if (strcmp(k, "ca_file") == 0) {
+		if (access(kv->value, R_OK) != 0)
+			return cfg_fail(e, cfg, kv->line, k, "ca_file %s: %s", kv->value,
+			    strerror(errno));
+		return dup_value(&p->ca_file, kv, e);
+	} else if (strcmp(k, "timeout") == 0 || strcmp(k, "max_concurrency") == 0 ||
+	    strcmp(k, "rate_headroom") == 0) {
+		if (strcmp(k, "max_concurrency") == 0)
+			sk->conc = kv;
+		return set_number(p, cfg, kv, e);
+	} else
+		return cfg_fail(e, cfg, kv->line, k, "unknown key \"%s\" for an okta system",
+		    k);
+	return 0;
+}
+
+/*
+ * Signs a throwaway assertion to learn the key's algorithm: RS256 for an RSA key,
+ * ES256 for a P-256 key; anything else is refused now rather than at the first step.
+ */
+static int
+pick_alg(struct provider *p, const struct system_config *cfg,
+    const struct config_kv *kv, struct qerr *e)
+{
+	static const char *const algs[] = { "RS256", "ES256" };
+	char hdr[64], *jws = NULL;
+	struct qerr ign;
+	size_t i;
+
+	for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", algs[i]);
+		qerr_clear(&ign);
+		if (jwt_sign(algs[i], p->key_pem, hdr, "{}", &jws, &ign) == 0) {
+			free(jws);
+			p->alg = algs[i];
+			return 0;
+		}
+		if (ign.code == QERR_NOMEM)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return cfg_fail(e, cfg, kv->line, kv->key,
+	    "private_key_file %s: not an unencrypted RSA (2048 bits or more) or P-256 "
+	    "private key in PEM", kv->value);
+}
+
+static int
+check_auth(struct provider *p, const struct system_config *cfg, struct seen_keys *sk,
+    struct qerr *e)
+{
+	int r;
+
+	if (sk->token != NULL && (sk->client != NULL || sk->key != NULL))
+		return cfg_fail(e, cfg, sk->token->line, "api_token_file",
+		    "use api_token_file or client_id + private_key_file, not both");
+	if (sk->token == NULL && (sk->client == NULL || sk->key == NULL)) {
+		const struct config_kv *kv = sk->client != NULL ? sk->client : sk->key;
+
+		return cfg_fail(e, cfg, kv != NULL ? kv->line : cfg->line,
+		    sk->client == NULL ? "client_id" : "private_key_file",
+		    "system \"%s\" needs api_token_file, or client_id and "
+		    "private_key_file", p->name);
+	}
+	if (sk->kid != NULL && sk->token != NULL)
+		return cfg_fail(e, cfg, sk->kid->line, "key_id",
+		    "key_id goes with private_key_file, not api_token_file");
+	if (sk->token != NULL) {
+		if ((r = read_secret(cfg, sk->token, &p->api_token, e)) != 0)
+			return r;
+		if (!token_ok(p->api_token))
+			return cfg_fail(e, cfg, sk->token->line, "api_token_file",
+			    "api_token_file %s: must hold one token on one line",
+			    sk->token->value);
+		return 0;
+	}
+	if ((r = read_secret(cfg, sk->key, &p->key_pem, e)) != 0)
+		return r;
+	return pick_alg(p, cfg, sk->key, e);
+}
+
+static int
+check_url_keys(struct provider *p, const struct system_config *cfg,
+    struct seen_keys *sk, struct qerr *e)
+{
+	bool plain = false;
+	int r;
+
+	if (sk->url == NULL)
+		return cfg_fail(e, cfg, cfg->line, "org_url", "system \"%s\" needs org_url",
+		    p->name);
+	if ((r = check_org_url(sk->url->value, &plain, &p->org_url)) == QERR_NOMEM)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	if (r != 0)
+		return cfg_fail(e, cfg, sk->url->line, "org_url",
+		    "org_url must be https://host[:port], not \"%s\"", sk->url->value);
+	if (plain && !sk->plaintext)
+		return cfg_fail(e, cfg, sk->url->line, "org_url",
+		    "http:// sends the API credentials in clear: use https://, or set "
+		    "allow_plaintext = yes (tests only)");
+	if (asprintf(&p->token_url, "%s/oauth2/v1/token", p->org_url) == -1) {
+		p->token_url = NULL;
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return 0;
+}
+
+static int
+start_sync(struct provider *p, struct qerr *e)
+{
+	if (pthread_mutex_init(&p->mu, NULL) != 0)
+		return qerr_set(e, QERR_INTERNAL, NULL, "pthread_mutex_init failed");
+	if (pthread_cond_init(&p->cv, NULL) != 0) {
+		pthread_mutex_destroy(&p->mu);
+		return qerr_set(e, QERR_INTERNAL, NULL, "pthread_cond_init failed");
+	}
+	p->sync_ready = true;
+	if (pthread_mutex_init(&p->tok_mu, NULL) != 0)
+		return qerr_set(e, QERR_INTERNAL, NULL, "pthread_mutex_init failed");
+	p->tok_ready = true;
+	return 0;
+}
+
+static int
+okta_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
+{
+	struct http_options ho = { 0 };
+	struct seen_keys sk = { 0 };
+	struct provider *p = NULL;
+	size_t i, j;
+	int r = QERR_INTERNAL;
+
+	*out = NULL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	p->timeout = TIMEOUT_DEFAULT;
+	p->max_inflight = CONCURRENCY_DEFAULT;
+	p->headroom = HEADROOM_DEFAULT;
+	if ((p->name = strdup(cfg->name != NULL ? cfg->name : "")) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < cfg->nkv; i++) {
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->kv[j].key, cfg->kv[i].key) == 0) {
+				r = cfg_fail(e, cfg, cfg->kv[i].line, cfg->kv[i].key,
+				    "%s is set twice (first on line %d)", cfg->kv[i].key,
+				    cfg->kv[j].line);
+				goto out;
+			}
+		if ((r = set_key(p, cfg, &cfg->kv[i], &sk, e)) != 0)
+			goto out;
+	}
+	if ((r = check_url_keys(p, cfg, &sk, e)) != 0 ||
+	    (r = check_auth(p, cfg, &sk, e)) != 0)
+		goto out;
+	if (p->scopes == NULL && (p->scopes = strdup(SCOPES_DEFAULT)) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	ho.ca_file = p->ca_file;
+	ho.timeout_ms = (long)p->timeout * 1000;
+	ho.connect_timeout_ms = ho.timeout_ms < 5000 ? ho.timeout_ms : 5000;
+	if ((r = http_client_new(&ho, &p->http, e)) != 0 || (r = start_sync(p, e)) != 0)
+		goto out;
+	*out = p;
+	p = NULL;
+	r = 0;
+out:
+	okta_close(p);
+	return r;
+}
+
+/* Pacing: the counting semaphore and the rate-limit buckets */
+
+static void
+sem_take(struct provider *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->inflight >= p->max_inflight)
+		pthread_cond_wait(&p->cv, &p->mu);
+	p->inflight++;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void
+sem_give(struct provider *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->inflight--;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* The part of the bucket kept back for others (another client, a person's browser). */
+static long
+bucket_reserve(const struct provider *p, long limit)
+{
+	long use = (long)((double)limit * p->headroom);	/* truncates: both positive */
+
+	return limit - (use > 0 ? use : 1);
+}
+
+/*
+ * Claims one request of bucket b. Returns 0 with *wait_ms how long to sleep before
+ * sending (claimed), or 1 with *wait_ms until the bucket has room (not claimed).
+ * Claims are spread evenly over what is left of the window, so that threads released
+ * together at a reset do not all fire at once and leave nothing for the window's end.
+ */
+static int
+bucket_claim(struct provider *p, struct bucket *b, int64_t now, int64_t *wait_ms)
+{
+	int64_t slot, spacing;
+	long usable;
+
+	*wait_ms = 0;
+	if (b->limit > 0 && b->reset_ms > 0 && now >= b->reset_ms) {
+		/* The window is over: assume a fresh one until an answer says more. */
+		b->remaining = b->limit - b->inflight;
+		b->reset_ms = 0;
+		b->next_ms = now;
+	}
+	if (b->limit == 0 || b->reset_ms == 0) {
+		if (b->limit > 0 && b->remaining - bucket_reserve(p, b->limit) <= 0) {
+			*wait_ms = 100;
+			return 1;
+		}
+		b->remaining--;
+		b->inflight++;
+		return 0;
+	}
+	usable = b->remaining - bucket_reserve(p, b->limit);
+	if (usable <= 0) {
+		*wait_ms = b->reset_ms - now + RESET_MARGIN_MS;
+		return 1;
+	}
+	spacing = (b->reset_ms - now) / usable;
+	slot = b->next_ms > now ? b->next_ms : now;
+	b->next_ms = slot + spacing;
+	b->remaining--;
+	b->inflight++;
+	*wait_ms = slot - now;
+	return 0;
+}
+
+/*
+ * Waits for room in the bucket, up to PACE_BLOCK_MAX_MS in all; past that, returns the
+ * time left so that the engine retries then rather than holding a worker.
+ */
+static int
+pace(struct provider *p, enum bucket_id id, int64_t *retry_ms)
+{
+	struct bucket *b = &p->buckets[id];
+	int64_t start = clock_ms(CLOCK_MONOTONIC), wait, waited;
+	int full;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		full = bucket_claim(p, b, clock_ms(CLOCK_REALTIME), &wait);
+		if (!full && wait > PACE_BLOCK_MAX_MS) {
+			/* Too far out: give the slot back and let the engine wait. */
+			b->remaining++;
+			b->inflight--;
+			full = 1;
+		}
+		pthread_mutex_unlock(&p->mu);
+		waited = clock_ms(CLOCK_MONOTONIC) - start;
+		if (!full) {
+			sleep_ms(wait);
+			return 0;
+		}
+		if (waited + wait > PACE_BLOCK_MAX_MS) {
+			*retry_ms = wait > 0 ? wait : 1;
+			return 1;
+		}
+		sleep_ms(wait);
+	}
+}
+
+static int
+header_long(const struct http_response *resp, const char *name, long *out)
+{
+	char buf[32], *end;
+	long long v;
+
+	if (http_header_get(resp, name, buf, sizeof(buf)) == NULL)
+		return -1;
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno != 0 || end == buf || *end != '\0' || v < 0 || v > INT64_MAX / 1000 ||
+	    v > LONG_MAX)
+		return -1;
+	*out = (long)v;
+	return 0;
+}
+
+/*
+ * The difference between our clock and Okta's, from its Date header, when it is
+ * large enough to matter: X-Rate-Limit-Reset is Okta's clock.
+ */
+static int64_t
+clock_skew_ms(const struct http_response *resp, int64_t now)
+{
+	char buf[64];
+	struct tm tm = { 0 };
+	const char *end;
+	time_t t;
+	int64_t skew;
+
+	if (http_header_get(resp, "Date", buf, sizeof(buf)) == NULL ||
+	    (end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm)) == NULL || *end != '\0' ||
+	    (t = timegm(&tm)) == (time_t)-1)
+		return 0;
+	skew = now - (int64_t)t * 1000;
+	return skew > CLOCK_SKEW_MS || skew < -CLOCK_SKEW_MS ? skew : 0;
+}
+
+/* Takes in the X-Rate-Limit-* headers of an answer, and releases its claim. */
+static void
+bucket_update(struct provider *p, enum bucket_id id, const struct http_response *resp)
+{
+	struct bucket *b = &p->buckets[id];
+	int64_t now = clock_ms(CLOCK_REALTIME), reset;
+	long limit, rem, reset_s;
+
+	pthread_mutex_lock(&p->mu);
+	b->inflight--;
+	if (resp != NULL && header_long(resp, "X-Rate-Limit-Limit", &limit) == 0 &&
+	    header_long(resp, "X-Rate-Limit-Remaining", &rem) == 0 &&
+	    header_long(resp, "X-Rate-Limit-Reset", &reset_s) == 0 && limit > 0) {
+		reset = (int64_t)reset_s * 1000 + clock_skew_ms(resp, now);
+		if (resp->status == 429)
+			rem = 0;
+		/* Requests still in flight may not be counted in rem yet: assume they are not. */
+		rem -= b->inflight;
+		if (b->limit == 0 || b->reset_ms == 0 || reset > b->reset_ms) {
+			b->remaining = rem;
+			b->reset_ms = reset > now ? reset : now + 1000;
+			if (b->next_ms > now)
+				b->next_ms = now;
+		} else if (reset == b->reset_ms && rem < b->remaining)
+			b->remaining = rem;
+		b->limit = limit;
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* How long until the bucket of a 429 resets, from its own headers; 1 s without them. */
+static int
+retry_after(const struct http_response *resp)
+{
+	int64_t now = clock_ms(CLOCK_REALTIME), ms;
+	long reset_s;
+
+	if (header_long(resp, "X-Rate-Limit-Reset", &reset_s) != 0)
+		return 1000;
+	ms = (int64_t)reset_s * 1000 + clock_skew_ms(resp, now) - now + RESET_MARGIN_MS;
+	if (ms < 1)
+		return 1;
+	return ms > 3600000 ? 3600000 : (int)ms;
+}
+
+static enum bucket_id
+bucket_of(const char *method, const char *path)
+{
+	const char *rest;
+
+	if (strncmp(path, "/oauth2/", 8) == 0)
+		return BUCKET_TOKEN;
+	if (strncmp(path, "/api/v1/users", 13) != 0)
+		return BUCKET_OTHER;
+	rest = path + 13;
+	if (*rest == '\0' || *rest == '?')
+		return BUCKET_LIST;
+	if (*rest != '/' || strpbrk(rest + 1, "/?") != NULL)
+		return BUCKET_OTHER;
+	return strcmp(method, "GET") == 0 ? BUCKET_USER_GET : BUCKET_USER_WRITE;
+}
+
+/* Answers */
+
+static void
+answer_clear(struct answer *a)
+{
+	http_response_clear(&a->resp);
+	json_decref(a->body);
+	memset(a, 0, sizeof(*a));
+}
+
+static const char *
+json_str(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/*
+ * Reads Okta's error body {errorCode, errorSummary, errorId, errorCauses}: the code
+ * and the summary with its causes go into a, the request id stays the header's.
+ */
+static void
+answer_error(struct answer *a)
+{
+	json_t *causes, *c;
+	const char *code, *sum, *id, *cs;
+	size_t i, n;
+
+	code = json_str(a->body, "errorCode");
+	sum = json_str(a->body, "errorSummary");
+	id = json_str(a->body, "errorId");
+	if (code == NULL || sum == NULL) {
+		snprintf(a->code, sizeof(a->code), "http_%ld", a->resp.status);
+		snprintf(a->summary, sizeof(a->summary), "Okta answered HTTP %ld without "
+		    "an Okta error body", a->resp.status);
+		return;
+	}
+	snprintf(a->code, sizeof(a->code), "%s", code);
+	snprintf(a->summary, sizeof(a->summary), "%s", sum);
+	if (a->request_id[0] == '\0' && id != NULL)
+		snprintf(a->request_id, sizeof(a->request_id), "%s", id);
+	causes = json_object_get(a->body, "errorCauses");
+	json_array_foreach(causes, i, c) {
+		if ((cs = json_str(c, "errorSummary")) == NULL || *cs == '\0')
+			continue;
+		n = strlen(a->summary);
+		snprintf(a->summary + n, sizeof(a->summary) - n, "%s%s",
+		    i == 0 ? ": " : "; ", cs);
+	}
+}
+
+static void
+answer_read(struct answer *a)
+{
+	json_error_t jerr;
+
+	http_header_get(&a->resp, "X-Okta-Request-Id", a->request_id,
+	    sizeof(a->request_id));
+	if (a->resp.body != NULL && a->resp.len > 0)
+		a->body = json_loadb(a->resp.body, a->resp.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (a->resp.status < 200 || a->resp.status > 299) {
+		if (!json_is_object(a->body)) {
+			json_decref(a->body);
+			a->body = NULL;
+		}
+		answer_error(a);
+	}
+}
+
+/* Tokens */
+
+static void
+random_jti(char out[33])
+{
+	unsigned char raw[16];
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(out, 33, raw, sizeof(raw));
+}
+
+/* RFC 7523 client assertion: iss = sub = client_id, aud = the token endpoint. */
+static int
+make_assertion(struct provider *p, char **jws, struct qerr *e)
+{
+	char jti[33];
+	char *hdr = NULL, *claims = NULL;
+	json_t *h = NULL, *c = NULL;
+	time_t now = time(NULL);
+	int r = QERR_NOMEM;
+
+	random_jti(jti);
+	h = json_pack("{s:s, s:s}", "alg", p->alg, "typ", "JWT");
+	if (h != NULL && p->key_id != NULL &&
+	    json_object_set_new(h, "kid", json_string(p->key_id)) != 0)
+		goto out;
+	c = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "iss", p->client_id,
+	    "sub", p->client_id, "aud", p->token_url, "jti", jti,
+	    "iat", (json_int_t)now, "nbf", (json_int_t)now - 5,
+	    "exp", (json_int_t)now + ASSERTION_LIFETIME);
+	if (h == NULL || c == NULL ||
+	    (hdr = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL ||
+	    (claims = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
+		qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	r = jwt_sign(p->alg, p->key_pem, hdr, claims, jws, e);
+out:
+	free(claims);
+	free(hdr);
+	json_decref(c);
+	json_decref(h);
+	return r;
+}
+
+static char *
+token_form(struct provider *p, const char *jws)
+{
+	char *scope = http_escape(p->scopes), *form = NULL;
+
+	if (scope != NULL && asprintf(&form, "grant_type=client_credentials&scope=%s"
+	    "&client_assertion_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-assertion-type"
+	    "%%3Ajwt-bearer&client_assertion=%s", scope, jws) == -1)
+		form = NULL;
+	free(scope);
+	return form;
+}
+
+/* Reads {token_type, access_token, expires_in} into the cache; 0 or a step outcome. */
+static int
+token_take(struct provider *p, struct answer *a, struct step_result *res)
+{
+	const char *type, *tok;
+	json_int_t ttl;
+	int64_t margin;
+	json_t *v;
+
+	type = json_str(a->body, "token_type");
+	tok = json_str(a->body, "access_token");
+	v = json_object_get(a->body, "expires_in");
+	if (tok == NULL || type == NULL || !json_is_integer(v) || *tok == '\0' ||
+	    !token_ok(tok) || (ttl = json_integer_value(v)) <= 0) {
+		result_set(res, STEP_OUTCOME_TRANSIENT, "invalidTokenResponse",
+		    "Okta's token endpoint answered without a usable access token");
+		return -1;
+	}
+	if (strcasecmp(type, "Bearer") != 0) {
+		result_set(res, STEP_OUTCOME_PERMANENT, "unsupportedTokenType",
+		    "Okta issued a %.32s token; quell sends Bearer tokens: turn off "
+		    "\"Require DPoP\" for this service app", type);
+		return -1;
+	}
+	free_secret(p->access_token);
+	if ((p->access_token = strdup(tok)) == NULL) {
+		result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		return -1;
+	}
+	margin = ttl * 1000 / 5;
+	if (margin > TOKEN_MARGIN_MAX_MS)
+		margin = TOKEN_MARGIN_MAX_MS;
+	p->tok_renew_ms = clock_ms(CLOCK_MONOTONIC) + ttl * 1000 - margin;
+	p->tok_gen++;
+	return 0;
+}
+
+static int send_raw(struct provider *p, const char *method, const char *url,
+    const char *path, const char *ctype, const char *body, const char *auth,
+    struct answer *a, struct step_result *res);
+
+/* Fetches an access token; called with tok_mu held. 0, or -1 with res settled. */
+static int
+token_fetch(struct provider *p, struct step_result *res)
+{
+	struct answer a = { 0 };
+	struct qerr e;
+	char *jws = NULL, *form = NULL;
+	const char *err, *desc;
+	int r = -1;
+
+	qerr_clear(&e);
+	if (make_assertion(p, &jws, &e) != 0) {
+		result_set(res, STEP_OUTCOME_PERMANENT, "clientAssertion",
+		    "cannot sign the client assertion: %s", e.msg);
+		goto out;
+	}
+	if ((form = token_form(p, jws)) == NULL) {
+		result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		goto out;
+	}
+	if (send_raw(p, "POST", p->token_url, "/oauth2/v1/token",
+	    "application/x-www-form-urlencoded", form, NULL, &a, res) != 0)
+		goto out;
+	if (a.resp.status == 200) {
+		r = token_take(p, &a, res);
+		goto out;
+	}
+	err = json_str(a.body, "error");
+	desc = json_str(a.body, "error_description");
+	result_set(res, a.resp.status == 429 || a.resp.status >= 500 ?
+	    STEP_OUTCOME_TRANSIENT : STEP_OUTCOME_PERMANENT,
+	    err != NULL ? err : a.code, "Okta refused the OAuth token request (HTTP %ld): "
+	    "%.64s%s%.300s", a.resp.status, err != NULL ? err : a.code,
+	    desc != NULL || err == NULL ? ": " : "", desc != NULL ? desc : a.summary);
+	if (a.resp.status == 429)
+		res->retry_after_ms = retry_after(&a.resp);
+	snprintf(res->request_id, sizeof(res->request_id), "%s", a.request_id);
+out:
+	answer_clear(&a);
+	if (form != NULL) {
+		sodium_memzero(form, strlen(form));
+		free(form);
+	}
+	free_secret(jws);
+	return r;
+}
+
+/*
+ * Writes the Authorization value into auth (zeroed by the caller), fetching a token
+ * when there is none, it is near its end, or the one used last (gen) was refused.
+ */
+static int
+auth_header(struct provider *p, bool refused, unsigned *gen, char *auth, size_t len,
+    struct step_result *res)
+{
+	int r = 0;
+
+	if (p->api_token != NULL) {
+		snprintf(auth, len, "SSWS %s", p->api_token);
+		return 0;
+	}
+	pthread_mutex_lock(&p->tok_mu);
+	if (refused && *gen == p->tok_gen) {
+		free_secret(p->access_token);
+		p->access_token = NULL;
+	}
+	if (p->access_token == NULL || clock_ms(CLOCK_MONOTONIC) >= p->tok_renew_ms)
+		r = token_fetch(p, res);
+	if (r == 0) {
+		snprintf(auth, len, "Bearer %s", p->access_token);
+		*gen = p->tok_gen;
+	}
+	pthread_mutex_unlock(&p->tok_mu);
+	return r;
+}
+
+/* Requests */
+
+/*
+ * One paced exchange, under the caller's semaphore slot. Returns 0 with *a filled
+ * (any status), or -1 with res settled (no answer, or the bucket is full for long).
+ */
+static int
+send_raw(struct provider *p, const char *method, const char *url, const char *path,
+    const char *ctype, const char *body, const char *auth, struct answer *a,
+    struct step_result *res)
+{
+	struct http_header hdrs[3] = { { "Accept", "application/json" } };
+	struct http_request rq = { .method = method, .url = url, .headers = hdrs };
+	enum bucket_id bid = bucket_of(method, path);
+	struct qerr e;
+	int64_t wait;
+	int r;
+
+	rq.nheaders = 1;
+	if (ctype != NULL) {
+		hdrs[rq.nheaders++] = (struct http_header){ "Content-Type", ctype };
+		rq.body = body;
+		rq.body_len = strlen(body);
+	}
+	if (auth != NULL)
+		hdrs[rq.nheaders++] = (struct http_header){ "Authorization", auth };
+	if (pace(p, bid, &wait) != 0) {
+		result_set(res, STEP_OUTCOME_TRANSIENT, "rateLimitPacing",
+		    "holding back: Okta's rate limit for this endpoint resets in %" PRId64
+		    " ms", wait);
+		res->retry_after_ms = wait > INT32_MAX ? INT32_MAX : (int)wait;
+		return -1;
+	}
+	qerr_clear(&e);
+	r = http_do(p->http, &rq, &a->resp, &e);
+	bucket_update(p, bid, r == 0 ? &a->resp : NULL);
+	if (r != 0) {
+		result_set(res, r == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
+		    STEP_OUTCOME_TRANSIENT, r == QERR_PERMANENT ? "tls" : "network",
+		    "no answer from Okta at %s: %s", p->org_url, e.msg);
+		return -1;
+	}
+	answer_read(a);
+	return 0;
+}
+
+/*
+ * An authenticated API call: a 401 with an OAuth token renews the token once and
+ * sends again once. 0 with *a filled, or -1 with res settled.
+ */
+static int
+call(struct provider *p, const char *method, const char *path, const char *json,
+    struct answer *a, struct step_result *res)
+{
+	char auth[4096], *url = NULL;
+	unsigned gen = 0;
+	int r = -1, attempt;
+
+	if (asprintf(&url, "%s%s", p->org_url, path) == -1) {
+		result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		return -1;
+	}
+	sem_take(p);
+	for (attempt = 0;; attempt++) {
+		if (auth_header(p, attempt > 0, &gen, auth, sizeof(auth), res) != 0) {
+			r = -1;
+			break;
+		}
+		answer_clear(a);
+		r = send_raw(p, method, url, path, json != NULL ? "application/json" : NULL,
+		    json, auth, a, res);
+		/* E0000011 to an OAuth token: it was revoked or expired early. */
+		if (r != 0 || a->resp.status != 401 || strcmp(a->code, "E0000011") != 0 ||
+		    p->api_token != NULL || attempt > 0)
+			break;
+	}
+	sem_give(p);
+	sodium_memzero(auth, sizeof(auth));
+	free(url);
+	return r;
+}
+
+/* The outcome of an error answer that no action explains better. */
+static void
+result_from_answer(struct step_result *res, const struct answer *a)
+{
+	long st = a->resp.status;
+
+	snprintf(res->request_id, sizeof(res->request_id), "%s", a->request_id);
+	snprintf(res->error_code, sizeof(res->error_code), "%s", a->code);
+	res->outcome = st == 429 || st >= 500 ? STEP_OUTCOME_TRANSIENT :
+	    STEP_OUTCOME_PERMANENT;
+	if (st == 429) {
+		res->retry_after_ms = retry_after(&a->resp);
+		snprintf(res->message, sizeof(res->message),
+		    "rate limited by Okta (%.400s); retrying when the limit resets", a->summary);
+	} else if (st == 404 && strcmp(a->code, "E0000007") == 0)
+		snprintf(res->message, sizeof(res->message), "account not found in Okta");
+	else if (st == 401)
+		snprintf(res->message, sizeof(res->message),
+		    "Okta refused quell's credentials: %s", a->summary);
+	else if (st == 403)
+		snprintf(res->message, sizeof(res->message), "refused by Okta: %s",
+		    a->summary);
+	else
+		snprintf(res->message, sizeof(res->message), "Okta answered HTTP %ld: %s",
+		    st, a->summary);
+}
+
+/* Actions */
+
+struct verb {
+	enum action_type type;
+	const char *method;
+	const char *suffix;	/* path after /api/v1/users/{id} */
+	const char *want;	/* Okta status meaning "already done", or NULL */
+	const char *already;
+	const char *done;
+	const char *state;	/* after success */
+	const char *name;	/* "cannot <name>: …" */
+};
+
+static const struct verb verbs[] = {
+	{ ACTION_DISABLE, "POST", "/lifecycle/suspend", "SUSPENDED",
+	    "already suspended", "suspended", "suspended", "suspend" },
+	{ ACTION_ENABLE, "POST", "/lifecycle/unsuspend", "ACTIVE",
+	    "already active", "unsuspended", "enabled", "unsuspend" },
+	{ ACTION_DEACTIVATE, "POST", "/lifecycle/deactivate?sendEmail=false",
+	    "DEPROVISIONED", "already deactivated", "deactivated", "deprovisioned",
+	    "deactivate" },
+	{ ACTION_FORCE_PASSWORD_CHANGE, "POST", "/lifecycle/expire_password",
+	    "PASSWORD_EXPIRED", "already must change password",
+	    "the password must be changed at next sign-in", "password_expired",
+	    "expire the password of" },
+	{ ACTION_REVOKE_SESSIONS, "DELETE", "/sessions?oauthTokens=true",
+	    NULL, NULL, "sessions and OAuth tokens revoked", NULL, "revoke sessions of" },
+	{ ACTION_SET_RISK, "PUT", "/risk", NULL, NULL, NULL, NULL,
+	    "set the risk of" },
+};
+
+static const struct verb *
+verb_of(enum action_type t)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (verbs[i].type == t)
+			return &verbs[i];
+	return NULL;
+}
+
+static bool
+okta_supports(enum action_type type)
+{
+	return verb_of(type) != NULL;
+}
+
+/* ACTIVE → enabled and so on; the analyst's words for Okta's statuses. */
+static void
+state_of(const char *status, char *out, size_t len)
+{
+	size_t i;
+
+	if (strcmp(status, "ACTIVE") == 0)
+		snprintf(out, len, "enabled");
+	else {
+		for (i = 0; status[i] != '\0' && i + 1 < len; i++)
+			out[i] = (char)(status[i] >= 'A' && status[i] <= 'Z' ?
+			    status[i] - 'A' + 'a' : status[i]);
+		out[i] = '\0';
+	}
+}
+
+/* Okta statuses are upper-case words with underscores. */
+static bool
+status_ok(const char *s)
+{
+	return s != NULL && *s != '\0' && strlen(s) < 32 &&
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") == strlen(s);
+}
+
+/*
+ * Okta refused a lifecycle call because of the user's status. Read the user and say
+ * which: already there is success, anything else is permanent and names the status.
+ */
+static int
+explain_refusal(struct provider *p, const struct verb *v, const char *path_id,
+    const struct answer *first, struct step_result *res)
+{
+	struct answer a = { 0 };
+	const char *status, *moving;
+	char path[256];
+
+	snprintf(path, sizeof(path), "/api/v1/users/%s", path_id);
+	if (call(p, "GET", path, NULL, &a, res) != 0)
+		goto out;
+	if (a.resp.status != 200) {
+		result_from_answer(res, &a);
+		goto out;
+	}
+	status = json_str(a.body, "status");
+	moving = json_str(a.body, "transitioningToStatus");
+	if (!json_is_object(a.body) || !status_ok(status)) {
+		result_set(res, STEP_OUTCOME_TRANSIENT, "invalidResponse",
+		    "Okta refused to %s the user (%s) and then sent a user without a valid "
+		    "status", v->name, first->code);
+		goto out;
+	}
+	snprintf(res->request_id, sizeof(res->request_id), "%s", first->request_id);
+	state_of(status, res->state, sizeof(res->state));
+	if (strcmp(status, v->want) == 0 || (moving != NULL && strcmp(moving, v->want) == 0))
+		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->already);
+	else
+		result_set(res, STEP_OUTCOME_PERMANENT, first->code,
+		    "cannot %s: the Okta user is %s (%.300s)", v->name, status,
+		    first->summary);
+out:
+	answer_clear(&a);
+	return 0;
+}
+
+/* Reads params.risk_level: HIGH, MEDIUM or LOW as routes.c lets through. */
+static int
+risk_body(const struct step *step, char *out, size_t len, struct step_result *res)
+{
+	json_error_t jerr;
+	json_t *root;
+	const char *lvl;
+
+	root = step->params != NULL ? json_loads(step->params, JSON_REJECT_DUPLICATES,
+	    &jerr) : NULL;
+	lvl = json_str(root, "risk_level");
+	if (lvl == NULL || (strcmp(lvl, "HIGH") && strcmp(lvl, "MEDIUM") &&
+	    strcmp(lvl, "LOW"))) {
+		json_decref(root);
+		result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
+		    "set_risk needs params.risk_level HIGH, MEDIUM or LOW");
+		return -1;
+	}
+	snprintf(out, len, "{\"riskLevel\":\"%s\"}", lvl);
+	json_decref(root);
+	return 0;
+}
+
+/*
+ * Okta answers a risk update in an org without Identity Threat Protection's Risk
+ * Scoring with E0000015, "You do not have permission to access the feature you are
+ * requesting" (developer.okta.com/docs/reference/error-codes: HTTP 401; some orgs
+ * answer 403), so the code decides, not the status.
+ */
+static bool
+risk_scoring_off(const struct answer *a)
+{
+	return strcmp(a->code, "E0000015") == 0;
+}
+
+static void
+risk_done(const struct answer *a, const char *sent, struct step_result *res)
+{
+	const char *lvl = json_str(a->body, "riskLevel");
+
+	if (lvl == NULL || strspn(lvl, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(lvl) ||
+	    strlen(lvl) > 16) {
+		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s "
+		    "(Okta's answer did not echo it)", sent);
+		return;
+	}
+	result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s", lvl);
+}
+
+static bool
+user_id_ok(const char *id)
+{
+	size_t n;
+
+	if (id == NULL || (n = strlen(id)) == 0 || n > 64)
+		return false;
+	return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789") == n;
+}
+
+static void
+settle(struct provider *p, const struct step *step, const struct verb *v,
+    const struct answer *a, const char *sent, struct step_result *res)
+{
+	const char *status;
+
+	if (a->resp.status >= 200 && a->resp.status <= 299) {
+		snprintf(res->request_id, sizeof(res->request_id), "%s", a->request_id);
+		if (step->type == ACTION_SET_RISK) {
+			risk_done(a, sent, res);
+			return;
+		}
+		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->done);
+		status = json_str(a->body, "status");
+		if (status_ok(status))
+			state_of(status, res->state, sizeof(res->state));
+		else if (v->state != NULL)
+			snprintf(res->state, sizeof(res->state), "%s", v->state);
+		return;
+	}
+	if (step->type == ACTION_SET_RISK && risk_scoring_off(a)) {
+		result_from_answer(res, a);
+		snprintf(res->message, sizeof(res->message),
+		    "Risk Scoring is not enabled in this Okta org");
+		return;
+	}
+	/*
+	 * Okta refuses a transition from the wrong status with E0000001 (suspend,
+	 * unsuspend: "Perform this operation only on users with an ACTIVE status") or
+	 * E0000038 ("This operation is not allowed in the user's current status").
+	 */
+	if (v->want != NULL && ((a->resp.status == 400 && strcmp(a->code, "E0000001") == 0) ||
+	    (a->resp.status == 403 && strcmp(a->code, "E0000038") == 0))) {
+		explain_refusal(p, v, step->account_ref, a, res);
+		return;
+	}
+	result_from_answer(res, a);
+}
+
+static int
+okta_execute(struct provider *p, const struct step *step, struct step_result *res)
+{
+	const struct verb *v = verb_of(step->type);
+	struct answer a = { 0 };
+	char path[256], body[64] = "", sent[16] = "";
+
+	memset(res, 0, sizeof(*res));
+	if (v == NULL) {
+		result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
+		    "not supported by Okta");
+		return 0;
+	}
+	if (!user_id_ok(step->account_ref)) {
+		result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
+		    "account reference is not an Okta user id");
+		return 0;
+	}
+	if (step->type == ACTION_SET_RISK) {
+		if (risk_body(step, body, sizeof(body), res) != 0)
+			return 0;
+		sscanf(body, "{\"riskLevel\":\"%15[A-Z]", sent);
+	}
+	/* The id is plain alphanumeric (checked above): no escaping needed. */
+	snprintf(path, sizeof(path), "/api/v1/users/%s%s", step->account_ref, v->suffix);
+	if (call(p, v->method, path, body[0] != '\0' ? body : NULL, &a, res) == 0)
+		settle(p, step, v, &a, sent, res);
+	answer_clear(&a);
+	return 0;
+}
+
+/* Listing */
+
+/*
+ * The next page's URL from a Link header (RFC 8288): the <…> whose params include
+ * rel="next". It must stay under org_url: a link elsewhere would receive the token.
+ */
+static int
+next_link(const struct provider *p, const struct http_response *resp, char **next)
+{
+	const char *h, *line, *lt, *gt, *end;
+	size_t olen = strlen(p->org_url);
+
+	*next = NULL;
+	for (h = resp->headers; h != NULL && *h != '\0'; h = end + (*end != '\0')) {
+		end = h + strcspn(h, "\n");
+		if (strncasecmp(h, "Link:", 5) != 0)
+			continue;
+		for (line = h + 5; line < end && (lt = memchr(line, '<', (size_t)(end - line)))
+		    != NULL; line = gt + 1) {
+			if ((gt = memchr(lt, '>', (size_t)(end - lt))) == NULL)
+				return -1;
+			const char *params = gt + 1, *stop = memchr(params, ',',
+			    (size_t)(end - params));
+
+			if (stop == NULL)
+				stop = end;
+			if (memmem(params, (size_t)(stop - params), "rel=\"next\"", 10) == NULL &&
+			    memmem(params, (size_t)(stop - params), "rel=next", 8) == NULL)
+				continue;
+			if ((size_t)(gt - lt - 1) <= olen ||
+			    strncmp(lt + 1, p->org_url, olen) != 0 || lt[1 + olen] != '/')
+				return -1;
+			if ((*next = strndup(lt + 1 + olen, (size_t)(gt - lt - 1) - olen)) ==
+			    NULL)
+				return QERR_NOMEM;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Joins first and last name with a space; either may be missing. */
+static char *
+full_name(json_t *profile)
+{
+	const char *f = json_str(profile, "firstName"), *l = json_str(profile, "lastName");
+	char *s = NULL;
+
+	if (f == NULL && l == NULL)
+		return NULL;
+	if (asprintf(&s, "%s%s%s", f != NULL ? f : "", f != NULL && l != NULL ? " " : "",
+	    l != NULL ? l : "") == -1)
+		return NULL;
+	return s;
+}
+
+/* 1 when u is malformed (skipped), -1 out of memory, else 0 with *cbret set. */
+static int
+list_user(struct provider *p, json_t *u, provider_account_cb cb, void *arg, int *cbret)
+{
+	char kind[] = "okta", state[32];
+	struct account acct = { 0 };
+	json_t *profile = json_object_get(u, "profile");
+	const char *id = json_str(u, "id"), *status = json_str(u, "status");
+	const char *login = json_str(profile, "login"), *email;
+	json_t *ev = json_object_get(profile, "email");
+
+	email = json_string_value(ev);
+	if (!json_is_object(u) || !user_id_ok(id) || !status_ok(status) ||
+	    !json_is_object(profile) || login == NULL || *login == '\0' ||
+	    (ev != NULL && !json_is_null(ev) && email == NULL)) {
+		log_msg(LOG_LVL_WARN, "okta %s: skipped malformed user %.64s", p->name,
+		    user_id_ok(id) ? id : "(no valid id)");
+		return 1;
+	}
+	if ((json_object_get(profile, "firstName") != NULL &&
+	    !json_is_string(json_object_get(profile, "firstName")) &&
+	    !json_is_null(json_object_get(profile, "firstName"))) ||
+	    (json_object_get(profile, "lastName") != NULL &&
+	    !json_is_string(json_object_get(profile, "lastName")) &&
+	    !json_is_null(json_object_get(profile, "lastName")))) {
+		log_msg(LOG_LVL_WARN, "okta %s: skipped malformed user %s", p->name, id);
+		return 1;
+	}
+	state_of(status, state, sizeof(state));
+	acct.system = p->name;
+	acct.kind = kind;
+	acct.external_id = (char *)id;
+	acct.username = (char *)login;
+	acct.email = (char *)email;
+	acct.state = state;
+	acct.display_name = full_name(profile);
+	if (acct.display_name == NULL && (json_is_string(json_object_get(profile,
+	    "firstName")) || json_is_string(json_object_get(profile, "lastName"))))
+		return -1;
+	*cbret = cb(&acct, arg);
+	free(acct.display_name);
+	return 0;
+}
+
+static int
+list_page(struct provider *p, struct answer *a, provider_account_cb cb, void *arg,
+    size_t *skipped, struct qerr *e)
+{
+	json_t *u;
+	size_t i;
+	int x, cbret = 0;
+
+	if (!json_is_array(a->body))
+		return qerr_set(e, QERR_TRANSIENT, NULL,
+		    "Okta answered the user listing with something other than a JSON array");
+	json_array_foreach(a->body, i, u) {
+		if ((x = list_user(p, u, cb, arg, &cbret)) < 0)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		*skipped += (size_t)x;
+		if (cbret != 0)
+			return cbret;
+	}
+	return 0;
+}
+
+static int
+list_failed(struct answer *a, struct step_result *res, struct qerr *e)
+{
+	if (a->resp.status != 0 && (a->resp.status < 200 || a->resp.status > 299))
+		result_from_answer(res, a);
+	qerr_set(e, res->outcome == STEP_OUTCOME_TRANSIENT ? QERR_TRANSIENT :
+	    QERR_PERMANENT, NULL, "listing Okta users: %s", res->message);
+	if (e != NULL)
+		snprintf(e->vendor_code, sizeof(e->vendor_code), "%s", res->error_code);
+	return e != NULL ? e->code : QERR_PERMANENT;
+}
+
+/*
+ * Follows rel="next" links to the end. Okta omits DEPROVISIONED users from this
+ * listing, as documented for List all users; they keep their last known state.
+ */
+static int
+okta_list_accounts(struct provider *p, provider_account_cb cb, void *arg, struct qerr *e)
+{
+	struct step_result res;
+	struct answer a = { 0 };
+	char *path = NULL, *next = NULL;
+	size_t skipped = 0, pages;
+	int r = QERR_INTERNAL;
+
+	if (asprintf(&path, "/api/v1/users?limit=%d", PAGE_LIMIT) == -1)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	for (pages = 0; path != NULL; pages++) {
+		memset(&res, 0, sizeof(res));
+		if (pages == PAGES_MAX) {
+			r = qerr_set(e, QERR_PERMANENT, NULL, "Okta's user listing did not "
+			    "end after %d pages", PAGES_MAX);
+			goto out;
+		}
+		if (call(p, "GET", path, NULL, &a, &res) != 0 || a.resp.status != 200) {
+			r = list_failed(&a, &res, e);
+			goto out;
+		}
+		if ((r = list_page(p, &a, cb, arg, &skipped, e)) != 0)
+			goto out;
+		if ((r = next_link(p, &a.resp, &next)) != 0) {
+			r = r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") :
+			    qerr_set(e, QERR_PERMANENT, NULL, "Okta's next page link leaves "
+			    "%s or is malformed: refused", p->org_url);
+			goto out;
+		}
+		free(path);
+		path = next;
+		next = NULL;
+		answer_clear(&a);
+	}
+	if (skipped > 0)
+		log_msg(LOG_LVL_WARN, "okta %s: %zu malformed users skipped", p->name,
+		    skipped);
+	r = 0;
+out:
+	answer_clear(&a);
+	free(next);
+	free(path);
+	return r;
+}
+
+const struct provider_ops provider_okta = {
+	.kind = "okta",
+	.open = okta_open,
+	.supports = okta_supports,
+	.execute = okta_execute,
+	.list_accounts = okta_list_accounts,
+	.close = okta_close,
+};
