@@ -14,7 +14,7 @@ bash scripts/deps.sh --test
 # quelld already running on this machine, and never reaches anything outside.
 if [ "$(id -u)" -eq 0 ] && [ -z "${QUELL_NETNS:-}" ]; then
 	exec env QUELL_NETNS=1 unshare --net -- bash -c 'ip link set lo up && exec "$0" "$@"' \
-	    "$0" "$@"
+	    "$top/scripts/test.sh" "$@"
 fi
 
 lab=$(mktemp -d "${TMPDIR:-/tmp}/quell-lab.XXXXXX")
