@@ -4,10 +4,12 @@
 #include "provider.h"
 
 extern const struct provider_ops provider_ad;
+extern const struct provider_ops provider_entra;
 extern const struct provider_ops provider_okta;
 
 static const struct provider_ops *const providers[] = {
 	&provider_ad,
+	&provider_entra,
 	&provider_okta,
 };
 
