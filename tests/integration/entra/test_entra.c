@@ -40,8 +40,8 @@ extern const struct provider_ops provider_entra;
 #define U_MISSING	"44444444-4444-4444-8444-444444444444"
 #define N_MARK		130
 
-static pid_t emu_pid = -1, prism_pid = -1;
-static int emu_port, graph_port;
+static pid_t emu_pid = -1, prism_pid = -1, login_pid = -1;
+static int emu_port, graph_port, login_port;
 static char dir[] = "/tmp/quell-entra-XXXXXX";
 static struct http_client *ctl_http;
 
@@ -267,7 +267,7 @@ open_entra(const char *tenant, const char *extra1, const char *extra2, struct pr
 	int r;
 
 	snprintf(t, sizeof(t), "tenant=%s", tenant);
-	snprintf(login, sizeof(login), "login_base=http://127.0.0.1:%d", emu_port);
+	snprintf(login, sizeof(login), "login_base=http://127.0.0.1:%d", login_port);
 	/* Prism serves the spec's paths at its root and adds /v1.0 upstream. */
 	snprintf(graph, sizeof(graph), "graph_base=http://127.0.0.1:%d%s", graph_port,
 	    prism_pid > 0 ? "" : "/v1.0/");
@@ -310,25 +310,42 @@ run(struct provider *p, enum action_type t, const char *ref, const char *params)
 	return res;
 }
 
+static pid_t
+start_proxy(const char *spec, const char *upstream, int port)
+{
+	char ports[16], line[512];
+	char *argv[] = { PRISM, "proxy", "--errors", (char *)spec, (char *)upstream, "-h",
+	    "127.0.0.1", "-p", ports, NULL };
+	pid_t pid;
+	int fd;
+
+	snprintf(ports, sizeof(ports), "%d", port);
+	if ((pid = spawn(argv, &fd)) < 0 || wait_line(fd, "listening on", line,
+	    sizeof(line)) != 0)
+		return -1;
+	return pid;
+}
+
+/* The emulator README's recipe: one Prism per contract, the emulator told their URLs. */
 static int
 start_prism(void)
 {
-	char upstream[64], port[16], line[512];
-	char *argv[] = { PRISM, "proxy", GRAPH_SPEC, upstream, "--port", port, "--host",
-	    "127.0.0.1", "--errors", NULL };
-	int fd;
+	char up[64], gurl[64], lurl[64];
 
 	if (getenv("QUELL_NO_PRISM") != NULL || access(PRISM, X_OK) != 0)
 		return -1;
 	graph_port = free_port();
-	snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%d/v1.0", emu_port);
-	snprintf(port, sizeof(port), "%d", graph_port);
-	if ((prism_pid = spawn(argv, &fd)) < 0 || wait_line(fd, "listening on", line,
-	    sizeof(line)) != 0)
+	snprintf(up, sizeof(up), "http://127.0.0.1:%d/v1.0", emu_port);
+	if ((prism_pid = start_proxy(GRAPH_SPEC, up, graph_port)) < 0)
 		return -1;
-	/* The emulator's nextLinks must lead back through Prism too. */
-	snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%d", graph_port);
-	ctl0("PATCH", "/_emulator/config", json_pack("{s:s}", "graph_base_url", upstream));
+	login_port = free_port();
+	snprintf(up, sizeof(up), "http://127.0.0.1:%d", emu_port);
+	if ((login_pid = start_proxy(TOKEN_SPEC, up, login_port)) < 0)
+		return -1;
+	snprintf(gurl, sizeof(gurl), "http://127.0.0.1:%d", graph_port);
+	snprintf(lurl, sizeof(lurl), "http://127.0.0.1:%d", login_port);
+	ctl0("PUT", "/_emulator/config", json_pack("{s:s, s:s}", "graph_base_url", gurl,
+	    "login_base_url", lurl));
 	return 0;
 }
 
@@ -347,7 +364,7 @@ setup(void **state)
 	assert_true(emu_pid > 0);
 	assert_int_equal(wait_line(fd, "listening on ", line, sizeof(line)), 0);
 	emu_port = atoi(strstr(line, "listening on ") + 13);
-	graph_port = emu_port;
+	graph_port = login_port = emu_port;
 	if (start_prism() != 0)
 		fprintf(stderr, "Prism not started: requests go to the emulator unchecked\n");
 	free(write_file("secret", SECRET "\n", 0600));
@@ -368,6 +385,10 @@ teardown(void **state)
 	char cmd[64];
 
 	(void)state;
+	if (login_pid > 0) {
+		kill(-login_pid, SIGTERM);
+		waitpid(login_pid, NULL, 0);
+	}
 	if (prism_pid > 0) {
 		kill(-prism_pid, SIGTERM);
 		waitpid(prism_pid, NULL, 0);
