@@ -983,6 +983,9 @@ result_from_graph(struct provider *p, struct step_result *res, const struct gres
 		result_set(res, STEP_OUTCOME_PERMANENT, g->code, "refused by Entra ID: the "
 		    "target holds a privileged role that this app may not change (%s)",
 		    g->message);
+	else if (g->status == 400 && strstr(g->message, "on-premises mastered") != NULL)
+		result_set(res, STEP_OUTCOME_PERMANENT, g->code, "Graph refused (HTTP 400): %s; "
+		    "this account is synced from on-premises AD: change it there", g->message);
 	else if (g->status == 401)
 		result_set(res, STEP_OUTCOME_PERMANENT, g->code,
 		    "Graph refused the app's token even after renewal: %s", g->message);
