@@ -53,6 +53,10 @@ struct uac_seen {
 struct conn {
 	LDAP *ld;		/* NULL until connected, and after a broken connection */
 	bool busy;
+	struct provider *p;
+	struct ldap_conncb cb;	/* records the socket of a connection being set up */
+	int fd;			/* that socket, while connecting; -1 otherwise */
+	int64_t deadline;	/* ms: the watchdog shuts the socket down after this */
 };
 
 struct provider {
@@ -67,13 +71,16 @@ struct provider {
 	int timeout;
 	int page_size;
 
-	struct ldap_conncb conncb;	/* sets socket timeouts on every new connection */
-	pthread_mutex_t mu;	/* conns and the userAccountControl cache */
+	pthread_mutex_t mu;	/* conns, their deadlines and the userAccountControl cache */
 	pthread_cond_t cv;
 	struct conn *conns;
 	size_t nconns;
 	struct uac_seen **seen;	/* UAC_SEEN_BUCKETS chains */
 	size_t nseen;
+	pthread_t watchdog;
+	pthread_cond_t wd_cv;	/* wakes the watchdog to stop */
+	bool watching;
+	bool stopping;		/* under mu; wakes the watchdog through cv */
 };
 
 /* What an LDAP call left behind: its result code and a sentence for the analyst. */
@@ -407,26 +414,38 @@ out:
 	return r;
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
- * libldap's network timeout covers the TCP connect only: a server that accepts and
- * then never answers would hold the TLS handshake (and a worker) forever. Socket
- * timeouts end every blocking read or write after the configured timeout.
+ * libldap's network timeout covers the TCP connect only, and its TLS handshake
+ * loops for as long as the server stays silent: a server that accepts and never
+ * answers would hold the handshake, and a worker, forever. So the socket of a
+ * connection being set up is recorded here with a deadline, and a watchdog shuts it
+ * down when the deadline passes; the handshake then fails like a reset connection.
  */
 static int
 conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
     struct ldap_conncb *ctx)
 {
-	const struct provider *p = ctx->lc_arg;
-	struct timeval tv = { .tv_sec = p->timeout };
+	struct conn *c = ctx->lc_arg;
 	ber_socket_t fd;
 
 	(void)ld;
 	(void)srv;
 	(void)addr;
-	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) == 1) {
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	}
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) != 1)
+		return 0;
+	pthread_mutex_lock(&c->p->mu);
+	c->fd = fd;
+	c->deadline = now_ms() + (int64_t)c->p->timeout * 1000;
+	pthread_mutex_unlock(&c->p->mu);
 	return 0;
 }
 
@@ -438,6 +457,43 @@ conn_del(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
 	(void)ctx;
 }
 
+/* The connection is set up (or given up): the watchdog leaves its socket alone. */
+static void
+conn_settled(struct conn *c)
+{
+	pthread_mutex_lock(&c->p->mu);
+	c->fd = -1;
+	c->deadline = 0;
+	pthread_mutex_unlock(&c->p->mu);
+}
+
+static void *
+watchdog(void *arg)
+{
+	struct provider *p = arg;
+	struct timespec ts;
+	size_t i;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stopping) {
+		for (i = 0; i < p->nconns; i++)
+			if (p->conns[i].fd >= 0 && p->conns[i].deadline != 0 &&
+			    now_ms() > p->conns[i].deadline) {
+				shutdown(p->conns[i].fd, SHUT_RDWR);
+				p->conns[i].deadline = 0;
+			}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->wd_cv, &p->mu, &ts);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
 static void
 ad_close(struct provider *p)
 {
@@ -445,6 +501,14 @@ ad_close(struct provider *p)
 
 	if (p == NULL)
 		return;
+	if (p->watching) {
+		pthread_mutex_lock(&p->mu);
+		p->stopping = true;
+		pthread_cond_broadcast(&p->wd_cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->watchdog, NULL);
+		pthread_cond_destroy(&p->wd_cv);
+	}
 	for (i = 0; i < p->nconns; i++)
 		if (p->conns[i].ld != NULL)
 			ldap_unbind_ext_s(p->conns[i].ld, NULL, NULL);
@@ -605,9 +669,6 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	p->conncb.lc_add = conn_add;
-	p->conncb.lc_del = conn_del;
-	p->conncb.lc_arg = p;
 	if ((p->seen = calloc(UAC_SEEN_BUCKETS, sizeof(*p->seen))) == NULL) {
 		p->nconns = 0;
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
@@ -624,6 +685,19 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 		r = qerr_set(e, QERR_INTERNAL, NULL, "pthread_cond_init failed");
 		goto out;
 	}
+	for (i = 0; i < p->nconns; i++) {
+		p->conns[i].p = p;
+		p->conns[i].fd = -1;
+		p->conns[i].cb.lc_add = conn_add;
+		p->conns[i].cb.lc_del = conn_del;
+		p->conns[i].cb.lc_arg = &p->conns[i];
+	}
+	if (pthread_cond_init(&p->wd_cv, NULL) != 0 ||
+	    pthread_create(&p->watchdog, NULL, watchdog, p) != 0) {
+		r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the connection watchdog");
+		goto out;
+	}
+	p->watching = true;
 	*out = p;
 	p = NULL;
 	r = 0;
@@ -684,19 +758,19 @@ pool_put(struct provider *p, struct conn *c, bool drop)
 
 /*
  * libldap reports a failed TLS handshake as serverDown/connectError, the same as a
- * refused connection, but only the handshake leaves a diagnostic (GnuTLS' text).
- * A certificate that does not verify will not verify on retry: make it permanent.
- */
-/*
- * Whether a failed handshake's diagnostic is about trust (the certificate, its issuer,
+ * refused connection; only the handshake leaves a diagnostic (GnuTLS' text). Whether
+ * that diagnostic is about trust (the certificate, its issuer,
  * its name or dates) — permanent until someone fixes the configuration — rather than
  * about the connection (reset, closed early), which a retry may get past.
  */
 static bool
 tls_trust_failure(const char *diag)
 {
+	/* "(unknown error code)" is what libldap's GnuTLS backend reports when the
+	 * peer's certificate fails verification. */
 	static const char *const words[] = { "certificate", "trusted", "issuer",
-	    "hostname", "host name", "expired", "revoked", "verif", "signer" };
+	    "hostname", "host name", "expired", "revoked", "verif", "signer",
+	    "unknown error code" };
 	size_t i;
 
 	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -750,7 +824,7 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 	    (rc = ldap_set_option(ld, LDAP_OPT_TIMELIMIT, &limit)) != LDAP_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)) != LDAP_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tlsmin)) != LDAP_SUCCESS ||
-	    (rc = ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &p->conncb)) != LDAP_SUCCESS) {
+	    (rc = ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &c->cb)) != LDAP_SUCCESS) {
 		lres_set(lr, ld, rc, "cannot set LDAP options for %s", p->url);
 		goto fail;
 	}
@@ -780,9 +854,11 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 			lres_set(lr, ld, rc, "bind to %s as %s failed", p->url, p->bind_dn);
 		goto fail;
 	}
+	conn_settled(c);
 	c->ld = ld;
 	return LDAP_SUCCESS;
 fail:
+	conn_settled(c);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return rc;
 }

@@ -139,7 +139,9 @@ def test_cancel_during_attempt_stops_retries(lab, quelld, make_user, relay):
         f"cancel requested during an attempt, yet the step went on: action {a['status']}, "
         f"step {s['status']} after {s['attempts']} attempts")
     assert s["status"] == "cancelled", a
-    assert lab.uac(u.sam) & UAC_DISABLE == 0
+    # The request of the attempt in flight was already on the wire and may still land
+    # once the directory reads it; what the cancel guarantees is no further attempt.
+    assert s["attempts"] == 1, a
 
 
 def test_hung_directory_times_out(lab, quelld, make_user, relay):
