@@ -35,7 +35,7 @@
 #define TIMEOUT_DEFAULT		30
 #define CONCURRENCY_DEFAULT	10
 #define CONCURRENCY_MAX		75	/* Okta's concurrent request limit per org */
-#define HEADROOM_DEFAULT	0.9
+#define HEADROOM_DEFAULT	0.9	/* of each window sent at once; the rest is spread */
 #define PACE_BLOCK_MAX_MS	2000	/* longer waits go back to the engine */
 #define RESET_MARGIN_MS		50
 #define CLOCK_SKEW_MS		2000
@@ -620,9 +620,9 @@ sem_give(struct provider *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* The part of the bucket kept back for others (another client, a person's browser). */
+/* Where the spreading starts: below this many requests left in the window. */
 static long
-bucket_reserve(const struct provider *p, long limit)
+bucket_tail(const struct provider *p, long limit)
 {
 	long use = (long)((double)limit * p->headroom);	/* truncates: both positive */
 
@@ -632,14 +632,14 @@ bucket_reserve(const struct provider *p, long limit)
 /*
  * Claims one request of bucket b. Returns 0 with *wait_ms how long to sleep before
  * sending (claimed), or 1 with *wait_ms until the bucket has room (not claimed).
- * Claims are spread evenly over what is left of the window, so that threads released
- * together at a reset do not all fire at once and leave nothing for the window's end.
+ * While more than the tail is left, requests go at once; the tail is spread evenly
+ * until the reset, so that a steady load meets the end of the window with one
+ * request to spare instead of a 429, and the next window starts on time.
  */
 static int
 bucket_claim(struct provider *p, struct bucket *b, int64_t now, int64_t *wait_ms)
 {
-	int64_t slot, spacing;
-	long usable;
+	int64_t slot;
 
 	*wait_ms = 0;
 	if (b->limit > 0 && b->reset_ms > 0 && now >= b->reset_ms) {
@@ -648,26 +648,17 @@ bucket_claim(struct provider *p, struct bucket *b, int64_t now, int64_t *wait_ms
 		b->reset_ms = 0;
 		b->next_ms = now;
 	}
-	if (b->limit == 0 || b->reset_ms == 0) {
-		if (b->limit > 0 && b->remaining - bucket_reserve(p, b->limit) <= 0) {
-			*wait_ms = 100;
-			return 1;
-		}
-		b->remaining--;
-		b->inflight++;
-		return 0;
-	}
-	usable = b->remaining - bucket_reserve(p, b->limit);
-	if (usable <= 0) {
-		*wait_ms = b->reset_ms - now + RESET_MARGIN_MS;
+	if (b->limit > 0 && b->remaining <= 1) {
+		*wait_ms = b->reset_ms > 0 ? b->reset_ms - now + RESET_MARGIN_MS : 100;
 		return 1;
 	}
-	spacing = (b->reset_ms - now) / usable;
-	slot = b->next_ms > now ? b->next_ms : now;
-	b->next_ms = slot + spacing;
+	if (b->limit > 0 && b->reset_ms > 0 && b->remaining <= bucket_tail(p, b->limit)) {
+		slot = b->next_ms > now ? b->next_ms : now;
+		b->next_ms = slot + (b->reset_ms - slot) / (b->remaining - 1);
+		*wait_ms = slot - now;
+	}
 	b->remaining--;
 	b->inflight++;
-	*wait_ms = slot - now;
 	return 0;
 }
 
@@ -757,8 +748,6 @@ bucket_update(struct provider *p, enum bucket_id id, const struct http_response 
 	    header_long(resp, "X-Rate-Limit-Remaining", &rem) == 0 &&
 	    header_long(resp, "X-Rate-Limit-Reset", &reset_s) == 0 && limit > 0) {
 		reset = (int64_t)reset_s * 1000 + clock_skew_ms(resp, now);
-		if (resp->status == 429)
-			rem = 0;
 		/* Requests still in flight may not be counted in rem yet: assume they are not. */
 		rem -= b->inflight;
 		if (b->limit == 0 || b->reset_ms == 0 || reset > b->reset_ms) {
