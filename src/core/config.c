@@ -14,7 +14,9 @@
 #include "config.h"
 #include "rbac.h"
 
-enum section { SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE };
+enum section {
+	SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE, SEC_OIDC, SEC_WEB
+};
 
 struct parser {
 	struct config *cfg;
@@ -165,9 +167,8 @@ role_key(struct parser *p, const char *k, char *v)
 }
 
 static int
-system_key(struct parser *p, const char *k, const char *v)
+system_key(struct parser *p, struct system_config *s, const char *k, const char *v)
 {
-	struct system_config *s = &p->cfg->systems[p->cfg->nsystems - 1];
 	struct config_kv *kv;
 	size_t i;
 	long n;
@@ -273,6 +274,19 @@ add_role(struct parser *p, const char *name)
 	return 0;
 }
 
+/* A single section kept as key/value pairs for the module that owns its keys. */
+static int
+kv_section(struct parser *p, struct system_config *sc, const char *name)
+{
+	if (sc->line != 0)
+		return fail(p, "[%s] is defined twice", name);
+	sc->line = p->line;
+	sc->file = p->cfg->file;
+	if ((sc->name = strdup(name)) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
 static int
 section(struct parser *p, char *s)
 {
@@ -289,6 +303,12 @@ section(struct parser *p, char *s)
 		p->sec = SEC_STORE;
 	else if (strcmp(s, "engine") == 0)
 		p->sec = SEC_ENGINE;
+	else if (strcmp(s, "oidc") == 0 || strcmp(s, "web") == 0) {
+		if ((r = kv_section(p, strcmp(s, "oidc") == 0 ? &p->cfg->oidc :
+		    &p->cfg->web, s)) != 0)
+			return r;
+		p->sec = strcmp(s, "oidc") == 0 ? SEC_OIDC : SEC_WEB;
+	}
 	else if (strncmp(s, "system", 6) == 0 && isspace((unsigned char)s[6])) {
 		if ((r = named_section(p, s + 6, &name)) != 0 || (r = add_system(p, name)))
 			return r;
@@ -326,7 +346,11 @@ assignment(struct parser *p, char *s)
 			return set_str(p, &p->cfg->store_path, v);
 		return fail(p, "unknown key '%s' in [store]", k);
 	case SEC_SYSTEM:
-		return system_key(p, k, v);
+		return system_key(p, &p->cfg->systems[p->cfg->nsystems - 1], k, v);
+	case SEC_OIDC:
+		return system_key(p, &p->cfg->oidc, k, v);
+	case SEC_WEB:
+		return system_key(p, &p->cfg->web, k, v);
 	case SEC_ROLE:
 		return role_key(p, k, v);
 	case SEC_NONE:
@@ -401,22 +425,31 @@ out:
 	return r;
 }
 
+static void
+section_clear(struct system_config *s)
+{
+	size_t k;
+
+	for (k = 0; k < s->nkv; k++) {
+		free(s->kv[k].key);
+		free(s->kv[k].value);
+	}
+	free(s->kv);
+	free(s->name);
+	free(s->kind);
+}
+
 void
 config_clear(struct config *cfg)
 {
-	size_t i, k;
+	size_t i;
 
 	if (cfg == NULL)
 		return;
-	for (i = 0; i < cfg->nsystems; i++) {
-		for (k = 0; k < cfg->systems[i].nkv; k++) {
-			free(cfg->systems[i].kv[k].key);
-			free(cfg->systems[i].kv[k].value);
-		}
-		free(cfg->systems[i].kv);
-		free(cfg->systems[i].name);
-		free(cfg->systems[i].kind);
-	}
+	for (i = 0; i < cfg->nsystems; i++)
+		section_clear(&cfg->systems[i]);
+	section_clear(&cfg->oidc);
+	section_clear(&cfg->web);
 	free(cfg->systems);
 	for (i = 0; i < cfg->nroles; i++)
 		free(cfg->roles[i].name);

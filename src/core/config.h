@@ -6,6 +6,8 @@
  *   [store]             path
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
  *   [role "responder"]  permissions = response.manage response.read …
+ *   [oidc]              keys the OpenID Connect verifier (src/api/oidc.c) reads
+ *   [web]               keys the console (src/api/web.c) reads
  *
  * Every value remembers its file and line so that whoever validates it later can say
  * "file:line: reason".
@@ -56,6 +58,9 @@ struct config {
 	size_t nsystems;
 	struct role_config *roles;
 	size_t nroles;
+	/* Sections whose keys another module validates: line 0 when absent. */
+	struct system_config oidc;
+	struct system_config web;
 };
 
 /*

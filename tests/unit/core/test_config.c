@@ -30,7 +30,9 @@ parses_every_section(void **state)
 	    "permissions = response.manage, identities.read\n"
 	    "[engine]\n"
 	    "retry_cap_ms = 2000\n"
-	    "max_attempts = 7\n";
+	    "max_attempts = 7\n"
+	    "[oidc]\n"
+	    "issuer = https://login.example/t/v2.0\n";
 	struct config c;
 	struct qerr e;
 	const struct config_kv *kv;
@@ -54,6 +56,10 @@ parses_every_section(void **state)
 	assert_int_equal(c.retry_cap_ms, 2000);
 	assert_int_equal(c.max_attempts, 7);
 	assert_int_equal(c.lease_ms, 0);
+	assert_int_equal(c.oidc.line, 18);
+	assert_string_equal(config_system_get(&c.oidc, "issuer")->value,
+	    "https://login.example/t/v2.0");
+	assert_int_equal(c.web.line, 0);
 	config_clear(&c);
 }
 
@@ -109,6 +115,7 @@ errors_name_file_and_line(void **state)
 	    "q.conf:2: unknown permission 'fly'");
 	expect_error("[engine]\nmax_attempts = 0\n",
 	    "q.conf:2: max_attempts must be a whole number from 1 to 1000");
+	expect_error("[oidc]\na = 1\n[oidc]\n", "q.conf:3: [oidc] is defined twice");
 	expect_error("[server]\nlisten =\n", "q.conf:2: missing value for 'listen'");
 	expect_error("[server]\ntls_cert = /x\n",
 	    "q.conf: tls_cert and tls_key must be set together");
