@@ -1170,11 +1170,11 @@ static const struct verb verbs[] = {
 	{ ACTION_FORCE_PASSWORD_CHANGE, "POST", "/lifecycle/expire_password",
 	    "PASSWORD_EXPIRED", "already must change password",
 	    "the password must be changed at next sign-in", "password_expired",
-	    "expire the password of" },
+	    "expire the password" },
 	{ ACTION_REVOKE_SESSIONS, "DELETE", "/sessions?oauthTokens=true",
-	    NULL, NULL, "sessions and OAuth tokens revoked", NULL, "revoke sessions of" },
+	    NULL, NULL, "sessions and OAuth tokens revoked", NULL, "revoke sessions" },
 	{ ACTION_SET_RISK, "PUT", "/risk", NULL, NULL, NULL, NULL,
-	    "set the risk of" },
+	    "set the risk" },
 };
 
 static const struct verb *
@@ -1397,7 +1397,7 @@ okta_execute(struct provider *p, const struct step *step, struct step_result *re
 static int
 next_link(const struct provider *p, const struct http_response *resp, char **next)
 {
-	const char *h, *line, *lt, *gt, *end;
+	const char *h, *line, *lt, *gt, *end, *params, *stop;
 	size_t olen = strlen(p->org_url);
 
 	*next = NULL;
@@ -1409,10 +1409,8 @@ next_link(const struct provider *p, const struct http_response *resp, char **nex
 		    != NULL; line = gt + 1) {
 			if ((gt = memchr(lt, '>', (size_t)(end - lt))) == NULL)
 				return -1;
-			const char *params = gt + 1, *stop = memchr(params, ',',
-			    (size_t)(end - params));
-
-			if (stop == NULL)
+			params = gt + 1;
+			if ((stop = memchr(params, ',', (size_t)(end - params))) == NULL)
 				stop = end;
 			if (memmem(params, (size_t)(stop - params), "rel=\"next\"", 10) == NULL &&
 			    memmem(params, (size_t)(stop - params), "rel=next", 8) == NULL)
