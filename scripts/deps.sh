@@ -14,7 +14,7 @@ pkgs=(
   samba krb5-user ldap-utils sqlite3 openssl curl ca-certificates
 )
 if [ "$tests" = yes ]; then
-  pkgs+=(python3 python3-pytest iproute2 util-linux)
+  pkgs+=(python3 python3-pytest iproute2 util-linux chromium)
   # Node.js runs the Graph and Okta emulators and Prism; a machine that already has a
   # node and npm (of any origin) keeps them.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
@@ -37,10 +37,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 [ "$tests" = yes ] || exit 0
 
-# Prism (the vendors' contracts) and the vendor SDKs the benchmarks compare with,
-# pinned in tests/contract/package-lock.json.
+# Prism (the vendors' contracts), the vendor SDKs the benchmarks compare with and
+# playwright-core (drives Debian's chromium in tests/web), pinned in tests/contract/package-lock.json.
 contract=$(dirname "$0")/../tests/contract
-if [ ! -x "$contract/node_modules/.bin/prism" ]; then
+if [ ! -x "$contract/node_modules/.bin/prism" ] ||
+    [ ! -d "$contract/node_modules/playwright-core" ]; then
   (cd "$contract" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "deps.sh: installed the npm packages of tests/contract"
 fi
