@@ -17,6 +17,7 @@ struct api {
 	uint16_t port;
 	char *tls_cert;
 	char *tls_key;
+	struct web *web;	/* the console: files and browser sessions */
 };
 
 struct req {

@@ -1,0 +1,833 @@
+/*
+ * The web console's side of quelld.
+ *
+ * Files: served from one directory ([web] root), GET and HEAD only, regular files
+ * only, by an allow-list of names (no dot-segments, no dotfiles) whose resolved path
+ * must still lie under the root, with a strict Content-Security-Policy.
+ *
+ * Sessions: a browser signs in by posting an API token, which is checked exactly as a
+ * bearer token is. The session id (256 random bits) goes to the browser in an
+ * HttpOnly, SameSite=Strict cookie and is kept here only as its SHA-256, so a memory
+ * dump of the table yields no usable cookie. Each request re-reads the token's
+ * principal from the store, so a changed role applies at once and a removed token
+ * ends its sessions. Every state change made with the cookie must carry the session's
+ * CSRF token in X-CSRF-Token: SameSite already keeps other sites' requests from
+ * carrying the cookie, and the header is a second lock that a form or a link cannot
+ * open.
+ *
+ * OpenID Connect (authorization code + PKCE, src/api/oidc.c) signs in elsewhere and
+ * ends here: its callback makes a session with session_new() from the principal it
+ * verified, and the rest of this file does not care how a session began.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/id.h"
+#include "core/log.h"
+#include "core/rbac.h"
+#include "web.h"
+
+#define COOKIE_NAME "quell_session"
+#define SECRET_BYTES 32
+/* base64url without padding of SECRET_BYTES */
+#define SECRET_B64 43
+#define COOKIE_HEADER_MAX 8192
+#define FILE_MAX (8L << 20)
+#define PATH_MAX_LEN 255
+#define TOKEN_MAX 256
+
+#define IDLE_DEFAULT_S (8 * 3600)
+#define LIFE_DEFAULT_S (12 * 3600)
+#define SESSIONS_DEFAULT 1000
+#define SESSIONS_MAX 100000
+
+/*
+ * The policy every console file is sent with: nothing but our own origin, no inline
+ * script or style, no framing, no plugins, forms only to us.
+ */
+static const char csp[] =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'";
+
+struct session {
+	bool live;
+	unsigned char id_hash[32];	/* SHA-256 of the cookie's value */
+	char csrf[SECRET_B64 + 1];
+	char token_id[ID_LEN];	/* the API token it was opened with */
+	unsigned char token_hash[32];	/* that token's stored hash at sign-in */
+	int64_t created_ms;
+	int64_t used_ms;
+};
+
+struct web {
+	char *root;		/* resolved; NULL when no console files are installed */
+	size_t rootlen;
+	bool tls;
+	int64_t idle_ms;
+	int64_t life_ms;
+	size_t max;
+	pthread_mutex_t mu;
+	struct session *s;	/* max slots */
+};
+
+/* What a looked-up session lends the request, copied out from under the lock. */
+struct session_view {
+	char csrf[SECRET_B64 + 1];
+	char token_id[ID_LEN];
+	unsigned char token_hash[32];
+	int64_t expires_ms;
+};
+
+static void
+session_wipe(struct session *s)
+{
+	sodium_memzero(s, sizeof(*s));
+}
+
+static void
+view_wipe(struct session_view *v)
+{
+	sodium_memzero(v, sizeof(*v));
+}
+
+/* ------------------------------------------------------------------ configuration */
+
+/* "90", "90s", "30m", "8h", "2d" → seconds in [60, 30 days]; -1 if not. */
+static long
+parse_duration(const char *s)
+{
+	char *end;
+	long n, mul = 1;
+
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (end == s || errno != 0 || n < 0 || n > 30L * 86400)
+		return -1;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		mul = 60, end++;
+	else if (*end == 'h')
+		mul = 3600, end++;
+	else if (*end == 'd')
+		mul = 86400, end++;
+	if (*end != '\0' || n * mul < 60 || n * mul > 30L * 86400)
+		return -1;
+	return n * mul;
+}
+
+/* Whether the running binary lies in the build tree (then the source's web/ is used). */
+static bool
+running_from_build_tree(void)
+{
+	char exe[PATH_MAX], build[PATH_MAX];
+	size_t n;
+
+	if (realpath("/proc/self/exe", exe) == NULL ||
+	    realpath(QUELL_BUILD_ROOT, build) == NULL)
+		return false;
+	n = strlen(build);
+	return strncmp(exe, build, n) == 0 && exe[n] == '/';
+}
+
+static int
+set_root(struct web *w, const char *dir, const struct config_kv *kv,
+    const struct config *cfg, struct qerr *e)
+{
+	char real[PATH_MAX];
+	struct stat sb;
+
+	if (realpath(dir, real) == NULL || stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		if (kv != NULL)
+			return qerr_set(e, QERR_CONFIG, "root",
+			    "%s:%d: [web] root '%s' is not a directory", cfg->file, kv->line,
+			    dir);
+		log_msg(LOG_LVL_WARN, "no web console files at %s: the console is off",
+		    dir);
+		return 0;
+	}
+	if ((w->root = strdup(real)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	w->rootlen = strlen(real);
+	return 0;
+}
+
+static int
+parse_config(struct web *w, const struct config *cfg, const struct config_kv **root,
+    struct qerr *e)
+{
+	const struct system_config *sec = &cfg->web;
+	const struct config_kv *kv;
+	long v;
+	char *end;
+	size_t i;
+
+	for (i = 0; i < sec->nkv; i++) {
+		kv = &sec->kv[i];
+		if (strcmp(kv->key, "root") == 0) {
+			if (kv->value[0] == '\0')
+				return qerr_set(e, QERR_CONFIG, "root",
+				    "%s:%d: [web] root must name a directory", cfg->file,
+				    kv->line);
+			*root = kv;
+		} else if (strcmp(kv->key, "session_idle") == 0 ||
+		    strcmp(kv->key, "session_lifetime") == 0) {
+			if ((v = parse_duration(kv->value)) < 0)
+				return qerr_set(e, QERR_CONFIG, kv->key,
+				    "%s:%d: [web] %s must be a duration from 60s to 30d "
+				    "(e.g. 8h), not '%s'", cfg->file, kv->line, kv->key,
+				    kv->value);
+			if (kv->key[8] == 'i')
+				w->idle_ms = v * 1000;
+			else
+				w->life_ms = v * 1000;
+		} else if (strcmp(kv->key, "max_sessions") == 0) {
+			errno = 0;
+			v = strtol(kv->value, &end, 10);
+			if (end == kv->value || *end != '\0' || errno != 0 || v < 1 ||
+			    v > SESSIONS_MAX)
+				return qerr_set(e, QERR_CONFIG, kv->key,
+				    "%s:%d: [web] max_sessions must be 1 to %d, not '%s'",
+				    cfg->file, kv->line, SESSIONS_MAX, kv->value);
+			w->max = (size_t)v;
+		} else
+			return qerr_set(e, QERR_CONFIG, kv->key,
+			    "%s:%d: unknown key '%s' in [web] (root, session_idle, "
+			    "session_lifetime, max_sessions)", cfg->file, kv->line, kv->key);
+	}
+	if (w->idle_ms > w->life_ms)
+		return qerr_set(e, QERR_CONFIG, "session_idle",
+		    "%s:%d: [web] session_idle is longer than session_lifetime", cfg->file,
+		    sec->line);
+	return 0;
+}
+
+int
+web_open(const struct config *cfg, bool tls, struct web **out, struct qerr *e)
+{
+	const struct config_kv *root = NULL;
+	struct web *w;
+	int r;
+
+	*out = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	w->tls = tls;
+	w->idle_ms = IDLE_DEFAULT_S * 1000L;
+	w->life_ms = LIFE_DEFAULT_S * 1000L;
+	w->max = SESSIONS_DEFAULT;
+	pthread_mutex_init(&w->mu, NULL);
+	if ((r = parse_config(w, cfg, &root, e)) != 0)
+		goto out;
+	if (root != NULL)
+		r = set_root(w, root->value, root, cfg, e);
+	else
+		r = set_root(w, running_from_build_tree() ? QUELL_WEB_SRC : QUELL_WEB_DIR,
+		    NULL, cfg, e);
+	if (r != 0)
+		goto out;
+	if ((w->s = calloc(w->max, sizeof(*w->s))) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	*out = w;
+	w = NULL;
+out:
+	web_close(w);
+	return r;
+}
+
+void
+web_close(struct web *w)
+{
+	size_t i;
+
+	if (w == NULL)
+		return;
+	if (w->s != NULL) {
+		for (i = 0; i < w->max; i++)
+			session_wipe(&w->s[i]);
+		free(w->s);
+	}
+	pthread_mutex_destroy(&w->mu);
+	free(w->root);
+	free(w);
+}
+
+/* ------------------------------------------------------------------------ answers */
+
+static void
+security_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+	MHD_add_response_header(resp, "Content-Security-Policy", csp);
+}
+
+/* Sends q->resp as JSON, like the API does, with a Set-Cookie when cookie is set. */
+static enum MHD_Result
+send_json(struct req *q, const char *cookie)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text;
+
+	text = json_dumps(q->resp ? q->resp : json_object(), JSON_COMPACT);
+	if (text == NULL)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	security_headers(resp);
+	if (cookie != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+	ret = MHD_queue_response(q->conn, (unsigned)q->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------- files */
+
+static const char *
+content_type(const char *path)
+{
+	static const struct {
+		const char *ext;
+		const char *type;
+	} types[] = {
+		{ ".html", "text/html; charset=utf-8" },
+		{ ".js", "text/javascript; charset=utf-8" },
+		{ ".css", "text/css; charset=utf-8" },
+		{ ".json", "application/json" },
+		{ ".svg", "image/svg+xml" },
+		{ ".png", "image/png" },
+		{ ".ico", "image/x-icon" },
+		{ ".txt", "text/plain; charset=utf-8" },
+	};
+	const char *dot = strrchr(path, '.');
+	size_t i;
+
+	if (dot == NULL || strchr(dot, '/') != NULL)
+		return NULL;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(dot, types[i].ext) == 0)
+			return types[i].type;
+	return NULL;
+}
+
+/*
+ * Whether the (already percent-decoded) path may name a console file: letters,
+ * digits, '-', '_', '.' and '/', no empty segment, no segment starting with a dot (so
+ * neither ".." nor a dotfile). Anything else is refused before the file system sees it.
+ */
+static bool
+path_allowed(const char *p)
+{
+	size_t i, n = strlen(p);
+
+	if (n < 2 || n > PATH_MAX_LEN || p[0] != '/')
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c == '/') {
+			if (p[i + 1] == '/' || p[i + 1] == '.' || p[i + 1] == '\0')
+				return false;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static enum MHD_Result
+send_file(struct req *q)
+{
+	struct web *w = q->api->web;
+	const char *path = strcmp(q->path, "/") == 0 ? "/index.html" : q->path;
+	char full[PATH_MAX], real[PATH_MAX];
+	struct MHD_Response *resp;
+	const char *type;
+	struct stat sb;
+	enum MHD_Result ret;
+	int fd = -1;
+
+	if (w->root == NULL) {
+		req_error(q, 404, "not_found", NULL, "the web console is not installed");
+		return send_json(q, NULL);
+	}
+	if (!path_allowed(path) || (type = content_type(path)) == NULL ||
+	    (size_t)snprintf(full, sizeof(full), "%s%s", w->root, path) >= sizeof(full) ||
+	    realpath(full, real) == NULL || strncmp(real, w->root, w->rootlen) != 0 ||
+	    real[w->rootlen] != '/' ||
+	    (fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > FILE_MAX) {
+		if (fd >= 0)
+			close(fd);
+		req_error(q, 404, "not_found", NULL, "no such file");
+		return send_json(q, NULL);
+	}
+	/* MHD owns fd from here, also when it fails. */
+	if ((resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd)) == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	/* Small files, changed by an upgrade: the browser asks again every time. */
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	security_headers(resp);
+	ret = MHD_queue_response(q->conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* ---------------------------------------------------------------------- sessions */
+
+/*
+ * The value of the quell_session cookie in q's Cookie header into out (SECRET_B64 + 1
+ * bytes): 1 found and well-formed, 0 absent, -1 present but malformed. The header is
+ * read at most COOKIE_HEADER_MAX bytes deep.
+ */
+static int
+cookie_value(struct req *q, char *out)
+{
+	const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_COOKIE);
+	const char *p, *name, *val;
+	size_t n, namelen, vlen, i;
+
+	if (h == NULL)
+		return 0;
+	n = strnlen(h, COOKIE_HEADER_MAX + 1);
+	if (n > COOKIE_HEADER_MAX)
+		return 0;
+	for (p = h; p < h + n;) {
+		while (p < h + n && (*p == ' ' || *p == ';'))
+			p++;
+		name = p;
+		while (p < h + n && *p != '=' && *p != ';')
+			p++;
+		namelen = (size_t)(p - name);
+		if (p < h + n && *p == '=')
+			p++;
+		val = p;
+		while (p < h + n && *p != ';')
+			p++;
+		vlen = (size_t)(p - val);
+		while (vlen > 0 && val[vlen - 1] == ' ')
+			vlen--;
+		if (namelen != sizeof(COOKIE_NAME) - 1 ||
+		    memcmp(name, COOKIE_NAME, namelen) != 0)
+			continue;
+		if (vlen != SECRET_B64)
+			return -1;
+		for (i = 0; i < vlen; i++)
+			if (!((val[i] >= 'a' && val[i] <= 'z') ||
+			    (val[i] >= 'A' && val[i] <= 'Z') ||
+			    (val[i] >= '0' && val[i] <= '9') || val[i] == '-' ||
+			    val[i] == '_'))
+				return -1;
+		memcpy(out, val, vlen);
+		out[vlen] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+static void
+hash_id(const char *id, unsigned char out[32])
+{
+	crypto_hash_sha256(out, (const unsigned char *)id, strlen(id));
+}
+
+static bool
+expired(const struct web *w, const struct session *s, int64_t now)
+{
+	return now - s->used_ms > w->idle_ms || now - s->created_ms > w->life_ms;
+}
+
+/* The live session whose id hashes to h, expired ones wiped on the way; w->mu held. */
+static struct session *
+session_find(struct web *w, const unsigned char h[32], int64_t now)
+{
+	struct session *found = NULL;
+	size_t i;
+
+	for (i = 0; i < w->max; i++) {
+		if (!w->s[i].live)
+			continue;
+		if (expired(w, &w->s[i], now))
+			session_wipe(&w->s[i]);
+		else if (found == NULL && sodium_memcmp(w->s[i].id_hash, h, 32) == 0)
+			found = &w->s[i];
+	}
+	return found;
+}
+
+/*
+ * Opens a session for the principal of API token token_id (whose stored hash is
+ * token_hash): writes the cookie's value into id and the CSRF token into csrf (both
+ * SECRET_B64 + 1 bytes). A full table gives up its least recently used session.
+ */
+static void
+session_new(struct web *w, const char *token_id, const unsigned char token_hash[32],
+    char *id, char *csrf, int64_t now)
+{
+	unsigned char raw[SECRET_BYTES];
+	struct session *s = NULL;
+	size_t i;
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(id, SECRET_B64 + 1, raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(csrf, SECRET_B64 + 1, raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+	pthread_mutex_lock(&w->mu);
+	for (i = 0; i < w->max; i++) {
+		if (w->s[i].live && expired(w, &w->s[i], now))
+			session_wipe(&w->s[i]);
+		if (!w->s[i].live) {
+			s = &w->s[i];
+			break;
+		}
+		if (s == NULL || w->s[i].used_ms < s->used_ms)
+			s = &w->s[i];
+	}
+	session_wipe(s);
+	s->live = true;
+	hash_id(id, s->id_hash);
+	memcpy(s->csrf, csrf, SECRET_B64 + 1);
+	snprintf(s->token_id, sizeof(s->token_id), "%s", token_id);
+	memcpy(s->token_hash, token_hash, 32);
+	s->created_ms = s->used_ms = now;
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Looks the cookie's session up, marks it used and copies it into *v. */
+static bool
+session_use(struct web *w, const char *id, struct session_view *v, int64_t now)
+{
+	unsigned char h[32];
+	struct session *s;
+
+	hash_id(id, h);
+	pthread_mutex_lock(&w->mu);
+	if ((s = session_find(w, h, now)) != NULL) {
+		s->used_ms = now;
+		memcpy(v->csrf, s->csrf, sizeof(v->csrf));
+		memcpy(v->token_id, s->token_id, sizeof(v->token_id));
+		memcpy(v->token_hash, s->token_hash, sizeof(v->token_hash));
+		v->expires_ms = s->created_ms + w->life_ms;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return s != NULL;
+}
+
+static void
+session_end(struct web *w, const char *id)
+{
+	unsigned char h[32];
+	struct session *s;
+
+	hash_id(id, h);
+	pthread_mutex_lock(&w->mu);
+	if ((s = session_find(w, h, engine_now_ms())) != NULL)
+		session_wipe(s);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Ends every session opened with token_id (it is gone from the store). */
+static void
+sessions_of_token_end(struct web *w, const char *token_id)
+{
+	size_t i;
+
+	pthread_mutex_lock(&w->mu);
+	for (i = 0; i < w->max; i++)
+		if (w->s[i].live && strcmp(w->s[i].token_id, token_id) == 0)
+			session_wipe(&w->s[i]);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* The principal of the session's token as the store knows it now. */
+static int
+session_principal(struct req *q, const struct session_view *v, struct qerr *e)
+{
+	unsigned char stored[32];
+	struct store_tx *tx = NULL;
+	int r;
+
+	if ((r = store_tx_begin(q->api->st, false, &tx, e)) != 0)
+		return r;
+	r = store_token_get(tx, v->token_id, &q->who, stored, e);
+	store_tx_rollback(tx);
+	if (r == 0 && sodium_memcmp(stored, v->token_hash, 32) != 0) {
+		principal_clear(&q->who);
+		r = QERR_NOT_FOUND;
+	}
+	if (r == QERR_NOT_FOUND) {
+		sessions_of_token_end(q->api->web, v->token_id);
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL,
+		    "the token this session was opened with no longer exists");
+	}
+	return r;
+}
+
+static bool
+state_changing(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+	    strcmp(method, "OPTIONS") != 0;
+}
+
+bool
+web_has_session(struct req *q)
+{
+	char id[SECRET_B64 + 1];
+	bool has;
+
+	if (q->api->web == NULL || MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION) != NULL)
+		return false;
+	has = cookie_value(q, id) != 0;
+	sodium_memzero(id, sizeof(id));
+	return has;
+}
+
+/* web_authenticate(), also telling the session's CSRF token and expiry. */
+static bool
+authenticate_session(struct req *q, struct session_view *v)
+{
+	const char *sent;
+	char id[SECRET_B64 + 1];
+	struct qerr e;
+	bool ok = false;
+	int r;
+
+	qerr_clear(&e);
+	memset(v, 0, sizeof(*v));
+	if (cookie_value(q, id) != 1 || !session_use(q->api->web, id, v,
+	    engine_now_ms())) {
+		req_error(q, 401, "unauthenticated", NULL,
+		    "the session has expired or was ended: sign in again");
+		req_audit_denial(q, "auth.failed", "no live session for the cookie");
+		goto out;
+	}
+	if ((r = session_principal(q, v, &e)) != 0) {
+		if (r == QERR_UNAUTHENTICATED) {
+			req_error(q, 401, "unauthenticated", NULL, "%s", e.msg);
+			req_audit_denial(q, "auth.failed", e.msg);
+		} else
+			req_qerr(q, r, &e);
+		goto out;
+	}
+	if (!rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
+		q->perms = 0;
+	if (state_changing(q->method)) {
+		sent = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+		if (sent == NULL || strlen(sent) != SECRET_B64 ||
+		    sodium_memcmp(sent, v->csrf, SECRET_B64) != 0) {
+			req_error(q, 403, "csrf", "X-CSRF-Token",
+			    "a change made with a session cookie needs the session's "
+			    "X-CSRF-Token header");
+			req_audit_denial(q, "csrf.refused",
+			    "missing or wrong X-CSRF-Token with a session cookie");
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	sodium_memzero(id, sizeof(id));
+	return ok;
+}
+
+bool
+web_authenticate(struct req *q)
+{
+	struct session_view v;
+	bool ok;
+
+	ok = authenticate_session(q, &v);
+	view_wipe(&v);
+	return ok;
+}
+
+/* {"name","role","permissions","csrf_token","expires_at"} of the signed-in caller. */
+static json_t *
+session_json(const struct req *q, const char *csrf, int64_t expires_ms)
+{
+	json_t *perms = json_array();
+	int i;
+
+	for (i = 0; i < PERM_COUNT; i++)
+		if (q->perms & (1u << i))
+			json_array_append_new(perms, json_string(rbac_perm_name(1u << i)));
+	return json_pack("{s:s, s:s, s:o, s:s, s:I, s:I}", "name", q->who.name, "role",
+	    q->who.role, "permissions", perms, "csrf_token", csrf, "expires_at_ms",
+	    (json_int_t)expires_ms, "idle_timeout_s",
+	    (json_int_t)(q->api->web->idle_ms / 1000));
+}
+
+static void
+audit_session(struct req *q, const char *event, const char *token_id)
+{
+	json_t *d = json_pack("{s:s, s:s}", "token_id", token_id, "via", "web console");
+	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+	struct qerr e;
+
+	if (text == NULL || engine_audit(q->api->eng, q->who.name, event, NULL, text,
+	    &e) != 0)
+		log_msg(LOG_LVL_ERROR, "audit of %s failed", event);
+	free(text);
+	json_decref(d);
+}
+
+/* POST /api/v1/session {"token": "<API token>"}: signs in. */
+static enum MHD_Result
+sign_in(struct req *q)
+{
+	struct web *w = q->api->web;
+	char id[SECRET_B64 + 1], csrf[SECRET_B64 + 1], cookie[160];
+	unsigned char th[32];
+	const char *k, *tok;
+	json_t *o, *t, *v;
+	struct qerr e;
+	enum MHD_Result ret;
+	int64_t now;
+	int r;
+
+	memset(id, 0, sizeof(id));
+	memset(csrf, 0, sizeof(csrf));
+	cookie[0] = '\0';
+	qerr_clear(&e);
+	if ((o = req_json(q)) == NULL)
+		return send_json(q, NULL);
+	json_object_foreach(o, k, v)
+		if (strcmp(k, "token") != 0) {
+			req_error(q, 400, "invalid_input", "body",
+			    "unknown field '%.100s': send {\"token\": \"…\"}", k);
+			goto out;
+		}
+	t = json_object_get(o, "token");
+	if (!json_is_string(t) || (tok = json_string_value(t))[0] == '\0' ||
+	    strlen(tok) != json_string_length(t) || strlen(tok) > TOKEN_MAX) {
+		req_error(q, 400, "invalid_input", "token",
+		    "token must be an API token (qt_….…)");
+		goto out;
+	}
+	if ((r = auth_token_check(q->api->st, tok, &q->who, &e)) != 0) {
+		if (r == QERR_UNAUTHENTICATED) {
+			req_error(q, 401, "unauthenticated", "token", "%s", e.msg);
+			req_audit_denial(q, "auth.failed", e.msg);
+		} else
+			req_qerr(q, r, &e);
+		goto out;
+	}
+	if (!rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
+		q->perms = 0;
+	/* The same hash auth.c stores: the session is bound to this very token. */
+	crypto_hash_sha256(th, (const unsigned char *)tok, strlen(tok));
+	now = engine_now_ms();
+	session_new(w, q->who.id, th, id, csrf, now);
+	snprintf(cookie, sizeof(cookie),
+	    COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", id,
+	    (long long)(w->life_ms / 1000), w->tls ? "; Secure" : "");
+	audit_session(q, "session.created", q->who.id);
+	req_reply(q, 200, session_json(q, csrf, now + w->life_ms));
+out:
+	/* The token sits in the parsed body: wipe it before the body is freed. */
+	if ((t = json_object_get(o, "token")) != NULL && json_is_string(t))
+		sodium_memzero((char *)json_string_value(t), json_string_length(t));
+	json_decref(o);
+	if (q->body != NULL)
+		sodium_memzero(q->body, q->len);
+	ret = send_json(q, cookie[0] ? cookie : NULL);
+	sodium_memzero(cookie, sizeof(cookie));
+	sodium_memzero(id, sizeof(id));
+	sodium_memzero(csrf, sizeof(csrf));
+	return ret;
+}
+
+/* GET /api/v1/session: who is signed in, and the CSRF token a reloaded page needs. */
+static enum MHD_Result
+who(struct req *q)
+{
+	struct session_view v;
+
+	if (authenticate_session(q, &v))
+		req_reply(q, 200, session_json(q, v.csrf, v.expires_ms));
+	view_wipe(&v);
+	return send_json(q, NULL);
+}
+
+/* DELETE /api/v1/session: signs out; the cookie is cleared either way. */
+static enum MHD_Result
+sign_out(struct req *q)
+{
+	static const char clear[] = COOKIE_NAME
+	    "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
+	struct session_view v;
+	char id[SECRET_B64 + 1];
+
+	if (authenticate_session(q, &v)) {
+		if (cookie_value(q, id) == 1)
+			session_end(q->api->web, id);
+		sodium_memzero(id, sizeof(id));
+		audit_session(q, "session.ended", v.token_id);
+		req_reply(q, 200, json_pack("{s:b}", "signed_out", 1));
+	}
+	view_wipe(&v);
+	/* A refused CSRF keeps the cookie: the request did not come from our page. */
+	return send_json(q, q->status == 403 ? NULL : clear);
+}
+
+bool
+web_request(struct req *q, enum MHD_Result *ret)
+{
+	bool get = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
+
+	if (q->api->web == NULL || strcmp(q->path, "/healthz") == 0)
+		return false;
+	if (strcmp(q->path, "/api/v1/session") == 0) {
+		if (q->too_large)
+			req_error(q, 413, "too_large", "body",
+			    "the body is larger than %zu bytes", q->api->cfg->max_body);
+		else if (strcmp(q->method, "POST") == 0)
+			return *ret = sign_in(q), true;
+		else if (strcmp(q->method, "GET") == 0)
+			return *ret = who(q), true;
+		else if (strcmp(q->method, "DELETE") == 0)
+			return *ret = sign_out(q), true;
+		else
+			req_error(q, 405, "method_not_allowed", NULL,
+			    "%s is not allowed on %s", q->method, q->path);
+		*ret = send_json(q, NULL);
+		return true;
+	}
+	if (strncmp(q->path, "/api/", 5) == 0 || strcmp(q->path, "/api") == 0)
+		return false;
+	if (!get) {
+		req_error(q, 405, "method_not_allowed", NULL,
+		    "the console's files are read with GET");
+		*ret = send_json(q, NULL);
+		return true;
+	}
+	*ret = send_file(q);
+	return true;
+}
