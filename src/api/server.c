@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/rbac.h"
 #include "internal.h"
+#include "web.h"
 
 int
 req_reply(struct req *q, unsigned status, json_t *o)
@@ -138,6 +139,9 @@ authenticate(struct req *q)
 	int r;
 
 	qerr_clear(&e);
+	/* The console's session cookie stands in for a bearer token (web.c). */
+	if (h == NULL && web_has_session(q))
+		return web_authenticate(q);
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
 		req_error(q, 401, "unauthenticated", NULL,
 		    "send an API token: Authorization: Bearer <token>");
@@ -227,6 +231,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     const char *version, const char *data, size_t *size, void **con_cls)
 {
 	struct req *q = *con_cls;
+	enum MHD_Result ret;
 
 	(void)version;
 	if (q == NULL) {
@@ -245,6 +250,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		*size = 0;
 		return MHD_YES;
 	}
+	if (web_request(q, &ret))
+		return ret;
 	handle(q);
 	return send_answer(q);
 }
@@ -340,6 +347,10 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 		}
 		flags |= MHD_USE_TLS;
 	}
+	if ((r = web_open(cfg, cfg->tls_cert != NULL, &api->web, e)) != 0) {
+		api_stop(api);
+		return r;
+	}
 	api->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)4,
@@ -365,6 +376,7 @@ api_stop(struct api *api)
 		return;
 	if (api->d != NULL)
 		MHD_stop_daemon(api->d);
+	web_close(api->web);
 	if (api->tls_key != NULL) {
 		sodium_memzero(api->tls_key, strlen(api->tls_key));
 		free(api->tls_key);
