@@ -15,7 +15,8 @@
 #include "rbac.h"
 
 enum section {
-	SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE, SEC_OIDC, SEC_WEB
+	SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE, SEC_OIDC, SEC_WEB,
+	SEC_POLICY
 };
 
 struct parser {
@@ -177,6 +178,8 @@ system_key(struct parser *p, struct system_config *s, const char *k, const char 
 	for (i = 0; i < s->nkv; i++)
 		if (strcmp(s->kv[i].key, k) == 0)
 			return fail(p, "'%s' is set twice in this section", k);
+	if (strcmp(k, "kind") == 0 && s->kind != NULL)
+		return fail(p, "unknown key '%s' in [%s \"%s\"]", k, s->kind, s->name);
 	if (strcmp(k, "max_concurrency") == 0) {
 		if ((r = parse_int(p, k, v, 1, 256, &n)) != 0)
 			return r;
@@ -287,9 +290,47 @@ kv_section(struct parser *p, struct system_config *sc, const char *name)
 	return 0;
 }
 
+static const char *
+policy_type(const char *s)
+{
+	static const char *const types[] = { "grant", "requirement", "approval" };
+	size_t i, n;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		n = strlen(types[i]);
+		if (strncmp(s, types[i], n) == 0 && isspace((unsigned char)s[n]))
+			return types[i];
+	}
+	return NULL;
+}
+
+static int
+add_policy(struct parser *p, const char *type, const char *name)
+{
+	struct config *c = p->cfg;
+	struct system_config *s;
+	size_t i;
+
+	for (i = 0; i < c->npolicy; i++)
+		if (strcmp(c->policy[i].kind, type) == 0 &&
+		    strcmp(c->policy[i].name, name) == 0)
+			return fail(p, "%s '%s' is defined twice", type, name);
+	if ((s = realloc(c->policy, (c->npolicy + 1) * sizeof(*s))) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	c->policy = s;
+	s = &c->policy[c->npolicy++];
+	memset(s, 0, sizeof(*s));
+	s->file = c->file;
+	s->line = p->line;
+	if ((s->name = strdup(name)) == NULL || (s->kind = strdup(type)) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
 static int
 section(struct parser *p, char *s)
 {
+	const char *type;
 	char *end = strchr(s, ']'), *name;
 	int r;
 
@@ -313,6 +354,11 @@ section(struct parser *p, char *s)
 		if ((r = named_section(p, s + 6, &name)) != 0 || (r = add_system(p, name)))
 			return r;
 		p->sec = SEC_SYSTEM;
+	} else if ((type = policy_type(s)) != NULL) {
+		if ((r = named_section(p, s + strlen(type), &name)) != 0 ||
+		    (r = add_policy(p, type, name)))
+			return r;
+		p->sec = SEC_POLICY;
 	} else if (strncmp(s, "role", 4) == 0 && isspace((unsigned char)s[4])) {
 		if ((r = named_section(p, s + 4, &name)) != 0 || (r = add_role(p, name)))
 			return r;
@@ -349,6 +395,8 @@ assignment(struct parser *p, char *s)
 		return system_key(p, &p->cfg->systems[p->cfg->nsystems - 1], k, v);
 	case SEC_OIDC:
 		return system_key(p, &p->cfg->oidc, k, v);
+	case SEC_POLICY:
+		return system_key(p, &p->cfg->policy[p->cfg->npolicy - 1], k, v);
 	case SEC_WEB:
 		return system_key(p, &p->cfg->web, k, v);
 	case SEC_ROLE:
@@ -448,6 +496,9 @@ config_clear(struct config *cfg)
 		return;
 	for (i = 0; i < cfg->nsystems; i++)
 		section_clear(&cfg->systems[i]);
+	for (i = 0; i < cfg->npolicy; i++)
+		section_clear(&cfg->policy[i]);
+	free(cfg->policy);
 	section_clear(&cfg->oidc);
 	section_clear(&cfg->web);
 	free(cfg->systems);

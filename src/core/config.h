@@ -6,6 +6,7 @@
  *   [store]             path
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
  *   [role "responder"]  permissions = response.manage response.read …
+ *   [grant "x"], [requirement "kind"], [approval "x"]   access policy (core/policy.c)
  *   [oidc]              keys the OpenID Connect verifier (src/api/oidc.c) reads
  *   [web]               keys the console (src/api/web.c) reads
  *
@@ -58,6 +59,9 @@ struct config {
 	size_t nsystems;
 	struct role_config *roles;
 	size_t nroles;
+	/* [grant], [requirement] and [approval] sections: kind = the section's type. */
+	struct system_config *policy;
+	size_t npolicy;
 	/* Sections whose keys another module validates: line 0 when absent. */
 	struct system_config oidc;
 	struct system_config web;

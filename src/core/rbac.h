@@ -30,7 +30,7 @@ int rbac_perm_parse(const char *name, unsigned *out);
 
 /*
  * The permissions of role name: a role configured in cfg wins over a built-in one of
- * the same name (admin, responder, viewer, auditor). Returns false for an unknown role.
+ * the same name (admin, approver, responder, viewer, auditor). Returns false for an unknown role.
  */
 bool rbac_role_perms(const struct config *cfg, const char *role, unsigned *perms);
 

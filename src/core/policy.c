@@ -1,0 +1,734 @@
+/*
+ * The access policy: grants, per-system Entra role requirements and approval rules,
+ * read from the configuration with the seed's defaults, and the decisions made from
+ * them.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy.h"
+#include "rbac.h"
+
+/* Template ids from Microsoft's "Microsoft Entra built-in roles" reference. */
+static const struct entra_role {
+	const char *name;
+	const char *id;
+} entra_roles[] = {
+	{ "Global Administrator", "62e90394-69f5-4237-9190-012177145e10" },
+	{ "User Administrator", "fe930be7-5e62-47db-91af-98c3a49a38b1" },
+	{ "Authentication Administrator", "c4e39bd9-1100-46d3-8c65-fb160da0071f" },
+	{ "Privileged Authentication Administrator",
+	    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13" },
+	{ "Directory Writers", "9360feb5-f418-4baa-8175-e2a00bac4301" },
+	{ "Helpdesk Administrator", "729827e3-9c14-49f7-bb1b-9608f156bbb8" },
+	{ "Security Administrator", "194ae4cb-b126-40b2-bd5b-6091b380977d" },
+	{ "Security Operator", "5f2222b1-57c3-48ba-8ad5-d4759f1fde6f" },
+	{ "Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509" },
+	{ "Global Reader", "f2ef992c-3afb-46b9-b7cf-a126ee74c451" },
+};
+
+#define GA	"62e90394-69f5-4237-9190-012177145e10"
+#define UA	"fe930be7-5e62-47db-91af-98c3a49a38b1"
+#define AUTHA	"c4e39bd9-1100-46d3-8c65-fb160da0071f"
+#define PAA	"7be44c8a-adaf-4e2a-84d6-ab2649e08a13"
+#define DW	"9360feb5-f418-4baa-8175-e2a00bac4301"
+#define HDA	"729827e3-9c14-49f7-bb1b-9608f156bbb8"
+#define SECA	"194ae4cb-b126-40b2-bd5b-6091b380977d"
+#define SECO	"5f2222b1-57c3-48ba-8ad5-d4759f1fde6f"
+#define SECR	"5d6b6bb7-de71-4623-b4af-96380a352509"
+#define GR	"f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+
+/* The seed's "Roles and permissions" table: Entra roles allowed per action and
+ * system, besides a custom role with Response (manage). Active Directory has none. */
+static const struct {
+	const char *kind;
+	enum action_type type;
+	const char *wids;
+} default_requirements[] = {
+	{ "entra", ACTION_DISABLE, GA " " UA " " AUTHA " " PAA " " DW },
+	{ "entra", ACTION_ENABLE, GA " " UA " " AUTHA " " PAA " " DW },
+	{ "entra", ACTION_REVOKE_SESSIONS, GA " " UA " " AUTHA " " PAA " " DW " " HDA },
+	{ "entra", ACTION_MARK_COMPROMISED, GA " " SECA " " SECO },
+	{ "okta", ACTION_DISABLE, SECO " " SECA " " GA },
+	{ "okta", ACTION_ENABLE, SECO " " SECA " " GA },
+	{ "okta", ACTION_REVOKE_SESSIONS, SECO " " SECA " " GA },
+	{ "okta", ACTION_DEACTIVATE, SECO " " SECA " " GA },
+	{ "okta", ACTION_SET_RISK, SECO " " SECA " " GA },
+	{ "okta", ACTION_FORCE_PASSWORD_CHANGE, SECO " " SECA " " GA },
+};
+
+/* Without [grant] sections, Entra roles give read access (and approval to Security
+ * Administrators); acting comes through the requirements, as the seed has it. */
+static const struct {
+	const char *wid;
+	const char *role;
+} default_grants[] = {
+	{ GA, "admin" }, { SECA, "approver" }, { SECO, "viewer" }, { SECR, "viewer" },
+	{ GR, "viewer" }, { UA, "viewer" }, { AUTHA, "viewer" }, { PAA, "viewer" },
+	{ HDA, "viewer" }, { DW, "viewer" },
+};
+
+enum match_kind { MATCH_APP_ROLE, MATCH_ENTRA_ROLE, MATCH_SUBJECT, MATCH_USER };
+
+struct list {
+	char **v;
+	size_t n;
+};
+
+struct grant_rule {
+	const char *name;
+	enum match_kind how;
+	char *value;
+	const char *role;
+	unsigned perms;
+	struct list scope;
+	struct list exclude;
+	char source[96];
+};
+
+struct requirement {
+	char *kind;
+	enum action_type type;
+	struct list wids;
+};
+
+struct approval_rule {
+	const char *name;
+	unsigned types;		/* bit per action type; 0 = any */
+	struct list tags;
+	struct list kinds;
+	long min_accounts;	/* more than this many steps; -1 = any */
+	int64_t ttl_ms;
+};
+
+struct policy {
+	const struct config *cfg;
+	struct grant_rule *grants;
+	size_t ngrants;
+	struct requirement *reqs;
+	size_t nreqs;
+	struct approval_rule *approvals;
+	size_t napprovals;
+};
+
+static int
+fail(struct qerr *e, const struct system_config *s, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+fail(struct qerr *e, const struct system_config *s, int line, const char *fmt, ...)
+{
+	char why[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return qerr_set(e, QERR_CONFIG, NULL, "%s:%d: %s", s->file, line, why);
+}
+
+static void
+list_clear(struct list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int
+list_add(struct list *l, const char *s, size_t len)
+{
+	char **nv;
+
+	if ((nv = realloc(l->v, (l->n + 1) * sizeof(*nv))) == NULL)
+		return QERR_NOMEM;
+	l->v = nv;
+	if ((l->v[l->n] = strndup(s, len)) == NULL)
+		return QERR_NOMEM;
+	l->n++;
+	return 0;
+}
+
+/* Splits on sep (and trims blanks), e.g. "Security Operator, Global Administrator". */
+static int
+list_split(struct list *l, const char *v, const char *sep)
+{
+	const char *p = v, *start, *end;
+	size_t n;
+	int r;
+
+	while (*p != '\0') {
+		n = strcspn(p, sep);
+		start = p;
+		end = p + n;
+		while (start < end && isspace((unsigned char)*start))
+			start++;
+		while (end > start && isspace((unsigned char)end[-1]))
+			end--;
+		if (end > start && (r = list_add(l, start, (size_t)(end - start))) != 0)
+			return r;
+		p += n;
+		if (*p != '\0')
+			p++;
+	}
+	return 0;
+}
+
+static bool
+list_has(char *const *v, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static bool
+lists_meet(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	size_t i;
+
+	for (i = 0; i < na; i++)
+		if (list_has(b, nb, a[i]))
+			return true;
+	return false;
+}
+
+const char *
+policy_entra_role_name(const char *template_id)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(entra_roles) / sizeof(entra_roles[0]); i++)
+		if (strcasecmp(entra_roles[i].id, template_id) == 0)
+			return entra_roles[i].name;
+	return NULL;
+}
+
+/* An Entra role by display name (case-insensitive) or template id. */
+static const char *
+entra_role_id(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(entra_roles) / sizeof(entra_roles[0]); i++)
+		if (strcasecmp(entra_roles[i].name, s) == 0 ||
+		    strcasecmp(entra_roles[i].id, s) == 0)
+			return entra_roles[i].id;
+	return NULL;
+}
+
+static bool
+is_uuid(const char *s)
+{
+	size_t i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++)
+		if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' :
+		    !isxdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* Role names and ids to template ids: an unknown name is an error, an unknown
+ * well-formed id is taken as given (custom or newer roles). */
+static int
+parse_wids(struct qerr *e, const struct system_config *s, const struct config_kv *kv,
+    struct list *out)
+{
+	struct list raw = { NULL, 0 };
+	const char *id;
+	size_t i;
+	int r = 0;
+
+	if (strcmp(kv->value, "none") == 0)
+		return 0;
+	if ((r = list_split(&raw, kv->value, ",")) != 0)
+		goto out;
+	for (i = 0; i < raw.n && r == 0; i++) {
+		if ((id = entra_role_id(raw.v[i])) == NULL && is_uuid(raw.v[i]))
+			id = raw.v[i];
+		if (id == NULL)
+			r = fail(e, s, kv->line, "unknown Entra role '%s' (use its name or "
+			    "template id)", raw.v[i]);
+		else
+			r = list_add(out, id, strlen(id));
+	}
+out:
+	list_clear(&raw);
+	return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
+}
+
+static int
+load_match(struct qerr *e, const struct system_config *s, const struct config_kv *kv,
+    struct grant_rule *g)
+{
+	static const struct {
+		const char *prefix;
+		enum match_kind how;
+	} kinds[] = {
+		{ "app_role:", MATCH_APP_ROLE }, { "entra_role:", MATCH_ENTRA_ROLE },
+		{ "subject:", MATCH_SUBJECT }, { "user:", MATCH_USER },
+	};
+	const char *v = NULL, *id;
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && v == NULL; i++)
+		if (strncmp(kv->value, kinds[i].prefix, strlen(kinds[i].prefix)) == 0) {
+			v = kv->value + strlen(kinds[i].prefix);
+			g->how = kinds[i].how;
+		}
+	if (v == NULL || *v == '\0')
+		return fail(e, s, kv->line, "match must be app_role:NAME, entra_role:ROLE, "
+		    "subject:ID or user:NAME");
+	if (g->how == MATCH_ENTRA_ROLE) {
+		if ((id = entra_role_id(v)) == NULL && is_uuid(v))
+			id = v;
+		if (id == NULL)
+			return fail(e, s, kv->line, "unknown Entra role '%s'", v);
+		v = id;
+	}
+	if ((g->value = strdup(v)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+static int
+load_grant(struct policy *pol, const struct system_config *s, struct grant_rule *g,
+    struct qerr *e)
+{
+	const struct config_kv *kv;
+	size_t i;
+	int r;
+
+	g->name = s->name;
+	snprintf(g->source, sizeof(g->source), "grant %s", s->name);
+	for (i = 0; i < s->nkv; i++) {
+		kv = &s->kv[i];
+		if (strcmp(kv->key, "match") == 0)
+			r = load_match(e, s, kv, g);
+		else if (strcmp(kv->key, "role") == 0) {
+			g->role = kv->value;
+			r = rbac_role_perms(pol->cfg, g->role, &g->perms) ? 0 :
+			    fail(e, s, kv->line, "unknown role '%s'", kv->value);
+		} else if (strcmp(kv->key, "scope") == 0)
+			r = list_split(&g->scope, kv->value, ", \t");
+		else if (strcmp(kv->key, "exclude") == 0)
+			r = list_split(&g->exclude, kv->value, ", \t");
+		else
+			r = fail(e, s, kv->line, "unknown key '%s' in [grant \"%s\"]", kv->key,
+			    s->name);
+		if (r != 0)
+			return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
+	}
+	if (g->value == NULL || g->role == NULL)
+		return fail(e, s, s->line, "[grant \"%s\"] needs match and role", s->name);
+	return 0;
+}
+
+static int
+load_requirement(struct policy *pol, const struct system_config *s, struct qerr *e)
+{
+	const struct config_kv *kv;
+	struct requirement *rq;
+	enum action_type t;
+	size_t i;
+	int r;
+
+	for (i = 0; i < s->nkv; i++) {
+		kv = &s->kv[i];
+		if (action_type_parse(kv->key, &t) != 0)
+			return fail(e, s, kv->line, "'%s' is not an action type", kv->key);
+		rq = realloc(pol->reqs, (pol->nreqs + 1) * sizeof(*rq));
+		if (rq == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		pol->reqs = rq;
+		rq = &pol->reqs[pol->nreqs++];
+		memset(rq, 0, sizeof(*rq));
+		rq->type = t;
+		if ((rq->kind = strdup(s->name)) == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		if ((r = parse_wids(e, s, kv, &rq->wids)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+parse_count(const char *v, long max, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < 0 || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int
+approval_key(struct qerr *e, const struct system_config *s, const struct config_kv *kv,
+    struct approval_rule *a)
+{
+	struct list types = { NULL, 0 };
+	enum action_type t;
+	long n;
+	size_t i;
+	int r = 0;
+
+	if (strcmp(kv->key, "types") == 0) {
+		if ((r = list_split(&types, kv->value, ", \t")) == 0)
+			for (i = 0; i < types.n && r == 0; i++) {
+				if (action_type_parse(types.v[i], &t) != 0)
+					r = fail(e, s, kv->line, "'%s' is not an action type",
+					    types.v[i]);
+				else
+					a->types |= 1u << t;
+			}
+		list_clear(&types);
+	} else if (strcmp(kv->key, "tags") == 0)
+		r = list_split(&a->tags, kv->value, ", \t");
+	else if (strcmp(kv->key, "systems") == 0)
+		r = list_split(&a->kinds, kv->value, ", \t");
+	else if (strcmp(kv->key, "min_accounts") == 0) {
+		if (parse_count(kv->value, 1000000, &a->min_accounts) != 0)
+			r = fail(e, s, kv->line, "min_accounts must be a whole number");
+	} else if (strcmp(kv->key, "expire_hours") == 0) {
+		if (parse_count(kv->value, 24 * 365, &n) != 0 || n == 0)
+			r = fail(e, s, kv->line, "expire_hours must be from 1 to 8760");
+		else
+			a->ttl_ms = n * 3600 * 1000;
+	} else
+		r = fail(e, s, kv->line, "unknown key '%s' in [approval \"%s\"]", kv->key,
+		    s->name);
+	return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
+}
+
+static int
+load_approval(const struct system_config *s, struct approval_rule *a, struct qerr *e)
+{
+	size_t i;
+	int r;
+
+	a->name = s->name;
+	a->min_accounts = -1;
+	a->ttl_ms = 24 * 3600 * 1000;
+	for (i = 0; i < s->nkv; i++)
+		if ((r = approval_key(e, s, &s->kv[i], a)) != 0)
+			return r;
+	return 0;
+}
+
+/* The seed's table for every (kind, type) that configuration does not set. */
+static int
+add_default_requirements(struct policy *pol, struct qerr *e)
+{
+	struct requirement *rq;
+	size_t i, k;
+	bool set;
+
+	for (i = 0; i < sizeof(default_requirements) / sizeof(default_requirements[0]);
+	    i++) {
+		for (set = false, k = 0; k < pol->nreqs; k++)
+			set |= strcmp(pol->reqs[k].kind, default_requirements[i].kind) == 0 &&
+			    pol->reqs[k].type == default_requirements[i].type;
+		if (set)
+			continue;
+		if ((rq = realloc(pol->reqs, (pol->nreqs + 1) * sizeof(*rq))) == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		pol->reqs = rq;
+		rq = &pol->reqs[pol->nreqs++];
+		memset(rq, 0, sizeof(*rq));
+		rq->type = default_requirements[i].type;
+		if ((rq->kind = strdup(default_requirements[i].kind)) == NULL ||
+		    list_split(&rq->wids, default_requirements[i].wids, " ") != 0)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return 0;
+}
+
+static int
+add_default_grants(struct policy *pol, struct qerr *e)
+{
+	struct grant_rule *g;
+	size_t i, n = sizeof(default_grants) / sizeof(default_grants[0]);
+
+	if ((pol->grants = calloc(n, sizeof(*pol->grants))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	for (i = 0; i < n; i++) {
+		g = &pol->grants[pol->ngrants++];
+		g->how = MATCH_ENTRA_ROLE;
+		g->role = default_grants[i].role;
+		rbac_role_perms(pol->cfg, g->role, &g->perms);
+		snprintf(g->source, sizeof(g->source), "Entra role %s",
+		    policy_entra_role_name(default_grants[i].wid));
+		if ((g->value = strdup(default_grants[i].wid)) == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return 0;
+}
+
+static size_t
+count_kind(const struct config *cfg, const char *kind)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < cfg->npolicy; i++)
+		n += strcmp(cfg->policy[i].kind, kind) == 0;
+	return n;
+}
+
+int
+policy_load(const struct config *cfg, struct policy **out, struct qerr *e)
+{
+	struct policy *pol;
+	const struct system_config *s;
+	size_t i, ng = count_kind(cfg, "grant"), na = count_kind(cfg, "approval");
+	int r = 0;
+
+	if ((pol = calloc(1, sizeof(*pol))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	pol->cfg = cfg;
+	if ((ng > 0 && (pol->grants = calloc(ng, sizeof(*pol->grants))) == NULL) ||
+	    (na > 0 && (pol->approvals = calloc(na, sizeof(*pol->approvals))) == NULL)) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < cfg->npolicy && r == 0; i++) {
+		s = &cfg->policy[i];
+		if (strcmp(s->kind, "grant") == 0)
+			r = load_grant(pol, s, &pol->grants[pol->ngrants++], e);
+		else if (strcmp(s->kind, "approval") == 0)
+			r = load_approval(s, &pol->approvals[pol->napprovals++], e);
+		else
+			r = load_requirement(pol, s, e);
+	}
+	if (r == 0 && ng == 0)
+		r = add_default_grants(pol, e);
+	if (r == 0)
+		r = add_default_requirements(pol, e);
+out:
+	if (r != 0) {
+		policy_free(pol);
+		return r;
+	}
+	*out = pol;
+	return 0;
+}
+
+void
+policy_free(struct policy *pol)
+{
+	size_t i;
+
+	if (pol == NULL)
+		return;
+	for (i = 0; i < pol->ngrants; i++) {
+		free(pol->grants[i].value);
+		list_clear(&pol->grants[i].scope);
+		list_clear(&pol->grants[i].exclude);
+	}
+	free(pol->grants);
+	for (i = 0; i < pol->nreqs; i++) {
+		free(pol->reqs[i].kind);
+		list_clear(&pol->reqs[i].wids);
+	}
+	free(pol->reqs);
+	for (i = 0; i < pol->napprovals; i++) {
+		list_clear(&pol->approvals[i].tags);
+		list_clear(&pol->approvals[i].kinds);
+	}
+	free(pol->approvals);
+	free(pol);
+}
+
+static bool
+wid_held(const struct subject *s, const char *wid)
+{
+	size_t i;
+
+	for (i = 0; i < s->nwids; i++)
+		if (strcasecmp(s->wids[i], wid) == 0)
+			return true;
+	return false;
+}
+
+static bool
+rule_matches(const struct grant_rule *g, const struct subject *s)
+{
+	switch (g->how) {
+	case MATCH_APP_ROLE:
+		return list_has(s->app_roles, s->napp_roles, g->value);
+	case MATCH_ENTRA_ROLE:
+		return wid_held(s, g->value);
+	case MATCH_SUBJECT:
+		return s->id != NULL && strncmp(s->id, "oidc:", 5) == 0 &&
+		    strcmp(s->id + 5, g->value) == 0;
+	case MATCH_USER:
+		return s->name != NULL && strcasecmp(s->name, g->value) == 0;
+	}
+	return false;
+}
+
+int
+policy_grants(const struct policy *pol, const struct subject *s,
+    struct grant_set *out, struct qerr *e)
+{
+	struct grant *g;
+	unsigned perms;
+	size_t i;
+
+	out->n = 0;
+	if ((out->g = calloc(pol->ngrants + 1, sizeof(*out->g))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	if (s->role != NULL && rbac_role_perms(pol->cfg, s->role, &perms)) {
+		g = &out->g[out->n++];
+		g->role = s->role;
+		g->perms = perms;
+		g->scope = s->scope;
+		g->nscope = s->nscope;
+		g->source = "token";
+	}
+	for (i = 0; i < pol->ngrants; i++) {
+		if (!rule_matches(&pol->grants[i], s))
+			continue;
+		g = &out->g[out->n++];
+		g->role = pol->grants[i].role;
+		g->perms = pol->grants[i].perms;
+		g->scope = pol->grants[i].scope.v;
+		g->nscope = pol->grants[i].scope.n;
+		g->exclude = pol->grants[i].exclude.v;
+		g->nexclude = pol->grants[i].exclude.n;
+		g->source = pol->grants[i].source;
+	}
+	return 0;
+}
+
+unsigned
+policy_perms(const struct grant_set *gs)
+{
+	unsigned p = 0;
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		p |= gs->g[i].perms;
+	return p;
+}
+
+static const struct requirement *
+requirement(const struct policy *pol, const char *kind, enum action_type type)
+{
+	size_t i;
+
+	for (i = 0; i < pol->nreqs; i++)
+		if (pol->reqs[i].type == type && strcmp(pol->reqs[i].kind, kind) == 0)
+			return &pol->reqs[i];
+	return NULL;
+}
+
+bool
+policy_entra_may(const struct policy *pol, const struct subject *s,
+    enum action_type type)
+{
+	size_t i, k;
+
+	for (i = 0; i < pol->nreqs; i++)
+		if (pol->reqs[i].type == type)
+			for (k = 0; k < pol->reqs[i].wids.n; k++)
+				if (wid_held(s, pol->reqs[i].wids.v[k]))
+					return true;
+	return false;
+}
+
+static bool
+grant_covers(const struct grant *g, char *const *tags, size_t ntags)
+{
+	if (g->nexclude > 0 && lists_meet(g->exclude, g->nexclude, tags, ntags))
+		return false;
+	return g->nscope == 0 || lists_meet(g->scope, g->nscope, tags, ntags);
+}
+
+bool
+policy_step_allowed(const struct policy *pol, const struct subject *s,
+    const struct grant_set *gs, enum action_type type, const char *kind,
+    char *const *tags, size_t ntags, char *why, size_t len)
+{
+	const struct requirement *rq = requirement(pol, kind, type);
+	bool manage = false;
+	size_t i;
+
+	for (i = 0; i < gs->n; i++) {
+		if ((gs->g[i].perms & PERM_RESPONSE_MANAGE) == 0)
+			continue;
+		manage = true;
+		if (grant_covers(&gs->g[i], tags, ntags)) {
+			snprintf(why, len, "role '%s' (%s) grants response.manage",
+			    gs->g[i].role, gs->g[i].source);
+			return true;
+		}
+	}
+	for (i = 0; rq != NULL && i < rq->wids.n; i++)
+		if (wid_held(s, rq->wids.v[i])) {
+			snprintf(why, len, "Entra role %s may %s on %s systems",
+			    policy_entra_role_name(rq->wids.v[i]) ?
+			    policy_entra_role_name(rq->wids.v[i]) : rq->wids.v[i],
+			    action_type_name(type), kind);
+			return true;
+		}
+	if (manage)
+		snprintf(why, len, "the identity is outside the scope of every role of "
+		    "'%s' that grants response.manage", s->name ? s->name : "?");
+	else
+		snprintf(why, len, "'%s' holds neither response.manage nor an Entra role "
+		    "allowed to %s on %s systems", s->name ? s->name : "?",
+		    action_type_name(type), kind);
+	return false;
+}
+
+static bool
+approval_matches(const struct approval_rule *r, const struct action *a,
+    char *const *tags, size_t ntags, const char *const *kinds)
+{
+	size_t i;
+	bool kind = r->kinds.n == 0;
+
+	if (r->types != 0 && (r->types & (1u << a->type)) == 0)
+		return false;
+	if (r->tags.n > 0 && !lists_meet(r->tags.v, r->tags.n, tags, ntags))
+		return false;
+	for (i = 0; !kind && i < a->nsteps; i++)
+		kind = a->steps[i].status != STEP_NOT_APPLICABLE &&
+		    list_has(r->kinds.v, r->kinds.n, kinds[i]);
+	if (!kind)
+		return false;
+	return r->min_accounts < 0 || (long)a->nsteps > r->min_accounts;
+}
+
+const char *
+policy_approval_rule(const struct policy *pol, const struct action *a,
+    char *const *tags, size_t ntags, const char *const *kinds, int64_t *ttl_ms)
+{
+	size_t i;
+
+	for (i = 0; i < pol->napprovals; i++)
+		if (approval_matches(&pol->approvals[i], a, tags, ntags, kinds)) {
+			*ttl_ms = pol->approvals[i].ttl_ms;
+			return pol->approvals[i].name;
+		}
+	return NULL;
+}
