@@ -186,6 +186,10 @@ action_clear(struct action *a)
 	free(a->reason);
 	free(a->params);
 	free(a->message);
+	free(a->requested_by_id);
+	free(a->undo_of);
+	free(a->approval_rule);
+	free(a->decided_by);
 	for (k = 0; k < a->nsteps; k++)
 		step_clear(&a->steps[k]);
 	free(a->steps);
@@ -209,11 +213,16 @@ audit_entry_clear(struct audit_entry *e)
 void
 principal_clear(struct principal *p)
 {
+	size_t i;
+
 	if (p == NULL)
 		return;
 	free(p->id);
 	free(p->name);
 	free(p->role);
+	for (i = 0; i < p->nscope; i++)
+		free(p->scope[i]);
+	free(p->scope);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -119,6 +119,11 @@ struct action {
 	char *params;		/* JSON object text, "{}" when none */
 	char *message;		/* why denied / how it ended */
 	bool cancel_requested;
+	char *requested_by_id;	/* the principal's id: token id or "oidc:<subject>" */
+	char *undo_of;		/* the action this one undoes, or NULL */
+	char *approval_rule;	/* the [approval] rule that made it wait, or NULL */
+	char *decided_by;	/* who approved or rejected it */
+	int64_t approval_expires; /* pending_approval: cancelled after this (ms) */
 	int64_t created_at;
 	int64_t updated_at;
 	int64_t finished_at;
@@ -141,9 +146,11 @@ struct audit_entry {
 
 /* A caller of the API as the store knows it. */
 struct principal {
-	char *id;		/* tok_… for API tokens */
+	char *id;		/* qt_… for API tokens */
 	char *name;
 	char *role;
+	char **scope;		/* identity tags the token may act on; none = all */
+	size_t nscope;
 	int64_t created_at;
 };
 

@@ -121,6 +121,13 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 	"ALTER TABLE accounts ADD COLUMN email TEXT;"
 	"ALTER TABLE accounts ADD COLUMN synced INTEGER NOT NULL DEFAULT 0;",
+	"ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '[]';"
+	"ALTER TABLE actions ADD COLUMN requested_by_id TEXT;"
+	"ALTER TABLE actions ADD COLUMN undo_of TEXT;"
+	"ALTER TABLE actions ADD COLUMN approval_rule TEXT;"
+	"ALTER TABLE actions ADD COLUMN decided_by TEXT;"
+	"ALTER TABLE actions ADD COLUMN approval_expires INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX actions_undo ON actions (undo_of);",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -128,7 +135,8 @@ static const char *const migrations[] = {
 #define ACC_COLS "id, identity_id, system, kind, external_id, sid, dn, username, " \
 	"upn, display_name, state, state_read_at, created_at, email, synced"
 #define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
-	"reason, params, message, cancel_requested, created_at, updated_at, finished_at"
+	"reason, params, message, cancel_requested, created_at, updated_at, finished_at, " \
+	"requested_by_id, undo_of, approval_rule, decided_by, approval_expires"
 #define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
 	"type, status, params, attempts, not_before, lease_owner, lease_expires, " \
 	"request_id, error_code, message, created_at, updated_at, started_at, finished_at"
@@ -176,10 +184,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_TOKEN_INSERT] =
-	    "INSERT INTO tokens (id, name, role, hash, created_at)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	    "INSERT INTO tokens (id, name, role, hash, created_at, scope)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_TOKEN_GET] =
-	    "SELECT id, name, role, hash, created_at FROM tokens WHERE id = ?1",
+	    "SELECT id, name, role, hash, created_at, scope FROM tokens WHERE id = ?1",
 	[S_IDN_INSERT] =
 	    "INSERT INTO identities (id, display_name, tags, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4)",
@@ -216,13 +224,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	    "UPDATE accounts SET state = ?2, state_read_at = ?3 WHERE id = ?1",
 	[S_ACT_INSERT] =
 	    "INSERT INTO actions (" ACT_COLS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+	    " ?16, ?17, ?18, ?19)",
 	[S_ACT_GET] = "SELECT " ACT_COLS " FROM actions WHERE id = ?1",
 	[S_ACT_STEPS] =
 	    "SELECT " STEP_COLS " FROM steps WHERE action_id = ?1 ORDER BY id",
 	[S_ACT_UPDATE] =
 	    "UPDATE actions SET status = ?2, message = ?3, cancel_requested = ?4,"
-	    " updated_at = ?5, finished_at = ?6 WHERE id = ?1",
+	    " updated_at = ?5, finished_at = ?6, decided_by = ?7 WHERE id = ?1",
 	[S_ACT_OPEN] =
 	    "SELECT id FROM actions"
 	    " WHERE status IN ('pending_approval', 'queued', 'running') ORDER BY id",
@@ -708,23 +717,33 @@ out:
 
 /* Tokens. */
 
+static int strings_json(char *const *v, size_t n, char **out, struct qerr *e);
+static int json_strings(const char *text, char ***v, size_t *n, const char *what,
+    struct qerr *e);
+
 static int
 sq_token_insert(struct store_conn *c, const struct principal *p,
     const unsigned char hash[32], struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
+	char *scope = NULL;
 	int r;
 
-	if ((r = stmt(c, S_TOKEN_INSERT, &st, e)) != 0)
+	if ((r = strings_json(p->scope, p->nscope, &scope, e)) != 0)
 		return r;
+	if ((r = stmt(c, S_TOKEN_INSERT, &st, e)) != 0) {
+		free(scope);
+		return r;
+	}
 	if (bind_text(st, 1, p->id) || bind_text(st, 2, p->name) ||
 	    bind_text(st, 3, p->role) ||
 	    sqlite3_bind_blob(st, 4, hash, 32, SQLITE_STATIC) ||
-	    sqlite3_bind_int64(st, 5, p->created_at))
+	    sqlite3_bind_int64(st, 5, p->created_at) || bind_text(st, 6, scope))
 		r = db_fail(c, sqlite3_errcode(c->db), "token insert", e);
 	else
 		r = exec_done(c, st, "token insert", e);
 	done(st);
+	free(scope);
 	return r;
 }
 
@@ -761,7 +780,7 @@ sq_token_get(struct store_conn *c, const char *id, struct principal *p,
 		r = nomem(e);
 		goto out;
 	}
-	r = 0;
+	r = json_strings(col_str(st, 5), &p->scope, &p->nscope, "token scope", e);
 out:
 	if (r != 0)
 		principal_clear(p);
@@ -799,9 +818,9 @@ read_account(sqlite3_stmt *st, struct account *a, struct qerr *e)
 	return 0;
 }
 
-/* Tags as a JSON array of strings, the form they are stored in. */
+/* A list of strings (identity tags, token scope) as a JSON array, as stored. */
 static int
-tags_json(const struct identity *idn, char **out, struct qerr *e)
+strings_json(char *const *v, size_t n, char **out, struct qerr *e)
 {
 	json_t *arr, *s;
 	size_t i;
@@ -810,8 +829,8 @@ tags_json(const struct identity *idn, char **out, struct qerr *e)
 	*out = NULL;
 	if ((arr = json_array()) == NULL)
 		return nomem(e);
-	for (i = 0; i < idn->ntags; i++) {
-		if (idn->tags[i] == NULL || (s = json_string(idn->tags[i])) == NULL) {
+	for (i = 0; i < n; i++) {
+		if (v[i] == NULL || (s = json_string(v[i])) == NULL) {
 			r = qerr_set(e, QERR_INVALID, "tags", "tag %zu is not UTF-8 text",
 			    i);
 			goto out;
@@ -831,41 +850,58 @@ out:
 	return r;
 }
 
+/* The reverse of strings_json; what names the column for a damaged value. */
 static int
-tags_parse(const char *id, const char *text, struct identity *idn, struct qerr *e)
+json_strings(const char *text, char ***v, size_t *n, const char *what, struct qerr *e)
 {
 	json_t *arr;
-	size_t i, n;
+	const char *t;
+	size_t i, len;
 	int r = QERR_INTERNAL;
 
-	if ((arr = json_loads(text, 0, NULL)) == NULL || !json_is_array(arr)) {
-		r = qerr_set(e, QERR_STORE, NULL,
-		    "identity %s: stored tags are not a JSON array", id);
+	*v = NULL;
+	*n = 0;
+	if ((arr = json_loads(text ? text : "[]", 0, NULL)) == NULL ||
+	    !json_is_array(arr)) {
+		r = qerr_set(e, QERR_STORE, NULL, "%s: not a JSON array", what);
 		goto out;
 	}
-	n = json_array_size(arr);
-	if (n > 0 && (idn->tags = calloc(n, sizeof(*idn->tags))) == NULL) {
+	len = json_array_size(arr);
+	if (len > 0 && (*v = calloc(len, sizeof(**v))) == NULL) {
 		r = nomem(e);
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		const char *t = json_string_value(json_array_get(arr, i));
-
-		if (t == NULL) {
-			r = qerr_set(e, QERR_STORE, NULL,
-			    "identity %s: stored tag %zu is not a string", id, i);
+	for (i = 0; i < len; i++) {
+		if ((t = json_string_value(json_array_get(arr, i))) == NULL) {
+			r = qerr_set(e, QERR_STORE, NULL, "%s: item %zu is not a string",
+			    what, i);
 			goto out;
 		}
-		if ((idn->tags[i] = strdup(t)) == NULL) {
+		if (((*v)[i] = strdup(t)) == NULL) {
 			r = nomem(e);
 			goto out;
 		}
-		idn->ntags = i + 1;
+		*n = i + 1;
 	}
 	r = 0;
 out:
 	json_decref(arr);
 	return r;
+}
+
+static int
+tags_json(const struct identity *idn, char **out, struct qerr *e)
+{
+	return strings_json(idn->tags, idn->ntags, out, e);
+}
+
+static int
+tags_parse(const char *id, const char *text, struct identity *idn, struct qerr *e)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "identity %s: stored tags", id);
+	return json_strings(text, &idn->tags, &idn->ntags, what, e);
 }
 
 /* Fills idn from a row of (id, display_name, tags, created_at). */
@@ -1195,6 +1231,11 @@ read_action(sqlite3_stmt *st, struct action *a, struct qerr *e)
 	a->created_at = sqlite3_column_int64(st, 11);
 	a->updated_at = sqlite3_column_int64(st, 12);
 	a->finished_at = sqlite3_column_int64(st, 13);
+	a->requested_by_id = col_dup(st, 14, &bad);
+	a->undo_of = col_dup(st, 15, &bad);
+	a->approval_rule = col_dup(st, 16, &bad);
+	a->decided_by = col_dup(st, 17, &bad);
+	a->approval_expires = sqlite3_column_int64(st, 18);
 	if (bad) {
 		action_clear(a);
 		return nomem(e);
@@ -1308,7 +1349,10 @@ sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
 	    sqlite3_bind_int(st, 11, a->cancel_requested) ||
 	    sqlite3_bind_int64(st, 12, a->created_at) ||
 	    sqlite3_bind_int64(st, 13, a->updated_at) ||
-	    sqlite3_bind_int64(st, 14, a->finished_at))
+	    sqlite3_bind_int64(st, 14, a->finished_at) ||
+	    bind_text(st, 15, a->requested_by_id) || bind_text(st, 16, a->undo_of) ||
+	    bind_text(st, 17, a->approval_rule) || bind_text(st, 18, a->decided_by) ||
+	    sqlite3_bind_int64(st, 19, a->approval_expires))
 		r = db_fail(c, sqlite3_errcode(c->db), "action insert", e);
 	else
 		r = exec_done(c, st, "action insert", e);
@@ -1471,7 +1515,7 @@ sq_action_update(struct store_conn *c, const struct action *a, struct qerr *e)
 	    bind_text(st, 3, a->message) ||
 	    sqlite3_bind_int(st, 4, a->cancel_requested) ||
 	    sqlite3_bind_int64(st, 5, a->updated_at) ||
-	    sqlite3_bind_int64(st, 6, a->finished_at))
+	    sqlite3_bind_int64(st, 6, a->finished_at) || bind_text(st, 7, a->decided_by))
 		r = db_fail(c, sqlite3_errcode(c->db), "action update", e);
 	else
 		r = update_one(c, st, "action update", "action", e);

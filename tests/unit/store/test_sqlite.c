@@ -184,8 +184,9 @@ static void
 test_token(void **state)
 {
 	struct fx *f = *state;
+	char *scope[] = { "staff", "contractors" };
 	struct principal p = { .id = "tok_1", .name = "alice", .role = "responder",
-	    .created_at = 42 }, got = {0};
+	    .scope = scope, .nscope = 2, .created_at = 42 }, got = {0};
 	unsigned char h[32], h2[32];
 	struct store_tx *tx;
 	struct qerr e = {0};
@@ -205,6 +206,8 @@ test_token(void **state)
 	assert_string_equal(got.name, "alice");
 	assert_string_equal(got.role, "responder");
 	assert_int_equal(got.created_at, 42);
+	assert_int_equal(got.nscope, 2);
+	assert_string_equal(got.scope[1], "contractors");
 	assert_memory_equal(h, h2, 32);
 	principal_clear(&got);
 	assert_int_equal(store_token_get(tx, "tok_2", &got, h2, &e), QERR_NOT_FOUND);
@@ -669,6 +672,7 @@ test_action(void **state)
 	a.cancel_requested = true;
 	a.updated_at = 777;
 	a.finished_at = 778;
+	a.decided_by = xstrdup("bob");
 	assert_int_equal(store_action_update(tx, &a, &e), 0);
 	action_clear(&a);
 	mk_action(&a, "act_77", ACTION_ENABLE, ACTION_FAILED, "idn_2", 200, 0, NULL);
@@ -681,7 +685,24 @@ test_action(void **state)
 	assert_int_equal(got.updated_at, 777);
 	assert_int_equal(got.finished_at, 778);
 	assert_int_equal(got.created_at, 200);
+	assert_string_equal(got.decided_by, "bob");
 	assert_int_equal(got.nsteps, 1);
+	action_clear(&got);
+
+	mk_action(&a, "act_90", ACTION_ENABLE, ACTION_PENDING_APPROVAL, "idn_2", 900, 0,
+	    NULL);
+	a.requested_by_id = xstrdup("qt_1");
+	a.undo_of = xstrdup("act_02");
+	a.approval_rule = xstrdup("tier0");
+	a.approval_expires = 12345;
+	assert_int_equal(store_action_insert(tx, &a, &e), 0);
+	action_clear(&a);
+	assert_int_equal(store_action_get(tx, "act_90", &got, &e), 0);
+	assert_string_equal(got.requested_by_id, "qt_1");
+	assert_string_equal(got.undo_of, "act_02");
+	assert_string_equal(got.approval_rule, "tier0");
+	assert_null(got.decided_by);
+	assert_int_equal(got.approval_expires, 12345);
 	action_clear(&got);
 	commit(tx);
 }
