@@ -381,6 +381,29 @@ parse_count(const char *v, long max, long *out)
 	return 0;
 }
 
+/* "90s", "30m", "24h", "7d" in ms; -1 if malformed or over a year. */
+static long
+parse_span_ms(const char *v)
+{
+	static const struct {
+		char unit;
+		long ms;
+	} units[] = { { 's', 1000L }, { 'm', 60000L }, { 'h', 3600000L },
+	    { 'd', 86400000L } };
+	char *end;
+	long n;
+	size_t i;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || n <= 0 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (*end == units[i].unit)
+			return n <= 365L * 86400000L / units[i].ms ? n * units[i].ms : -1;
+	return -1;
+}
+
 static int
 approval_key(struct qerr *e, const struct system_config *s, const struct config_kv *kv,
     struct approval_rule *a)
@@ -408,11 +431,12 @@ approval_key(struct qerr *e, const struct system_config *s, const struct config_
 	else if (strcmp(kv->key, "min_accounts") == 0) {
 		if (parse_count(kv->value, 1000000, &a->min_accounts) != 0)
 			r = fail(e, s, kv->line, "min_accounts must be a whole number");
-	} else if (strcmp(kv->key, "expire_hours") == 0) {
-		if (parse_count(kv->value, 24 * 365, &n) != 0 || n == 0)
-			r = fail(e, s, kv->line, "expire_hours must be from 1 to 8760");
+	} else if (strcmp(kv->key, "expire_after") == 0) {
+		if ((n = parse_span_ms(kv->value)) <= 0)
+			r = fail(e, s, kv->line, "expire_after must be a span such as 30m, "
+			    "24h or 7d (at most 365d)");
 		else
-			a->ttl_ms = n * 3600 * 1000;
+			a->ttl_ms = n;
 	} else
 		r = fail(e, s, kv->line, "unknown key '%s' in [approval \"%s\"]", kv->key,
 		    s->name);
@@ -661,6 +685,18 @@ grant_covers(const struct grant *g, char *const *tags, size_t ntags)
 	if (g->nexclude > 0 && lists_meet(g->exclude, g->nexclude, tags, ntags))
 		return false;
 	return g->nscope == 0 || lists_meet(g->scope, g->nscope, tags, ntags);
+}
+
+bool
+policy_covers(const struct grant_set *gs, unsigned perm, char *const *tags,
+    size_t ntags)
+{
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		if ((gs->g[i].perms & perm) == perm && grant_covers(&gs->g[i], tags, ntags))
+			return true;
+	return false;
 }
 
 bool

@@ -62,6 +62,10 @@ unsigned policy_perms(const struct grant_set *gs);
 bool policy_entra_may(const struct policy *pol, const struct subject *s,
     enum action_type type);
 
+/* Whether some grant holding perm covers an identity with these tags. */
+bool policy_covers(const struct grant_set *gs, unsigned perm, char *const *tags,
+    size_t ntags);
+
 /*
  * Whether the subject may run type on an identity (tags) in a system of kind: a grant
  * with response.manage whose scope covers the identity, or an Entra role that the

@@ -105,6 +105,9 @@ scoped_grants(void **state)
 	assert_true(may(&f, &jwt, ACTION_DISABLE, "ad", staff, 1, why));
 	assert_string_equal(why, "role 'responder' (grant helpdesk) grants response.manage");
 	assert_false(may(&f, &jwt, ACTION_DISABLE, "ad", both, 2, why));
+	assert_true(policy_covers(&f.gs, PERM_RESPONSE_READ, staff, 1));
+	assert_false(policy_covers(&f.gs, PERM_RESPONSE_READ, both, 2));
+	assert_false(policy_covers(&f.gs, PERM_RESPONSE_APPROVE, staff, 1));
 	/* [grant] sections replace the default Entra role grants. */
 	jwt.app_roles = NULL;
 	jwt.napp_roles = 0;
@@ -143,7 +146,7 @@ approval_rules(void **state)
 
 	(void)state;
 	memset(steps, 0, sizeof(steps));
-	load(&f, "[approval \"tier0\"]\ntags = tier0\nexpire_hours = 2\n"
+	load(&f, "[approval \"tier0\"]\ntags = tier0\nexpire_after = 2h\n"
 	    "[approval \"okta-deactivate\"]\ntypes = deactivate\nsystems = okta\n"
 	    "[approval \"bulk\"]\nmin_accounts = 2\n");
 	assert_string_equal(policy_approval_rule(f.pol, &a, tier0, 1, kinds, &ttl),
@@ -198,6 +201,8 @@ errors_name_the_line(void **state)
 	    "q.conf:2: 'explode' is not an action type");
 	expect_error("[approval \"a\"]\nmin_accounts = lots\n",
 	    "q.conf:2: min_accounts must be a whole number");
+	expect_error("[approval \"a\"]\nexpire_after = 3 weeks\n",
+	    "q.conf:2: expire_after must be a span such as 30m, 24h or 7d (at most 365d)");
 	expect_error("[approval \"a\"]\ncolour = red\n",
 	    "q.conf:2: unknown key 'colour' in [approval \"a\"]");
 }
