@@ -1,0 +1,148 @@
+"""Okta through the whole daemon: quelld (SSWS API token) → Prism (Okta remediation
+subset) → the Okta emulator. Every test seeds its own users and syncs."""
+import pytest
+
+from .cloudlib import CloudQuelld, no_contract_errors, only_step, tag, wait_for
+
+LIST = "GET /api/v1/users"
+SUSPEND = "POST /api/v1/users/{id}/lifecycle/suspend"
+
+
+def _okta_registered():
+    from pathlib import Path
+    reg = Path(__file__).resolve().parents[3] / "src" / "providers" / "registry.c"
+    return "&provider_okta" in reg.read_text()
+
+
+pytestmark = pytest.mark.skipif(not _okta_registered(),
+                                reason="provider_okta is not in src/providers/registry.c yet")
+
+
+def seed(okta_emu, okta, n=1, hint="u", sync=True, **props):
+    t = tag()
+    users = [{"login": f"{t}{hint}{i}@okta.example", "email": f"{t}{hint}{i}@mail.example",
+              "firstName": t, "lastName": f"{hint}{i}", **props} for i in range(n)]
+    ids = okta_emu.seed(users)
+    for u, i in zip(users, ids):
+        u["id"] = i
+    if not sync:
+        return users
+    okta.sync()
+    return [(u, okta.identity_by("cloud", "username", u["login"])) for u in users]
+
+
+def test_sync_imports_with_paging(okta_emu, okta):
+    t = tag()
+    n = 250  # more than one page of 200
+    users = [{"login": f"{t}p{i:03d}@okta.example", "email": f"{t}p{i:03d}@mail.example",
+              "firstName": f"{t}", "lastName": f"P{i}"} for i in range(n)]
+    ids = okta_emu.seed(users)
+    before = okta_emu.stats()["routes"].get(LIST, {}).get("count", 0)
+    rep = okta.sync()
+    assert rep["accounts_seen"] >= n and rep["accounts_new"] >= n, rep
+    assert okta_emu.stats()["routes"][LIST]["count"] - before >= 2
+    for i in (0, n - 1):
+        idn = okta.identity_by("cloud", "username", users[i]["login"])
+        a = okta.account_of(idn, "cloud")
+        assert a["kind"] == "okta" and a["external_id"] == ids[i], a
+        assert a["email"] == users[i]["email"]
+        assert a["synced"] is False
+
+
+def test_suspend_twice_then_unsuspend(okta_emu, okta):
+    ((u, idn),) = seed(okta_emu, okta, hint="sus")
+    a = okta.run("disable", idn["id"])
+    s = only_step(a)
+    assert a["status"] == "completed" and s["status"] == "succeeded", a
+    assert okta_emu.user(u["id"])["status"] == "SUSPENDED"
+    assert s["request_id"], s
+    a = okta.run("disable", idn["id"])
+    s = only_step(a)
+    assert a["status"] == "completed" and s["status"] == "succeeded", a
+    assert s["message"] == "already suspended", s
+    a = okta.run("enable", idn["id"])
+    assert a["status"] == "completed", a
+    assert okta_emu.user(u["id"])["status"] == "ACTIVE"
+
+
+def test_deactivate_needs_confirmation(okta_emu, okta):
+    ((u, idn),) = seed(okta_emu, okta, hint="dea")
+    r = okta.admin.post("/api/v1/actions", {"type": "deactivate", "identity_id": idn["id"],
+                                            "reason": "e2e"})
+    assert r.status == 400, r
+    assert r.error["field"] == "confirm_destructive", r
+    assert "confirm_destructive" in r.error["message"]
+    assert okta_emu.user(u["id"])["status"] == "ACTIVE"
+    a = okta.run("deactivate", idn["id"], confirm_destructive=True)
+    assert a["status"] == "completed", a
+    wait_for(lambda: okta_emu.user(u["id"])["status"] == "DEPROVISIONED", 10,
+             what="DEPROVISIONED")
+    # suspending a deprovisioned user fails and names the status
+    a = okta.run("disable", idn["id"])
+    s = only_step(a)
+    assert a["status"] == "failed" and s["status"] == "failed", a
+    assert "DEPROVISIONED" in s["message"], s
+    assert s["attempts"] == 1
+
+
+def test_revoke_sessions(okta_emu, okta):
+    ((u, idn),) = seed(okta_emu, okta, hint="rev")
+    before = okta_emu.user(u["id"])["sessions_revocations"]
+    a = okta.run("revoke_sessions", idn["id"])
+    assert a["status"] == "completed", a
+    st = okta_emu.user(u["id"])
+    assert st["sessions_revocations"] == before + 1, st
+    assert st["oauth_tokens_revoked"], st
+
+
+def test_set_risk(okta_emu, okta):
+    ((u, idn),) = seed(okta_emu, okta, hint="rsk")
+    a = okta.run("set_risk", idn["id"], params={"risk_level": "HIGH"})
+    assert a["status"] == "completed", a
+    assert okta_emu.user(u["id"])["riskLevel"] == "HIGH"
+    okta_emu.emu.ctl("PUT", "/config", {"risk_scoring": False})
+    try:
+        a = okta.run("set_risk", idn["id"], params={"risk_level": "MEDIUM"})
+    finally:
+        okta_emu.emu.ctl("PUT", "/config", {"risk_scoring": True})
+    s = only_step(a)
+    assert a["status"] == "failed" and s["status"] == "failed", a
+    assert s["message"] == "Risk Scoring is not enabled in this Okta org", s
+    assert s["attempts"] == 1
+    assert okta_emu.user(u["id"])["riskLevel"] == "HIGH"
+
+
+def test_force_password_change(okta_emu, okta):
+    ((u, idn),) = seed(okta_emu, okta, hint="pwd")
+    a = okta.run("force_password_change", idn["id"])
+    assert a["status"] == "completed", a
+    assert okta_emu.user(u["id"])["status"] == "PASSWORD_EXPIRED"
+
+
+def test_rate_limited_burst(okta_emu, cloud_dir):
+    """A burst through a small bucket (12 requests per 3 s): quell paces by the
+    X-Rate-Limit-* headers and meets at most one 429 (the emulator's counter) while every
+    action completes. A quelld of its own, started after the limit is set, so that no
+    provider carries a window learned under the default limit (Okta never changes a
+    bucket's limit mid-window; the emulator's control API does)."""
+    n = 30
+    d = cloud_dir / f"quelld-rl-{tag()}"
+    d.mkdir()
+    okta_emu.emu.ctl("PUT", "/config", {"rate_limit": 12, "rate_window_s": 3})
+    q = CloudQuelld(d, {"cloud": okta_emu.system(d)})
+    try:
+        q.start()
+        pairs = seed(okta_emu, q, n, hint="rl")
+        base = okta_emu.stats()["rate_limited"]
+        aids = [q.admin.submit("disable", idn["id"])["id"] for _, idn in pairs]
+        done = [q.admin.wait_terminal(aid, 60) for aid in aids]
+        limited = okta_emu.stats()["rate_limited"] - base
+    finally:
+        q.stop()
+        okta_emu.emu.ctl("PUT", "/config", {"rate_limit": 600, "rate_window_s": 60})
+    for a in done:
+        no_contract_errors(a)
+        assert a["status"] == "completed", a
+    for u, _ in pairs:
+        assert okta_emu.user(u["id"])["status"] == "SUSPENDED"
+    assert limited <= 1, f"{limited} 429s for a burst of {n}"
