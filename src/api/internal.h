@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "oidc.h"
 
 struct api {
 	const struct config *cfg;
@@ -18,6 +19,7 @@ struct api {
 	char *tls_cert;
 	char *tls_key;
 	struct web *web;	/* the console: files and browser sessions */
+	struct oidc *oidc;	/* bearer JWTs; NULL without [oidc] */
 };
 
 struct req {
@@ -33,6 +35,8 @@ struct req {
 	char argbuf[2][256];
 	struct principal who;
 	unsigned perms;
+	struct oidc_claims claims;	/* of a bearer JWT, for authorization */
+	bool has_claims;
 	int status;		/* set by the handler with resp */
 	json_t *resp;
 };

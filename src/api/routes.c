@@ -627,7 +627,7 @@ whoami(struct req *q)
 	for (i = 0; i < PERM_COUNT; i++)
 		if (q->perms & (1u << i))
 			json_array_append_new(perms, json_string(rbac_perm_name(1u << i)));
-	return req_reply(q, 200, json_pack("{s:s, s:s, s:s, s:o}", "id", q->who.id,
+	return req_reply(q, 200, json_pack("{s:s, s:s, s:s?, s:o}", "id", q->who.id,
 	    "name", q->who.name, "role", q->who.role, "permissions", perms));
 }
 

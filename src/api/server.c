@@ -129,6 +129,42 @@ req_audit_denial(struct req *q, const char *event, const char *why)
 	json_decref(d);
 }
 
+/* An API token (qt_<hex>.<secret>) has one dot; a compact JWS has two. */
+static bool
+looks_like_jwt(const char *t)
+{
+	const char *dot = strchr(t, '.');
+
+	return dot != NULL && strchr(dot + 1, '.') != NULL;
+}
+
+/* A bearer JWT from the [oidc] issuer: the principal, with its claims kept. */
+static int
+oidc_authenticate(struct req *q, const char *token, struct qerr *e)
+{
+	const char *role;
+	int r;
+
+	if ((r = oidc_verify(q->api->oidc, token, &q->claims, e)) != 0)
+		return r;
+	q->has_claims = true;
+	if (asprintf(&q->who.id, "oidc:%s", q->claims.subject) < 0) {
+		q->who.id = NULL;
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	if ((q->who.name = strdup(q->claims.username)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	/*
+	 * Interim: until the claims' roles and wids are mapped to quell roles, a JWT
+	 * principal has no role and the permissions of [oidc] default_role (none if
+	 * that is unset).
+	 */
+	role = oidc_default_role(q->api->oidc);
+	if (!rbac_role_perms(q->api->cfg, role, &q->perms))
+		q->perms = 0;
+	return 0;
+}
+
 /* Who is calling; false (with the 401 answer set and audited) if nobody valid. */
 static bool
 authenticate(struct req *q)
@@ -148,7 +184,11 @@ authenticate(struct req *q)
 		req_audit_denial(q, "auth.failed", "no bearer token");
 		return false;
 	}
-	if ((r = auth_token_check(q->api->st, h + 7, &q->who, &e)) != 0) {
+	if (q->api->oidc != NULL && looks_like_jwt(h + 7))
+		r = oidc_authenticate(q, h + 7, &e);
+	else
+		r = auth_token_check(q->api->st, h + 7, &q->who, &e);
+	if (r != 0) {
 		if (r == QERR_UNAUTHENTICATED) {
 			req_error(q, 401, "unauthenticated", NULL, "%s", e.msg);
 			req_audit_denial(q, "auth.failed", e.msg);
@@ -156,7 +196,7 @@ authenticate(struct req *q)
 			req_qerr(q, r, &e);
 		return false;
 	}
-	if (!rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
+	if (!q->has_claims && !rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
 		q->perms = 0;
 	return true;
 }
@@ -269,6 +309,7 @@ on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	json_decref(q->resp);
 	principal_clear(&q->who);
+	oidc_claims_clear(&q->claims);
 	free(q->body);
 	free(q);
 	*con_cls = NULL;
@@ -347,7 +388,8 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 		}
 		flags |= MHD_USE_TLS;
 	}
-	if ((r = web_open(cfg, cfg->tls_cert != NULL, &api->web, e)) != 0) {
+	if ((r = web_open(cfg, cfg->tls_cert != NULL, &api->web, e)) != 0 ||
+	    (r = oidc_open(cfg, &api->oidc, e)) != 0) {
 		api_stop(api);
 		return r;
 	}
@@ -377,6 +419,7 @@ api_stop(struct api *api)
 	if (api->d != NULL)
 		MHD_stop_daemon(api->d);
 	web_close(api->web);
+	oidc_close(api->oidc);
 	if (api->tls_key != NULL) {
 		sodium_memzero(api->tls_key, strlen(api->tls_key));
 		free(api->tls_key);
