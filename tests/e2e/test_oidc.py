@@ -85,8 +85,7 @@ def claims(**over):
     now = int(time.time())
     c = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 600,
          "oid": "0b1d-" + secrets.token_hex(4), "sub": "pairwise-sub",
-         "preferred_username": "alice@quell.test", "roles": ["Quell.Responder"],
-         "wids": ["62e90394-69f5-4237-9190-012177145e10"]}
+         "preferred_username": "alice@quell.test"}
     c.update(over)
     return {k: v for k, v in c.items() if v is not None}
 
@@ -168,6 +167,10 @@ def test_valid_tokens_rs256_and_es256(oidc_quelld, keys):
                         header={"typ": "at+jwt"}))
     assert r.status == 200, r
     assert q.admin.ok("GET", "/api/v1/whoami")["role"] == "admin"
+    # roles and wids are claims the verifier accepts (what they grant is policy's)
+    r = Api(q.port).get("/api/v1/whoami", token=jwt(keys["rsa"], claims(
+        roles=["Quell.Unmapped.E2E"], wids=["00000000-0000-0000-0000-00000000e2e0"])))
+    assert r.status == 200, r
     # a JWT reader gets the default role's permissions: reads yes, writes no
     tok = jwt(keys["rsa"])
     assert Api(q.port, tok).get("/api/v1/identities").status == 200
@@ -217,6 +220,8 @@ def test_refusals(oidc_quelld, keys):
     refused(q, big, "token longer than 16384 bytes")
 
     refused(q, "a.b.c", "malformed token")
+    refused(q, jwt(rsa, claims(roles="Quell.Admin")), "malformed roles claim")
+    refused(q, jwt(rsa, claims(wids=[1])), "malformed wids claim")
     refused(q, jwt(rsa, claims(oid=None, sub=None)), "token has no subject")
 
 
