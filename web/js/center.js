@@ -1,0 +1,197 @@
+// The action center: Pending (approvals where the API has them) and History, and one
+// action with its per-account steps. Live by polling while anything shown is running.
+import { h, clear, timeEl, badge, actionLabel, ACTIONS, TERMINAL, toast } from "./dom.js";
+import { get, post, qs, can, ApiError } from "./api.js";
+
+const STATUSES = ["pending_approval", "queued", "running", "completed", "partially_completed",
+  "failed", "cancelled", "denied"];
+const PERIODS = [["1", "Last day"], ["7", "Last 7 days"], ["30", "Last 30 days"], ["182", "Last 6 months"]];
+const SOURCES = [["manual", "Manual"], ["api", "API"], ["automatic_attack_disruption", "Automatic attack disruption"]];
+
+let approvals = null;	// whether quelld has /api/v1/actions/{id}/approve
+async function hasApprovals() {
+  if (approvals === null) {
+    // A GET on the POST-only route answers 405 where it exists, 404 where it does not.
+    try { await get("/api/v1/actions/act_000000000000000000000000/approve"); approvals = true; }
+    catch (e) { approvals = e instanceof ApiError && e.status === 405; }
+  }
+  return approvals;
+}
+
+function select(id, label, opts, value) {
+  return h("span.field", {}, h("label", { for: id, text: label }),
+    h("select", { id }, h("option", { value: "", text: "Any" }),
+      opts.map(([v, t]) => h("option", { value: v, text: t, selected: v === value }))));
+}
+
+function csvCell(v) {
+  const s = v === null || v === undefined ? "" : String(v);
+  // A leading = + - @ would make a spreadsheet run it as a formula.
+  const safe = /^[=+\-@\t\r]/.test(s) ? "'" + s : s;
+  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+function exportCsv(rows) {
+  const cols = ["id", "type", "status", "identity_id", "account_id", "requested_by", "source",
+    "reason", "message", "created_at", "updated_at", "finished_at"];
+  const text = [cols.join(",")].concat(rows.map((a) => cols.map((c) => csvCell(a[c])).join(","))).join("\r\n");
+  const url = URL.createObjectURL(new Blob([text + "\r\n"], { type: "text/csv" }));
+  const a = h("a", { href: url, download: "quell-actions.csv" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+function actionRow(a, extra) {
+  return h("tr", { "data-action": a.id },
+    extra || null,
+    h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
+    h("td", {}, badge(a.status)),
+    h("td", {}, h("a", { href: `#/identity/${a.identity_id}`, text: a.identity_id })),
+    h("td", { text: a.requested_by }), h("td", { text: a.source }),
+    h("td.reason", { text: a.reason || "" }), h("td", {}, timeEl(a.created_at)),
+    h("td", {}, timeEl(a.finished_at)));
+}
+
+const HEAD = ["Action", "Status", "Identity", "Requested by", "Source", "Reason", "Requested", "Finished"];
+
+export async function render(main, params, ctx) {
+  const tab = params.get("tab") === "pending" ? "pending" : "history";
+  const tabs = h("div.tabs", { role: "tablist", "aria-label": "Action center" },
+    [["pending", "Pending"], ["history", "History"]].map(([t, label]) => h("a", {
+      role: "tab", href: "#/actions" + qs({ tab: t }), "aria-selected": String(t === tab),
+      id: "tab-" + t, text: label,
+    })));
+  clear(main).append(h("h1", { text: "Action center" }), tabs);
+  const panel = h("div", { role: "tabpanel", "aria-labelledby": "tab-" + tab });
+  main.append(panel);
+  if (tab === "pending") return pending(panel, ctx);
+  return history(panel, params, ctx);
+}
+
+async function pending(panel, ctx) {
+  const appr = can("response.approve") && await hasApprovals();
+  const body = h("tbody");
+  const bulkType = appr ? h("select", { id: "bulk-type" }, ACTIONS.map((t) => h("option", { value: t, text: actionLabel(t) }))) : null;
+  let shown = [];
+  async function decide(ids, verb) {
+    for (const id of ids) {
+      try { await post(`/api/v1/actions/${id}/${verb}`, {}); }
+      catch (e) { toast(`${verb} ${id}: ${e.message}`); }
+    }
+    await load();
+  }
+  panel.append(
+    appr ? h("div.bar", {}, h("label", { for: "bulk-type", text: "All pending of type" }), bulkType,
+      h("button", { type: "button", text: "Approve all", onclick: () => decide(shown.filter((a) => a.type === bulkType.value).map((a) => a.id), "approve") }),
+      h("button", { type: "button", text: "Reject all", onclick: () => decide(shown.filter((a) => a.type === bulkType.value).map((a) => a.id), "reject") }))
+      : h("p.sub", { text: "Actions waiting for approval. Approving needs the response.approve permission and a quelld with approvals." }),
+    h("div.scroll", {}, h("table.list", {}, h("caption.sr", { text: "Pending actions" }),
+      h("thead", {}, h("tr", {}, (appr ? ["Decide"] : []).concat(HEAD).map((t) => h("th", { scope: "col", text: t })))),
+      body)));
+  async function load() {
+    const j = await get("/api/v1/actions" + qs({ status: "pending_approval", limit: 200 }));
+    shown = j.actions;
+    clear(body);
+    for (const a of shown) {
+      const cell = appr ? h("td.buttons", {},
+        h("button", { type: "button", text: "Approve", "aria-label": `Approve ${actionLabel(a.type)} ${a.id}`, onclick: () => decide([a.id], "approve") }),
+        h("button", { type: "button", text: "Reject", "aria-label": `Reject ${actionLabel(a.type)} ${a.id}`, onclick: () => decide([a.id], "reject") })) : null;
+      body.append(actionRow(a, cell));
+    }
+    if (!shown.length) body.append(h("tr", {}, h("td", { colspan: String(HEAD.length + (appr ? 1 : 0)), text: "Nothing is waiting for approval." })));
+    return false;
+  }
+  ctx.poll(load, 5000);
+}
+
+async function history(panel, params, ctx) {
+  const f = { days: params.get("days") || "7", status: params.get("status") || "",
+    type: params.get("type") || "", source: params.get("source") || "" };
+  const form = h("form.filters", { "aria-label": "Filters" },
+    select("f-days", "Period", PERIODS, f.days),
+    select("f-status", "Status", STATUSES.map((s) => [s, s.replace(/_/g, " ")]), f.status),
+    select("f-type", "Action", ACTIONS.map((t) => [t, actionLabel(t)]), f.type),
+    select("f-source", "Source", SOURCES, f.source),
+    h("button", { type: "button", id: "csv", text: "Export CSV" }));
+  form.querySelector("#f-days option[value='']").remove();
+  form.addEventListener("change", () => {
+    location.hash = "#/actions" + qs({ tab: "history", days: form.querySelector("#f-days").value,
+      status: form.querySelector("#f-status").value, type: form.querySelector("#f-type").value,
+      source: form.querySelector("#f-source").value });
+  });
+  const body = h("tbody");
+  const more = h("button", { type: "button", hidden: true, text: "Load more" });
+  panel.append(form, h("div.scroll", {}, h("table.list", {}, h("caption.sr", { text: "Actions" }),
+    h("thead", {}, h("tr", {}, HEAD.map((t) => h("th", { scope: "col", text: t })))), body)), more);
+  const since = new Date(Date.now() - Number(f.days) * 86400e3).toISOString();
+  let loaded = [], next = null;
+  const matches = (a) => !f.source || a.source === f.source;
+  function draw() {
+    clear(body);
+    const rows = loaded.filter(matches);
+    for (const a of rows) body.append(actionRow(a));
+    if (!rows.length) body.append(h("tr", {}, h("td", { colspan: String(HEAD.length), text: "No action in this period matches." })));
+    more.hidden = !next;
+  }
+  const base = { since, status: f.status, type: f.type };
+  async function page() {
+    const j = await get("/api/v1/actions" + qs({ ...base, limit: 100, before: next }));
+    loaded = loaded.concat(j.actions);
+    next = j.next;
+    draw();
+  }
+  // Refreshes what is shown (the first page and any loaded after it) while any runs.
+  async function refresh() {
+    const live = loaded.some((a) => !TERMINAL.has(a.status));
+    if (!live && loaded.length) return false;
+    const j = await get("/api/v1/actions" + qs({ ...base, limit: Math.max(100, Math.min(1000, loaded.length)) }));
+    loaded = j.actions;
+    next = j.next;
+    draw();
+    return loaded.some((a) => !TERMINAL.has(a.status));
+  }
+  more.addEventListener("click", page);
+  form.querySelector("#csv").addEventListener("click", () => exportCsv(loaded.filter(matches)));
+  ctx.poll(refresh);
+}
+
+export async function renderAction(main, id, ctx) {
+  const box = h("div");
+  clear(main).append(h("p", {}, h("a", { href: "#/actions", text: "← Action center" })), box);
+  async function load() {
+    const a = await get(`/api/v1/actions/${encodeURIComponent(id)}`);
+    const live = !TERMINAL.has(a.status);
+    const cancel = live && can("response.manage") ? h("button.danger", { type: "button", text: "Cancel action",
+      onclick: async () => {
+        try { await post(`/api/v1/actions/${a.id}/cancel`, {}); toast("Cancel requested"); await load(); }
+        catch (e) { toast(e.message); }
+      } }) : null;
+    clear(box).append(
+      h("div.head", {}, h("div", {}, h("h1", {}, actionLabel(a.type), " ", badge(a.status)),
+        h("p.sub.mono", { text: a.id })), cancel),
+      h("dl.facts", {},
+        fact("Identity", h("a", { href: `#/identity/${a.identity_id}`, text: a.identity_id })),
+        fact("Requested by", a.requested_by), fact("Source", a.source),
+        fact("Reason", a.reason), fact("Parameters", JSON.stringify(a.params || {})),
+        fact("Message", a.message || "—"), fact("Requested", timeEl(a.created_at)),
+        fact("Updated", timeEl(a.updated_at)), fact("Finished", timeEl(a.finished_at))),
+      h("div.scroll", {}, h("table.list.steps", {}, h("caption", { text: "Steps, one per account" }),
+        h("thead", {}, h("tr", {}, ["Account", "System", "Status", "Attempts", "Started", "Finished", "Request id", "Error"]
+          .map((t) => h("th", { scope: "col", text: t })))),
+        h("tbody", {}, (a.steps || []).map((s) => h("tr", { "data-step": s.id },
+          h("td", { text: s.account_name || s.account_id }), h("td", { text: s.system }),
+          h("td", {}, badge(s.status), s.not_before && s.status === "retry_wait" ? h("div.sub", {}, "next try ", timeEl(s.not_before)) : null),
+          h("td", { text: String(s.attempts) }), h("td", {}, timeEl(s.started_at)),
+          h("td", {}, timeEl(s.finished_at)), h("td.mono", { text: s.request_id || "—" }),
+          h("td", {}, s.error_code ? h("span.mono", { text: s.error_code + " " }) : null,
+            h("span", { text: s.message || "" }))))))));
+    return live;
+  }
+  ctx.poll(load);
+}
+
+function fact(k, v) {
+  return [h("dt", { text: k }), h("dd", {}, v instanceof Node ? v : String(v ?? "—"))];
+}

@@ -1,0 +1,67 @@
+// Building DOM from data: text only ever goes in through textContent, never as markup,
+// because identity names and reasons come from directories an attacker may write to.
+
+// h("tag.class", {attr: v, onclick: fn}, child, "text", …) → element
+export function h(sel, attrs, ...kids) {
+  const [tag, ...cls] = sel.split(".");
+  const el = document.createElement(tag || "div");
+  if (cls.length) el.className = cls.join(" ");
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = String(v);
+    else if (k in el && typeof v !== "string") el[k] = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const kid of kids.flat()) {
+    if (kid === undefined || kid === null || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+export function clear(el) {
+  while (el.firstChild) el.firstChild.remove();
+  return el;
+}
+
+const fmt = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+export function when(t) {
+  if (!t) return "—";
+  const d = new Date(t);
+  return Number.isNaN(d.getTime()) ? String(t) : fmt.format(d);
+}
+
+export function timeEl(t) {
+  return t ? h("time", { datetime: t, title: t, text: when(t) }) : h("span", { text: "—" });
+}
+
+const LABELS = {
+  disable: "Disable", enable: "Enable", revoke_sessions: "Revoke sessions",
+  mark_compromised: "Mark as compromised", force_password_change: "Force password change",
+  deactivate: "Deactivate", set_risk: "Set risk level",
+};
+export const ACTIONS = Object.keys(LABELS);
+export const actionLabel = (t) => LABELS[t] || t;
+
+export const TERMINAL = new Set(["completed", "partially_completed", "failed", "cancelled",
+  "denied", "succeeded", "not_applicable"]);
+
+export function badge(status) {
+  return h("span.badge.st-" + String(status).replace(/[^a-z_]/g, ""), {
+    text: String(status).replace(/_/g, " "),
+  });
+}
+
+let toastTimer = 0;
+export function toast(msg) {
+  const el = document.getElementById("status");
+  el.textContent = msg;
+  el.classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.classList.remove("show"), 6000);
+}
