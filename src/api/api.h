@@ -19,11 +19,12 @@ void api_stop(struct api *api);
 uint16_t api_port(const struct api *api);
 
 /*
- * Creates an API token for a principal called name with role, stores its SHA-256 and
- * audits it as actor. *token (caller frees with auth_token_free) is shown once.
+ * Creates an API token for a principal called name with role, limited to identities
+ * with one of the scope tags (none: every identity), stores its SHA-256 and audits it
+ * as actor. *token (caller frees with auth_token_free) is shown once.
  */
 int auth_token_create(struct store *st, const char *actor, const char *name,
-    const char *role, char **token, struct qerr *e);
+    const char *role, char *const *scope, size_t nscope, char **token, struct qerr *e);
 /* Zeroes and frees a token; accepts NULL. */
 void auth_token_free(char *token);
 /* Looks the token up and compares its hash in constant time. Fills *p (caller clears). */

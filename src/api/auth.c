@@ -31,7 +31,7 @@ auth_token_free(char *token)
 
 int
 auth_token_create(struct store *st, const char *actor, const char *name,
-    const char *role, char **token, struct qerr *e)
+    const char *role, char *const *scope, size_t nscope, char **token, struct qerr *e)
 {
 	unsigned char secret[SECRET_BYTES], hash[32];
 	char id[ID_LEN], *tok = NULL, *detail = NULL;
@@ -39,7 +39,7 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	struct principal p;
 	struct audit_entry ent;
 	json_t *d;
-	size_t idlen, b64len = sodium_base64_ENCODED_LEN(SECRET_BYTES,
+	size_t i, idlen, b64len = sodium_base64_ENCODED_LEN(SECRET_BYTES,
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	int r = QERR_NOMEM;
 
@@ -60,9 +60,15 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	p.id = id;
 	p.name = (char *)name;
 	p.role = (char *)role;
-	if ((d = json_pack("{s:s, s:s, s:s}", "token_id", id, "name", name, "role",
-	    role)) != NULL)
+	p.scope = (char **)scope;
+	p.nscope = nscope;
+	if ((d = json_pack("{s:s, s:s, s:s, s:o}", "token_id", id, "name", name, "role",
+	    role, "scope", json_array())) != NULL) {
+		for (i = 0; i < nscope; i++)
+			json_array_append_new(json_object_get(d, "scope"),
+			    json_string(scope[i]));
 		detail = json_dumps(d, JSON_COMPACT);
+	}
 	json_decref(d);
 	if (detail == NULL)
 		goto out;

@@ -8,6 +8,7 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "core/policy.h"
 #include "oidc.h"
 
 struct api {
@@ -37,6 +38,8 @@ struct req {
 	unsigned perms;
 	struct oidc_claims claims;	/* of a bearer JWT, for authorization */
 	bool has_claims;
+	struct subject subject;	/* who, as the access policy sees them */
+	struct grant_set grants; /* what the policy grants them; perms is the union */
 	int status;		/* set by the handler with resp */
 	json_t *resp;
 };

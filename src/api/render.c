@@ -55,7 +55,14 @@ render_action(const struct action *a, bool with_steps)
 	    "created_at", render_time(a->created_at),
 	    "updated_at", render_time(a->updated_at),
 	    "finished_at", render_time(a->finished_at));
-	if (o == NULL || !with_steps)
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "undo_of", str_or_null(a->undo_of));
+	json_object_set_new(o, "approval_rule", str_or_null(a->approval_rule));
+	json_object_set_new(o, "decided_by", str_or_null(a->decided_by));
+	json_object_set_new(o, "approval_expires_at", a->status == ACTION_PENDING_APPROVAL ?
+	    render_time(a->approval_expires) : json_null());
+	if (!with_steps)
 		return o;
 	steps = json_array();
 	for (i = 0; i < a->nsteps; i++)

@@ -27,7 +27,7 @@ allowed(struct req *q, unsigned perm)
 
 	if (perm == PERM_ANY || perm == PERM_IN_HANDLER || (q->perms & perm) == perm)
 		return true;
-	snprintf(why, sizeof(why), "role '%s' does not grant %s", q->who.role,
+	snprintf(why, sizeof(why), "'%s' holds no role that grants %s", q->who.name,
 	    rbac_perm_name(perm));
 	req_error(q, 403, "forbidden", NULL, "%s", why);
 	req_audit_denial(q, "access.denied", why);
@@ -423,29 +423,57 @@ get_identity(struct req *q)
 	return reply_identity(q, q->arg[0]);
 }
 
+/* Gives i copies of tags (borrowed). */
+static int
+own_tags(struct identity *i, char *const *tags, size_t ntags)
+{
+	size_t k;
+
+	if (ntags == 0)
+		return 0;
+	if ((i->tags = calloc(ntags, sizeof(*i->tags))) == NULL)
+		return QERR_NOMEM;
+	for (k = 0; k < ntags; k++) {
+		if ((i->tags[k] = strdup(tags[k])) == NULL)
+			return QERR_NOMEM;
+		i->ntags = k + 1;
+	}
+	return 0;
+}
+
+static int
+set_tags(struct store_tx *tx, struct identity *i, char *const *tags, size_t ntags,
+    struct qerr *e)
+{
+	size_t k;
+
+	for (k = 0; k < i->ntags; k++)
+		free(i->tags[k]);
+	free(i->tags);
+	i->tags = NULL;
+	i->ntags = 0;
+	if (own_tags(i, tags, ntags) != 0)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return store_identity_update(tx, i, e);
+}
+
+static int tag_list(struct req *q, json_t *arr, const char *field, char ***out,
+    size_t *n);
+
 static int
 parse_tags(struct req *q, json_t *o, struct identity *i)
 {
-	json_t *tags = json_object_get(o, "tags"), *t;
-	size_t k;
-	const char *s;
+	char **tags = NULL;
+	size_t n = 0;
+	int r;
 
-	if (tags == NULL)
-		return 0;
-	if (!json_is_array(tags) || json_array_size(tags) > 64)
-		return req_error(q, 400, "invalid_input", "tags",
-		    "tags must be an array of at most 64 strings"), -1;
-	i->tags = calloc(json_array_size(tags) + 1, sizeof(char *));
-	json_array_foreach(tags, k, t) {
-		s = json_string_value(t);
-		if (s == NULL || s[0] == '\0' || strlen(s) != json_string_length(t) ||
-		    strlen(s) > 64 || !text_printable(s, false))
-			return req_error(q, 400, "invalid_input", "tags",
-			    "tags[%zu] must be non-empty printable text of at most 64 bytes",
-			    k), -1;
-		i->tags[i->ntags++] = strdup(s);
+	if ((r = tag_list(q, json_object_get(o, "tags"), "tags", &tags, &n)) == 0 &&
+	    own_tags(i, tags, n) != 0) {
+		req_error(q, 500, "internal", NULL, "out of memory");
+		r = -1;
 	}
-	return 0;
+	free(tags);
+	return r;
 }
 
 static int
@@ -716,13 +744,43 @@ verify_audit(struct req *q)
 	return 0;
 }
 
+/* Tags: an array of at most 64 non-empty printable strings of at most 64 bytes. */
+static int
+tag_list(struct req *q, json_t *arr, const char *field, char ***out, size_t *n)
+{
+	const char *s;
+	json_t *t;
+	size_t k;
+
+	*out = NULL;
+	*n = 0;
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) > 64)
+		return req_error(q, 400, "invalid_input", field,
+		    "%s must be an array of at most 64 strings", field), -1;
+	if ((*out = calloc(json_array_size(arr) + 1, sizeof(**out))) == NULL)
+		return req_error(q, 500, "internal", NULL, "out of memory"), -1;
+	json_array_foreach(arr, k, t) {
+		s = json_string_value(t);
+		if (s == NULL || s[0] == '\0' || strlen(s) != json_string_length(t) ||
+		    strlen(s) > 64 || !text_printable(s, false))
+			return req_error(q, 400, "invalid_input", field,
+			    "%s[%zu] must be non-empty printable text of at most 64 bytes",
+			    field, k), -1;
+		(*out)[(*n)++] = (char *)s;
+	}
+	return 0;
+}
+
 static int
 post_token(struct req *q)
 {
-	static const char *const keys[] = { "name", "role", NULL };
+	static const char *const keys[] = { "name", "role", "scope", NULL };
 	const char *name, *role;
 	unsigned perms;
-	char *token = NULL;
+	char *token = NULL, **scope = NULL;
+	size_t nscope = 0;
 	struct qerr e;
 	json_t *o;
 	int r;
@@ -731,19 +789,277 @@ post_token(struct req *q)
 		return 0;
 	if (only_keys(q, o, "", keys) != 0 ||
 	    field_str(q, o, "name", true, NAME_MAX_LEN, &name) != 0 ||
-	    field_str(q, o, "role", true, 64, &role) != 0)
+	    field_str(q, o, "role", true, 64, &role) != 0 ||
+	    tag_list(q, json_object_get(o, "scope"), "scope", &scope, &nscope) != 0)
 		goto out;
 	if (!rbac_role_perms(q->api->cfg, role, &perms)) {
 		req_error(q, 400, "invalid_input", "role", "unknown role '%s'", role);
 		goto out;
 	}
-	if ((r = auth_token_create(q->api->st, q->who.name, name, role, &token, &e)) != 0)
+	if ((r = auth_token_create(q->api->st, q->who.name, name, role, scope, nscope,
+	    &token, &e)) != 0)
 		req_qerr(q, r, &e);
 	else
-		req_reply(q, 201, json_pack("{s:s%, s:s, s:s, s:s}", "id", token,
-		    strcspn(token, "."), "name", name, "role", role, "token", token));
+		req_reply(q, 201, json_pack("{s:s%, s:s, s:s, s:s, s:O}", "id", token,
+		    strcspn(token, "."), "name", name, "role", role, "token", token, "scope",
+		    json_object_get(o, "scope") ? json_object_get(o, "scope") :
+		    json_array()));
 out:
+	free(scope);
 	auth_token_free(token);
+	json_decref(o);
+	return 0;
+}
+
+/* An optional {"reason": "..."} body; NULL when absent or empty. */
+static int
+optional_reason(struct req *q, json_t **o, const char **reason)
+{
+	static const char *const keys[] = { "reason", NULL };
+
+	*reason = NULL;
+	*o = NULL;
+	if (q->len == 0)
+		return 0;
+	if ((*o = req_json(q)) == NULL)
+		return -1;
+	if (only_keys(q, *o, "", keys) != 0 ||
+	    field_str(q, *o, "reason", false, REASON_MAX, reason) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+decide(struct req *q, bool approve)
+{
+	struct actor who;
+	struct action a;
+	const char *reason;
+	struct qerr e;
+	json_t *o = NULL;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	qerr_clear(&e);
+	if (check_id(q, "id", q->arg[0], "act") != 0 ||
+	    optional_reason(q, &o, &reason) != 0)
+		goto out;
+	req_actor(q, &who);
+	if ((r = engine_decide(q->api->eng, &who, q->arg[0], approve, reason, &a,
+	    &e)) != 0) {
+		if (r == QERR_NOT_FOUND)
+			qerr_set(&e, r, "id", "no action %s", q->arg[0]);
+		req_qerr(q, r, &e);
+		if (r == QERR_DENIED)
+			req_audit_denial(q, "access.denied", e.msg);
+	} else
+		req_reply(q, 200, render_action(&a, true));
+out:
+	action_clear(&a);
+	json_decref(o);
+	return 0;
+}
+
+static int
+approve_action(struct req *q)
+{
+	return decide(q, true);
+}
+
+static int
+reject_action(struct req *q)
+{
+	return decide(q, false);
+}
+
+struct pending_ctx {
+	json_t *ids;
+};
+
+static int
+add_pending(const struct action *a, void *arg)
+{
+	struct pending_ctx *c = arg;
+
+	return json_array_append_new(c->ids, json_string(a->id));
+}
+
+/* The ids named in the body, or every action of one type waiting for approval. */
+static int
+bulk_ids(struct req *q, json_t *o, json_t **ids)
+{
+	static const char *const keys[] = { "ids", "type", "reason", NULL };
+	struct action_filter f = { .status = "pending_approval", .limit = 1000 };
+	struct pending_ctx c;
+	struct store_tx *tx = NULL;
+	enum action_type t;
+	json_t *v;
+	struct qerr e;
+	size_t i;
+	int r;
+
+	if (only_keys(q, o, "", keys) != 0 ||
+	    field_str(q, o, "type", false, 64, &f.type) != 0)
+		return -1;
+	v = json_object_get(o, "ids");
+	if ((v == NULL) == (f.type == NULL))
+		return req_error(q, 400, "invalid_input", "ids",
+		    "give either ids (an array of action ids) or type"), -1;
+	if (v != NULL) {
+		if (!json_is_array(v) || json_array_size(v) == 0 ||
+		    json_array_size(v) > 1000)
+			return req_error(q, 400, "invalid_input", "ids",
+			    "ids must be an array of 1 to 1000 action ids"), -1;
+		for (i = 0; i < json_array_size(v); i++)
+			if (!id_valid(json_string_value(json_array_get(v, i)), "act"))
+				return req_error(q, 400, "invalid_input", "ids",
+				    "ids[%zu] is not an action id", i), -1;
+		*ids = json_incref(v);
+		return 0;
+	}
+	if (action_type_parse(f.type, &t) != 0)
+		return req_error(q, 400, "invalid_input", "type",
+		    "unknown action type '%.64s'", f.type), -1;
+	c.ids = *ids = json_array();
+	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) == 0)
+		r = store_action_list(tx, &f, add_pending, &c, &e);
+	store_tx_rollback(tx);
+	if (r != 0)
+		return req_qerr(q, r, &e), -1;
+	return 0;
+}
+
+/* Approves or rejects several actions, each on its own: one refusal stops no other. */
+static int
+decide_bulk(struct req *q, bool approve)
+{
+	json_t *o, *ids = NULL, *results = json_array();
+	struct actor who;
+	struct action a;
+	const char *reason = NULL, *id;
+	struct qerr e;
+	size_t i;
+	int r;
+
+	if ((o = req_json(q)) == NULL) {
+		json_decref(results);
+		return 0;
+	}
+	if (field_str(q, o, "reason", false, REASON_MAX, &reason) != 0 ||
+	    bulk_ids(q, o, &ids) != 0)
+		goto out;
+	req_actor(q, &who);
+	for (i = 0; i < json_array_size(ids); i++) {
+		id = json_string_value(json_array_get(ids, i));
+		memset(&a, 0, sizeof(a));
+		qerr_clear(&e);
+		r = engine_decide(q->api->eng, &who, id, approve, reason, &a, &e);
+		json_array_append_new(results, r == 0 ?
+		    json_pack("{s:s, s:s}", "id", id, "status", action_status_name(a.status)) :
+		    json_pack("{s:s, s:s, s:s}", "id", id, "error", qerr_strerror(r),
+		    "message", e.msg));
+		if (r == QERR_DENIED)
+			req_audit_denial(q, "access.denied", e.msg);
+		action_clear(&a);
+	}
+	req_reply(q, 200, json_pack("{s:O}", "results", results));
+out:
+	json_decref(results);
+	json_decref(ids);
+	json_decref(o);
+	return 0;
+}
+
+static int
+approve_bulk(struct req *q)
+{
+	return decide_bulk(q, true);
+}
+
+static int
+reject_bulk(struct req *q)
+{
+	return decide_bulk(q, false);
+}
+
+static int
+undo_action(struct req *q)
+{
+	static const char *const keys[] = { "reason", NULL };
+	struct actor who;
+	struct action a;
+	const char *reason;
+	struct qerr e;
+	json_t *o, *err;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	qerr_clear(&e);
+	if (check_id(q, "id", q->arg[0], "act") != 0 || (o = req_json(q)) == NULL)
+		return 0;
+	if (only_keys(q, o, "", keys) != 0 ||
+	    field_str(q, o, "reason", true, REASON_MAX, &reason) != 0)
+		goto out;
+	req_actor(q, &who);
+	if ((r = engine_undo(q->api->eng, &who, q->arg[0], reason, &a, &e)) != 0) {
+		if (r == QERR_NOT_FOUND && e.field[0] == '\0')
+			qerr_set(&e, r, "id", "no action %s", q->arg[0]);
+		req_qerr(q, r, &e);
+		if (r == QERR_DENIED && a.id != NULL &&
+		    (err = json_object_get(q->resp, "error")) != NULL)
+			json_object_set_new(err, "action_id", json_string(a.id));
+	} else
+		req_reply(q, 201, render_action(&a, true));
+out:
+	action_clear(&a);
+	json_decref(o);
+	return 0;
+}
+
+/* Replaces an identity's tags, which scoped roles and approval rules read. */
+static int
+put_tags(struct req *q)
+{
+	static const char *const keys[] = { "tags", NULL };
+	struct store_tx *tx = NULL;
+	struct identity i;
+	char **tags = NULL;
+	size_t ntags = 0;
+	json_t *o, *d = NULL;
+	struct qerr e;
+	int r;
+
+	memset(&i, 0, sizeof(i));
+	if (check_id(q, "id", q->arg[0], "idn") != 0 || (o = req_json(q)) == NULL)
+		return 0;
+	if (only_keys(q, o, "", keys) != 0 ||
+	    tag_list(q, json_object_get(o, "tags"), "tags", &tags, &ntags) != 0)
+		goto out;
+	if (json_object_get(o, "tags") == NULL) {
+		req_error(q, 400, "invalid_input", "tags", "tags is required");
+		goto out;
+	}
+	if ((r = store_tx_begin(q->api->st, true, &tx, &e)) != 0 ||
+	    (r = store_identity_get(tx, q->arg[0], &i, &e)) != 0) {
+		if (r == QERR_NOT_FOUND)
+			qerr_set(&e, r, "id", "no identity %s", q->arg[0]);
+		req_qerr(q, r, &e);
+		goto out;
+	}
+	d = json_pack("{s:O}", "tags", json_object_get(o, "tags"));
+	if ((r = set_tags(tx, &i, tags, ntags, &e)) != 0 ||
+	    (r = engine_audit_tx(tx, q->who.name, "identity.tags_set", NULL, NULL,
+	    i.id, d, &e)) != 0 || (r = store_tx_commit(tx, &e)) != 0)
+		req_qerr(q, r, &e);
+	else {
+		tx = NULL;
+		reply_identity(q, q->arg[0]);
+	}
+out:
+	store_tx_rollback(tx);
+	json_decref(d);
+	identity_clear(&i);
+	free(tags);
 	json_decref(o);
 	return 0;
 }
@@ -760,9 +1076,15 @@ static const struct route {
 	{ "GET", "/api/v1/actions", PERM_RESPONSE_READ, list_actions },
 	{ "GET", "/api/v1/actions/{}", PERM_RESPONSE_READ, get_action },
 	{ "POST", "/api/v1/actions/{}/cancel", PERM_RESPONSE_MANAGE, cancel_action },
+	{ "POST", "/api/v1/actions/{}/approve", PERM_RESPONSE_APPROVE, approve_action },
+	{ "POST", "/api/v1/actions/{}/reject", PERM_RESPONSE_APPROVE, reject_action },
+	{ "POST", "/api/v1/actions/approve", PERM_RESPONSE_APPROVE, approve_bulk },
+	{ "POST", "/api/v1/actions/reject", PERM_RESPONSE_APPROVE, reject_bulk },
+	{ "POST", "/api/v1/actions/{}/undo", PERM_IN_HANDLER, undo_action },
 	{ "GET", "/api/v1/identities", PERM_IDENTITIES_READ, list_identities },
 	{ "POST", "/api/v1/identities", PERM_IDENTITIES_MANAGE, post_identity },
 	{ "GET", "/api/v1/identities/{}", PERM_IDENTITIES_READ, get_identity },
+	{ "PUT", "/api/v1/identities/{}/tags", PERM_IDENTITIES_MANAGE, put_tags },
 	{ "POST", "/api/v1/identities/{}/accounts", PERM_IDENTITIES_MANAGE, post_link },
 	{ "DELETE", "/api/v1/identities/{}/accounts/{}", PERM_IDENTITIES_MANAGE,
 	    delete_link },

@@ -109,9 +109,44 @@ req_json(struct req *q)
 void
 req_actor(const struct req *q, struct actor *who)
 {
+	who->id = q->who.id;
 	who->name = q->who.name;
 	who->role = q->who.role;
 	who->perms = q->perms;
+	who->subject = &q->subject;
+	who->grants = &q->grants;
+}
+
+/*
+ * The access policy's view of the authenticated caller: an API token's role and
+ * scope, or a JWT's app roles and Entra directory roles matched against [grant]
+ * sections (and the seed's defaults). q->perms becomes the union of the grants.
+ */
+static bool
+authorize(struct req *q)
+{
+	struct subject *s = &q->subject;
+	struct qerr e;
+
+	s->id = q->who.id;
+	s->name = q->who.name;
+	/* A JWT's principal holds [oidc] default_role (if set) besides its grants. */
+	s->role = q->has_claims ? oidc_default_role(q->api->oidc) : q->who.role;
+	s->scope = q->who.scope;
+	s->nscope = q->who.nscope;
+	if (q->has_claims) {
+		s->app_roles = q->claims.roles;
+		s->napp_roles = q->claims.nroles;
+		s->wids = q->claims.wids;
+		s->nwids = q->claims.nwids;
+	}
+	qerr_clear(&e);
+	if (policy_grants(engine_policy(q->api->eng), s, &q->grants, &e) != 0) {
+		req_qerr(q, QERR_NOMEM, &e);
+		return false;
+	}
+	q->perms = policy_perms(&q->grants);
+	return true;
 }
 
 void
@@ -142,7 +177,6 @@ looks_like_jwt(const char *t)
 static int
 oidc_authenticate(struct req *q, const char *token, struct qerr *e)
 {
-	const char *role;
 	int r;
 
 	if ((r = oidc_verify(q->api->oidc, token, &q->claims, e)) != 0)
@@ -154,14 +188,6 @@ oidc_authenticate(struct req *q, const char *token, struct qerr *e)
 	}
 	if ((q->who.name = strdup(q->claims.username)) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	/*
-	 * Interim: until the claims' roles and wids are mapped to quell roles, a JWT
-	 * principal has no role and the permissions of [oidc] default_role (none if
-	 * that is unset).
-	 */
-	role = oidc_default_role(q->api->oidc);
-	if (!rbac_role_perms(q->api->cfg, role, &q->perms))
-		q->perms = 0;
 	return 0;
 }
 
@@ -256,7 +282,7 @@ handle(struct req *q)
 		req_reply(q, 200, json_pack("{s:s}", "status", "ok"));
 		return;
 	}
-	if (!authenticate(q))
+	if (!authenticate(q) || !authorize(q))
 		return;
 	if (q->too_large) {
 		req_error(q, 413, "too_large", "body", "the body is larger than %zu bytes",
@@ -308,6 +334,7 @@ on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (q == NULL)
 		return;
 	json_decref(q->resp);
+	free(q->grants.g);
 	principal_clear(&q->who);
 	oidc_claims_clear(&q->claims);
 	free(q->body);

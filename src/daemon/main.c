@@ -49,8 +49,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: quelld [-c FILE]                run the daemon\n"
 	    "       quelld [-c FILE] check          validate the configuration\n"
-	    "       quelld [-c FILE] token create --name NAME --role ROLE\n"
-	    "                                       make an API token (shown once)\n"
+	    "       quelld [-c FILE] token create --name NAME --role ROLE [--scope TAG]...\n"
+	    "                                       make an API token (shown once), limited\n"
+	    "                                       to identities tagged TAG when given\n"
 	    "The configuration defaults to /etc/quell/quelld.conf; see etc/quelld.conf.example.\n");
 }
 
@@ -96,31 +97,41 @@ static int
 token_create(const struct config *cfg, int argc, char **argv)
 {
 	const char *name = NULL, *role = NULL;
+	char **scope = calloc((size_t)argc + 1, sizeof(*scope));
 	struct store *st = NULL;
 	char *token = NULL;
+	size_t nscope = 0;
 	unsigned perms;
 	struct qerr e;
 	int i, r;
 
+	if (scope == NULL)
+		return 1;
 	for (i = 0; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--name") == 0)
 			name = argv[i + 1];
 		else if (strcmp(argv[i], "--role") == 0)
 			role = argv[i + 1];
+		else if (strcmp(argv[i], "--scope") == 0)
+			scope[nscope++] = argv[i + 1];
 		else
 			break;
 	}
 	if (i != argc || name == NULL || role == NULL) {
 		usage(stderr);
+		free(scope);
 		return 2;
 	}
 	if (!rbac_role_perms(cfg, role, &perms)) {
 		fprintf(stderr, "quelld: unknown role '%s'\n", role);
+		free(scope);
 		return 2;
 	}
 	if ((r = store_open(&store_sqlite, cfg->store_path, 1, &st, &e)) == 0)
-		r = auth_token_create(st, "quelld token create", name, role, &token, &e);
+		r = auth_token_create(st, "quelld token create", name, role, scope, nscope,
+		    &token, &e);
 	store_close(st);
+	free(scope);
 	if (r != 0) {
 		fprintf(stderr, "quelld: %s\n", e.msg);
 		return 1;

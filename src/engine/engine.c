@@ -592,6 +592,7 @@ keeper(void *arg)
 			continue;
 		pthread_mutex_unlock(&eng->mu);
 		renew_leases(eng);
+		engine_expire_approvals(eng);
 		pthread_mutex_lock(&eng->mu);
 		next = engine_now_ms() + eng->opt.lease_ms / 3;
 	}
@@ -684,7 +685,8 @@ engine_start(const struct config *cfg, struct store *st,
 	pthread_cond_init(&eng->cv_run, NULL);
 	pthread_cond_init(&eng->cv_done, NULL);
 	pthread_cond_init(&eng->cv_keeper, NULL);
-	if ((r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0)
+	if ((r = policy_load(cfg, &eng->pol, e)) != 0 ||
+	    (r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0)
 		goto fail;
 	r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the engine's threads");
 	if ((eng->workers = calloc((size_t)eng->opt.workers, sizeof(pthread_t))) == NULL)
@@ -749,6 +751,7 @@ engine_stop(struct engine *eng)
 		provider_close(eng->sys[i].ops, eng->sys[i].p);
 	free(eng->workers);
 	free(eng->sys);
+	policy_free(eng->pol);
 	pthread_cond_destroy(&eng->cv_keeper);
 	pthread_cond_destroy(&eng->cv_done);
 	pthread_cond_destroy(&eng->cv_run);
@@ -770,6 +773,12 @@ engine_system_info(struct engine *eng, const char *name, const char **kind,
 	for (t = 0; t < ACTION_TYPE_COUNT; t++)
 		supported[t] = provider_supports(sys->ops, (enum action_type)t);
 	return 0;
+}
+
+const struct policy *
+engine_policy(struct engine *eng)
+{
+	return eng->pol;
 }
 
 size_t

@@ -15,16 +15,21 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/model.h"
+#include "core/policy.h"
 #include "providers/provider.h"
 #include "store/store.h"
 
 struct engine;
 
-/* Who asks: the authenticated principal with its role's permissions. */
+/* Who asks: the authenticated principal, the grants it holds under the access
+ * policy, and the union of their permissions. */
 struct actor {
+	const char *id;
 	const char *name;
 	const char *role;
 	unsigned perms;
+	const struct subject *subject;
+	const struct grant_set *grants;
 };
 
 struct action_request {
@@ -35,6 +40,9 @@ struct action_request {
 	const char *params;	/* JSON object text, validated by the caller */
 	const char *source;	/* "manual", "api" */
 	bool preview;		/* plan only: nothing is stored */
+	const char *undo_of;	/* set by engine_undo */
+	char *const *only_accounts;	/* set by engine_undo: act on these only */
+	size_t nonly;
 };
 
 struct engine_options {
@@ -76,6 +84,25 @@ const char *engine_system_name(struct engine *eng, size_t i);
  */
 int engine_request(struct engine *eng, const struct actor *who,
     const struct action_request *req, struct action *out, struct qerr *e);
+
+/*
+ * Approves (the action is queued) or rejects (it is cancelled) an action waiting for
+ * approval. The requester can never decide on their own action. QERR_CONFLICT when
+ * it is not waiting.
+ */
+int engine_decide(struct engine *eng, const struct actor *who, const char *action_id,
+    bool approve, const char *reason, struct action *out, struct qerr *e);
+
+/*
+ * Requests the inverse of every step of a finished action that succeeded (disable ↔
+ * enable), as a new action linked to it, authorized like any other. Refuses actions
+ * that cannot be undone (deactivate, force_password_change, revoke_sessions, …).
+ */
+int engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
+    const char *reason, struct action *out, struct qerr *e);
+
+/* The access policy loaded from the configuration at start. */
+const struct policy *engine_policy(struct engine *eng);
 
 /* Cancels the steps not yet started. QERR_CONFLICT when the action is terminal. */
 int engine_cancel(struct engine *eng, const struct actor *who, const char *action_id,

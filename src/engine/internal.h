@@ -40,6 +40,7 @@ struct job_queue {
 struct engine {
 	const struct config *cfg;
 	struct store *st;
+	struct policy *pol;
 	struct engine_options opt;
 	struct engine_system *sys;
 	size_t nsys;
@@ -70,5 +71,12 @@ int engine_rollup_tx(struct store_tx *tx, const char *actor, const char *action_
     int64_t now, struct qerr *e);
 
 void engine_wake(struct engine *eng);
+
+/* Cancels the steps of a that have not started, auditing each as actor. */
+int engine_cancel_steps_tx(struct store_tx *tx, const char *actor, struct action *a,
+    int64_t now, struct qerr *e);
+
+/* Cancels actions whose approval deadline has passed. */
+void engine_expire_approvals(struct engine *eng);
 
 #endif

@@ -47,6 +47,8 @@ new_action(struct action *a, const struct actor *who, const struct action_reques
 	a->identity_id = xstrdup(req->identity_id, &bad);
 	a->account_id = xstrdup(req->account_id, &bad);
 	a->requested_by = xstrdup(who->name, &bad);
+	a->requested_by_id = xstrdup(who->id, &bad);
+	a->undo_of = xstrdup(req->undo_of, &bad);
 	a->source = xstrdup(req->source ? req->source : "api", &bad);
 	a->reason = xstrdup(req->reason, &bad);
 	a->params = xstrdup(req->params ? req->params : "{}", &bad);
@@ -77,18 +79,22 @@ request_detail(const struct action *a, const struct actor *who)
 
 /* Stores a refused request as a denied action, audited, and fills *out with it. */
 static int
-deny(struct engine *eng, const struct actor *who, struct action *a, unsigned need,
+deny(struct engine *eng, const struct actor *who, struct action *a, const char *why,
     struct qerr *e)
 {
 	struct store_tx *tx = NULL;
-	char why[256];
 	json_t *d;
+	size_t i;
 	int r;
 
-	snprintf(why, sizeof(why), "role '%s' does not grant %s", who->role ? who->role :
-	    "(none)", rbac_perm_name(need));
+	for (i = 0; i < a->nsteps; i++)
+		step_clear(&a->steps[i]);
+	free(a->steps);
+	a->steps = NULL;
+	a->nsteps = 0;
 	a->status = ACTION_DENIED;
 	a->finished_at = a->created_at;
+	free(a->message);
 	a->message = strdup(why);
 	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
 		return r;
@@ -112,6 +118,122 @@ out:
 	return qerr_set(e, QERR_DENIED, NULL, "%s", why);
 }
 
+static const char *
+system_kind(struct engine *eng, const char *system)
+{
+	struct engine_system *sys = engine_find_system(eng, system);
+
+	return sys != NULL ? sys->cfg->kind : "unknown";
+}
+
+/*
+ * Every step the action would run must be allowed to the asker on that identity and
+ * system; why lists the refused ones ("corp/alice: …").
+ */
+static bool
+authorize_steps(struct engine *eng, const struct actor *who, const struct action *a,
+    const struct identity *idn, char *why, size_t len, json_t *allowed)
+{
+	char one[320];
+	size_t i, n = 0;
+	int w;
+
+	why[0] = '\0';
+	for (i = 0; i < a->nsteps; i++) {
+		if (a->steps[i].status == STEP_NOT_APPLICABLE)
+			continue;
+		if (policy_step_allowed(eng->pol, who->subject, who->grants, a->type,
+		    system_kind(eng, a->steps[i].system), idn->tags, idn->ntags, one,
+		    sizeof(one))) {
+			json_object_set_new(allowed, a->steps[i].id, json_string(one));
+			continue;
+		}
+		w = snprintf(why + n, len - n, "%s%s/%s: %s", n ? "; " : "",
+		    a->steps[i].system, a->steps[i].account_name, one);
+		if (w > 0 && (size_t)w < len - n)
+			n += (size_t)w;
+		else
+			n = len - 1;
+	}
+	return n == 0;
+}
+
+/* Holds the action for approval when an [approval] rule matches it. */
+static void
+approval(struct engine *eng, struct action *a, const struct identity *idn)
+{
+	const char **kinds = calloc(a->nsteps + 1, sizeof(*kinds));
+	const char *rule;
+	int64_t ttl = 0;
+	char msg[256];
+	size_t i;
+
+	if (kinds == NULL)
+		return;
+	for (i = 0; i < a->nsteps; i++)
+		kinds[i] = system_kind(eng, a->steps[i].system);
+	rule = policy_approval_rule(eng->pol, a, idn->tags, idn->ntags, kinds, &ttl);
+	free(kinds);
+	if (rule == NULL)
+		return;
+	a->status = ACTION_PENDING_APPROVAL;
+	a->approval_rule = strdup(rule);
+	a->approval_expires = a->created_at + ttl;
+	snprintf(msg, sizeof(msg), "waiting for a second person's approval (rule '%s')",
+	    rule);
+	free(a->message);
+	a->message = strdup(msg);
+}
+
+/* Keeps only the accounts named in req->only_accounts (an undo's targets). */
+static void
+only_accounts(struct identity *idn, const struct action_request *req)
+{
+	size_t i, k, n = 0;
+	bool keep;
+
+	if (req->only_accounts == NULL)
+		return;
+	for (i = 0; i < idn->naccounts; i++) {
+		for (keep = false, k = 0; k < req->nonly && !keep; k++)
+			keep = strcmp(idn->accounts[i].id, req->only_accounts[k]) == 0;
+		if (keep)
+			idn->accounts[n++] = idn->accounts[i];
+		else
+			account_clear(&idn->accounts[i]);
+	}
+	idn->naccounts = n;
+}
+
+static int
+store_request(const struct actor *who, struct store_tx *tx, struct action *a,
+    json_t *allowed, struct qerr *e)
+{
+	json_t *d;
+	int r;
+
+	if ((r = store_action_insert(tx, a, e)) != 0)
+		return r;
+	d = request_detail(a, who);
+	json_object_set(d, "authorized_by", allowed);
+	if (a->undo_of != NULL)
+		json_object_set_new(d, "undo_of", json_string(a->undo_of));
+	r = engine_audit_tx(tx, who->name, "action.requested", a->id, NULL, a->identity_id,
+	    d, e);
+	json_decref(d);
+	if (r != 0)
+		return r;
+	if (a->status == ACTION_PENDING_APPROVAL) {
+		d = json_pack("{s:s, s:I}", "rule", a->approval_rule, "expires_ms",
+		    (json_int_t)a->approval_expires);
+		r = engine_audit_tx(tx, who->name, "action.pending_approval", a->id, NULL,
+		    a->identity_id, d, e);
+		json_decref(d);
+		return r;
+	}
+	return engine_rollup_tx(tx, who->name, a->id, a->created_at, e);
+}
+
 int
 engine_request(struct engine *eng, const struct actor *who,
     const struct action_request *req, struct action *out, struct qerr *e)
@@ -119,24 +241,24 @@ engine_request(struct engine *eng, const struct actor *who,
 	struct store_tx *tx = NULL;
 	struct identity idn;
 	struct action a;
-	unsigned need = rbac_action_perm(req->type);
-	json_t *d;
+	json_t *allowed = json_object();
+	char why[1024];
 	int r;
 
 	memset(&idn, 0, sizeof(idn));
-	if ((r = new_action(&a, who, req)) != 0) {
+	memset(&a, 0, sizeof(a));
+	if (allowed == NULL || (r = new_action(&a, who, req)) != 0) {
+		json_decref(allowed);
 		action_clear(&a);
-		return qerr_set(e, r, NULL, "out of memory");
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	}
-	if ((who->perms & need) == 0) {
-		if (req->preview) {
-			action_clear(&a);
-			return qerr_set(e, QERR_DENIED, NULL, "role '%s' does not grant %s",
-			    who->role, rbac_perm_name(need));
-		}
-		r = deny(eng, who, &a, need, e);
-		*out = a;
-		return r;
+	if ((who->perms & PERM_RESPONSE_MANAGE) == 0 &&
+	    !policy_entra_may(eng->pol, who->subject, req->type)) {
+		snprintf(why, sizeof(why), "'%s' holds neither response.manage nor an Entra "
+		    "role allowed to %s", who->name, action_type_name(req->type));
+		r = req->preview ? qerr_set(e, QERR_DENIED, NULL, "%s", why) :
+		    deny(eng, who, &a, why, e);
+		goto out;
 	}
 	if ((r = store_tx_begin(eng->st, !req->preview, &tx, e)) != 0)
 		goto out;
@@ -145,37 +267,41 @@ engine_request(struct engine *eng, const struct actor *who,
 			qerr_set(e, r, "identity_id", "no identity %s", req->identity_id);
 		goto out;
 	}
+	only_accounts(&idn, req);
 	if ((r = lifecycle_plan(&a, idn.accounts, idn.naccounts, supports, eng, e)) != 0)
 		goto out;
+	if (!authorize_steps(eng, who, &a, &idn, why, sizeof(why), allowed)) {
+		store_tx_rollback(tx);
+		tx = NULL;
+		r = req->preview ? qerr_set(e, QERR_DENIED, NULL, "%s", why) :
+		    deny(eng, who, &a, why, e);
+		goto out;
+	}
 	a.status = ACTION_QUEUED;
+	approval(eng, &a, &idn);
 	if (req->preview) {
 		r = 0;
 		goto out;
 	}
-	if ((r = store_action_insert(tx, &a, e)) != 0)
-		goto out;
-	d = request_detail(&a, who);
-	r = engine_audit_tx(tx, who->name, "action.requested", a.id, NULL, a.identity_id, d,
-	    e);
-	json_decref(d);
-	if (r == 0 && (r = engine_rollup_tx(tx, who->name, a.id, a.created_at, e)) == 0) {
+	if ((r = store_request(who, tx, &a, allowed, e)) == 0) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
 	}
-	if (r == 0)
+	if (r == 0 && a.status == ACTION_QUEUED)
 		engine_wake(eng);
 out:
 	store_tx_rollback(tx);
 	identity_clear(&idn);
-	if (r == 0)
+	json_decref(allowed);
+	if (r == 0 || (r == QERR_DENIED && a.status == ACTION_DENIED))
 		*out = a;
 	else
 		action_clear(&a);
 	return r;
 }
 
-static int
-cancel_steps(struct store_tx *tx, const struct actor *who, struct action *a,
+int
+engine_cancel_steps_tx(struct store_tx *tx, const char *actor, struct action *a,
     int64_t now, struct qerr *e)
 {
 	struct step *s;
@@ -194,7 +320,7 @@ cancel_steps(struct store_tx *tx, const struct actor *who, struct action *a,
 		if ((r = store_step_update(tx, s, e)) != 0)
 			return r;
 		d = json_pack("{s:s, s:s}", "system", s->system, "account", s->account_name);
-		r = engine_audit_tx(tx, who->name, "step.cancelled", a->id, s->id, NULL, d, e);
+		r = engine_audit_tx(tx, actor, "step.cancelled", a->id, s->id, NULL, d, e);
 		json_decref(d);
 		if (r != 0)
 			return r;
@@ -213,8 +339,8 @@ engine_cancel(struct engine *eng, const struct actor *who, const char *action_id
 
 	memset(&a, 0, sizeof(a));
 	if ((who->perms & PERM_RESPONSE_MANAGE) == 0)
-		return qerr_set(e, QERR_DENIED, NULL, "role '%s' does not grant %s",
-		    who->role, rbac_perm_name(PERM_RESPONSE_MANAGE));
+		return qerr_set(e, QERR_DENIED, NULL, "'%s' holds no role that grants %s",
+		    who->name, rbac_perm_name(PERM_RESPONSE_MANAGE));
 	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
 		return r;
 	if ((r = store_action_get(tx, action_id, &a, e)) != 0)
@@ -229,7 +355,7 @@ engine_cancel(struct engine *eng, const struct actor *who, const char *action_id
 	if ((r = store_action_update(tx, &a, e)) != 0 ||
 	    (r = engine_audit_tx(tx, who->name, "action.cancel_requested", a.id, NULL,
 	    a.identity_id, NULL, e)) != 0 ||
-	    (r = cancel_steps(tx, who, &a, now, e)) != 0 ||
+	    (r = engine_cancel_steps_tx(tx, who->name, &a, now, e)) != 0 ||
 	    (r = engine_rollup_tx(tx, who->name, a.id, now, e)) != 0)
 		goto out;
 	action_clear(&a);

@@ -144,8 +144,8 @@ engine_sync(struct engine *eng, const struct actor *who, const char *system,
 
 	memset(rep, 0, sizeof(*rep));
 	if ((who->perms & PERM_IDENTITIES_MANAGE) == 0)
-		return qerr_set(e, QERR_DENIED, NULL, "role '%s' does not grant %s",
-		    who->role, rbac_perm_name(PERM_IDENTITIES_MANAGE));
+		return qerr_set(e, QERR_DENIED, NULL, "'%s' holds no role that grants %s",
+		    who->name, rbac_perm_name(PERM_IDENTITIES_MANAGE));
 	if (sys == NULL)
 		return qerr_set(e, QERR_NOT_FOUND, "system", "no identity system '%s'",
 		    system);

@@ -154,6 +154,7 @@ enum stmt_id {
 	S_TOKEN_INSERT,
 	S_TOKEN_GET,
 	S_IDN_INSERT,
+	S_IDN_UPDATE,
 	S_IDN_GET,
 	S_IDN_ACCOUNTS,
 	S_IDN_LIST,
@@ -188,6 +189,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_TOKEN_GET] =
 	    "SELECT id, name, role, hash, created_at, scope FROM tokens WHERE id = ?1",
+	[S_IDN_UPDATE] =
+	    "UPDATE identities SET display_name = ?2, tags = ?3 WHERE id = ?1",
 	[S_IDN_INSERT] =
 	    "INSERT INTO identities (id, display_name, tags, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4)",
@@ -295,7 +298,8 @@ enum {
 	AF_IDENTITY = 1 << 2,
 	AF_SINCE = 1 << 3,
 	AF_BEFORE = 1 << 4,
-	AF_COUNT = 1 << 5
+	AF_UNDO = 1 << 5,
+	AF_COUNT = 1 << 6
 };
 
 static const char *const action_list_terms[] = {
@@ -304,6 +308,7 @@ static const char *const action_list_terms[] = {
 	" AND identity_id = ?3",
 	" AND created_at >= ?4",
 	" AND id < ?5",
+	" AND undo_of = ?7",
 };
 
 /*
@@ -984,6 +989,42 @@ out:
 	return r;
 }
 
+/* Runs an UPDATE by id; QERR_NOT_FOUND when it touched no row. */
+static int
+update_one(struct store_conn *c, sqlite3_stmt *st, const char *what,
+    const char *field, struct qerr *e)
+{
+	int r;
+
+	if ((r = exec_done(c, st, what, e)) != 0)
+		return r;
+	if (sqlite3_changes(c->db) == 0)
+		return qerr_set(e, QERR_NOT_FOUND, field, "%s: no such %s", what, field);
+	return 0;
+}
+
+static int
+sq_identity_update(struct store_conn *c, const struct identity *idn, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	char *tags = NULL;
+	int r;
+
+	if ((r = tags_json(idn, &tags, e)) != 0)
+		return r;
+	if ((r = stmt(c, S_IDN_UPDATE, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, idn->id) || bind_text(st, 2, idn->display_name) ||
+	    bind_text(st, 3, tags))
+		r = db_fail(c, sqlite3_errcode(c->db), "identity update", e);
+	else
+		r = update_one(c, st, "identity update", "identity", e);
+out:
+	done(st);
+	free(tags);
+	return r;
+}
+
 static int
 sq_identity_get(struct store_conn *c, const char *id, struct identity *out,
     struct qerr *e)
@@ -1162,19 +1203,6 @@ out:
 	return r;
 }
 
-/* Runs an UPDATE by id; QERR_NOT_FOUND when it touched no row. */
-static int
-update_one(struct store_conn *c, sqlite3_stmt *st, const char *what,
-    const char *field, struct qerr *e)
-{
-	int r;
-
-	if ((r = exec_done(c, st, what, e)) != 0)
-		return r;
-	if (sqlite3_changes(c->db) == 0)
-		return qerr_set(e, QERR_NOT_FOUND, field, "%s: no such %s", what, field);
-	return 0;
-}
 
 static int
 sq_account_link(struct store_conn *c, const char *account_id,
@@ -1468,13 +1496,15 @@ sq_action_list(struct store_conn *c, const struct action_filter *f,
 	mask |= f->identity_id != NULL ? AF_IDENTITY : 0;
 	mask |= f->since != 0 ? AF_SINCE : 0;
 	mask |= f->before_id != NULL ? AF_BEFORE : 0;
+	mask |= f->undo_of != NULL ? AF_UNDO : 0;
 	if ((rows = calloc((size_t)f->limit, sizeof(*rows))) == NULL)
 		return nomem(e);
 	if ((r = action_list_stmt(c, mask, &st, e)) != 0)
 		goto out;
 	if (bind_text(st, 1, f->status) || bind_text(st, 2, f->type) ||
 	    bind_text(st, 3, f->identity_id) || sqlite3_bind_int64(st, 4, f->since) ||
-	    bind_text(st, 5, f->before_id) || sqlite3_bind_int(st, 6, f->limit)) {
+	    bind_text(st, 5, f->before_id) || sqlite3_bind_int(st, 6, f->limit) ||
+	    ((mask & AF_UNDO) && bind_text(st, 7, f->undo_of))) {
 		r = db_fail(c, sqlite3_errcode(c->db), "action list", e);
 		goto out;
 	}
@@ -1831,6 +1861,7 @@ const struct store_ops store_sqlite = {
 	.token_insert = sq_token_insert,
 	.token_get = sq_token_get,
 	.identity_insert = sq_identity_insert,
+	.identity_update = sq_identity_update,
 	.identity_get = sq_identity_get,
 	.identity_list = sq_identity_list,
 	.account_upsert = sq_account_upsert,

@@ -214,6 +214,18 @@ store_identity_insert(struct store_tx *tx, const struct identity *idn, struct qe
 }
 
 int
+store_identity_update(struct store_tx *tx, const struct identity *idn, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->identity_update == NULL)
+		return unsupported(tx, "identity_update", e);
+	if ((r = need_write(tx, "identity_update", e)) != 0)
+		return r;
+	return tx->st->ops->identity_update(tx->conn, idn, e);
+}
+
+int
 store_identity_get(struct store_tx *tx, const char *id, struct identity *out,
     struct qerr *e)
 {

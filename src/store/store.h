@@ -27,6 +27,7 @@ struct action_filter {
 	const char *status;	/* NULL = any; else an action_status name */
 	const char *type;	/* NULL = any; else an action_type name */
 	const char *identity_id;
+	const char *undo_of;	/* NULL = any; else actions undoing this one */
 	int64_t since;		/* created_at >= since (ms); 0 = any */
 	const char *before_id;	/* pagination: actions older than this id; NULL = newest */
 	int limit;		/* 1..1000 */
@@ -71,6 +72,9 @@ struct store_ops {
 	    unsigned char hash[32], struct qerr *e);
 
 	int (*identity_insert)(struct store_conn *c, const struct identity *idn,
+	    struct qerr *e);
+	/* Writes display_name and tags. QERR_NOT_FOUND if no such identity. */
+	int (*identity_update)(struct store_conn *c, const struct identity *idn,
 	    struct qerr *e);
 	/* With its linked accounts. QERR_NOT_FOUND if none. */
 	int (*identity_get)(struct store_conn *c, const char *id, struct identity *out,
@@ -145,6 +149,7 @@ int store_token_insert(struct store_tx *tx, const struct principal *p,
 int store_token_get(struct store_tx *tx, const char *id, struct principal *p,
     unsigned char hash[32], struct qerr *e);
 int store_identity_insert(struct store_tx *tx, const struct identity *idn, struct qerr *e);
+int store_identity_update(struct store_tx *tx, const struct identity *idn, struct qerr *e);
 int store_identity_get(struct store_tx *tx, const char *id, struct identity *out,
     struct qerr *e);
 int store_identity_list(struct store_tx *tx, const struct identity_filter *f,

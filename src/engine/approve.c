@@ -1,0 +1,337 @@
+/*
+ * The two safety nets around an action: a second person's approval before it runs
+ * (the two-person rule, with a deadline), and undo after it ran (the inverse action,
+ * authorized and audited like any other).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "core/rbac.h"
+#include "internal.h"
+
+/* The same person, whichever of their tokens or sign-ins they use. */
+static bool
+same_person(const struct action *a, const struct actor *who)
+{
+	if (a->requested_by != NULL && who->name != NULL &&
+	    strcasecmp(a->requested_by, who->name) == 0)
+		return true;
+	return a->requested_by_id != NULL && who->id != NULL &&
+	    strcmp(a->requested_by_id, who->id) == 0;
+}
+
+/* Audits a refused decision in a transaction of its own: nothing else changes. */
+static int
+refuse_own(struct engine *eng, const struct actor *who, const struct action *a,
+    struct qerr *e)
+{
+	json_t *d = json_pack("{s:s}", "why", "the requester cannot decide on their own "
+	    "action");
+	struct store_tx *tx = NULL;
+	struct qerr e2;
+
+	if (store_tx_begin(eng->st, true, &tx, &e2) == 0 &&
+	    engine_audit_tx(tx, who->name, "action.approval_refused", a->id, NULL,
+	    a->identity_id, d, &e2) == 0 && store_tx_commit(tx, &e2) == 0)
+		tx = NULL;
+	store_tx_rollback(tx);
+	json_decref(d);
+	return qerr_set(e, QERR_DENIED, NULL, "%s requested this action and cannot "
+	    "approve or reject it: a second person must", a->requested_by);
+}
+
+static int
+decide_tx(const struct actor *who, struct store_tx *tx,
+    struct action *a, bool approve, const char *reason, struct qerr *e)
+{
+	int64_t now = engine_now_ms();
+	char msg[640];
+	json_t *d;
+	int r;
+
+	free(a->decided_by);
+	a->decided_by = strdup(who->name);
+	a->updated_at = now;
+	if (approve) {
+		a->status = ACTION_QUEUED;
+		snprintf(msg, sizeof(msg), "approved by %s%s%s", who->name,
+		    reason ? ": " : "", reason ? reason : "");
+	} else {
+		snprintf(msg, sizeof(msg), "rejected by %s%s%s", who->name,
+		    reason ? ": " : "", reason ? reason : "");
+		if ((r = engine_cancel_steps_tx(tx, who->name, a, now, e)) != 0)
+			return r;
+		a->status = ACTION_CANCELLED;
+		a->finished_at = now;
+	}
+	free(a->message);
+	a->message = strdup(msg);
+	if ((r = store_action_update(tx, a, e)) != 0)
+		return r;
+	d = json_pack("{s:s, s:s?, s:s?}", "role", who->role ? who->role : "", "reason",
+	    reason, "rule", a->approval_rule);
+	r = engine_audit_tx(tx, who->name, approve ? "action.approved" : "action.rejected",
+	    a->id, NULL, a->identity_id, d, e);
+	json_decref(d);
+	if (r == 0 && approve)
+		r = engine_rollup_tx(tx, who->name, a->id, now, e);
+	return r;
+}
+
+int
+engine_decide(struct engine *eng, const struct actor *who, const char *action_id,
+    bool approve, const char *reason, struct action *out, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	struct identity idn;
+	struct action a;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	memset(&idn, 0, sizeof(idn));
+	if ((who->perms & PERM_RESPONSE_APPROVE) == 0)
+		return qerr_set(e, QERR_DENIED, NULL, "'%s' holds no role that grants %s",
+		    who->name, rbac_perm_name(PERM_RESPONSE_APPROVE));
+	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
+		return r;
+	if ((r = store_action_get(tx, action_id, &a, e)) != 0)
+		goto out;
+	if (a.status != ACTION_PENDING_APPROVAL) {
+		r = qerr_set(e, QERR_CONFLICT, NULL, "action %s is %s, not waiting for "
+		    "approval", a.id, action_status_name(a.status));
+		goto out;
+	}
+	if (same_person(&a, who)) {
+		store_tx_rollback(tx);
+		tx = NULL;
+		r = refuse_own(eng, who, &a, e);
+		goto out;
+	}
+	if ((r = store_identity_get(tx, a.identity_id, &idn, e)) != 0)
+		goto out;
+	if (!policy_covers(who->grants, PERM_RESPONSE_APPROVE, idn.tags, idn.ntags)) {
+		r = qerr_set(e, QERR_DENIED, NULL, "identity %s is outside the scope in which "
+		    "%s may approve", a.identity_id, who->name);
+		goto out;
+	}
+	if ((r = decide_tx(who, tx, &a, approve, reason, e)) != 0)
+		goto out;
+	action_clear(&a);
+	if ((r = store_action_get(tx, action_id, &a, e)) != 0)
+		goto out;
+	r = store_tx_commit(tx, e);
+	tx = NULL;
+	if (r == 0 && approve)
+		engine_wake(eng);
+out:
+	store_tx_rollback(tx);
+	identity_clear(&idn);
+	if (r == 0)
+		*out = a;
+	else
+		action_clear(&a);
+	return r;
+}
+
+struct expired {
+	int64_t now;
+	char **ids;
+	size_t n;
+};
+
+static int
+collect_expired(const struct action *a, void *arg)
+{
+	struct expired *x = arg;
+	char **grown;
+
+	if (a->approval_expires == 0 || a->approval_expires > x->now)
+		return 0;
+	if ((grown = realloc(x->ids, (x->n + 1) * sizeof(*grown))) == NULL)
+		return QERR_NOMEM;
+	x->ids = grown;
+	if ((x->ids[x->n] = strdup(a->id)) == NULL)
+		return QERR_NOMEM;
+	x->n++;
+	return 0;
+}
+
+static int
+expire_one(struct engine *eng, struct store_tx *tx, const char *id, int64_t now,
+    struct qerr *e)
+{
+	struct action a;
+	json_t *d;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	if ((r = store_action_get(tx, id, &a, e)) != 0)
+		return r;
+	if (a.status == ACTION_PENDING_APPROVAL &&
+	    (r = engine_cancel_steps_tx(tx, eng->opt.node_id, &a, now, e)) == 0) {
+		a.status = ACTION_CANCELLED;
+		a.updated_at = a.finished_at = now;
+		free(a.message);
+		a.message = strdup("cancelled: nobody approved it before its deadline");
+		d = json_pack("{s:s?, s:I}", "rule", a.approval_rule, "deadline_ms",
+		    (json_int_t)a.approval_expires);
+		if ((r = store_action_update(tx, &a, e)) == 0)
+			r = engine_audit_tx(tx, eng->opt.node_id, "action.approval_expired",
+			    a.id, NULL, a.identity_id, d, e);
+		json_decref(d);
+	}
+	action_clear(&a);
+	return r;
+}
+
+void
+engine_expire_approvals(struct engine *eng)
+{
+	struct action_filter f = { .status = "pending_approval", .limit = 1000 };
+	struct expired x = { .now = engine_now_ms() };
+	struct store_tx *tx = NULL;
+	struct qerr e;
+	size_t i;
+	int r;
+
+	qerr_clear(&e);
+	if ((r = store_tx_begin(eng->st, true, &tx, &e)) != 0)
+		goto out;
+	if ((r = store_action_list(tx, &f, collect_expired, &x, &e)) != 0)
+		goto out;
+	for (i = 0; i < x.n && r == 0; i++)
+		r = expire_one(eng, tx, x.ids[i], x.now, &e);
+	if (r == 0) {
+		r = store_tx_commit(tx, &e);
+		tx = NULL;
+	}
+out:
+	store_tx_rollback(tx);
+	if (r != 0)
+		log_msg(LOG_LVL_WARN, "engine: expiring approvals: %s", e.msg);
+	for (i = 0; i < x.n; i++)
+		free(x.ids[i]);
+	free(x.ids);
+}
+
+/* The inverse of type, or NULL with why set when there is none. */
+static int
+inverse(enum action_type type, enum action_type *inv, const char **why)
+{
+	switch (type) {
+	case ACTION_DISABLE:
+		*inv = ACTION_ENABLE;
+		return 0;
+	case ACTION_ENABLE:
+		*inv = ACTION_DISABLE;
+		return 0;
+	case ACTION_REVOKE_SESSIONS:
+		*why = "ended sessions cannot be restored: the user signs in again";
+		break;
+	case ACTION_FORCE_PASSWORD_CHANGE:
+		*why = "a required password change cannot be withdrawn safely: the old "
+		    "password is presumed known to the attacker";
+		break;
+	case ACTION_DEACTIVATE:
+		*why = "deactivation deprovisioned the account and its app assignments; "
+		    "reactivating needs a new activation, not an undo";
+		break;
+	case ACTION_MARK_COMPROMISED:
+		*why = "dismissing a confirmed compromise is not supported by this "
+		    "version's Entra ID connector";
+		break;
+	case ACTION_SET_RISK:
+		*why = "the risk level before the change was not recorded";
+		break;
+	default:
+		*why = "this action has no inverse";
+		break;
+	}
+	return -1;
+}
+
+static int
+find_undo(const struct action *a, void *arg)
+{
+	const struct action **found = arg;
+
+	if (a->status != ACTION_DENIED && a->status != ACTION_FAILED &&
+	    a->status != ACTION_CANCELLED && *found == NULL)
+		*found = a;
+	return *found != NULL;
+}
+
+/* Checks that a can be undone; fills the accounts whose steps succeeded. */
+static int
+undoable(struct engine *eng, const struct action *a, char ***accounts, size_t *n,
+    struct qerr *e)
+{
+	struct action_filter f = { .undo_of = a->id, .limit = 10 };
+	const struct action *found = NULL;
+	struct store_tx *tx = NULL;
+	size_t i;
+	int r;
+
+	if (!action_status_terminal(a->status) || a->status == ACTION_DENIED)
+		return qerr_set(e, QERR_CONFLICT, NULL, "action %s is %s: only a finished "
+		    "action can be undone", a->id, action_status_name(a->status));
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = store_action_list(tx, &f, find_undo, &found, e);
+	store_tx_rollback(tx);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		return qerr_set(e, QERR_CONFLICT, NULL, "action %s is already being undone",
+		    a->id);
+	if ((*accounts = calloc(a->nsteps + 1, sizeof(**accounts))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	for (*n = 0, i = 0; i < a->nsteps; i++)
+		if (a->steps[i].status == STEP_SUCCEEDED)
+			(*accounts)[(*n)++] = a->steps[i].account_id;
+	if (*n == 0)
+		return qerr_set(e, QERR_CONFLICT, NULL, "action %s changed nothing: no step "
+		    "succeeded", a->id);
+	return 0;
+}
+
+int
+engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
+    const char *reason, struct action *out, struct qerr *e)
+{
+	struct action_request req = { .reason = reason, .source = "api" };
+	struct store_tx *tx = NULL;
+	struct action orig;
+	const char *why = NULL;
+	char **accounts = NULL;
+	size_t n = 0;
+	int r;
+
+	memset(&orig, 0, sizeof(orig));
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = store_action_get(tx, action_id, &orig, e);
+	store_tx_rollback(tx);
+	if (r != 0)
+		return r;
+	if (inverse(orig.type, &req.type, &why) != 0) {
+		r = qerr_set(e, QERR_UNSUPPORTED, NULL, "%s cannot be undone: %s",
+		    action_type_name(orig.type), why);
+		goto out;
+	}
+	if ((r = undoable(eng, &orig, &accounts, &n, e)) != 0)
+		goto out;
+	req.identity_id = orig.identity_id;
+	req.params = "{}";
+	req.undo_of = orig.id;
+	req.only_accounts = accounts;
+	req.nonly = n;
+	r = engine_request(eng, who, &req, out, e);
+out:
+	free(accounts);
+	action_clear(&orig);
+	return r;
+}
