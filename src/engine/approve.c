@@ -322,11 +322,17 @@ engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
 		    action_type_name(orig.type), why);
 		goto out;
 	}
-	if ((r = undoable(eng, &orig, &accounts, &n, e)) != 0)
-		goto out;
 	req.identity_id = orig.identity_id;
 	req.params = "{}";
 	req.undo_of = orig.id;
+	/* Authorization comes before any question about the action's state. */
+	if ((who->perms & PERM_RESPONSE_MANAGE) == 0 &&
+	    !policy_entra_may(eng->pol, who->subject, req.type)) {
+		r = engine_request(eng, who, &req, out, e);
+		goto out;
+	}
+	if ((r = undoable(eng, &orig, &accounts, &n, e)) != 0)
+		goto out;
 	req.only_accounts = accounts;
 	req.nonly = n;
 	r = engine_request(eng, who, &req, out, e);
