@@ -251,21 +251,26 @@ static int
 check_positional(const struct cli_inv *inv, struct qerr *e)
 {
 	const char *const *names = inv->cmd->args;
-	size_t max = 0, min = 0, k;
+	size_t max = 0, min = 0, k, n;
+	bool repeats;
 
 	for (; names[max] != NULL; max++)
 		if (names[max][0] != '[')
 			min++;
-	if (inv->npos > max)
+	/* A last name ending in "..." ("<action-id>...") takes any number. */
+	repeats = max > 0 && strstr(names[max - 1], "...") != NULL;
+	if (inv->npos > max && !repeats)
 		return qerr_set(e, QERR_INVALID, inv->pos[max], "unexpected argument '%s'",
 		    inv->pos[max]);
 	if (inv->npos < min)
 		return qerr_set(e, QERR_INVALID, names[inv->npos], "missing %s",
 		    names[inv->npos]);
-	for (k = 0; k < inv->npos; k++)
+	for (k = 0; k < inv->npos; k++) {
+		n = k < max ? k : max - 1;
 		if (inv->pos[k][0] == '\0')
-			return qerr_set(e, QERR_INVALID, names[k], "%s must not be empty",
-			    names[k]);
+			return qerr_set(e, QERR_INVALID, names[n], "%s must not be empty",
+			    names[n]);
+	}
 	return 0;
 }
 

@@ -22,6 +22,10 @@ enum cli_cmd_id {
 	CMD_ACTIONS,
 	CMD_ACTION,
 	CMD_CANCEL,
+	CMD_PENDING,
+	CMD_APPROVE,
+	CMD_REJECT,
+	CMD_UNDO,
 	CMD_IDENTITIES,
 	CMD_IDENTITY_SHOW,
 	CMD_IDENTITY_ADD,
@@ -59,7 +63,7 @@ struct cli_cmd {
 };
 
 #define CLI_MAX_OPTS 64
-#define CLI_MAX_POS 4
+#define CLI_MAX_POS 64
 
 struct cli_opt {
 	const char *name;

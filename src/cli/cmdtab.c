@@ -99,6 +99,26 @@ static const struct cli_optspec export_opts[] = {
 static const struct cli_optspec token_opts[] = {
 	{ "name", OPT_VALUE, true },
 	{ "role", OPT_VALUE, true },
+	{ "scope", OPT_LIST, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec decide_opts[] = {
+	{ "reason", OPT_VALUE, false },
+	{ "type", OPT_VALUE, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec pending_opts[] = {
+	{ "type", OPT_VALUE, false },
+	{ "limit", OPT_VALUE, false },
+	{ "all", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec undo_opts[] = {
+	{ "reason", OPT_VALUE, true },
+	{ "wait", OPT_FLAG, false },
 	{ NULL, OPT_FLAG, false },
 };
 
@@ -108,6 +128,7 @@ static const struct cli_optspec no_opts[] = {
 
 static const char *const a_identity[] = { "<identity>", NULL };
 static const char *const a_action[] = { "<action-id>", NULL };
+static const char *const a_actions[] = { "[<action-id>...]", NULL };
 static const char *const a_query[] = { "[QUERY]", NULL };
 static const char *const a_link[] = { "<identity>", "<account-id>", NULL };
 static const char *const a_system[] = { "<system>", NULL };
@@ -203,10 +224,35 @@ static const struct cli_cmd commands[] = {
 	    "  --after SEQ         start after this sequence number\n"
 	    "  --limit N           page size, 1..1000\n" },
 	{ CMD_TOKEN_CREATE, "token", "create", token_opts, a_none,
-	    "quell token create --name NAME --role ROLE",
+	    "quell token create --name NAME --role ROLE [--scope TAG]...",
 	    "Create an API token. The token is printed once; store it now.\n\n"
 	    "  --name NAME         who or what will use it\n"
-	    "  --role ROLE         admin, responder, viewer, auditor or a configured role\n" },
+	    "  --role ROLE         admin, approver, responder, viewer, auditor or a\n"
+	    "                      configured role\n"
+	    "  --scope TAG         act only on identities tagged TAG (repeatable)\n" },
+	{ CMD_PENDING, "pending", NULL, pending_opts, a_none,
+	    "quell pending [--type T] [--limit N] [--all]",
+	    "List the actions waiting for a second person's approval, newest first.\n\n"
+	    "  --type T            only actions of this type\n"
+	    "  --limit N           page size, 1..1000 (default 50)\n"
+	    "  --all               follow the pages to the end\n" },
+	{ CMD_APPROVE, "approve", NULL, decide_opts, a_actions,
+	    "quell approve <action-id>... [--reason TEXT] | quell approve --type T",
+	    "Approve actions waiting for approval: the ones named, or every one of a type.\n"
+	    "Nobody can approve an action they requested themselves.\n\n"
+	    "  --reason TEXT       why (recorded in the audit log)\n"
+	    "  --type T            every pending action of this type\n" },
+	{ CMD_REJECT, "reject", NULL, decide_opts, a_actions,
+	    "quell reject <action-id>... [--reason TEXT] | quell reject --type T",
+	    "Reject actions waiting for approval: they are cancelled, nothing runs.\n\n"
+	    "  --reason TEXT       why (recorded in the audit log)\n"
+	    "  --type T            every pending action of this type\n" },
+	{ CMD_UNDO, "undo", NULL, undo_opts, a_action,
+	    "quell undo <action-id> --reason TEXT [--wait]",
+	    "Request the inverse of a finished action on every account where it succeeded\n"
+	    "(disable <-> enable). Actions without an inverse are refused with the reason.\n\n"
+	    "  --reason TEXT       why (required; recorded in the audit log)\n"
+	    "  --wait              follow the new action until it ends\n" },
 };
 
 static const char general_help[] =
@@ -214,6 +260,7 @@ static const char general_help[] =
 	"Commands:\n"
 	"  disable, enable, force-password-change, revoke-sessions, mark-compromised,\n"
 	"  deactivate, set-risk <identity> --reason TEXT\n"
+	"  pending, approve, reject <action-id>..., undo <action-id> --reason TEXT\n"
 	"  actions                  list actions\n"
 	"  action <id> [--wait]     show (and follow) an action\n"
 	"  cancel <id>              cancel an action\n"

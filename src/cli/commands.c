@@ -585,6 +585,96 @@ cmd_cancel(struct cmd_ctx *x, struct qerr *e)
 }
 
 static int
+cmd_pending(struct cmd_ctx *x, struct qerr *e)
+{
+	char *qs = NULL;
+	int r;
+
+	if ((r = qs_add(x, &qs, "status", "pending_approval", e)) == 0 &&
+	    (r = qs_add(x, &qs, "type", cli_opt(x->inv, "type"), e)) == 0 &&
+	    (r = qs_add(x, &qs, "limit", cli_opt(x->inv, "limit"), e)) == 0)
+		r = list_cmd(x, "/api/v1/actions", qs, "actions", "before", render_actions, e);
+	free(qs);
+	return r;
+}
+
+/* One action: its own route; several, or --type: the bulk route, one result each. */
+static int
+cmd_decide(struct cmd_ctx *x, const char *verb, struct qerr *e)
+{
+	const char *reason = cli_opt(x->inv, "reason"), *type = cli_opt(x->inv, "type");
+	json_t *body = json_object(), *ans = NULL, *ids, *res;
+	char path[64], tail[32];
+	size_t i;
+	int r;
+
+	if (body == NULL)
+		return nomem(e);
+	if ((x->inv->npos == 0) == (type == NULL)) {
+		json_decref(body);
+		return qerr_set(e, QERR_INVALID, "--type", "name the actions, or give --type "
+		    "(not both)");
+	}
+	if (reason != NULL)
+		json_object_set_new(body, "reason", json_string(reason));
+	if (x->inv->npos == 1) {
+		snprintf(tail, sizeof(tail), "/%s", verb);
+		if ((r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], tail, body,
+		    &ans, e)) == 0)
+			r = emit(x, ans, render_action, e);
+		goto out;
+	}
+	if (type != NULL)
+		json_object_set_new(body, "type", json_string(type));
+	else {
+		json_object_set_new(body, "ids", ids = json_array());
+		for (i = 0; i < x->inv->npos; i++)
+			json_array_append_new(ids, json_string(x->inv->pos[i]));
+	}
+	snprintf(path, sizeof(path), "/api/v1/actions/%s", verb);
+	if ((r = client_call(x->cl, "POST", path, body, &ans, e)) < 0)
+		goto out;
+	if (x->json) {
+		r = dump(ans, e);
+		goto out;
+	}
+	json_array_foreach(json_object_get(ans, "results"), i, res) {
+		if (str(res, "error") != NULL)
+			x->status = CLI_EXIT_REFUSED;
+		printf("%s  %s\n", str(res, "id") ? str(res, "id") : "?",
+		    str(res, "status") ? str(res, "status") :
+		    str(res, "message") ? str(res, "message") : "?");
+	}
+out:
+	json_decref(ans);
+	json_decref(body);
+	return r;
+}
+
+static int
+cmd_undo(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *a = NULL, *body;
+	int r;
+
+	if ((body = json_pack("{s:s}", "reason", cli_opt(x->inv, "reason"))) == NULL)
+		return nomem(e);
+	if ((r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], "/undo", body, &a,
+	    e)) < 0)
+		goto out;
+	if (cli_flag(x->inv, "wait") && str(a, "id") != NULL) {
+		if (!x->json)
+			printf("undo requested as action %s\n", str(a, "id"));
+		r = follow(x, str(a, "id"), e);
+	} else
+		r = emit(x, a, render_action, e);
+out:
+	json_decref(a);
+	json_decref(body);
+	return r;
+}
+
+static int
 cmd_identity_show(struct cmd_ctx *x, struct qerr *e)
 {
 	json_t *idn = NULL;
@@ -777,9 +867,16 @@ token_create(struct cmd_ctx *x, struct qerr *e)
 	char *tok = NULL;
 	int r;
 
-	if ((body = json_pack("{s:s, s:s}", "name", cli_opt(x->inv, "name"), "role",
-	    cli_opt(x->inv, "role"))) == NULL)
+	const char *tag;
+	json_t *scope;
+	size_t i = 0;
+
+	if ((body = json_pack("{s:s, s:s, s:[]}", "name", cli_opt(x->inv, "name"), "role",
+	    cli_opt(x->inv, "role"), "scope")) == NULL)
 		return nomem(e);
+	scope = json_object_get(body, "scope");
+	while ((tag = cli_opt_next(x->inv, "scope", &i)) != NULL)
+		json_array_append_new(scope, json_string(tag));
 	if ((r = client_call(x->cl, "POST", "/api/v1/tokens", body, &ans, e)) < 0)
 		goto out;
 	if (x->json) {
@@ -818,6 +915,10 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_ACTIONS: return cmd_actions(x, e);
 	case CMD_ACTION: return cmd_action(x, e);
 	case CMD_CANCEL: return cmd_cancel(x, e);
+	case CMD_PENDING: return cmd_pending(x, e);
+	case CMD_APPROVE: return cmd_decide(x, "approve", e);
+	case CMD_REJECT: return cmd_decide(x, "reject", e);
+	case CMD_UNDO: return cmd_undo(x, e);
 	case CMD_IDENTITIES: return cmd_identities(x, e);
 	case CMD_IDENTITY_SHOW: return cmd_identity_show(x, e);
 	case CMD_IDENTITY_ADD: return cmd_identity_add(x, e);

@@ -1,6 +1,7 @@
 """Access control as the seed describes it, through the whole daemon: scoped roles,
 Entra directory roles from a JWT checked against each system's requirements, the
 two-person rule with deadlines, and undo."""
+import json
 import time
 
 from conftest import wait_for
@@ -217,3 +218,43 @@ def test_undo(lab, quelld, make_user):
     assert r.status == 400 and "cannot be undone" in r.error["message"], r
     r = q.api("viewer").post(f"/api/v1/actions/{a['id']}/undo", {"reason": "viewer"})
     assert r.status == 403
+
+
+def quell(q, tok, *args):
+    """Runs the CLI against q with tok; returns (exit status, stdout + stderr)."""
+    import os
+    import subprocess
+    cli = os.path.join(os.environ["QUELL_BUILD"], "src/cli/quell")
+    env = dict(os.environ, QUELL_URL=f"http://127.0.0.1:{q.port}", QUELL_TOKEN=tok)
+    env.pop("QUELL_TOKEN_FILE", None)
+    r = subprocess.run([cli, *args], capture_output=True,
+                       text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_cli_pending_approve_undo(lab, quelld, make_user):
+    q = with_config(quelld, APPROVALS.format(expire="1h"))
+    vip = make_user(q, "cli")
+    tag(q, vip, "tier0")
+    req_tok, appr_tok = q.tokens["responder"], q.tokens["admin"]
+    rc, out = quell(q, req_tok, "disable", vip.identity_id, "--reason", "cli", "--yes")
+    assert rc == 0 and "pending_approval" in out, out
+    aid = next(w for w in out.split() if w.startswith("act_"))
+    rc, out = quell(q, appr_tok, "pending")
+    assert rc == 0 and aid in out, out
+    rc, out = quell(q, req_tok, "approve", aid)
+    assert rc == 3, out  # the responder may not approve (and requested it anyway)
+    rc, out = quell(q, appr_tok, "approve", aid, "--reason", "looked at it")
+    assert rc == 0, out
+    assert q.admin.wait_terminal(aid)["status"] == "completed"
+    # the undo is an action like any other: on a tier0 identity it waits for approval too
+    rc, out = quell(q, req_tok, "--json", "undo", aid, "--reason", "false positive")
+    assert rc == 0, out
+    undo = json.loads(out)
+    assert undo["status"] == "pending_approval" and undo["undo_of"] == aid, undo
+    rc, out = quell(q, appr_tok, "approve", "--type", "enable")
+    assert rc == 0 and undo["id"] in out, out
+    assert q.admin.wait_terminal(undo["id"])["status"] == "completed"
+    assert lab.uac(vip.sam) & 2 == 0
+    rc, out = quell(q, appr_tok, "approve")
+    assert rc == 2 and "--type" in out, out

@@ -65,6 +65,17 @@ parse_usage_errors(void **state)
 	    "HIGH"), QERR_INVALID);
 	assert_string_equal(e.field, "--level");
 
+	assert_int_equal(PARSE(&inv, &e, "approve", "act_1", "act_2", "act_3"), 0);
+	assert_int_equal(inv.npos, 3);
+	assert_string_equal(inv.pos[2], "act_3");
+	assert_int_equal(PARSE(&inv, &e, "approve", "--type", "disable"), 0);
+	assert_int_equal(PARSE(&inv, &e, "approve", "--type", "nuke"), QERR_INVALID);
+	assert_int_equal(PARSE(&inv, &e, "undo", "act_1"), QERR_INVALID);
+	assert_string_equal(e.msg, "missing --reason");
+	assert_int_equal(PARSE(&inv, &e, "undo", "act_1", "act_2", "--reason", "x"),
+	    QERR_INVALID);
+	assert_string_equal(e.field, "act_2");
+
 	/* force-password-change only */
 	assert_int_equal(PARSE(&inv, &e, "enable", "alice", "--reason", "x",
 	    "--clear-dont-expire"), QERR_INVALID);
