@@ -217,8 +217,8 @@ def test_unknown_user(graph, cloud_dir):
     try:
         q.start()
         q.sync()
-        idn = q.identity_by("cloud", "external_id", uid) if False else \
-            q.identity_by("cloud", "upn", f"{t}gone@quelle2e.onmicrosoft.com")
+        idn = q.identity_by("cloud", "upn", f"{t}gone@quelle2e.onmicrosoft.com")
+        assert q.account_of(idn, "cloud")["external_id"] == uid
         q.restart({"cloud": graph.system(d, tenant=other)})
         a = q.run("disable", idn["id"])
         s = only_step(a)
