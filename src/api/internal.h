@@ -63,4 +63,54 @@ typedef int (*route_fn)(struct req *q);
 
 int routes_dispatch(struct req *q);
 
+/* A route checks the permission itself (and records a denial the engine's way). */
+#define PERM_IN_HANDLER 0x10000u
+#define PERM_ANY 0u
+
+#define REASON_MAX 1000
+#define NAME_MAX_LEN 256
+
+/* Rows gathered for a list answer. */
+struct list_ctx {
+	json_t *arr;
+	int n;
+};
+
+/*
+ * Input checks (input.c). Each returns 0, or -1 with the 400 answer set naming the
+ * field. Strings are borrowed from the JSON object.
+ */
+int req_field_str(struct req *q, json_t *o, const char *key, bool required, size_t max,
+    const char **out);
+int req_only_keys(struct req *q, json_t *o, const char *prefix, const char *const *keys);
+int req_check_id(struct req *q, const char *field, const char *v, const char *prefix);
+int req_limit(struct req *q, int def, int *out);
+/* *out (caller frees the array, not the strings) borrows from arr. */
+int req_tag_list(struct req *q, json_t *arr, const char *field, char ***out, size_t *n);
+/* An optional {"reason": "..."} body; *o (caller decrefs) holds the reason. */
+int req_optional_reason(struct req *q, json_t **o, const char **reason);
+
+/* Handlers (routes_*.c), listed in the route table of routes.c. */
+int route_post_action(struct req *q);
+int route_list_actions(struct req *q);
+int route_get_action(struct req *q);
+int route_cancel_action(struct req *q);
+int route_approve_action(struct req *q);
+int route_reject_action(struct req *q);
+int route_approve_bulk(struct req *q);
+int route_reject_bulk(struct req *q);
+int route_undo_action(struct req *q);
+int route_list_identities(struct req *q);
+int route_get_identity(struct req *q);
+int route_post_identity(struct req *q);
+int route_post_link(struct req *q);
+int route_delete_link(struct req *q);
+int route_put_tags(struct req *q);
+int route_post_sync(struct req *q);
+int route_list_systems(struct req *q);
+int route_whoami(struct req *q);
+int route_list_audit(struct req *q);
+int route_verify_audit(struct req *q);
+int route_post_token(struct req *q);
+
 #endif

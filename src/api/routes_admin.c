@@ -1,0 +1,146 @@
+/* Routes about the caller and the record: whoami, the audit log and its
+ * verification, API tokens. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/audit.h"
+#include "core/rbac.h"
+#include "internal.h"
+#include "render.h"
+
+int
+route_whoami(struct req *q)
+{
+	json_t *perms = json_array();
+	int i;
+
+	for (i = 0; i < PERM_COUNT; i++)
+		if (q->perms & (1u << i))
+			json_array_append_new(perms, json_string(rbac_perm_name(1u << i)));
+	return req_reply(q, 200, json_pack("{s:s, s:s, s:s?, s:o}", "id", q->who.id,
+	    "name", q->who.name, "role", q->who.role, "permissions", perms));
+}
+
+static int
+add_entry(const struct audit_entry *ent, void *arg)
+{
+	struct list_ctx *c = arg;
+
+	c->n++;
+	return json_array_append_new(c->arr, render_audit(ent));
+}
+
+int
+route_list_audit(struct req *q)
+{
+	struct list_ctx c = { json_array(), 0 };
+	struct store_tx *tx = NULL;
+	const char *after = req_query(q, "after");
+	long long seq = 0;
+	json_t *last;
+	char *end;
+	struct qerr e;
+	int limit, r;
+
+	if (after != NULL && ((seq = strtoll(after, &end, 10)) < 0 || *end != '\0' ||
+	    *after == '\0'))
+		req_error(q, 400, "invalid_input", "after",
+		    "after must be a sequence number");
+	else if (req_limit(q, 100, &limit) != 0)
+		;
+	else if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
+	    (r = store_audit_list(tx, seq, limit, add_entry, &c, &e)) != 0)
+		req_qerr(q, r, &e);
+	else {
+		last = json_array_get(c.arr, json_array_size(c.arr) - 1);
+		req_reply(q, 200, json_pack("{s:O, s:O}", "entries", c.arr, "next",
+		    c.n == limit && last ? json_object_get(last, "seq") : json_null()));
+	}
+	store_tx_rollback(tx);
+	json_decref(c.arr);
+	return 0;
+}
+
+struct verify_ctx {
+	char prev[65];
+	int64_t n;
+	int64_t broken;
+	struct qerr why;
+};
+
+static int
+verify_entry(const struct audit_entry *ent, void *arg)
+{
+	struct verify_ctx *v = arg;
+
+	if (audit_check(ent, v->prev, v->n + 1, &v->why) != 0) {
+		v->broken = v->n + 1;
+		return 1;
+	}
+	memcpy(v->prev, ent->hash, sizeof(v->prev));
+	v->n++;
+	return 0;
+}
+
+int
+route_verify_audit(struct req *q)
+{
+	struct verify_ctx v;
+	struct store_tx *tx = NULL;
+	struct qerr e;
+	int r;
+
+	memset(&v, 0, sizeof(v));
+	memcpy(v.prev, audit_genesis, sizeof(v.prev));
+	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
+	    ((r = store_audit_list(tx, 0, 0, verify_entry, &v, &e)) != 0 && v.broken == 0))
+		req_qerr(q, r, &e);
+	else if (v.broken != 0)
+		req_reply(q, 200, json_pack("{s:b, s:I, s:I, s:s}", "ok", 0, "entries",
+		    (json_int_t)v.n, "first_broken", (json_int_t)v.broken, "reason",
+		    v.why.msg));
+	else
+		req_reply(q, 200, json_pack("{s:b, s:I, s:s}", "ok", 1, "entries",
+		    (json_int_t)v.n, "head", v.prev));
+	store_tx_rollback(tx);
+	return 0;
+}
+
+int
+route_post_token(struct req *q)
+{
+	static const char *const keys[] = { "name", "role", "scope", NULL };
+	const char *name, *role;
+	unsigned perms;
+	char *token = NULL, **scope = NULL;
+	size_t nscope = 0;
+	struct qerr e;
+	json_t *o;
+	int r;
+
+	if ((o = req_json(q)) == NULL)
+		return 0;
+	if (req_only_keys(q, o, "", keys) != 0 ||
+	    req_field_str(q, o, "name", true, NAME_MAX_LEN, &name) != 0 ||
+	    req_field_str(q, o, "role", true, 64, &role) != 0 ||
+	    req_tag_list(q, json_object_get(o, "scope"), "scope", &scope, &nscope) != 0)
+		goto out;
+	if (!rbac_role_perms(q->api->cfg, role, &perms)) {
+		req_error(q, 400, "invalid_input", "role", "unknown role '%s'", role);
+		goto out;
+	}
+	if ((r = auth_token_create(q->api->st, q->who.name, name, role, scope, nscope,
+	    &token, &e)) != 0)
+		req_qerr(q, r, &e);
+	else
+		req_reply(q, 201, json_pack("{s:s%, s:s, s:s, s:s, s:O}", "id", token,
+		    strcspn(token, "."), "name", name, "role", role, "token", token, "scope",
+		    json_object_get(o, "scope") ? json_object_get(o, "scope") :
+		    json_array()));
+out:
+	free(scope);
+	auth_token_free(token);
+	json_decref(o);
+	return 0;
+}
