@@ -58,6 +58,11 @@ json_t *req_json(struct req *q);
 void req_audit_denial(struct req *q, const char *event, const char *why);
 /* The engine's view of the caller. */
 void req_actor(const struct req *q, struct actor *who);
+/*
+ * What the access policy grants the authenticated caller (q->grants, q->perms); false
+ * with the error answer set.
+ */
+bool req_authorize(struct req *q);
 
 typedef int (*route_fn)(struct req *q);
 

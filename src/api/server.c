@@ -122,8 +122,8 @@ req_actor(const struct req *q, struct actor *who)
  * scope, or a JWT's app roles and Entra directory roles matched against [grant]
  * sections (and the seed's defaults). q->perms becomes the union of the grants.
  */
-static bool
-authorize(struct req *q)
+bool
+req_authorize(struct req *q)
 {
 	struct subject *s = &q->subject;
 	struct qerr e;
@@ -282,7 +282,7 @@ handle(struct req *q)
 		req_reply(q, 200, json_pack("{s:s}", "status", "ok"));
 		return;
 	}
-	if (!authenticate(q) || !authorize(q))
+	if (!authenticate(q) || !req_authorize(q))
 		return;
 	if (q->too_large) {
 		req_error(q, 413, "too_large", "body", "the body is larger than %zu bytes",
