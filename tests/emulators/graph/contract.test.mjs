@@ -17,7 +17,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../../..');
 const PRISM = path.join(ROOT, 'tests/contract/node_modules/.bin/prism');
 const GRAPH_SPEC = path.join(ROOT, 'tests/contract/specs/graph-remediation-subset.yaml');
-const TOKEN_SPEC = path.resolve(ROOT, '../shared/specs/entra-token-subset.yaml');
+const TOKEN_SPEC = path.resolve(ROOT, 'tests/contract/specs/entra-token-subset.yaml');
 const skip = !fs.existsSync(PRISM) || !fs.existsSync(TOKEN_SPEC) ? 'prism or shared specs not installed' : false;
 
 const children = [];

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
 const PRISM = process.env.PRISM || path.join(root, 'tests/contract/node_modules/.bin/prism');
-const SPECS = process.env.OKTA_SPECS || path.resolve(root, '../shared/specs');
+const SPECS = process.env.OKTA_SPECS || path.resolve(root, 'tests/contract/specs');
 const children = [];
 const logs = {};
 

@@ -1,4 +1,4 @@
-// Derive okta-oauth-token-subset.yaml from ../shared/specs/okta-oauth-minimal.yaml:
+// Derive okta-oauth-token-subset.yaml from tests/contract/specs/okta-oauth-minimal.yaml:
 //   node tests/emulators/okta/make-oauth-subset.mjs [in.yaml] [out.yaml]
 // Keeps POST /oauth2/v1/token and the components it references, unchanged,
 // except for one thing: the operation's `security` becomes [] because Prism
@@ -16,7 +16,7 @@ const root = path.resolve(here, '../../..');
 const require = createRequire(path.join(root, 'tests/contract/package.json'));
 const YAML = require('yaml');
 
-const inF = process.argv[2] || path.resolve(root, '../shared/specs/okta-oauth-minimal.yaml');
+const inF = process.argv[2] || path.resolve(root, 'tests/contract/specs/okta-oauth-minimal.yaml');
 const outF = process.argv[3] || path.join(here, 'okta-oauth-token-subset.yaml');
 const doc = YAML.parse(fs.readFileSync(inF, 'utf8'), { maxAliasCount: -1 });
 

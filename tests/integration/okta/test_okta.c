@@ -37,7 +37,7 @@
 #define EMULATOR	SRC_ROOT "/tests/emulators/okta/server.js"
 #define FRONT		SRC_ROOT "/tests/integration/okta/front.js"
 #define PRISM		SRC_ROOT "/tests/contract/node_modules/.bin/prism"
-#define SPECS		SRC_ROOT "/../shared/specs"
+#define SPECS		SRC_ROOT "/tests/contract/specs"
 #define TOKEN		"00quell-test-ssws-token-0123456789"
 #define CLIENT_ID	"0oaquelltest"
 #define BURST		2000
