@@ -16,7 +16,7 @@
 
 enum section {
 	SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE, SEC_OIDC, SEC_WEB,
-	SEC_POLICY
+	SEC_POLICY, SEC_DISRUPTION_GUARD
 };
 
 struct parser {
@@ -293,7 +293,8 @@ kv_section(struct parser *p, struct system_config *sc, const char *name)
 static const char *
 policy_type(const char *s)
 {
-	static const char *const types[] = { "grant", "requirement", "approval" };
+	static const char *const types[] = { "grant", "requirement", "approval",
+	    "disruption" };
 	size_t i, n;
 
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -350,6 +351,11 @@ section(struct parser *p, char *s)
 			return r;
 		p->sec = strcmp(s, "oidc") == 0 ? SEC_OIDC : SEC_WEB;
 	}
+	else if (strcmp(s, "disruption_guard") == 0) {
+		if ((r = kv_section(p, &p->cfg->disruption_guard, s)) != 0)
+			return r;
+		p->sec = SEC_DISRUPTION_GUARD;
+	}
 	else if (strncmp(s, "system", 6) == 0 && isspace((unsigned char)s[6])) {
 		if ((r = named_section(p, s + 6, &name)) != 0 || (r = add_system(p, name)))
 			return r;
@@ -399,6 +405,8 @@ assignment(struct parser *p, char *s)
 		return system_key(p, &p->cfg->policy[p->cfg->npolicy - 1], k, v);
 	case SEC_WEB:
 		return system_key(p, &p->cfg->web, k, v);
+	case SEC_DISRUPTION_GUARD:
+		return system_key(p, &p->cfg->disruption_guard, k, v);
 	case SEC_ROLE:
 		return role_key(p, k, v);
 	case SEC_NONE:
@@ -501,6 +509,7 @@ config_clear(struct config *cfg)
 	free(cfg->policy);
 	section_clear(&cfg->oidc);
 	section_clear(&cfg->web);
+	section_clear(&cfg->disruption_guard);
 	free(cfg->systems);
 	for (i = 0; i < cfg->nroles; i++)
 		free(cfg->roles[i].name);

@@ -7,6 +7,8 @@
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
  *   [role "responder"]  permissions = response.manage response.read …
  *   [grant "x"], [requirement "kind"], [approval "x"]   access policy (core/policy.c)
+ *   [disruption "x"], [disruption_guard]   automatic attack disruption
+ *                       (core/disruption_rules.c)
  *   [oidc]              keys the OpenID Connect verifier (src/api/oidc.c) reads
  *   [web]               keys the console (src/api/web.c) reads
  *
@@ -59,12 +61,14 @@ struct config {
 	size_t nsystems;
 	struct role_config *roles;
 	size_t nroles;
-	/* [grant], [requirement] and [approval] sections: kind = the section's type. */
+	/* [grant], [requirement], [approval] and [disruption] sections: kind = the
+	 * section's type. */
 	struct system_config *policy;
 	size_t npolicy;
 	/* Sections whose keys another module validates: line 0 when absent. */
 	struct system_config oidc;
 	struct system_config web;
+	struct system_config disruption_guard;
 };
 
 /*

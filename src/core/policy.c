@@ -539,7 +539,7 @@ policy_load(const struct config *cfg, struct policy **out, struct qerr *e)
 			r = load_grant(pol, s, &pol->grants[pol->ngrants++], e);
 		else if (strcmp(s->kind, "approval") == 0)
 			r = load_approval(s, &pol->approvals[pol->napprovals++], e);
-		else
+		else if (strcmp(s->kind, "requirement") == 0)
 			r = load_requirement(pol, s, e);
 	}
 	if (r == 0 && ng == 0)
@@ -604,7 +604,9 @@ rule_matches(const struct grant_rule *g, const struct subject *s)
 		return s->id != NULL && strncmp(s->id, "oidc:", 5) == 0 &&
 		    strcmp(s->id + 5, g->value) == 0;
 	case MATCH_USER:
-		return s->name != NULL && strcasecmp(s->name, g->value) == 0;
+		/* A signed-in user's name, never an API token's (anyone may name one). */
+		return s->id != NULL && strncmp(s->id, "oidc:", 5) == 0 &&
+		    s->name != NULL && strcasecmp(s->name, g->value) == 0;
 	}
 	return false;
 }
@@ -740,7 +742,7 @@ static bool
 approval_matches(const struct approval_rule *r, const struct action *a,
     char *const *tags, size_t ntags, const char *const *kinds)
 {
-	size_t i;
+	size_t i, n;
 	bool kind = r->kinds.n == 0;
 
 	if (r->types != 0 && (r->types & (1u << a->type)) == 0)
@@ -752,7 +754,9 @@ approval_matches(const struct approval_rule *r, const struct action *a,
 		    list_has(r->kinds.v, r->kinds.n, kinds[i]);
 	if (!kind)
 		return false;
-	return r->min_accounts < 0 || (long)a->nsteps > r->min_accounts;
+	for (i = 0, n = 0; i < a->nsteps; i++)
+		n += a->steps[i].status != STEP_NOT_APPLICABLE;
+	return r->min_accounts < 0 || (long)n > r->min_accounts;
 }
 
 const char *
