@@ -77,7 +77,8 @@ bool policy_step_allowed(const struct policy *pol, const struct subject *s,
 
 /*
  * The name of the first [approval] rule the action matches (type, any of the
- * identity's tags, any step's system kind, more than min_accounts steps), or NULL;
+ * identity's tags, any step's system kind, more than min_accounts accounts it acts
+ * on), or NULL;
  * *ttl_ms is how long it may wait for approval before it is cancelled (default 24 h).
  * kinds[i] is the system kind of a->steps[i].
  */

@@ -117,6 +117,26 @@ scoped_grants(void **state)
 }
 
 static void
+user_match_is_for_signed_in_users(void **state)
+{
+	struct subject tok = { .id = "qt_1", .name = "hd", .role = "viewer" };
+	struct subject sso = { .id = "oidc:7", .name = "HD" };
+	struct qerr e;
+	struct fx f;
+
+	(void)state;
+	load(&f, "[grant \"u\"]\nmatch = user:hd\nrole = admin\n");
+	assert_int_equal(policy_grants(f.pol, &tok, &f.gs, &e), 0);
+	assert_int_equal(f.gs.n, 1);
+	assert_false(policy_perms(&f.gs) & PERM_SETTINGS_MANAGE);
+	free(f.gs.g);
+	assert_int_equal(policy_grants(f.pol, &sso, &f.gs, &e), 0);
+	assert_int_equal(f.gs.n, 1);
+	assert_true(policy_perms(&f.gs) & PERM_SETTINGS_MANAGE);
+	unload(&f);
+}
+
+static void
 configured_requirements(void **state)
 {
 	char *seco[] = { SECO }, *ga[] = { GA }, why[256];
@@ -161,7 +181,11 @@ approval_rules(void **state)
 	assert_int_equal(ttl, 24 * 3600 * 1000);
 	steps[1].status = STEP_NOT_APPLICABLE;
 	assert_null(policy_approval_rule(f.pol, &a, staff, 1, kinds, &ttl));
+	/* min_accounts counts the accounts acted on, not those skipped as N/A. */
 	a.nsteps = 3;
+	assert_null(policy_approval_rule(f.pol, &a, staff, 1, kinds, &ttl));
+	steps[1].status = STEP_QUEUED;
+	a.type = ACTION_DISABLE;
 	assert_string_equal(policy_approval_rule(f.pol, &a, staff, 1, kinds, &ttl), "bulk");
 	unload(&f);
 }
@@ -213,6 +237,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(seed_table_for_entra_roles),
 		cmocka_unit_test(scoped_grants),
+		cmocka_unit_test(user_match_is_for_signed_in_users),
 		cmocka_unit_test(configured_requirements),
 		cmocka_unit_test(approval_rules),
 		cmocka_unit_test(errors_name_the_line),
