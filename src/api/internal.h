@@ -49,6 +49,8 @@ int req_error(struct req *q, unsigned status, const char *code, const char *fiel
     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Maps a qerr to its HTTP status and code. */
 int req_qerr(struct req *q, int r, const struct qerr *e);
+/* The API error code ("not_found", …) for a QERR_* code. */
+const char *req_error_code(int r);
 /* Sets a JSON answer (steals o); returns 0. */
 int req_reply(struct req *q, unsigned status, json_t *o);
 const char *req_query(struct req *q, const char *key);

@@ -265,8 +265,6 @@ decide(struct req *q, bool approve)
 		if (r == QERR_NOT_FOUND)
 			qerr_set(&e, r, "id", "no action %s", q->arg[0]);
 		req_qerr(q, r, &e);
-		if (r == QERR_DENIED)
-			req_audit_denial(q, "access.denied", e.msg);
 	} else
 		req_reply(q, 200, render_action(&a, true));
 out:
@@ -371,10 +369,8 @@ decide_bulk(struct req *q, bool approve)
 		r = engine_decide(q->api->eng, &who, id, approve, reason, &a, &e);
 		json_array_append_new(results, r == 0 ?
 		    json_pack("{s:s, s:s}", "id", id, "status", action_status_name(a.status)) :
-		    json_pack("{s:s, s:s, s:s}", "id", id, "error", qerr_strerror(r),
+		    json_pack("{s:s, s:s, s:s}", "id", id, "error", req_error_code(r),
 		    "message", e.msg));
-		if (r == QERR_DENIED)
-			req_audit_denial(q, "access.denied", e.msg);
 		action_clear(&a);
 	}
 	req_reply(q, 200, json_pack("{s:O}", "results", results));
@@ -417,7 +413,7 @@ route_undo_action(struct req *q)
 		goto out;
 	req_actor(q, &who);
 	if ((r = engine_undo(q->api->eng, &who, q->arg[0], reason, &a, &e)) != 0) {
-		if (r == QERR_NOT_FOUND && e.field[0] == '\0')
+		if (r == QERR_NOT_FOUND)
 			qerr_set(&e, r, "id", "no action %s", q->arg[0]);
 		req_qerr(q, r, &e);
 		if (r == QERR_DENIED && a.id != NULL &&

@@ -42,30 +42,42 @@ req_error(struct req *q, unsigned status, const char *code, const char *field,
 	return req_reply(q, status, json_pack("{s:o}", "error", err));
 }
 
+static const struct {
+	int code;
+	unsigned status;
+	const char *name;
+} qerr_http[] = {
+	{ QERR_INVALID, 400, "invalid_input" },
+	{ QERR_UNSUPPORTED, 400, "unsupported" },
+	{ QERR_UNAUTHENTICATED, 401, "unauthenticated" },
+	{ QERR_DENIED, 403, "forbidden" },
+	{ QERR_NOT_FOUND, 404, "not_found" },
+	{ QERR_CONFLICT, 409, "conflict" },
+	{ QERR_TOO_LARGE, 413, "too_large" },
+	{ QERR_TRANSIENT, 503, "unavailable" },
+	{ QERR_BUSY, 503, "unavailable" },
+};
+
+const char *
+req_error_code(int r)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(qerr_http) / sizeof(qerr_http[0]); i++)
+		if (qerr_http[i].code == r)
+			return qerr_http[i].name;
+	return "internal";
+}
+
 int
 req_qerr(struct req *q, int r, const struct qerr *e)
 {
-	static const struct {
-		int code;
-		unsigned status;
-		const char *name;
-	} map[] = {
-		{ QERR_INVALID, 400, "invalid_input" },
-		{ QERR_UNSUPPORTED, 400, "unsupported" },
-		{ QERR_UNAUTHENTICATED, 401, "unauthenticated" },
-		{ QERR_DENIED, 403, "forbidden" },
-		{ QERR_NOT_FOUND, 404, "not_found" },
-		{ QERR_CONFLICT, 409, "conflict" },
-		{ QERR_TOO_LARGE, 413, "too_large" },
-		{ QERR_TRANSIENT, 503, "unavailable" },
-		{ QERR_BUSY, 503, "unavailable" },
-	};
 	size_t i;
 
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (map[i].code == r)
-			return req_error(q, map[i].status, map[i].name, e->field, "%s",
-			    e->msg[0] ? e->msg : qerr_strerror(r));
+	for (i = 0; i < sizeof(qerr_http) / sizeof(qerr_http[0]); i++)
+		if (qerr_http[i].code == r)
+			return req_error(q, qerr_http[i].status, qerr_http[i].name, e->field,
+			    "%s", e->msg[0] ? e->msg : qerr_strerror(r));
 	log_msg(LOG_LVL_ERROR, "%s %s: %s", q->method, q->path, e->msg);
 	return req_error(q, 500, "internal", NULL, "internal error: %s", qerr_strerror(r));
 }

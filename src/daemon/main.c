@@ -13,8 +13,11 @@
 #include <sodium.h>
 
 #include "api/api.h"
+#include "api/oidc.h"
+#include "api/web.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/policy.h"
 #include "core/rbac.h"
 #include "core/text.h"
 #include "engine/engine.h"
@@ -112,7 +115,9 @@ token_create(const struct config *cfg, int argc, char **argv)
 			name = argv[i + 1];
 		else if (strcmp(argv[i], "--role") == 0)
 			role = argv[i + 1];
-		else if (strcmp(argv[i], "--scope") == 0)
+		else if (strcmp(argv[i], "--scope") == 0 && nscope < 64 &&
+		    argv[i + 1][0] != '\0' && strlen(argv[i + 1]) <= 64 &&
+		    text_printable(argv[i + 1], false))
 			scope[nscope++] = argv[i + 1];
 		else
 			break;
@@ -141,7 +146,26 @@ token_create(const struct config *cfg, int argc, char **argv)
 	return 0;
 }
 
-/* Every identity system's section is valid for its provider. */
+/* The access policy, the console's and the OpenID Connect issuer's sections. */
+static int
+check_sections(const struct config *cfg, struct qerr *e)
+{
+	struct policy *pol = NULL;
+	struct oidc *o = NULL;
+	struct web *w = NULL;
+	int r;
+
+	if ((r = policy_load(cfg, &pol, e)) == 0 &&
+	    (r = web_open(cfg, cfg->tls_cert != NULL, &w, e)) == 0)
+		r = oidc_open(cfg, &o, e);
+	oidc_close(o);
+	web_close(w);
+	policy_free(pol);
+	return r;
+}
+
+/* Every identity system's section is valid for its provider, and every other
+ * section for the module that reads it. */
 static int
 check(const struct config *cfg)
 {
@@ -161,6 +185,10 @@ check(const struct config *cfg)
 			return 1;
 		}
 		provider_close(ops, p);
+	}
+	if (check_sections(cfg, &e) != 0) {
+		fprintf(stderr, "quelld: %s\n", e.msg);
+		return 1;
 	}
 	printf("%s: ok\n", cfg->file);
 	return 0;

@@ -23,13 +23,15 @@ same_person(const struct action *a, const struct actor *who)
 	    strcmp(a->requested_by_id, who->id) == 0;
 }
 
+static int expire_one(struct engine *eng, struct store_tx *tx, const char *id,
+    int64_t now, struct qerr *e);
+
 /* Audits a refused decision in a transaction of its own: nothing else changes. */
 static int
-refuse_own(struct engine *eng, const struct actor *who, const struct action *a,
-    struct qerr *e)
+refuse(struct engine *eng, const struct actor *who, const struct action *a,
+    const char *why, struct qerr *e)
 {
-	json_t *d = json_pack("{s:s}", "why", "the requester cannot decide on their own "
-	    "action");
+	json_t *d = json_pack("{s:s}", "why", why);
 	struct store_tx *tx = NULL;
 	struct qerr e2;
 
@@ -39,8 +41,7 @@ refuse_own(struct engine *eng, const struct actor *who, const struct action *a,
 		tx = NULL;
 	store_tx_rollback(tx);
 	json_decref(d);
-	return qerr_set(e, QERR_DENIED, NULL, "%s requested this action and cannot "
-	    "approve or reject it: a second person must", a->requested_by);
+	return qerr_set(e, QERR_DENIED, NULL, "%s", why);
 }
 
 static int
@@ -88,6 +89,7 @@ engine_decide(struct engine *eng, const struct actor *who, const char *action_id
 	struct store_tx *tx = NULL;
 	struct identity idn;
 	struct action a;
+	char why[400];
 	int r;
 
 	memset(&a, 0, sizeof(a));
@@ -104,17 +106,29 @@ engine_decide(struct engine *eng, const struct actor *who, const char *action_id
 		    "approval", a.id, action_status_name(a.status));
 		goto out;
 	}
-	if (same_person(&a, who)) {
-		store_tx_rollback(tx);
+	if (a.approval_expires != 0 && engine_now_ms() > a.approval_expires) {
+		/* Past its deadline the action is cancelled, whether or not the sweep
+		 * has come by yet. */
+		if ((r = expire_one(eng, tx, a.id, engine_now_ms(), e)) != 0)
+			goto out;
+		r = store_tx_commit(tx, e);
 		tx = NULL;
-		r = refuse_own(eng, who, &a, e);
+		if (r == 0)
+			r = qerr_set(e, QERR_CONFLICT, NULL, "action %s passed its approval "
+			    "deadline and was cancelled", a.id);
 		goto out;
 	}
 	if ((r = store_identity_get(tx, a.identity_id, &idn, e)) != 0)
 		goto out;
-	if (!policy_covers(who->grants, PERM_RESPONSE_APPROVE, idn.tags, idn.ntags)) {
-		r = qerr_set(e, QERR_DENIED, NULL, "identity %s is outside the scope in which "
-		    "%s may approve", a.identity_id, who->name);
+	if (same_person(&a, who) ||
+	    !policy_covers(who->grants, PERM_RESPONSE_APPROVE, idn.tags, idn.ntags)) {
+		snprintf(why, sizeof(why), same_person(&a, who) ?
+		    "%s requested this action and cannot approve or reject it: a second "
+		    "person must" : "identity %s is outside the scope in which %s may approve",
+		    same_person(&a, who) ? a.requested_by : a.identity_id, who->name);
+		store_tx_rollback(tx);
+		tx = NULL;
+		r = refuse(eng, who, &a, why, e);
 		goto out;
 	}
 	if ((r = decide_tx(who, tx, &a, approve, reason, e)) != 0)
