@@ -167,6 +167,39 @@ role_key(struct parser *p, const char *k, char *v)
 	return 0;
 }
 
+/* "15m", "1h", "90s", "1d", or "off"; at least a minute so a directory is not
+ * listed back to back, at most a week. */
+static int
+sync_interval(struct parser *p, struct system_config *s, const char *v)
+{
+	static const struct {
+		char unit;
+		long ms;
+	} units[] = { { 's', 1000L }, { 'm', 60000L }, { 'h', 3600000L },
+	    { 'd', 86400000L } };
+	char *end;
+	long n;
+	size_t i;
+
+	if (s->sync_interval_line != 0)
+		return fail(p, "'sync_interval' is set twice in this section (first on "
+		    "line %d)", s->sync_interval_line);
+	s->sync_interval_line = p->line;
+	if (strcmp(v, "off") == 0)
+		return 0;
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno == 0 && end != v && n > 0 && end[0] != '\0' && end[1] == '\0')
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (*end == units[i].unit && n <= 7L * 86400000L / units[i].ms &&
+			    n * units[i].ms >= 60000L) {
+				s->sync_interval_ms = n * units[i].ms;
+				return 0;
+			}
+	return fail(p, "sync_interval must be off or a span from 1m to 7d such as "
+	    "15m, 1h (got '%s')", v);
+}
+
 static int
 system_key(struct parser *p, struct system_config *s, const char *k, const char *v)
 {
@@ -185,6 +218,9 @@ system_key(struct parser *p, struct system_config *s, const char *k, const char 
 			return r;
 		s->max_concurrency = (int)n;
 	}
+	/* The engine's key, not the provider's: kept out of the provider's list. */
+	if (strcmp(k, "sync_interval") == 0 && p->sec == SEC_SYSTEM)
+		return sync_interval(p, s, v);
 	if ((kv = realloc(s->kv, (s->nkv + 1) * sizeof(*kv))) == NULL)
 		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
 	s->kv = kv;
@@ -294,7 +330,7 @@ static const char *
 policy_type(const char *s)
 {
 	static const char *const types[] = { "grant", "requirement", "approval",
-	    "disruption" };
+	    "disruption", "correlation" };
 	size_t i, n;
 
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {

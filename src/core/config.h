@@ -7,6 +7,7 @@
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
  *   [role "responder"]  permissions = response.manage response.read …
  *   [grant "x"], [requirement "kind"], [approval "x"]   access policy (core/policy.c)
+ *   [correlation "x"]   how accounts are linked into identities (core/correlate.c)
  *   [disruption "x"], [disruption_guard]   automatic attack disruption
  *                       (core/disruption_rules.c)
  *   [oidc]              keys the OpenID Connect verifier (src/api/oidc.c) reads
@@ -34,6 +35,8 @@ struct system_config {
 	const char *file;	/* points at config.file */
 	int line;		/* of the section header */
 	int max_concurrency;	/* steps in flight on this system, default 4 */
+	long sync_interval_ms;	/* scheduled sync every this long; 0 = on demand only */
+	int sync_interval_line;	/* where sync_interval was set; 0 = not set */
 	struct config_kv *kv;	/* every key of the section, kind included */
 	size_t nkv;
 };
@@ -61,8 +64,8 @@ struct config {
 	size_t nsystems;
 	struct role_config *roles;
 	size_t nroles;
-	/* [grant], [requirement], [approval] and [disruption] sections: kind = the
-	 * section's type. */
+	/* [grant], [requirement], [approval], [disruption] and [correlation] sections:
+	 * kind = the section's type. */
 	struct system_config *policy;
 	size_t npolicy;
 	/* Sections whose keys another module validates: line 0 when absent. */
