@@ -131,6 +131,9 @@ account_clear(struct account *a)
 	free(a->display_name);
 	free(a->email);
 	free(a->state);
+	free(a->risk);
+	free(a->link_rule);
+	free(a->linked_by);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -257,6 +260,9 @@ account_copy(struct account *dst, const struct account *src)
 	dst->display_name = dup(src->display_name, &bad);
 	dst->email = dup(src->email, &bad);
 	dst->state = dup(src->state, &bad);
+	dst->risk = dup(src->risk, &bad);
+	dst->link_rule = dup(src->link_rule, &bad);
+	dst->linked_by = dup(src->linked_by, &bad);
 	if (bad) {
 		account_clear(dst);
 		return QERR_NOMEM;

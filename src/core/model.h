@@ -72,6 +72,10 @@ struct account {
 	char *state;		/* last known: "enabled", "disabled", … */
 	int64_t state_read_at;	/* ms since the epoch, 0 = never */
 	int64_t created_at;
+	char *risk;		/* the system's risk level for it, when the system says */
+	char *link_rule;	/* why it is linked: "manual", "new account", a rule name */
+	char *linked_by;	/* who linked it: a principal, or "sync" */
+	int64_t linked_at;	/* ms since the epoch, 0 = never */
 };
 
 struct identity {
