@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include "core/jwt.h"
 #include "core/log.h"
@@ -34,6 +35,13 @@
 #define AUD_LIST_MAX		64
 #define FETCH_CONNECT_S		5L
 #define FETCH_TOTAL_S		10L
+#define URL_MAX			2048
+#define CLIENT_ID_MAX		256
+#define SECRET_MAX		1024
+/* A token endpoint's answer: an id token, an access token and a refresh token. */
+#define TOKEN_RESPONSE_MAX	(3 * TOKEN_MAX)
+#define CODE_MAX		4096
+#define ISSUER_TEXT_MAX		200
 
 struct keys {
 	struct jwt_keyset *ks;
@@ -48,6 +56,13 @@ struct oidc {
 	char *ca_file;
 	char *username_claim;
 	char *default_role;
+	/* The console's sign-in (authorization code + PKCE); unset: bearer JWTs only. */
+	char *client_id;
+	char *client_secret;	/* from client_secret_file; zeroed at close */
+	char *client_secret_file;
+	char *authorization_endpoint;
+	char *token_endpoint;
+	char *redirect_uri;
 	bool plaintext;
 	long leeway;
 	size_t max_token;
@@ -129,6 +144,7 @@ keys_install(struct oidc *o, struct jwt_keyset *ks, struct qerr *e)
 struct sink {
 	char *buf;
 	size_t len;
+	size_t max;
 	bool over;
 };
 
@@ -139,12 +155,18 @@ on_data(char *p, size_t size, size_t n, void *arg)
 	size_t add = size * n;
 	char *nb;
 
-	if (s->len + add > JWT_JWKS_MAX_BYTES) {
+	if (s->len + add > s->max) {
 		s->over = true;
 		return 0;
 	}
-	if ((nb = realloc(s->buf, s->len + add + 1)) == NULL)
+	/* Grown by hand, not realloc: the old buffer may hold tokens and is wiped. */
+	if ((nb = malloc(s->len + add + 1)) == NULL)
 		return 0;
+	if (s->buf != NULL) {
+		memcpy(nb, s->buf, s->len);
+		sodium_memzero(s->buf, s->len);
+		free(s->buf);
+	}
 	memcpy(nb + s->len, p, add);
 	s->buf = nb;
 	s->len += add;
@@ -153,11 +175,11 @@ on_data(char *p, size_t size, size_t n, void *arg)
 }
 
 static int
-fetch_setup(const struct oidc *o, CURL *h, struct sink *s)
+fetch_setup(const struct oidc *o, CURL *h, const char *url, struct sink *s)
 {
 	const char *protos = o->plaintext ? "http,https" : "https";
 
-	return curl_easy_setopt(h, CURLOPT_URL, o->jwks_url) != CURLE_OK ||
+	return curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, protos) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -175,7 +197,7 @@ fetch_setup(const struct oidc *o, CURL *h, struct sink *s)
 static int
 fetch_url(const struct oidc *o, char **buf, size_t *len, struct qerr *e)
 {
-	struct sink s = { NULL, 0, false };
+	struct sink s = { NULL, 0, JWT_JWKS_MAX_BYTES, false };
 	long status = 0;
 	CURLcode cc;
 	CURL *h;
@@ -184,7 +206,7 @@ fetch_url(const struct oidc *o, char **buf, size_t *len, struct qerr *e)
 	*buf = NULL;
 	if (curl_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
 		return qerr_set(e, QERR_INTERNAL, NULL, "libcurl cannot be initialised");
-	if (fetch_setup(o, h, &s) != 0) {
+	if (fetch_setup(o, h, o->jwks_url, &s) != 0) {
 		r = qerr_set(e, QERR_INTERNAL, NULL, "libcurl refused an option");
 		goto out;
 	}
@@ -357,7 +379,8 @@ check_times(const struct oidc *o, const json_t *c, struct qerr *e)
 }
 
 static int
-check_token(const struct oidc *o, const json_t *h, const json_t *c, struct qerr *e)
+check_token(const struct oidc *o, const json_t *h, const json_t *c, const char *audience,
+    struct qerr *e)
 {
 	const json_t *typ = json_object_get(h, "typ");
 	const char *iss = json_string_value(json_object_get(c, "iss"));
@@ -368,7 +391,7 @@ check_token(const struct oidc *o, const json_t *h, const json_t *c, struct qerr 
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "token type not accepted");
 	if (iss == NULL || strcmp(iss, o->issuer) != 0)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "wrong issuer");
-	if (!aud_matches(json_object_get(c, "aud"), o->audience))
+	if (!aud_matches(json_object_get(c, "aud"), audience))
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "wrong audience");
 	return check_times(o, c, e);
 }
@@ -458,7 +481,7 @@ oidc_verify(struct oidc *o, const char *token, struct oidc_claims *out,
 
 	memset(out, 0, sizeof(*out));
 	if ((r = verify_jws(o, token, &h, &c, e)) == 0 &&
-	    (r = check_token(o, h, c, e)) == 0)
+	    (r = check_token(o, h, c, o->audience, e)) == 0)
 		r = fill_claims(o, c, out, e);
 	json_decref(c);
 	json_decref(h);
@@ -468,6 +491,300 @@ oidc_verify(struct oidc *o, const char *token, struct oidc_claims *out,
 	if (r != QERR_NOMEM)
 		r = e->code = QERR_UNAUTHENTICATED;
 	return r;
+}
+
+/*
+ * An id token (OpenID Connect Core 3.1.3.7): as a bearer token, but for the console's
+ * client: aud holds client_id, azp (when present) is client_id, and nonce is the one
+ * this sign-in sent, so a token minted for another client or another sign-in is
+ * refused.
+ */
+static int
+verify_id_token(struct oidc *o, const char *token, const char *nonce,
+    struct oidc_claims *out, struct qerr *e)
+{
+	json_t *h = NULL, *c = NULL;
+	const json_t *azp, *n;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = verify_jws(o, token, &h, &c, e)) != 0 ||
+	    (r = check_token(o, h, c, o->client_id, e)) != 0)
+		goto out;
+	azp = json_object_get(c, "azp");
+	n = json_object_get(c, "nonce");
+	if (azp != NULL && (!json_is_string(azp) ||
+	    strcmp(json_string_value(azp), o->client_id) != 0))
+		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "id token for another client");
+	else if (!json_is_string(n) || strlen(json_string_value(n)) != strlen(nonce) ||
+	    sodium_memcmp(json_string_value(n), nonce, strlen(nonce)) != 0)
+		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "id token nonce does not match "
+		    "this sign-in");
+	else
+		r = fill_claims(o, c, out, e);
+out:
+	json_decref(c);
+	json_decref(h);
+	if (r == 0)
+		return 0;
+	oidc_claims_clear(out);
+	if (r != QERR_NOMEM)
+		r = e->code = QERR_UNAUTHENTICATED;
+	return r;
+}
+
+/* ------------------------------------------------- the console's sign-in */
+
+bool
+oidc_code_flow(const struct oidc *o)
+{
+	return o != NULL && o->client_id != NULL;
+}
+
+const char *
+oidc_issuer(const struct oidc *o)
+{
+	return o == NULL ? NULL : o->issuer;
+}
+
+const char *
+oidc_redirect_uri(const struct oidc *o)
+{
+	return o == NULL ? NULL : o->redirect_uri;
+}
+
+/* Appends "&name=<value, percent-encoded>" (or "?…" for the first) to *url. */
+static int
+url_param(CURL *h, char **url, char sep, const char *name, const char *value,
+    struct qerr *e)
+{
+	char *enc, *grown;
+	int n;
+
+	if ((enc = curl_easy_escape(h, value, 0)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	n = asprintf(&grown, "%s%c%s=%s", *url, sep, name, enc);
+	/* The token endpoint's form holds the code, the verifier and the secret. */
+	sodium_memzero(enc, strlen(enc));
+	curl_free(enc);
+	if (n < 0)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	sodium_memzero(*url, strlen(*url));
+	free(*url);
+	*url = grown;
+	return 0;
+}
+
+int
+oidc_authorize_url(const struct oidc *o, const char *redirect_uri, const char *state,
+    const char *nonce, const char *challenge, char **out, struct qerr *e)
+{
+	const char *names[] = { "response_type", "client_id", "redirect_uri", "scope",
+	    "state", "nonce", "code_challenge", "code_challenge_method" };
+	const char *values[] = { "code", o->client_id, redirect_uri, "openid profile",
+	    state, nonce, challenge, "S256" };
+	char *url = NULL;
+	CURL *h = NULL;
+	size_t i;
+	int r = 0;
+
+	*out = NULL;
+	pthread_once(&curl_once, curl_init);
+	if (curl_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
+		return qerr_set(e, QERR_INTERNAL, NULL, "libcurl cannot be initialised");
+	if ((url = strdup(o->authorization_endpoint)) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	/* An endpoint may carry a query of its own (some issuers put the tenant there). */
+	for (i = 0; i < sizeof(names) / sizeof(names[0]) && r == 0; i++)
+		r = url_param(h, &url, i == 0 && strchr(url, '?') == NULL ? '?' : '&',
+		    names[i], values[i], e);
+	if (r == 0) {
+		*out = url;
+		url = NULL;
+	}
+out:
+	free(url);
+	curl_easy_cleanup(h);
+	return r;
+}
+
+/* Printable ASCII of an issuer's error answer, bounded, for a message. */
+static void
+issuer_text(const json_t *v, char *out, size_t outlen)
+{
+	const char *s = json_string_value(v);
+	size_t i, n = 0;
+
+	if (s != NULL)
+		for (i = 0; s[i] != '\0' && n + 1 < outlen && n < ISSUER_TEXT_MAX; i++)
+			out[n++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	out[n] = '\0';
+}
+
+/* The form the token endpoint gets: the code, the PKCE verifier, the client's secret. */
+static int
+token_form(const struct oidc *o, CURL *h, const char *code, const char *verifier,
+    const char *redirect_uri, char **form, struct qerr *e)
+{
+	const char *names[] = { "grant_type", "code", "redirect_uri", "client_id",
+	    "code_verifier", "client_secret" };
+	const char *values[] = { "authorization_code", code, redirect_uri, o->client_id,
+	    verifier, o->client_secret };
+	size_t i, n = o->client_secret != NULL ? 6 : 5;
+	char *url;
+	int r = 0;
+
+	if ((url = strdup("")) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	for (i = 0; i < n && r == 0; i++)
+		r = url_param(h, &url, '&', names[i], values[i], e);
+	if (r != 0) {
+		sodium_memzero(url, strlen(url));
+		free(url);
+		return r;
+	}
+	/* url_param put a '&' first: drop it. */
+	memmove(url, url + 1, strlen(url));
+	*form = url;
+	return 0;
+}
+
+/* The token endpoint's answer, parsed: the id token or the issuer's refusal. */
+static int
+token_answer(long status, const struct sink *s, json_t **out, struct qerr *e)
+{
+	char err[ISSUER_TEXT_MAX + 1], desc[ISSUER_TEXT_MAX + 1];
+	json_t *o;
+
+	*out = NULL;
+	o = json_loadb(s->buf ? s->buf : "", s->len, 0, NULL);
+	if (status == 200 && json_is_object(o) &&
+	    json_is_string(json_object_get(o, "id_token"))) {
+		*out = o;
+		return 0;
+	}
+	if (json_is_object(o) && json_is_string(json_object_get(o, "error"))) {
+		issuer_text(json_object_get(o, "error"), err, sizeof(err));
+		issuer_text(json_object_get(o, "error_description"), desc, sizeof(desc));
+		json_decref(o);
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "the issuer refused the "
+		    "code: %s%s%s", err, desc[0] ? ": " : "", desc);
+	}
+	json_decref(o);
+	if (status == 200)
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "the token endpoint's answer "
+		    "has no id_token");
+	return qerr_set(e, status >= 500 ? QERR_TRANSIENT : QERR_UNAUTHENTICATED, NULL,
+	    "the token endpoint answered HTTP %ld", status);
+}
+
+/* Wipes every string member of a token answer (the tokens) before it is freed. */
+static void
+answer_wipe(json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v)
+		if (json_is_string(v))
+			sodium_memzero((char *)json_string_value(v), json_string_length(v));
+}
+
+int
+oidc_redeem(struct oidc *o, const char *code, const char *verifier,
+    const char *redirect_uri, const char *nonce, struct oidc_claims *out,
+    struct qerr *e)
+{
+	struct sink s = { NULL, 0, TOKEN_RESPONSE_MAX, false };
+	struct curl_slist *hdr = NULL;
+	json_t *answer = NULL;
+	char *form = NULL;
+	long status = 0;
+	CURLcode cc;
+	CURL *h;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(code) == 0 || strlen(code) > CODE_MAX)
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed code");
+	pthread_once(&curl_once, curl_init);
+	if (curl_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
+		return qerr_set(e, QERR_INTERNAL, NULL, "libcurl cannot be initialised");
+	if ((r = token_form(o, h, code, verifier, redirect_uri, &form, e)) != 0)
+		goto out;
+	if ((hdr = curl_slist_append(NULL, "Accept: application/json")) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if (fetch_setup(o, h, o->token_endpoint, &s) != 0 ||
+	    curl_easy_setopt(h, CURLOPT_POSTFIELDS, form) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr) != CURLE_OK) {
+		r = qerr_set(e, QERR_INTERNAL, NULL, "libcurl refused an option");
+		goto out;
+	}
+	cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (s.over)
+		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "the token endpoint's answer is "
+		    "larger than %d bytes", TOKEN_RESPONSE_MAX);
+	else if (cc != CURLE_OK)
+		r = qerr_set(e, QERR_TRANSIENT, NULL, "the token endpoint is unreachable: "
+		    "%s", curl_easy_strerror(cc));
+	else if ((r = token_answer(status, &s, &answer, e)) == 0)
+		r = verify_id_token(o, json_string_value(json_object_get(answer,
+		    "id_token")), nonce, out, e);
+out:
+	if (answer != NULL)
+		answer_wipe(answer);
+	json_decref(answer);
+	if (s.buf != NULL) {
+		sodium_memzero(s.buf, s.len);
+		free(s.buf);
+	}
+	if (form != NULL) {
+		sodium_memzero(form, strlen(form));
+		free(form);
+	}
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(h);
+	return r;
+}
+
+static int
+copy_list(char **src, size_t n, char ***dst, size_t *dn)
+{
+	size_t i;
+
+	*dst = NULL;
+	*dn = 0;
+	if (n == 0)
+		return 0;
+	if ((*dst = calloc(n, sizeof(**dst))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (((*dst)[i] = strdup(src[i])) == NULL)
+			return -1;
+		(*dn)++;
+	}
+	return 0;
+}
+
+int
+oidc_claims_copy(struct oidc_claims *dst, const struct oidc_claims *src,
+    struct qerr *e)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->exp = src->exp;
+	if ((dst->subject = strdup(src->subject)) == NULL ||
+	    (dst->username = strdup(src->username)) == NULL ||
+	    copy_list(src->roles, src->nroles, &dst->roles, &dst->nroles) != 0 ||
+	    copy_list(src->wids, src->nwids, &dst->wids, &dst->nwids) != 0) {
+		oidc_claims_clear(dst);
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return 0;
 }
 
 static void
@@ -560,6 +877,16 @@ string_key(struct oidc *o, const char *key)
 		return &o->username_claim;
 	if (strcmp(key, "default_role") == 0)
 		return &o->default_role;
+	if (strcmp(key, "client_id") == 0)
+		return &o->client_id;
+	if (strcmp(key, "client_secret_file") == 0)
+		return &o->client_secret_file;
+	if (strcmp(key, "authorization_endpoint") == 0)
+		return &o->authorization_endpoint;
+	if (strcmp(key, "token_endpoint") == 0)
+		return &o->token_endpoint;
+	if (strcmp(key, "redirect_uri") == 0)
+		return &o->redirect_uri;
 	return NULL;
 }
 
@@ -574,6 +901,9 @@ conf_key(struct oidc *o, const struct system_config *s, const struct config_kv *
 	if (str != NULL) {
 		if (*str != NULL)
 			return conf_fail(s, kv->line, e, "%s is set twice", kv->key);
+		if (strlen(kv->value) > URL_MAX)
+			return conf_fail(s, kv->line, e, "%s is longer than %d bytes", kv->key,
+			    URL_MAX);
 		if ((*str = strdup(kv->value)) == NULL)
 			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		return 0;
@@ -598,6 +928,77 @@ kv_line(const struct system_config *s, const char *key)
 	return kv != NULL ? kv->line : s->line;
 }
 
+/* url is https://, or http:// where allow_plaintext permits it. */
+static int
+conf_url(const struct oidc *o, const struct system_config *s, const char *key,
+    const char *url, struct qerr *e)
+{
+	if (strncmp(url, "https://", 8) == 0 && url[8] != '\0')
+		return 0;
+	if (o->plaintext && strncmp(url, "http://", 7) == 0 && url[7] != '\0')
+		return 0;
+	return conf_fail(s, kv_line(s, key), e, "%s must be an https:// URL%s", key,
+	    o->plaintext ? " or http://" : " (allow_plaintext = yes permits http:// for "
+	    "tests)");
+}
+
+/* The client secret: one line alone in a file, at most SECRET_MAX bytes. */
+static int
+read_secret(struct oidc *o, const struct system_config *s, struct qerr *e)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = read_file(o->client_secret_file, &buf, &len, e)) != 0)
+		return conf_fail(s, kv_line(s, "client_secret_file"), e, "cannot read "
+		    "client_secret_file %s", o->client_secret_file);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	if (len == 0 || len > SECRET_MAX || strlen(buf) != len) {
+		sodium_memzero(buf, len);
+		free(buf);
+		return conf_fail(s, kv_line(s, "client_secret_file"), e, "client_secret_file "
+		    "must hold one line of 1 to %d bytes", SECRET_MAX);
+	}
+	o->client_secret = buf;
+	return 0;
+}
+
+/*
+ * The console's sign-in is on when client_id is set; then both endpoints are needed
+ * (quelld does not fetch a discovery document: the endpoints an administrator wrote
+ * down are the only places codes and secrets go).
+ */
+static int
+conf_code_flow(struct oidc *o, const struct system_config *s, struct qerr *e)
+{
+	int r;
+
+	if (o->client_id == NULL) {
+		if (o->authorization_endpoint != NULL || o->token_endpoint != NULL ||
+		    o->client_secret_file != NULL || o->redirect_uri != NULL)
+			return conf_fail(s, s->line, e, "[oidc] authorization_endpoint, "
+			    "token_endpoint, client_secret_file and redirect_uri go with "
+			    "client_id");
+		return 0;
+	}
+	if (o->client_id[0] == '\0' || strlen(o->client_id) > CLIENT_ID_MAX)
+		return conf_fail(s, kv_line(s, "client_id"), e, "client_id must be 1 to %d "
+		    "bytes", CLIENT_ID_MAX);
+	if (o->authorization_endpoint == NULL || o->token_endpoint == NULL)
+		return conf_fail(s, kv_line(s, "client_id"), e, "client_id needs "
+		    "authorization_endpoint and token_endpoint");
+	if ((r = conf_url(o, s, "authorization_endpoint", o->authorization_endpoint,
+	    e)) != 0 || (r = conf_url(o, s, "token_endpoint", o->token_endpoint, e)) != 0 ||
+	    (o->redirect_uri != NULL &&
+	    (r = conf_url(o, s, "redirect_uri", o->redirect_uri, e)) != 0))
+		return r;
+	if (o->client_secret_file != NULL)
+		return read_secret(o, s, e);
+	return 0;
+}
+
 static int
 conf_check(const struct config *cfg, struct oidc *o, struct qerr *e)
 {
@@ -613,15 +1014,16 @@ conf_check(const struct config *cfg, struct oidc *o, struct qerr *e)
 		return conf_fail(s, kv_line(s, "jwks_url"), e, "jwks_url must be https://%s",
 		    o->plaintext ? " or http://" : " (allow_plaintext = yes permits http:// "
 		    "for tests)");
-	if (o->ca_file != NULL && o->jwks_url == NULL)
-		return conf_fail(s, kv_line(s, "ca_file"), e, "ca_file goes with jwks_url");
+	if (o->ca_file != NULL && o->jwks_url == NULL && o->token_endpoint == NULL)
+		return conf_fail(s, kv_line(s, "ca_file"), e, "ca_file goes with jwks_url or "
+		    "token_endpoint");
 	if (o->default_role != NULL && !rbac_role_perms(cfg, o->default_role, &perms))
 		return conf_fail(s, kv_line(s, "default_role"), e, "unknown role '%s'",
 		    o->default_role);
 	if (o->username_claim == NULL &&
 	    (o->username_claim = strdup("preferred_username")) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	return 0;
+	return conf_code_flow(o, s, e);
 }
 
 /* The first JWK Set: a file must load; a URL may be down and is retried later. */
@@ -687,5 +1089,14 @@ oidc_close(struct oidc *o)
 	free(o->ca_file);
 	free(o->username_claim);
 	free(o->default_role);
+	free(o->client_id);
+	if (o->client_secret != NULL) {
+		sodium_memzero(o->client_secret, strlen(o->client_secret));
+		free(o->client_secret);
+	}
+	free(o->client_secret_file);
+	free(o->authorization_endpoint);
+	free(o->token_endpoint);
+	free(o->redirect_uri);
 	free(o);
 }

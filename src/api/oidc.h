@@ -1,10 +1,13 @@
 /*
  * Bearer JWTs from one OpenID Connect issuer (Entra ID, or any that publishes a JWK
- * Set), configured in [oidc]. Thread-safe: the API's thread pool verifies concurrently.
+ * Set), configured in [oidc], and the console's sign-in with that issuer
+ * (authorization code + PKCE) when [oidc] names a client_id. Thread-safe: the API's
+ * thread pool verifies concurrently.
  */
 #ifndef QUELL_API_OIDC_H
 #define QUELL_API_OIDC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +45,34 @@ void oidc_close(struct oidc *o);
 int oidc_verify(struct oidc *o, const char *token, struct oidc_claims *out,
     struct qerr *e);
 void oidc_claims_clear(struct oidc_claims *c);
+/* A deep copy of src into dst; 0 or QERR_NOMEM (dst then empty). */
+int oidc_claims_copy(struct oidc_claims *dst, const struct oidc_claims *src,
+    struct qerr *e);
+
+/* Whether the console may sign in with the issuer (client_id is configured). */
+bool oidc_code_flow(const struct oidc *o);
+/* [oidc] issuer, or NULL without [oidc]. */
+const char *oidc_issuer(const struct oidc *o);
+/* [oidc] redirect_uri, or NULL: the console then derives it from the request. */
+const char *oidc_redirect_uri(const struct oidc *o);
+
+/*
+ * The authorization endpoint's URL for one sign-in (response_type=code, scope
+ * "openid profile", PKCE S256 with challenge); *out is the caller's. QERR_NOMEM.
+ */
+int oidc_authorize_url(const struct oidc *o, const char *redirect_uri,
+    const char *state, const char *nonce, const char *challenge, char **out,
+    struct qerr *e);
+/*
+ * Redeems an authorization code at the token endpoint (with the PKCE verifier and the
+ * client secret, if any) and verifies the id token it answers: signature, iss, exp,
+ * nbf, iat, aud holding client_id, azp (when present) client_id, nonce. Fills *out.
+ * QERR_UNAUTHENTICATED with the reason (the issuer's own refusal included),
+ * QERR_TRANSIENT when the token endpoint cannot be reached, QERR_NOMEM.
+ */
+int oidc_redeem(struct oidc *o, const char *code, const char *verifier,
+    const char *redirect_uri, const char *nonce, struct oidc_claims *out,
+    struct qerr *e);
 
 /* [oidc] default_role, or NULL. */
 const char *oidc_default_role(const struct oidc *o);
