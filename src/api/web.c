@@ -15,9 +15,15 @@
  * carrying the cookie, and the header is a second lock that a form or a link cannot
  * open.
  *
- * OpenID Connect (authorization code + PKCE, src/api/oidc.c) signs in elsewhere and
- * ends here: its callback makes a session with session_new() from the principal it
- * verified, and the rest of this file does not care how a session began.
+ * OpenID Connect (authorization code + PKCE) where [oidc] names a client_id: /start
+ * sends the browser to the issuer with a fresh state, nonce and PKCE challenge, all
+ * kept here under a short-lived pre-session cookie (SameSite=Lax: the issuer's
+ * redirect back is a cross-site navigation, which a Strict cookie would not survive);
+ * /callback takes that login out of the table (one use only), checks the state,
+ * redeems the code with the verifier (oidc.c) and opens a session holding the id
+ * token's claims. Such a session is authorized from those claims through the same
+ * policy as a bearer JWT; they are fixed at sign-in, so a role changed at the issuer
+ * applies from the next sign-in (sessions expire: [web] session_lifetime).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +43,14 @@
 #include "web.h"
 
 #define COOKIE_NAME "quell_session"
+#define LOGIN_COOKIE "quell_oidc"
+#define OIDC_PATH "/api/v1/session/oidc"
+#define LOGIN_TTL_S 600
+/* Sign-ins under way at once; the oldest gives way (each one is 10 minutes at most). */
+#define LOGINS_MAX 1024
+#define REDIRECT_MAX 512
+#define HOST_MAX 255
+#define CODE_MAX 4096
 #define SECRET_BYTES 32
 /* base64url without padding of SECRET_BYTES */
 #define SECRET_B64 43
@@ -65,8 +79,21 @@ struct session {
 	char csrf[SECRET_B64 + 1];
 	char token_id[ID_LEN];	/* the API token it was opened with */
 	unsigned char token_hash[32];	/* that token's stored hash at sign-in */
+	bool oidc;		/* opened by OpenID Connect: claims, no token */
+	struct oidc_claims claims;
 	int64_t created_ms;
 	int64_t used_ms;
+};
+
+/* An OpenID Connect sign-in between /start and /callback. */
+struct login {
+	bool live;
+	unsigned char cookie_hash[32];	/* SHA-256 of the pre-session cookie */
+	char state[SECRET_B64 + 1];
+	char nonce[SECRET_B64 + 1];
+	char verifier[SECRET_B64 + 1];	/* PKCE: never leaves quelld but to the issuer */
+	char redirect_uri[REDIRECT_MAX];
+	int64_t created_ms;
 };
 
 struct web {
@@ -78,6 +105,7 @@ struct web {
 	size_t max;
 	pthread_mutex_t mu;
 	struct session *s;	/* max slots */
+	struct login *logins;	/* LOGINS_MAX slots, under mu */
 };
 
 /* What a looked-up session lends the request, copied out from under the lock. */
@@ -85,19 +113,29 @@ struct session_view {
 	char csrf[SECRET_B64 + 1];
 	char token_id[ID_LEN];
 	unsigned char token_hash[32];
+	bool oidc;
+	struct oidc_claims claims;	/* a copy, the view's own */
 	int64_t expires_ms;
 };
 
 static void
 session_wipe(struct session *s)
 {
+	oidc_claims_clear(&s->claims);
 	sodium_memzero(s, sizeof(*s));
 }
 
 static void
 view_wipe(struct session_view *v)
 {
+	oidc_claims_clear(&v->claims);
 	sodium_memzero(v, sizeof(*v));
+}
+
+static void
+login_wipe(struct login *l)
+{
+	sodium_memzero(l, sizeof(*l));
 }
 
 /* ------------------------------------------------------------------ configuration */
@@ -236,7 +274,8 @@ web_open(const struct config *cfg, bool tls, struct web **out, struct qerr *e)
 		    NULL, cfg, e);
 	if (r != 0)
 		goto out;
-	if ((w->s = calloc(w->max, sizeof(*w->s))) == NULL) {
+	if ((w->s = calloc(w->max, sizeof(*w->s))) == NULL ||
+	    (w->logins = calloc(LOGINS_MAX, sizeof(*w->logins))) == NULL) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
@@ -258,6 +297,11 @@ web_close(struct web *w)
 		for (i = 0; i < w->max; i++)
 			session_wipe(&w->s[i]);
 		free(w->s);
+	}
+	if (w->logins != NULL) {
+		for (i = 0; i < LOGINS_MAX; i++)
+			login_wipe(&w->logins[i]);
+		free(w->logins);
 	}
 	pthread_mutex_destroy(&w->mu);
 	free(w->root);
@@ -398,12 +442,12 @@ send_file(struct req *q)
 /* ---------------------------------------------------------------------- sessions */
 
 /*
- * The value of the quell_session cookie in q's Cookie header into out (SECRET_B64 + 1
- * bytes): 1 found and well-formed, 0 absent, -1 present but malformed. The header is
- * read at most COOKIE_HEADER_MAX bytes deep.
+ * The value of cookie name in q's Cookie header into out (SECRET_B64 + 1 bytes): 1
+ * found and well-formed, 0 absent, -1 present but malformed. The header is read at
+ * most COOKIE_HEADER_MAX bytes deep.
  */
 static int
-cookie_value(struct req *q, char *out)
+named_cookie(struct req *q, const char *cname, char *out)
 {
 	const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_COOKIE);
@@ -430,8 +474,7 @@ cookie_value(struct req *q, char *out)
 		vlen = (size_t)(p - val);
 		while (vlen > 0 && val[vlen - 1] == ' ')
 			vlen--;
-		if (namelen != sizeof(COOKIE_NAME) - 1 ||
-		    memcmp(name, COOKIE_NAME, namelen) != 0)
+		if (namelen != strlen(cname) || memcmp(name, cname, namelen) != 0)
 			continue;
 		if (vlen != SECRET_B64)
 			return -1;
@@ -446,6 +489,12 @@ cookie_value(struct req *q, char *out)
 		return 1;
 	}
 	return 0;
+}
+
+static int
+cookie_value(struct req *q, char *out)
+{
+	return named_cookie(q, COOKIE_NAME, out);
 }
 
 static void
@@ -478,26 +527,33 @@ session_find(struct web *w, const unsigned char h[32], int64_t now)
 	return found;
 }
 
+/* 256 random bits as base64url text into out (SECRET_B64 + 1 bytes). */
+static void
+random_text(char *out)
+{
+	unsigned char raw[SECRET_BYTES];
+
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(out, SECRET_B64 + 1, raw, sizeof(raw),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+}
+
 /*
  * Opens a session for the principal of API token token_id (whose stored hash is
- * token_hash): writes the cookie's value into id and the CSRF token into csrf (both
+ * token_hash), or, with claims (taken: emptied here), for the OpenID Connect principal
+ * they describe: writes the cookie's value into id and the CSRF token into csrf (both
  * SECRET_B64 + 1 bytes). A full table gives up its least recently used session.
  */
 static void
 session_new(struct web *w, const char *token_id, const unsigned char token_hash[32],
-    char *id, char *csrf, int64_t now)
+    struct oidc_claims *claims, char *id, char *csrf, int64_t now)
 {
-	unsigned char raw[SECRET_BYTES];
 	struct session *s = NULL;
 	size_t i;
 
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2base64(id, SECRET_B64 + 1, raw, sizeof(raw),
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2base64(csrf, SECRET_B64 + 1, raw, sizeof(raw),
-	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	sodium_memzero(raw, sizeof(raw));
+	random_text(id);
+	random_text(csrf);
 	pthread_mutex_lock(&w->mu);
 	for (i = 0; i < w->max; i++) {
 		if (w->s[i].live && expired(w, &w->s[i], now))
@@ -513,18 +569,29 @@ session_new(struct web *w, const char *token_id, const unsigned char token_hash[
 	s->live = true;
 	hash_id(id, s->id_hash);
 	memcpy(s->csrf, csrf, SECRET_B64 + 1);
-	snprintf(s->token_id, sizeof(s->token_id), "%s", token_id);
-	memcpy(s->token_hash, token_hash, 32);
+	if (claims != NULL) {
+		s->oidc = true;
+		s->claims = *claims;
+		memset(claims, 0, sizeof(*claims));
+	} else {
+		snprintf(s->token_id, sizeof(s->token_id), "%s", token_id);
+		memcpy(s->token_hash, token_hash, 32);
+	}
 	s->created_ms = s->used_ms = now;
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* Looks the cookie's session up, marks it used and copies it into *v. */
-static bool
-session_use(struct web *w, const char *id, struct session_view *v, int64_t now)
+/*
+ * Looks the cookie's session up, marks it used and copies it into *v: 1 found, 0 not,
+ * QERR_NOMEM (copying the claims).
+ */
+static int
+session_use(struct web *w, const char *id, struct session_view *v, int64_t now,
+    struct qerr *e)
 {
 	unsigned char h[32];
 	struct session *s;
+	int r = 0;
 
 	hash_id(id, h);
 	pthread_mutex_lock(&w->mu);
@@ -533,10 +600,12 @@ session_use(struct web *w, const char *id, struct session_view *v, int64_t now)
 		memcpy(v->csrf, s->csrf, sizeof(v->csrf));
 		memcpy(v->token_id, s->token_id, sizeof(v->token_id));
 		memcpy(v->token_hash, s->token_hash, sizeof(v->token_hash));
+		v->oidc = s->oidc;
 		v->expires_ms = s->created_ms + w->life_ms;
+		r = s->oidc ? oidc_claims_copy(&v->claims, &s->claims, e) : 0;
 	}
 	pthread_mutex_unlock(&w->mu);
-	return s != NULL;
+	return r != 0 ? r : s != NULL;
 }
 
 static void
@@ -560,19 +629,41 @@ sessions_of_token_end(struct web *w, const char *token_id)
 
 	pthread_mutex_lock(&w->mu);
 	for (i = 0; i < w->max; i++)
-		if (w->s[i].live && strcmp(w->s[i].token_id, token_id) == 0)
+		if (w->s[i].live && !w->s[i].oidc &&
+		    strcmp(w->s[i].token_id, token_id) == 0)
 			session_wipe(&w->s[i]);
 	pthread_mutex_unlock(&w->mu);
 }
 
+/*
+ * The principal of an OpenID Connect session: its claims move to the request, where
+ * authorization reads them as it reads a bearer JWT's.
+ */
+static int
+session_claims(struct req *q, struct oidc_claims *c, struct qerr *e)
+{
+	q->claims = *c;
+	memset(c, 0, sizeof(*c));
+	q->has_claims = true;
+	if (asprintf(&q->who.id, "oidc:%s", q->claims.subject) < 0) {
+		q->who.id = NULL;
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	if ((q->who.name = strdup(q->claims.username)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
 /* The principal of the session's token as the store knows it now. */
 static int
-session_principal(struct req *q, const struct session_view *v, struct qerr *e)
+session_principal(struct req *q, struct session_view *v, struct qerr *e)
 {
 	unsigned char stored[32];
 	struct store_tx *tx = NULL;
 	int r;
 
+	if (v->oidc)
+		return session_claims(q, &v->claims, e);
 	if ((r = store_tx_begin(q->api->st, false, &tx, e)) != 0)
 		return r;
 	r = store_token_get(tx, v->token_id, &q->who, stored, e);
@@ -622,11 +713,15 @@ authenticate_session(struct req *q, struct session_view *v)
 
 	qerr_clear(&e);
 	memset(v, 0, sizeof(*v));
-	if (cookie_value(q, id) != 1 || !session_use(q->api->web, id, v,
-	    engine_now_ms())) {
+	if (cookie_value(q, id) != 1 || (r = session_use(q->api->web, id, v,
+	    engine_now_ms(), &e)) == 0) {
 		req_error(q, 401, "unauthenticated", NULL,
 		    "the session has expired or was ended: sign in again");
 		req_audit_denial(q, "auth.failed", "no live session for the cookie");
+		goto out;
+	}
+	if (r < 0) {
+		req_qerr(q, r, &e);
 		goto out;
 	}
 	if ((r = session_principal(q, v, &e)) != 0) {
@@ -637,7 +732,7 @@ authenticate_session(struct req *q, struct session_view *v)
 			req_qerr(q, r, &e);
 		goto out;
 	}
-	if (!rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
+	if (!q->has_claims && !rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
 		q->perms = 0;
 	if (state_changing(q->method)) {
 		sent = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-CSRF-Token");
@@ -668,7 +763,11 @@ web_authenticate(struct req *q)
 	return ok;
 }
 
-/* {"name","role","permissions","csrf_token","expires_at"} of the signed-in caller. */
+/*
+ * {"name","role","method","permissions","csrf_token","expires_at_ms","idle_timeout_s"}
+ * of the signed-in caller; role is null for an OpenID Connect principal, whose
+ * permissions come from its claims.
+ */
 static json_t *
 session_json(const struct req *q, const char *csrf, int64_t expires_ms)
 {
@@ -678,16 +777,23 @@ session_json(const struct req *q, const char *csrf, int64_t expires_ms)
 	for (i = 0; i < PERM_COUNT; i++)
 		if (q->perms & (1u << i))
 			json_array_append_new(perms, json_string(rbac_perm_name(1u << i)));
-	return json_pack("{s:s, s:s, s:o, s:s, s:I, s:I}", "name", q->who.name, "role",
-	    q->who.role, "permissions", perms, "csrf_token", csrf, "expires_at_ms",
+	return json_pack("{s:s, s:s?, s:s, s:o, s:s, s:I, s:I}", "name", q->who.name,
+	    "role", q->has_claims ? NULL : q->who.role, "method",
+	    q->has_claims ? "oidc" : "token", "permissions", perms, "csrf_token", csrf,
+	    "expires_at_ms",
 	    (json_int_t)expires_ms, "idle_timeout_s",
 	    (json_int_t)(q->api->web->idle_ms / 1000));
 }
 
+/* Audits a session's start or end: by API token (its id) or by OpenID Connect. */
 static void
 audit_session(struct req *q, const char *event, const char *token_id)
 {
-	json_t *d = json_pack("{s:s, s:s}", "token_id", token_id, "via", "web console");
+	json_t *d = q->has_claims ?
+	    json_pack("{s:s, s:s, s:s, s:s}", "method", "oidc", "subject", q->who.id,
+	    "issuer", oidc_issuer(q->api->oidc), "via", "web console") :
+	    json_pack("{s:s, s:s, s:s}", "method", "token", "token_id", token_id, "via",
+	    "web console");
 	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
 	struct qerr e;
 
@@ -739,12 +845,12 @@ sign_in(struct req *q)
 			req_qerr(q, r, &e);
 		goto out;
 	}
-	if (!rbac_role_perms(q->api->cfg, q->who.role, &q->perms))
-		q->perms = 0;
+	if (!req_authorize(q))
+		goto out;
 	/* The same hash auth.c stores: the session is bound to this very token. */
 	crypto_hash_sha256(th, (const unsigned char *)tok, strlen(tok));
 	now = engine_now_ms();
-	session_new(w, q->who.id, th, id, csrf, now);
+	session_new(w, q->who.id, th, NULL, id, csrf, now);
 	snprintf(cookie, sizeof(cookie),
 	    COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", id,
 	    (long long)(w->life_ms / 1000), w->tls ? "; Secure" : "");
@@ -770,7 +876,8 @@ who(struct req *q)
 {
 	struct session_view v;
 
-	if (authenticate_session(q, &v))
+	/* The permissions shown are the policy's, as every API request gets them. */
+	if (authenticate_session(q, &v) && req_authorize(q))
 		req_reply(q, 200, session_json(q, v.csrf, v.expires_ms));
 	view_wipe(&v);
 	return send_json(q, NULL);
@@ -797,6 +904,382 @@ sign_out(struct req *q)
 	return send_json(q, q->status == 403 ? NULL : clear);
 }
 
+/* ------------------------------------------------------------ OpenID Connect */
+
+/* Opens a login for the pre-session cookie pre; the oldest gives way when full. */
+static void
+login_new(struct web *w, const char *pre, const char *state, const char *nonce,
+    const char *verifier, const char *redirect_uri, int64_t now)
+{
+	struct login *l = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&w->mu);
+	for (i = 0; i < LOGINS_MAX; i++) {
+		if (w->logins[i].live &&
+		    now - w->logins[i].created_ms > LOGIN_TTL_S * 1000L)
+			login_wipe(&w->logins[i]);
+		if (!w->logins[i].live) {
+			l = &w->logins[i];
+			break;
+		}
+		if (l == NULL || w->logins[i].created_ms < l->created_ms)
+			l = &w->logins[i];
+	}
+	login_wipe(l);
+	l->live = true;
+	hash_id(pre, l->cookie_hash);
+	memcpy(l->state, state, sizeof(l->state));
+	memcpy(l->nonce, nonce, sizeof(l->nonce));
+	memcpy(l->verifier, verifier, sizeof(l->verifier));
+	snprintf(l->redirect_uri, sizeof(l->redirect_uri), "%s", redirect_uri);
+	l->created_ms = now;
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Takes the live login of pre-session cookie pre out of the table: one use only. */
+static bool
+login_take(struct web *w, const char *pre, struct login *out, int64_t now)
+{
+	unsigned char h[32];
+	bool found = false;
+	size_t i;
+
+	hash_id(pre, h);
+	pthread_mutex_lock(&w->mu);
+	for (i = 0; i < LOGINS_MAX && !found; i++) {
+		if (!w->logins[i].live ||
+		    sodium_memcmp(w->logins[i].cookie_hash, h, 32) != 0)
+			continue;
+		if (now - w->logins[i].created_ms <= LOGIN_TTL_S * 1000L) {
+			*out = w->logins[i];
+			found = true;
+		}
+		login_wipe(&w->logins[i]);
+	}
+	pthread_mutex_unlock(&w->mu);
+	sodium_memzero(h, sizeof(h));
+	return found;
+}
+
+/* Where the issuer sends the browser back: [oidc] redirect_uri, else this host. */
+static bool
+redirect_uri_for(struct req *q, char *out, size_t outlen)
+{
+	const char *conf = oidc_redirect_uri(q->api->oidc);
+	const char *host;
+	size_t i, n;
+
+	if (conf != NULL)
+		return (size_t)snprintf(out, outlen, "%s", conf) < outlen;
+	host = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	if (host == NULL || (n = strnlen(host, HOST_MAX + 1)) == 0 || n > HOST_MAX)
+		return false;
+	/* A name or address and a port, nothing that could change the URL's shape. */
+	for (i = 0; i < n; i++)
+		if (!((host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' &&
+		    host[i] <= 'Z') || (host[i] >= '0' && host[i] <= '9') ||
+		    strchr(".-:[]", host[i]) != NULL))
+			return false;
+	return (size_t)snprintf(out, outlen, "%s://%s" OIDC_PATH "/callback",
+	    q->api->web->tls ? "https" : "http", host) < outlen;
+}
+
+static enum MHD_Result
+send_redirect(struct req *q, const char *location, const char *cookie,
+    const char *cookie2)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	security_headers(resp);
+	if (cookie != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+	if (cookie2 != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie2);
+	ret = MHD_queue_response(q->conn, MHD_HTTP_FOUND, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Whether the caller asked for JSON rather than a page (a script, not a browser). */
+static bool
+wants_json(struct req *q)
+{
+	const char *a = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_ACCEPT);
+
+	return a != NULL && strstr(a, "application/json") != NULL &&
+	    strstr(a, "text/html") == NULL;
+}
+
+/* text with & < > " ' as entities into out (NUL-terminated, truncated to fit). */
+static void
+html_escape(const char *text, char *out, size_t outlen)
+{
+	size_t n = 0, k;
+	const char *rep;
+	char one[2] = { 0, 0 };
+
+	for (; *text != '\0'; text++) {
+		switch (*text) {
+		case '&':
+			rep = "&amp;";
+			break;
+		case '<':
+			rep = "&lt;";
+			break;
+		case '>':
+			rep = "&gt;";
+			break;
+		case '"':
+			rep = "&quot;";
+			break;
+		case '\'':
+			rep = "&#39;";
+			break;
+		default:
+			one[0] = *text;
+			rep = one;
+			break;
+		}
+		k = strlen(rep);
+		if (n + k + 1 > outlen)
+			break;
+		memcpy(out + n, rep, k);
+		n += k;
+	}
+	out[n] = '\0';
+}
+
+/*
+ * A failed OpenID Connect sign-in: audited as auth.failed with why, answered with a
+ * page a person can read (or JSON for a script), the pre-session cookie cleared.
+ */
+static enum MHD_Result
+oidc_fail(struct req *q, unsigned status, const char *code, const char *why)
+{
+	static const char clear[] = LOGIN_COOKIE "=; Path=" OIDC_PATH
+	    "; HttpOnly; SameSite=Lax; Max-Age=0";
+	static const char page[] = "<!doctype html>\n<html lang=\"en\"><head>"
+	    "<meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, "
+	    "initial-scale=1\"><title>Sign-in failed — quell</title><link rel=\"icon\" "
+	    "href=\"data:,\"><link rel=\"stylesheet\" href=\"/app.css\"></head><body>"
+	    "<main id=\"main\"><div class=\"signin\"><h1>Sign-in failed</h1>"
+	    "<p class=\"error\" role=\"alert\">%s</p><p><a href=\"/\">Back to sign-in"
+	    "</a></p></div></main></body></html>\n";
+	char msg[768], esc[4096], *text = NULL;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	int n;
+
+	snprintf(msg, sizeof(msg), "sign-in with OpenID Connect: %s", why);
+	req_audit_denial(q, "auth.failed", msg);
+	req_error(q, status, code, NULL, "%s", msg);
+	if (wants_json(q))
+		return send_json(q, clear);
+	html_escape(why, esc, sizeof(esc));
+	if ((n = asprintf(&text, page, esc)) < 0)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer((size_t)n, text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    "text/html; charset=utf-8");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	security_headers(resp);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, clear);
+	ret = MHD_queue_response(q->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* GET /api/v1/session/oidc: whether the sign-in page offers the issuer, and where. */
+static enum MHD_Result
+oidc_info(struct req *q)
+{
+	req_reply(q, 200, json_pack("{s:s, s:s}", "issuer", oidc_issuer(q->api->oidc),
+	    "start", OIDC_PATH "/start"));
+	return send_json(q, NULL);
+}
+
+/* GET /api/v1/session/oidc/start: off to the issuer with a fresh login. */
+static enum MHD_Result
+oidc_start(struct req *q)
+{
+	struct web *w = q->api->web;
+	char pre[SECRET_B64 + 1], state[SECRET_B64 + 1], nonce[SECRET_B64 + 1];
+	char verifier[SECRET_B64 + 1], challenge[SECRET_B64 + 1];
+	char redirect[REDIRECT_MAX], cookie[200];
+	unsigned char digest[32];
+	enum MHD_Result ret;
+	char *url = NULL;
+	struct qerr e;
+
+	qerr_clear(&e);
+	if (!redirect_uri_for(q, redirect, sizeof(redirect)))
+		return oidc_fail(q, 400, "invalid_input", "the request's Host header "
+		    "cannot make a redirect URI: set [oidc] redirect_uri");
+	random_text(pre);
+	random_text(state);
+	random_text(nonce);
+	random_text(verifier);
+	/* PKCE S256 (RFC 7636): the issuer sees the challenge now, the verifier later. */
+	crypto_hash_sha256(digest, (const unsigned char *)verifier, strlen(verifier));
+	sodium_bin2base64(challenge, sizeof(challenge), digest, sizeof(digest),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if (oidc_authorize_url(q->api->oidc, redirect, state, nonce, challenge, &url,
+	    &e) != 0) {
+		ret = oidc_fail(q, 500, "internal", e.msg);
+		goto out;
+	}
+	login_new(w, pre, state, nonce, verifier, redirect, engine_now_ms());
+	snprintf(cookie, sizeof(cookie), LOGIN_COOKIE "=%s; Path=" OIDC_PATH
+	    "; HttpOnly; SameSite=Lax; Max-Age=%d%s", pre, LOGIN_TTL_S,
+	    w->tls ? "; Secure" : "");
+	ret = send_redirect(q, url, cookie, NULL);
+out:
+	free(url);
+	sodium_memzero(cookie, sizeof(cookie));
+	sodium_memzero(pre, sizeof(pre));
+	sodium_memzero(state, sizeof(state));
+	sodium_memzero(nonce, sizeof(nonce));
+	sodium_memzero(verifier, sizeof(verifier));
+	sodium_memzero(digest, sizeof(digest));
+	return ret;
+}
+
+/* Printable ASCII of a query value from the issuer, bounded, for a message. */
+static void
+printable(const char *in, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; in != NULL && *in != '\0' && n + 1 < outlen; in++)
+		out[n++] = *in >= 0x20 && *in < 0x7f ? *in : '?';
+	out[n] = '\0';
+}
+
+/* The checks of a callback before the code is redeemed; why set when one fails. */
+static bool
+callback_ok(struct req *q, const struct login *l, char *why, size_t whylen)
+{
+	const char *state = req_query(q, "state"), *code = req_query(q, "code");
+	char err[129], desc[257];
+
+	if (req_query(q, "error") != NULL) {
+		printable(req_query(q, "error"), err, sizeof(err));
+		printable(req_query(q, "error_description"), desc, sizeof(desc));
+		snprintf(why, whylen, "the issuer refused the sign-in: %s%s%s", err,
+		    desc[0] ? ": " : "", desc);
+		return false;
+	}
+	if (state == NULL || strlen(state) != SECRET_B64 ||
+	    sodium_memcmp(state, l->state, SECRET_B64) != 0) {
+		snprintf(why, whylen, "the state does not match the sign-in this browser "
+		    "started");
+		return false;
+	}
+	if (code == NULL || code[0] == '\0' || strnlen(code, CODE_MAX + 1) > CODE_MAX) {
+		snprintf(why, whylen, "the issuer sent no usable authorization code");
+		return false;
+	}
+	return true;
+}
+
+/* GET /api/v1/session/oidc/callback?code&state: back from the issuer. */
+static enum MHD_Result
+oidc_callback(struct req *q)
+{
+	static const char clear[] = LOGIN_COOKIE "=; Path=" OIDC_PATH
+	    "; HttpOnly; SameSite=Lax; Max-Age=0";
+	struct web *w = q->api->web;
+	char pre[SECRET_B64 + 1], id[SECRET_B64 + 1], csrf[SECRET_B64 + 1];
+	char cookie[160], why[512];
+	struct oidc_claims c, keep;
+	struct login l;
+	enum MHD_Result ret;
+	struct qerr e;
+	int64_t now = engine_now_ms();
+	int r;
+
+	memset(&l, 0, sizeof(l));
+	memset(&c, 0, sizeof(c));
+	memset(&keep, 0, sizeof(keep));
+	memset(pre, 0, sizeof(pre));
+	memset(id, 0, sizeof(id));
+	memset(csrf, 0, sizeof(csrf));
+	cookie[0] = '\0';
+	qerr_clear(&e);
+	if (named_cookie(q, LOGIN_COOKIE, pre) != 1 || !login_take(w, pre, &l, now)) {
+		ret = oidc_fail(q, 400, "invalid_input", "no sign-in is under way in this "
+		    "browser (it was used already, is older than 10 minutes, or cookies are "
+		    "off): start again");
+		goto out;
+	}
+	if (!callback_ok(q, &l, why, sizeof(why))) {
+		ret = oidc_fail(q, 401, "unauthenticated", why);
+		goto out;
+	}
+	if ((r = oidc_redeem(q->api->oidc, req_query(q, "code"), l.verifier,
+	    l.redirect_uri, l.nonce, &c, &e)) != 0) {
+		ret = oidc_fail(q, r == QERR_TRANSIENT ? 502 : r == QERR_UNAUTHENTICATED ?
+		    401 : 500, r == QERR_UNAUTHENTICATED ? "unauthenticated" :
+		    "unavailable", e.msg);
+		goto out;
+	}
+	if ((r = session_claims(q, &c, &e)) != 0 || !req_authorize(q) ||
+	    (r = oidc_claims_copy(&keep, &q->claims, &e)) != 0) {
+		ret = oidc_fail(q, 500, "internal", "out of memory");
+		goto out;
+	}
+	session_new(w, NULL, NULL, &keep, id, csrf, now);
+	snprintf(cookie, sizeof(cookie),
+	    COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", id,
+	    (long long)(w->life_ms / 1000), w->tls ? "; Secure" : "");
+	audit_session(q, "session.created", NULL);
+	ret = send_redirect(q, "/#/identities", cookie, clear);
+out:
+	oidc_claims_clear(&c);
+	oidc_claims_clear(&keep);
+	login_wipe(&l);
+	sodium_memzero(pre, sizeof(pre));
+	sodium_memzero(id, sizeof(id));
+	sodium_memzero(csrf, sizeof(csrf));
+	sodium_memzero(cookie, sizeof(cookie));
+	return ret;
+}
+
+/* The console's OpenID Connect paths under OIDC_PATH; GET only. */
+static enum MHD_Result
+oidc_request(struct req *q)
+{
+	const char *rest = q->path + strlen(OIDC_PATH);
+
+	if (!oidc_code_flow(q->api->oidc))
+		req_error(q, 404, "not_found", NULL,
+		    "sign-in with OpenID Connect is not configured ([oidc] client_id)");
+	else if (strcmp(q->method, "GET") != 0)
+		req_error(q, 405, "method_not_allowed", NULL,
+		    "%s is not allowed on %s", q->method, q->path);
+	else if (rest[0] == '\0')
+		return oidc_info(q);
+	else if (strcmp(rest, "/start") == 0)
+		return oidc_start(q);
+	else if (strcmp(rest, "/callback") == 0)
+		return oidc_callback(q);
+	else
+		req_error(q, 404, "not_found", NULL, "no such path");
+	return send_json(q, NULL);
+}
+
 bool
 web_request(struct req *q, enum MHD_Result *ret)
 {
@@ -820,6 +1303,9 @@ web_request(struct req *q, enum MHD_Result *ret)
 		*ret = send_json(q, NULL);
 		return true;
 	}
+	if (strncmp(q->path, OIDC_PATH, strlen(OIDC_PATH)) == 0 &&
+	    (q->path[strlen(OIDC_PATH)] == '\0' || q->path[strlen(OIDC_PATH)] == '/'))
+		return *ret = oidc_request(q), true;
 	if (strncmp(q->path, "/api/", 5) == 0 || strcmp(q->path, "/api") == 0)
 		return false;
 	if (!get) {
