@@ -50,6 +50,11 @@ export async function signIn(token) {
   return adopt(await post("/api/v1/session", { token }));
 }
 
+// Where [oidc] configures the console's sign-in: {issuer, start}; otherwise null.
+export async function oidcSignIn() {
+  try { return await get("/api/v1/session/oidc"); } catch { return null; }
+}
+
 export async function signOut() {
   try { await call("DELETE", "/api/v1/session"); } finally { session = null; csrf = null; }
 }

@@ -47,13 +47,22 @@ function signInPage() {
   document.getElementById("nav").hidden = true;
   document.getElementById("who").hidden = true;
   tok.focus();
+  // The issuer's sign-in is a plain link: the browser goes there and comes back.
+  api.oidcSignIn().then((o) => {
+    if (!o || !form.isConnected) return;
+    let where = o.issuer;
+    try { where = new URL(o.issuer).host; } catch { /* not a URL: shown as is */ }
+    form.append(h("p.or", { text: "or" }),
+      h("a.button", { href: o.start, id: "oidc-sign-in", text: `Sign in with ${where}`, title: o.issuer }));
+  });
 }
 
 function shell() {
   const s = api.session;
   document.getElementById("nav").hidden = false;
   document.getElementById("who").hidden = false;
-  document.getElementById("who-name").textContent = `${s.name} (${s.role})`;
+  document.getElementById("who-name").textContent =
+    s.role ? `${s.name} (${s.role})` : `${s.name} (OpenID Connect)`;
 }
 
 async function route() {

@@ -1,22 +1,13 @@
-// The action center: Pending (approvals where the API has them) and History, and one
-// action with its per-account steps. Live by polling while anything shown is running.
-import { h, clear, timeEl, badge, actionLabel, ACTIONS, TERMINAL, toast } from "./dom.js";
-import { get, post, qs, can, ApiError } from "./api.js";
+// The action center: Pending (actions waiting for a second person's approval) and
+// History, and one action with its per-account steps, its undo and its cancel. Live by
+// polling while anything shown can still change.
+import { h, clear, timeEl, badge, actionLabel, ACTIONS, TERMINAL, toast, askReason } from "./dom.js";
+import { get, post, qs, can } from "./api.js";
 
 const STATUSES = ["pending_approval", "queued", "running", "completed", "partially_completed",
   "failed", "cancelled", "denied"];
 const PERIODS = [["1", "Last day"], ["7", "Last 7 days"], ["30", "Last 30 days"], ["182", "Last 6 months"]];
 const SOURCES = [["manual", "Manual"], ["api", "API"], ["automatic_attack_disruption", "Automatic attack disruption"]];
-
-let approvals = null;	// whether quelld has /api/v1/actions/{id}/approve
-async function hasApprovals() {
-  if (approvals === null) {
-    // A GET on the POST-only route answers 405 where it exists, 404 where it does not.
-    try { await get("/api/v1/actions/act_000000000000000000000000/approve"); approvals = true; }
-    catch (e) { approvals = e instanceof ApiError && e.status === 405; }
-  }
-  return approvals;
-}
 
 function select(id, label, opts, value) {
   return h("span.field", {}, h("label", { for: id, text: label }),
@@ -70,38 +61,72 @@ export async function render(main, params, ctx) {
   return history(panel, params, ctx);
 }
 
+const PENDING_HEAD = ["Action", "Identity", "Requested by", "Reason", "Rule", "Deadline", "Requested"];
+const VERB = { approve: "Approve", reject: "Reject" };
+
+// Pending: what waits for approval, with the rule that holds it and its deadline.
+// Deciding needs response.approve; the server also refuses the requester's own.
 async function pending(panel, ctx) {
-  const appr = can("response.approve") && await hasApprovals();
+  const appr = can("response.approve");
   const body = h("tbody");
+  const err = h("div.error", { role: "alert", id: "pending-refusals" });
   const bulkType = appr ? h("select", { id: "bulk-type" }, ACTIONS.map((t) => h("option", { value: t, text: actionLabel(t) }))) : null;
   let shown = [];
-  async function decide(ids, verb) {
-    for (const id of ids) {
-      try { await post(`/api/v1/actions/${id}/${verb}`, {}); }
-      catch (e) { toast(`${verb} ${id}: ${e.message}`); }
-    }
+  const refusals = (list) => {
+    clear(err);
+    for (const [id, msg] of list) err.append(h("p", {}, h("span.mono", { text: id + ": " }), h("span", { text: msg })));
+  };
+  async function decide(a, verb) {
+    const reason = await askReason({ title: `${VERB[verb]} ${actionLabel(a.type)} on ${a.identity_id}`,
+      confirm: VERB[verb], required: verb === "reject", danger: verb === "reject" });
+    if (reason === null) return;
+    try {
+      const done = await post(`/api/v1/actions/${a.id}/${verb}`, reason ? { reason } : {});
+      refusals([]);
+      toast(`${actionLabel(a.type)} ${a.id}: ${done.status.replace(/_/g, " ")}`);
+    } catch (e) { refusals([[a.id, e.message]]); }
+    await load();
+  }
+  async function decideAll(verb) {
+    const type = bulkType.value;
+    const n = shown.filter((a) => a.type === type).length;
+    const reason = await askReason({ title: `${VERB[verb]} every pending ${actionLabel(type).toLowerCase()} (${n} shown)`,
+      confirm: `${VERB[verb]} all`, required: verb === "reject", danger: verb === "reject" });
+    if (reason === null) return;
+    try {
+      const j = await post(`/api/v1/actions/${verb}`, reason ? { type, reason } : { type });
+      const bad = j.results.filter((x) => x.error);
+      refusals(bad.map((x) => [x.id, x.message]));
+      toast(`${j.results.length - bad.length} decided, ${bad.length} refused`);
+    } catch (e) { refusals([[type, e.message]]); }
     await load();
   }
   panel.append(
-    appr ? h("div.bar", {}, h("label", { for: "bulk-type", text: "All pending of type" }), bulkType,
-      h("button", { type: "button", text: "Approve all", onclick: () => decide(shown.filter((a) => a.type === bulkType.value).map((a) => a.id), "approve") }),
-      h("button", { type: "button", text: "Reject all", onclick: () => decide(shown.filter((a) => a.type === bulkType.value).map((a) => a.id), "reject") }))
-      : h("p.sub", { text: "Actions waiting for approval. Approving needs the response.approve permission and a quelld with approvals." }),
+    appr ? h("div.bar", {}, h("span.field", {}, h("label", { for: "bulk-type", text: "All pending of type" }), bulkType),
+      h("button", { type: "button", text: "Approve all", onclick: () => decideAll("approve") }),
+      h("button", { type: "button", text: "Reject all", onclick: () => decideAll("reject") }))
+      : h("p.sub", { text: "Actions waiting for a second person's approval. Deciding needs the response.approve permission." }),
+    err,
     h("div.scroll", {}, h("table.list", {}, h("caption.sr", { text: "Pending actions" }),
-      h("thead", {}, h("tr", {}, (appr ? ["Decide"] : []).concat(HEAD).map((t) => h("th", { scope: "col", text: t })))),
+      h("thead", {}, h("tr", {}, (appr ? ["Decide"] : []).concat(PENDING_HEAD).map((t) => h("th", { scope: "col", text: t })))),
       body)));
   async function load() {
     const j = await get("/api/v1/actions" + qs({ status: "pending_approval", limit: 200 }));
     shown = j.actions;
     clear(body);
     for (const a of shown) {
-      const cell = appr ? h("td.buttons", {},
-        h("button", { type: "button", text: "Approve", "aria-label": `Approve ${actionLabel(a.type)} ${a.id}`, onclick: () => decide([a.id], "approve") }),
-        h("button", { type: "button", text: "Reject", "aria-label": `Reject ${actionLabel(a.type)} ${a.id}`, onclick: () => decide([a.id], "reject") })) : null;
-      body.append(actionRow(a, cell));
+      body.append(h("tr", { "data-action": a.id },
+        appr ? h("td", {}, h("div.buttons.start", {},
+          h("button", { type: "button", text: "Approve", "aria-label": `Approve ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "approve") }),
+          h("button", { type: "button", text: "Reject", "aria-label": `Reject ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "reject") }))) : null,
+        h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
+        h("td", {}, h("a", { href: `#/identity/${a.identity_id}`, text: a.identity_id })),
+        h("td", { text: a.requested_by }), h("td.reason", { text: a.reason || "" }),
+        h("td", { text: a.approval_rule || "—" }), h("td", {}, timeEl(a.approval_expires_at)),
+        h("td", {}, timeEl(a.created_at))));
     }
-    if (!shown.length) body.append(h("tr", {}, h("td", { colspan: String(HEAD.length + (appr ? 1 : 0)), text: "Nothing is waiting for approval." })));
-    return false;
+    if (!shown.length) body.append(h("tr", {}, h("td", { colspan: String(PENDING_HEAD.length + (appr ? 1 : 0)), text: "Nothing is waiting for approval." })));
+    return true;
   }
   ctx.poll(load, 5000);
 }
@@ -157,25 +182,59 @@ async function history(panel, params, ctx) {
   ctx.poll(refresh);
 }
 
+// Undo runs the inverse action on the accounts whose steps succeeded; the engine knows
+// one for disable and enable only (the others it refuses with its reason).
+const UNDOABLE = new Set(["disable", "enable"]);
+const LIVE_UNDO = (x) => !["denied", "failed", "cancelled"].includes(x.status);
+
+function mayUndo(a, undoneBy) {
+  return can("response.manage") && UNDOABLE.has(a.type) && TERMINAL.has(a.status) &&
+    a.status !== "denied" && (a.steps || []).some((s) => s.status === "succeeded") &&
+    !undoneBy.some(LIVE_UNDO);
+}
+
 export async function renderAction(main, id, ctx) {
   const box = h("div");
+  const err = h("p.error", { role: "alert" });
   clear(main).append(h("p", {}, h("a", { href: "#/actions", text: "← Action center" })), box);
   async function load() {
     const a = await get(`/api/v1/actions/${encodeURIComponent(id)}`);
     const live = !TERMINAL.has(a.status);
+    // The actions that undo this one: on the same identity, pointing back with undo_of.
+    const undoneBy = TERMINAL.has(a.status) ? (await get("/api/v1/actions" +
+      qs({ identity_id: a.identity_id, limit: 200 }))).actions.filter((x) => x.undo_of === a.id) : [];
     const cancel = live && can("response.manage") ? h("button.danger", { type: "button", text: "Cancel action",
       onclick: async () => {
         try { await post(`/api/v1/actions/${a.id}/cancel`, {}); toast("Cancel requested"); await load(); }
-        catch (e) { toast(e.message); }
+        catch (e) { err.textContent = e.message; }
       } }) : null;
+    const undo = mayUndo(a, undoneBy) ? h("button", { type: "button", text: "Undo",
+      onclick: async () => {
+        const reason = await askReason({ title: `Undo ${actionLabel(a.type).toLowerCase()} ${a.id}`,
+          confirm: `Undo: ${actionLabel(a.type === "disable" ? "enable" : "disable").toLowerCase()}` });
+        if (reason === null) return;
+        try {
+          const u = await post(`/api/v1/actions/${a.id}/undo`, { reason });
+          toast(`Undo requested (${u.id})`);
+          location.hash = `#/action/${u.id}`;
+        } catch (e) { err.textContent = e.message; }
+      } }) : null;
+    const links = [];
+    if (a.undo_of) links.push(fact("Undoes", h("a", { href: `#/action/${a.undo_of}`, text: a.undo_of })));
+    if (undoneBy.length) links.push(fact("Undone by", undoneBy.map((x) => h("span", {},
+      h("a", { href: `#/action/${x.id}`, text: x.id }), " ", badge(x.status), " "))));
+    if (a.approval_rule) links.push(fact("Approval rule", a.approval_rule));
+    if (a.approval_expires_at) links.push(fact("Approve before", timeEl(a.approval_expires_at)));
+    if (a.decided_by) links.push(fact("Decided by", a.decided_by));
     clear(box).append(
       h("div.head", {}, h("div", {}, h("h1", {}, actionLabel(a.type), " ", badge(a.status)),
-        h("p.sub.mono", { text: a.id })), cancel),
+        h("p.sub.mono", { text: a.id })), h("div.buttons", {}, undo, cancel)),
+      err,
       h("dl.facts", {},
         fact("Identity", h("a", { href: `#/identity/${a.identity_id}`, text: a.identity_id })),
         fact("Requested by", a.requested_by), fact("Source", a.source),
         fact("Reason", a.reason), fact("Parameters", JSON.stringify(a.params || {})),
-        fact("Message", a.message || "—"), fact("Requested", timeEl(a.created_at)),
+        fact("Message", a.message || "—"), links.flat(), fact("Requested", timeEl(a.created_at)),
         fact("Updated", timeEl(a.updated_at)), fact("Finished", timeEl(a.finished_at))),
       h("div.scroll", {}, h("table.list.steps", {}, h("caption", { text: "Steps, one per account" }),
         h("thead", {}, h("tr", {}, ["Account", "System", "Status", "Attempts", "Started", "Finished", "Request id", "Error"]
@@ -193,5 +252,5 @@ export async function renderAction(main, id, ctx) {
 }
 
 function fact(k, v) {
-  return [h("dt", { text: k }), h("dd", {}, v instanceof Node ? v : String(v ?? "—"))];
+  return [h("dt", { text: k }), h("dd", {}, Array.isArray(v) || v instanceof Node ? v : String(v ?? "—"))];
 }

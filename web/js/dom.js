@@ -65,3 +65,30 @@ export function toast(msg) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => el.classList.remove("show"), 6000);
 }
+
+// Asks for a reason in a modal dialog: resolves to the text, or null when cancelled.
+// required: the confirm button waits for a reason.
+export function askReason({ title, confirm, required = true, danger = false }) {
+  return new Promise((resolve) => {
+    const dlg = h("dialog.confirm", { "aria-labelledby": "ask-title" });
+    const reason = h("textarea", { id: "ask-reason", rows: "3", maxlength: "1000", required });
+    const ok = h("button" + (danger ? ".danger" : ""), { type: "submit", text: confirm, disabled: required });
+    let answer = null;
+    reason.addEventListener("input", () => { ok.disabled = required && !reason.value.trim(); });
+    const form = h("form", { method: "dialog" },
+      h("h2", { id: "ask-title", text: title }),
+      h("p.field", {}, h("label", { for: "ask-reason",
+        text: required ? "Reason (recorded in the audit log)" : "Reason (optional, recorded in the audit log)" }), reason),
+      h("div.buttons", {}, h("button", { type: "button", text: "Cancel", onclick: () => dlg.close() }), ok));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      answer = reason.value.trim();
+      dlg.close();
+    });
+    dlg.append(form);
+    dlg.addEventListener("close", () => { dlg.remove(); resolve(answer); });
+    document.body.append(dlg);
+    dlg.showModal();
+    reason.focus();
+  });
+}
