@@ -559,6 +559,48 @@ config_clear(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+int
+config_error(struct qerr *e, const struct system_config *s, int line,
+    const char *field, const char *fmt, ...)
+{
+	char why[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return qerr_set(e, QERR_CONFIG, field, "%s:%d: %s",
+	    s->file != NULL ? s->file : "(config)", line, why);
+}
+
+int
+config_bool(const char *v, bool *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0) {
+		*out = true;
+		return 0;
+	}
+	if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+int
+config_long(const char *v, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
 const struct config_kv *
 config_system_get(const struct system_config *s, const char *key)
 {

@@ -19,6 +19,7 @@
 #ifndef QUELL_CORE_CONFIG_H
 #define QUELL_CORE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -83,6 +84,15 @@ void config_clear(struct config *cfg);
 
 /* The value of key in a system section, or NULL. The kv keeps the line. */
 const struct config_kv *config_system_get(const struct system_config *s, const char *key);
+/*
+ * For the modules that validate a section's keys: "file:line: reason" in e (code
+ * QERR_CONFIG, field set), returned; yes/true/no/false; a whole number in [lo, hi].
+ */
+int config_error(struct qerr *e, const struct system_config *s, int line,
+    const char *field, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int config_bool(const char *v, bool *out);
+int config_long(const char *v, long lo, long hi, long *out);
+
 const struct role_config *config_role(const struct config *cfg, const char *name);
 const struct system_config *config_system(const struct config *cfg, const char *name);
 

@@ -116,22 +116,6 @@ struct policy {
 	size_t napprovals;
 };
 
-static int
-fail(struct qerr *e, const struct system_config *s, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-fail(struct qerr *e, const struct system_config *s, int line, const char *fmt, ...)
-{
-	char why[300];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	return qerr_set(e, QERR_CONFIG, NULL, "%s:%d: %s", s->file, line, why);
-}
-
 static void
 list_clear(struct list *l)
 {
@@ -262,7 +246,7 @@ parse_wids(struct qerr *e, const struct system_config *s, const struct config_kv
 		if ((id = entra_role_id(raw.v[i])) == NULL && is_uuid(raw.v[i]))
 			id = raw.v[i];
 		if (id == NULL)
-			r = fail(e, s, kv->line, "unknown Entra role '%s' (use its name or "
+			r = config_error(e, s, kv->line, NULL, "unknown Entra role '%s' (use its name or "
 			    "template id)", raw.v[i]);
 		else
 			r = list_add(out, id, strlen(id));
@@ -292,13 +276,13 @@ load_match(struct qerr *e, const struct system_config *s, const struct config_kv
 			g->how = kinds[i].how;
 		}
 	if (v == NULL || *v == '\0')
-		return fail(e, s, kv->line, "match must be app_role:NAME, entra_role:ROLE, "
+		return config_error(e, s, kv->line, NULL, "match must be app_role:NAME, entra_role:ROLE, "
 		    "subject:ID or user:NAME");
 	if (g->how == MATCH_ENTRA_ROLE) {
 		if ((id = entra_role_id(v)) == NULL && is_uuid(v))
 			id = v;
 		if (id == NULL)
-			return fail(e, s, kv->line, "unknown Entra role '%s'", v);
+			return config_error(e, s, kv->line, NULL, "unknown Entra role '%s'", v);
 		v = id;
 	}
 	if ((g->value = strdup(v)) == NULL)
@@ -323,19 +307,19 @@ load_grant(struct policy *pol, const struct system_config *s, struct grant_rule 
 		else if (strcmp(kv->key, "role") == 0) {
 			g->role = kv->value;
 			r = rbac_role_perms(pol->cfg, g->role, &g->perms) ? 0 :
-			    fail(e, s, kv->line, "unknown role '%s'", kv->value);
+			    config_error(e, s, kv->line, NULL, "unknown role '%s'", kv->value);
 		} else if (strcmp(kv->key, "scope") == 0)
 			r = list_split(&g->scope, kv->value, ", \t");
 		else if (strcmp(kv->key, "exclude") == 0)
 			r = list_split(&g->exclude, kv->value, ", \t");
 		else
-			r = fail(e, s, kv->line, "unknown key '%s' in [grant \"%s\"]", kv->key,
+			r = config_error(e, s, kv->line, NULL, "unknown key '%s' in [grant \"%s\"]", kv->key,
 			    s->name);
 		if (r != 0)
 			return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
 	}
 	if (g->value == NULL || g->role == NULL)
-		return fail(e, s, s->line, "[grant \"%s\"] needs match and role", s->name);
+		return config_error(e, s, s->line, NULL, "[grant \"%s\"] needs match and role", s->name);
 	return 0;
 }
 
@@ -351,7 +335,7 @@ load_requirement(struct policy *pol, const struct system_config *s, struct qerr 
 	for (i = 0; i < s->nkv; i++) {
 		kv = &s->kv[i];
 		if (action_type_parse(kv->key, &t) != 0)
-			return fail(e, s, kv->line, "'%s' is not an action type", kv->key);
+			return config_error(e, s, kv->line, NULL, "'%s' is not an action type", kv->key);
 		rq = realloc(pol->reqs, (pol->nreqs + 1) * sizeof(*rq));
 		if (rq == NULL)
 			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
@@ -364,20 +348,6 @@ load_requirement(struct policy *pol, const struct system_config *s, struct qerr 
 		if ((r = parse_wids(e, s, kv, &rq->wids)) != 0)
 			return r;
 	}
-	return 0;
-}
-
-static int
-parse_count(const char *v, long max, long *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < 0 || n > max)
-		return -1;
-	*out = n;
 	return 0;
 }
 
@@ -418,7 +388,7 @@ approval_key(struct qerr *e, const struct system_config *s, const struct config_
 		if ((r = list_split(&types, kv->value, ", \t")) == 0)
 			for (i = 0; i < types.n && r == 0; i++) {
 				if (action_type_parse(types.v[i], &t) != 0)
-					r = fail(e, s, kv->line, "'%s' is not an action type",
+					r = config_error(e, s, kv->line, NULL, "'%s' is not an action type",
 					    types.v[i]);
 				else
 					a->types |= 1u << t;
@@ -429,16 +399,16 @@ approval_key(struct qerr *e, const struct system_config *s, const struct config_
 	else if (strcmp(kv->key, "systems") == 0)
 		r = list_split(&a->kinds, kv->value, ", \t");
 	else if (strcmp(kv->key, "min_accounts") == 0) {
-		if (parse_count(kv->value, 1000000, &a->min_accounts) != 0)
-			r = fail(e, s, kv->line, "min_accounts must be a whole number");
+		if (config_long(kv->value, 0, 1000000, &a->min_accounts) != 0)
+			r = config_error(e, s, kv->line, NULL, "min_accounts must be a whole number");
 	} else if (strcmp(kv->key, "expire_after") == 0) {
 		if ((n = parse_span_ms(kv->value)) <= 0)
-			r = fail(e, s, kv->line, "expire_after must be a span such as 30m, "
+			r = config_error(e, s, kv->line, NULL, "expire_after must be a span such as 30m, "
 			    "24h or 7d (at most 365d)");
 		else
 			a->ttl_ms = n;
 	} else
-		r = fail(e, s, kv->line, "unknown key '%s' in [approval \"%s\"]", kv->key,
+		r = config_error(e, s, kv->line, NULL, "unknown key '%s' in [approval \"%s\"]", kv->key,
 		    s->name);
 	return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
 }

@@ -233,70 +233,7 @@ qerr_from_lres(struct qerr *e, const struct lres *lr)
 	return code;
 }
 
-static void
-result_set(struct step_result *res, enum step_outcome outcome, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-result_set(struct step_result *res, enum step_outcome outcome, const char *code,
-    const char *fmt, ...)
-{
-	va_list ap;
-
-	res->outcome = outcome;
-	snprintf(res->error_code, sizeof(res->error_code), "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
-	va_end(ap);
-}
-
 /* Configuration */
-
-static int
-cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
-    const char *fmt, ...)
-{
-	char why[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	return qerr_set(e, QERR_CONFIG, field, "%s:%d: %s",
-	    cfg->file != NULL ? cfg->file : "(config)", line, why);
-}
-
-static int
-parse_yesno(const char *v, bool *out)
-{
-	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0) {
-		*out = true;
-		return 0;
-	}
-	if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0) {
-		*out = false;
-		return 0;
-	}
-	return -1;
-}
-
-static int
-parse_int(const char *v, long lo, long hi, int *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
-		return -1;
-	*out = (int)n;
-	return 0;
-}
 
 /*
  * ldap://host[:port] or ldaps://host[:port] (optionally one trailing slash), host a
@@ -330,7 +267,7 @@ check_url(const char *url, bool *ldaps)
 		end = h + n;
 	}
 	if (*end == ':') {
-		int port;
+		long port;
 		char digits[8];
 
 		n = strspn(end + 1, "0123456789");
@@ -338,7 +275,7 @@ check_url(const char *url, bool *ldaps)
 			return -1;
 		memcpy(digits, end + 1, n);
 		digits[n] = '\0';
-		if (parse_int(digits, 1, 65535, &port) != 0)
+		if (config_long(digits, 1, 65535, &port) != 0)
 			return -1;
 		end += 1 + n;
 	}
@@ -363,15 +300,15 @@ read_password(struct provider *p, const struct system_config *cfg,
 	int fd, r = QERR_CONFIG;
 
 	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
-		return cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
+		return config_error(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
 		    strerror(errno));
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: not a regular file",
+		config_error(e, cfg, kv->line, kv->key, "password_file %s: not a regular file",
 		    kv->value);
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
-		cfg_fail(e, cfg, kv->line, kv->key,
+		config_error(e, cfg, kv->line, kv->key,
 		    "password_file %s: readable by everyone (mode %03o): chmod o-rw it",
 		    kv->value, (unsigned)(st.st_mode & 0777));
 		goto out;
@@ -381,7 +318,7 @@ read_password(struct provider *p, const struct system_config *cfg,
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
+			config_error(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
 			    strerror(errno));
 			goto out;
 		}
@@ -391,13 +328,13 @@ read_password(struct provider *p, const struct system_config *cfg,
 		len--;
 	if (len > PASSWORD_MAX || memchr(buf, '\n', len) != NULL ||
 	    memchr(buf, '\0', len) != NULL) {
-		cfg_fail(e, cfg, kv->line, kv->key,
+		config_error(e, cfg, kv->line, kv->key,
 		    "password_file %s: must hold one line of at most %d bytes", kv->value,
 		    PASSWORD_MAX);
 		goto out;
 	}
 	if (len == 0) {
-		cfg_fail(e, cfg, kv->line, kv->key, "password_file %s: empty", kv->value);
+		config_error(e, cfg, kv->line, kv->key, "password_file %s: empty", kv->value);
 		goto out;
 	}
 	if ((p->password = malloc(len + 1)) == NULL) {
@@ -553,6 +490,7 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 	struct provider *p = NULL;
 	bool ldaps = false, plaintext = false, seen_starttls = false;
 	size_t i, j;
+	long num;
 	int r = QERR_INTERNAL, ver;
 
 	*out = NULL;
@@ -569,7 +507,7 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 
 		for (j = 0; j < i; j++)
 			if (strcmp(cfg->kv[j].key, kv->key) == 0) {
-				r = cfg_fail(e, cfg, kv->line, kv->key,
+				r = config_error(e, cfg, kv->line, kv->key,
 				    "%s is set twice (first on line %d)", kv->key,
 				    cfg->kv[j].line);
 				goto out;
@@ -578,7 +516,7 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 			continue;
 		if (strcmp(kv->key, "url") == 0) {
 			if (check_url(kv->value, &ldaps) != 0) {
-				r = cfg_fail(e, cfg, kv->line, kv->key,
+				r = config_error(e, cfg, kv->line, kv->key,
 				    "url must be ldaps://host[:port] or ldap://host[:port], "
 				    "not \"%s\"", kv->value);
 				goto out;
@@ -590,8 +528,8 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 		    strcmp(kv->key, "allow_plaintext") == 0) {
 			bool *dst = kv->key[0] == 's' ? &p->starttls : &plaintext;
 
-			if (parse_yesno(kv->value, dst) != 0) {
-				r = cfg_fail(e, cfg, kv->line, kv->key,
+			if (config_bool(kv->value, dst) != 0) {
+				r = config_error(e, cfg, kv->line, kv->key,
 				    "%s must be yes or no, not \"%s\"", kv->key, kv->value);
 				goto out;
 			}
@@ -601,7 +539,7 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 			}
 		} else if (strcmp(kv->key, "ca_file") == 0) {
 			if (access(kv->value, R_OK) != 0) {
-				r = cfg_fail(e, cfg, kv->line, kv->key, "ca_file %s: %s",
+				r = config_error(e, cfg, kv->line, kv->key, "ca_file %s: %s",
 				    kv->value, strerror(errno));
 				goto out;
 			}
@@ -616,21 +554,23 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 		} else if (strcmp(kv->key, "password_file") == 0) {
 			pwkv = kv;
 		} else if (strcmp(kv->key, "timeout") == 0) {
-			if (parse_int(kv->value, 1, 3600, &p->timeout) != 0) {
-				r = cfg_fail(e, cfg, kv->line, kv->key,
+			if (config_long(kv->value, 1, 3600, &num) != 0) {
+				r = config_error(e, cfg, kv->line, kv->key,
 				    "timeout must be whole seconds from 1 to 3600, not \"%s\"",
 				    kv->value);
 				goto out;
 			}
+			p->timeout = (int)num;
 		} else if (strcmp(kv->key, "page_size") == 0) {
-			if (parse_int(kv->value, 1, PAGE_SIZE_MAX, &p->page_size) != 0) {
-				r = cfg_fail(e, cfg, kv->line, kv->key,
+			if (config_long(kv->value, 1, PAGE_SIZE_MAX, &num) != 0) {
+				r = config_error(e, cfg, kv->line, kv->key,
 				    "page_size must be from 1 to %d, not \"%s\"",
 				    PAGE_SIZE_MAX, kv->value);
 				goto out;
 			}
+			p->page_size = (int)num;
 		} else {
-			r = cfg_fail(e, cfg, kv->line, kv->key,
+			r = config_error(e, cfg, kv->line, kv->key,
 			    "unknown key \"%s\" for an ad system", kv->key);
 			goto out;
 		}
@@ -639,17 +579,17 @@ ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 		const char *missing = p->url == NULL ? "url" : p->base_dn == NULL ?
 		    "base_dn" : p->bind_dn == NULL ? "bind_dn" : "password_file";
 
-		r = cfg_fail(e, cfg, cfg->line, missing, "system \"%s\" needs %s", p->name,
+		r = config_error(e, cfg, cfg->line, missing, "system \"%s\" needs %s", p->name,
 		    missing);
 		goto out;
 	}
 	if (ldaps && p->starttls) {
-		r = cfg_fail(e, cfg, tlskv->line, "starttls",
+		r = config_error(e, cfg, tlskv->line, "starttls",
 		    "starttls = yes makes no sense with ldaps://: use one or the other");
 		goto out;
 	}
 	if (!ldaps && !p->starttls && !plaintext) {
-		r = cfg_fail(e, cfg, seen_starttls ? tlskv->line : urlkv->line, "starttls",
+		r = config_error(e, cfg, seen_starttls ? tlskv->line : urlkv->line, "starttls",
 		    "ldap:// sends the bind password in clear: set starttls = yes, use "
 		    "ldaps://, or set allow_plaintext = yes");
 		goto out;
@@ -1157,7 +1097,7 @@ try_seen(struct provider *p, LDAP *ld, const struct step *step,
 		return LDAP_SUCCESS;
 	if (rc == LDAP_SUCCESS) {
 		seen_put(p, guid, pl.uac);
-		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
 		result_state(res, pl.uac);
 		*done = true;
 	}
@@ -1183,18 +1123,18 @@ run_step(struct provider *p, LDAP *ld, const struct step *step,
 		seen_put(p, guid, u.uac);
 		plan_step(step, &u, clear_dont_expire, &pl);
 		if (pl.refuse != NULL) {
-			result_set(res, STEP_OUTCOME_PERMANENT, "refused", "%s", pl.refuse);
+			provider_result_set(res, STEP_OUTCOME_PERMANENT, "refused", "%s", pl.refuse);
 			goto done;
 		}
 		if (pl.already != NULL) {
-			result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.already);
+			provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.already);
 			goto done;
 		}
 		rc = write_user(ld, &u, pl.uac, pl.must_change, lr);
 		if (rc == LDAP_SUCCESS) {
 			u.uac = pl.uac;
 			seen_put(p, guid, u.uac);
-			result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
+			provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
 			goto done;
 		}
 		if (rc != LDAP_NO_SUCH_ATTRIBUTE && rc != LDAP_NO_SUCH_OBJECT) {
@@ -1205,7 +1145,7 @@ run_step(struct provider *p, LDAP *ld, const struct step *step,
 			race_pause(tries + 1);
 	}
 	user_clear(&u);
-	result_set(res, STEP_OUTCOME_TRANSIENT, ldap_code_name(rc),
+	provider_result_set(res, STEP_OUTCOME_TRANSIENT, ldap_code_name(rc),
 	    "userAccountControl changed under every one of %d attempts; last: %s",
 	    CAS_TRIES, lr->msg);
 	return LDAP_SUCCESS;
@@ -1228,14 +1168,14 @@ parse_params(const struct step *step, bool *clear, struct step_result *res)
 	if ((root = json_loads(step->params, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
 	    !json_is_object(root)) {
 		json_decref(root);
-		result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
 		    "params must be a JSON object");
 		return -1;
 	}
 	v = json_object_get(root, "clear_dont_expire");
 	if (v != NULL && !json_is_boolean(v)) {
 		json_decref(root);
-		result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
 		    "params.clear_dont_expire must be true or false");
 		return -1;
 	}
@@ -1267,12 +1207,12 @@ ad_execute(struct provider *p, const struct step *step, struct step_result *res)
 
 	memset(res, 0, sizeof(*res));
 	if (!ad_supports(step->type)) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
 		    "not supported by Active Directory");
 		return 0;
 	}
 	if (ldapesc_guid_from_text(step->account_ref, guid) != 0) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
 		    "account reference is not an objectGUID");
 		return 0;
 	}

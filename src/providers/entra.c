@@ -149,56 +149,7 @@ secret_free(char **s, size_t len)
 	*s = NULL;
 }
 
-static void
-result_set(struct step_result *res, enum step_outcome outcome, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-result_set(struct step_result *res, enum step_outcome outcome, const char *code,
-    const char *fmt, ...)
-{
-	va_list ap;
-
-	res->outcome = outcome;
-	snprintf(res->error_code, sizeof(res->error_code), "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
-	va_end(ap);
-}
-
 /* Configuration */
-
-static int
-cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
-    const char *fmt, ...)
-{
-	char why[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	return qerr_set(e, QERR_CONFIG, field, "%s:%d: %s",
-	    cfg->file != NULL ? cfg->file : "(config)", line, why);
-}
-
-static int
-parse_long(const char *v, long lo, long hi, long *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
-		return -1;
-	*out = n;
-	return 0;
-}
 
 static int
 parse_double(const char *v, double lo, double hi, double *out)
@@ -311,15 +262,15 @@ read_file_text(const struct system_config *cfg, const struct config_kv *kv, bool
 	*out = NULL;
 	*outlen = 0;
 	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
-		return cfg_fail(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
+		return config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
 		    strerror(errno));
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		cfg_fail(e, cfg, kv->line, kv->key, "%s %s: not a regular file", kv->key,
+		config_error(e, cfg, kv->line, kv->key, "%s %s: not a regular file", kv->key,
 		    kv->value);
 		goto out;
 	}
 	if (secret && (st.st_mode & (S_IROTH | S_IWOTH))) {
-		cfg_fail(e, cfg, kv->line, kv->key,
+		config_error(e, cfg, kv->line, kv->key,
 		    "%s %s: readable by everyone (mode %03o): chmod o-rw it", kv->key,
 		    kv->value, (unsigned)(st.st_mode & 0777));
 		goto out;
@@ -332,21 +283,21 @@ read_file_text(const struct system_config *cfg, const struct config_kv *kv, bool
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			cfg_fail(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
+			config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
 			    strerror(errno));
 			goto out;
 		}
 		len += (size_t)n;
 	}
 	if (len > FILE_MAX || memchr(buf, '\0', len) != NULL) {
-		cfg_fail(e, cfg, kv->line, kv->key, "%s %s: not a text file of at most %d "
+		config_error(e, cfg, kv->line, kv->key, "%s %s: not a text file of at most %d "
 		    "bytes", kv->key, kv->value, FILE_MAX);
 		goto out;
 	}
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len == 0) {
-		cfg_fail(e, cfg, kv->line, kv->key, "%s %s: empty", kv->key, kv->value);
+		config_error(e, cfg, kv->line, kv->key, "%s %s: empty", kv->key, kv->value);
 		goto out;
 	}
 	buf[len] = '\0';
@@ -399,21 +350,21 @@ set_key(struct provider *p, struct opts *o, const struct system_config *cfg,
 
 	if (strcmp(k, "tenant") == 0) {
 		if (!is_tenant(kv->value))
-			return cfg_fail(e, cfg, kv->line, k, "tenant must be a tenant id (GUID) "
+			return config_error(e, cfg, kv->line, k, "tenant must be a tenant id (GUID) "
 			    "or a domain name, not \"%s\"", kv->value);
 		free(p->tenant);
 		return (p->tenant = strdup(kv->value)) == NULL ? QERR_NOMEM : 0;
 	}
 	if (strcmp(k, "client_id") == 0) {
 		if (!is_guid(kv->value))
-			return cfg_fail(e, cfg, kv->line, k,
+			return config_error(e, cfg, kv->line, k,
 			    "client_id must be the app's application id (a GUID)");
 		free(p->client_id);
 		return (p->client_id = strdup(kv->value)) == NULL ? QERR_NOMEM : 0;
 	}
 	if (strcmp(k, "login_base") == 0 || strcmp(k, "graph_base") == 0) {
 		if (check_base(kv->value, &olen) != 0)
-			return cfg_fail(e, cfg, kv->line, k, "%s must be an http(s) URL with no "
+			return config_error(e, cfg, kv->line, k, "%s must be an http(s) URL with no "
 			    "query, not \"%s\"", k, kv->value);
 		return set_base(k[0] == 'l' ? &p->login_base : &p->graph_base, kv->value, e);
 	}
@@ -425,32 +376,32 @@ set_key(struct provider *p, struct opts *o, const struct system_config *cfg,
 		o->key = kv;
 	else if (strcmp(k, "ca_file") == 0) {
 		if (access(kv->value, R_OK) != 0)
-			return cfg_fail(e, cfg, kv->line, k, "ca_file %s: %s", kv->value,
+			return config_error(e, cfg, kv->line, k, "ca_file %s: %s", kv->value,
 			    strerror(errno));
 		o->ca = kv;
 	} else if (strcmp(k, "timeout") == 0) {
-		if (parse_long(kv->value, 1, 600, &o->timeout) != 0)
-			return cfg_fail(e, cfg, kv->line, k,
+		if (config_long(kv->value, 1, 600, &o->timeout) != 0)
+			return config_error(e, cfg, kv->line, k,
 			    "timeout must be 1 to 600 seconds, not \"%s\"", kv->value);
 	} else if (strcmp(k, "batch_size") == 0) {
-		if (parse_long(kv->value, 1, BATCH_SIZE_MAX, &n) != 0)
-			return cfg_fail(e, cfg, kv->line, k,
+		if (config_long(kv->value, 1, BATCH_SIZE_MAX, &n) != 0)
+			return config_error(e, cfg, kv->line, k,
 			    "batch_size must be 1 to %d, not \"%s\"", BATCH_SIZE_MAX, kv->value);
 		p->batch_size = (size_t)n;
 	} else if (strcmp(k, "ip_rps") == 0) {
 		if (parse_double(kv->value, 0.01, 1000, &p->ip_rps) != 0)
-			return cfg_fail(e, cfg, kv->line, k,
+			return config_error(e, cfg, kv->line, k,
 			    "ip_rps must be a number from 0.01 to 1000, not \"%s\"", kv->value);
 	} else if (strcmp(k, "writes_per_window") == 0) {
-		if (parse_long(kv->value, 1, 10000000, &o->writes) != 0)
-			return cfg_fail(e, cfg, kv->line, k,
+		if (config_long(kv->value, 1, 10000000, &o->writes) != 0)
+			return config_error(e, cfg, kv->line, k,
 			    "writes_per_window must be a positive integer, not \"%s\"", kv->value);
 	} else if (strcmp(k, "window_s") == 0) {
-		if (parse_long(kv->value, 1, 86400, &o->window) != 0)
-			return cfg_fail(e, cfg, kv->line, k,
+		if (config_long(kv->value, 1, 86400, &o->window) != 0)
+			return config_error(e, cfg, kv->line, k,
 			    "window_s must be 1 to 86400 seconds, not \"%s\"", kv->value);
 	} else
-		return cfg_fail(e, cfg, kv->line, k, "unknown key %s", k);
+		return config_error(e, cfg, kv->line, k, "unknown key %s", k);
 	return 0;
 }
 
@@ -467,14 +418,14 @@ load_certificate(struct provider *p, const struct system_config *cfg,
 	if ((r = read_file_text(cfg, o->cert, false, &cert, &len, e)) != 0)
 		return r;
 	if (jwt_x5t_s256(cert, p->x5t, &je) != 0) {
-		r = cfg_fail(e, cfg, o->cert->line, o->cert->key, "certificate_file %s: %s",
+		r = config_error(e, cfg, o->cert->line, o->cert->key, "certificate_file %s: %s",
 		    o->cert->value, je.msg);
 		goto out;
 	}
 	if ((r = read_file_text(cfg, o->key, true, &p->key_pem, &p->key_len, e)) != 0)
 		goto out;
 	if (jwt_sign("RS256", p->key_pem, "{\"alg\":\"RS256\"}", "{}", &jws, &je) != 0) {
-		r = cfg_fail(e, cfg, o->key->line, o->key->key, "private_key_file %s: %s",
+		r = config_error(e, cfg, o->key->line, o->key->key, "private_key_file %s: %s",
 		    o->key->value, je.msg);
 		goto out;
 	}
@@ -490,16 +441,16 @@ check_required(struct provider *p, const struct system_config *cfg, const struct
     struct qerr *e)
 {
 	if (p->tenant == NULL)
-		return cfg_fail(e, cfg, cfg->line, "tenant", "system %s: tenant is required",
+		return config_error(e, cfg, cfg->line, "tenant", "system %s: tenant is required",
 		    p->name);
 	if (p->client_id == NULL)
-		return cfg_fail(e, cfg, cfg->line, "client_id",
+		return config_error(e, cfg, cfg->line, "client_id",
 		    "system %s: client_id is required", p->name);
 	if (o->secret != NULL && (o->cert != NULL || o->key != NULL))
-		return cfg_fail(e, cfg, o->secret->line, o->secret->key, "client_secret_file "
+		return config_error(e, cfg, o->secret->line, o->secret->key, "client_secret_file "
 		    "and certificate_file/private_key_file exclude each other");
 	if (o->secret == NULL && (o->cert == NULL || o->key == NULL))
-		return cfg_fail(e, cfg, cfg->line, "client_secret_file", "system %s: set "
+		return config_error(e, cfg, cfg->line, "client_secret_file", "system %s: set "
 		    "client_secret_file, or both certificate_file and private_key_file", p->name);
 	return 0;
 }
@@ -562,7 +513,7 @@ entra_open(const struct system_config *cfg, struct provider **out, struct qerr *
 
 		for (j = 0; j < i; j++)
 			if (strcmp(cfg->kv[j].key, kv->key) == 0) {
-				r = cfg_fail(e, cfg, kv->line, kv->key,
+				r = config_error(e, cfg, kv->line, kv->key,
 				    "%s is set twice (first on line %d)", kv->key,
 				    cfg->kv[j].line);
 				goto out;
@@ -947,7 +898,7 @@ graph_call(struct provider *p, enum budget b, const char *method, const char *ur
 static void
 result_from_qerr(struct step_result *res, const struct qerr *e, const char *rid)
 {
-	result_set(res, e->code == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
+	provider_result_set(res, e->code == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
 	    STEP_OUTCOME_TRANSIENT, e->vendor_code[0] != '\0' ? e->vendor_code :
 	    e->code == QERR_TRANSIENT ? "unavailable" : "error", "%s", e->msg);
 	if (rid != NULL)
@@ -967,32 +918,32 @@ result_from_graph(struct provider *p, struct step_result *res, const struct gres
 			ra = b == BUDGET_IP ? (int)ceil_ms(1000 / p->ip_rps) : 0;
 		if (ra > 0)
 			pace_hold(p, b, ra);
-		result_set(res, STEP_OUTCOME_TRANSIENT, g->code, "throttled by Graph: %s",
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, g->code, "throttled by Graph: %s",
 		    g->message);
 		res->retry_after_ms = ra;
 	} else if (g->status >= 500) {
-		result_set(res, STEP_OUTCOME_TRANSIENT, g->code, "Graph unavailable (HTTP %ld): "
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, g->code, "Graph unavailable (HTTP %ld): "
 		    "%s", g->status, g->message);
 		res->retry_after_ms = ra > 0 ? ra : 0;
 	} else if (g->status == 404)
-		result_set(res, STEP_OUTCOME_PERMANENT, g->code,
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, g->code,
 		    "account not found in Entra ID: %s", g->message);
 	else if (g->status == 403 && b == BUDGET_IP)
-		result_set(res, STEP_OUTCOME_PERMANENT, g->code, "refused by Entra ID: the app "
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, g->code, "refused by Entra ID: the app "
 		    "needs IdentityRiskyUser.ReadWrite.All and the tenant Entra ID P2: %s",
 		    g->message);
 	else if (g->status == 403 && strcmp(g->code, "Authorization_RequestDenied") == 0)
-		result_set(res, STEP_OUTCOME_PERMANENT, g->code, "refused by Entra ID: the "
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, g->code, "refused by Entra ID: the "
 		    "target holds a privileged role that this app may not change (%s)",
 		    g->message);
 	else if (g->status == 400 && strstr(g->message, "on-premises mastered") != NULL)
-		result_set(res, STEP_OUTCOME_PERMANENT, g->code, "Graph refused (HTTP 400): %s; "
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, g->code, "Graph refused (HTTP 400): %s; "
 		    "this account is synced from on-premises AD: change it there", g->message);
 	else if (g->status == 401)
-		result_set(res, STEP_OUTCOME_PERMANENT, g->code,
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, g->code,
 		    "Graph refused the app's token even after renewal: %s", g->message);
 	else
-		result_set(res, STEP_OUTCOME_PERMANENT, g->code, "Graph refused (HTTP %ld): %s",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, g->code, "Graph refused (HTTP %ld): %s",
 		    g->status, g->message);
 }
 
@@ -1074,15 +1025,15 @@ user_succeeded(const struct step *step, const struct http_response *resp,
 
 	if (step->type == ACTION_REVOKE_SESSIONS) {
 		if (revoke_refused(resp)) {
-			result_set(res, STEP_OUTCOME_PERMANENT, "revokeNotDone",
+			provider_result_set(res, STEP_OUTCOME_PERMANENT, "revokeNotDone",
 			    "Graph answered that the sessions were not revoked");
 			return;
 		}
-		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "sign-in sessions revoked; "
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "sign-in sessions revoked; "
 		    "Entra ID applies it within minutes");
 		return;
 	}
-	result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s in Entra ID%s",
+	provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s in Entra ID%s",
 	    en ? "enabled" : "disabled", step_synced(step) ? note : "");
 	snprintf(res->state, sizeof(res->state), "%s", en ? "enabled" : "disabled");
 }
@@ -1131,12 +1082,12 @@ entra_execute(struct provider *p, const struct step *step, struct step_result *r
 {
 	memset(res, 0, sizeof(*res));
 	if (!entra_supports(step->type)) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
 		    "not supported by Entra ID");
 		return 0;
 	}
 	if (!ref_ok(step->account_ref)) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
 		    "account reference is not an Entra object id");
 		return 0;
 	}
@@ -1210,7 +1161,7 @@ confirm_chunk(struct provider *p, const struct step *const *steps, size_t n,
 	if (r != 0)
 		result_from_qerr(res, &e, g.request_id[0] != '\0' ? g.request_id : NULL);
 	else if (resp.status >= 200 && resp.status < 300) {
-		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "confirmed compromised in Entra ID "
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "confirmed compromised in Entra ID "
 		    "Identity Protection: user risk set to high");
 		snprintf(res->request_id, sizeof(res->request_id), "%s", g.request_id);
 	} else
@@ -1236,7 +1187,7 @@ confirm_batch(struct provider *p, const struct step *const *steps, size_t n,
 	for (i = m = 0; i < n; i++) {
 		memset(&res[i], 0, sizeof(res[i]));
 		if (steps[i]->type != ACTION_MARK_COMPROMISED || !ref_ok(steps[i]->account_ref))
-			result_set(&res[i], STEP_OUTCOME_PERMANENT, "invalidAccountRef",
+			provider_result_set(&res[i], STEP_OUTCOME_PERMANENT, "invalidAccountRef",
 			    "not a mark_compromised step on an Entra object id");
 		else {
 			ok[m] = steps[i];

@@ -107,24 +107,6 @@ struct answer {
 	json_t *body;		/* the parsed body when it is JSON, else NULL */
 };
 
-/* Settles the step when a call could not get an answer worth reading. */
-static void
-result_set(struct step_result *res, enum step_outcome outcome, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void
-result_set(struct step_result *res, enum step_outcome outcome, const char *code,
-    const char *fmt, ...)
-{
-	va_list ap;
-
-	res->outcome = outcome;
-	snprintf(res->error_code, sizeof(res->error_code), "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
-	va_end(ap);
-}
-
 static int64_t
 clock_ms(clockid_t id)
 {
@@ -153,52 +135,6 @@ free_secret(char *s)
 }
 
 /* Configuration */
-
-static int
-cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int
-cfg_fail(struct qerr *e, const struct system_config *cfg, int line, const char *field,
-    const char *fmt, ...)
-{
-	char why[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	return qerr_set(e, QERR_CONFIG, field, "%s:%d: %s",
-	    cfg->file != NULL ? cfg->file : "(config)", line, why);
-}
-
-static int
-parse_yesno(const char *v, bool *out)
-{
-	if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0) {
-		*out = true;
-		return 0;
-	}
-	if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0) {
-		*out = false;
-		return 0;
-	}
-	return -1;
-}
-
-static int
-parse_long(const char *v, long lo, long hi, long *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < lo || n > hi)
-		return -1;
-	*out = n;
-	return 0;
-}
 
 /*
  * https://host[:port] with an optional trailing slash and nothing else: a path would
@@ -239,7 +175,7 @@ check_org_url(const char *url, bool *plain, char **out)
 			return -1;
 		memcpy(digits, end + 1, n);
 		digits[n] = '\0';
-		if (parse_long(digits, 1, 65535, &port) != 0)
+		if (config_long(digits, 1, 65535, &port) != 0)
 			return -1;
 		end += 1 + n;
 	}
@@ -266,15 +202,15 @@ read_secret(const struct system_config *cfg, const struct config_kv *kv, char **
 
 	*out = NULL;
 	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
-		return cfg_fail(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
+		return config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
 		    strerror(errno));
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		cfg_fail(e, cfg, kv->line, kv->key, "%s %s: not a regular file", kv->key,
+		config_error(e, cfg, kv->line, kv->key, "%s %s: not a regular file", kv->key,
 		    kv->value);
 		goto out;
 	}
 	if (st.st_mode & (S_IROTH | S_IWOTH)) {
-		cfg_fail(e, cfg, kv->line, kv->key,
+		config_error(e, cfg, kv->line, kv->key,
 		    "%s %s: readable by everyone (mode %03o): chmod o-rw it", kv->key,
 		    kv->value, (unsigned)(st.st_mode & 0777));
 		goto out;
@@ -283,7 +219,7 @@ read_secret(const struct system_config *cfg, const struct config_kv *kv, char **
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
-			cfg_fail(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
+			config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
 			    strerror(errno));
 			goto out;
 		}
@@ -292,7 +228,7 @@ read_secret(const struct system_config *cfg, const struct config_kv *kv, char **
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len == 0 || len > SECRET_MAX || memchr(buf, '\0', len) != NULL) {
-		cfg_fail(e, cfg, kv->line, kv->key, "%s %s: empty, too long or binary",
+		config_error(e, cfg, kv->line, kv->key, "%s %s: empty, too long or binary",
 		    kv->key, kv->value);
 		goto out;
 	}
@@ -367,16 +303,16 @@ set_number(struct provider *p, const struct system_config *cfg,
 	long n;
 
 	if (strcmp(kv->key, "timeout") == 0) {
-		if (parse_long(kv->value, 1, 3600, &n) != 0)
-			return cfg_fail(e, cfg, kv->line, kv->key,
+		if (config_long(kv->value, 1, 3600, &n) != 0)
+			return config_error(e, cfg, kv->line, kv->key,
 			    "timeout must be whole seconds from 1 to 3600, not \"%s\"",
 			    kv->value);
 		p->timeout = (int)n;
 		return 0;
 	}
 	if (strcmp(kv->key, "max_concurrency") == 0) {
-		if (parse_long(kv->value, 1, CONCURRENCY_MAX, &n) != 0)
-			return cfg_fail(e, cfg, kv->line, kv->key,
+		if (config_long(kv->value, 1, CONCURRENCY_MAX, &n) != 0)
+			return config_error(e, cfg, kv->line, kv->key,
 			    "max_concurrency must be from 1 to %d (Okta's concurrent "
 			    "request limit), not \"%s\"", CONCURRENCY_MAX, kv->value);
 		p->max_inflight = (int)n;
@@ -386,7 +322,7 @@ set_number(struct provider *p, const struct system_config *cfg,
 	p->headroom = strtod(kv->value, &end);
 	if (errno != 0 || end == kv->value || *end != '\0' || !isfinite(p->headroom) ||
 	    p->headroom <= 0.0 || p->headroom > 1.0)
-		return cfg_fail(e, cfg, kv->line, kv->key,
+		return config_error(e, cfg, kv->line, kv->key,
 		    "rate_headroom must be a fraction above 0 and at most 1, not \"%s\"",
 		    kv->value);
 	return 0;
@@ -404,15 +340,15 @@ set_key(struct provider *p, const struct system_config *cfg, const struct config
 		sk->url = kv;
 	else if (strcmp(k, "allow_plaintext") == 0) {
 		sk->plain = kv;
-		if (parse_yesno(kv->value, &sk->plaintext) != 0)
-			return cfg_fail(e, cfg, kv->line, k,
+		if (config_bool(kv->value, &sk->plaintext) != 0)
+			return config_error(e, cfg, kv->line, k,
 			    "allow_plaintext must be yes or no, not \"%s\"", kv->value);
 	} else if (strcmp(k, "api_token_file") == 0)
 		sk->token = kv;
 	else if (strcmp(k, "client_id") == 0) {
 		sk->client = kv;
 		if (kv->value[0] == '\0' || !token_ok(kv->value))
-			return cfg_fail(e, cfg, kv->line, k, "client_id must be one word");
+			return config_error(e, cfg, kv->line, k, "client_id must be one word");
 		return dup_value(&p->client_id, kv, e);
 	} else if (strcmp(k, "private_key_file") == 0)
 		sk->key = kv;
@@ -420,17 +356,17 @@ set_key(struct provider *p, const struct system_config *cfg, const struct config
 		sk->kid = kv;
 		if (kv->value[0] == '\0' || !token_ok(kv->value) || strchr(kv->value, '"') ||
 		    strchr(kv->value, '\\'))
-			return cfg_fail(e, cfg, kv->line, k, "key_id must be one word");
+			return config_error(e, cfg, kv->line, k, "key_id must be one word");
 		return dup_value(&p->key_id, kv, e);
 	} else if (strcmp(k, "scopes") == 0) {
 		if (strspn(kv->value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		    "0123456789._: ") != strlen(kv->value) || kv->value[0] == '\0')
-			return cfg_fail(e, cfg, kv->line, k,
+			return config_error(e, cfg, kv->line, k,
 			    "scopes must be Okta scope names separated by spaces");
 		return dup_value(&p->scopes, kv, e);
 	} else if (strcmp(k, "ca_file") == 0) {
 		if (access(kv->value, R_OK) != 0)
-			return cfg_fail(e, cfg, kv->line, k, "ca_file %s: %s", kv->value,
+			return config_error(e, cfg, kv->line, k, "ca_file %s: %s", kv->value,
 			    strerror(errno));
 		return dup_value(&p->ca_file, kv, e);
 	} else if (strcmp(k, "timeout") == 0 || strcmp(k, "max_concurrency") == 0 ||
@@ -439,7 +375,7 @@ set_key(struct provider *p, const struct system_config *cfg, const struct config
 			sk->conc = kv;
 		return set_number(p, cfg, kv, e);
 	} else
-		return cfg_fail(e, cfg, kv->line, k, "unknown key \"%s\" for an okta system",
+		return config_error(e, cfg, kv->line, k, "unknown key \"%s\" for an okta system",
 		    k);
 	return 0;
 }
@@ -468,7 +404,7 @@ pick_alg(struct provider *p, const struct system_config *cfg,
 		if (ign.code == QERR_NOMEM)
 			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	}
-	return cfg_fail(e, cfg, kv->line, kv->key,
+	return config_error(e, cfg, kv->line, kv->key,
 	    "private_key_file %s: not an unencrypted RSA (2048 bits or more) or P-256 "
 	    "private key in PEM", kv->value);
 }
@@ -480,24 +416,24 @@ check_auth(struct provider *p, const struct system_config *cfg, struct seen_keys
 	int r;
 
 	if (sk->token != NULL && (sk->client != NULL || sk->key != NULL))
-		return cfg_fail(e, cfg, sk->token->line, "api_token_file",
+		return config_error(e, cfg, sk->token->line, "api_token_file",
 		    "use api_token_file or client_id + private_key_file, not both");
 	if (sk->token == NULL && (sk->client == NULL || sk->key == NULL)) {
 		const struct config_kv *kv = sk->client != NULL ? sk->client : sk->key;
 
-		return cfg_fail(e, cfg, kv != NULL ? kv->line : cfg->line,
+		return config_error(e, cfg, kv != NULL ? kv->line : cfg->line,
 		    sk->client == NULL ? "client_id" : "private_key_file",
 		    "system \"%s\" needs api_token_file, or client_id and "
 		    "private_key_file", p->name);
 	}
 	if (sk->kid != NULL && sk->token != NULL)
-		return cfg_fail(e, cfg, sk->kid->line, "key_id",
+		return config_error(e, cfg, sk->kid->line, "key_id",
 		    "key_id goes with private_key_file, not api_token_file");
 	if (sk->token != NULL) {
 		if ((r = read_secret(cfg, sk->token, &p->api_token, e)) != 0)
 			return r;
 		if (!token_ok(p->api_token))
-			return cfg_fail(e, cfg, sk->token->line, "api_token_file",
+			return config_error(e, cfg, sk->token->line, "api_token_file",
 			    "api_token_file %s: must hold one token on one line",
 			    sk->token->value);
 		return 0;
@@ -515,15 +451,15 @@ check_url_keys(struct provider *p, const struct system_config *cfg,
 	int r;
 
 	if (sk->url == NULL)
-		return cfg_fail(e, cfg, cfg->line, "org_url", "system \"%s\" needs org_url",
+		return config_error(e, cfg, cfg->line, "org_url", "system \"%s\" needs org_url",
 		    p->name);
 	if ((r = check_org_url(sk->url->value, &plain, &p->org_url)) == QERR_NOMEM)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	if (r != 0)
-		return cfg_fail(e, cfg, sk->url->line, "org_url",
+		return config_error(e, cfg, sk->url->line, "org_url",
 		    "org_url must be https://host[:port], not \"%s\"", sk->url->value);
 	if (plain && !sk->plaintext)
-		return cfg_fail(e, cfg, sk->url->line, "org_url",
+		return config_error(e, cfg, sk->url->line, "org_url",
 		    "http:// sends the API credentials in clear: use https://, or set "
 		    "allow_plaintext = yes (tests only)");
 	if (asprintf(&p->token_url, "%s/oauth2/v1/token", p->org_url) == -1) {
@@ -571,7 +507,7 @@ okta_open(const struct system_config *cfg, struct provider **out, struct qerr *e
 	for (i = 0; i < cfg->nkv; i++) {
 		for (j = 0; j < i; j++)
 			if (strcmp(cfg->kv[j].key, cfg->kv[i].key) == 0) {
-				r = cfg_fail(e, cfg, cfg->kv[i].line, cfg->kv[i].key,
+				r = config_error(e, cfg, cfg->kv[i].line, cfg->kv[i].key,
 				    "%s is set twice (first on line %d)", cfg->kv[i].key,
 				    cfg->kv[j].line);
 				goto out;
@@ -934,19 +870,19 @@ token_take(struct provider *p, struct answer *a, struct step_result *res)
 	v = json_object_get(a->body, "expires_in");
 	if (tok == NULL || type == NULL || !json_is_integer(v) || *tok == '\0' ||
 	    !token_ok(tok) || (ttl = json_integer_value(v)) <= 0) {
-		result_set(res, STEP_OUTCOME_TRANSIENT, "invalidTokenResponse",
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "invalidTokenResponse",
 		    "Okta's token endpoint answered without a usable access token");
 		return -1;
 	}
 	if (strcasecmp(type, "Bearer") != 0) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "unsupportedTokenType",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupportedTokenType",
 		    "Okta issued a %.32s token; quell sends Bearer tokens: turn off "
 		    "\"Require DPoP\" for this service app", type);
 		return -1;
 	}
 	free_secret(p->access_token);
 	if ((p->access_token = strdup(tok)) == NULL) {
-		result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
 		return -1;
 	}
 	margin = ttl * 1000 / 5;
@@ -973,12 +909,12 @@ token_fetch(struct provider *p, struct step_result *res)
 
 	qerr_clear(&e);
 	if (make_assertion(p, &jws, &e) != 0) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "clientAssertion",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "clientAssertion",
 		    "cannot sign the client assertion: %s", e.msg);
 		goto out;
 	}
 	if ((form = token_form(p, jws)) == NULL) {
-		result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
 		goto out;
 	}
 	if (send_raw(p, "POST", p->token_url, "/oauth2/v1/token",
@@ -990,7 +926,7 @@ token_fetch(struct provider *p, struct step_result *res)
 	}
 	err = json_str(a.body, "error");
 	desc = json_str(a.body, "error_description");
-	result_set(res, a.resp.status == 429 || a.resp.status >= 500 ?
+	provider_result_set(res, a.resp.status == 429 || a.resp.status >= 500 ?
 	    STEP_OUTCOME_TRANSIENT : STEP_OUTCOME_PERMANENT,
 	    err != NULL ? err : a.code, "Okta refused the OAuth token request (HTTP %ld): "
 	    "%.64s%s%.300s", a.resp.status, err != NULL ? err : a.code,
@@ -1064,7 +1000,7 @@ send_raw(struct provider *p, const char *method, const char *url, const char *pa
 	if (auth != NULL)
 		hdrs[rq.nheaders++] = (struct http_header){ "Authorization", auth };
 	if (pace(p, bid, &wait) != 0) {
-		result_set(res, STEP_OUTCOME_TRANSIENT, "rateLimitPacing",
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "rateLimitPacing",
 		    "holding back: Okta's rate limit for this endpoint resets in %" PRId64
 		    " ms", wait);
 		res->retry_after_ms = wait > INT32_MAX ? INT32_MAX : (int)wait;
@@ -1074,7 +1010,7 @@ send_raw(struct provider *p, const char *method, const char *url, const char *pa
 	r = http_do(p->http, &rq, &a->resp, &e);
 	bucket_update(p, bid, r == 0 ? &a->resp : NULL);
 	if (r != 0) {
-		result_set(res, r == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
+		provider_result_set(res, r == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
 		    STEP_OUTCOME_TRANSIENT, r == QERR_PERMANENT ? "tls" : "network",
 		    "no answer from Okta at %s: %s", p->org_url, e.msg);
 		return -1;
@@ -1096,7 +1032,7 @@ call(struct provider *p, const char *method, const char *path, const char *json,
 	int r = -1, attempt;
 
 	if (asprintf(&url, "%s%s", p->org_url, path) == -1) {
-		result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
 		return -1;
 	}
 	sem_take(p);
@@ -1240,7 +1176,7 @@ explain_refusal(struct provider *p, const struct verb *v, const char *path_id,
 	status = json_str(a.body, "status");
 	moving = json_str(a.body, "transitioningToStatus");
 	if (!json_is_object(a.body) || !status_ok(status)) {
-		result_set(res, STEP_OUTCOME_TRANSIENT, "invalidResponse",
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "invalidResponse",
 		    "Okta refused to %s the user (%s) and then sent a user without a valid "
 		    "status", v->name, first->code);
 		goto out;
@@ -1248,9 +1184,9 @@ explain_refusal(struct provider *p, const struct verb *v, const char *path_id,
 	snprintf(res->request_id, sizeof(res->request_id), "%s", first->request_id);
 	state_of(status, res->state, sizeof(res->state));
 	if (strcmp(status, v->want) == 0 || (moving != NULL && strcmp(moving, v->want) == 0))
-		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->already);
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->already);
 	else
-		result_set(res, STEP_OUTCOME_PERMANENT, first->code,
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, first->code,
 		    "cannot %s: the Okta user is %s (%.300s)", v->name, status,
 		    first->summary);
 out:
@@ -1272,7 +1208,7 @@ risk_body(const struct step *step, char *out, size_t len, struct step_result *re
 	if (lvl == NULL || (strcmp(lvl, "HIGH") && strcmp(lvl, "MEDIUM") &&
 	    strcmp(lvl, "LOW"))) {
 		json_decref(root);
-		result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "invalidParams",
 		    "set_risk needs params.risk_level HIGH, MEDIUM or LOW");
 		return -1;
 	}
@@ -1300,11 +1236,11 @@ risk_done(const struct answer *a, const char *sent, struct step_result *res)
 
 	if (lvl == NULL || strspn(lvl, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(lvl) ||
 	    strlen(lvl) > 16) {
-		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s "
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s "
 		    "(Okta's answer did not echo it)", sent);
 		return;
 	}
-	result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s", lvl);
+	provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s", lvl);
 }
 
 static bool
@@ -1330,7 +1266,7 @@ settle(struct provider *p, const struct step *step, const struct verb *v,
 			risk_done(a, sent, res);
 			return;
 		}
-		result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->done);
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->done);
 		status = json_str(a->body, "status");
 		if (status_ok(status))
 			state_of(status, res->state, sizeof(res->state));
@@ -1366,12 +1302,12 @@ okta_execute(struct provider *p, const struct step *step, struct step_result *re
 
 	memset(res, 0, sizeof(*res));
 	if (v == NULL) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
 		    "not supported by Okta");
 		return 0;
 	}
 	if (!user_id_ok(step->account_ref)) {
-		result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
 		    "account reference is not an Okta user id");
 		return 0;
 	}

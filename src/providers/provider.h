@@ -58,6 +58,10 @@ struct provider_ops {
 	void (*close)(struct provider *p);
 };
 
+/* Fills a step's outcome, error code and message (for providers). */
+void provider_result_set(struct step_result *res, enum step_outcome outcome,
+    const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* The ops for a kind, or NULL when no provider of that kind is built in. */
 const struct provider_ops *provider_lookup(const char *kind);
 

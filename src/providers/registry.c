@@ -1,4 +1,6 @@
 /* The built-in identity systems, and the wrappers callers use to reach them. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "provider.h"
@@ -12,6 +14,19 @@ static const struct provider_ops *const providers[] = {
 	&provider_entra,
 	&provider_okta,
 };
+
+void
+provider_result_set(struct step_result *res, enum step_outcome outcome,
+    const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	res->outcome = outcome;
+	snprintf(res->error_code, sizeof(res->error_code), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(res->message, sizeof(res->message), fmt, ap);
+	va_end(ap);
+}
 
 const struct provider_ops *
 provider_lookup(const char *kind)
