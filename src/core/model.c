@@ -193,6 +193,7 @@ action_clear(struct action *a)
 	free(a->undo_of);
 	free(a->approval_rule);
 	free(a->decided_by);
+	free(a->alert_id);
 	for (k = 0; k < a->nsteps; k++)
 		step_clear(&a->steps[k]);
 	free(a->steps);

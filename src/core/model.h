@@ -128,6 +128,7 @@ struct action {
 	char *approval_rule;	/* the [approval] rule that made it wait, or NULL */
 	char *decided_by;	/* who approved or rejected it */
 	int64_t approval_expires; /* pending_approval: cancelled after this (ms) */
+	char *alert_id;		/* the alert automatic attack disruption acted on */
 	int64_t created_at;
 	int64_t updated_at;
 	int64_t finished_at;

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "core/audit.h"
+#include "hunt.h"
 #include "store.h"
 
 #define BUSY_TIMEOUT_MS	10000
@@ -128,6 +129,47 @@ static const char *const migrations[] = {
 	"ALTER TABLE actions ADD COLUMN decided_by TEXT;"
 	"ALTER TABLE actions ADD COLUMN approval_expires INTEGER NOT NULL DEFAULT 0;"
 	"CREATE INDEX actions_undo ON actions (undo_of);",
+	/* Automatic attack disruption: alerts in, the entities they name with what
+	 * each resolved to, and every decision taken on an identity they named. */
+	"ALTER TABLE actions ADD COLUMN alert_id TEXT;"
+	"CREATE INDEX actions_alert ON actions (alert_id);"
+	"CREATE TABLE alerts ("
+	"  id TEXT PRIMARY KEY,"
+	"  source TEXT NOT NULL,"
+	"  external_id TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  title TEXT NOT NULL,"
+	"  category TEXT NOT NULL,"
+	"  severity TEXT NOT NULL,"
+	"  confidence INTEGER NOT NULL,"
+	"  received_at INTEGER NOT NULL,"
+	"  received_us INTEGER NOT NULL,"
+	"  UNIQUE (source, external_id));"
+	"CREATE TABLE alert_entities ("
+	"  alert_id TEXT NOT NULL REFERENCES alerts (id),"
+	"  seq INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  id_type TEXT,"
+	"  value TEXT NOT NULL,"
+	"  identity_id TEXT,"
+	"  account_id TEXT,"
+	"  resolution TEXT,"
+	"  PRIMARY KEY (alert_id, seq));"
+	"CREATE INDEX alert_entities_identity ON alert_entities (identity_id);"
+	"CREATE TABLE disruption_decisions ("
+	"  id TEXT PRIMARY KEY,"
+	"  alert_id TEXT NOT NULL,"
+	"  identity_id TEXT,"
+	"  rule TEXT,"
+	"  outcome TEXT NOT NULL,"
+	"  detail TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX disruption_alert ON disruption_decisions (alert_id, id);"
+	"CREATE INDEX disruption_identity ON disruption_decisions (identity_id, id);"
+	"CREATE INDEX disruption_outcome ON disruption_decisions (outcome, created_at);"
+	"CREATE INDEX alert_resolve_upn ON accounts (lower(upn));"
+	"CREATE INDEX alert_resolve_sid ON accounts (sid);"
+	"CREATE INDEX alert_resolve_ext ON accounts (external_id);",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -136,7 +178,7 @@ static const char *const migrations[] = {
 	"upn, display_name, state, state_read_at, created_at, email, synced"
 #define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
 	"reason, params, message, cancel_requested, created_at, updated_at, finished_at, " \
-	"requested_by_id, undo_of, approval_rule, decided_by, approval_expires"
+	"requested_by_id, undo_of, approval_rule, decided_by, approval_expires, alert_id"
 #define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
 	"type, status, params, attempts, not_before, lease_owner, lease_expires, " \
 	"request_id, error_code, message, created_at, updated_at, started_at, finished_at"
@@ -228,7 +270,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_ACT_INSERT] =
 	    "INSERT INTO actions (" ACT_COLS ")"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-	    " ?16, ?17, ?18, ?19)",
+	    " ?16, ?17, ?18, ?19, ?20)",
 	[S_ACT_GET] = "SELECT " ACT_COLS " FROM actions WHERE id = ?1",
 	[S_ACT_STEPS] =
 	    "SELECT " STEP_COLS " FROM steps WHERE action_id = ?1 ORDER BY id",
@@ -328,12 +370,15 @@ struct gate {
 static pthread_mutex_t gates_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct gate *gates;
 
+#define ALERT_STMT_MAX 16
+
 struct store_conn {
 	sqlite3 *db;
 	struct gate *gate;
 	bool writing;		/* holds gate */
 	sqlite3_stmt *stmt[S_COUNT];
 	sqlite3_stmt *action_list[AF_COUNT];
+	sqlite3_stmt *alert_stmt[ALERT_STMT_MAX];	/* sqlite_alerts below */
 };
 
 /* Maps an SQLite result code to a quell error, with SQLite's own message. */
@@ -546,6 +591,8 @@ sq_close(struct store_conn *c)
 		sqlite3_finalize(c->stmt[i]);
 	for (i = 0; i < AF_COUNT; i++)
 		sqlite3_finalize(c->action_list[i]);
+	for (i = 0; i < ALERT_STMT_MAX; i++)
+		sqlite3_finalize(c->alert_stmt[i]);
 	sqlite3_close_v2(c->db);
 	gate_leave(c);
 	gate_unref(c->gate);
@@ -1264,6 +1311,7 @@ read_action(sqlite3_stmt *st, struct action *a, struct qerr *e)
 	a->approval_rule = col_dup(st, 16, &bad);
 	a->decided_by = col_dup(st, 17, &bad);
 	a->approval_expires = sqlite3_column_int64(st, 18);
+	a->alert_id = col_dup(st, 19, &bad);
 	if (bad) {
 		action_clear(a);
 		return nomem(e);
@@ -1380,7 +1428,8 @@ sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
 	    sqlite3_bind_int64(st, 14, a->finished_at) ||
 	    bind_text(st, 15, a->requested_by_id) || bind_text(st, 16, a->undo_of) ||
 	    bind_text(st, 17, a->approval_rule) || bind_text(st, 18, a->decided_by) ||
-	    sqlite3_bind_int64(st, 19, a->approval_expires))
+	    sqlite3_bind_int64(st, 19, a->approval_expires) ||
+	    bind_text(st, 20, a->alert_id))
 		r = db_fail(c, sqlite3_errcode(c->db), "action insert", e);
 	else
 		r = exec_done(c, st, "action insert", e);
@@ -1850,6 +1899,408 @@ out:
 	return r;
 }
 
+/*
+ * Alerts, the entities they name, and disruption decisions. Their statements are
+ * kept in alert_stmt[] by the numbers below, like the engine's in stmt[].
+ */
+
+#define ALERT_COLS "id, source, external_id, time, title, category, severity, " \
+	"confidence, received_at, received_us"
+#define DEC_COLS "id, alert_id, identity_id, rule, outcome, detail, created_at"
+#define ACCOUNT_MATCH_MAX 16
+
+enum {
+	AS_ALERT_INSERT,
+	AS_ENTITY_INSERT,
+	AS_ALERT_GET,
+	AS_ALERT_FIND,
+	AS_ENTITIES,
+	AS_ALERT_LIST,
+	AS_ACC_UPN,
+	AS_ACC_SID,
+	AS_ACC_EXT,
+	AS_DEC_INSERT,
+	AS_DEC_BY_ALERT,
+	AS_DEC_BY_IDN,
+	AS_DEC_COUNT,
+	AS_COUNT
+};
+
+_Static_assert(AS_COUNT <= ALERT_STMT_MAX, "alert_stmt[] is too small");
+
+static const char *const alert_sql[AS_COUNT] = {
+	[AS_ALERT_INSERT] = "INSERT INTO alerts (" ALERT_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[AS_ENTITY_INSERT] = "INSERT INTO alert_entities (alert_id, seq, kind, id_type,"
+	    " value, identity_id, account_id, resolution)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[AS_ALERT_GET] = "SELECT " ALERT_COLS " FROM alerts WHERE id = ?1",
+	[AS_ALERT_FIND] = "SELECT " ALERT_COLS " FROM alerts"
+	    " WHERE source = ?1 AND external_id = ?2",
+	[AS_ENTITIES] = "SELECT kind, id_type, value, identity_id, account_id, resolution"
+	    " FROM alert_entities WHERE alert_id = ?1 ORDER BY seq",
+	[AS_ALERT_LIST] = "SELECT " ALERT_COLS " FROM alerts"
+	    " WHERE (?1 IS NULL OR id < ?1) AND (?3 IS NULL OR source = ?3)"
+	    " ORDER BY id DESC LIMIT ?2",
+	/* ASCII case folding, as UPNs are compared by every directory that has them. */
+	[AS_ACC_UPN] = "SELECT " ACC_COLS " FROM accounts WHERE lower(upn) = lower(?1)"
+	    " ORDER BY id LIMIT 16",
+	[AS_ACC_SID] = "SELECT " ACC_COLS " FROM accounts WHERE sid = ?1"
+	    " ORDER BY id LIMIT 16",
+	[AS_ACC_EXT] = "SELECT " ACC_COLS " FROM accounts"
+	    " WHERE external_id = ?1 AND kind = ?2 ORDER BY id LIMIT 16",
+	[AS_DEC_INSERT] = "INSERT INTO disruption_decisions (" DEC_COLS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[AS_DEC_BY_ALERT] = "SELECT " DEC_COLS " FROM disruption_decisions"
+	    " WHERE alert_id = ?1 ORDER BY id LIMIT 1000",
+	[AS_DEC_BY_IDN] = "SELECT " DEC_COLS " FROM disruption_decisions"
+	    " WHERE identity_id = ?1 ORDER BY id DESC LIMIT 1000",
+	[AS_DEC_COUNT] = "SELECT count(*) FROM disruption_decisions"
+	    " WHERE outcome = ?1 AND created_at >= ?2",
+};
+
+static int
+astmt(struct store_conn *c, int id, sqlite3_stmt **out, struct qerr *e)
+{
+	return prepare(c, &c->alert_stmt[id], alert_sql[id], out, e);
+}
+
+static int
+insert_entity(struct store_conn *c, sqlite3_stmt *st, const char *alert_id, size_t seq,
+    const struct alert_entity *en, struct qerr *e)
+{
+	int r;
+
+	if (bind_text(st, 1, alert_id) || sqlite3_bind_int64(st, 2, (sqlite3_int64)seq) ||
+	    bind_text(st, 3, en->kind) || bind_text(st, 4, en->id_type) ||
+	    bind_text(st, 5, en->value) || bind_text(st, 6, en->identity_id) ||
+	    bind_text(st, 7, en->account_id) || bind_text(st, 8, en->resolution))
+		r = db_fail(c, sqlite3_errcode(c->db), "alert entity insert", e);
+	else
+		r = exec_done(c, st, "alert entity insert", e);
+	sqlite3_reset(st);
+	return r;
+}
+
+static int
+sq_alert_insert(struct store_conn *c, const struct alert *a, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int r;
+
+	if ((r = astmt(c, AS_ALERT_INSERT, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, a->id) || bind_text(st, 2, a->source) ||
+	    bind_text(st, 3, a->external_id) || sqlite3_bind_int64(st, 4, a->time) ||
+	    bind_text(st, 5, a->title) || bind_text(st, 6, a->category) ||
+	    bind_text(st, 7, alert_severity_name(a->severity)) ||
+	    sqlite3_bind_int(st, 8, a->confidence) ||
+	    sqlite3_bind_int64(st, 9, a->received_at) ||
+	    sqlite3_bind_int64(st, 10, a->received_us))
+		r = db_fail(c, sqlite3_errcode(c->db), "alert insert", e);
+	else
+		r = exec_done(c, st, "alert insert", e);
+	done(st);
+	if (r != 0 || (r = astmt(c, AS_ENTITY_INSERT, &st, e)) != 0)
+		return r;
+	for (i = 0; i < a->nentities && r == 0; i++)
+		r = insert_entity(c, st, a->id, i, &a->entities[i], e);
+	done(st);
+	return r;
+}
+
+static int
+read_alert(sqlite3_stmt *st, struct alert *a, struct qerr *e)
+{
+	int bad = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->id = col_dup(st, 0, &bad);
+	a->source = col_dup(st, 1, &bad);
+	a->external_id = col_dup(st, 2, &bad);
+	a->time = sqlite3_column_int64(st, 3);
+	a->title = col_dup(st, 4, &bad);
+	a->category = col_dup(st, 5, &bad);
+	a->confidence = sqlite3_column_int(st, 7);
+	a->received_at = sqlite3_column_int64(st, 8);
+	a->received_us = sqlite3_column_int64(st, 9);
+	if (bad) {
+		alert_clear(a);
+		return nomem(e);
+	}
+	if (alert_severity_parse(col_str(st, 6), &a->severity) != 0) {
+		qerr_set(e, QERR_STORE, NULL, "alert %s: unknown severity \"%s\"", a->id,
+		    col_str(st, 6));
+		alert_clear(a);
+		return QERR_STORE;
+	}
+	return 0;
+}
+
+static int
+load_entities(struct store_conn *c, struct alert *a, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct alert_entity *grown, *en;
+	size_t cap = 0;
+	int r = 0, rc, bad = 0;
+
+	if ((r = astmt(c, AS_ENTITIES, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, a->id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "alert entities", e);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (a->nentities == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((grown = realloc(a->entities, cap * sizeof(*grown))) == NULL) {
+				r = nomem(e);
+				goto out;
+			}
+			a->entities = grown;
+		}
+		en = &a->entities[a->nentities++];
+		en->kind = col_dup(st, 0, &bad);
+		en->id_type = col_dup(st, 1, &bad);
+		en->value = col_dup(st, 2, &bad);
+		en->identity_id = col_dup(st, 3, &bad);
+		en->account_id = col_dup(st, 4, &bad);
+		en->resolution = col_dup(st, 5, &bad);
+		if (bad) {
+			r = nomem(e);
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		r = db_fail(c, rc, "alert entities", e);
+out:
+	done(st);
+	return r;
+}
+
+/* One alert by a statement bound to (p1, p2), with its entities. */
+static int
+alert_one(struct store_conn *c, int which, const char *p1, const char *p2,
+    struct alert *out, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = astmt(c, which, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, p1) || (p2 != NULL && bind_text(st, 2, p2))) {
+		r = db_fail(c, sqlite3_errcode(c->db), "alert get", e);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? qerr_set(e, QERR_NOT_FOUND, "alert", "no such alert") :
+		    db_fail(c, rc, "alert get", e);
+		goto out;
+	}
+	if ((r = read_alert(st, out, e)) != 0)
+		goto out;
+	done(st);
+	st = NULL;
+	if ((r = load_entities(c, out, e)) != 0)
+		alert_clear(out);
+out:
+	done(st);
+	return r;
+}
+
+static int
+sq_alert_get(struct store_conn *c, const char *id, struct alert *out, struct qerr *e)
+{
+	return alert_one(c, AS_ALERT_GET, id, NULL, out, e);
+}
+
+static int
+sq_alert_find(struct store_conn *c, const char *source, const char *external_id,
+    struct alert *out, struct qerr *e)
+{
+	return alert_one(c, AS_ALERT_FIND, source, external_id, out, e);
+}
+
+static int
+sq_alert_list(struct store_conn *c, const struct alert_filter *f, store_alert_cb cb,
+    void *arg, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct alert *rows;
+	size_t n = 0, i;
+	int r = 0, rc = SQLITE_DONE;
+
+	if (f->limit < 1 || f->limit > LIST_MAX)
+		return qerr_set(e, QERR_INVALID, "limit", "limit must be within 1..%d",
+		    LIST_MAX);
+	if ((rows = calloc((size_t)f->limit, sizeof(*rows))) == NULL)
+		return nomem(e);
+	if ((r = astmt(c, AS_ALERT_LIST, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, f->before_id) || sqlite3_bind_int(st, 2, f->limit) ||
+	    bind_text(st, 3, f->source)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "alert list", e);
+		goto out;
+	}
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = read_alert(st, &rows[n], e)) == 0)
+			n++;
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_fail(c, rc, "alert list", e);
+	done(st);
+	st = NULL;
+	for (i = 0; i < n && r == 0; i++)
+		r = cb(&rows[i], arg);
+out:
+	done(st);
+	for (i = 0; i < n; i++)
+		alert_clear(&rows[i]);
+	free(rows);
+	return r;
+}
+
+/* Accounts an alert's account entity names: by UPN (any system), SID (AD objectSid
+ * or Entra onPremisesSecurityIdentifier), or an Okta or Entra object id. */
+static int
+sq_account_find(struct store_conn *c, const char *id_type, const char *value,
+    store_account_cb cb, void *arg, struct qerr *e)
+{
+	struct account rows[ACCOUNT_MATCH_MAX];
+	sqlite3_stmt *st = NULL;
+	const char *kind = NULL;
+	size_t n = 0, i;
+	int r = 0, rc = SQLITE_DONE, which;
+
+	if (strcmp(id_type, "upn") == 0)
+		which = AS_ACC_UPN;
+	else if (strcmp(id_type, "sid") == 0)
+		which = AS_ACC_SID;
+	else if (strcmp(id_type, "okta_id") == 0 || strcmp(id_type, "entra_id") == 0) {
+		which = AS_ACC_EXT;
+		kind = id_type[0] == 'o' ? "okta" : "entra";
+	} else
+		return qerr_set(e, QERR_INVALID, "id_type", "unknown account id type");
+	if ((r = astmt(c, which, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, value) || (kind != NULL && bind_text(st, 2, kind))) {
+		r = db_fail(c, sqlite3_errcode(c->db), "account find", e);
+		goto out;
+	}
+	while (r == 0 && n < ACCOUNT_MATCH_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = read_account(st, &rows[n], e)) == 0)
+			n++;
+	if (r == 0 && n < ACCOUNT_MATCH_MAX && rc != SQLITE_DONE)
+		r = db_fail(c, rc, "account find", e);
+	done(st);
+	st = NULL;
+	for (i = 0; i < n && r == 0; i++)
+		r = cb(&rows[i], arg);
+out:
+	done(st);
+	for (i = 0; i < n; i++)
+		account_clear(&rows[i]);
+	return r;
+}
+
+static int
+sq_decision_insert(struct store_conn *c, const struct alert_decision *d, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = astmt(c, AS_DEC_INSERT, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, d->id) || bind_text(st, 2, d->alert_id) ||
+	    bind_text(st, 3, d->identity_id) || bind_text(st, 4, d->rule) ||
+	    bind_text(st, 5, d->outcome) || bind_text(st, 6, d->detail) ||
+	    sqlite3_bind_int64(st, 7, d->created_at))
+		r = db_fail(c, sqlite3_errcode(c->db), "decision insert", e);
+	else
+		r = exec_done(c, st, "decision insert", e);
+	done(st);
+	return r;
+}
+
+static int
+read_decision(sqlite3_stmt *st, struct alert_decision *d, struct qerr *e)
+{
+	int bad = 0;
+
+	memset(d, 0, sizeof(*d));
+	d->id = col_dup(st, 0, &bad);
+	d->alert_id = col_dup(st, 1, &bad);
+	d->identity_id = col_dup(st, 2, &bad);
+	d->rule = col_dup(st, 3, &bad);
+	d->outcome = col_dup(st, 4, &bad);
+	d->detail = col_dup(st, 5, &bad);
+	d->created_at = sqlite3_column_int64(st, 6);
+	if (bad) {
+		alert_decision_clear(d);
+		return nomem(e);
+	}
+	return 0;
+}
+
+/* An alert's decisions oldest first, or an identity's newest first (at most 1000). */
+static int
+sq_decision_list(struct store_conn *c, const char *alert_id, const char *identity_id,
+    store_decision_cb cb, void *arg, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	struct alert_decision *rows;
+	size_t n = 0, i;
+	int r = 0, rc = SQLITE_DONE;
+
+	if ((alert_id == NULL) == (identity_id == NULL))
+		return qerr_set(e, QERR_INVALID, NULL, "decision list: one filter");
+	if ((rows = calloc(LIST_MAX, sizeof(*rows))) == NULL)
+		return nomem(e);
+	if ((r = astmt(c, alert_id ? AS_DEC_BY_ALERT : AS_DEC_BY_IDN, &st, e)) != 0)
+		goto out;
+	if (bind_text(st, 1, alert_id ? alert_id : identity_id)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "decision list", e);
+		goto out;
+	}
+	while (r == 0 && n < LIST_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = read_decision(st, &rows[n], e)) == 0)
+			n++;
+	if (r == 0 && n < LIST_MAX && rc != SQLITE_DONE)
+		r = db_fail(c, rc, "decision list", e);
+	done(st);
+	st = NULL;
+	for (i = 0; i < n && r == 0; i++)
+		r = cb(&rows[i], arg);
+out:
+	done(st);
+	for (i = 0; i < n; i++)
+		alert_decision_clear(&rows[i]);
+	free(rows);
+	return r;
+}
+
+static int
+sq_decision_count(struct store_conn *c, const char *outcome, int64_t since, long *n,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	*n = 0;
+	if ((r = astmt(c, AS_DEC_COUNT, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, outcome) || sqlite3_bind_int64(st, 2, since))
+		r = db_fail(c, sqlite3_errcode(c->db), "decision count", e);
+	else if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+		r = db_fail(c, rc, "decision count", e);
+	else
+		*n = (long)sqlite3_column_int64(st, 0);
+	done(st);
+	return r;
+}
+
 const struct store_ops store_sqlite = {
 	.kind = "sqlite",
 	.open = sq_open,
@@ -1880,4 +2331,13 @@ const struct store_ops store_sqlite = {
 	.step_next_due = sq_step_next_due,
 	.audit_append = sq_audit_append,
 	.audit_list = sq_audit_list,
+	.alert_insert = sq_alert_insert,
+	.alert_get = sq_alert_get,
+	.alert_find = sq_alert_find,
+	.alert_list = sq_alert_list,
+	.account_find = sq_account_find,
+	.decision_insert = sq_decision_insert,
+	.decision_list = sq_decision_list,
+	.decision_count = sq_decision_count,
+	.hunt = sqlite_hunt,
 };

@@ -6,11 +6,13 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store.h"
 
 struct store {
 	const struct store_ops *ops;
+	char *location;		/* for connections of their own (store_hunt) */
 	struct store_conn **conns;	/* all connections, for close */
 	struct store_conn **idle;	/* stack of free connections */
 	int nconn;
@@ -66,12 +68,18 @@ store_open(const struct store_ops *ops, const char *location, int nconn,
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "store: out of memory");
 	st->ops = ops;
+	if ((st->location = strdup(location)) == NULL) {
+		free(st);
+		return qerr_set(e, QERR_NOMEM, NULL, "store: out of memory");
+	}
 	if (pthread_mutex_init(&st->mu, NULL) != 0) {
+		free(st->location);
 		free(st);
 		return qerr_set(e, QERR_INTERNAL, NULL, "store: mutex init failed");
 	}
 	if (pthread_cond_init(&st->cv, NULL) != 0) {
 		pthread_mutex_destroy(&st->mu);
+		free(st->location);
 		free(st);
 		return qerr_set(e, QERR_INTERNAL, NULL, "store: condvar init failed");
 	}
@@ -113,6 +121,7 @@ store_close(struct store *st)
 	free(st->conns);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
+	free(st->location);
 	free(st);
 }
 
@@ -417,4 +426,92 @@ store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
 	if (tx->st->ops->audit_list == NULL)
 		return unsupported(tx, "audit_list", e);
 	return tx->st->ops->audit_list(tx->conn, after_seq, limit, cb, arg, e);
+}
+
+int
+store_alert_insert(struct store_tx *tx, const struct alert *a, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->alert_insert == NULL)
+		return unsupported(tx, "alert_insert", e);
+	if ((r = need_write(tx, "alert_insert", e)) != 0)
+		return r;
+	return tx->st->ops->alert_insert(tx->conn, a, e);
+}
+
+int
+store_alert_get(struct store_tx *tx, const char *id, struct alert *out, struct qerr *e)
+{
+	if (tx->st->ops->alert_get == NULL)
+		return unsupported(tx, "alert_get", e);
+	return tx->st->ops->alert_get(tx->conn, id, out, e);
+}
+
+int
+store_alert_find(struct store_tx *tx, const char *source, const char *external_id,
+    struct alert *out, struct qerr *e)
+{
+	if (tx->st->ops->alert_find == NULL)
+		return unsupported(tx, "alert_find", e);
+	return tx->st->ops->alert_find(tx->conn, source, external_id, out, e);
+}
+
+int
+store_alert_list(struct store_tx *tx, const struct alert_filter *f, store_alert_cb cb,
+    void *arg, struct qerr *e)
+{
+	if (tx->st->ops->alert_list == NULL)
+		return unsupported(tx, "alert_list", e);
+	return tx->st->ops->alert_list(tx->conn, f, cb, arg, e);
+}
+
+int
+store_account_find(struct store_tx *tx, const char *id_type, const char *value,
+    store_account_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->account_find == NULL)
+		return unsupported(tx, "account_find", e);
+	return tx->st->ops->account_find(tx->conn, id_type, value, cb, arg, e);
+}
+
+int
+store_decision_insert(struct store_tx *tx, const struct alert_decision *d,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->decision_insert == NULL)
+		return unsupported(tx, "decision_insert", e);
+	if ((r = need_write(tx, "decision_insert", e)) != 0)
+		return r;
+	return tx->st->ops->decision_insert(tx->conn, d, e);
+}
+
+int
+store_decision_list(struct store_tx *tx, const char *alert_id,
+    const char *identity_id, store_decision_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->decision_list == NULL)
+		return unsupported(tx, "decision_list", e);
+	return tx->st->ops->decision_list(tx->conn, alert_id, identity_id, cb, arg, e);
+}
+
+int
+store_decision_count(struct store_tx *tx, const char *outcome, int64_t since, long *n,
+    struct qerr *e)
+{
+	if (tx->st->ops->decision_count == NULL)
+		return unsupported(tx, "decision_count", e);
+	return tx->st->ops->decision_count(tx->conn, outcome, since, n, e);
+}
+
+int
+store_hunt(struct store *st, const struct hunt_query *q, char **out, struct qerr *e)
+{
+	*out = NULL;
+	if (st->ops->hunt == NULL)
+		return qerr_set(e, QERR_UNSUPPORTED, NULL, "store %s: advanced hunting is "
+		    "not supported", st->ops->kind);
+	return st->ops->hunt(st->location, q, out, e);
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/alert.h"
 #include "core/err.h"
 #include "core/model.h"
 
@@ -51,9 +52,29 @@ struct step_claim {
 	enum action_type only_type;	/* … and this type (to fill a batch) */
 };
 
+struct alert_filter {
+	const char *before_id;	/* pagination: alerts older than this id; NULL = newest */
+	const char *source;	/* NULL = any */
+	int limit;		/* 1..1000 */
+};
+
+/*
+ * Advanced hunting: one read-only SELECT over the documented views (hunt.c), on a
+ * connection of its own that can read nothing else and write nothing at all.
+ */
+struct hunt_query {
+	const char *sql;
+	int limit;		/* rows, 1..10000; more set "truncated" */
+	int timeout_ms;		/* the query is stopped after this */
+	size_t max_bytes;	/* of the answer; past it, "truncated" */
+};
+
 typedef int (*store_identity_cb)(const struct identity *idn, void *arg);
 typedef int (*store_action_cb)(const struct action *act, void *arg);
 typedef int (*store_audit_cb)(const struct audit_entry *ent, void *arg);
+typedef int (*store_alert_cb)(const struct alert *a, void *arg);
+typedef int (*store_account_cb)(const struct account *a, void *arg);
+typedef int (*store_decision_cb)(const struct alert_decision *d, void *arg);
 
 struct store_ops {
 	const char *kind;
@@ -128,6 +149,34 @@ struct store_ops {
 	/* Entries with seq > after_seq in seq order, at most limit (0 = all). */
 	int (*audit_list)(struct store_conn *c, int64_t after_seq, int limit,
 	    store_audit_cb cb, void *arg, struct qerr *e);
+
+	/* The alert and its entities; QERR_CONFLICT when (source, external_id) exists. */
+	int (*alert_insert)(struct store_conn *c, const struct alert *a, struct qerr *e);
+	/* With entities. QERR_NOT_FOUND if none. */
+	int (*alert_get)(struct store_conn *c, const char *id, struct alert *out,
+	    struct qerr *e);
+	int (*alert_find)(struct store_conn *c, const char *source,
+	    const char *external_id, struct alert *out, struct qerr *e);
+	/* Newest first, without entities. */
+	int (*alert_list)(struct store_conn *c, const struct alert_filter *f,
+	    store_alert_cb cb, void *arg, struct qerr *e);
+	/* Accounts an alert entity names: id_type upn, sid, okta_id or entra_id. */
+	int (*account_find)(struct store_conn *c, const char *id_type, const char *value,
+	    store_account_cb cb, void *arg, struct qerr *e);
+	int (*decision_insert)(struct store_conn *c, const struct alert_decision *d,
+	    struct qerr *e);
+	/* Exactly one filter: an alert's decisions oldest first, or an identity's newest
+	 * first; at most 1000. */
+	int (*decision_list)(struct store_conn *c, const char *alert_id,
+	    const char *identity_id, store_decision_cb cb, void *arg, struct qerr *e);
+	/* Decisions with this outcome made at or after since (ms). */
+	int (*decision_count)(struct store_conn *c, const char *outcome, int64_t since,
+	    long *n, struct qerr *e);
+	/* Runs q on a connection of its own to location; *out (caller frees) is JSON
+	 * text {"columns":[…],"rows":[[…]],"truncated":bool}. QERR_INVALID names why a
+	 * query is refused or was stopped. NULL: the backend cannot hunt. */
+	int (*hunt)(const char *location, const struct hunt_query *q, char **out,
+	    struct qerr *e);
 };
 
 extern const struct store_ops store_sqlite;
@@ -178,5 +227,24 @@ int store_step_next_due(struct store_tx *tx, int64_t *when, struct qerr *e);
 int store_audit_append(struct store_tx *tx, struct audit_entry *ent, struct qerr *e);
 int store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
     store_audit_cb cb, void *arg, struct qerr *e);
+
+int store_alert_insert(struct store_tx *tx, const struct alert *a, struct qerr *e);
+int store_alert_get(struct store_tx *tx, const char *id, struct alert *out,
+    struct qerr *e);
+int store_alert_find(struct store_tx *tx, const char *source, const char *external_id,
+    struct alert *out, struct qerr *e);
+int store_alert_list(struct store_tx *tx, const struct alert_filter *f,
+    store_alert_cb cb, void *arg, struct qerr *e);
+int store_account_find(struct store_tx *tx, const char *id_type, const char *value,
+    store_account_cb cb, void *arg, struct qerr *e);
+int store_decision_insert(struct store_tx *tx, const struct alert_decision *d,
+    struct qerr *e);
+int store_decision_list(struct store_tx *tx, const char *alert_id,
+    const char *identity_id, store_decision_cb cb, void *arg, struct qerr *e);
+int store_decision_count(struct store_tx *tx, const char *outcome, int64_t since,
+    long *n, struct qerr *e);
+/* Outside any transaction: the hunt has a connection of its own. */
+int store_hunt(struct store *st, const struct hunt_query *q, char **out,
+    struct qerr *e);
 
 #endif
