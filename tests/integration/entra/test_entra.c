@@ -631,11 +631,10 @@ test_paging(void **state)
 	assert_int_equal(s.n, 2500);
 	assert_int_equal(s.synced, 250);
 	qsort(s.ids, s.n, sizeof(char *), cmp_str);
-	for (i = 0; i < s.n; i++) {
-		if (i > 0)
-			assert_string_not_equal(s.ids[i - 1], s.ids[i]);
+	for (i = 1; i < s.n; i++)
+		assert_string_not_equal(s.ids[i - 1], s.ids[i]);
+	for (i = 0; i < s.n; i++)
 		free(s.ids[i]);
-	}
 	free(s.ids);
 	provider_entra.close(p);
 }
