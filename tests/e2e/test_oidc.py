@@ -304,6 +304,23 @@ def test_jwks_url(quelld, keys):
       "default_role": "nosuchrole"}, "unknown role 'nosuchrole'"),
     ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null",
       "colour": "blue"}, "unknown key 'colour' in [oidc]"),
+    # the console's sign-in (authorization code + PKCE)
+    ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null",
+      "client_id": "quell"}, "client_id needs authorization_endpoint and token_endpoint"),
+    ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null",
+      "token_endpoint": "https://idp.test/token"}, "go with client_id"),
+    ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null", "client_id": "quell",
+      "authorization_endpoint": "http://idp.test/authorize",
+      "token_endpoint": "https://idp.test/token"},
+     "authorization_endpoint must be an https:// URL"),
+    ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null", "client_id": "quell",
+      "authorization_endpoint": "https://idp.test/authorize",
+      "token_endpoint": "https://idp.test/token", "client_secret_file": "/nonexistent"},
+     "cannot read client_secret_file /nonexistent"),
+    ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null", "client_id": "quell",
+      "authorization_endpoint": "https://idp.test/authorize",
+      "token_endpoint": "https://idp.test/token", "client_secret_file": "/dev/null"},
+     "client_secret_file must hold one line of 1 to 1024 bytes"),
 ])
 def test_config_errors(quelld, oidc, reason):
     q = quelld(start=False)
