@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #define LDAPESC_GUID_LEN	16
-#define LDAPESC_GUID_TEXT_LEN	36	/* xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx */
+#define LDAPESC_GUID_TEXT_LEN	36	/* 8-4-4-4-12 hex digits with hyphens */
 
 /*
  * Escapes len bytes of val as one RFC 4514 attribute value: the specials
