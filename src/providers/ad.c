@@ -102,8 +102,12 @@ static const char *const user_attrs[] = { "userAccountControl", "pwdLastSet", NU
 
 static const char *const list_attrs[] = {
 	"objectGUID", "objectSid", "sAMAccountName", "userPrincipalName", "displayName",
-	"userAccountControl", NULL
+	"userAccountControl", "mail", NULL
 };
+
+#define USER_FILTER	"(&(objectCategory=person)(objectClass=user))"
+#define CURSOR_TAG	"ad1"
+#define DC_ID_MAX	256
 
 /* RFC 4511 names for result codes; libldap's own names for its client-side codes. */
 static const char *
@@ -1290,7 +1294,7 @@ list_entry(struct provider *p, LDAP *ld, LDAPMessage *ent, provider_account_cb c
     void *arg, int *cbret)
 {
 	struct berval **guid = NULL, **sid = NULL, **sam = NULL, **upn = NULL;
-	struct berval **dname = NULL, **uac = NULL;
+	struct berval **dname = NULL, **uac = NULL, **mail = NULL;
 	char gtext[LDAPESC_GUID_TEXT_LEN + 1], kind[] = "ad", enabled[] = "enabled",
 	    disabled[] = "disabled";
 	struct account a = { 0 };
@@ -1306,6 +1310,7 @@ list_entry(struct provider *p, LDAP *ld, LDAPMessage *ent, provider_account_cb c
 	upn = single(ld, ent, "userPrincipalName", &bad);
 	dname = single(ld, ent, "displayName", &bad);
 	uac = single(ld, ent, "userAccountControl", &bad);
+	mail = single(ld, ent, "mail", &bad);
 	if (bad || dn == NULL || guid == NULL || sid == NULL || sam == NULL || uac == NULL ||
 	    ldapesc_guid_to_text(guid[0]->bv_val, guid[0]->bv_len, gtext) != 0 ||
 	    parse_uac(uac[0], &uacv) != 0)
@@ -1322,8 +1327,9 @@ list_entry(struct provider *p, LDAP *ld, LDAPMessage *ent, provider_account_cb c
 	a.username = bv_string(sam[0]);
 	a.upn = upn != NULL ? bv_string(upn[0]) : NULL;
 	a.display_name = dname != NULL ? bv_string(dname[0]) : NULL;
+	a.email = mail != NULL ? bv_string(mail[0]) : NULL;
 	if (a.username == NULL || (upn != NULL && a.upn == NULL) ||
-	    (dname != NULL && a.display_name == NULL))
+	    (dname != NULL && a.display_name == NULL) || (mail != NULL && a.email == NULL))
 		goto skip;
 	a.system = p->name;
 	a.kind = kind;
@@ -1338,10 +1344,12 @@ skip:
 	log_msg(LOG_LVL_WARN, "ad %s: skipped malformed entry %s", p->name,
 	    dn != NULL ? dn : "(no DN)");
 out:
+	free(a.email);
 	free(a.display_name);
 	free(a.upn);
 	free(a.username);
 	free(a.sid);
+	ldap_value_free_len(mail);
 	ldap_value_free_len(uac);
 	ldap_value_free_len(dname);
 	ldap_value_free_len(upn);
@@ -1353,13 +1361,14 @@ out:
 }
 
 /*
- * Pages through every user under base_dn. A non-zero value from cb stops the listing
- * and is returned as is. Malformed entries are skipped and logged, with a count.
+ * Pages through the users under base_dn that filter selects. A non-zero value from cb
+ * stops the listing and is returned as is. Malformed entries are skipped and logged,
+ * with a count.
  */
 static int
-ad_list_accounts(struct provider *p, provider_account_cb cb, void *arg, struct qerr *e)
+list_search(struct provider *p, const char *filter, provider_account_cb cb, void *arg,
+    struct qerr *e)
 {
-	static const char filter[] = "(&(objectCategory=person)(objectClass=user))";
 	struct timeval tv = { .tv_sec = p->timeout };
 	struct berval cookie = { 0 };
 	LDAPControl *pctrl = NULL, **sctrls = NULL, *ctrls[2] = { NULL, NULL };
@@ -1449,11 +1458,159 @@ out:
 	return r;
 }
 
+static int
+ad_list_accounts(struct provider *p, provider_account_cb cb, void *arg, struct qerr *e)
+{
+	return list_search(p, USER_FILTER, cb, arg, e);
+}
+
+/* The single value of attr in the first entry of msg, as text of at most max bytes. */
+static int
+first_value(LDAP *ld, LDAPMessage *msg, const char *attr, bool guid, char *out,
+    size_t max)
+{
+	LDAPMessage *ent = ldap_first_entry(ld, msg);
+	struct berval **v;
+	bool bad = false;
+	int r = -1;
+
+	if (ent == NULL || (v = single(ld, ent, attr, &bad)) == NULL)
+		return -1;
+	if (guid)
+		r = max > LDAPESC_GUID_TEXT_LEN ?
+		    ldapesc_guid_to_text(v[0]->bv_val, v[0]->bv_len, out) : -1;
+	else if (v[0]->bv_len > 0 && v[0]->bv_len < max &&
+	    memchr(v[0]->bv_val, '\0', v[0]->bv_len) == NULL) {
+		memcpy(out, v[0]->bv_val, v[0]->bv_len);
+		out[v[0]->bv_len] = '\0';
+		r = 0;
+	}
+	ldap_value_free_len(v);
+	return r;
+}
+
+/*
+ * Which domain controller answers and how far its changes go: the rootDSE's
+ * highestCommittedUSN, and the invocationId of its NTDS Settings object (a restored
+ * or another DC has another), or its dsServiceName when that cannot be read.
+ */
+static int
+dc_position(struct provider *p, LDAP *ld, char dc[DC_ID_MAX], unsigned long long *usn,
+    struct lres *lr)
+{
+	static const char *const root_attrs[] = { "dsServiceName", "highestCommittedUSN",
+	    NULL };
+	static const char *const inv_attrs[] = { "invocationId", NULL };
+	struct timeval tv = { .tv_sec = p->timeout };
+	LDAPMessage *msg = NULL;
+	char svc[DC_ID_MAX], num[24], *end;
+	int rc;
+
+	rc = ldap_search_ext_s(ld, "", LDAP_SCOPE_BASE, "(objectClass=*)",
+	    (char **)root_attrs, 0, NULL, NULL, &tv, 1, &msg);
+	if (rc != LDAP_SUCCESS || first_value(ld, msg, "dsServiceName", false, svc,
+	    sizeof(svc)) != 0 || first_value(ld, msg, "highestCommittedUSN", false, num,
+	    sizeof(num)) != 0) {
+		lres_set(lr, ld, rc != LDAP_SUCCESS ? rc : LDAP_DECODING_ERROR,
+		    "reading the rootDSE of %s", p->url);
+		ldap_msgfree(msg);
+		return rc != LDAP_SUCCESS ? rc : LDAP_DECODING_ERROR;
+	}
+	ldap_msgfree(msg);
+	msg = NULL;
+	errno = 0;
+	*usn = strtoull(num, &end, 10);
+	if (errno != 0 || *end != '\0' || num[0] == '-') {
+		lres_set(lr, ld, LDAP_DECODING_ERROR, "%s sent a malformed "
+		    "highestCommittedUSN", p->url);
+		return LDAP_DECODING_ERROR;
+	}
+	rc = ldap_search_ext_s(ld, svc, LDAP_SCOPE_BASE, "(objectClass=*)",
+	    (char **)inv_attrs, 0, NULL, NULL, &tv, 1, &msg);
+	if (rc != LDAP_SUCCESS || first_value(ld, msg, "invocationId", true, dc,
+	    DC_ID_MAX) != 0)
+		snprintf(dc, DC_ID_MAX, "%s", svc);
+	ldap_msgfree(msg);
+	return LDAP_SUCCESS;
+}
+
+static int
+read_position(struct provider *p, char dc[DC_ID_MAX], unsigned long long *usn,
+    struct qerr *e)
+{
+	struct lres lr = { 0 };
+	struct conn *c = pool_get(p);
+	bool fresh, drop = false;
+	int rc;
+
+	if ((rc = conn_ready(p, c, &fresh, &lr)) == LDAP_SUCCESS)
+		rc = dc_position(p, c->ld, dc, usn, &lr);
+	if (rc != LDAP_SUCCESS)
+		drop = rc < 0 || ldap_code_breaks_conn(rc);
+	pool_put(p, c, drop);
+	return rc == LDAP_SUCCESS ? 0 : qerr_from_lres(e, &lr);
+}
+
+/* "ad1 <usn> <dc>": the USN of the last listing on that DC; 0 when not ours. */
+static int
+parse_cursor(const char *since, char dc[DC_ID_MAX], unsigned long long *usn)
+{
+	const char *sp;
+	char *end;
+
+	if (since == NULL || strncmp(since, CURSOR_TAG " ", 4) != 0)
+		return -1;
+	errno = 0;
+	*usn = strtoull(since + 4, &end, 10);
+	if (errno != 0 || end == since + 4 || *end != ' ' || since[4] == '-')
+		return -1;
+	sp = end + 1;
+	if (*sp == '\0' || strlen(sp) >= DC_ID_MAX)
+		return -1;
+	snprintf(dc, DC_ID_MAX, "%s", sp);
+	return 0;
+}
+
+/*
+ * Incremental by uSNChanged: the users changed on this DC since the last listing.
+ * USNs are per DC, so a cursor from another DC (or a restored one) means a full
+ * listing. The position is read before the search: a change made during the listing
+ * is read again next time rather than missed. Deletions do not show here (they move
+ * to Deleted Objects): a full listing finds them.
+ */
+static int
+ad_list_changes(struct provider *p, const char *since, provider_account_cb cb,
+    void *arg, char **next, bool *full, struct qerr *e)
+{
+	char dc[DC_ID_MAX], old_dc[DC_ID_MAX], filter[128];
+	unsigned long long usn = 0, old_usn = 0;
+	int r;
+
+	*next = NULL;
+	if ((r = read_position(p, dc, &usn, e)) != 0)
+		return r;
+	*full = parse_cursor(since, old_dc, &old_usn) != 0 || strcmp(old_dc, dc) != 0 ||
+	    old_usn > usn;
+	if (*full)
+		r = list_search(p, USER_FILTER, cb, arg, e);
+	else {
+		snprintf(filter, sizeof(filter), "(&" USER_FILTER "(uSNChanged>=%llu))",
+		    old_usn + 1);
+		r = list_search(p, filter, cb, arg, e);
+	}
+	if (r == 0 && asprintf(next, CURSOR_TAG " %llu %s", usn, dc) < 0) {
+		*next = NULL;
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return r;
+}
+
 const struct provider_ops provider_ad = {
 	.kind = "ad",
 	.open = ad_open,
 	.supports = ad_supports,
 	.execute = ad_execute,
 	.list_accounts = ad_list_accounts,
+	.list_changes = ad_list_changes,
 	.close = ad_close,
 };

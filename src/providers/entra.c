@@ -51,6 +51,9 @@
 #define LIST_RETRIES		5
 #define LIST_SELECT		"id,userPrincipalName,displayName,mail,accountEnabled," \
 				"onPremisesSecurityIdentifier,onPremisesSyncEnabled"
+/* Delta pages are sized by this header, not $top (user-delta reference); a plain
+ * listing ignores it. */
+#define DELTA_PREFER		"odata.maxpagesize=999"
 
 struct provider {
 	char *name;
@@ -834,9 +837,11 @@ graph_error(const struct http_response *resp, struct gres *g)
 		    resp->status);
 }
 
+/* prefer: a Prefer header's value (a GET's page size), or NULL. */
 static int
 graph_once(struct provider *p, const char *method, const char *url, const char *body,
-    const char *auth, struct http_response *resp, struct gres *g, struct qerr *e)
+    const char *prefer, const char *auth, struct http_response *resp, struct gres *g,
+    struct qerr *e)
 {
 	char crid[37];
 	struct http_header hdrs[4] = {
@@ -849,6 +854,9 @@ graph_once(struct provider *p, const char *method, const char *url, const char *
 	    .body_len = body != NULL ? strlen(body) : 0, .headers = hdrs,
 	    .nheaders = body != NULL ? 4 : 3 };
 	int r;
+
+	if (body == NULL && prefer != NULL)
+		hdrs[req.nheaders++] = (struct http_header){ "Prefer", prefer };
 
 	uuid4(crid);
 	snprintf(g->request_id, sizeof(g->request_id), "%s", crid);
@@ -868,8 +876,9 @@ graph_once(struct provider *p, const char *method, const char *url, const char *
  * or no token could be had.
  */
 static int
-graph_call(struct provider *p, enum budget b, const char *method, const char *url,
-    const char *body, struct http_response *resp, struct gres *g, struct qerr *e)
+graph_call_prefer(struct provider *p, enum budget b, const char *method,
+    const char *url, const char *body, const char *prefer, struct http_response *resp,
+    struct gres *g, struct qerr *e)
 {
 	char *auth = NULL;
 	size_t alen = 0;
@@ -885,7 +894,7 @@ graph_call(struct provider *p, enum budget b, const char *method, const char *ur
 			pace_write(p);
 		else if (b == BUDGET_IP)
 			pace_ip(p);
-		r = graph_once(p, method, url, body, auth, resp, g, e);
+		r = graph_once(p, method, url, body, prefer, auth, resp, g, e);
 		secret_free(&auth, alen);
 		if (r != 0 || resp->status != 401 ||
 		    strcmp(g->code, "InvalidAuthenticationToken") != 0 || attempt == 1)
@@ -893,6 +902,13 @@ graph_call(struct provider *p, enum budget b, const char *method, const char *ur
 		http_response_clear(resp);
 	}
 	return r;
+}
+
+static int
+graph_call(struct provider *p, enum budget b, const char *method, const char *url,
+    const char *body, struct http_response *resp, struct gres *g, struct qerr *e)
+{
+	return graph_call_prefer(p, b, method, url, body, NULL, resp, g, e);
 }
 
 static void
@@ -1291,7 +1307,8 @@ list_page(struct provider *p, const char *url, json_t **out, struct qerr *e)
 
 	*out = NULL;
 	for (tries = 0;; tries++) {
-		r = graph_call(p, BUDGET_NONE, "GET", url, NULL, &resp, &g, e);
+		r = graph_call_prefer(p, BUDGET_NONE, "GET", url, NULL, DELTA_PREFER, &resp,
+		    &g, e);
 		if (r == 0 && resp.status == 200)
 			break;
 		if (r == 0 && resp.status != 429 && resp.status < 500) {
@@ -1376,6 +1393,137 @@ out:
 	return r;
 }
 
+/* A delta item Graph reports gone: only its id and @removed. */
+static int
+removed_user(struct provider *p, json_t *u, provider_account_cb cb, void *arg)
+{
+	json_t *id = json_object_get(u, "id");
+	struct account a = { 0 };
+
+	if (!json_is_string(id) || json_string_length(id) == 0 ||
+	    json_string_length(id) > 128)
+		return 1;
+	a.system = p->name;
+	a.kind = (char *)"entra";
+	a.external_id = (char *)json_string_value(id);
+	a.state = (char *)"removed";
+	return cb(&a, arg) != 0 ? -1 : 0;
+}
+
+static int
+delta_items(struct provider *p, json_t *users, provider_account_cb cb, void *arg,
+    size_t *skipped, struct qerr *e)
+{
+	json_t *u;
+	size_t i;
+	int x;
+
+	json_array_foreach(users, i, u) {
+		if (json_is_object(u) && json_object_get(u, "@removed") != NULL)
+			x = removed_user(p, u, cb, arg);
+		else
+			x = list_user(p, u, cb, arg);
+		if (x < 0)
+			return qerr_set(e, QERR_INTERNAL, NULL, "listing stopped by the caller");
+		*skipped += (size_t)x;
+	}
+	return 0;
+}
+
+/* Graph answers a delta token it no longer knows with 410 Gone, or a 400 naming the
+ * sync state: start over with a full round. */
+static bool
+delta_lost(const struct qerr *e)
+{
+	return e->status == 410 || (e->status == 400 &&
+	    (strcasestr(e->vendor_code, "syncstate") != NULL ||
+	    strcasestr(e->vendor_code, "resync") != NULL));
+}
+
+/* The next page: a nextLink, else the round's deltaLink (in *delta), both on
+ * graph_base's origin. */
+static int
+delta_next(struct provider *p, json_t *page, char **url, char **delta, struct qerr *e)
+{
+	json_t *next = json_object_get(page, "@odata.nextLink");
+	json_t *dl = json_object_get(page, "@odata.deltaLink");
+	json_t *v = next != NULL && !json_is_null(next) ? next : dl;
+
+	*url = NULL;
+	if (v == NULL || json_is_null(v))
+		return qerr_set(e, QERR_PERMANENT, NULL, "delta listing: a page with "
+		    "neither @odata.nextLink nor @odata.deltaLink");
+	if (!json_is_string(v) || json_string_length(v) > 8192 ||
+	    !next_ok(p, json_string_value(v)))
+		return qerr_set(e, QERR_PERMANENT, NULL, "delta listing: refusing a link "
+		    "that leaves %s", p->graph_origin);
+	if ((*(v == next ? url : delta) = strdup(json_string_value(v))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+/* One delta round from url: every page until the deltaLink, kept in *delta. */
+static int
+delta_round(struct provider *p, char *url, provider_account_cb cb, void *arg,
+    char **delta, struct qerr *e)
+{
+	json_t *page = NULL;
+	size_t skipped = 0, pages;
+	int r = 0;
+
+	for (pages = 0; url != NULL && r == 0; pages++) {
+		if (pages >= LIST_PAGES_MAX) {
+			r = qerr_set(e, QERR_PERMANENT, NULL, "delta listing: more than %d "
+			    "pages", LIST_PAGES_MAX);
+			break;
+		}
+		if ((r = list_page(p, url, &page, e)) != 0)
+			break;
+		free(url);
+		url = NULL;
+		if ((r = delta_items(p, json_object_get(page, "value"), cb, arg, &skipped,
+		    e)) == 0)
+			r = delta_next(p, page, &url, delta, e);
+		json_decref(page);
+		page = NULL;
+	}
+	free(url);
+	if (skipped > 0)
+		log_msg(LOG_LVL_WARN, "entra %s: %zu malformed users skipped", p->name, skipped);
+	return r;
+}
+
+/*
+ * Incremental by /users/delta: the first round lists every user and ends with a
+ * deltaLink; following it later returns the users changed since, and @removed ones.
+ */
+static int
+entra_list_changes(struct provider *p, const char *since, provider_account_cb cb,
+    void *arg, char **next, bool *full, struct qerr *e)
+{
+	char *url = NULL;
+	int r;
+
+	*next = NULL;
+	*full = since == NULL || !next_ok(p, since) || strlen(since) > 8192 ||
+	    strstr(since, "/users/delta") == NULL;
+	if (!*full) {
+		if ((url = strdup(since)) == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		qerr_clear(e);
+		if ((r = delta_round(p, url, cb, arg, next, e)) == 0 || !delta_lost(e))
+			return r;
+		log_msg(LOG_LVL_INFO, "entra %s: delta token no longer valid (%s): full "
+		    "listing", p->name, e->vendor_code);
+		free(*next);
+		*next = NULL;
+		*full = true;
+	}
+	if (asprintf(&url, "%s/users/delta?$select=%s", p->graph_base, LIST_SELECT) < 0)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return delta_round(p, url, cb, arg, next, e);
+}
+
 const struct provider_ops provider_entra = {
 	.kind = "entra",
 	.open = entra_open,
@@ -1384,5 +1532,6 @@ const struct provider_ops provider_entra = {
 	.batch_max = entra_batch_max,
 	.execute_batch = entra_execute_batch,
 	.list_accounts = entra_list_accounts,
+	.list_changes = entra_list_changes,
 	.close = entra_close,
 };

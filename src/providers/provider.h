@@ -55,6 +55,16 @@ struct provider_ops {
 	/* Lists every account; acct fields are borrowed for the call only. */
 	int (*list_accounts)(struct provider *p, provider_account_cb cb, void *arg,
 	    struct qerr *e);
+	/*
+	 * Optional incremental listing. since is the cursor the last call returned
+	 * (NULL: none). When it is NULL, not understood, or no longer valid at the peer
+	 * (another domain controller, an expired delta token), the provider lists every
+	 * account and sets *full. An account the peer reports gone comes with state
+	 * "removed" and only its external_id. *next (caller frees) is the cursor to pass
+	 * next time; it is only valid once the listing returned 0.
+	 */
+	int (*list_changes)(struct provider *p, const char *since, provider_account_cb cb,
+	    void *arg, char **next, bool *full, struct qerr *e);
 	void (*close)(struct provider *p);
 };
 
@@ -76,6 +86,10 @@ int provider_execute_batch(const struct provider_ops *ops, struct provider *p,
     const struct step *const *steps, size_t n, struct step_result *res);
 int provider_list_accounts(const struct provider_ops *ops, struct provider *p,
     provider_account_cb cb, void *arg, struct qerr *e);
+/* Falls back to a full list_accounts (*full set, *next NULL) without list_changes. */
+int provider_list_changes(const struct provider_ops *ops, struct provider *p,
+    const char *since, provider_account_cb cb, void *arg, char **next, bool *full,
+    struct qerr *e);
 void provider_close(const struct provider_ops *ops, struct provider *p);
 
 #endif

@@ -106,6 +106,19 @@ provider_list_accounts(const struct provider_ops *ops, struct provider *p,
 	return ops->list_accounts(p, cb, arg, e);
 }
 
+int
+provider_list_changes(const struct provider_ops *ops, struct provider *p,
+    const char *since, provider_account_cb cb, void *arg, char **next, bool *full,
+    struct qerr *e)
+{
+	*next = NULL;
+	*full = true;
+	if (ops->list_changes == NULL)
+		return provider_list_accounts(ops, p, cb, arg, e);
+	*full = false;
+	return ops->list_changes(p, since, cb, arg, next, full, e);
+}
+
 void
 provider_close(const struct provider_ops *ops, struct provider *p)
 {

@@ -429,6 +429,116 @@ store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
 }
 
 int
+store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
+    struct account_sync *out, struct qerr *e)
+{
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (tx->st->ops->account_sync == NULL)
+		return unsupported(tx, "account_sync", e);
+	if ((r = need_write(tx, "account_sync", e)) != 0)
+		return r;
+	return tx->st->ops->account_sync(tx->conn, a, seen_run, out, e);
+}
+
+int
+store_account_remove(struct store_tx *tx, const char *system, const char *external_id,
+    int64_t at, bool *changed, struct qerr *e)
+{
+	int r;
+
+	*changed = false;
+	if (tx->st->ops->account_remove == NULL)
+		return unsupported(tx, "account_remove", e);
+	if ((r = need_write(tx, "account_remove", e)) != 0)
+		return r;
+	return tx->st->ops->account_remove(tx->conn, system, external_id, at, changed, e);
+}
+
+int
+store_account_sweep(struct store_tx *tx, const char *system, int64_t run, int64_t at,
+    long *n, struct qerr *e)
+{
+	int r;
+
+	*n = 0;
+	if (tx->st->ops->account_sweep == NULL)
+		return unsupported(tx, "account_sweep", e);
+	if ((r = need_write(tx, "account_sweep", e)) != 0)
+		return r;
+	return tx->st->ops->account_sweep(tx->conn, system, run, at, n, e);
+}
+
+int
+store_account_match(struct store_tx *tx, const struct corr_probe *p,
+    const struct account *self, struct corr_hits *hits, struct qerr *e)
+{
+	if (tx->st->ops->account_match == NULL)
+		return unsupported(tx, "account_match", e);
+	return tx->st->ops->account_match(tx->conn, p, self, hits, e);
+}
+
+int
+store_account_set_link(struct store_tx *tx, const char *account_id,
+    const struct account_link *l, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->account_set_link == NULL)
+		return unsupported(tx, "account_set_link", e);
+	if ((r = need_write(tx, "account_set_link", e)) != 0)
+		return r;
+	return tx->st->ops->account_set_link(tx->conn, account_id, l, e);
+}
+
+int
+store_link_veto(struct store_tx *tx, const char *account_id, const char *identity_id,
+    const char *by, int64_t at, bool add, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->link_veto == NULL)
+		return unsupported(tx, "link_veto", e);
+	if ((r = need_write(tx, "link_veto", e)) != 0)
+		return r;
+	return tx->st->ops->link_veto(tx->conn, account_id, identity_id, by, at, add, e);
+}
+
+int
+store_conflict_list(struct store_tx *tx, const char *after_id, int limit,
+    store_conflict_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->conflict_list == NULL)
+		return unsupported(tx, "conflict_list", e);
+	return tx->st->ops->conflict_list(tx->conn, after_id, limit, cb, arg, e);
+}
+
+int
+store_sync_state_get(struct store_tx *tx, const char *system, char **cursor,
+    int64_t *full_run, struct qerr *e)
+{
+	*cursor = NULL;
+	*full_run = 0;
+	if (tx->st->ops->sync_state_get == NULL)
+		return unsupported(tx, "sync_state_get", e);
+	return tx->st->ops->sync_state_get(tx->conn, system, cursor, full_run, e);
+}
+
+int
+store_sync_state_put(struct store_tx *tx, const char *system, const char *cursor,
+    int64_t full_run, int64_t at, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->sync_state_put == NULL)
+		return unsupported(tx, "sync_state_put", e);
+	if ((r = need_write(tx, "sync_state_put", e)) != 0)
+		return r;
+	return tx->st->ops->sync_state_put(tx->conn, system, cursor, full_run, at, e);
+}
+
+int
 store_alert_insert(struct store_tx *tx, const struct alert *a, struct qerr *e)
 {
 	int r;

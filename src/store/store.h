@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/alert.h"
+#include "core/correlate.h"
 #include "core/err.h"
 #include "core/model.h"
 
@@ -72,6 +73,26 @@ struct hunt_query {
 typedef int (*store_identity_cb)(const struct identity *idn, void *arg);
 typedef int (*store_action_cb)(const struct action *act, void *arg);
 typedef int (*store_audit_cb)(const struct audit_entry *ent, void *arg);
+/* An account in conflict and the identities it matched, as a JSON array text. */
+typedef int (*store_conflict_cb)(const struct account *a, const char *identities,
+    void *arg);
+
+/* What a sync's write of one account it read found and left. */
+struct account_sync {
+	bool created;		/* new to quell */
+	bool changed;		/* its attributes or state differ from what was stored */
+	struct account cur;	/* the stored row after the write (caller clears) */
+	long sharing;		/* accounts linked to cur.identity_id, itself included */
+};
+
+/* Why an account is linked where it is (identity_id NULL: unlinked). */
+struct account_link {
+	const char *identity_id;
+	const char *rule;	/* "manual", "new account", a correlation rule; NULL */
+	const char *by;		/* a principal's name, or "sync" */
+	int64_t at;
+	const char *conflict;	/* JSON array of identity ids it matched, or NULL */
+};
 typedef int (*store_alert_cb)(const struct alert *a, void *arg);
 typedef int (*store_account_cb)(const struct account *a, void *arg);
 typedef int (*store_decision_cb)(const struct alert_decision *d, void *arg);
@@ -150,6 +171,42 @@ struct store_ops {
 	int (*audit_list)(struct store_conn *c, int64_t after_seq, int limit,
 	    store_audit_cb cb, void *arg, struct qerr *e);
 
+	/*
+	 * Inventory sync. account_sync writes one account read from its system: a new
+	 * row (a->id is its id), or the row with the same (system, external_id) when
+	 * anything differs; a NULL state keeps the stored one. seen_run > 0 marks it
+	 * seen by that full pass, which account_sweep then uses: accounts of the system
+	 * it did not see are marked removed (*n of them).
+	 */
+	int (*account_sync)(struct store_conn *c, const struct account *a,
+	    int64_t seen_run, struct account_sync *out, struct qerr *e);
+	/* Marks (system, external_id) removed; *changed false if it already was or is
+	 * unknown. */
+	int (*account_remove)(struct store_conn *c, const char *system,
+	    const char *external_id, int64_t at, bool *changed, struct qerr *e);
+	int (*account_sweep)(struct store_conn *c, const char *system, int64_t run,
+	    int64_t at, long *n, struct qerr *e);
+	/* Adds to hits the identities of accounts matching p, leaving out self's own
+	 * identity and those self was manually unlinked from. */
+	int (*account_match)(struct store_conn *c, const struct corr_probe *p,
+	    const struct account *self, struct corr_hits *hits, struct qerr *e);
+	/* QERR_NOT_FOUND if no such account. */
+	int (*account_set_link)(struct store_conn *c, const char *account_id,
+	    const struct account_link *l, struct qerr *e);
+	/* Remembers (add) or forgets a manual unlink of the pair. */
+	int (*link_veto)(struct store_conn *c, const char *account_id,
+	    const char *identity_id, const char *by, int64_t at, bool add,
+	    struct qerr *e);
+	/* Accounts in conflict with ids greater than after_id (NULL: from the start). */
+	int (*conflict_list)(struct store_conn *c, const char *after_id, int limit,
+	    store_conflict_cb cb, void *arg, struct qerr *e);
+	/* The system's incremental cursor (NULL: none; caller frees) and last full
+	 * pass; 0 and NULL when it was never synced. */
+	int (*sync_state_get)(struct store_conn *c, const char *system, char **cursor,
+	    int64_t *full_run, struct qerr *e);
+	int (*sync_state_put)(struct store_conn *c, const char *system,
+	    const char *cursor, int64_t full_run, int64_t at, struct qerr *e);
+
 	/* The alert and its entities; QERR_CONFLICT when (source, external_id) exists. */
 	int (*alert_insert)(struct store_conn *c, const struct alert *a, struct qerr *e);
 	/* With entities. QERR_NOT_FOUND if none. */
@@ -227,6 +284,24 @@ int store_step_next_due(struct store_tx *tx, int64_t *when, struct qerr *e);
 int store_audit_append(struct store_tx *tx, struct audit_entry *ent, struct qerr *e);
 int store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
     store_audit_cb cb, void *arg, struct qerr *e);
+int store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
+    struct account_sync *out, struct qerr *e);
+int store_account_remove(struct store_tx *tx, const char *system,
+    const char *external_id, int64_t at, bool *changed, struct qerr *e);
+int store_account_sweep(struct store_tx *tx, const char *system, int64_t run,
+    int64_t at, long *n, struct qerr *e);
+int store_account_match(struct store_tx *tx, const struct corr_probe *p,
+    const struct account *self, struct corr_hits *hits, struct qerr *e);
+int store_account_set_link(struct store_tx *tx, const char *account_id,
+    const struct account_link *l, struct qerr *e);
+int store_link_veto(struct store_tx *tx, const char *account_id,
+    const char *identity_id, const char *by, int64_t at, bool add, struct qerr *e);
+int store_conflict_list(struct store_tx *tx, const char *after_id, int limit,
+    store_conflict_cb cb, void *arg, struct qerr *e);
+int store_sync_state_get(struct store_tx *tx, const char *system, char **cursor,
+    int64_t *full_run, struct qerr *e);
+int store_sync_state_put(struct store_tx *tx, const char *system, const char *cursor,
+    int64_t full_run, int64_t at, struct qerr *e);
 
 int store_alert_insert(struct store_tx *tx, const struct alert *a, struct qerr *e);
 int store_alert_get(struct store_tx *tx, const char *id, struct alert *out,
