@@ -151,18 +151,17 @@ def test_privileged_target_refused_once(graph, entra):
     assert graph.user(u["id"])["accountEnabled"] is True
 
 
-def test_synced_user_disable_says_ad_is_the_authority(graph, entra):
+def test_synced_user_disable_warns_the_next_sync_may_undo_it(graph, entra):
     ((u, idn),) = seed(graph, entra, hint="syn", onPremisesSyncEnabled=True,
                        onPremisesSecurityIdentifier="S-1-5-21-9-9-9-1234")
     assert entra.account_of(idn, "cloud")["synced"] is True
     a = entra.run("disable", idn["id"])
     s = only_step(a)
-    # entra.c: Graph's 400 "on-premises mastered" is a permanent failure that says so
-    assert s["status"] == "failed", a
+    # immediate effect in Entra ID, with the warning that AD stays the authority
+    assert a["status"] == "completed", a
     assert "synced from on-premises AD" in s["message"], s
-    assert "change it there" in s["message"], s
-    assert s["attempts"] == 1
-    assert graph.user(u["id"])["accountEnabled"] is True
+    assert "next directory sync may undo" in s["message"], s
+    assert graph.user(u["id"])["accountEnabled"] is False
     # revoking sessions still works on a synced user
     a = entra.run("revoke_sessions", idn["id"])
     assert a["status"] == "completed", a

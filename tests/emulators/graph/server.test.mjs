@@ -277,8 +277,10 @@ describe('graph', () => {
     assertGraphError(r, 400, 'BadRequest', /^Unable to read JSON request payload/);
     r = await http(emu.base, 'PATCH', '/v1.0/users/nope', { headers: auth(), body: { accountEnabled: false } });
     assertGraphError(r, 404, 'Request_ResourceNotFound', /^Resource 'nope' does not exist/);
-    r = await http(emu.base, 'PATCH', '/v1.0/users/33333333-3333-3333-3333-333333333333', { headers: auth(), body: { accountEnabled: false } });
+    r = await http(emu.base, 'PATCH', '/v1.0/users/33333333-3333-3333-3333-333333333333', { headers: auth(), body: { displayName: 'x' } });
     assertGraphError(r, 400, 'Request_BadRequest', /on-premises mastered Directory Sync objects/);
+    r = await http(emu.base, 'PATCH', '/v1.0/users/33333333-3333-3333-3333-333333333333', { headers: auth(), body: { accountEnabled: false } });
+    assert.equal(r.status, 204, 'sign-in of a synced user can be blocked in the cloud');
     r = await http(emu.base, 'PATCH', `/v1.0/users/${id}`, { headers: auth(), body: { accountEnabled: true } });
     assert.equal(r.status, 204);
     assert.equal((await ctl(emu.base, 'GET', `/users/${id}`)).json.accountEnabled, true);

@@ -213,7 +213,11 @@ function patchUser(c) {
     }
     updates[prop] = v;
   }
-  if (u.onPremisesSyncEnabled === true && Object.keys(updates).some((k) => k !== 'usageLocation')) {
+  // A synced user's profile is mastered on-premises, but blocking sign-in in the cloud
+  // is accepted; the next directory sync overwrites it from AD (the project's model of
+  // hybrid accounts: Entra's change is immediate, AD's is the lasting one).
+  if (u.onPremisesSyncEnabled === true &&
+      Object.keys(updates).some((k) => k !== 'usageLocation' && k !== 'accountEnabled')) {
     throw new GraphError(400, 'Request_BadRequest', SYNCED_MSG);
   }
   if (u._privileged && 'accountEnabled' in updates) throw denied();
