@@ -74,7 +74,9 @@ render_action(const struct action *a, bool with_steps)
 json_t *
 render_account(const struct account *a)
 {
-	return json_pack("{s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+	json_t *o;
+
+	o = json_pack("{s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
 	    " s:b}",
 	    "id", a->id, "identity_id", str_or_null(a->identity_id), "system", a->system,
 	    "kind", a->kind, "external_id", str_or_null(a->external_id),
@@ -84,6 +86,13 @@ render_account(const struct account *a)
 	    "state", str_or_null(a->state),
 	    "state_read_at", render_time(a->state_read_at),
 	    "email", str_or_null(a->email), "synced", a->synced);
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "risk", str_or_null(a->risk));
+	json_object_set_new(o, "link_rule", str_or_null(a->link_rule));
+	json_object_set_new(o, "linked_by", str_or_null(a->linked_by));
+	json_object_set_new(o, "linked_at", render_time(a->linked_at));
+	return o;
 }
 
 json_t *

@@ -1,5 +1,5 @@
-/* Routes of identities and their accounts: list, show, create, tags, links, sync,
- * and the configured identity systems. */
+/* Routes of identities and their accounts: list, show, create, tags, links, and the
+ * configured identity systems. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +174,24 @@ out:
 	return 0;
 }
 
+/*
+ * A person's link or unlink, which a sync never undoes: a link is "manual" (sync
+ * leaves such accounts alone) and lifts an earlier refusal of the pair; an unlink is
+ * remembered so that no rule links the pair again.
+ */
+static int
+manual_link(struct store_tx *tx, const char *by, const char *account_id,
+    const char *identity_id, bool link, struct qerr *e)
+{
+	struct account_link l = { link ? identity_id : NULL, link ? "manual" : NULL, by,
+	    engine_now_ms(), NULL };
+	int r;
+
+	if ((r = store_account_set_link(tx, account_id, &l, e)) != 0)
+		return r;
+	return store_link_veto(tx, account_id, identity_id, by, l.at, !link, e);
+}
+
 /* Links (identity_id set) or unlinks an account, audited, then answers the identity. */
 static int
 link_account(struct req *q, const char *identity_id, const char *account_id, bool link)
@@ -213,7 +231,7 @@ link_account(struct req *q, const char *identity_id, const char *account_id, boo
 	}
 	d = json_pack("{s:s, s:s, s:s}", "account_id", account_id, "system", a.system,
 	    "rule", "manual");
-	if ((r = store_account_link(tx, account_id, link ? identity_id : NULL, &e)) == 0)
+	if ((r = manual_link(tx, q->who.name, account_id, identity_id, link, &e)) == 0)
 		r = engine_audit_tx(tx, q->who.name, link ? "account.linked" :
 		    "account.unlinked", NULL, NULL, identity_id, d, &e);
 	json_decref(d);
@@ -303,24 +321,6 @@ out:
 	free(tags);
 	json_decref(o);
 	return 0;
-}
-
-int
-route_post_sync(struct req *q)
-{
-	struct sync_report rep;
-	struct actor who;
-	struct qerr e;
-	int r;
-
-	req_actor(q, &who);
-	qerr_clear(&e);
-	if ((r = engine_sync(q->api->eng, &who, q->arg[0], &rep, &e)) != 0)
-		return req_qerr(q, r, &e);
-	return req_reply(q, 200, json_pack("{s:s, s:I, s:I, s:I, s:I}", "system",
-	    q->arg[0], "accounts_seen", (json_int_t)rep.seen, "accounts_new",
-	    (json_int_t)rep.created, "identities_created", (json_int_t)rep.identities,
-	    "skipped", (json_int_t)rep.skipped));
 }
 
 int

@@ -71,6 +71,12 @@ static const struct cli_optspec wait_opts[] = {
 	{ NULL, OPT_FLAG, false },
 };
 
+static const struct cli_optspec sync_opts[] = {
+	{ "no-wait", OPT_FLAG, false },
+	{ "full", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
 static const struct cli_optspec list_opts[] = {
 	{ "limit", OPT_VALUE, false },
 	{ "all", OPT_FLAG, false },
@@ -131,7 +137,7 @@ static const char *const a_action[] = { "<action-id>", NULL };
 static const char *const a_actions[] = { "[<action-id>...]", NULL };
 static const char *const a_query[] = { "[QUERY]", NULL };
 static const char *const a_link[] = { "<identity>", "<account-id>", NULL };
-static const char *const a_system[] = { "<system>", NULL };
+static const char *const a_system[] = { "[system]", NULL };
 static const char *const a_none[] = { NULL };
 
 static const struct cli_cmd commands[] = {
@@ -200,9 +206,17 @@ static const struct cli_cmd commands[] = {
 	{ CMD_IDENTITY_UNLINK, "identity", "unlink", no_opts, a_link,
 	    "quell identity unlink <identity> <account-id>",
 	    "Unlink an account from an identity.\n" },
-	{ CMD_SYNC, "sync", NULL, no_opts, a_system,
-	    "quell sync <system>",
-	    "Read the accounts of an identity system and link them to identities.\n" },
+	{ CMD_IDENTITY_CONFLICTS, "identity", "conflicts", no_opts, a_none,
+	    "quell identity conflicts",
+	    "List the accounts a sync left unlinked because they match several\n"
+	    "identities, with those identities. Link one by hand to resolve it.\n" },
+	{ CMD_SYNC, "sync", NULL, sync_opts, a_system,
+	    "quell sync [system] [--full] [--no-wait]",
+	    "Read the accounts of an identity system (every system when none is named)\n"
+	    "and link them to identities by the [correlation] rules. The sync runs in\n"
+	    "quelld; this shows its progress until it ends.\n\n"
+	    "  --full              list every account, not only the changes\n"
+	    "  --no-wait           start it and return at once\n" },
 	{ CMD_SYSTEMS, "systems", NULL, no_opts, a_none,
 	    "quell systems",
 	    "List the configured identity systems and the actions each supports.\n" },
@@ -265,8 +279,8 @@ static const char general_help[] =
 	"  action <id> [--wait]     show (and follow) an action\n"
 	"  cancel <id>              cancel an action\n"
 	"  identities [QUERY]       list identities\n"
-	"  identity show|add|link|unlink\n"
-	"  sync <system>            read accounts from an identity system\n"
+	"  identity show|add|link|unlink|conflicts\n"
+	"  sync [system]            read accounts from identity systems\n"
 	"  systems                  list identity systems\n"
 	"  whoami                   show who the token belongs to\n"
 	"  audit [verify|export]    read, verify or export the audit log\n"

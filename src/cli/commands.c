@@ -761,15 +761,93 @@ simple(struct cmd_ctx *x, const char *method, const char *path, render_fn render
 	return r;
 }
 
+/* Whether every system asked for has finished the run that serves the request. */
+static bool
+sync_done(const json_t *asked, const json_t *now, bool *failed)
+{
+	const json_t *a, *s;
+	size_t i, k;
+	bool done = true;
+
+	*failed = false;
+	json_array_foreach(asked, i, a) {
+		json_array_foreach(now, k, s) {
+			if (!json_equal(json_object_get(a, "system"),
+			    json_object_get(s, "system")))
+				continue;
+			if (json_integer_value(json_object_get(s, "finished_run")) <
+			    json_integer_value(json_object_get(a, "requested_run")))
+				done = false;
+			else if (json_is_string(json_object_get(s, "error")))
+				*failed = true;
+		}
+	}
+	return done;
+}
+
+/* One line, rewritten in place: each system's mode and counts so far. */
+static void
+progress(const json_t *now)
+{
+	const json_t *s;
+	size_t i;
+
+	fputs("\r", stderr);
+	json_array_foreach(now, i, s)
+		fprintf(stderr, "%s%s: %s %lld read, %lld changed%s", i > 0 ? "; " : "",
+		    json_string_value(json_object_get(s, "system")),
+		    json_is_string(json_object_get(s, "mode")) ?
+		    json_string_value(json_object_get(s, "mode")) : "waiting",
+		    (long long)json_integer_value(json_object_get(s, "seen")),
+		    (long long)json_integer_value(json_object_get(s, "changed")),
+		    json_is_true(json_object_get(s, "running")) ? "…" : "");
+	fflush(stderr);
+}
+
+/* Polls GET /api/v1/sync until the runs asked for end; exit 1 if one failed. */
+static int
+sync_wait(struct cmd_ctx *x, const json_t *asked, struct qerr *e)
+{
+	struct timespec ts = { 0, 500 * 1000000L };
+	json_t *ans = NULL, *now;
+	bool failed = false;
+	int r;
+
+	for (;;) {
+		if ((r = client_call(x->cl, "GET", "/api/v1/sync", NULL, &ans, e)) != 0)
+			return r;
+		now = json_object_get(ans, "systems");
+		progress(now);
+		if (sync_done(asked, now, &failed))
+			break;
+		json_decref(ans);
+		ans = NULL;
+		nanosleep(&ts, NULL);
+	}
+	fputs("\n", stderr);
+	r = emit(x, ans, render_sync, e);
+	if (r == 0 && failed)
+		x->status = CLI_EXIT_FAILED;
+	json_decref(ans);
+	return r;
+}
+
 static int
 cmd_sync(struct cmd_ctx *x, struct qerr *e)
 {
+	const char *tail = cli_flag(x->inv, "full") ? "?full=true" : NULL;
 	json_t *ans = NULL;
 	int r;
 
-	if ((r = call_id(x, "POST", "/api/v1/sync", x->inv->pos[0], NULL, NULL, &ans,
-	    e)) == 0)
+	if (x->inv->npos > 0)
+		r = call_id(x, "POST", "/api/v1/sync", x->inv->pos[0], tail, NULL, &ans, e);
+	else
+		r = client_call(x->cl, "POST", tail != NULL ? "/api/v1/sync?full=true" :
+		    "/api/v1/sync", NULL, &ans, e);
+	if (r == 0 && cli_flag(x->inv, "no-wait"))
 		r = emit(x, ans, render_sync, e);
+	else if (r == 0)
+		r = sync_wait(x, json_object_get(ans, "systems"), e);
 	json_decref(ans);
 	return r;
 }
@@ -925,6 +1003,8 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_IDENTITY_LINK: return cmd_identity_link(x, true, e);
 	case CMD_IDENTITY_UNLINK: return cmd_identity_link(x, false, e);
 	case CMD_SYNC: return cmd_sync(x, e);
+	case CMD_IDENTITY_CONFLICTS:
+		return simple(x, "GET", "/api/v1/identities/conflicts", render_conflicts, e);
 	case CMD_SYSTEMS: return simple(x, "GET", "/api/v1/systems", render_systems, e);
 	case CMD_WHOAMI: return simple(x, "GET", "/api/v1/whoami", render_whoami, e);
 	case CMD_AUDIT: return cmd_audit(x, e);

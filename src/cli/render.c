@@ -417,9 +417,9 @@ int
 render_identity(const json_t *idn, char **out)
 {
 	static const char *const titles[] = { "ACCOUNT", "SYSTEM", "KIND", "USERNAME",
-		"UPN", "STATE", NULL };
+		"UPN", "STATE", "LINKED BY", NULL };
 	static const char *const keys[] = { "id", "system", "kind", "username", "upn",
-		"state", NULL };
+		"state", "link_rule", NULL };
 	const json_t *accs = json_object_get(idn, "accounts"), *o;
 	struct table t = { .ncols = 2 };
 	struct doc d;
@@ -437,7 +437,7 @@ render_identity(const json_t *idn, char **out)
 	if (json_array_size(accs) == 0)
 		fputs("no linked accounts\n", d.f);
 	else {
-		t.ncols = 6;
+		t.ncols = 7;
 		header(&t, titles);
 		json_array_foreach(accs, i, o)
 			row(&t, o, keys);
@@ -475,18 +475,50 @@ render_whoami(const json_t *answer, char **out)
 int
 render_sync(const json_t *answer, char **out)
 {
-	struct table t = { .ncols = 2 };
+	static const char *const titles[] = { "SYSTEM", "MODE", "RUNNING", "SEEN",
+		"CHANGED", "NEW", "REMOVED", "LINKED", "IDENTITIES", "CONFLICTS",
+		"FINISHED", "NEXT", "ERROR", NULL };
+	static const char *const keys[] = { "system", "mode", "running", "seen",
+		"changed", "created", "removed", "linked", "identities_created", "conflicts",
+		"finished_at", "next_run_at", "error", NULL };
+	const json_t *o;
+	struct table t = { .ncols = 13 };
 	struct doc d;
+	size_t i;
 	bool ok;
 
 	if (doc_open(&d) < 0)
 		return QERR_NOMEM;
-	kv(&t, "system:", answer, "system");
-	kv(&t, "accounts seen:", answer, "accounts_seen");
-	kv(&t, "new accounts:", answer, "accounts_new");
-	kv(&t, "identities created:", answer, "identities_created");
-	kv(&t, "skipped:", answer, "skipped");
+	header(&t, titles);
+	json_array_foreach(json_object_get(answer, "systems"), i, o)
+		row(&t, o, keys);
 	ok = table_flush(&t, d.f);
+	return doc_close(&d, ok, out);
+}
+
+int
+render_conflicts(const json_t *answer, char **out)
+{
+	static const char *const titles[] = { "ACCOUNT", "SYSTEM", "USERNAME", "EMAIL",
+		"MATCHES", NULL };
+	static const char *const keys[] = { "id", "system", "username", "email", NULL };
+	const json_t *o;
+	struct table t = { .ncols = 5 };
+	struct doc d;
+	size_t i;
+	bool ok;
+
+	if (doc_open(&d) < 0)
+		return QERR_NOMEM;
+	if (json_array_size(json_object_get(answer, "conflicts")) == 0)
+		fputs("no accounts in conflict\n", d.f);
+	header(&t, titles);
+	json_array_foreach(json_object_get(answer, "conflicts"), i, o) {
+		row(&t, json_object_get(o, "account"), keys);
+		cell(&t, val(o, "identities"));
+	}
+	ok = json_array_size(json_object_get(answer, "conflicts")) == 0 ?
+	    (table_free(&t), true) : table_flush(&t, d.f);
 	return doc_close(&d, ok, out);
 }
 

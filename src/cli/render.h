@@ -23,6 +23,8 @@ int render_systems(const json_t *answer, char **out);
 int render_whoami(const json_t *answer, char **out);
 int render_verify(const json_t *answer, char **out);
 int render_sync(const json_t *answer, char **out);
+/* Accounts correlation left unlinked, with the identities each matched. */
+int render_conflicts(const json_t *answer, char **out);
 /* POST /tokens without the token itself, which the caller prints and wipes. */
 int render_token(const json_t *answer, char **out);
 /*

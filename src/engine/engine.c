@@ -686,7 +686,8 @@ engine_start(const struct config *cfg, struct store *st,
 	pthread_cond_init(&eng->cv_done, NULL);
 	pthread_cond_init(&eng->cv_keeper, NULL);
 	if ((r = policy_load(cfg, &eng->pol, e)) != 0 ||
-	    (r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0)
+	    (r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0 ||
+	    (r = engine_sync_start(eng, e)) != 0)
 		goto fail;
 	r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the engine's threads");
 	if ((eng->workers = calloc((size_t)eng->opt.workers, sizeof(pthread_t))) == NULL)
@@ -727,6 +728,7 @@ engine_stop(struct engine *eng)
 
 	if (eng == NULL)
 		return;
+	engine_sync_stop(eng);
 	pthread_mutex_lock(&eng->mu);
 	eng->stop = true;
 	pthread_cond_broadcast(&eng->cv_dispatch);

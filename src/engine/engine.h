@@ -54,11 +54,27 @@ struct engine_options {
 	int max_attempts;	/* default 25 */
 };
 
-struct sync_report {
-	long seen;
+/* One identity system's inventory sync: the run going on, or the last one. */
+struct sync_status {
+	char system[64];
+	bool running;
+	int64_t run;		/* runs started so far */
+	int64_t finished_run;	/* the last run that ended */
+	char mode[16];		/* "full", "incremental"; "" before the first run */
+	long seen;		/* accounts (AD: entries) read from the system */
+	long changed;		/* accounts new, changed or removed */
 	long created;		/* accounts new to quell */
-	long identities;	/* identities created for them */
-	long skipped;
+	long removed;		/* accounts marked removed */
+	long linked;		/* accounts linked by a correlation rule */
+	long identities;	/* identities created for accounts matching nothing */
+	long conflicts;		/* accounts left unlinked: they match several identities */
+	long skipped;		/* accounts without an id */
+	int64_t started_at;
+	int64_t finished_at;
+	int64_t next_at;	/* the next scheduled run; 0 = none */
+	int64_t interval_ms;	/* sync_interval; 0 = on demand only */
+	char error[256];	/* why the last run failed; "" if it did not */
+	char requested_by[128];
 };
 
 /*
@@ -108,9 +124,15 @@ const struct policy *engine_policy(struct engine *eng);
 int engine_cancel(struct engine *eng, const struct actor *who, const char *action_id,
     struct action *out, struct qerr *e);
 
-/* Imports the system's accounts; a new account gets an identity of its own. */
-int engine_sync(struct engine *eng, const struct actor *who, const char *system,
-    struct sync_report *rep, struct qerr *e);
+/*
+ * Asks for a sync of system (NULL: every system) in the background; full forces a
+ * full listing. A request while one runs is served by the run after it. *run is the
+ * run number of system that will serve it (with NULL, of the last system).
+ */
+int engine_sync_request(struct engine *eng, const struct actor *who, const char *system,
+    bool full, int64_t *run, struct qerr *e);
+/* The i-th system's sync status (0 <= i < engine_system_count). */
+int engine_sync_status(struct engine *eng, size_t i, struct sync_status *out);
 
 /* Appends an audit entry in its own transaction (for API-level events). */
 int engine_audit(struct engine *eng, const char *actor, const char *event,

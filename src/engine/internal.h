@@ -61,9 +61,15 @@ struct engine {
 	bool wake;		/* new work was stored since the dispatcher looked */
 	bool stop;
 	bool stop_committer;
+	struct syncer *syncer;	/* sync.c */
 };
 
 struct engine_system *engine_find_system(struct engine *eng, const char *name);
+
+/* Inventory sync (sync.c): its threads start after the providers open and stop before
+ * they close. */
+int engine_sync_start(struct engine *eng, struct qerr *e);
+void engine_sync_stop(struct engine *eng);
 
 
 /* Re-reads the action, rolls its steps up, and writes and audits a change of status. */

@@ -146,7 +146,15 @@ parse_subcommands(void **state)
 	assert_null(cli_opt_next(&inv, "tag", &i));
 
 	assert_int_equal(PARSE(&inv, &e, "identity"), QERR_INVALID);
-	assert_string_equal(e.msg, "'identity' needs one of: show, add, link, unlink");
+	assert_string_equal(e.msg,
+	    "'identity' needs one of: show, add, link, unlink, conflicts");
+	assert_int_equal(PARSE(&inv, &e, "identity", "conflicts"), 0);
+	assert_int_equal(inv.cmd->id, CMD_IDENTITY_CONFLICTS);
+	assert_int_equal(PARSE(&inv, &e, "sync"), 0);
+	assert_int_equal(inv.npos, 0);
+	assert_int_equal(PARSE(&inv, &e, "sync", "corp", "--no-wait", "--full"), 0);
+	assert_string_equal(inv.pos[0], "corp");
+	assert_true(cli_flag(&inv, "no-wait"));
 	assert_int_equal(PARSE(&inv, &e, "identity", "--help"), 0);
 	assert_true(inv.help);
 	assert_null(inv.cmd);
