@@ -70,6 +70,26 @@ def wait_for(pred, timeout=60.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def sync_and_wait(api, system=None, full=False, timeout=900):
+    """POST /api/v1/sync[/{system}] (202), then polls GET /api/v1/sync until every
+    system asked for has finished the run that serves the request. Returns that
+    system's status (or the list of them), with the old report keys as aliases."""
+    path = "/api/v1/sync" + (f"/{system}" if system else "") + ("?full=true" if full else "")
+    r = api.request("POST", path)
+    assert r.status == 202, f"POST {path}: {r}"
+    want = {s["system"]: s["requested_run"] for s in r.json["systems"]}
+
+    def done():
+        st = api.request("GET", "/api/v1/sync").json["systems"]
+        mine = [s for s in st if s["system"] in want]
+        return mine if all(s["finished_run"] >= want[s["system"]] for s in mine) else None
+    mine = wait_for(done, timeout, 0.1, what=f"sync {system or 'all'}")
+    for s in mine:
+        assert s["error"] is None, f"sync {s['system']} failed: {s}"
+        s.update(accounts_seen=s["seen"], accounts_new=s["created"])
+    return mine[0] if system else mine
+
+
 # --------------------------------------------------------------------------- lab
 
 
@@ -629,7 +649,7 @@ class Quelld:
         return self.api("admin")
 
     def sync(self):
-        return self.admin.ok("POST", "/api/v1/sync/corp")
+        return sync_and_wait(self.admin, "corp")
 
     def identity_of(self, sam):
         """The identity (with accounts) whose AD account has this sAMAccountName."""

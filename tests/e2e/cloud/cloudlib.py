@@ -221,8 +221,8 @@ class CloudQuelld:
 
     # ------------------------------------------------------------------ helpers
 
-    def sync(self, system="cloud"):
-        return self.admin.ok("POST", f"/api/v1/sync/{system}")
+    def sync(self, system="cloud", full=False):
+        return base.sync_and_wait(self.admin, system, full)
 
     def identity_by(self, system, field, value):
         """The identity holding the account of system whose field equals value."""

@@ -221,6 +221,7 @@ function userRecord(t, input) {
   const old = t.users.get(id);
   if (old) { if (old.userPrincipalName) t.upn.delete(String(old.userPrincipalName).toLowerCase()); } else t.order.push(id);
   t.users.set(id, u);
+  u._seq = ++t.seq;
   if (u.userPrincipalName) t.upn.set(String(u.userPrincipalName).toLowerCase(), id);
   return id;
 }
@@ -300,6 +301,12 @@ async function handleControl(state, req, res, url) {
       return send(res, 201, { tenant: t.name, created: ids.length, total: t.order.length, ids });
     }
     mt = /^\/_emulator\/users\/([^/]+)$/.exec(p);
+    if (mt && m === 'DELETE') {
+      const want = url.searchParams.get('tenant');
+      if (!want) return bad('tenant is required');
+      if (!state.deleteUser(want, decodeURIComponent(mt[1]))) return send(res, 404, { error: `no user '${mt[1]}'` });
+      return send(res, 200, { deleted: decodeURIComponent(mt[1]) });
+    }
     if (mt && m === 'GET') {
       const id = decodeURIComponent(mt[1]);
       const want = url.searchParams.get('tenant');

@@ -35,6 +35,8 @@ function errorBody(status, code, message, ctx) {
 
 const ROUTES = [
   { method: 'GET', re: /^\/v1\.0\/users\/?$/i, template: '/v1.0/users', handler: listUsers },
+  { method: 'GET', re: /^\/v1\.0\/users\/(?:microsoft\.graph\.)?delta(?:\(\))?\/?$/i, template: '/v1.0/users/delta',
+    handler: deltaUsers },
   { method: 'GET', re: /^\/v1\.0\/users\/([^/]+)\/?$/i, template: '/v1.0/users/{id}', handler: getUser },
   { method: 'PATCH', re: /^\/v1\.0\/users\/([^/]+)\/?$/i, template: '/v1.0/users/{id}', handler: patchUser, write: true },
   { method: 'POST', re: /^\/v1\.0\/users\/([^/]+)\/(?:microsoft\.graph\.)?revokeSignInSessions\/?$/i,
@@ -175,6 +177,58 @@ function listUsers(c) {
   return { status: 200, body };
 }
 
+// ---- delta (user-delta reference: the first round lists every user, then a deltaLink; following
+// it returns the users changed since, with all selected properties, and deleted ones as
+// {"id", "@removed": {"reason": "changed"}}). Changes are ordered by a per-tenant sequence
+// number each write takes (state.js touch()).
+
+const DELTA_PAGE_DEFAULT = 200;
+
+function deltaToken(raw, name) {
+  let tok;
+  try { tok = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')); } catch { tok = null; }
+  if (!tok || tok.v !== 1 || typeof tok.s !== 'number') {
+    throw new GraphError(400, 'Request_BadRequest', `Invalid value for ${name}.`);
+  }
+  return tok;
+}
+
+function maxPageSize(req) {
+  const m = /odata\.maxpagesize=(\d+)/i.exec(String(req.headers.prefer || ''));
+  return m ? Math.min(Math.max(Number(m[1]), 1), 999) : DELTA_PAGE_DEFAULT;
+}
+
+function deltaUsers(c) {
+  const { state, query, tenant } = c;
+  const t = state.tenant(tenant, true);
+  let cur = { v: 1, s: -1, o: 0, top: t.seq, sel: query.get('$select') ?? undefined };
+  if (query.get('$skiptoken') != null) cur = deltaToken(query.get('$skiptoken'), '$skiptoken');
+  else if (query.get('$deltatoken') != null) {
+    const d = deltaToken(query.get('$deltatoken'), '$deltatoken');
+    if (d.s > t.seq) throw new GraphError(410, 'SyncStateNotFound', 'The sync state was not found; start a new round.');
+    cur = { v: 1, s: d.s, o: 0, top: t.seq, sel: d.sel };
+  }
+  const select = parseSelect(cur.sel ?? null);
+  const base = baseUrl(state, c.req);
+  // the round's changes: every user on the first round, else those written after s
+  const items = cur.s < 0 ? t.order.map((id) => t.users.get(id)).filter(Boolean)
+    : [...t.users.values()].filter((u) => u._seq > cur.s).sort((a, b) => a._seq - b._seq);
+  const gone = cur.s < 0 ? [] : t.removed.filter((r) => r.seq > cur.s);
+  const all = items.length + gone.length;
+  const size = maxPageSize(c.req);
+  const value = [];
+  for (let i = cur.o; i < all && value.length < size; i++) {
+    if (i < items.length) value.push({ ...project(items[i], select), id: items[i].id });
+    else value.push({ id: gone[i - items.length].id, '@removed': { reason: 'changed' } });
+  }
+  const body = { '@odata.context': contextUrl(base, select) };
+  const qs = (tok, name) => `${base}/users/delta?${name}=${Buffer.from(JSON.stringify(tok)).toString('base64url')}`;
+  if (cur.o + value.length < all) body['@odata.nextLink'] = qs({ ...cur, o: cur.o + value.length }, '$skiptoken');
+  else body['@odata.deltaLink'] = qs({ v: 1, s: cur.top, sel: cur.sel }, '$deltatoken');
+  body.value = value;
+  return { status: 200, body };
+}
+
 function getUser(c) {
   const u = c.state.findUser(c.tenant, c.params[0]);
   if (!u) throw notFound(c.params[0]);
@@ -222,6 +276,7 @@ function patchUser(c) {
   }
   if (u._privileged && 'accountEnabled' in updates) throw denied();
   Object.assign(u, updates);
+  c.state.touch(c.tenant, u);
   return { status: 204 };
 }
 

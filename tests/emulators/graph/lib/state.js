@@ -54,7 +54,8 @@ class State {
   tenant(name, create = false) {
     let t = this.tenants.get(name);
     if (!t && create) {
-      t = { name, apps: new Map(), users: new Map(), upn: new Map(), order: [], token_lifetime_s: null };
+      t = { name, apps: new Map(), users: new Map(), upn: new Map(), order: [], token_lifetime_s: null,
+        seq: 0, removed: [] }; // seq orders writes for /users/delta; removed: deleted users' {id, seq}
       this.tenants.set(name, t);
     }
     return t;
@@ -74,6 +75,23 @@ class State {
       if (lower !== key) u = t.users.get(lower);
     }
     return u || null;
+  }
+
+  // A write to u: later delta rounds report it.
+  touch(tenant, u) {
+    const t = this.tenant(tenant, true);
+    u._seq = ++t.seq;
+  }
+
+  deleteUser(tenant, key) {
+    const t = this.tenant(tenant);
+    const u = t && this.findUser(tenant, key);
+    if (!u) return false;
+    t.users.delete(u.id);
+    if (u.userPrincipalName) t.upn.delete(String(u.userPrincipalName).toLowerCase());
+    t.order = t.order.filter((id) => id !== u.id);
+    t.removed.push({ id: u.id, seq: ++t.seq });
+    return true;
   }
 
   writeWindow(tenant, clientId) {
