@@ -23,6 +23,15 @@ engine_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t
+engine_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 struct engine_system *
 engine_find_system(struct engine *eng, const char *name)
 {
@@ -334,8 +343,19 @@ dispatcher(void *arg)
 	return NULL;
 }
 
+static void run_job_calls(struct job *j);
+
+/* Runs the job's provider call, timing it for the audit log. */
 static void
 run_job(struct job *j)
+{
+	j->call_start_us = engine_now_us();
+	run_job_calls(j);
+	j->call_end_us = engine_now_us();
+}
+
+static void
+run_job_calls(struct job *j)
 {
 	const struct step **steps;
 	size_t i;
@@ -463,7 +483,7 @@ stop_if_cancelled(struct store_tx *tx, struct step *s, struct qerr *e)
 }
 
 static int
-record_one(struct engine *eng, struct store_tx *tx, struct step *s,
+record_one(struct engine *eng, struct store_tx *tx, const struct job *j, struct step *s,
     const struct step_result *res, struct qerr *e)
 {
 	char ev[64];
@@ -483,6 +503,8 @@ record_one(struct engine *eng, struct store_tx *tx, struct step *s,
 	    s->request_id);
 	if (s->status == STEP_RETRY_WAIT)
 		json_object_set_new(d, "retry_at_ms", json_integer(s->not_before));
+	json_object_set_new(d, "call_started_us", json_integer(j->call_start_us));
+	json_object_set_new(d, "call_finished_us", json_integer(j->call_end_us));
 	snprintf(ev, sizeof(ev), "step.%s", step_status_name(s->status));
 	r = engine_audit_tx(tx, eng->opt.node_id, ev, s->action_id, s->id, NULL, d, e);
 	json_decref(d);
@@ -503,7 +525,7 @@ record_batch(struct engine *eng, struct job *list, struct qerr *e)
 		return r;
 	for (j = list; j != NULL && r == 0; j = j->next)
 		for (i = 0; i < j->n && r == 0; i++)
-			r = record_one(eng, tx, &j->s[i], &j->res[i], e);
+			r = record_one(eng, tx, j, &j->s[i], &j->res[i], e);
 	if (r == 0)
 		return store_tx_commit(tx, e);
 	store_tx_rollback(tx);
@@ -685,7 +707,9 @@ engine_start(const struct config *cfg, struct store *st,
 	pthread_cond_init(&eng->cv_run, NULL);
 	pthread_cond_init(&eng->cv_done, NULL);
 	pthread_cond_init(&eng->cv_keeper, NULL);
+	pthread_mutex_init(&eng->dmu, NULL);
 	if ((r = policy_load(cfg, &eng->pol, e)) != 0 ||
+	    (r = engine_disruption_start(eng, e)) != 0 ||
 	    (r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0 ||
 	    (r = engine_sync_start(eng, e)) != 0)
 		goto fail;
@@ -753,7 +777,9 @@ engine_stop(struct engine *eng)
 		provider_close(eng->sys[i].ops, eng->sys[i].p);
 	free(eng->workers);
 	free(eng->sys);
+	engine_disruption_stop(eng);
 	policy_free(eng->pol);
+	pthread_mutex_destroy(&eng->dmu);
 	pthread_cond_destroy(&eng->cv_keeper);
 	pthread_cond_destroy(&eng->cv_done);
 	pthread_cond_destroy(&eng->cv_run);

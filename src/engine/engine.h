@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "core/alert.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/model.h"
@@ -43,6 +44,8 @@ struct action_request {
 	const char *undo_of;	/* set by engine_undo */
 	char *const *only_accounts;	/* set by engine_undo: act on these only */
 	size_t nonly;
+	const char *alert_id;	/* automatic attack disruption: the alert acted on */
+	const char *hold_rule;	/* non-NULL: wait for approval under this rule name */
 };
 
 struct engine_options {
@@ -145,5 +148,27 @@ int engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
     json_t *detail, struct qerr *e);
 
 int64_t engine_now_ms(void);
+/* Microseconds since the epoch, for latency measurements recorded in the audit log. */
+int64_t engine_now_us(void);
+
+/*
+ * Automatic attack disruption (disruption.c). Stores an alert with its account
+ * entities resolved to identities, unless one with the same (source, external_id)
+ * is stored already: then *created is false and *a becomes that one. A new alert is
+ * then acted on under the [disruption] rules and the guard, as the built-in principal
+ * automatic-attack-disruption; every decision is stored and audited. a->id and
+ * a->received_* are set here; poster is who sent it, for the audit log.
+ */
+int engine_alert(struct engine *eng, const char *poster, struct alert *a,
+    bool *created, struct qerr *e);
+
+/*
+ * Undoes every automatic containment of an identity still in force (engine_undo on
+ * each, authorized as who). *results (caller decrefs) has one object per action:
+ * {action_id, type, undo_action_id | error}. QERR_CONFLICT when none is in force.
+ */
+int engine_release(struct engine *eng, const struct actor *who, const char *identity_id,
+    const char *reason, json_t **results, struct qerr *e);
+
 
 #endif

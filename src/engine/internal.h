@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "core/disruption_rules.h"
 #include "engine.h"
 
 struct engine_system {
@@ -23,6 +24,8 @@ struct job {
 	struct step_result *res;
 	size_t n;
 	struct engine_system *sys;
+	int64_t call_start_us;	/* the provider call, for bench/disruption_latency */
+	int64_t call_end_us;
 	struct job *next;
 };
 
@@ -62,6 +65,12 @@ struct engine {
 	bool stop;
 	bool stop_committer;
 	struct syncer *syncer;	/* sync.c */
+	struct disruption_policy *dpol;
+	pthread_mutex_t dmu;	/* one disruption decision at a time: the blast-radius
+				 * count and the actions it allows must not interleave */
+	struct subject dsubject;	/* the built-in principal automatic-attack-disruption */
+	struct grant_set dgrants;
+	struct actor dactor;
 };
 
 struct engine_system *engine_find_system(struct engine *eng, const char *name);
@@ -84,5 +93,9 @@ int engine_cancel_steps_tx(struct store_tx *tx, const char *actor, struct action
 
 /* Cancels actions whose approval deadline has passed. */
 void engine_expire_approvals(struct engine *eng);
+
+/* Loads the disruption policy and makes its principal (disruption.c). */
+int engine_disruption_start(struct engine *eng, struct qerr *e);
+void engine_disruption_stop(struct engine *eng);
 
 #endif

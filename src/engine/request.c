@@ -52,6 +52,7 @@ new_action(struct action *a, const struct actor *who, const struct action_reques
 	a->source = xstrdup(req->source ? req->source : "api", &bad);
 	a->reason = xstrdup(req->reason, &bad);
 	a->params = xstrdup(req->params ? req->params : "{}", &bad);
+	a->alert_id = xstrdup(req->alert_id, &bad);
 	return bad ? QERR_NOMEM : 0;
 }
 
@@ -158,13 +159,15 @@ authorize_steps(struct engine *eng, const struct actor *who, const struct action
 	return n == 0;
 }
 
-/* Holds the action for approval when an [approval] rule matches it. */
+/* Holds the action for approval when the request says so (automatic attack
+ * disruption past its blast-radius limit) or an [approval] rule matches it. */
 static void
-approval(struct engine *eng, struct action *a, const struct identity *idn)
+approval(struct engine *eng, struct action *a, const struct identity *idn,
+    const char *hold_rule)
 {
 	const char **kinds = calloc(a->nsteps + 1, sizeof(*kinds));
-	const char *rule;
-	int64_t ttl = 0;
+	const char *rule = hold_rule;
+	int64_t ttl = 24 * 3600 * 1000;
 	char msg[256];
 	size_t i;
 
@@ -172,7 +175,8 @@ approval(struct engine *eng, struct action *a, const struct identity *idn)
 		return;
 	for (i = 0; i < a->nsteps; i++)
 		kinds[i] = system_kind(eng, a->steps[i].system);
-	rule = policy_approval_rule(eng->pol, a, idn->tags, idn->ntags, kinds, &ttl);
+	if (rule == NULL)
+		rule = policy_approval_rule(eng->pol, a, idn->tags, idn->ntags, kinds, &ttl);
 	free(kinds);
 	if (rule == NULL)
 		return;
@@ -218,6 +222,8 @@ store_request(const struct actor *who, struct store_tx *tx, struct action *a,
 	json_object_set(d, "authorized_by", allowed);
 	if (a->undo_of != NULL)
 		json_object_set_new(d, "undo_of", json_string(a->undo_of));
+	if (a->alert_id != NULL)
+		json_object_set_new(d, "alert_id", json_string(a->alert_id));
 	r = engine_audit_tx(tx, who->name, "action.requested", a->id, NULL, a->identity_id,
 	    d, e);
 	json_decref(d);
@@ -279,7 +285,7 @@ engine_request(struct engine *eng, const struct actor *who,
 		goto out;
 	}
 	a.status = ACTION_QUEUED;
-	approval(eng, &a, &idn);
+	approval(eng, &a, &idn, req->hold_rule);
 	if (req->preview) {
 		r = 0;
 		goto out;

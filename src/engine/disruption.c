@@ -1,0 +1,724 @@
+/*
+ * Automatic attack disruption: an alert comes in, its account entities are resolved
+ * to identities, and for each identity the first matching [disruption] rule decides
+ * what to do, within the guard: excluded identities are never touched, a dry-run rule
+ * only records the plan, an identity already contained is not contained again, and
+ * past the blast-radius limit the actions wait for a person's approval and the breach
+ * is raised as an alert of quell's own. The actions are requested as the built-in
+ * principal automatic-attack-disruption, through engine_request, so they pass the
+ * same authorization as anyone's. Every decision is stored and audited.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/id.h"
+#include "core/log.h"
+#include "core/rbac.h"
+#include "internal.h"
+
+#define DISRUPTION_ID "builtin:" DISRUPTION_PRINCIPAL
+
+int
+engine_disruption_start(struct engine *eng, struct qerr *e)
+{
+	struct subject *s = &eng->dsubject;
+	struct actor *a = &eng->dactor;
+	unsigned perms;
+	int r;
+
+	if ((r = disruption_policy_load(eng->cfg, &eng->dpol, e)) != 0)
+		return r;
+	if (!rbac_role_perms(eng->cfg, eng->dpol->guard.role, &perms))
+		return qerr_set(e, QERR_CONFIG, NULL, "%s:%d: [disruption_guard] role '%s' "
+		    "is not a role", eng->cfg->file, eng->cfg->disruption_guard.line,
+		    eng->dpol->guard.role);
+	s->id = DISRUPTION_ID;
+	s->name = DISRUPTION_PRINCIPAL;
+	s->role = eng->dpol->guard.role;
+	if ((r = policy_grants(eng->pol, s, &eng->dgrants, e)) != 0)
+		return r;
+	a->id = s->id;
+	a->name = s->name;
+	a->role = s->role;
+	a->perms = policy_perms(&eng->dgrants);
+	a->subject = s;
+	a->grants = &eng->dgrants;
+	return 0;
+}
+
+void
+engine_disruption_stop(struct engine *eng)
+{
+	free(eng->dgrants.g);
+	eng->dgrants.g = NULL;
+	disruption_policy_free(eng->dpol);
+	eng->dpol = NULL;
+}
+
+/* What the matching accounts of one entity resolve to. */
+struct resolve {
+	char *identity_id;
+	char *account_id;
+	bool unlinked;
+	bool ambiguous;
+};
+
+static int
+resolve_one(const struct account *acc, void *arg)
+{
+	struct resolve *x = arg;
+
+	if (acc->identity_id == NULL) {
+		x->unlinked = true;
+		return 0;
+	}
+	if (x->identity_id == NULL) {
+		x->identity_id = strdup(acc->identity_id);
+		x->account_id = strdup(acc->id);
+		return x->identity_id && x->account_id ? 0 : QERR_NOMEM;
+	}
+	if (strcmp(x->identity_id, acc->identity_id) != 0)
+		x->ambiguous = true;
+	return 0;
+}
+
+/* An account entity names one identity, or it is kept unresolved with the reason. */
+static int
+resolve_entity(struct store_tx *tx, struct alert_entity *en, struct qerr *e)
+{
+	struct resolve x = { NULL, NULL, false, false };
+	const char *res;
+	int r;
+
+	if (strcmp(en->kind, "account") != 0)
+		return 0;
+	if ((r = store_account_find(tx, en->id_type, en->value, resolve_one, &x, e)) != 0) {
+		free(x.identity_id);
+		free(x.account_id);
+		return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
+	}
+	if (x.ambiguous) {
+		free(x.identity_id);
+		free(x.account_id);
+		x.identity_id = x.account_id = NULL;
+		res = "ambiguous";
+	} else
+		res = x.identity_id ? "resolved" : x.unlinked ? "unlinked" : "unknown";
+	en->identity_id = x.identity_id;
+	en->account_id = x.account_id;
+	if ((en->resolution = strdup(res)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+static json_t *
+received_detail(const struct alert *a)
+{
+	size_t i, unresolved = 0;
+
+	for (i = 0; i < a->nentities; i++)
+		if (a->entities[i].resolution != NULL &&
+		    strcmp(a->entities[i].resolution, "resolved") != 0)
+			unresolved++;
+	return json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:I, s:I}", "alert_id", a->id,
+	    "source", a->source, "source_alert_id", a->external_id, "category",
+	    a->category, "confidence", a->confidence, "entities",
+	    (json_int_t)a->nentities, "unresolved", (json_int_t)unresolved,
+	    "received_us", (json_int_t)a->received_us);
+}
+
+/* Stores a new alert; QERR_CONFLICT when its (source, external_id) is known. */
+static int
+store_alert(struct engine *eng, const char *poster, struct alert *a, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	struct alert old;
+	json_t *d = NULL;
+	size_t i;
+	int r;
+
+	memset(&old, 0, sizeof(old));
+	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
+		return r;
+	if ((r = store_alert_find(tx, a->source, a->external_id, &old, e)) != QERR_NOT_FOUND) {
+		if (r == 0)
+			r = qerr_set(e, QERR_CONFLICT, NULL, "alert %s/%s is known as %s",
+			    a->source, a->external_id, old.id);
+		goto out;
+	}
+	for (i = 0, r = 0; i < a->nentities && r == 0; i++)
+		r = resolve_entity(tx, &a->entities[i], e);
+	if (r != 0 || (r = store_alert_insert(tx, a, e)) != 0)
+		goto out;
+	d = received_detail(a);
+	if ((r = engine_audit_tx(tx, poster, "alert.received", NULL, NULL, NULL, d,
+	    e)) == 0) {
+		r = store_tx_commit(tx, e);
+		tx = NULL;
+	}
+out:
+	json_decref(d);
+	alert_clear(&old);
+	store_tx_rollback(tx);
+	return r;
+}
+
+static int
+find_alert(struct engine *eng, const char *source, const char *external_id,
+    struct alert *out, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	int r;
+
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = store_alert_find(tx, source, external_id, out, e);
+	store_tx_rollback(tx);
+	return r;
+}
+
+/* Stores the decision and its audit entry in one transaction. */
+static int
+record(struct engine *eng, const struct alert *al, const char *identity_id,
+    const struct disruption_rule *rule, const char *outcome, json_t *detail,
+    struct qerr *e)
+{
+	struct alert_decision d;
+	struct store_tx *tx = NULL;
+	char id[ID_LEN], ev[64];
+	int r;
+
+	memset(&d, 0, sizeof(d));
+	d.created_at = engine_now_ms();
+	id_make(id, "dsd", d.created_at);
+	d.id = id;
+	d.alert_id = al->id;
+	d.identity_id = (char *)identity_id;
+	d.rule = rule ? (char *)rule->name : NULL;
+	d.outcome = (char *)outcome;
+	json_object_set_new(detail, "alert_id", json_string(al->id));
+	json_object_set_new(detail, "decision_id", json_string(id));
+	if (rule != NULL)
+		json_object_set_new(detail, "rule", json_string(rule->name));
+	if ((d.detail = json_dumps(detail, JSON_COMPACT)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	snprintf(ev, sizeof(ev), "disruption.%s", outcome);
+	if ((r = store_tx_begin(eng->st, true, &tx, e)) == 0 &&
+	    (r = store_decision_insert(tx, &d, e)) == 0 &&
+	    (r = engine_audit_tx(tx, DISRUPTION_PRINCIPAL, ev, NULL, NULL, identity_id,
+	    detail, e)) == 0) {
+		r = store_tx_commit(tx, e);
+		tx = NULL;
+	}
+	store_tx_rollback(tx);
+	free(d.detail);
+	return r;
+}
+
+static char *
+step_params(const struct disruption_step *s)
+{
+	if (s->risk_level == NULL)
+		return strdup("{}");
+	return json_dumps(json_pack("{s:s}", "risk_level", s->risk_level),
+	    JSON_COMPACT | JSON_SORT_KEYS | JSON_EMBED);
+}
+
+static void
+request_for(const struct alert *al, const struct disruption_rule *rule,
+    const char *identity_id, const struct disruption_step *s, const char *params,
+    char *reason, size_t len, struct action_request *req)
+{
+	snprintf(reason, len, "automatic attack disruption: alert %s/%s \"%s\" (%s, "
+	    "severity %s, confidence %d) matched rule '%s'", al->source, al->external_id,
+	    al->title, al->category, alert_severity_name(al->severity), al->confidence,
+	    rule->name);
+	memset(req, 0, sizeof(*req));
+	req->type = s->type;
+	req->identity_id = identity_id;
+	req->reason = reason;
+	req->params = params;
+	req->source = DISRUPTION_SOURCE;
+	req->alert_id = al->id;
+}
+
+static json_t *
+plan_json(const struct action *a)
+{
+	json_t *steps = json_array();
+	size_t i;
+
+	for (i = 0; i < a->nsteps; i++)
+		json_array_append_new(steps, json_pack("{s:s, s:s, s:s, s:s}", "account_id",
+		    a->steps[i].account_id, "system", a->steps[i].system, "account",
+		    a->steps[i].account_name, "status", step_status_name(a->steps[i].status)));
+	return json_pack("{s:s, s:s, s:o}", "type", action_type_name(a->type), "would_be",
+	    action_status_name(a->status), "steps", steps);
+}
+
+/* Asks the engine for one action (or, dry, its exact plan); one entry of detail. */
+static json_t *
+request_step(struct engine *eng, const struct alert *al,
+    const struct disruption_rule *rule, const char *identity_id,
+    const struct disruption_step *s, const char *hold, bool dry, bool *created)
+{
+	struct action_request req;
+	struct action a;
+	struct qerr e;
+	char reason[1024], *params = step_params(s);
+	json_t *o;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	qerr_clear(&e);
+	request_for(al, rule, identity_id, s, params, reason, sizeof(reason), &req);
+	req.preview = dry;
+	req.hold_rule = hold;
+	r = params ? engine_request(eng, &eng->dactor, &req, &a, &e) :
+	    qerr_set(&e, QERR_NOMEM, NULL, "out of memory");
+	if (r == 0 && dry)
+		o = plan_json(&a);
+	else if (r == 0) {
+		*created = true;
+		o = json_pack("{s:s, s:s, s:s}", "type", action_type_name(s->type),
+		    "action_id", a.id, "status", action_status_name(a.status));
+	} else
+		o = json_pack("{s:s, s:s, s:s, s:s?}", "type", action_type_name(s->type),
+		    "error", qerr_strerror(r), "message", e.msg, "action_id", a.id);
+	action_clear(&a);
+	free(params);
+	return o;
+}
+
+/* Automatic actions on an identity that are in force: not failed, refused or
+ * cancelled, not undone, and newer than the identity's last release. */
+struct in_force {
+	int64_t since;		/* the last release */
+	json_t *undone;		/* ids of actions with a live undo */
+	json_t *ids[ACTION_TYPE_COUNT];	/* in-force action ids per type */
+	json_t *all;		/* every in-force action, newest first */
+};
+
+static bool
+live(enum action_status st)
+{
+	return st != ACTION_FAILED && st != ACTION_CANCELLED && st != ACTION_DENIED;
+}
+
+static int
+note_undo(const struct action *a, void *arg)
+{
+	struct in_force *f = arg;
+
+	if (a->undo_of != NULL && live(a->status))
+		json_object_set_new(f->undone, a->undo_of, json_true());
+	return 0;
+}
+
+static int
+note_auto(const struct action *a, void *arg)
+{
+	struct in_force *f = arg;
+
+	if (a->source == NULL || strcmp(a->source, DISRUPTION_SOURCE) != 0 ||
+	    !live(a->status) || a->created_at < f->since ||
+	    json_object_get(f->undone, a->id) != NULL)
+		return 0;
+	json_array_append_new(f->ids[a->type], json_string(a->id));
+	json_array_append_new(f->all, json_pack("{s:s, s:s, s:s}", "action_id", a->id,
+	    "type", action_type_name(a->type), "status", action_status_name(a->status)));
+	return 0;
+}
+
+static int
+last_release(const struct alert_decision *d, void *arg)
+{
+	struct in_force *f = arg;
+
+	if (strcmp(d->outcome, DISRUPTION_RELEASED) != 0 || f->since != 0)
+		return 0;
+	f->since = d->created_at;
+	return 1;
+}
+
+static void
+in_force_clear(struct in_force *f)
+{
+	int t;
+
+	json_decref(f->undone);
+	json_decref(f->all);
+	for (t = 0; t < ACTION_TYPE_COUNT; t++)
+		json_decref(f->ids[t]);
+	memset(f, 0, sizeof(*f));
+}
+
+static int
+in_force_load(struct engine *eng, const char *identity_id, struct in_force *f,
+    struct qerr *e)
+{
+	struct action_filter af = { .identity_id = identity_id, .limit = 1000 };
+	struct store_tx *tx = NULL;
+	int r, t;
+
+	memset(f, 0, sizeof(*f));
+	f->undone = json_object();
+	f->all = json_array();
+	for (t = 0; t < ACTION_TYPE_COUNT; t++)
+		f->ids[t] = json_array();
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = store_decision_list(tx, NULL, identity_id, last_release, f, e);
+	if (r >= 0 && (r = store_action_list(tx, &af, note_undo, f, e)) == 0)
+		r = store_action_list(tx, &af, note_auto, f, e);
+	store_tx_rollback(tx);
+	return r;
+}
+
+/* Raises a blast-radius breach: audited each time, one quell alert per window. */
+static void
+raise_breach(struct engine *eng, const struct alert *cause, const char *identity_id,
+    long recent)
+{
+	const struct disruption_guard *g = &eng->dpol->guard;
+	struct alert a;
+	struct qerr e;
+	char ext[64], title[256], *text;
+	int64_t now = engine_now_ms();
+	json_t *d;
+	bool created = false;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(ext, sizeof(ext), "blast-radius-%lld",
+	    (long long)(now - now % g->window_ms));
+	snprintf(title, sizeof(title), "automatic attack disruption reached its limit of "
+	    "%ld containments per %lld s: further ones wait for approval",
+	    g->max_containments, (long long)(g->window_ms / 1000));
+	a.source = strdup(ALERT_SOURCE_QUELL);
+	a.external_id = strdup(ext);
+	a.title = strdup(title);
+	a.category = strdup("blast_radius");
+	a.severity = ALERT_SEV_HIGH;
+	a.confidence = 100;
+	a.time = now;
+	qerr_clear(&e);
+	if (a.source == NULL || a.external_id == NULL || a.title == NULL ||
+	    a.category == NULL || engine_alert(eng, DISRUPTION_PRINCIPAL, &a, &created,
+	    &e) != 0)
+		log_msg(LOG_LVL_WARN, "disruption: raising the blast-radius alert: %s",
+		    e.msg[0] ? e.msg : "out of memory");
+	d = json_pack("{s:s, s:s?, s:I, s:I, s:I}", "cause_alert_id", cause->id,
+	    "quell_alert_id", a.id, "recent", (json_int_t)recent, "limit",
+	    (json_int_t)g->max_containments, "window_ms", (json_int_t)g->window_ms);
+	text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+	if (text == NULL || engine_audit(eng, DISRUPTION_PRINCIPAL,
+	    "disruption.blast_radius_exceeded", identity_id, text, &e) != 0)
+		log_msg(LOG_LVL_WARN, "disruption: auditing the blast-radius breach: %s",
+		    text ? e.msg : "out of memory");
+	free(text);
+	json_decref(d);
+	alert_clear(&a);
+}
+
+/* Whether some linked account's system can carry out type. */
+static bool
+applicable(struct engine *eng, const struct identity *idn, enum action_type type)
+{
+	struct engine_system *sys;
+	size_t i;
+
+	for (i = 0; i < idn->naccounts; i++)
+		if ((sys = engine_find_system(eng, idn->accounts[i].system)) != NULL &&
+		    provider_supports(sys->ops, type))
+			return true;
+	return false;
+}
+
+/*
+ * The rule's actions that can apply to the identity (the others go to na) and, with
+ * f, are not yet in force on it (the ids of those that are go to dup).
+ */
+static size_t
+missing_steps(struct engine *eng, const struct disruption_rule *rule,
+    const struct identity *idn, const struct in_force *f,
+    const struct disruption_step **todo, json_t *dup, json_t *na)
+{
+	enum action_type t;
+	size_t i, n = 0;
+
+	for (i = 0; i < rule->nsteps; i++) {
+		t = rule->steps[i].type;
+		if (!applicable(eng, idn, t))
+			json_array_append_new(na, json_string(action_type_name(t)));
+		else if (f != NULL && json_array_size(f->ids[t]) > 0)
+			json_array_extend(dup, f->ids[t]);
+		else
+			todo[n++] = &rule->steps[i];
+	}
+	return n;
+}
+
+static int
+count_recent(struct engine *eng, long *n, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	int r;
+
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = store_decision_count(tx, DISRUPTION_CONTAINED,
+	    engine_now_ms() - eng->dpol->guard.window_ms, n, e);
+	store_tx_rollback(tx);
+	return r;
+}
+
+/* Requests the actions (or plans them, dry) and records what came of it. */
+static int
+act(struct engine *eng, const struct alert *al, const struct disruption_rule *rule,
+    const char *identity_id, const struct disruption_step *const *todo, size_t n,
+    json_t *na, struct qerr *e)
+{
+	json_t *d = json_object(), *list = json_array();
+	const char *outcome = rule->dry_run ? DISRUPTION_DRY_RUN : DISRUPTION_CONTAINED;
+	bool created = false, held;
+	long recent = 0;
+	size_t i;
+	int r;
+
+	if (!rule->dry_run && (r = count_recent(eng, &recent, e)) != 0)
+		goto out;
+	held = !rule->dry_run && !disruption_within_limit(eng->dpol, recent);
+	if (held)
+		outcome = DISRUPTION_HELD;
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, request_step(eng, al, rule, identity_id, todo[i],
+		    held ? DISRUPTION_BLAST_RULE : NULL, rule->dry_run, &created));
+	if (!rule->dry_run && !created) {
+		outcome = DISRUPTION_FAILED;
+		held = false;
+	}
+	json_object_set_new(d, rule->dry_run ? "plan" : "actions", list);
+	list = NULL;
+	json_object_set_new(d, "received_us", json_integer(al->received_us));
+	json_object_set(d, "not_applicable", na);
+	if (held)
+		json_object_set_new(d, "why", json_sprintf("%ld automatic containments in the "
+		    "last %lld s reached the limit of %ld", recent,
+		    (long long)(eng->dpol->guard.window_ms / 1000),
+		    eng->dpol->guard.max_containments));
+	r = record(eng, al, identity_id, rule, outcome, d, e);
+	if (r == 0 && held)
+		raise_breach(eng, al, identity_id, recent);
+out:
+	json_decref(list);
+	json_decref(d);
+	return r;
+}
+
+/* The decision for one identity an alert named; runs under eng->dmu. */
+static int
+disrupt(struct engine *eng, const struct alert *al, const char *identity_id,
+    struct qerr *e)
+{
+	const struct disruption_step *todo[DISRUPTION_MAX_STEPS];
+	const struct disruption_rule *rule;
+	struct store_tx *tx = NULL;
+	struct in_force f;
+	struct identity idn;
+	json_t *d = json_object(), *dup = json_array(), *na = json_array();
+	char why[400];
+	size_t n;
+	int r;
+
+	memset(&idn, 0, sizeof(idn));
+	memset(&f, 0, sizeof(f));
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		goto out;
+	r = store_identity_get(tx, identity_id, &idn, e);
+	store_tx_rollback(tx);
+	if (r != 0)
+		goto out;
+	if ((rule = disruption_match(eng->dpol, al, idn.tags, idn.ntags)) == NULL) {
+		json_object_set_new(d, "why", json_string("no [disruption] rule matches the "
+		    "alert and this identity"));
+		r = record(eng, al, identity_id, NULL, DISRUPTION_NO_RULE, d, e);
+		goto out;
+	}
+	if (disruption_excluded(eng->dpol, rule, &idn, why, sizeof(why))) {
+		json_object_set_new(d, "why", json_string(why));
+		r = record(eng, al, identity_id, rule, DISRUPTION_EXCLUDED, d, e);
+		goto out;
+	}
+	/* A dry run plans the whole rule: it never puts anything in force. */
+	if (!rule->dry_run && (r = in_force_load(eng, identity_id, &f, e)) != 0)
+		goto out;
+	n = missing_steps(eng, rule, &idn, rule->dry_run ? NULL : &f, todo, dup, na);
+	if (n == 0) {
+		json_object_set_new(d, "why", json_string(json_array_size(dup) > 0 ?
+		    "the identity is already contained by automatic actions in force" :
+		    "no linked account's system supports the rule's actions"));
+		json_object_set(d, "actions_in_force", dup);
+		json_object_set(d, "not_applicable", na);
+		r = record(eng, al, identity_id, rule, json_array_size(dup) > 0 ?
+		    DISRUPTION_DUPLICATE : DISRUPTION_FAILED, d, e);
+		goto out;
+	}
+	r = act(eng, al, rule, identity_id, todo, n, na, e);
+out:
+	in_force_clear(&f);
+	identity_clear(&idn);
+	json_decref(na);
+	json_decref(dup);
+	json_decref(d);
+	return r;
+}
+
+/* Acts on every identity the alert's account entities resolved to, once each. */
+static void
+disrupt_all(struct engine *eng, const struct alert *al)
+{
+	const struct alert_entity *en;
+	struct qerr e;
+	size_t i, k;
+
+	for (i = 0; i < al->nentities; i++) {
+		en = &al->entities[i];
+		if (en->identity_id == NULL)
+			continue;
+		for (k = 0; k < i; k++)
+			if (al->entities[k].identity_id != NULL &&
+			    strcmp(al->entities[k].identity_id, en->identity_id) == 0)
+				break;
+		if (k < i)
+			continue;
+		qerr_clear(&e);
+		pthread_mutex_lock(&eng->dmu);
+		if (disrupt(eng, al, en->identity_id, &e) != 0)
+			log_msg(LOG_LVL_WARN, "disruption: alert %s, identity %s: %s", al->id,
+			    en->identity_id, e.msg);
+		pthread_mutex_unlock(&eng->dmu);
+	}
+}
+
+int
+engine_alert(struct engine *eng, const char *poster, struct alert *a, bool *created,
+    struct qerr *e)
+{
+	struct alert in;
+	char id[ID_LEN];
+	int r;
+
+	*created = false;
+	a->received_at = engine_now_ms();
+	if (a->received_us == 0)
+		a->received_us = engine_now_us();
+	id_make(id, "alr", a->received_at);
+	free(a->id);
+	if ((a->id = strdup(id)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	if ((r = store_alert(eng, poster, a, e)) == QERR_CONFLICT) {
+		/* A repeat (or a concurrent twin): the stored one answers. */
+		in = *a;
+		r = find_alert(eng, in.source, in.external_id, a, e);
+		alert_clear(&in);
+		return r;
+	}
+	if (r != 0)
+		return r;
+	*created = true;
+	/* quell's own alerts report on automation; acting on them would loop. */
+	if (strcmp(a->source, ALERT_SOURCE_QUELL) != 0)
+		disrupt_all(eng, a);
+	return 0;
+}
+
+static int
+release_one(struct engine *eng, const struct actor *who, json_t *item,
+    const char *reason, json_t *results)
+{
+	const char *id = json_string_value(json_object_get(item, "action_id"));
+	json_t *o = json_deep_copy(item);
+	struct action u;
+	struct qerr e;
+	int r;
+
+	memset(&u, 0, sizeof(u));
+	qerr_clear(&e);
+	r = engine_undo(eng, who, id, reason, &u, &e);
+	if (r == 0)
+		json_object_set_new(o, "undo_action_id", json_string(u.id));
+	else {
+		json_object_set_new(o, "error", json_string(qerr_strerror(r)));
+		json_object_set_new(o, "message", json_string(e.msg));
+		if (u.id != NULL)
+			json_object_set_new(o, "undo_action_id", json_string(u.id));
+	}
+	action_clear(&u);
+	json_array_append_new(results, o);
+	return r;
+}
+
+/* The alert of the newest containment, for the release's decision row. */
+static char *
+newest_alert(struct engine *eng, const json_t *all)
+{
+	struct store_tx *tx = NULL;
+	struct action a;
+	struct qerr e;
+	char *id = NULL;
+
+	memset(&a, 0, sizeof(a));
+	if (json_array_size(all) == 0 || store_tx_begin(eng->st, false, &tx, &e) != 0)
+		return NULL;
+	if (store_action_get(tx, json_string_value(json_object_get(json_array_get(all, 0),
+	    "action_id")), &a, &e) == 0 && a.alert_id != NULL)
+		id = strdup(a.alert_id);
+	store_tx_rollback(tx);
+	action_clear(&a);
+	return id;
+}
+
+int
+engine_release(struct engine *eng, const struct actor *who, const char *identity_id,
+    const char *reason, json_t **results, struct qerr *e)
+{
+	struct alert al;
+	struct in_force f;
+	json_t *item, *d;
+	size_t i, undone = 0;
+	int r;
+
+	*results = json_array();
+	memset(&al, 0, sizeof(al));
+	pthread_mutex_lock(&eng->dmu);
+	if ((r = in_force_load(eng, identity_id, &f, e)) != 0)
+		goto out;
+	if (json_array_size(f.all) == 0) {
+		r = qerr_set(e, QERR_CONFLICT, NULL, "identity %s has no automatic "
+		    "containment in force", identity_id);
+		goto out;
+	}
+	json_array_foreach(f.all, i, item)
+		if (release_one(eng, who, item, reason, *results) == 0)
+			undone++;
+	if (undone == 0 && json_array_size(f.all) > 0 &&
+	    strcmp(json_string_value(json_object_get(json_array_get(*results, 0),
+	    "error")), qerr_strerror(QERR_DENIED)) == 0) {
+		r = qerr_set(e, QERR_DENIED, NULL, "%s", json_string_value(
+		    json_object_get(json_array_get(*results, 0), "message")));
+		goto out;
+	}
+	al.id = newest_alert(eng, f.all);
+	d = json_pack("{s:s, s:s, s:O}", "reason", reason, "by", who->name, "results",
+	    *results);
+	if (al.id == NULL)
+		al.id = strdup("");
+	r = record(eng, &al, identity_id, NULL, DISRUPTION_RELEASED, d, e);
+	json_decref(d);
+out:
+	pthread_mutex_unlock(&eng->dmu);
+	in_force_clear(&f);
+	alert_clear(&al);
+	return r;
+}
