@@ -60,6 +60,7 @@ render_action(const struct action *a, bool with_steps)
 	json_object_set_new(o, "undo_of", str_or_null(a->undo_of));
 	json_object_set_new(o, "approval_rule", str_or_null(a->approval_rule));
 	json_object_set_new(o, "decided_by", str_or_null(a->decided_by));
+	json_object_set_new(o, "alert_id", str_or_null(a->alert_id));
 	json_object_set_new(o, "approval_expires_at", a->status == ACTION_PENDING_APPROVAL ?
 	    render_time(a->approval_expires) : json_null());
 	if (!with_steps)

@@ -54,6 +54,12 @@ static const struct route {
 	{ "GET", "/api/v1/audit", PERM_AUDIT_READ, route_list_audit },
 	{ "GET", "/api/v1/audit/verify", PERM_AUDIT_READ, route_verify_audit },
 	{ "POST", "/api/v1/tokens", PERM_SETTINGS_MANAGE, route_post_token },
+	{ "POST", "/api/v1/alerts", PERM_RESPONSE_MANAGE, route_post_alert },
+	{ "GET", "/api/v1/alerts", PERM_RESPONSE_READ, route_list_alerts },
+	{ "GET", "/api/v1/alerts/{}", PERM_RESPONSE_READ, route_get_alert },
+	{ "POST", "/api/v1/identities/{}/release", PERM_RESPONSE_MANAGE,
+	    route_release_identity },
+	{ "POST", "/api/v1/hunting/query", PERM_HUNTING_QUERY, route_hunt },
 };
 
 /* Matches path against pattern, capturing each {} segment into q->argbuf. */
