@@ -39,6 +39,11 @@ enum cli_cmd_id {
 	CMD_AUDIT_VERIFY,
 	CMD_AUDIT_EXPORT,
 	CMD_TOKEN_CREATE,
+	CMD_ALERTS,
+	CMD_ALERT,
+	CMD_ALERTS_INGEST,
+	CMD_RELEASE,
+	CMD_HUNT,
 };
 
 enum cli_opt_kind {

@@ -128,6 +128,26 @@ static const struct cli_optspec undo_opts[] = {
 	{ NULL, OPT_FLAG, false },
 };
 
+static const struct cli_optspec alerts_opts[] = {
+	{ "source", OPT_VALUE, false },
+	{ "limit", OPT_VALUE, false },
+	{ "all", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec release_opts[] = {
+	{ "reason", OPT_VALUE, true },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec hunt_opts[] = {
+	{ "limit", OPT_VALUE, false },
+	{ "then", OPT_VALUE, false },
+	{ "reason", OPT_VALUE, false },
+	{ "yes", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
 static const struct cli_optspec no_opts[] = {
 	{ NULL, OPT_FLAG, false },
 };
@@ -139,6 +159,9 @@ static const char *const a_query[] = { "[QUERY]", NULL };
 static const char *const a_link[] = { "<identity>", "<account-id>", NULL };
 static const char *const a_system[] = { "[system]", NULL };
 static const char *const a_none[] = { NULL };
+static const char *const a_alert[] = { "<alert-id>", NULL };
+static const char *const a_file[] = { "FILE", NULL };
+static const char *const a_hunt[] = { "QUERY", NULL };
 
 static const struct cli_cmd commands[] = {
 	{ CMD_DISABLE, "disable", NULL, act_opts, a_identity,
@@ -267,6 +290,39 @@ static const struct cli_cmd commands[] = {
 	    "(disable <-> enable). Actions without an inverse are refused with the reason.\n\n"
 	    "  --reason TEXT       why (required; recorded in the audit log)\n"
 	    "  --wait              follow the new action until it ends\n" },
+	{ CMD_ALERTS, "alerts", NULL, alerts_opts, a_none,
+	    "quell alerts [--source S] [--limit N] [--all]",
+	    "List alerts, newest first.\n\n"
+	    "  --source S          only alerts from this source (quell: quell's own)\n"
+	    "  --limit N           page size, 1..1000 (default 50)\n"
+	    "  --all               follow the pages to the end\n" },
+	{ CMD_ALERT, "alert", NULL, no_opts, a_alert,
+	    "quell alert <alert-id>",
+	    "Show an alert: its entities and what each resolved to, the decisions automatic\n"
+	    "attack disruption made and the actions they caused (JSON).\n" },
+	{ CMD_ALERTS_INGEST, "alerts", "ingest", no_opts, a_file,
+	    "quell alerts ingest FILE|-",
+	    "Post alerts from a file (or standard input), one JSON object a line, each as\n"
+	    "POST /api/v1/alerts would take it. A repeat of a stored alert (same source and\n"
+	    "id) is accepted and creates nothing. Refused lines are reported on standard\n"
+	    "error with their line number; the exit status is then 3.\n" },
+	{ CMD_RELEASE, "release", NULL, release_opts, a_identity,
+	    "quell release <identity> --reason TEXT",
+	    "Undo every containment automatic attack disruption put on an identity that is\n"
+	    "still in force (disabled accounts are enabled again). Actions without an\n"
+	    "inverse (revoked sessions, a confirmed compromise) are listed as not undone.\n\n"
+	    "  --reason TEXT       why (required; recorded in the audit log)\n" },
+	{ CMD_HUNT, "hunt", NULL, hunt_opts, a_hunt,
+	    "quell hunt QUERY [--limit N] [--then ACTION --reason TEXT [--yes]]",
+	    "Run a read-only SQL SELECT over the hunting views IdentityInfo,\n"
+	    "IdentityAccounts, Alerts, AlertEntities, Actions, ActionSteps and AuditEvents\n"
+	    "(docs/hunting.md) and print the rows, tab-separated.\n\n"
+	    "  --limit N           rows, 1..10000 (default 100)\n"
+	    "  --then ACTION       act on every identity in the identity_id column: disable,\n"
+	    "                      enable, revoke_sessions, mark_compromised or\n"
+	    "                      force_password_change; previews each, asks once\n"
+	    "  --reason TEXT       why (required with --then)\n"
+	    "  --yes               do not ask for confirmation\n" },
 };
 
 static const char general_help[] =
@@ -284,7 +340,10 @@ static const char general_help[] =
 	"  systems                  list identity systems\n"
 	"  whoami                   show who the token belongs to\n"
 	"  audit [verify|export]    read, verify or export the audit log\n"
-	"  token create             create an API token\n\n"
+	"  token create             create an API token\n"
+	"  alerts [ingest FILE|-], alert <id>   alerts and what automation did\n"
+	"  release <identity> --reason TEXT     undo automatic containment\n"
+	"  hunt QUERY [--then ACTION]           advanced hunting\n\n"
 	"`quell <command> --help` describes a command.\n\n"
 	"Options (also after the command):\n"
 	COMMON_HELP

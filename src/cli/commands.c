@@ -3,6 +3,7 @@
  * API's answers as they came. Remediation commands always preview first, so a
  * person sees every account that will be touched before anything is stored.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -978,6 +979,289 @@ out:
 	return r;
 }
 
+/* Automatic attack disruption and advanced hunting: alerts, release, hunt. */
+
+static int
+cmd_alerts(struct cmd_ctx *x, struct qerr *e)
+{
+	char *qs = NULL;
+	int r;
+
+	if ((r = qs_add(x, &qs, "source", cli_opt(x->inv, "source"), e)) == 0 &&
+	    (r = qs_add(x, &qs, "limit", cli_opt(x->inv, "limit"), e)) == 0)
+		r = list_cmd(x, "/api/v1/alerts", qs, "alerts", "before", render_alerts, e);
+	free(qs);
+	return r;
+}
+
+static int
+cmd_alert(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *a = NULL;
+	int r;
+
+	if ((r = call_id(x, "GET", "/api/v1/alerts", x->inv->pos[0], NULL, NULL, &a,
+	    e)) == 0)
+		r = dump(a, e);
+	json_decref(a);
+	return r;
+}
+
+struct ingest {
+	long lines, created, refused;
+};
+
+/* One line of JSON: posted as it is; a refusal is reported and counted. */
+static int
+ingest_line(struct cmd_ctx *x, const char *line, struct ingest *in, struct qerr *e)
+{
+	json_error_t je;
+	json_t *body, *ans = NULL;
+	struct qerr pe;
+	int r;
+
+	in->lines++;
+	if ((body = json_loads(line, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		fprintf(stderr, "quell: line %ld: not JSON: %s\n", in->lines, je.text);
+		in->refused++;
+		return 0;
+	}
+	qerr_clear(&pe);
+	r = client_call(x->cl, "POST", "/api/v1/alerts", body, &ans, &pe);
+	json_decref(body);
+	if (r == 0)
+		in->created++;
+	else if (pe.status >= 400 && pe.status < 500) {
+		fprintf(stderr, "quell: line %ld: refused: %s%s%s\n", in->lines,
+		    pe.field[0] ? pe.field : "", pe.field[0] ? ": " : "", pe.msg);
+		in->refused++;
+		r = 0;
+	} else
+		*e = pe;
+	json_decref(ans);
+	return r;
+}
+
+static int
+cmd_alerts_ingest(struct cmd_ctx *x, struct qerr *e)
+{
+	const char *path = x->inv->pos[0];
+	struct ingest in = { 0, 0, 0 };
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+	int r = 0;
+
+	if ((f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r")) == NULL)
+		return qerr_set(e, QERR_IO, "FILE", "cannot open %s: %s", path,
+		    strerror(errno));
+	while (r == 0 && (n = getline(&line, &cap, f)) >= 0) {
+		if (n > 1024 * 1024) {
+			fprintf(stderr, "quell: line %ld: longer than 1 MiB\n", ++in.lines);
+			in.refused++;
+			continue;
+		}
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[strspn(line, " \t")] != '\0')
+			r = ingest_line(x, line, &in, e);
+	}
+	if (f != stdin)
+		fclose(f);
+	free(line);
+	if (r == 0)
+		printf("%ld alert(s): %ld accepted (new or repeats of stored ones), "
+		    "%ld refused\n", in.lines, in.created, in.refused);
+	if (r == 0 && in.refused > 0)
+		x->status = CLI_EXIT_REFUSED;
+	return r;
+}
+
+static int
+cmd_release(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *idn = NULL, *body = NULL, *ans = NULL, *res;
+	const char *id;
+	size_t i;
+	int r;
+
+	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) < 0)
+		goto out;
+	r = nomem(e);
+	if ((id = str(idn, "id")) == NULL ||
+	    (body = json_pack("{s:s}", "reason", cli_opt(x->inv, "reason"))) == NULL)
+		goto out;
+	if ((r = call_id(x, "POST", "/api/v1/identities", id, "/release", body, &ans,
+	    e)) < 0 || x->json) {
+		if (r == 0)
+			r = dump(ans, e);
+		goto out;
+	}
+	json_array_foreach(json_object_get(ans, "results"), i, res) {
+		if (str(res, "undo_action_id") != NULL && str(res, "error") == NULL)
+			printf("%s %s: undone by %s\n", str(res, "action_id"),
+			    str(res, "type"), str(res, "undo_action_id"));
+		else {
+			printf("%s %s: not undone: %s\n", str(res, "action_id"),
+			    str(res, "type"), str(res, "message") ? str(res, "message") : "?");
+			if (strcmp(str(res, "type") ? str(res, "type") : "", "disable") == 0)
+				x->status = CLI_EXIT_FAILED;
+		}
+	}
+out:
+	json_decref(ans);
+	json_decref(body);
+	json_decref(idn);
+	return r;
+}
+
+static void
+print_cell(const json_t *v, bool last)
+{
+	char *text = NULL, *c;
+
+	if (json_is_string(v))
+		c = render_clean(json_string_value(v));
+	else {
+		text = json_is_null(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		c = render_clean(text);
+	}
+	printf("%s%s", c ? c : "?", last ? "\n" : "\t");
+	free(c);
+	free(text);
+}
+
+static void
+print_rows(const json_t *ans)
+{
+	const json_t *cols = json_object_get(ans, "columns"), *row;
+	size_t i, k;
+
+	json_array_foreach(cols, k, row)
+		print_cell(row, k + 1 == json_array_size(cols));
+	json_array_foreach(json_object_get(ans, "rows"), i, row)
+		for (k = 0; k < json_array_size(row); k++)
+			print_cell(json_array_get(row, k), k + 1 == json_array_size(row));
+	if (json_is_true(json_object_get(ans, "truncated")))
+		fprintf(stderr, "(more rows: raise --limit)\n");
+}
+
+/* The distinct identity ids of the identity_id column, in order of appearance. */
+static json_t *
+hunt_identities(const json_t *ans, struct qerr *e)
+{
+	const json_t *cols = json_object_get(ans, "columns"), *row, *c;
+	json_t *ids = json_array(), *seen = json_object();
+	const char *id;
+	size_t i, k, col = (size_t)-1;
+
+	json_array_foreach(cols, k, c)
+		if (json_is_string(c) && strcmp(json_string_value(c), "identity_id") == 0)
+			col = k;
+	if (col == (size_t)-1) {
+		qerr_set(e, QERR_INVALID, "--then", "the query has no identity_id column "
+		    "to act on");
+		json_decref(ids);
+		ids = NULL;
+	}
+	json_array_foreach(json_object_get(ans, "rows"), i, row) {
+		if (ids == NULL || (id = json_string_value(json_array_get(row, col))) == NULL ||
+		    json_object_get(seen, id) != NULL)
+			continue;
+		json_object_set_new(seen, id, json_true());
+		json_array_append_new(ids, json_string(id));
+	}
+	json_decref(seen);
+	return ids;
+}
+
+/* Previews the action on every identity, asks once, then requests each. */
+static int
+hunt_then(struct cmd_ctx *x, const json_t *ids, const char *type, struct qerr *e)
+{
+	json_t *body, *ans, *idn;
+	const json_t *id;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(ids, i, id) {
+		idn = json_pack("{s:O, s:O}", "id", id, "display_name", id);
+		body = action_body(x, type, json_string_value(id));
+		ans = NULL;
+		if (body == NULL || idn == NULL)
+			r = nomem(e);
+		else if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &ans,
+		    e)) == 0)
+			r = show_preview(x, idn, ans, e);
+		json_decref(ans);
+		json_decref(body);
+		json_decref(idn);
+		if (r < 0)
+			return r;
+	}
+	if (!confirm(x))
+		return 0;
+	json_array_foreach(ids, i, id) {
+		if ((body = action_body(x, type, json_string_value(id))) == NULL)
+			return nomem(e);
+		json_object_del(body, "preview");
+		ans = NULL;
+		if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &ans, e)) == 0) {
+			printf("action %s %s on %s\n", str(ans, "id"), str(ans, "status"),
+			    json_string_value(id));
+			if (cli_exit_for_action(str(ans, "status")) != CLI_EXIT_OK)
+				x->status = cli_exit_for_action(str(ans, "status"));
+		}
+		json_decref(ans);
+		json_decref(body);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+cmd_hunt(struct cmd_ctx *x, struct qerr *e)
+{
+	const char *then = cli_opt(x->inv, "then"), *lim = cli_opt(x->inv, "limit");
+	json_t *body, *ans = NULL, *ids = NULL;
+	enum action_type t;
+	char *end;
+	long n = 100;
+	int r;
+
+	if (lim != NULL && ((n = strtol(lim, &end, 10)) < 1 || n > 10000 || *end != '\0'))
+		return qerr_set(e, QERR_INVALID, "--limit", "--limit must be 1 to 10000");
+	if (then != NULL && (action_type_parse(then, &t) != 0 || t == ACTION_DEACTIVATE ||
+	    t == ACTION_SET_RISK))
+		return qerr_set(e, QERR_INVALID, "--then", "--then takes disable, enable, "
+		    "revoke_sessions, mark_compromised or force_password_change");
+	if (then != NULL && cli_opt(x->inv, "reason") == NULL)
+		return qerr_set(e, QERR_INVALID, "--reason", "--then needs --reason");
+	if ((body = json_pack("{s:s, s:I}", "query", x->inv->pos[0], "limit",
+	    (json_int_t)n)) == NULL)
+		return nomem(e);
+	if ((r = client_call(x->cl, "POST", "/api/v1/hunting/query", body, &ans, e)) < 0)
+		goto out;
+	if (x->json)
+		r = dump(ans, e);
+	else
+		print_rows(ans);
+	if (r == 0 && then != NULL) {
+		if ((ids = hunt_identities(ans, e)) == NULL)
+			r = QERR_INVALID;
+		else if (json_array_size(ids) == 0)
+			fprintf(stderr, "quell: no rows with an identity_id: nothing to do\n");
+		else
+			r = hunt_then(x, ids, then, e);
+	}
+out:
+	json_decref(ids);
+	json_decref(ans);
+	json_decref(body);
+	return r;
+}
+
 int
 cmd_run(struct cmd_ctx *x, struct qerr *e)
 {
@@ -1011,6 +1295,11 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_AUDIT_VERIFY: return verify(x, e);
 	case CMD_AUDIT_EXPORT: return export(x, e);
 	case CMD_TOKEN_CREATE: return token_create(x, e);
+	case CMD_ALERTS: return cmd_alerts(x, e);
+	case CMD_ALERT: return cmd_alert(x, e);
+	case CMD_ALERTS_INGEST: return cmd_alerts_ingest(x, e);
+	case CMD_RELEASE: return cmd_release(x, e);
+	case CMD_HUNT: return cmd_hunt(x, e);
 	}
 	return qerr_set(e, QERR_INTERNAL, NULL, "unknown command");
 }

@@ -381,6 +381,17 @@ render_audit(const json_t *entries, char **out)
 	return list(entries, titles, keys, "no audit entries", out);
 }
 
+int
+render_alerts(const json_t *alerts, char **out)
+{
+	static const char *const titles[] = { "ID", "TIME", "SOURCE", "CATEGORY",
+		"SEVERITY", "CONFIDENCE", "TITLE", NULL };
+	static const char *const keys[] = { "id", "time", "source", "category",
+		"severity", "confidence", "title", NULL };
+
+	return list(alerts, titles, keys, "no alerts", out);
+}
+
 /* Identities with their number of linked accounts, which the API does not count. */
 int
 render_identities(const json_t *identities, char **out)

@@ -16,6 +16,7 @@ int render_preview(const json_t *action, const char *identity_label, char **out)
 int render_actions(const json_t *actions, char **out);
 int render_identities(const json_t *identities, char **out);
 int render_audit(const json_t *entries, char **out);
+int render_alerts(const json_t *alerts, char **out);
 /* An identity with its accounts. */
 int render_identity(const json_t *identity, char **out);
 /* Whole answers of GET /systems, /whoami, /audit/verify, POST /sync/{system}. */
