@@ -170,5 +170,4 @@ int engine_alert(struct engine *eng, const char *poster, struct alert *a,
 int engine_release(struct engine *eng, const struct actor *who, const char *identity_id,
     const char *reason, json_t **results, struct qerr *e);
 
-
 #endif

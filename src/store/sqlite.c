@@ -1982,11 +1982,11 @@ static const char *const alert_sql[AS_COUNT] = {
 	    " WHERE (?1 IS NULL OR id < ?1) AND (?3 IS NULL OR source = ?3)"
 	    " ORDER BY id DESC LIMIT ?2",
 	/* ASCII case folding, as UPNs are compared by every directory that has them. */
-	[AS_ACC_UPN] = "SELECT " ACC_COLS " FROM accounts WHERE lower(upn) = lower(?1)"
+	[AS_ACC_UPN] = "SELECT " ACC_COLS_X " FROM accounts WHERE lower(upn) = lower(?1)"
 	    " ORDER BY id LIMIT 16",
-	[AS_ACC_SID] = "SELECT " ACC_COLS " FROM accounts WHERE sid = ?1"
+	[AS_ACC_SID] = "SELECT " ACC_COLS_X " FROM accounts WHERE sid = ?1"
 	    " ORDER BY id LIMIT 16",
-	[AS_ACC_EXT] = "SELECT " ACC_COLS " FROM accounts"
+	[AS_ACC_EXT] = "SELECT " ACC_COLS_X " FROM accounts"
 	    " WHERE external_id = ?1 AND kind = ?2 ORDER BY id LIMIT 16",
 	[AS_DEC_INSERT] = "INSERT INTO disruption_decisions (" DEC_COLS ")"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

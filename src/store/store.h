@@ -302,7 +302,6 @@ int store_sync_state_get(struct store_tx *tx, const char *system, char **cursor,
     int64_t *full_run, struct qerr *e);
 int store_sync_state_put(struct store_tx *tx, const char *system, const char *cursor,
     int64_t full_run, int64_t at, struct qerr *e);
-
 int store_alert_insert(struct store_tx *tx, const struct alert *a, struct qerr *e);
 int store_alert_get(struct store_tx *tx, const char *id, struct alert *out,
     struct qerr *e);
