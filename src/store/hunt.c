@@ -121,13 +121,15 @@ authorize(void *arg, int code, const char *a1, const char *a2, const char *db,
 {
 	struct hunt *h = arg;
 
-	(void)db;
 	switch (code) {
 	case SQLITE_SELECT:
 	case SQLITE_RECURSIVE:
 		return SQLITE_OK;
 	case SQLITE_READ:
-		if (listed(views, a1) || (listed(views, inner) && listed(tables, a1)))
+		/* A common table expression is read with no database name: it holds
+		 * only what the query itself selected. */
+		if (db == NULL || listed(views, a1) ||
+		    (listed(views, inner) && listed(tables, a1)))
 			return SQLITE_OK;
 		return refuse(h, "'%s' is not one of the hunting views (IdentityInfo, "
 		    "IdentityAccounts, Alerts, AlertEntities, Actions, ActionSteps, "
