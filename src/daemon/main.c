@@ -16,6 +16,7 @@
 #include "api/oidc.h"
 #include "api/web.h"
 #include "core/config.h"
+#include "core/correlate.h"
 #include "core/disruption_rules.h"
 #include "core/log.h"
 #include "core/policy.h"
@@ -147,18 +148,20 @@ token_create(const struct config *cfg, int argc, char **argv)
 	return 0;
 }
 
-/* The access and disruption policies, the console's and the OpenID Connect issuer's
- * sections. */
+/* The access and disruption policies, the correlation rules, the console's and the
+ * OpenID Connect issuer's sections. */
 static int
 check_sections(const struct config *cfg, struct qerr *e)
 {
 	struct disruption_policy *dp = NULL;
+	struct corr_rules rules;
 	struct policy *pol = NULL;
 	struct oidc *o = NULL;
 	struct web *w = NULL;
 	int r;
 
 	if ((r = policy_load(cfg, &pol, e)) == 0 &&
+	    (r = corr_rules_load(cfg, &rules, e)) == 0 &&
 	    (r = disruption_policy_load(cfg, &dp, e)) == 0 &&
 	    (r = web_open(cfg, cfg->tls_cert != NULL, &w, e)) == 0)
 		r = oidc_open(cfg, &o, e);
