@@ -36,6 +36,11 @@ PERMS = {
     ("POST", "/api/v1/actions/approve"): {W},
     ("POST", "/api/v1/actions/reject"): {W},
     ("POST", "/api/v1/actions/{act}/undo"): {R, W},
+    ("POST", "/api/v1/alerts"): {R, W},
+    ("GET", "/api/v1/alerts"): {V, R, W},
+    ("GET", "/api/v1/alerts/{alr}"): {V, R, W},
+    ("POST", "/api/v1/identities/{idn}/release"): {R, W},
+    ("POST", "/api/v1/hunting/query"): {W},
 }
 
 # Routes whose allowed callers may meet the object in a state that refuses the call
@@ -45,6 +50,7 @@ STATEFUL = {
     ("POST", "/api/v1/actions/{act}/approve"),
     ("POST", "/api/v1/actions/{act}/reject"),
     ("POST", "/api/v1/actions/{act}/undo"),
+    ("POST", "/api/v1/identities/{idn}/release"),
 }
 
 
@@ -88,6 +94,10 @@ def test_access_matrix(lab, quelld, make_user, relay):
         u.find(q)
     done = admin.run("disable", users[0].identity_id)
     assert done["status"] == "completed"
+    alert = admin.ok("POST", "/api/v1/alerts", {
+        "id": "access-seed", "source": "access-test", "time": "2026-11-25T08:00:00Z",
+        "title": "seed", "category": "credential_theft", "severity": "low",
+        "confidence": 10, "entities": {"accounts": []}})
     relay.down()
 
     def fresh(kind):
@@ -99,6 +109,8 @@ def test_access_matrix(lab, quelld, make_user, relay):
             return users[1].identity_id
         if kind == "acc":
             return users[1].account_id
+        if kind == "alr":
+            return alert["id"]
         raise KeyError(kind)
 
     def body_for(method, path, caller):
@@ -115,8 +127,15 @@ def test_access_matrix(lab, quelld, make_user, relay):
             return {"tags": ["staff"]}
         if path in ("/api/v1/actions/approve", "/api/v1/actions/reject"):
             return {"type": "disable"}
-        if path.endswith("/undo"):
+        if path.endswith("/undo") or path.endswith("/release"):
             return {"reason": f"access test {caller}"}
+        if path == "/api/v1/alerts":
+            return {"id": f"access-{caller}-{secrets.token_hex(4)}", "source": "access-test",
+                    "time": "2026-11-25T08:00:00Z", "title": "access test",
+                    "category": "credential_theft", "severity": "low", "confidence": 10,
+                    "entities": {"accounts": []}}
+        if path == "/api/v1/hunting/query":
+            return {"query": "SELECT 1 AS one"}
         if method == "POST":
             return {}
         return None
@@ -126,7 +145,7 @@ def test_access_matrix(lab, quelld, make_user, relay):
 
     def check(method, tmpl, caller, allowed):
         path = tmpl
-        for kind in ("open_act", "act", "idn", "acc"):
+        for kind in ("open_act", "act", "idn", "acc", "alr"):
             if "{" + kind + "}" in path:
                 path = path.replace("{" + kind + "}", fresh(kind))
         last[0] = max([last[0]] + [e["seq"] for e in admin.audit_after(last[0])])
