@@ -124,6 +124,20 @@ max_concurrency = 8
     return proc, Api(port, token)
 
 
+def sync(api):
+    """Starts a sync of the lab's users and waits for it (it runs in the background)."""
+    status, rep = api.call("POST", "/api/v1/sync/corp")
+    assert status == 202, rep
+    want = rep["systems"][0]["requested_run"]
+    while True:
+        status, rep = api.call("GET", "/api/v1/sync")
+        (corp,) = [x for x in rep["systems"] if x["system"] == "corp"]
+        if corp["finished_run"] >= want:
+            assert corp["error"] is None, corp
+            return
+        time.sleep(0.1)
+
+
 def identities_by_name(api, n):
     wanted = {f"{PREFIX}{i:04d}" for i in range(1, n + 1)}
     found, after = {}, None
@@ -197,8 +211,7 @@ def main():
         sh("bash", samba, "users", lab, str(args.n), PREFIX, "nopw")
         ldapmodify(env, uac_ldif(env, args.n, 544))
         proc, api = start_quelld(args.build, env, work, free_port())
-        status, rep = api.call("POST", "/api/v1/sync/corp")
-        assert status == 200, rep
+        sync(api)
         ids = identities_by_name(api, args.n)
 
         t0 = time.monotonic()

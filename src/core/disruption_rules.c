@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "disruption_rules.h"
+#include "rbac.h"
 
 #define LIST_MAX 256
 
@@ -299,6 +300,7 @@ static int
 load_guard(const struct config *cfg, struct disruption_guard *g, struct qerr *e)
 {
 	const struct config_kv *kv;
+	unsigned perms;
 	size_t i;
 	int r;
 
@@ -307,9 +309,13 @@ load_guard(const struct config *cfg, struct disruption_guard *g, struct qerr *e)
 	g->window_ms = 3600000;
 	if (list_split(&g->exclude_tags, "breakglass tier0") != 0)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	for (i = 0; i < cfg->disruption_guard.nkv; i++)
-		if ((r = guard_key(g, cfg->file, &cfg->disruption_guard.kv[i], e)) != 0)
+	for (i = 0; i < cfg->disruption_guard.nkv; i++) {
+		kv = &cfg->disruption_guard.kv[i];
+		if ((r = guard_key(g, cfg->file, kv, e)) != 0)
 			return r;
+		if (strcmp(kv->key, "role") == 0 && !rbac_role_perms(cfg, g->role, &perms))
+			return fail(e, cfg->file, kv->line, "role '%s' is not a role", g->role);
+	}
 	for (i = 0; i < cfg->nsystems; i++) {
 		if (strcmp(cfg->systems[i].kind, "ad") != 0 ||
 		    (kv = config_system_get(&cfg->systems[i], "bind_dn")) == NULL)

@@ -58,6 +58,18 @@ text_printable(const char *s, bool tabs)
 }
 
 void
+text_utf8_truncate(char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	s[max] = '\0';
+}
+
+void
 text_time_format(int64_t ms, char out[TEXT_TIME_LEN])
 {
 	time_t t = (time_t)(ms / 1000);

@@ -11,6 +11,9 @@ bool text_utf8_valid(const char *s, size_t len);
 /* Well-formed UTF-8 without control characters (tab allowed when tabs is true). */
 bool text_printable(const char *s, bool tabs);
 
+/* Cuts s to at most max bytes without splitting a UTF-8 character. */
+void text_utf8_truncate(char *s, size_t max);
+
 #define TEXT_TIME_LEN 80
 /* "2026-11-25T08:00:00.123Z" */
 void text_time_format(int64_t ms, char out[TEXT_TIME_LEN]);

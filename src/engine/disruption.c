@@ -15,6 +15,7 @@
 #include "core/id.h"
 #include "core/log.h"
 #include "core/rbac.h"
+#include "core/text.h"
 #include "internal.h"
 
 #define DISRUPTION_ID "builtin:" DISRUPTION_PRINCIPAL
@@ -234,6 +235,8 @@ request_for(const struct alert *al, const struct disruption_rule *rule,
 	    "severity %s, confidence %d) matched rule '%s'", al->source, al->external_id,
 	    al->title, al->category, alert_severity_name(al->severity), al->confidence,
 	    rule->name);
+	/* Within the limit every reason is held to, whatever the alert's title. */
+	text_utf8_truncate(reason, 1000);
 	memset(req, 0, sizeof(*req));
 	req->type = s->type;
 	req->identity_id = identity_id;
@@ -633,6 +636,24 @@ engine_alert(struct engine *eng, const char *poster, struct alert *a, bool *crea
 	return 0;
 }
 
+static bool
+still_open(struct engine *eng, const char *action_id)
+{
+	struct store_tx *tx = NULL;
+	struct action a;
+	struct qerr e;
+	bool open = false;
+
+	memset(&a, 0, sizeof(a));
+	if (store_tx_begin(eng->st, false, &tx, &e) != 0)
+		return false;
+	if (store_action_get(tx, action_id, &a, &e) == 0)
+		open = !action_status_terminal(a.status);
+	store_tx_rollback(tx);
+	action_clear(&a);
+	return open;
+}
+
 static int
 release_one(struct engine *eng, const struct actor *who, json_t *item,
     const char *reason, json_t *results)
@@ -645,10 +666,15 @@ release_one(struct engine *eng, const struct actor *who, json_t *item,
 
 	memset(&u, 0, sizeof(u));
 	qerr_clear(&e);
-	r = engine_undo(eng, who, id, reason, &u, &e);
-	if (r == 0)
+	/* A containment that has not run yet (held for approval, queued) is cancelled
+	 * rather than undone: otherwise it could still act after the release. */
+	if (still_open(eng, id)) {
+		r = engine_cancel(eng, who, id, &u, &e);
+		if (r == 0)
+			json_object_set_new(o, "cancelled", json_true());
+	} else if ((r = engine_undo(eng, who, id, reason, &u, &e)) == 0)
 		json_object_set_new(o, "undo_action_id", json_string(u.id));
-	else {
+	if (r != 0) {
 		json_object_set_new(o, "error", json_string(qerr_strerror(r)));
 		json_object_set_new(o, "message", json_string(e.msg));
 		if (u.id != NULL)

@@ -235,69 +235,115 @@ claim_job(struct engine *eng, struct store_tx *tx, struct step_claim *cl,
 	return 0;
 }
 
-/*
- * Claims up to room jobs in one transaction, counting each against its system's
- * limit as it goes, and queues them for the workers. Returns how many were queued.
- */
-static int
-claim_batch(struct engine *eng, int room)
+/* Un-counts and frees jobs that will not run (their transaction failed). */
+static void
+release_jobs(struct engine *eng, struct job_queue *got)
 {
-	struct step_claim cl = { .owner = eng->opt.node_id, .lease_ms = eng->opt.lease_ms };
-	struct job_queue got = { NULL, NULL };
-	const char **skip = calloc(eng->nsys + 1, sizeof(*skip));
-	struct store_tx *tx = NULL;
-	struct job *j = NULL;
-	struct qerr e;
-	int n = 0, r;
+	struct job *j;
 
-	qerr_clear(&e);
-	if (skip == NULL || store_tx_begin(eng->st, true, &tx, &e) != 0)
-		goto out;
-	cl.skip_systems = skip;
-	cl.now = engine_now_ms();
-	while (n < room) {
-		pthread_mutex_lock(&eng->mu);
-		cl.nskip = full_systems(eng, skip);
-		pthread_mutex_unlock(&eng->mu);
-		if ((r = claim_job(eng, tx, &cl, &j, &e)) != 0) {
-			if (r == QERR_NOT_FOUND)
-				break;
-			goto out;
-		}
-		pthread_mutex_lock(&eng->mu);
-		if (j->sys != NULL)
-			j->sys->inflight++;
-		eng->inflight++;
-		pthread_mutex_unlock(&eng->mu);
-		queue_push(&got, j);
-		n++;
-	}
-	if (n > 0 && store_tx_commit(tx, &e) != 0)
-		goto out;
-	if (n == 0)
-		store_tx_rollback(tx);
-	tx = NULL;
 	pthread_mutex_lock(&eng->mu);
-	while ((j = queue_pop(&got)) != NULL)
-		queue_push(&eng->run, j);
-	pthread_cond_broadcast(&eng->cv_run);
-	pthread_mutex_unlock(&eng->mu);
-	free(skip);
-	return n;
-out:
-	store_tx_rollback(tx);
-	if (e.msg[0] != '\0')
-		log_msg(LOG_LVL_WARN, "engine: claiming steps: %s", e.msg);
-	pthread_mutex_lock(&eng->mu);
-	while ((j = queue_pop(&got)) != NULL) {
+	while ((j = queue_pop(got)) != NULL) {
 		if (j->sys != NULL)
 			j->sys->inflight--;
 		eng->inflight--;
 		job_free(j);
 	}
 	pthread_mutex_unlock(&eng->mu);
+}
+
+/*
+ * Claims, inside tx, as many jobs as the workers have room for, counting each against
+ * its system's limit as it goes. Returns how many, or a negative QERR_* (the caller
+ * rolls back and releases got).
+ */
+static int
+claim_into(struct engine *eng, struct store_tx *tx, struct job_queue *got,
+    struct qerr *e)
+{
+	struct step_claim cl = { .owner = eng->opt.node_id, .lease_ms = eng->opt.lease_ms };
+	const char **skip = calloc(eng->nsys + 1, sizeof(*skip));
+	struct job *j = NULL;
+	int n = 0, room, r = 0;
+
+	if (skip == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	cl.skip_systems = skip;
+	cl.now = engine_now_ms();
+	for (;;) {
+		pthread_mutex_lock(&eng->mu);
+		room = eng->nworkers - eng->inflight;
+		cl.nskip = full_systems(eng, skip);
+		pthread_mutex_unlock(&eng->mu);
+		if (room <= 0)
+			break;
+		if ((r = claim_job(eng, tx, &cl, &j, e)) != 0)
+			break;
+		pthread_mutex_lock(&eng->mu);
+		if (j->sys != NULL)
+			j->sys->inflight++;
+		eng->inflight++;
+		pthread_mutex_unlock(&eng->mu);
+		queue_push(got, j);
+		n++;
+	}
 	free(skip);
-	return 0;
+	return r == 0 || r == QERR_NOT_FOUND ? n : r;
+}
+
+int
+engine_claim_tx(struct engine *eng, struct store_tx *tx, struct job_queue *got,
+    struct qerr *e)
+{
+	int n = claim_into(eng, tx, got, e);
+
+	return n < 0 ? n : 0;
+}
+
+void
+engine_dispatch(struct engine *eng, struct job_queue *got, bool committed)
+{
+	struct job *j;
+
+	if (!committed) {
+		release_jobs(eng, got);
+		return;
+	}
+	pthread_mutex_lock(&eng->mu);
+	while ((j = queue_pop(got)) != NULL)
+		queue_push(&eng->run, j);
+	pthread_cond_broadcast(&eng->cv_run);
+	pthread_mutex_unlock(&eng->mu);
+}
+
+/* Claims what there is room for in a transaction of its own and queues it for the
+ * workers. Returns how many jobs were queued. */
+static int
+claim_batch(struct engine *eng)
+{
+	struct job_queue got = { NULL, NULL };
+	struct store_tx *tx = NULL;
+	struct qerr e;
+	int n;
+
+	qerr_clear(&e);
+	if (store_tx_begin(eng->st, true, &tx, &e) != 0) {
+		log_msg(LOG_LVL_WARN, "engine: claiming steps: %s", e.msg);
+		return 0;
+	}
+	if ((n = claim_into(eng, tx, &got, &e)) <= 0) {
+		store_tx_rollback(tx);
+		release_jobs(eng, &got);
+		if (n < 0)
+			log_msg(LOG_LVL_WARN, "engine: claiming steps: %s", e.msg);
+		return 0;
+	}
+	if (store_tx_commit(tx, &e) != 0) {
+		log_msg(LOG_LVL_WARN, "engine: claiming steps: %s", e.msg);
+		release_jobs(eng, &got);
+		return 0;
+	}
+	engine_dispatch(eng, &got, true);
+	return n;
 }
 
 /* Sleeps until work is stored, room frees up, a waiting step falls due, or 1 s. */
@@ -334,7 +380,7 @@ dispatcher(void *arg)
 		room = eng->nworkers - eng->inflight;
 		eng->wake = false;
 		pthread_mutex_unlock(&eng->mu);
-		n = room > 0 ? claim_batch(eng, room) : 0;
+		n = room > 0 ? claim_batch(eng) : 0;
 		if (n < room || room <= 0)
 			dispatcher_wait(eng, room > 0);
 		pthread_mutex_lock(&eng->mu);

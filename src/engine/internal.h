@@ -87,6 +87,16 @@ int engine_rollup_tx(struct store_tx *tx, const char *actor, const char *action_
 
 void engine_wake(struct engine *eng);
 
+/*
+ * Claims, inside the caller's write transaction, as many ready steps as the workers
+ * have room for (a request runs its first steps without waiting for the dispatcher).
+ * After the commit, engine_dispatch hands them to the workers — or, when the
+ * transaction failed, un-counts them.
+ */
+int engine_claim_tx(struct engine *eng, struct store_tx *tx, struct job_queue *got,
+    struct qerr *e);
+void engine_dispatch(struct engine *eng, struct job_queue *got, bool committed);
+
 /* Cancels the steps of a that have not started, auditing each as actor. */
 int engine_cancel_steps_tx(struct store_tx *tx, const char *actor, struct action *a,
     int64_t now, struct qerr *e);

@@ -161,9 +161,9 @@ authorize_steps(struct engine *eng, const struct actor *who, const struct action
 
 /* Holds the action for approval when the request says so (automatic attack
  * disruption past its blast-radius limit) or an [approval] rule matches it. */
-static void
+static int
 approval(struct engine *eng, struct action *a, const struct identity *idn,
-    const char *hold_rule)
+    const char *hold_rule, struct qerr *e)
 {
 	const char **kinds = calloc(a->nsteps + 1, sizeof(*kinds));
 	const char *rule = hold_rule;
@@ -171,15 +171,16 @@ approval(struct engine *eng, struct action *a, const struct identity *idn,
 	char msg[256];
 	size_t i;
 
+	/* Failing here must fail the request: going on would skip the hold. */
 	if (kinds == NULL)
-		return;
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	for (i = 0; i < a->nsteps; i++)
 		kinds[i] = system_kind(eng, a->steps[i].system);
 	if (rule == NULL)
 		rule = policy_approval_rule(eng->pol, a, idn->tags, idn->ntags, kinds, &ttl);
 	free(kinds);
 	if (rule == NULL)
-		return;
+		return 0;
 	a->status = ACTION_PENDING_APPROVAL;
 	a->approval_rule = strdup(rule);
 	a->approval_expires = a->created_at + ttl;
@@ -187,6 +188,7 @@ approval(struct engine *eng, struct action *a, const struct identity *idn,
 	    rule);
 	free(a->message);
 	a->message = strdup(msg);
+	return 0;
 }
 
 /* Keeps only the accounts named in req->only_accounts (an undo's targets). */
@@ -245,6 +247,7 @@ int
 engine_request(struct engine *eng, const struct actor *who,
     const struct action_request *req, struct action *out, struct qerr *e)
 {
+	struct job_queue got = { NULL, NULL };
 	struct store_tx *tx = NULL;
 	struct identity idn;
 	struct action a;
@@ -285,15 +288,20 @@ engine_request(struct engine *eng, const struct actor *who,
 		goto out;
 	}
 	a.status = ACTION_QUEUED;
-	approval(eng, &a, &idn, req->hold_rule);
+	if ((r = approval(eng, &a, &idn, req->hold_rule, e)) != 0)
+		goto out;
 	if (req->preview) {
 		r = 0;
 		goto out;
 	}
-	if ((r = store_request(who, tx, &a, allowed, e)) == 0) {
+	/* The request's own transaction also claims what the workers have room for:
+	 * one commit fewer before the first provider call. */
+	if ((r = store_request(who, tx, &a, allowed, e)) == 0 &&
+	    (a.status != ACTION_QUEUED || (r = engine_claim_tx(eng, tx, &got, e)) == 0)) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
 	}
+	engine_dispatch(eng, &got, r == 0);
 	if (r == 0 && a.status == ACTION_QUEUED)
 		engine_wake(eng);
 out:

@@ -40,6 +40,20 @@ utf8(void **state)
 }
 
 static void
+truncation(void **state)
+{
+	char a[] = "abc\xe2\x82\xac", b[] = "abc\xe2\x82\xac", c[] = "abc";
+
+	(void)state;
+	text_utf8_truncate(a, 5);	/* inside the euro sign: it goes whole */
+	assert_string_equal(a, "abc");
+	text_utf8_truncate(b, 6);
+	assert_string_equal(b, "abc\xe2\x82\xac");
+	text_utf8_truncate(c, 2);
+	assert_string_equal(c, "ab");
+}
+
+static void
 times(void **state)
 {
 	char buf[TEXT_TIME_LEN];
@@ -82,6 +96,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(utf8),
+		cmocka_unit_test(truncation),
 		cmocka_unit_test(times),
 		cmocka_unit_test(ids),
 	};
