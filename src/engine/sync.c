@@ -27,6 +27,8 @@
 #define SCHEDULER	"scheduler"
 #define SYNC_ACTOR	"sync"
 
+#define FULL_EVERY_MS	(24LL * 3600 * 1000)
+
 struct sync_sys {
 	struct syncer *sy;
 	struct engine_system *sys;
@@ -34,6 +36,7 @@ struct sync_sys {
 	bool started;
 	bool pending;		/* under sy->mu: a run was asked for */
 	bool want_full;
+	int64_t last_full_at;	/* under sy->mu: when a full listing last completed */
 	char who[128];		/* who asked */
 	struct sync_status st;	/* under sy->mu */
 };
@@ -440,7 +443,10 @@ sync_thread(void *arg)
 	pthread_mutex_lock(&ss->sy->mu);
 	while (wait_turn(ss)) {
 		snprintf(who, sizeof(who), "%s", ss->pending ? ss->who : SCHEDULER);
-		full = ss->want_full;
+		/* Incremental listings cannot see every deletion (AD's): a scheduled run
+		 * is a full one at least once a day, and the first after a start. */
+		full = ss->want_full || (!ss->pending &&
+		    engine_now_ms() - ss->last_full_at > FULL_EVERY_MS);
 		ss->pending = ss->want_full = false;
 		memset(&st->mode, 0, sizeof(*st) - offsetof(struct sync_status, mode));
 		st->interval_ms = ss->sys->cfg->sync_interval_ms;
@@ -454,6 +460,8 @@ sync_thread(void *arg)
 		st->running = false;
 		st->finished_run = st->run;
 		st->finished_at = engine_now_ms();
+		if (strcmp(st->mode, "full") == 0 && st->error[0] == '\0')
+			ss->last_full_at = st->finished_at;
 		st->next_at = st->interval_ms > 0 ? st->finished_at + st->interval_ms : 0;
 	}
 	pthread_mutex_unlock(&ss->sy->mu);
