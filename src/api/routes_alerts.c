@@ -118,8 +118,12 @@ parse_account(struct req *q, json_t *o, size_t i, struct alert *a)
 	if (req_only_keys(q, o, "entities.accounts[].", types) != 0)
 		return -1;
 	snprintf(field, sizeof(field), "entities.accounts[%zu].%s", i, type);
-	if (req_field_str(q, o, type, true, 256, &s) != 0)
-		return -1;
+	val = json_object_get(o, type);
+	if ((s = json_string_value(val)) == NULL || s[0] == '\0' ||
+	    strlen(s) != json_string_length(val) || strlen(s) > 256 ||
+	    !text_printable(s, false))
+		return bad(q, field, "an account value is non-empty printable text of at "
+		    "most 256 bytes");
 	snprintf(v, sizeof(v), "%s", s);
 	if (account_value_ok(q, field, type, v) != 0)
 		return -1;
