@@ -520,6 +520,29 @@ out:
 	return r;
 }
 
+/* Every page of conflicts: there are few, and a partial list would mislead. */
+static int
+cmd_conflicts(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *all = json_array(), *ans = NULL;
+	char *more = NULL;
+	int r;
+
+	if (all == NULL)
+		return nomem(e);
+	if ((r = pages(x, "/api/v1/identities/conflicts", NULL, "conflicts", "after", true,
+	    collect, all, &more, e)) == 0) {
+		if ((ans = json_pack("{s:O}", "conflicts", all)) == NULL)
+			r = nomem(e);
+		else
+			r = emit(x, ans, render_conflicts, e);
+	}
+	json_decref(ans);
+	json_decref(all);
+	free(more);
+	return r;
+}
+
 static int
 cmd_actions(struct cmd_ctx *x, struct qerr *e)
 {
@@ -1288,7 +1311,7 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_IDENTITY_UNLINK: return cmd_identity_link(x, false, e);
 	case CMD_SYNC: return cmd_sync(x, e);
 	case CMD_IDENTITY_CONFLICTS:
-		return simple(x, "GET", "/api/v1/identities/conflicts", render_conflicts, e);
+		return cmd_conflicts(x, e);
 	case CMD_SYSTEMS: return simple(x, "GET", "/api/v1/systems", render_systems, e);
 	case CMD_WHOAMI: return simple(x, "GET", "/api/v1/whoami", render_whoami, e);
 	case CMD_AUDIT: return cmd_audit(x, e);
