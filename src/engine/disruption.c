@@ -445,7 +445,7 @@ applicable(struct engine *eng, const struct identity *idn, enum action_type type
 static size_t
 missing_steps(struct engine *eng, const struct disruption_rule *rule,
     const struct identity *idn, const struct in_force *f,
-    const struct disruption_step **todo, json_t *dup, json_t *na)
+    const struct disruption_step **wanted, json_t *dup, json_t *na)
 {
 	enum action_type t;
 	size_t i, n = 0;
@@ -457,7 +457,7 @@ missing_steps(struct engine *eng, const struct disruption_rule *rule,
 		else if (f != NULL && json_array_size(f->ids[t]) > 0)
 			json_array_extend(dup, f->ids[t]);
 		else
-			todo[n++] = &rule->steps[i];
+			wanted[n++] = &rule->steps[i];
 	}
 	return n;
 }
@@ -479,7 +479,7 @@ count_recent(struct engine *eng, long *n, struct qerr *e)
 /* Requests the actions (or plans them, dry) and records what came of it. */
 static int
 act(struct engine *eng, const struct alert *al, const struct disruption_rule *rule,
-    const char *identity_id, const struct disruption_step *const *todo, size_t n,
+    const char *identity_id, const struct disruption_step *const *wanted, size_t n,
     json_t *na, struct qerr *e)
 {
 	json_t *d = json_object(), *list = json_array();
@@ -495,7 +495,7 @@ act(struct engine *eng, const struct alert *al, const struct disruption_rule *ru
 	if (held)
 		outcome = DISRUPTION_HELD;
 	for (i = 0; i < n; i++)
-		json_array_append_new(list, request_step(eng, al, rule, identity_id, todo[i],
+		json_array_append_new(list, request_step(eng, al, rule, identity_id, wanted[i],
 		    held ? DISRUPTION_BLAST_RULE : NULL, rule->dry_run, &created));
 	if (!rule->dry_run && !created) {
 		outcome = DISRUPTION_FAILED;
@@ -524,7 +524,7 @@ static int
 disrupt(struct engine *eng, const struct alert *al, const char *identity_id,
     struct qerr *e)
 {
-	const struct disruption_step *todo[DISRUPTION_MAX_STEPS];
+	const struct disruption_step *wanted[DISRUPTION_MAX_STEPS];
 	const struct disruption_rule *rule;
 	struct store_tx *tx = NULL;
 	struct in_force f;
@@ -556,7 +556,7 @@ disrupt(struct engine *eng, const struct alert *al, const char *identity_id,
 	/* A dry run plans the whole rule: it never puts anything in force. */
 	if (!rule->dry_run && (r = in_force_load(eng, identity_id, &f, e)) != 0)
 		goto out;
-	n = missing_steps(eng, rule, &idn, rule->dry_run ? NULL : &f, todo, dup, na);
+	n = missing_steps(eng, rule, &idn, rule->dry_run ? NULL : &f, wanted, dup, na);
 	if (n == 0) {
 		json_object_set_new(d, "why", json_string(json_array_size(dup) > 0 ?
 		    "the identity is already contained by automatic actions in force" :
@@ -567,7 +567,7 @@ disrupt(struct engine *eng, const struct alert *al, const char *identity_id,
 		    DISRUPTION_DUPLICATE : DISRUPTION_FAILED, d, e);
 		goto out;
 	}
-	r = act(eng, al, rule, identity_id, todo, n, na, e);
+	r = act(eng, al, rule, identity_id, wanted, n, na, e);
 out:
 	in_force_clear(&f);
 	identity_clear(&idn);
