@@ -73,6 +73,8 @@ cat <<MSG
 quell is running. Admin token (kept in $lab/admin.token):
   $(cat "$lab/admin.token")
 
+Console: $QUELL_URL/ (sign in with the token)
+
 Try:
   export QUELL_URL=$QUELL_URL QUELL_TOKEN_FILE=$QUELL_TOKEN_FILE PATH=$build/src/cli:\$PATH
   quell identities alice
