@@ -24,121 +24,37 @@ Prints p50/p99 of the overhead; the last line is
     bench/disruption_latency.py [--n 50] [--k 3] [--rate 20] [--build DIR] [--lab DIR]
 """
 import argparse
-import http.client
-import json
 import os
 import secrets
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (TERMINAL, TOP, ad_system, identities, lab_env, lab_users, pct,
+                      samba_lab, start_quelld, stop_proc, sync, work_dir)
 
 
-def lab_env(lab):
-    env = {}
-    with open(os.path.join(lab, "env")) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            if k:
-                env[k] = v
-    return env
-
-
-class Api:
-    def __init__(self, port, token):
-        self.port, self.token, self.conn = port, token, None
-
-    def call(self, method, path, body=None):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Authorization": "Bearer " + self.token}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        self.conn.request(method, path, body=data, headers=headers)
-        r = self.conn.getresponse()
-        return r.status, json.loads(r.read() or b"null")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_quelld(build, env, work, port, k):
-    conf = os.path.join(work, "quelld.conf")
-    with open(conf, "w") as f:
-        f.write(f"""[server]
-listen = 127.0.0.1:{port}
+def quelld_conf(env, work, k):
+    """quelld's config: the lab's AD, and a disruption rule containing ransomware."""
+    return f"""[server]
+listen = 127.0.0.1:0
 workers = 8
 [store]
 path = {work}/bench.db
-[system "corp"]
-kind = ad
-url = {env['LAB_LDAP_URL']}
-ca_file = {env['LAB_CA']}
-base_dn = {env['LAB_BASE_DN']}
-bind_dn = {env['LAB_BIND_DN']}
-password_file = {env['LAB_BIND_PW_FILE']}
-max_concurrency = {max(8, 2 * k)}
+{ad_system(env, f"max_concurrency = {max(8, 2 * k)}")}
 [disruption "contain"]
 categories = ransomware
 actions = contain
 [disruption_guard]
 max_containments = 100000
-""")
-    quelld = os.path.join(build, "src/daemon/quelld")
-    token = subprocess.run([quelld, "-c", conf, "token", "create", "--name", "bench",
-                            "--role", "admin"], check=True, capture_output=True,
-                           text=True).stdout.strip()
-    log = open(os.path.join(work, "quelld.log"), "w")
-    proc = subprocess.Popen([quelld, "-c", conf], stderr=log)
-    for _ in range(200):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/healthz")
-            if c.getresponse().status == 200:
-                break
-        except OSError:
-            time.sleep(0.05)
-    return proc, Api(port, token)
-
-
-def sync(api):
-    status, rep = api.call("POST", "/api/v1/sync/corp")
-    assert status in (200, 202), rep
-    if status == 200:
-        return
-    before = rep["systems"][0]["finished_run"] or 0
-    for _ in range(1200):
-        status, st = api.call("GET", "/api/v1/sync")
-        s = st["systems"][0]
-        if not s["running"] and (s["finished_run"] or 0) > before:
-            return
-        time.sleep(0.05)
-    raise SystemExit("sync did not finish")
+"""
 
 
 def accounts_by_name(api, prefix):
-    found, after = {}, None
-    while True:
-        path = f"/api/v1/identities?q={prefix}&limit=1000" + (f"&after={after}" if after else "")
-        status, page = api.call("GET", path)
-        assert status == 200, page
-        for idn in page["identities"]:
-            for acct in idn["accounts"]:
-                if (acct.get("username") or "").startswith(prefix):
-                    found[acct["username"]] = (idn["id"], acct)
-        after = page["next"]
-        if not after:
-            return found
+    """{username: (identity id, account)} of the accounts whose name starts with prefix."""
+    return {acct["username"]: (idn["id"], acct)
+            for idn in identities(api, f"q={prefix}&")
+            for acct in idn["accounts"]
+            if (acct.get("username") or "").startswith(prefix)}
 
 
 def build_identities(api, prefix, n, k):
@@ -161,6 +77,8 @@ def build_identities(api, prefix, n, k):
 
 
 def post_alerts(api, groups, rate):
+    """Posts one ransomware alert naming the first account of each group, rate a
+    second; the alert ids."""
     ids, gap, t_next = [], 1.0 / rate, time.monotonic()
     for idn, acct in groups:
         now = time.monotonic()
@@ -195,12 +113,12 @@ def step_calls(api, action_ids):
 
 
 def wait_done(api, alert_ids):
+    """{alert id: alert} once every action of every alert is terminal."""
     acts = {}
     for aid in alert_ids:
         for _ in range(1200):
             status, al = api.call("GET", f"/api/v1/alerts/{aid}")
-            pend = [a for a in al["actions"] if a["status"] not in
-                    ("completed", "failed", "partially_completed", "cancelled", "denied")]
+            pend = [a for a in al["actions"] if a["status"] not in TERMINAL]
             if not pend:
                 acts[aid] = al
                 break
@@ -210,9 +128,54 @@ def wait_done(api, alert_ids):
     return acts
 
 
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+def latencies(alerts, calls):
+    """Per alert, in ms: overhead, total and slowest call; and how many alerts with
+    several calls had them overlap, out of how many."""
+    over, totals, slowest, parallel, multi = [], [], [], 0, 0
+    for aid, al in alerts.items():
+        cs = [c for a in al["actions"] for c in calls.get(a["id"], [])]
+        assert cs, f"alert {aid}: no provider calls recorded"
+        total = max(e for _, e in cs) - al["received_at_us"]
+        slow = max(e - s for s, e in cs)
+        over.append((total - slow) / 1000)
+        totals.append(total / 1000)
+        slowest.append(slow / 1000)
+        if len(cs) > 1:
+            multi += 1
+            span = max(e for _, e in cs) - min(s for s, _ in cs)
+            if span < 0.75 * sum(e - s for s, e in cs):
+                parallel += 1
+    return over, totals, slowest, parallel, multi
+
+
+def report(k, over, totals, slowest, parallel, multi):
+    """Prints the percentiles, the fan-out verdict and the last line."""
+    print(f"alerts: {len(over)}, provider calls per alert: {k}")
+    print(f"alert -> last call done: p50 {pct(totals, 50):.3f} ms, "
+          f"p99 {pct(totals, 99):.3f} ms")
+    print(f"slowest call:            p50 {pct(slowest, 50):.3f} ms, "
+          f"p99 {pct(slowest, 99):.3f} ms")
+    print(f"quell overhead:          p50 {pct(over, 50):.3f} ms, "
+          f"p99 {pct(over, 99):.3f} ms")
+    if multi:
+        verdict = "parallel" if parallel >= 0.9 * multi else "NOT parallel"
+        print(f"fan-out: {parallel}/{multi} alerts had overlapping provider calls "
+              f"({verdict})")
+    print(f"disruption_latency overhead_p99_ms = {pct(over, 99):.3f}")
+
+
+def measure(api, args, prefix):
+    """Builds the identities, posts the alerts and waits for their actions; the
+    figures of latencies()."""
+    sync(api, "corp")
+    groups = build_identities(api, prefix, args.n, args.k)
+    t0 = time.monotonic()
+    alert_ids = post_alerts(api, groups, args.rate)
+    print(f"posted {len(alert_ids)} alerts in {time.monotonic() - t0:.2f} s "
+          f"({args.rate:g}/s)", flush=True)
+    alerts = wait_done(api, alert_ids)
+    action_ids = [a["id"] for al in alerts.values() for a in al["actions"]]
+    return latencies(alerts, step_calls(api, action_ids))
 
 
 def main():
@@ -224,64 +187,17 @@ def main():
     ap.add_argument("--lab", default=os.environ.get("LAB_DIR"))
     args = ap.parse_args()
 
-    own_lab = args.lab is None
-    lab = args.lab or tempfile.mkdtemp(prefix="quell-bench-lab.")
-    samba = os.path.join(TOP, "scripts/lab/samba.sh")
-    work = tempfile.mkdtemp(prefix="quell-bench.")
     prefix = "dl" + secrets.token_hex(3)
-    proc = None
-    try:
-        if own_lab:
-            subprocess.run(["bash", samba, "up", lab], check=True, stdout=subprocess.DEVNULL)
+    with samba_lab(args.lab) as lab, work_dir("disruption") as work:
         env = lab_env(lab)
         print(f"creating {args.n * args.k} users in the lab ...", flush=True)
-        subprocess.run(["bash", samba, "users", lab, str(args.n * args.k), prefix, "nopw"],
-                       check=True, stdout=subprocess.DEVNULL)
-        proc, api = start_quelld(args.build, env, work, free_port(), args.k)
-        sync(api)
-        groups = build_identities(api, prefix, args.n, args.k)
-        t0 = time.monotonic()
-        alert_ids = post_alerts(api, groups, args.rate)
-        print(f"posted {len(alert_ids)} alerts in {time.monotonic() - t0:.2f} s "
-              f"({args.rate:g}/s)", flush=True)
-        alerts = wait_done(api, alert_ids)
-        action_ids = [a["id"] for al in alerts.values() for a in al["actions"]]
-        calls = step_calls(api, action_ids)
-        over, totals, slowest, parallel, multi = [], [], [], 0, 0
-        for aid, al in alerts.items():
-            cs = [c for a in al["actions"] for c in calls.get(a["id"], [])]
-            assert cs, f"alert {aid}: no provider calls recorded"
-            total = max(e for _, e in cs) - al["received_at_us"]
-            slow = max(e - s for s, e in cs)
-            over.append((total - slow) / 1000)
-            totals.append(total / 1000)
-            slowest.append(slow / 1000)
-            if len(cs) > 1:
-                multi += 1
-                span = max(e for _, e in cs) - min(s for s, _ in cs)
-                if span < 0.75 * sum(e - s for s, e in cs):
-                    parallel += 1
-        print(f"alerts: {len(over)}, provider calls per alert: {args.k}")
-        print(f"alert -> last call done: p50 {pct(totals, 50):.3f} ms, "
-              f"p99 {pct(totals, 99):.3f} ms")
-        print(f"slowest call:            p50 {pct(slowest, 50):.3f} ms, "
-              f"p99 {pct(slowest, 99):.3f} ms")
-        print(f"quell overhead:          p50 {pct(over, 50):.3f} ms, "
-              f"p99 {pct(over, 99):.3f} ms")
-        if multi:
-            verdict = "parallel" if parallel >= 0.9 * multi else "NOT parallel"
-            print(f"fan-out: {parallel}/{multi} alerts had overlapping provider calls "
-                  f"({verdict})")
-        print(f"disruption_latency overhead_p99_ms = {pct(over, 99):.3f}")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait()
-        if own_lab:
-            subprocess.run(["bash", samba, "down", lab], stdout=subprocess.DEVNULL)
-            subprocess.run(["rm", "-rf", lab])
-        subprocess.run(["rm", "-rf", work])
-
+        lab_users(lab, args.n * args.k, prefix)
+        proc, api = start_quelld(args.build, work, quelld_conf(env, work, args.k))
+        try:
+            figures = measure(api, args, prefix)
+        finally:
+            stop_proc(proc)
+    report(args.k, *figures)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,83 +16,22 @@ minute of work, so a minute of it is ~0.9-1.0 of the budget. quelld is given the
 writes_per_window / window_s as the emulator.
 """
 import argparse
-import datetime
-import http.client
-import json
 import os
-import re
-import select
-import shutil
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 import uuid
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GRAPH = os.path.join(TOP, "tests", "emulators", "graph", "server.js")
-SDK = os.path.join(TOP, "bench", "entra_mass_sdk.mjs")
-NODE = shutil.which("node") or "/usr/bin/node"
+from benchlib import (TOP, Emulator, mass_actions, run_sdk, secret_file, start_quelld,
+                      stop_proc, sync, work_dir)
+
 TENANT = "benchmass.onmicrosoft.com"
-TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied"}
-
-
-def http_json(port, method, path, body=None, token=None, timeout=60):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        h = {}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            h["Content-Type"] = "application/json"
-        if token:
-            h["Authorization"] = "Bearer " + token
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        raw = r.read()
-        return r.status, (json.loads(raw) if raw else None)
-    finally:
-        c.close()
-
-
-class Emulator:
-    def __init__(self, args, log):
-        errf = open(log, "wb")
-        self.proc = subprocess.Popen([NODE, GRAPH, "--port", "0", *map(str, args)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=errf)
-        errf.close()
-        r, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline().decode() if r else ""
-        m = re.match(r"listening on (\d+)", line)
-        if not m:
-            self.stop()
-            sys.exit(f"graph emulator did not start: {line!r}")
-        self.port = int(m.group(1))
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def ctl(self, method, path, body=None):
-        st, j = http_json(self.port, method, "/_emulator" + path, body)
-        if st not in (200, 201, 204):
-            sys.exit(f"emulator {method} {path}: {st} {j}")
-        return j
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
 
 
 def setup_emulator(a, work, name, client_id, secret):
-    emu = Emulator(["--latency-ms", a.latency_ms, "--write-budget", a.writes_per_window,
-                    "--write-window-s", a.window_s, "--ip-rps", 1000],
-                   os.path.join(work, f"{name}.log"))
+    """A fresh Graph emulator with the run's latency and write budget, an app for
+    client_id, and N users; (emulator, user ids)."""
+    emu = Emulator("graph", ["--latency-ms", a.latency_ms, "--write-budget",
+                             a.writes_per_window, "--write-window-s", a.window_s,
+                             "--ip-rps", 1000], os.path.join(work, f"{name}.log"))
     emu.ctl("POST", "/apps", {"tenant": TENANT, "client_id": client_id, "secret": secret})
     users = [{"userPrincipalName": f"mass{i:05d}@{TENANT}", "displayName": f"mass {i}",
               "mail": f"mass{i:05d}@mail.example"} for i in range(a.n)]
@@ -100,19 +39,10 @@ def setup_emulator(a, work, name, client_id, secret):
     return emu, ids
 
 
-def parse_time(s):
-    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-
-
-def start_quelld(a, work, emu, client_id, secret):
-    sf = os.path.join(work, "entra.secret")
-    with open(sf, "w") as f:
-        f.write(secret + "\n")
-    os.chmod(sf, 0o600)
-    conf = os.path.join(work, "quelld.conf")
-    with open(conf, "w") as f:
-        f.write(f"""[server]
+def quelld_conf(a, work, emu, client_id, secret):
+    """quelld's config: one Entra system on the emulator with the emulator's budget."""
+    sf = secret_file(work, "entra.secret", secret)
+    return f"""[server]
 listen = 127.0.0.1:0
 workers = 8
 node_id = bench
@@ -131,105 +61,22 @@ graph_base = {emu.url}/v1.0
 writes_per_window = {a.writes_per_window}
 window_s = {a.window_s}
 max_concurrency = 8
-""")
-    quelld = os.path.join(a.build, "src", "daemon", "quelld")
-    token = subprocess.run([quelld, "-c", conf, "token", "create", "--name", "bench",
-                            "--role", "admin"], check=True, capture_output=True,
-                           text=True).stdout.strip()
-    logp = os.path.join(work, "quelld.log")
-    log = open(logp, "wb")
-    proc = subprocess.Popen([quelld, "-c", conf], stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=log)
-    log.close()
-    port = None
-    for _ in range(300):
-        if proc.poll() is not None:
-            sys.exit(f"quelld exited: {open(logp).read()[-2000:]}")
-        m = re.search(r"listening on \S+ \(port (\d+)\)", open(logp).read())
-        if m:
-            port = int(m.group(1))
-            break
-        time.sleep(0.05)
-    if port is None:
-        proc.kill()
-        sys.exit("quelld did not listen")
-    return proc, port, token
-
-
-def stop_proc(p):
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def all_actions(port, token):
-    out, before = [], None
-    while True:
-        q = "/api/v1/actions?limit=1000" + (f"&before={before}" if before else "")
-        st, j = http_json(port, "GET", q, token=token)
-        if st != 200:
-            raise RuntimeError(f"GET actions: {st} {j}")
-        out += j["actions"]
-        if not j.get("next"):
-            return out
-        before = j["next"]
+"""
 
 
 def run_quell(a, work, client_id, secret):
+    """Contains every account through quelld; its figures, checked on the emulator."""
     emu, ids = setup_emulator(a, work, "graph-quell", client_id, secret)
     proc = None
     try:
-        proc, port, token = start_quelld(a, work, emu, client_id, secret)
-        st, rep = http_json(port, "POST", "/api/v1/sync/cloud", token=token, timeout=300)
-        if st != 200 or rep["accounts_seen"] < a.n:
-            sys.exit(f"sync: {st} {rep}")
-        idns = []
-        after = None
-        while True:
-            q = "/api/v1/identities?limit=1000" + (f"&after={after}" if after else "")
-            st, j = http_json(port, "GET", q, token=token)
-            idns += [i["id"] for i in j["identities"]]
-            if not j.get("next"):
-                break
-            after = j["next"]
+        proc, api = start_quelld(a.build, work, quelld_conf(a, work, emu, client_id,
+                                                             secret), keep_alive=False)
+        st = sync(api, "cloud")
+        if st["seen"] < a.n:
+            sys.exit(f"sync: {st}")
         emu.ctl("DELETE", "/stats")
-        jobs = [(t, i) for i in idns for t in ("disable", "revoke_sessions")]
-        submitted, errors = [], []
-        lock = threading.Lock()
-
-        def submit(part):
-            for t, i in part:
-                st, j = http_json(port, "POST", "/api/v1/actions",
-                                  {"type": t, "identity_id": i, "reason": "bench"},
-                                  token=token)
-                with lock:
-                    (submitted if st == 201 else errors).append(j["id"] if st == 201
-                                                                else (st, j))
-        t0 = time.time()
-        threads = [threading.Thread(target=submit, args=(jobs[k::4],)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        t_submitted = time.time() - t0
-        deadline = time.monotonic() + max(600, 10 * len(jobs) / (a.writes_per_window /
-                                                                 a.window_s))
-        while True:
-            acts = {x["id"]: x for x in all_actions(port, token)}
-            open_ = [aid for aid in submitted if acts.get(aid, {}).get("status")
-                     not in TERMINAL]
-            if not open_ or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        finished = [parse_time(acts[aid]["finished_at"]) for aid in submitted
-                    if acts.get(aid, {}).get("finished_at")]
-        elapsed = (max(finished) if finished else time.time()) - t0
-        completed = sum(1 for aid in submitted if acts.get(aid, {}).get("status") ==
-                        "completed")
+        out = mass_actions(api, ("disable", "revoke_sessions"),
+                           a.writes_per_window / a.window_s)
         stats = emu.ctl("GET", "/stats?last=1")
         not_disabled = not_revoked = 0
         for uid in ids:
@@ -238,31 +85,21 @@ def run_quell(a, work, client_id, secret):
             not_revoked += not u.get("revocations")
         writes = sum(v.get("204", 0) + v.get("200", 0) for k, v in stats["statuses"].items()
                      if k.startswith("PATCH ") or k.endswith("/revokeSignInSessions"))
-        return {"elapsed": elapsed, "submit_s": t_submitted, "writes": writes,
-                "throttled": stats["throttled"]["write"], "jobs": len(jobs),
-                "submit_errors": len(errors), "not_terminal": len(open_),
-                "not_completed": len(submitted) - completed, "not_disabled": not_disabled,
-                "not_revoked": not_revoked, "first_submit_error": errors[:1]}
+        return {**out, "writes": writes, "throttled": stats["throttled"]["write"],
+                "not_disabled": not_disabled, "not_revoked": not_revoked}
     finally:
         if proc is not None:
             stop_proc(proc)
         emu.stop()
 
 
-def run_sdk(a, work, client_id, secret):
+def run_sdk_side(a, work, client_id, secret):
+    """The same disables with the Graph SDK script on a fresh emulator; its figures."""
     emu, ids = setup_emulator(a, work, "graph-sdk", client_id, secret)
     try:
-        idf = os.path.join(work, "sdk-ids.txt")
-        with open(idf, "w") as f:
-            f.write("\n".join(ids) + "\n")
-        cf = os.path.join(work, "sdk.json")
-        with open(cf, "w") as f:
-            json.dump({"login_base": emu.url, "graph_base": emu.url, "tenant": TENANT,
-                       "client_id": client_id, "secret": secret, "ids_file": idf}, f)
-        r = subprocess.run([NODE, SDK, cf], capture_output=True, text=True, timeout=3600)
-        if r.returncode != 0:
-            sys.exit(f"sdk script failed: {r.stderr[-2000:]}")
-        out = json.loads(r.stdout.strip().splitlines()[-1])
+        out = run_sdk("entra_mass_sdk.mjs", work, ids, {
+            "login_base": emu.url, "graph_base": emu.url, "tenant": TENANT,
+            "client_id": client_id, "secret": secret})
         stats = emu.ctl("GET", "/stats?last=1")
         out["throttled"] = stats["throttled"]["write"]
         out["not_disabled"] = sum(
@@ -284,12 +121,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
-    work = tempfile.mkdtemp(prefix="quell-bench-entra-")
     client_id, secret = str(uuid.uuid4()), "bench~" + uuid.uuid4().hex
     rate = a.writes_per_window / a.window_s
     print(f"entra_mass: N={a.n} accounts, {2 * a.n} writes, latency {a.latency_ms} ms, "
           f"budget {a.writes_per_window} writes / {a.window_s} s = {rate:g} writes/s")
-    try:
+    with work_dir("entra", a.keep) as work:
         q = run_quell(a, work, client_id, secret)
         achieved = q["writes"] / q["elapsed"]
         lost = (q["submit_errors"] + q["not_terminal"] + q["not_completed"] +
@@ -305,17 +141,11 @@ def main():
               f"accounts not disabled {q['not_disabled']}, not revoked {q['not_revoked']})"
               + (f" first submit error {q['first_submit_error']}" if q['submit_errors']
                  else ""))
-        s = run_sdk(a, work, client_id, secret)
+        s = run_sdk_side(a, work, client_id, secret)
         print(f"sdk: {s['elapsed_s']:.1f} s, {s['calls_ok']} calls ok, errors {s['errors']}, "
               f"429s {s['throttled']}, accounts not disabled {s['not_disabled']}"
               + (f", first error: {s['first_error']}" if s["first_error"] else ""))
         print(f"entra_mass quell/sdk = {q['elapsed'] / s['elapsed_s']:.3f}")
-    finally:
-        if a.keep:
-            print(f"work directory: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
