@@ -96,6 +96,9 @@ def test_hunting_results_and_then_disable(lab, quelld, make_user, tmp_path):
     assert got == [{"identity_id": b.identity_id}]
     n = rows(q.admin, "SELECT count(*) AS n FROM AuditEvents WHERE event = 'action.completed'")
     assert n == [{"n": 1}]
+    got = rows(q.admin, "SELECT link_rule, linked_by, synced FROM IdentityAccounts "
+                        f"WHERE username = '{a.sam}'")
+    assert got == [{"link_rule": "new account", "linked_by": "sync", "synced": 0}]
 
     quell = QUELLD.parent.parent / "cli" / "quell"
     tok = tmp_path / "tok"
