@@ -4,6 +4,17 @@
 import { h, clear, timeEl, badge, actionLabel, ACTIONS, TERMINAL, toast, askReason } from "./dom.js";
 import { get, post, qs, can } from "./api.js";
 
+// Identity display names, for rows that only carry the id. An approver decides on a
+// person, not on an id; a name that cannot be read leaves the id shown.
+const names = new Map();
+
+async function learnNames(ids) {
+  const missing = [...new Set(ids)].filter((id) => !names.has(id));
+  await Promise.all(missing.map(async (id) => {
+    try { names.set(id, (await get(`/api/v1/identities/${id}`)).display_name); } catch { names.set(id, null); }
+  }));
+}
+
 const STATUSES = ["pending_approval", "queued", "running", "completed", "partially_completed",
   "failed", "cancelled", "denied"];
 const PERIODS = [["1", "Last day"], ["7", "Last 7 days"], ["30", "Last 30 days"], ["182", "Last 6 months"]];
@@ -113,6 +124,7 @@ async function pending(panel, ctx) {
   async function load() {
     const j = await get("/api/v1/actions" + qs({ status: "pending_approval", limit: 200 }));
     shown = j.actions;
+    await learnNames(shown.map((a) => a.identity_id));
     clear(body);
     for (const a of shown) {
       body.append(h("tr", { "data-action": a.id },
@@ -120,7 +132,8 @@ async function pending(panel, ctx) {
           h("button", { type: "button", text: "Approve", "aria-label": `Approve ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "approve") }),
           h("button", { type: "button", text: "Reject", "aria-label": `Reject ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "reject") }))) : null,
         h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
-        h("td", {}, h("a", { href: `#/identity/${a.identity_id}`, text: a.identity_id })),
+        h("td", {}, h("a", { href: `#/identity/${a.identity_id}`, title: a.identity_id,
+          text: names.get(a.identity_id) || a.identity_id })),
         h("td", { text: a.requested_by }), h("td.reason", { text: a.reason || "" }),
         h("td", { text: a.approval_rule || "—" }), h("td", {}, timeEl(a.approval_expires_at)),
         h("td", {}, timeEl(a.created_at))));
