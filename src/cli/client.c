@@ -178,9 +178,10 @@ setup(struct client *c, const char *method, const char *url, const char *body,
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, body != NULL ? c->hdr_json : c->hdr);
-	if (strcmp(method, "POST") == 0)
+	/* A body goes with POST and PUT alike; CUSTOMREQUEST only renames the method. */
+	if (strcmp(method, "POST") == 0 || body != NULL)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body != NULL ? body : "");
-	else if (strcmp(method, "GET") != 0)
+	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	c->errbuf[0] = '\0';
 }

@@ -157,6 +157,7 @@ static const char *const a_action[] = { "<action-id>", NULL };
 static const char *const a_actions[] = { "[<action-id>...]", NULL };
 static const char *const a_query[] = { "[QUERY]", NULL };
 static const char *const a_link[] = { "<identity>", "<account-id>", NULL };
+static const char *const a_tags[] = { "<identity>", "[TAG...]", NULL };
 static const char *const a_system[] = { "[system]", NULL };
 static const char *const a_none[] = { NULL };
 static const char *const a_alert[] = { "<alert-id>", NULL };
@@ -226,6 +227,10 @@ static const struct cli_cmd commands[] = {
 	{ CMD_IDENTITY_LINK, "identity", "link", no_opts, a_link,
 	    "quell identity link <identity> <account-id>",
 	    "Link an account to an identity.\n" },
+	{ CMD_IDENTITY_TAG, "identity", "tag", no_opts, a_tags,
+	    "quell identity tag <identity> [TAG]...",
+	    "Set an identity's tags (none clears them). Scoped roles, approval rules and\n"
+	    "the automatic disruption's exclusions read them: tier0, breakglass, staff, …\n" },
 	{ CMD_IDENTITY_UNLINK, "identity", "unlink", no_opts, a_link,
 	    "quell identity unlink <identity> <account-id>",
 	    "Unlink an account from an identity.\n" },

@@ -737,6 +737,31 @@ out:
 
 /* link and unlink: both answer with the identity as it is now. */
 static int
+cmd_identity_tag(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *idn = NULL, *body = NULL, *tags, *ans = NULL;
+	size_t i;
+	int r;
+
+	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) < 0)
+		goto out;
+	r = nomem(e);
+	if (str(idn, "id") == NULL || (body = json_pack("{s:[]}", "tags")) == NULL)
+		goto out;
+	tags = json_object_get(body, "tags");
+	for (i = 1; i < x->inv->npos; i++)
+		json_array_append_new(tags, json_string(x->inv->pos[i]));
+	if ((r = call_id(x, "PUT", "/api/v1/identities", str(idn, "id"), "/tags", body,
+	    &ans, e)) == 0)
+		r = emit(x, ans, render_identity, e);
+out:
+	json_decref(ans);
+	json_decref(body);
+	json_decref(idn);
+	return r;
+}
+
+static int
 cmd_identity_link(struct cmd_ctx *x, bool link, struct qerr *e)
 {
 	json_t *idn = NULL, *body = NULL, *ans = NULL;
@@ -1308,6 +1333,7 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_IDENTITY_SHOW: return cmd_identity_show(x, e);
 	case CMD_IDENTITY_ADD: return cmd_identity_add(x, e);
 	case CMD_IDENTITY_LINK: return cmd_identity_link(x, true, e);
+	case CMD_IDENTITY_TAG: return cmd_identity_tag(x, e);
 	case CMD_IDENTITY_UNLINK: return cmd_identity_link(x, false, e);
 	case CMD_SYNC: return cmd_sync(x, e);
 	case CMD_IDENTITY_CONFLICTS:

@@ -67,6 +67,9 @@ val(const json_t *o, const char *key)
 	const json_t *v = json_object_get(o, key);
 	char num[32], *dump, *s;
 
+	/* An answer without the field (an older or a faulty quelld) shows "-". */
+	if (v == NULL)
+		return strdup("-");
 	switch (json_typeof(v)) {
 	case JSON_STRING:
 		return render_clean(json_string_value(v));
@@ -266,6 +269,16 @@ render_action(const json_t *a, char **out)
 		kv(&t, "params:", a, "params");
 	if (present(a, "message"))
 		kv(&t, "message:", a, "message");
+	if (present(a, "alert_id"))
+		kv(&t, "alert:", a, "alert_id");
+	if (present(a, "undo_of"))
+		kv(&t, "undoes:", a, "undo_of");
+	if (present(a, "approval_rule"))
+		kv(&t, "approval rule:", a, "approval_rule");
+	if (present(a, "approval_expires_at"))
+		kv(&t, "approve by:", a, "approval_expires_at");
+	if (present(a, "decided_by"))
+		kv(&t, "decided by:", a, "decided_by");
 	kv(&t, "created:", a, "created_at");
 	kv(&t, "updated:", a, "updated_at");
 	if (present(a, "finished_at"))

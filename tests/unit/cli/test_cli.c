@@ -65,6 +65,10 @@ parse_usage_errors(void **state)
 	    "HIGH"), QERR_INVALID);
 	assert_string_equal(e.field, "--level");
 
+	assert_int_equal(PARSE(&inv, &e, "identity", "tag", "alice", "tier0", "staff"), 0);
+	assert_int_equal(inv.npos, 3);
+	assert_int_equal(PARSE(&inv, &e, "identity", "tag", "alice"), 0);
+	assert_int_equal(PARSE(&inv, &e, "identity", "tag"), QERR_INVALID);
 	assert_int_equal(PARSE(&inv, &e, "approve", "act_1", "act_2", "act_3"), 0);
 	assert_int_equal(inv.npos, 3);
 	assert_string_equal(inv.pos[2], "act_3");
@@ -147,7 +151,7 @@ parse_subcommands(void **state)
 
 	assert_int_equal(PARSE(&inv, &e, "identity"), QERR_INVALID);
 	assert_string_equal(e.msg,
-	    "'identity' needs one of: show, add, link, unlink, conflicts");
+	    "'identity' needs one of: show, add, link, tag, unlink, conflicts");
 	assert_int_equal(PARSE(&inv, &e, "identity", "conflicts"), 0);
 	assert_int_equal(inv.cmd->id, CMD_IDENTITY_CONFLICTS);
 	assert_int_equal(PARSE(&inv, &e, "sync"), 0);
@@ -350,6 +354,41 @@ render_action_text(void **state)
 }
 
 static void
+render_action_approval(void **state)
+{
+	json_t *a = json_loads("{\"id\":\"act_2\",\"type\":\"enable\","
+	    "\"status\":\"pending_approval\",\"identity_id\":\"idn_1\","
+	    "\"undo_of\":\"act_1\",\"approval_rule\":\"tier0\","
+	    "\"approval_expires_at\":\"2026-11-26T08:00:00.000Z\",\"decided_by\":null,"
+	    "\"requested_by\":\"carol\",\"source\":\"api\",\"reason\":\"oops\","
+	    "\"created_at\":\"2026-11-25T08:00:00.000Z\","
+	    "\"updated_at\":\"2026-11-25T08:00:00.000Z\",\"steps\":[]}", 0, NULL);
+	char *text = NULL;
+	const char *p;
+
+	(void)state;
+	assert_non_null(a);
+	assert_int_equal(render_action(a, &text), 0);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "undoes:         act_1\n"));
+	assert_non_null(strstr(text, "approval rule:  tier0\n"));
+	assert_non_null(strstr(text, "approve by:     2026-11-26T08:00:00.000Z\n"));
+	assert_null(strstr(text, "decided by:"));
+	assert_null(strstr(text, "alert:"));
+	free(text);
+	json_decref(a);
+
+	/* Fields missing from an answer show as "-", never crash. */
+	a = json_loads("{\"id\":\"act_3\",\"steps\":[{}]}", 0, NULL);
+	assert_int_equal(render_action(a, &text), 0);
+	assert_non_null(p = strstr(text, "type:"));
+	p += strspn(p + 5, " ") + 5;
+	assert_memory_equal(p, "-\n", 2);
+	free(text);
+	json_decref(a);
+}
+
+static void
 render_preview_text(void **state)
 {
 	json_t *a = json_loads("{\"type\":\"disable\",\"steps\":["
@@ -454,6 +493,7 @@ main(void)
 		cmocka_unit_test(conf_parse),
 		cmocka_unit_test(settings),
 		cmocka_unit_test(render_action_text),
+		cmocka_unit_test(render_action_approval),
 		cmocka_unit_test(render_preview_text),
 		cmocka_unit_test(render_lists),
 		cmocka_unit_test(clean),
