@@ -21,6 +21,8 @@ lab=$(mktemp -d "${TMPDIR:-/tmp}/quell-lab.XXXXXX")
 results=$(mktemp -d "${TMPDIR:-/tmp}/quell-results.XXXXXX")
 cleanup() {
 	bash scripts/lab/samba.sh down "$lab" >/dev/null 2>&1 || true
+	# Emulators and Prism proxies a crashed test could not stop (each test stops its own).
+	pkill -f "$top/tests/(emulators|contract|integration)/" 2>/dev/null || true
 	rm -rf "$lab" "$results"
 }
 trap cleanup EXIT
