@@ -51,6 +51,8 @@ int req_error(struct req *q, unsigned status, const char *code, const char *fiel
 int req_qerr(struct req *q, int r, const struct qerr *e);
 /* The API error code ("not_found", …) for a QERR_* code. */
 const char *req_error_code(int r);
+/* Queues q->resp as the JSON answer, with a Set-Cookie when cookie is set. */
+enum MHD_Result req_send_json(struct req *q, const char *cookie);
 /* Sets a JSON answer (steals o); returns 0. */
 int req_reply(struct req *q, unsigned status, json_t *o);
 const char *req_query(struct req *q, const char *key);

@@ -239,8 +239,8 @@ authenticate(struct req *q)
 	return true;
 }
 
-static enum MHD_Result
-send_answer(struct req *q)
+enum MHD_Result
+req_send_json(struct req *q, const char *cookie)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -257,9 +257,13 @@ send_answer(struct req *q)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 	if (q->status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		    "Bearer realm=\"quell\"");
+	if (cookie != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 	ret = MHD_queue_response(q->conn, (unsigned)q->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -331,7 +335,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	if (web_request(q, &ret))
 		return ret;
 	handle(q);
-	return send_answer(q);
+	return req_send_json(q, NULL);
 }
 
 static void

@@ -320,32 +320,6 @@ security_headers(struct MHD_Response *resp)
 	MHD_add_response_header(resp, "Content-Security-Policy", csp);
 }
 
-/* Sends q->resp as JSON, like the API does, with a Set-Cookie when cookie is set. */
-static enum MHD_Result
-send_json(struct req *q, const char *cookie)
-{
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	char *text;
-
-	text = json_dumps(q->resp ? q->resp : json_object(), JSON_COMPACT);
-	if (text == NULL)
-		return MHD_NO;
-	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-	if (resp == NULL) {
-		free(text);
-		return MHD_NO;
-	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	security_headers(resp);
-	if (cookie != NULL)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
-	ret = MHD_queue_response(q->conn, (unsigned)q->status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
 /* ------------------------------------------------------------------------- files */
 
 static const char *
@@ -414,7 +388,7 @@ send_file(struct req *q)
 
 	if (w->root == NULL) {
 		req_error(q, 404, "not_found", NULL, "the web console is not installed");
-		return send_json(q, NULL);
+		return req_send_json(q, NULL);
 	}
 	if (!path_allowed(path) || (type = content_type(path)) == NULL ||
 	    (size_t)snprintf(full, sizeof(full), "%s%s", w->root, path) >= sizeof(full) ||
@@ -425,7 +399,7 @@ send_file(struct req *q)
 		if (fd >= 0)
 			close(fd);
 		req_error(q, 404, "not_found", NULL, "no such file");
-		return send_json(q, NULL);
+		return req_send_json(q, NULL);
 	}
 	/* MHD owns fd from here, also when it fails. */
 	if ((resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd)) == NULL)
@@ -823,7 +797,7 @@ sign_in(struct req *q)
 	cookie[0] = '\0';
 	qerr_clear(&e);
 	if ((o = req_json(q)) == NULL)
-		return send_json(q, NULL);
+		return req_send_json(q, NULL);
 	json_object_foreach(o, k, v)
 		if (strcmp(k, "token") != 0) {
 			req_error(q, 400, "invalid_input", "body",
@@ -863,7 +837,7 @@ out:
 	json_decref(o);
 	if (q->body != NULL)
 		sodium_memzero(q->body, q->len);
-	ret = send_json(q, cookie[0] ? cookie : NULL);
+	ret = req_send_json(q, cookie[0] ? cookie : NULL);
 	sodium_memzero(cookie, sizeof(cookie));
 	sodium_memzero(id, sizeof(id));
 	sodium_memzero(csrf, sizeof(csrf));
@@ -880,7 +854,7 @@ who(struct req *q)
 	if (authenticate_session(q, &v) && req_authorize(q))
 		req_reply(q, 200, session_json(q, v.csrf, v.expires_ms));
 	view_wipe(&v);
-	return send_json(q, NULL);
+	return req_send_json(q, NULL);
 }
 
 /* DELETE /api/v1/session: signs out; the cookie is cleared either way. */
@@ -901,7 +875,7 @@ sign_out(struct req *q)
 	}
 	view_wipe(&v);
 	/* A refused CSRF keeps the cookie: the request did not come from our page. */
-	return send_json(q, q->status == 403 ? NULL : clear);
+	return req_send_json(q, q->status == 403 ? NULL : clear);
 }
 
 /* ------------------------------------------------------------ OpenID Connect */
@@ -1082,7 +1056,7 @@ oidc_fail(struct req *q, unsigned status, const char *code, const char *why)
 	req_audit_denial(q, "auth.failed", msg);
 	req_error(q, status, code, NULL, "%s", msg);
 	if (wants_json(q))
-		return send_json(q, clear);
+		return req_send_json(q, clear);
 	html_escape(why, esc, sizeof(esc));
 	if ((n = asprintf(&text, page, esc)) < 0)
 		return MHD_NO;
@@ -1107,7 +1081,7 @@ oidc_info(struct req *q)
 {
 	req_reply(q, 200, json_pack("{s:s, s:s}", "issuer", oidc_issuer(q->api->oidc),
 	    "start", OIDC_PATH "/start"));
-	return send_json(q, NULL);
+	return req_send_json(q, NULL);
 }
 
 /* GET /api/v1/session/oidc/start: off to the issuer with a fresh login. */
@@ -1277,7 +1251,7 @@ oidc_request(struct req *q)
 		return oidc_callback(q);
 	else
 		req_error(q, 404, "not_found", NULL, "no such path");
-	return send_json(q, NULL);
+	return req_send_json(q, NULL);
 }
 
 bool
@@ -1300,7 +1274,7 @@ web_request(struct req *q, enum MHD_Result *ret)
 		else
 			req_error(q, 405, "method_not_allowed", NULL,
 			    "%s is not allowed on %s", q->method, q->path);
-		*ret = send_json(q, NULL);
+		*ret = req_send_json(q, NULL);
 		return true;
 	}
 	if (strncmp(q->path, OIDC_PATH, strlen(OIDC_PATH)) == 0 &&
@@ -1311,7 +1285,7 @@ web_request(struct req *q, enum MHD_Result *ret)
 	if (!get) {
 		req_error(q, 405, "method_not_allowed", NULL,
 		    "the console's files are read with GET");
-		*ret = send_json(q, NULL);
+		*ret = req_send_json(q, NULL);
 		return true;
 	}
 	*ret = send_file(q);
