@@ -136,3 +136,14 @@ req_optional_reason(struct req *q, json_t **o, const char **reason)
 		return -1;
 	return 0;
 }
+
+int
+req_reply_page(struct req *q, const char *items, const struct list_ctx *c, int limit,
+    const char *cursor)
+{
+	json_t *last = json_array_get(c->arr, json_array_size(c->arr) - 1);
+
+	/* A full page may have more behind it; a short one is the last. */
+	return req_reply(q, 200, json_pack("{s:O, s:O}", items, c->arr, "next",
+	    c->n == limit && last ? json_object_get(last, cursor) : json_null()));
+}

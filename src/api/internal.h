@@ -96,6 +96,10 @@ int req_check_id(struct req *q, const char *field, const char *v, const char *pr
 int req_limit(struct req *q, int def, int *out);
 /* *out (caller frees the array, not the strings) borrows from arr. */
 int req_tag_list(struct req *q, json_t *arr, const char *field, char ***out, size_t *n);
+/* Answers a list page: {items: [...], "next": the last item's cursor key when the
+ * page is full, else null}. */
+int req_reply_page(struct req *q, const char *items, const struct list_ctx *c, int limit,
+    const char *cursor);
 /* An optional {"reason": "..."} body; *o (caller decrefs) holds the reason. */
 int req_optional_reason(struct req *q, json_t **o, const char **reason);
 

@@ -163,7 +163,6 @@ route_list_actions(struct req *q)
 	enum action_status st;
 	enum action_type ty;
 	const char *since;
-	json_t *last;
 	struct qerr e;
 	int r;
 
@@ -190,9 +189,7 @@ route_list_actions(struct req *q)
 	    (r = store_action_list(tx, &f, add_action, &c, &e)) != 0)
 		req_qerr(q, r, &e);
 	else {
-		last = json_array_get(c.arr, json_array_size(c.arr) - 1);
-		req_reply(q, 200, json_pack("{s:O, s:O}", "actions", c.arr, "next",
-		    c.n == f.limit && last ? json_object_get(last, "id") : json_null()));
+		req_reply_page(q, "actions", &c, f.limit, "id");
 	}
 	store_tx_rollback(tx);
 	json_decref(c.arr);

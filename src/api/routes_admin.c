@@ -38,7 +38,6 @@ route_list_audit(struct req *q)
 	struct store_tx *tx = NULL;
 	const char *after = req_query(q, "after");
 	long long seq = 0;
-	json_t *last;
 	char *end;
 	struct qerr e;
 	int limit, r;
@@ -53,9 +52,7 @@ route_list_audit(struct req *q)
 	    (r = store_audit_list(tx, seq, limit, add_entry, &c, &e)) != 0)
 		req_qerr(q, r, &e);
 	else {
-		last = json_array_get(c.arr, json_array_size(c.arr) - 1);
-		req_reply(q, 200, json_pack("{s:O, s:O}", "entries", c.arr, "next",
-		    c.n == limit && last ? json_object_get(last, "seq") : json_null()));
+		req_reply_page(q, "entries", &c, limit, "seq");
 	}
 	store_tx_rollback(tx);
 	json_decref(c.arr);

@@ -24,7 +24,6 @@ route_list_identities(struct req *q)
 	struct identity_filter f;
 	struct list_ctx c = { json_array(), 0 };
 	struct store_tx *tx = NULL;
-	json_t *last;
 	struct qerr e;
 	int r;
 
@@ -41,9 +40,7 @@ route_list_identities(struct req *q)
 	    (r = store_identity_list(tx, &f, add_identity, &c, &e)) != 0)
 		req_qerr(q, r, &e);
 	else {
-		last = json_array_get(c.arr, json_array_size(c.arr) - 1);
-		req_reply(q, 200, json_pack("{s:O, s:O}", "identities", c.arr, "next",
-		    c.n == f.limit && last ? json_object_get(last, "id") : json_null()));
+		req_reply_page(q, "identities", &c, f.limit, "id");
 	}
 	store_tx_rollback(tx);
 	json_decref(c.arr);
