@@ -11,7 +11,8 @@ pkgs=(
   build-essential meson ninja-build pkg-config
   libmicrohttpd-dev libcurl4-openssl-dev libldap-dev libsqlite3-dev libpq-dev
   libjansson-dev libssl-dev libsodium-dev libcmocka-dev
-  samba krb5-user ldap-utils sqlite3 openssl curl ca-certificates
+  samba samba-ad-provision samba-dsdb-modules samba-vfs-modules
+  krb5-user ldap-utils sqlite3 openssl curl ca-certificates
 )
 if [ "$tests" = yes ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux chromium)
