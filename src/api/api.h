@@ -11,9 +11,18 @@
 
 struct api;
 
-/* Listens on cfg->listen (TLS when cfg->tls_cert is set). cfg, st, eng outlive it. */
+/* What api_start would refuse in cfg: the listener address and the TLS files. */
+int api_config_check(const struct config *cfg, struct qerr *e);
+
+/* Listens on cfg->listen (TLS when cfg->tls_cert is set), or on listen_fd when it is
+ * not -1 (a socket an earlier api_quiesce handed over: the API owns it once this
+ * succeeds, the caller still does when it fails). cfg, st, eng outlive it. */
 int api_start(const struct config *cfg, struct store *st, struct engine *eng,
-    struct api **out, struct qerr *e);
+    int listen_fd, struct api **out, struct qerr *e);
+/* Stops accepting connections but keeps the listening socket open, so clients queue
+ * in its backlog instead of being refused while a reload swaps the API; returns the
+ * socket (the caller owns it), or -1. Call api_stop after it. */
+int api_quiesce(struct api *api);
 void api_stop(struct api *api);
 /* The port actually bound (useful with port 0). */
 uint16_t api_port(const struct api *api);

@@ -406,13 +406,48 @@ slurp(const char *path, struct qerr *e)
 }
 
 int
+api_config_check(const struct config *cfg, struct qerr *e)
+{
+	struct sockaddr_in sa;
+	char *cert = NULL, *key = NULL;
+	int r;
+
+	if ((r = parse_listen(cfg->listen, &sa, e)) != 0)
+		return qerr_set(e, r, "listen", "%s: [server] %s", cfg->file, e->msg);
+	if (cfg->tls_cert == NULL)
+		return 0;
+	r = QERR_CONFIG;
+	if ((cert = slurp(cfg->tls_cert, e)) == NULL ||
+	    (key = slurp(cfg->tls_key, e)) == NULL) {
+		qerr_set(e, QERR_CONFIG, cert ? "tls_key" : "tls_cert", "%s: [server] %s: %s",
+		    cfg->file, cert ? "tls_key" : "tls_cert", e->msg);
+		goto out;
+	}
+	if (strstr(cert, "-----BEGIN CERTIFICATE-----") == NULL ||
+	    strstr(key, "PRIVATE KEY-----") == NULL) {
+		qerr_set(e, QERR_CONFIG, strstr(cert, "-----BEGIN CERTIFICATE-----") ?
+		    "tls_key" : "tls_cert", "%s: [server] %s is not PEM", cfg->file,
+		    strstr(cert, "-----BEGIN CERTIFICATE-----") ? "tls_key" : "tls_cert");
+		goto out;
+	}
+	r = 0;
+out:
+	if (key != NULL) {
+		sodium_memzero(key, strlen(key));
+		free(key);
+	}
+	free(cert);
+	return r;
+}
+
+int
 api_start(const struct config *cfg, struct store *st, struct engine *eng,
-    struct api **out, struct qerr *e)
+    int listen_fd, struct api **out, struct qerr *e)
 {
 	struct sockaddr_in sa;
 	const union MHD_DaemonInfo *info;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG;
+	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	struct api *api;
 	int r;
 
@@ -436,8 +471,15 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 		api_stop(api);
 		return r;
 	}
+	/* A socket handed over by a reload replaces the address: MHD_OPTION_ARRAY
+	 * carries either an int or a pointer without a varargs cast. */
+	struct MHD_OptionItem where[] = {
+		listen_fd >= 0 ? (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd,
+		    NULL } : (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &sa },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	api->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_ARRAY, where,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)4,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_done, api,
@@ -452,6 +494,17 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 	api->port = info ? info->port : 0;
 	*out = api;
 	return 0;
+}
+
+int
+api_quiesce(struct api *api)
+{
+	MHD_socket fd;
+
+	if (api == NULL || api->d == NULL)
+		return -1;
+	fd = MHD_quiesce_daemon(api->d);
+	return fd == MHD_INVALID_SOCKET ? -1 : fd;
 }
 
 void

@@ -354,7 +354,7 @@ static const char general_help[] =
 	COMMON_HELP
 	"\nThe token is read from --token-file, QUELL_TOKEN_FILE or QUELL_TOKEN, else from\n"
 	"token_file in $XDG_CONFIG_HOME/quell/cli.conf (lines `url = ...`,\n"
-	"`token_file = ...`, `ca = ...`).\n\n"
+	"`token_file = ...`, `ca = ...`). `quell --version` prints the version.\n\n"
 	EXIT_HELP;
 
 const struct cli_cmd *

@@ -20,6 +20,7 @@
 #include "cli/conf.h"
 #include "cli/outcome.h"
 #include "cli/render.h"
+#include "core/version.h"
 
 /* Far larger than any token or cli.conf. */
 #define MAX_FILE 65536
@@ -225,6 +226,10 @@ main(int argc, char *argv[])
 	struct qerr e = { 0 };
 	int r;
 
+	if (argc == 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+		printf("quell %s\n", QUELL_VERSION_FULL);
+		return CLI_EXIT_OK;
+	}
 	if (cli_parse(argc, argv, &inv, &e) < 0)
 		return usage_error(&inv, &e);
 	if (inv.help)

@@ -1,0 +1,27 @@
+/*
+ * quelld's own pieces: reading and validating the configuration (check.c) and running
+ * the service with reload and systemd notification (service.c). main.c parses the
+ * arguments and picks one.
+ */
+#ifndef QUELL_DAEMON_DAEMON_H
+#define QUELL_DAEMON_DAEMON_H
+
+#include "core/config.h"
+#include "core/err.h"
+
+/* Reads and parses the file at path into *cfg (cleared with config_clear by the
+ * caller on success; left empty on failure). Errors read "file:line: reason". */
+int daemon_config_load(const char *path, struct config *cfg, struct qerr *e);
+
+/* Everything the daemon would refuse at start, without starting anything: every
+ * system's section for its provider, the policy sections, the listener address, the
+ * TLS files and the store's directory. */
+int daemon_config_check(const struct config *cfg, struct qerr *e);
+
+/* Runs until SIGTERM or SIGINT; SIGHUP re-reads path (and so every secret file) and
+ * swaps the new configuration in only when it passes daemon_config_check. *cfg is
+ * the configuration in force: on return it may be a newer one than the caller gave,
+ * still owned by the caller. Returns the process exit status. */
+int daemon_run(const char *path, struct config *cfg);
+
+#endif
