@@ -10,12 +10,15 @@ tests=no
 pkgs=(
   build-essential meson ninja-build pkg-config
   libmicrohttpd-dev libcurl4-openssl-dev libldap-dev libsqlite3-dev libpq-dev
-  libjansson-dev libssl-dev libsodium-dev libcmocka-dev
+  libjansson-dev libssl-dev libsodium-dev libsystemd-dev libcmocka-dev
   samba samba-ad-provision samba-dsdb-modules samba-vfs-modules
   krb5-user ldap-utils sqlite3 openssl curl ca-certificates
 )
 if [ "$tests" = yes ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux chromium)
+  # The man pages' lint, the Debian package's build and lint, the unit's checks
+  # (systemd-analyze) and the fresh root file system the package is installed in.
+  pkgs+=(mandoc man-db debhelper dpkg-dev fakeroot lintian systemd mmdebstrap)
   # Node.js runs the Graph and Okta emulators and Prism; a machine that already has a
   # node and npm (of any origin) keeps them.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

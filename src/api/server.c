@@ -408,19 +408,23 @@ slurp(const char *path, struct qerr *e)
 int
 api_config_check(const struct config *cfg, struct qerr *e)
 {
+	char *cert = NULL, *key = NULL, why[sizeof(e->msg)];
 	struct sockaddr_in sa;
-	char *cert = NULL, *key = NULL;
 	int r;
 
-	if ((r = parse_listen(cfg->listen, &sa, e)) != 0)
-		return qerr_set(e, r, "listen", "%s: [server] %s", cfg->file, e->msg);
+	/* The message names the file and section around the module's own reason. */
+	if ((r = parse_listen(cfg->listen, &sa, e)) != 0) {
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return qerr_set(e, r, "listen", "%s: [server] %s", cfg->file, why);
+	}
 	if (cfg->tls_cert == NULL)
 		return 0;
 	r = QERR_CONFIG;
 	if ((cert = slurp(cfg->tls_cert, e)) == NULL ||
 	    (key = slurp(cfg->tls_key, e)) == NULL) {
+		snprintf(why, sizeof(why), "%s", e->msg);
 		qerr_set(e, QERR_CONFIG, cert ? "tls_key" : "tls_cert", "%s: [server] %s: %s",
-		    cfg->file, cert ? "tls_key" : "tls_cert", e->msg);
+		    cfg->file, cert ? "tls_key" : "tls_cert", why);
 		goto out;
 	}
 	if (strstr(cert, "-----BEGIN CERTIFICATE-----") == NULL ||

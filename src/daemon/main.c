@@ -154,11 +154,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "quelld: %s\n", e.msg);
 		return 1;
 	}
-	if (i == argc)
-		rc = daemon_run(path, &cfg);
-	else if (strcmp(argv[i], "check") == 0) {
+	if (i == argc || strcmp(argv[i], "check") == 0) {
+		/* A start refuses exactly what check refuses, in the same words. */
 		if ((rc = daemon_config_check(&cfg, &e) == 0 ? 0 : 1) != 0)
 			fprintf(stderr, "quelld: %s\n", e.msg);
+		else if (i == argc)
+			rc = daemon_run(path, &cfg);
 		else
 			printf("%s: ok\n", cfg.file);
 	} else
