@@ -468,7 +468,7 @@ finish(struct parser *p)
 		    "%s: tls_cert and tls_key must be set together", c->file);
 	if (c->listen == NULL && (c->listen = strdup("127.0.0.1:8443")) == NULL)
 		return QERR_NOMEM;
-	if (c->store_path == NULL && (c->store_path = strdup("quell.db")) == NULL)
+	if (c->store_path == NULL && (c->store_path = strdup(CONFIG_DEFAULT_STORE)) == NULL)
 		return QERR_NOMEM;
 	if (c->workers == 0)
 		c->workers = 8;

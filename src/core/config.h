@@ -19,6 +19,11 @@
 #ifndef QUELL_CORE_CONFIG_H
 #define QUELL_CORE_CONFIG_H
 
+/* Where a Debian installation keeps them (quelld.service: ConfigurationDirectory=quell,
+ * StateDirectory=quell). */
+#define CONFIG_DEFAULT_FILE "/etc/quell/quelld.conf"
+#define CONFIG_DEFAULT_STORE "/var/lib/quell/quell.db"
+
 #include <stdbool.h>
 #include <stddef.h>
 

@@ -127,7 +127,7 @@ parse_options(int argc, char **argv, const char **path, bool *version, bool *hel
 int
 main(int argc, char **argv)
 {
-	const char *path = "/etc/quell/quelld.conf";
+	const char *path = CONFIG_DEFAULT_FILE;
 	bool version = false, help = false;
 	struct config cfg;
 	struct qerr e;

@@ -72,7 +72,7 @@ defaults_when_empty(void **state)
 	(void)state;
 	assert_int_equal(config_parse("q.conf", "", &c, &e), 0);
 	assert_string_equal(c.listen, "127.0.0.1:8443");
-	assert_string_equal(c.store_path, "quell.db");
+	assert_string_equal(c.store_path, "/var/lib/quell/quell.db");
 	assert_int_equal(c.workers, 8);
 	config_clear(&c);
 }
