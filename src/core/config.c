@@ -125,6 +125,16 @@ server_key(struct parser *p, const char *k, const char *v)
 		c->max_body = (size_t)n;
 		return 0;
 	}
+	if (strcmp(k, "token_max_lifetime") == 0) {
+		if (c->token_max_lifetime_ms != 0)
+			return fail(p, "%s", "this key is set twice");
+		/* At least a minute: a shorter cap would make every token useless. */
+		if (config_duration(v, 60000, CONFIG_TOKEN_LIFETIME_MAX_MS,
+		    &c->token_max_lifetime_ms) != 0)
+			return fail(p, "token_max_lifetime must be a span from 1m to 3650d "
+			    "such as 90d, 12h (a number and s, m, h or d), not '%s'", v);
+		return 0;
+	}
 	return fail(p, "unknown key '%s' in [server]", k);
 }
 
@@ -599,6 +609,37 @@ config_long(const char *v, long lo, long hi, long *out)
 		return -1;
 	*out = n;
 	return 0;
+}
+
+int
+config_duration(const char *v, int64_t lo_ms, int64_t hi_ms, int64_t *out)
+{
+	static const struct {
+		char unit;
+		int64_t ms;
+	} units[] = { { 's', 1000 }, { 'm', 60000 }, { 'h', 3600000 },
+	    { 'd', 86400000 } };
+	char *end;
+	long long n;
+	size_t i;
+
+	/* Digits only: strtoll alone would take "+5d", " 5d" or "-5d". */
+	if (v == NULL || !isdigit((unsigned char)v[0]))
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (*end == units[i].unit) {
+			/* Compared before multiplying, so a huge n cannot overflow. */
+			if (n > hi_ms / units[i].ms || n * units[i].ms < lo_ms ||
+			    n * units[i].ms > hi_ms)
+				return -1;
+			*out = n * units[i].ms;
+			return 0;
+		}
+	return -1;
 }
 
 const struct config_kv *

@@ -1,7 +1,8 @@
 /*
  * quelld's configuration as plain data. The parser (config.c) reads an INI-style file:
  *
- *   [server]            listen, tls_cert, tls_key, node_id, workers, max_body
+ *   [server]            listen, tls_cert, tls_key, node_id, workers, max_body,
+ *                       token_max_lifetime
  *   [engine]            lease_ms, retry_base_ms, retry_cap_ms, max_attempts
  *   [store]             path
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
@@ -26,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -61,6 +63,9 @@ struct config {
 	char *node_id;
 	int workers;
 	size_t max_body;
+	/* Longest life an API token may be given, and the life of one created without
+	 * an expiry; 0 = no limit (tokens without an expiry never expire). */
+	int64_t token_max_lifetime_ms;
 	long lease_ms;		/* a claimed step's lease; default 60 s */
 	long retry_base_ms;	/* first retry delay; default 500 ms */
 	long retry_cap_ms;	/* longest retry delay; default 30 s */
@@ -97,6 +102,16 @@ int config_error(struct qerr *e, const struct system_config *s, int line,
     const char *field, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 int config_bool(const char *v, bool *out);
 int config_long(const char *v, long lo, long hi, long *out);
+/*
+ * A span: a whole number and one unit, s, m, h or d ("90s", "15m", "12h", "30d"), as
+ * milliseconds in [lo_ms, hi_ms]. Returns 0, or -1 when v is no such span; callers
+ * name the field and the range in their own message.
+ */
+int config_duration(const char *v, int64_t lo_ms, int64_t hi_ms, int64_t *out);
+
+/* The longest span config_duration is asked to accept for a token's life: 10 years,
+ * far from any overflow of milliseconds since 1970. */
+#define CONFIG_TOKEN_LIFETIME_MAX_MS (3650LL * 86400000LL)
 
 const struct role_config *config_role(const struct config *cfg, const char *name);
 const struct system_config *config_system(const struct config *cfg, const char *name);

@@ -139,6 +139,72 @@ configured_role_overrides_builtin(void **state)
 	config_clear(&c);
 }
 
+static void
+durations(void **state)
+{
+	static const struct {
+		const char *v;
+		int64_t ms;
+	} good[] = {
+		{ "1s", 1000 }, { "90s", 90000 }, { "15m", 900000 }, { "12h", 43200000 },
+		{ "30d", 2592000000LL }, { "3650d", CONFIG_TOKEN_LIFETIME_MAX_MS },
+		{ "0090m", 5400000 },
+	};
+	static const char *const bad[] = {
+		"", "30", "d", "30x", "30dd", "30 d", " 30d", "+30d", "-30d", "3.5h",
+		"30D", "3651d", "0s", "99999999999999999999d", "9223372036854775807s",
+	};
+	int64_t out;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		out = -1;
+		assert_int_equal(config_duration(good[i].v, 1000,
+		    CONFIG_TOKEN_LIFETIME_MAX_MS, &out), 0);
+		assert_true(out == good[i].ms);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		out = 7;
+		if (config_duration(bad[i], 1000, CONFIG_TOKEN_LIFETIME_MAX_MS, &out) != -1)
+			fail_msg("'%s' was taken as a span", bad[i]);
+		assert_true(out == 7);
+	}
+	assert_int_equal(config_duration(NULL, 0, 1000, &out), -1);
+	/* The bounds are inclusive and in milliseconds. */
+	assert_int_equal(config_duration("59s", 60000, 120000, &out), -1);
+	assert_int_equal(config_duration("1m", 60000, 120000, &out), 0);
+	assert_int_equal(config_duration("2m", 60000, 120000, &out), 0);
+	assert_int_equal(config_duration("121s", 60000, 120000, &out), -1);
+}
+
+static void
+token_max_lifetime(void **state)
+{
+	struct config c;
+	struct qerr e;
+
+	(void)state;
+	assert_int_equal(config_parse("q.conf", "", &c, &e), 0);
+	assert_true(c.token_max_lifetime_ms == 0);
+	config_clear(&c);
+	assert_int_equal(config_parse("q.conf", "[server]\ntoken_max_lifetime = 90d\n", &c,
+	    &e), 0);
+	assert_true(c.token_max_lifetime_ms == 90LL * 86400000LL);
+	config_clear(&c);
+	expect_error("[server]\ntoken_max_lifetime = 90\n",
+	    "q.conf:2: token_max_lifetime must be a span from 1m to 3650d such as 90d, "
+	    "12h (a number and s, m, h or d), not '90'");
+	expect_error("[server]\ntoken_max_lifetime = 30s\n",
+	    "q.conf:2: token_max_lifetime must be a span from 1m to 3650d such as 90d, "
+	    "12h (a number and s, m, h or d), not '30s'");
+	expect_error("[server]\ntoken_max_lifetime = 4000d\n",
+	    "q.conf:2: token_max_lifetime must be a span from 1m to 3650d such as 90d, "
+	    "12h (a number and s, m, h or d), not '4000d'");
+	expect_error("[server]\ntoken_max_lifetime = 1d\ntoken_max_lifetime = 2d\n",
+	    "q.conf:3: this key is set twice");
+}
+
 int
 main(void)
 {
@@ -147,6 +213,8 @@ main(void)
 		cmocka_unit_test(defaults_when_empty),
 		cmocka_unit_test(errors_name_file_and_line),
 		cmocka_unit_test(configured_role_overrides_builtin),
+		cmocka_unit_test(durations),
+		cmocka_unit_test(token_max_lifetime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
