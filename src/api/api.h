@@ -28,16 +28,44 @@ void api_stop(struct api *api);
 uint16_t api_port(const struct api *api);
 
 /*
+ * The expiry (ms since 1970; 0 = never) of a token created at now that asks to live
+ * `expires` ("30d", "12h", …; NULL: not asked), under cfg's token_max_lifetime: not
+ * asked means the maximum when one is set. QERR_INVALID names field when expires is
+ * no span or longer than the maximum.
+ */
+int auth_token_expiry(const struct config *cfg, const char *expires, const char *field,
+    int64_t now, int64_t *expires_at, struct qerr *e);
+/*
  * Creates an API token for a principal called name with role, limited to identities
- * with one of the scope tags (none: every identity), stores its SHA-256 and audits it
- * as actor. *token (caller frees with auth_token_free) is shown once.
+ * with one of the scope tags (none: every identity), expiring at expires_at (ms; 0 =
+ * never), stores its SHA-256 and audits it as actor. *token (caller frees with
+ * auth_token_free) is shown once.
  */
 int auth_token_create(struct store *st, const char *actor, const char *name,
-    const char *role, char *const *scope, size_t nscope, char **token, struct qerr *e);
+    const char *role, char *const *scope, size_t nscope, int64_t expires_at,
+    char **token, struct qerr *e);
 /* Zeroes and frees a token; accepts NULL. */
 void auth_token_free(char *token);
-/* Looks the token up and compares its hash in constant time. Fills *p (caller clears). */
+/*
+ * Checks a bearer token: its hash against the stored one in constant time, then
+ * that it is neither revoked nor expired (QERR_UNAUTHENTICATED, e->msg "token
+ * revoked (id)" or "token expired (id)"), and records its use. Fills *p (caller
+ * clears).
+ */
 int auth_token_check(struct store *st, const char *token, struct principal *p,
     struct qerr *e);
+/*
+ * The same for token id known by its hash (a console session keeps only that):
+ * QERR_NOT_FOUND when no token id has that hash.
+ */
+int auth_token_principal(struct store *st, const char *id, const unsigned char hash[32],
+    struct principal *p, struct qerr *e);
+/*
+ * Revokes token id as actor (a name; actor_id its id), giving reason (NULL: none), and
+ * audits it as token.revoked in the same transaction. QERR_NOT_FOUND, QERR_CONFLICT
+ * when already revoked. *out (caller clears) is the token as revoked.
+ */
+int auth_token_revoke(struct store *st, const char *actor, const char *actor_id,
+    const char *id, const char *reason, struct token_info *out, struct qerr *e);
 
 #endif

@@ -2,7 +2,13 @@
  * API tokens: "qt_<24 hex>.<43 base64url>", 256 random bits after the dot. The id
  * before the dot finds the row; the SHA-256 of the whole token is stored and compared
  * in constant time, so a database reader learns no usable token.
+ *
+ * A token's expiry and revocation live in its row and are read on every request, so
+ * a revocation made through any node holds on every node at the next request: there
+ * is no cache to wait out. Its last use is written at most once a minute per token,
+ * so that authenticating does not cost a synchronous commit per request.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,8 +17,11 @@
 
 #include "api.h"
 #include "core/id.h"
+#include "core/log.h"
 
 #define SECRET_BYTES 32
+/* last_used_at is this coarse: the list says "used in the last minute", no finer. */
+#define TOUCH_GAP_MS 60000
 
 static void
 token_hash(const char *token, unsigned char out[32])
@@ -30,23 +39,50 @@ auth_token_free(char *token)
 }
 
 int
+auth_token_expiry(const struct config *cfg, const char *expires, const char *field,
+    int64_t now, int64_t *expires_at, struct qerr *e)
+{
+	int64_t max = cfg->token_max_lifetime_ms, life = 0;
+
+	*expires_at = 0;
+	if (expires == NULL) {
+		/* No expiry asked for: the configured maximum is the default. */
+		if (max != 0)
+			*expires_at = now + max;
+		return 0;
+	}
+	if (config_duration(expires, 1000, CONFIG_TOKEN_LIFETIME_MAX_MS, &life) != 0)
+		return qerr_set(e, QERR_INVALID, field,
+		    "%s must be a span from 1s to 3650d: a whole number and s, m, h or d "
+		    "such as 30d, 12h, 90m (got '%.40s')", field, expires);
+	if (max != 0 && life > max)
+		return qerr_set(e, QERR_INVALID, field,
+		    "%s %s is longer than this server allows (token_max_lifetime = %lld s)",
+		    field, expires, (long long)(max / 1000));
+	*expires_at = now + life;
+	return 0;
+}
+
+int
 auth_token_create(struct store *st, const char *actor, const char *name,
-    const char *role, char *const *scope, size_t nscope, char **token, struct qerr *e)
+    const char *role, char *const *scope, size_t nscope, int64_t expires_at,
+    char **token, struct qerr *e)
 {
 	unsigned char secret[SECRET_BYTES], hash[32];
 	char id[ID_LEN], *tok = NULL, *detail = NULL;
 	struct store_tx *tx = NULL;
-	struct principal p;
+	struct token_info t;
 	struct audit_entry ent;
 	json_t *d;
 	size_t i, idlen, b64len = sodium_base64_ENCODED_LEN(SECRET_BYTES,
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	int r = QERR_NOMEM;
 
-	memset(&p, 0, sizeof(p));
+	memset(&t, 0, sizeof(t));
 	memset(&ent, 0, sizeof(ent));
-	p.created_at = engine_now_ms();
-	id_make(id, "qt", p.created_at);
+	t.p.created_at = engine_now_ms();
+	t.expires_at = expires_at;
+	id_make(id, "qt", t.p.created_at);
 	idlen = strlen(id);
 	if ((tok = malloc(idlen + 1 + b64len)) == NULL)
 		goto out;
@@ -57,13 +93,15 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	sodium_memzero(secret, sizeof(secret));
 	token_hash(tok, hash);
-	p.id = id;
-	p.name = (char *)name;
-	p.role = (char *)role;
-	p.scope = (char **)scope;
-	p.nscope = nscope;
-	if ((d = json_pack("{s:s, s:s, s:s, s:o}", "token_id", id, "name", name, "role",
-	    role, "scope", json_array())) != NULL) {
+	t.p.id = id;
+	t.p.name = (char *)name;
+	t.p.role = (char *)role;
+	t.p.scope = (char **)scope;
+	t.p.nscope = nscope;
+	/* The audit entry names the token by its id, never by any part of its secret. */
+	if ((d = json_pack("{s:s, s:s, s:s, s:o, s:I}", "token_id", id, "name", name,
+	    "role", role, "scope", json_array(), "expires_at",
+	    (json_int_t)expires_at)) != NULL) {
 		for (i = 0; i < nscope; i++)
 			json_array_append_new(json_object_get(d, "scope"),
 			    json_string(scope[i]));
@@ -72,13 +110,13 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	json_decref(d);
 	if (detail == NULL)
 		goto out;
-	ent.time = p.created_at;
+	ent.time = t.p.created_at;
 	ent.actor = (char *)actor;
 	ent.event = "token.created";
 	ent.detail = detail;
 	if ((r = store_tx_begin(st, true, &tx, e)) != 0)
 		goto out;
-	if ((r = store_token_insert(tx, &p, hash, e)) != 0 ||
+	if ((r = store_token_insert(tx, &t, hash, e)) != 0 ||
 	    (r = store_audit_append(tx, &ent, e)) != 0)
 		goto out;
 	r = store_tx_commit(tx, e);
@@ -91,22 +129,88 @@ out:
 	if (r == QERR_NOMEM)
 		qerr_set(e, r, NULL, "out of memory");
 	store_tx_rollback(tx);
+	sodium_memzero(hash, sizeof(hash));
 	free(detail);
 	auth_token_free(tok);
 	return r;
+}
+
+/* Records that token id was used at now, unless that was done less than a minute
+ * ago. A failure costs only the record: the request itself goes on. */
+static void
+touch(struct store *st, const char *id, int64_t now)
+{
+	struct store_tx *tx = NULL;
+	struct qerr e;
+	bool written = false;
+	int r;
+
+	qerr_clear(&e);
+	if ((r = store_tx_begin(st, true, &tx, &e)) == 0 &&
+	    (r = store_token_touch(tx, id, now, TOUCH_GAP_MS, &written, &e)) == 0 &&
+	    written) {
+		r = store_tx_commit(tx, &e);
+		tx = NULL;
+	}
+	/* Another request or node wrote it first: nothing to commit. */
+	store_tx_rollback(tx);
+	if (r != 0)
+		log_msg(LOG_LVL_WARN, "token %s: last use not recorded: %s", id, e.msg);
+}
+
+int
+auth_token_principal(struct store *st, const char *id, const unsigned char hash[32],
+    struct principal *p, struct qerr *e)
+{
+	unsigned char stored[32];
+	struct store_tx *tx = NULL;
+	struct token_info t;
+	int64_t now = engine_now_ms();
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	if ((r = store_tx_begin(st, false, &tx, e)) != 0)
+		return r;
+	r = store_token_get(tx, id, &t, stored, e);
+	store_tx_rollback(tx);
+	if (r != 0)
+		return r;
+	/*
+	 * The secret is compared before the token's state is told: whoever does not
+	 * hold it learns nothing about the id, not even whether it was revoked, and
+	 * leaves no trace in its last use.
+	 */
+	if (sodium_memcmp(stored, hash, sizeof(stored)) != 0)
+		r = qerr_set(e, QERR_NOT_FOUND, "token", "no such token");
+	/* Revoked wins over expired: it is the more telling reason. */
+	else if (t.revoked_at != 0)
+		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "token revoked (%s)", id);
+	else if (t.expires_at != 0 && now >= t.expires_at)
+		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "token expired (%s)", id);
+	sodium_memzero(stored, sizeof(stored));
+	if (r != 0) {
+		token_info_clear(&t);
+		return r;
+	}
+	if (now - t.last_used_at >= TOUCH_GAP_MS)
+		touch(st, id, now);
+	*p = t.p;
+	memset(&t.p, 0, sizeof(t.p));
+	token_info_clear(&t);
+	return 0;
 }
 
 int
 auth_token_check(struct store *st, const char *token, struct principal *p,
     struct qerr *e)
 {
-	unsigned char want[32], got[32];
-	struct store_tx *tx = NULL;
+	unsigned char got[32];
 	char id[ID_LEN];
 	const char *dot = strchr(token, '.');
 	size_t idlen;
 	int r;
 
+	memset(p, 0, sizeof(*p));
 	if (dot == NULL || (idlen = (size_t)(dot - token)) >= sizeof(id) ||
 	    strlen(dot + 1) != 43)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed token");
@@ -114,18 +218,56 @@ auth_token_check(struct store *st, const char *token, struct principal *p,
 	id[idlen] = '\0';
 	if (!id_valid(id, "qt"))
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed token");
-	if ((r = store_tx_begin(st, false, &tx, e)) != 0)
-		return r;
-	r = store_token_get(tx, id, p, want, e);
-	store_tx_rollback(tx);
+	token_hash(token, got);
+	r = auth_token_principal(st, id, got, p, e);
+	sodium_memzero(got, sizeof(got));
 	if (r == QERR_NOT_FOUND)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "unknown token");
-	if (r != 0)
+	return r;
+}
+
+int
+auth_token_revoke(struct store *st, const char *actor, const char *actor_id,
+    const char *id, const char *reason, struct token_info *out, struct qerr *e)
+{
+	unsigned char hash[32];
+	struct store_tx *tx = NULL;
+	struct audit_entry ent;
+	char *detail = NULL;
+	json_t *d = NULL;
+	int64_t now = engine_now_ms();
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	memset(&ent, 0, sizeof(ent));
+	if ((r = store_tx_begin(st, true, &tx, e)) != 0)
 		return r;
-	token_hash(token, got);
-	if (sodium_memcmp(got, want, sizeof(got)) != 0) {
-		principal_clear(p);
-		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "unknown token");
-	}
-	return 0;
+	if ((r = store_token_revoke(tx, id, now, actor, e)) != 0 ||
+	    (r = store_token_get(tx, id, out, hash, e)) != 0)
+		goto out;
+	/* Whose token it was, so the entry reads on its own. */
+	r = QERR_NOMEM;
+	if ((d = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "token_id", id, "name",
+	    out->p.name ? out->p.name : "", "role", out->p.role ? out->p.role : "",
+	    "revoked_by_id", actor_id, "reason", reason)) == NULL ||
+	    (detail = json_dumps(d, JSON_COMPACT)) == NULL)
+		goto out;
+	ent.time = now;
+	ent.actor = (char *)actor;
+	ent.event = "token.revoked";
+	ent.detail = detail;
+	if ((r = store_audit_append(tx, &ent, e)) != 0)
+		goto out;
+	r = store_tx_commit(tx, e);
+	tx = NULL;
+out:
+	if (r == QERR_NOMEM)
+		qerr_set(e, r, NULL, "out of memory");
+	store_tx_rollback(tx);
+	sodium_memzero(hash, sizeof(hash));
+	if (r != 0)
+		token_info_clear(out);
+	json_decref(d);
+	free(detail);
+	return r;
 }

@@ -128,6 +128,8 @@ int route_whoami(struct req *q);
 int route_list_audit(struct req *q);
 int route_verify_audit(struct req *q);
 int route_post_token(struct req *q);
+int route_list_tokens(struct req *q);
+int route_revoke_token(struct req *q);
 int route_post_alert(struct req *q);
 int route_list_alerts(struct req *q);
 int route_get_alert(struct req *q);

@@ -54,6 +54,8 @@ static const struct route {
 	{ "GET", "/api/v1/audit", PERM_AUDIT_READ, route_list_audit },
 	{ "GET", "/api/v1/audit/verify", PERM_AUDIT_READ, route_verify_audit },
 	{ "POST", "/api/v1/tokens", PERM_SETTINGS_MANAGE, route_post_token },
+	{ "GET", "/api/v1/tokens", PERM_SETTINGS_MANAGE, route_list_tokens },
+	{ "POST", "/api/v1/tokens/{}/revoke", PERM_SETTINGS_MANAGE, route_revoke_token },
 	{ "POST", "/api/v1/alerts", PERM_RESPONSE_MANAGE, route_post_alert },
 	{ "GET", "/api/v1/alerts", PERM_RESPONSE_READ, route_list_alerts },
 	{ "GET", "/api/v1/alerts/{}", PERM_RESPONSE_READ, route_get_alert },

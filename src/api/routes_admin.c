@@ -104,37 +104,130 @@ route_verify_audit(struct req *q)
 	return 0;
 }
 
+/*
+ * A token as GET /api/v1/tokens shows it: who it stands for and its lifecycle. The
+ * hash is not in struct token_info at all, so it cannot end up here.
+ */
+static json_t *
+token_json(const struct token_info *t, int64_t now)
+{
+	const char *status = t->revoked_at != 0 ? "revoked" :
+	    t->expires_at != 0 && now >= t->expires_at ? "expired" : "active";
+	json_t *o, *scope = json_array();
+	size_t i;
+
+	for (i = 0; scope != NULL && i < t->p.nscope; i++)
+		json_array_append_new(scope, json_string(t->p.scope[i]));
+	o = json_pack("{s:s, s:s?, s:s?, s:o, s:s, s:o, s:o, s:o, s:b, s:o, s:s?}",
+	    "id", t->p.id, "name", t->p.name, "role", t->p.role,
+	    "scope", scope ? scope : json_array(), "status", status,
+	    "created_at", render_time(t->p.created_at),
+	    "last_used_at", render_time(t->last_used_at),
+	    "expires_at", render_time(t->expires_at),
+	    "revoked", t->revoked_at != 0,
+	    "revoked_at", render_time(t->revoked_at),
+	    "revoked_by", t->revoked_by);
+	return o;
+}
+
+struct token_list_ctx {
+	struct list_ctx c;
+	int64_t now;
+};
+
+static int
+add_token(const struct token_info *t, void *arg)
+{
+	struct token_list_ctx *x = arg;
+
+	x->c.n++;
+	return json_array_append_new(x->c.arr, token_json(t, x->now));
+}
+
+int
+route_list_tokens(struct req *q)
+{
+	struct token_list_ctx x = { { json_array(), 0 }, engine_now_ms() };
+	struct store_tx *tx = NULL;
+	const char *after = req_query(q, "after");
+	struct qerr e;
+	int limit, r;
+
+	qerr_clear(&e);
+	if (req_check_id(q, "after", after, "qt") != 0 || req_limit(q, 100, &limit) != 0)
+		;
+	else if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
+	    (r = store_token_list(tx, after, limit, add_token, &x, &e)) != 0)
+		req_qerr(q, r, &e);
+	else
+		req_reply_page(q, "tokens", &x.c, limit, "id");
+	store_tx_rollback(tx);
+	json_decref(x.c.arr);
+	return 0;
+}
+
+int
+route_revoke_token(struct req *q)
+{
+	struct token_info t;
+	const char *reason;
+	struct qerr e;
+	json_t *o = NULL;
+	int r;
+
+	memset(&t, 0, sizeof(t));
+	qerr_clear(&e);
+	if (req_check_id(q, "token_id", q->arg[0], "qt") != 0 ||
+	    req_optional_reason(q, &o, &reason) != 0)
+		goto out;
+	if ((r = auth_token_revoke(q->api->st, q->who.name, q->who.id, q->arg[0], reason,
+	    &t, &e)) != 0)
+		req_qerr(q, r, &e);
+	else
+		req_reply(q, 200, token_json(&t, engine_now_ms()));
+out:
+	token_info_clear(&t);
+	json_decref(o);
+	return 0;
+}
+
 int
 route_post_token(struct req *q)
 {
-	static const char *const keys[] = { "name", "role", "scope", NULL };
-	const char *name, *role;
+	static const char *const keys[] = { "name", "role", "scope", "expires_in", NULL };
+	const char *name, *role, *expires = NULL;
 	unsigned perms;
 	char *token = NULL, **scope = NULL;
 	size_t nscope = 0;
+	int64_t expires_at;
 	struct qerr e;
-	json_t *o;
+	json_t *o, *sc;
 	int r;
 
+	qerr_clear(&e);
 	if ((o = req_json(q)) == NULL)
 		return 0;
 	if (req_only_keys(q, o, "", keys) != 0 ||
 	    req_field_str(q, o, "name", true, NAME_MAX_LEN, &name) != 0 ||
 	    req_field_str(q, o, "role", true, 64, &role) != 0 ||
-	    req_tag_list(q, json_object_get(o, "scope"), "scope", &scope, &nscope) != 0)
+	    req_tag_list(q, json_object_get(o, "scope"), "scope", &scope, &nscope) != 0 ||
+	    req_field_str(q, o, "expires_in", false, 32, &expires) != 0)
 		goto out;
 	if (!rbac_role_perms(q->api->cfg, role, &perms)) {
 		req_error(q, 400, "invalid_input", "role", "unknown role '%s'", role);
 		goto out;
 	}
-	if ((r = auth_token_create(q->api->st, q->who.name, name, role, scope, nscope,
-	    &token, &e)) != 0)
+	if ((r = auth_token_expiry(q->api->cfg, expires, "expires_in", engine_now_ms(),
+	    &expires_at, &e)) != 0 ||
+	    (r = auth_token_create(q->api->st, q->who.name, name, role, scope, nscope,
+	    expires_at, &token, &e)) != 0) {
 		req_qerr(q, r, &e);
-	else
-		req_reply(q, 201, json_pack("{s:s%, s:s, s:s, s:s, s:O}", "id", token,
-		    strcspn(token, "."), "name", name, "role", role, "token", token, "scope",
-		    json_object_get(o, "scope") ? json_object_get(o, "scope") :
-		    json_array()));
+		goto out;
+	}
+	sc = json_object_get(o, "scope");
+	req_reply(q, 201, json_pack("{s:s%, s:s, s:s, s:s, s:o, s:o}", "id", token,
+	    strcspn(token, "."), "name", name, "role", role, "token", token, "scope",
+	    sc ? json_incref(sc) : json_array(), "expires_at", render_time(expires_at)));
 out:
 	free(scope);
 	auth_token_free(token);

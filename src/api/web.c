@@ -628,29 +628,23 @@ session_claims(struct req *q, struct oidc_claims *c, struct qerr *e)
 	return 0;
 }
 
-/* The principal of the session's token as the store knows it now. */
+/*
+ * The principal of the session's token as the store knows it now: a token revoked,
+ * expired or gone since sign-in ends every session opened with it.
+ */
 static int
 session_principal(struct req *q, struct session_view *v, struct qerr *e)
 {
-	unsigned char stored[32];
-	struct store_tx *tx = NULL;
 	int r;
 
 	if (v->oidc)
 		return session_claims(q, &v->claims, e);
-	if ((r = store_tx_begin(q->api->st, false, &tx, e)) != 0)
-		return r;
-	r = store_token_get(tx, v->token_id, &q->who, stored, e);
-	store_tx_rollback(tx);
-	if (r == 0 && sodium_memcmp(stored, v->token_hash, 32) != 0) {
-		principal_clear(&q->who);
-		r = QERR_NOT_FOUND;
-	}
-	if (r == QERR_NOT_FOUND) {
+	r = auth_token_principal(q->api->st, v->token_id, v->token_hash, &q->who, e);
+	if (r == QERR_NOT_FOUND || r == QERR_UNAUTHENTICATED)
 		sessions_of_token_end(q->api->web, v->token_id);
+	if (r == QERR_NOT_FOUND)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL,
 		    "the token this session was opened with no longer exists");
-	}
 	return r;
 }
 

@@ -40,8 +40,11 @@ usage(FILE *f)
 	    "usage: quelld [-c FILE]                run the daemon (SIGHUP reloads FILE)\n"
 	    "       quelld [-c FILE] check          validate the configuration\n"
 	    "       quelld [-c FILE] token create --name NAME --role ROLE [--scope TAG]...\n"
+	    "                                       [--expires SPAN]\n"
 	    "                                       make an API token (shown once), limited\n"
-	    "                                       to identities tagged TAG when given\n"
+	    "                                       to identities tagged TAG when given,\n"
+	    "                                       expiring after SPAN (30d, 12h, 90m, 45s;\n"
+	    "                                       default and limit: token_max_lifetime)\n"
 	    "       quelld --version | --help\n"
 	    "The configuration defaults to /etc/quell/quelld.conf; see quelld.conf(5).\n");
 }
@@ -49,11 +52,12 @@ usage(FILE *f)
 static int
 token_create(const struct config *cfg, int argc, char **argv)
 {
-	const char *name = NULL, *role = NULL;
+	const char *name = NULL, *role = NULL, *expires = NULL;
 	char **scope = calloc((size_t)argc + 1, sizeof(*scope));
 	struct store *st = NULL;
 	char *token = NULL;
 	size_t nscope = 0;
+	int64_t expires_at;
 	unsigned perms;
 	struct qerr e;
 	int i, r;
@@ -65,6 +69,8 @@ token_create(const struct config *cfg, int argc, char **argv)
 			name = argv[i + 1];
 		else if (strcmp(argv[i], "--role") == 0)
 			role = argv[i + 1];
+		else if (strcmp(argv[i], "--expires") == 0)
+			expires = argv[i + 1];
 		else if (strcmp(argv[i], "--scope") == 0 && nscope < 64 &&
 		    argv[i + 1][0] != '\0' && strlen(argv[i + 1]) <= 64 &&
 		    text_printable(argv[i + 1], false))
@@ -82,9 +88,16 @@ token_create(const struct config *cfg, int argc, char **argv)
 		free(scope);
 		return 2;
 	}
+	/* The configured maximum binds here too: it is a property of the server. */
+	if (auth_token_expiry(cfg, expires, "--expires", engine_now_ms(), &expires_at,
+	    &e) != 0) {
+		fprintf(stderr, "quelld: %s\n", e.msg);
+		free(scope);
+		return 2;
+	}
 	if ((r = store_open(&store_sqlite, cfg->store_path, 1, &st, &e)) == 0)
 		r = auth_token_create(st, "quelld token create", name, role, scope, nscope,
-		    &token, &e);
+		    expires_at, &token, &e);
 	store_close(st);
 	free(scope);
 	if (r != 0) {

@@ -196,6 +196,13 @@ static const char *const migrations[] = {
 	"  cursor TEXT,"
 	"  full_run INTEGER NOT NULL DEFAULT 0,"
 	"  updated_at INTEGER NOT NULL);",
+	/* API token lifecycle: an expiry, a revocation (kept, not deleted, so that a
+	 * list shows who revoked what and a revoked id is never reused) and when the
+	 * token was last used. 0 means never / not revoked. */
+	"ALTER TABLE tokens ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE tokens ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE tokens ADD COLUMN revoked_by TEXT;"
+	"ALTER TABLE tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -210,6 +217,8 @@ static const char *const migrations[] = {
 #define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
 	"type, status, params, attempts, not_before, lease_owner, lease_expires, " \
 	"request_id, error_code, message, created_at, updated_at, started_at, finished_at"
+#define TOKEN_COLS "id, name, role, created_at, scope, expires_at, revoked_at, " \
+	"revoked_by, last_used_at"
 #define AUDIT_COLS "seq, time, actor, event, action_id, step_id, identity_id, " \
 	"detail, prev_hash, hash"
 
@@ -223,6 +232,10 @@ enum stmt_id {
 	S_ROLLBACK,
 	S_TOKEN_INSERT,
 	S_TOKEN_GET,
+	S_TOKEN_LIST,
+	S_TOKEN_REVOKE,
+	S_TOKEN_EXISTS,
+	S_TOKEN_TOUCH,
 	S_IDN_INSERT,
 	S_IDN_UPDATE,
 	S_IDN_GET,
@@ -255,10 +268,21 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_TOKEN_INSERT] =
-	    "INSERT INTO tokens (id, name, role, hash, created_at, scope)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	    "INSERT INTO tokens (id, name, role, hash, created_at, scope, expires_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[S_TOKEN_GET] =
-	    "SELECT id, name, role, hash, created_at, scope FROM tokens WHERE id = ?1",
+	    "SELECT " TOKEN_COLS ", hash FROM tokens WHERE id = ?1",
+	/* The hash stays in the table: nothing that lists tokens can leak it. */
+	[S_TOKEN_LIST] =
+	    "SELECT " TOKEN_COLS " FROM tokens WHERE id > ?1 ORDER BY id LIMIT ?2",
+	[S_TOKEN_REVOKE] =
+	    "UPDATE tokens SET revoked_at = ?2, revoked_by = ?3"
+	    " WHERE id = ?1 AND revoked_at = 0",
+	[S_TOKEN_EXISTS] = "SELECT 1 FROM tokens WHERE id = ?1",
+	/* Conditional, so that nodes and threads racing on one token write once. */
+	[S_TOKEN_TOUCH] =
+	    "UPDATE tokens SET last_used_at = ?2"
+	    " WHERE id = ?1 AND revoked_at = 0 AND last_used_at <= ?2 - ?3",
 	[S_IDN_UPDATE] =
 	    "UPDATE identities SET display_name = ?2, tags = ?3 WHERE id = ?1",
 	[S_IDN_INSERT] =
@@ -807,9 +831,10 @@ static int json_strings(const char *text, char ***v, size_t *n, const char *what
     struct qerr *e);
 
 static int
-sq_token_insert(struct store_conn *c, const struct principal *p,
+sq_token_insert(struct store_conn *c, const struct token_info *t,
     const unsigned char hash[32], struct qerr *e)
 {
+	const struct principal *p = &t->p;
 	sqlite3_stmt *st = NULL;
 	char *scope = NULL;
 	int r;
@@ -823,7 +848,8 @@ sq_token_insert(struct store_conn *c, const struct principal *p,
 	if (bind_text(st, 1, p->id) || bind_text(st, 2, p->name) ||
 	    bind_text(st, 3, p->role) ||
 	    sqlite3_bind_blob(st, 4, hash, 32, SQLITE_STATIC) ||
-	    sqlite3_bind_int64(st, 5, p->created_at) || bind_text(st, 6, scope))
+	    sqlite3_bind_int64(st, 5, p->created_at) || bind_text(st, 6, scope) ||
+	    sqlite3_bind_int64(st, 7, t->expires_at))
 		r = db_fail(c, sqlite3_errcode(c->db), "token insert", e);
 	else
 		r = exec_done(c, st, "token insert", e);
@@ -832,14 +858,39 @@ sq_token_insert(struct store_conn *c, const struct principal *p,
 	return r;
 }
 
+/* A row of TOKEN_COLS into *t (caller clears; cleared here on failure). */
 static int
-sq_token_get(struct store_conn *c, const char *id, struct principal *p,
+read_token(sqlite3_stmt *st, struct token_info *t, struct qerr *e)
+{
+	int r, bad = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->p.id = col_dup(st, 0, &bad);
+	t->p.name = col_dup(st, 1, &bad);
+	t->p.role = col_dup(st, 2, &bad);
+	t->p.created_at = sqlite3_column_int64(st, 3);
+	t->expires_at = sqlite3_column_int64(st, 5);
+	t->revoked_at = sqlite3_column_int64(st, 6);
+	t->revoked_by = col_dup(st, 7, &bad);
+	t->last_used_at = sqlite3_column_int64(st, 8);
+	if (bad)
+		r = nomem(e);
+	else
+		r = json_strings(col_str(st, 4), &t->p.scope, &t->p.nscope, "token scope",
+		    e);
+	if (r != 0)
+		token_info_clear(t);
+	return r;
+}
+
+static int
+sq_token_get(struct store_conn *c, const char *id, struct token_info *t,
     unsigned char hash[32], struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r = QERR_INTERNAL, rc, bad = 0;
+	int r = QERR_INTERNAL, rc;
 
-	memset(p, 0, sizeof(*p));
+	memset(t, 0, sizeof(*t));
 	if ((r = stmt(c, S_TOKEN_GET, &st, e)) != 0)
 		return r;
 	if (bind_text(st, 1, id)) {
@@ -852,23 +903,93 @@ sq_token_get(struct store_conn *c, const char *id, struct principal *p,
 		    db_fail(c, rc, "token get", e);
 		goto out;
 	}
-	if (sqlite3_column_bytes(st, 3) != 32) {
+	if (sqlite3_column_bytes(st, 9) != 32) {
 		r = qerr_set(e, QERR_STORE, NULL, "token %s: stored hash is damaged", id);
 		goto out;
 	}
-	memcpy(hash, sqlite3_column_blob(st, 3), 32);
-	p->id = col_dup(st, 0, &bad);
-	p->name = col_dup(st, 1, &bad);
-	p->role = col_dup(st, 2, &bad);
-	p->created_at = sqlite3_column_int64(st, 4);
-	if (bad) {
-		r = nomem(e);
+	memcpy(hash, sqlite3_column_blob(st, 9), 32);
+	r = read_token(st, t, e);
+out:
+	done(st);
+	return r;
+}
+
+static int
+sq_token_list(struct store_conn *c, const char *after_id, int limit, store_token_cb cb,
+    void *arg, struct qerr *e)
+{
+	struct token_info t;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = stmt(c, S_TOKEN_LIST, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, after_id ? after_id : "") ||
+	    sqlite3_bind_int(st, 2, limit)) {
+		r = db_fail(c, sqlite3_errcode(c->db), "token list", e);
 		goto out;
 	}
-	r = json_strings(col_str(st, 5), &p->scope, &p->nscope, "token scope", e);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = read_token(st, &t, e)) != 0)
+			goto out;
+		r = cb(&t, arg);
+		token_info_clear(&t);
+		/* Like the other lists: the reader's own value ends the walk. */
+		if (r != 0)
+			goto out;
+	}
+	r = rc == SQLITE_DONE ? 0 : db_fail(c, rc, "token list", e);
 out:
-	if (r != 0)
-		principal_clear(p);
+	done(st);
+	return r;
+}
+
+static int
+sq_token_revoke(struct store_conn *c, const char *id, int64_t at, const char *by,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = stmt(c, S_TOKEN_REVOKE, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, id) || sqlite3_bind_int64(st, 2, at) || bind_text(st, 3, by))
+		r = db_fail(c, sqlite3_errcode(c->db), "token revoke", e);
+	else
+		r = exec_done(c, st, "token revoke", e);
+	done(st);
+	if (r != 0 || sqlite3_changes(c->db) == 1)
+		return r;
+	/* Nothing changed: tell an unknown token from one revoked before. */
+	if ((r = stmt(c, S_TOKEN_EXISTS, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, id))
+		r = db_fail(c, sqlite3_errcode(c->db), "token revoke", e);
+	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = qerr_set(e, QERR_CONFLICT, "token_id", "token %s is already revoked", id);
+	else if (rc == SQLITE_DONE)
+		r = qerr_set(e, QERR_NOT_FOUND, "token_id", "no token %s", id);
+	else
+		r = db_fail(c, rc, "token revoke", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_token_touch(struct store_conn *c, const char *id, int64_t at, int64_t min_gap_ms,
+    bool *written, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	*written = false;
+	if ((r = stmt(c, S_TOKEN_TOUCH, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, id) || sqlite3_bind_int64(st, 2, at) ||
+	    sqlite3_bind_int64(st, 3, min_gap_ms))
+		r = db_fail(c, sqlite3_errcode(c->db), "token touch", e);
+	else if ((r = exec_done(c, st, "token touch", e)) == 0)
+		*written = sqlite3_changes(c->db) == 1;
 	done(st);
 	return r;
 }
@@ -2744,6 +2865,9 @@ const struct store_ops store_sqlite = {
 	.rollback = sq_rollback,
 	.token_insert = sq_token_insert,
 	.token_get = sq_token_get,
+	.token_list = sq_token_list,
+	.token_revoke = sq_token_revoke,
+	.token_touch = sq_token_touch,
 	.identity_insert = sq_identity_insert,
 	.identity_update = sq_identity_update,
 	.identity_get = sq_identity_get,

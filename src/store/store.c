@@ -188,8 +188,18 @@ need_write(const struct store_tx *tx, const char *what, struct qerr *e)
 	    what);
 }
 
+void
+token_info_clear(struct token_info *t)
+{
+	if (t == NULL)
+		return;
+	principal_clear(&t->p);
+	free(t->revoked_by);
+	memset(t, 0, sizeof(*t));
+}
+
 int
-store_token_insert(struct store_tx *tx, const struct principal *p,
+store_token_insert(struct store_tx *tx, const struct token_info *t,
     const unsigned char hash[32], struct qerr *e)
 {
 	int r;
@@ -198,16 +208,55 @@ store_token_insert(struct store_tx *tx, const struct principal *p,
 		return unsupported(tx, "token_insert", e);
 	if ((r = need_write(tx, "token_insert", e)) != 0)
 		return r;
-	return tx->st->ops->token_insert(tx->conn, p, hash, e);
+	return tx->st->ops->token_insert(tx->conn, t, hash, e);
 }
 
 int
-store_token_get(struct store_tx *tx, const char *id, struct principal *p,
+store_token_get(struct store_tx *tx, const char *id, struct token_info *t,
     unsigned char hash[32], struct qerr *e)
 {
 	if (tx->st->ops->token_get == NULL)
 		return unsupported(tx, "token_get", e);
-	return tx->st->ops->token_get(tx->conn, id, p, hash, e);
+	return tx->st->ops->token_get(tx->conn, id, t, hash, e);
+}
+
+int
+store_token_list(struct store_tx *tx, const char *after_id, int limit,
+    store_token_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->token_list == NULL)
+		return unsupported(tx, "token_list", e);
+	if (limit < 1 || limit > 1000)
+		return qerr_set(e, QERR_INVALID, "limit", "limit %d is not within 1..1000",
+		    limit);
+	return tx->st->ops->token_list(tx->conn, after_id, limit, cb, arg, e);
+}
+
+int
+store_token_revoke(struct store_tx *tx, const char *id, int64_t at, const char *by,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->token_revoke == NULL)
+		return unsupported(tx, "token_revoke", e);
+	if ((r = need_write(tx, "token_revoke", e)) != 0)
+		return r;
+	return tx->st->ops->token_revoke(tx->conn, id, at, by, e);
+}
+
+int
+store_token_touch(struct store_tx *tx, const char *id, int64_t at, int64_t min_gap_ms,
+    bool *written, struct qerr *e)
+{
+	int r;
+
+	*written = false;
+	if (tx->st->ops->token_touch == NULL)
+		return unsupported(tx, "token_touch", e);
+	if ((r = need_write(tx, "token_touch", e)) != 0)
+		return r;
+	return tx->st->ops->token_touch(tx->conn, id, at, min_gap_ms, written, e);
 }
 
 int

@@ -70,7 +70,23 @@ struct hunt_query {
 	size_t max_bytes;	/* of the answer; past it, "truncated" */
 };
 
+/*
+ * An API token as stored, without its hash: who it stands for and its lifecycle.
+ * Cleared with token_info_clear(), which accepts NULL.
+ */
+struct token_info {
+	struct principal p;
+	int64_t expires_at;	/* ms; 0 = never expires */
+	int64_t revoked_at;	/* ms; 0 = not revoked */
+	char *revoked_by;	/* the revoker's name; NULL when not revoked */
+	int64_t last_used_at;	/* ms; 0 = never used. Written at most about once a
+				 * minute per token (see store_token_touch). */
+};
+
+void token_info_clear(struct token_info *t);
+
 typedef int (*store_identity_cb)(const struct identity *idn, void *arg);
+typedef int (*store_token_cb)(const struct token_info *t, void *arg);
 typedef int (*store_action_cb)(const struct action *act, void *arg);
 typedef int (*store_audit_cb)(const struct audit_entry *ent, void *arg);
 /* An account in conflict and the identities it matched, as a JSON array text. */
@@ -107,11 +123,26 @@ struct store_ops {
 	int (*commit)(struct store_conn *c, struct qerr *e);
 	void (*rollback)(struct store_conn *c);
 
-	int (*token_insert)(struct store_conn *c, const struct principal *p,
+	/* Stores t (its revoked_* and last_used_at are ignored: a new token is
+	 * neither) with the SHA-256 of the whole token; QERR_CONFLICT on a used id. */
+	int (*token_insert)(struct store_conn *c, const struct token_info *t,
 	    const unsigned char hash[32], struct qerr *e);
-	/* Fills *p and hash for token id; QERR_NOT_FOUND if none. */
-	int (*token_get)(struct store_conn *c, const char *id, struct principal *p,
+	/* Fills *t (caller clears) and hash for token id, revoked or expired ones too;
+	 * QERR_NOT_FOUND if none. */
+	int (*token_get)(struct store_conn *c, const char *id, struct token_info *t,
 	    unsigned char hash[32], struct qerr *e);
+	/* Tokens with ids greater than after_id (NULL: from the start), in id order
+	 * (which is creation order), at most limit (1..1000); never the hash. */
+	int (*token_list)(struct store_conn *c, const char *after_id, int limit,
+	    store_token_cb cb, void *arg, struct qerr *e);
+	/* Marks token id revoked at `at` by `by`. QERR_NOT_FOUND if no such token,
+	 * QERR_CONFLICT if it already was revoked (the first revocation stands). */
+	int (*token_revoke)(struct store_conn *c, const char *id, int64_t at,
+	    const char *by, struct qerr *e);
+	/* Sets last_used_at to at unless it was set less than min_gap_ms before at (or
+	 * the token is revoked); *written tells whether the row changed. */
+	int (*token_touch)(struct store_conn *c, const char *id, int64_t at,
+	    int64_t min_gap_ms, bool *written, struct qerr *e);
 
 	int (*identity_insert)(struct store_conn *c, const struct identity *idn,
 	    struct qerr *e);
@@ -250,10 +281,19 @@ int store_tx_commit(struct store_tx *tx, struct qerr *e);
 /* Rolls back and returns the connection; accepts NULL. */
 void store_tx_rollback(struct store_tx *tx);
 
-int store_token_insert(struct store_tx *tx, const struct principal *p,
+int store_token_insert(struct store_tx *tx, const struct token_info *t,
     const unsigned char hash[32], struct qerr *e);
-int store_token_get(struct store_tx *tx, const char *id, struct principal *p,
+/* *t: caller clears with token_info_clear. */
+int store_token_get(struct store_tx *tx, const char *id, struct token_info *t,
     unsigned char hash[32], struct qerr *e);
+/* t passed to cb is borrowed for the call only. */
+int store_token_list(struct store_tx *tx, const char *after_id, int limit,
+    store_token_cb cb, void *arg, struct qerr *e);
+/* Write transactions only; by is copied. */
+int store_token_revoke(struct store_tx *tx, const char *id, int64_t at, const char *by,
+    struct qerr *e);
+int store_token_touch(struct store_tx *tx, const char *id, int64_t at,
+    int64_t min_gap_ms, bool *written, struct qerr *e);
 int store_identity_insert(struct store_tx *tx, const struct identity *idn, struct qerr *e);
 int store_identity_update(struct store_tx *tx, const struct identity *idn, struct qerr *e);
 int store_identity_get(struct store_tx *tx, const char *id, struct identity *out,

@@ -7,7 +7,9 @@ from conftest import wait_for
 
 DENIAL_EVENTS = {"auth.failed", "access.denied", "action.denied"}
 CALLERS = ("none", "basic", "malformed", "malformed2", "unknown", "wrong-secret",
-           "viewer", "responder", "admin")
+           "revoked", "viewer", "responder", "admin")
+UNAUTHENTICATED = ("none", "basic", "malformed", "malformed2", "unknown", "wrong-secret",
+                   "revoked")
 R, W, V = "responder", "admin", "viewer"
 
 # route → roles that may call it (besides: nobody unauthenticated)
@@ -26,6 +28,8 @@ PERMS = {
     ("GET", "/api/v1/audit"): {V, R, W},
     ("GET", "/api/v1/audit/verify"): {V, R, W},
     ("POST", "/api/v1/tokens"): {W},
+    ("GET", "/api/v1/tokens"): {W},
+    ("POST", "/api/v1/tokens/{tok}/revoke"): {W},
     ("POST", "/api/v1/sync/corp"): {W},
     ("POST", "/api/v1/sync"): {W},
     ("GET", "/api/v1/sync"): {V, R, W},
@@ -81,6 +85,8 @@ def token_for(q, caller):
     if caller == "wrong-secret":
         good = q.tokens["admin"]
         return good.split(".")[0] + "." + secrets.token_urlsafe(32)[:43]
+    if caller == "revoked":  # an admin token, revoked: refused like no token at all
+        return q.tokens["revoked"]
     return None  # basic: handled by the header
 
 
@@ -98,6 +104,10 @@ def test_access_matrix(lab, quelld, make_user, relay):
         "id": "access-seed", "source": "access-test", "time": "2026-11-25T08:00:00Z",
         "title": "seed", "category": "credential_theft", "severity": "low",
         "confidence": 10, "entities": {"accounts": []}})
+    gone = admin.ok("POST", "/api/v1/tokens", {"name": "e2e-revoked", "role": "admin"},
+                    want=(201,))
+    admin.ok("POST", f"/api/v1/tokens/{gone['id']}/revoke", {"reason": "access matrix"})
+    q.tokens["revoked"] = gone["token"]
     relay.down()
 
     def fresh(kind):
@@ -111,6 +121,10 @@ def test_access_matrix(lab, quelld, make_user, relay):
             return users[1].account_id
         if kind == "alr":
             return alert["id"]
+        if kind == "tok":  # a token of its own for each call, so each revoke is a first
+            return admin.ok("POST", "/api/v1/tokens",
+                            {"name": f"to-revoke-{secrets.token_hex(3)}", "role": "viewer"},
+                            want=(201,))["id"]
         raise KeyError(kind)
 
     def body_for(method, path, caller):
@@ -127,7 +141,7 @@ def test_access_matrix(lab, quelld, make_user, relay):
             return {"tags": ["staff"]}
         if path in ("/api/v1/actions/approve", "/api/v1/actions/reject"):
             return {"type": "disable"}
-        if path.endswith("/undo") or path.endswith("/release"):
+        if path.endswith("/undo") or path.endswith("/release") or path.endswith("/revoke"):
             return {"reason": f"access test {caller}"}
         if path == "/api/v1/alerts":
             return {"id": f"access-{caller}-{secrets.token_hex(4)}", "source": "access-test",
@@ -145,7 +159,7 @@ def test_access_matrix(lab, quelld, make_user, relay):
 
     def check(method, tmpl, caller, allowed):
         path = tmpl
-        for kind in ("open_act", "act", "idn", "acc", "alr"):
+        for kind in ("open_act", "act", "idn", "acc", "alr", "tok"):
             if "{" + kind + "}" in path:
                 path = path.replace("{" + kind + "}", fresh(kind))
         last[0] = max([last[0]] + [e["seq"] for e in admin.audit_after(last[0])])
@@ -156,7 +170,7 @@ def test_access_matrix(lab, quelld, make_user, relay):
         new = admin.audit_after(last[0])
         denials = [e for e in new if e["event"] in DENIAL_EVENTS]
         where = f"{method} {path} as {caller}"
-        if caller in ("none", "basic", "malformed", "malformed2", "unknown", "wrong-secret"):
+        if caller in UNAUTHENTICATED:
             want = 401
         elif caller in allowed:
             want = "2xx"

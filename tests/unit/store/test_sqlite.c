@@ -181,12 +181,26 @@ test_migrate(void **state)
 }
 
 static void
+mk_token(struct token_info *t, const char *id, const char *name, int64_t created,
+    int64_t expires)
+{
+	memset(t, 0, sizeof(*t));
+	t->p.id = (char *)id;
+	t->p.name = (char *)name;
+	t->p.role = "viewer";
+	t->p.created_at = created;
+	t->expires_at = expires;
+}
+
+static void
 test_token(void **state)
 {
 	struct fx *f = *state;
 	char *scope[] = { "staff", "contractors" };
-	struct principal p = { .id = "tok_1", .name = "alice", .role = "responder",
-	    .scope = scope, .nscope = 2, .created_at = 42 }, got = {0};
+	struct token_info t = { .p = { .id = "tok_1", .name = "alice", .role = "responder",
+	    .scope = scope, .nscope = 2, .created_at = 42 }, .expires_at = 4242,
+	    /* Ignored on insert: a new token is neither revoked nor used. */
+	    .revoked_at = 7, .revoked_by = "mallory", .last_used_at = 9 }, got = {0};
 	unsigned char h[32], h2[32];
 	struct store_tx *tx;
 	struct qerr e = {0};
@@ -195,23 +209,198 @@ test_token(void **state)
 	for (i = 0; i < 32; i++)
 		h[i] = (unsigned char)(i * 7 + 1);
 	tx = begin(f, true);
-	assert_int_equal(store_token_insert(tx, &p, h, &e), 0);
-	assert_int_equal(store_token_insert(tx, &p, h, &e), QERR_CONFLICT);
+	assert_int_equal(store_token_insert(tx, &t, h, &e), 0);
+	assert_int_equal(store_token_insert(tx, &t, h, &e), QERR_CONFLICT);
 	commit(tx);
 
 	tx = begin(f, false);
-	assert_int_equal(store_token_insert(tx, &p, h, &e), QERR_INTERNAL);
+	assert_int_equal(store_token_insert(tx, &t, h, &e), QERR_INTERNAL);
 	assert_int_equal(store_token_get(tx, "tok_1", &got, h2, &e), 0);
-	assert_string_equal(got.id, "tok_1");
-	assert_string_equal(got.name, "alice");
-	assert_string_equal(got.role, "responder");
-	assert_int_equal(got.created_at, 42);
-	assert_int_equal(got.nscope, 2);
-	assert_string_equal(got.scope[1], "contractors");
+	assert_string_equal(got.p.id, "tok_1");
+	assert_string_equal(got.p.name, "alice");
+	assert_string_equal(got.p.role, "responder");
+	assert_int_equal(got.p.created_at, 42);
+	assert_int_equal(got.p.nscope, 2);
+	assert_string_equal(got.p.scope[1], "contractors");
+	assert_int_equal(got.expires_at, 4242);
+	assert_int_equal(got.revoked_at, 0);
+	assert_null(got.revoked_by);
+	assert_int_equal(got.last_used_at, 0);
 	assert_memory_equal(h, h2, 32);
-	principal_clear(&got);
+	token_info_clear(&got);
+	token_info_clear(NULL);
 	assert_int_equal(store_token_get(tx, "tok_2", &got, h2, &e), QERR_NOT_FOUND);
-	assert_null(got.id);
+	assert_null(got.p.id);
+	store_tx_rollback(tx);
+}
+
+struct token_seen {
+	char ids[8][32];
+	int n;
+	int stop_after;		/* 0: never */
+};
+
+static int
+seen_token(const struct token_info *t, void *arg)
+{
+	struct token_seen *s = arg;
+
+	assert_true(s->n < 8);
+	snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", t->p.id);
+	s->n++;
+	return s->stop_after != 0 && s->n == s->stop_after ? 1 : 0;
+}
+
+static void
+test_token_list(void **state)
+{
+	struct fx *f = *state;
+	static const char *const ids[] = { "qt_a", "qt_b", "qt_c" };
+	struct token_seen seen = {0};
+	struct token_info t;
+	unsigned char h[32] = {1};
+	struct store_tx *tx;
+	struct qerr e = {0};
+	size_t i;
+
+	tx = begin(f, true);
+	/* Inserted out of order: the list is in id order all the same. */
+	for (i = 3; i-- > 0;) {
+		mk_token(&t, ids[i], hostile[i], (int64_t)i, 0);
+		h[1] = (unsigned char)i;
+		assert_int_equal(store_token_insert(tx, &t, h, &e), 0);
+	}
+	commit(tx);
+
+	tx = begin(f, false);
+	assert_int_equal(store_token_list(tx, NULL, 1000, seen_token, &seen, &e), 0);
+	assert_int_equal(seen.n, 3);
+	assert_string_equal(seen.ids[0], "qt_a");
+	assert_string_equal(seen.ids[2], "qt_c");
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(store_token_list(tx, "qt_a", 1, seen_token, &seen, &e), 0);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.ids[0], "qt_b");
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 2;
+	assert_int_equal(store_token_list(tx, NULL, 1000, seen_token, &seen, &e), 1);
+	assert_int_equal(seen.n, 2);
+	assert_int_equal(store_token_list(tx, NULL, 0, seen_token, &seen, &e),
+	    QERR_INVALID);
+	assert_int_equal(store_token_list(tx, NULL, 1001, seen_token, &seen, &e),
+	    QERR_INVALID);
+	store_tx_rollback(tx);
+}
+
+static void
+test_token_revoke(void **state)
+{
+	struct fx *f = *state;
+	struct token_info t, got = {0};
+	unsigned char h[32] = {2}, h2[32];
+	struct store_tx *tx;
+	struct qerr e = {0};
+
+	tx = begin(f, true);
+	mk_token(&t, "qt_r", "soc-bot", 10, 0);
+	assert_int_equal(store_token_insert(tx, &t, h, &e), 0);
+	commit(tx);
+
+	tx = begin(f, false);
+	assert_int_equal(store_token_revoke(tx, "qt_r", 500, "admin", &e), QERR_INTERNAL);
+	store_tx_rollback(tx);
+
+	tx = begin(f, true);
+	assert_int_equal(store_token_revoke(tx, "qt_r", 500, hostile[0], &e), 0);
+	/* The first revocation stands: a second is a conflict and changes nothing. */
+	assert_int_equal(store_token_revoke(tx, "qt_r", 900, "other", &e), QERR_CONFLICT);
+	assert_string_equal(e.field, "token_id");
+	assert_non_null(strstr(e.msg, "already revoked"));
+	assert_int_equal(store_token_revoke(tx, "qt_none", 900, "other", &e),
+	    QERR_NOT_FOUND);
+	assert_string_equal(e.field, "token_id");
+	commit(tx);
+
+	/* Seen by a connection other than the one that wrote it: it is store state. */
+	tx = begin(f, false);
+	assert_int_equal(store_token_get(tx, "qt_r", &got, h2, &e), 0);
+	assert_int_equal(got.revoked_at, 500);
+	assert_string_equal(got.revoked_by, hostile[0]);
+	assert_memory_equal(h, h2, 32);
+	token_info_clear(&got);
+	store_tx_rollback(tx);
+}
+
+static void
+test_token_touch(void **state)
+{
+	struct fx *f = *state;
+	struct token_info t, got = {0};
+	unsigned char h[32] = {3}, h2[32];
+	struct store_tx *tx;
+	struct qerr e = {0};
+	bool w = true;
+
+	tx = begin(f, true);
+	mk_token(&t, "qt_t", "touchy", 10, 0);
+	assert_int_equal(store_token_insert(tx, &t, h, &e), 0);
+	assert_int_equal(store_token_touch(tx, "qt_t", 100000, 60000, &w, &e), 0);
+	assert_true(w);
+	/* Within the gap: nothing written. */
+	assert_int_equal(store_token_touch(tx, "qt_t", 159999, 60000, &w, &e), 0);
+	assert_false(w);
+	assert_int_equal(store_token_touch(tx, "qt_t", 160000, 60000, &w, &e), 0);
+	assert_true(w);
+	/* An earlier time never moves it back. */
+	assert_int_equal(store_token_touch(tx, "qt_t", 150000, 0, &w, &e), 0);
+	assert_false(w);
+	assert_int_equal(store_token_touch(tx, "qt_none", 900000, 0, &w, &e), 0);
+	assert_false(w);
+	assert_int_equal(store_token_revoke(tx, "qt_t", 170000, "admin", &e), 0);
+	assert_int_equal(store_token_touch(tx, "qt_t", 900000, 0, &w, &e), 0);
+	assert_false(w);
+	commit(tx);
+
+	tx = begin(f, false);
+	assert_int_equal(store_token_touch(tx, "qt_t", 990000, 0, &w, &e), QERR_INTERNAL);
+	assert_int_equal(store_token_get(tx, "qt_t", &got, h2, &e), 0);
+	assert_int_equal(got.last_used_at, 160000);
+	token_info_clear(&got);
+	store_tx_rollback(tx);
+}
+
+/* A database whose tokens predate expiry and revocation keeps them, in force. */
+static void
+test_token_migration(void **state)
+{
+	struct fx *f = *state;
+	struct token_info got = {0};
+	unsigned char h2[32];
+	struct store_tx *tx;
+	struct qerr e = {0};
+
+	store_close(f->st);
+	f->st = NULL;
+	/* Back to the schema before the lifecycle columns, with a token of then. */
+	raw_exec(f, "ALTER TABLE tokens DROP COLUMN expires_at;"
+	    "ALTER TABLE tokens DROP COLUMN revoked_at;"
+	    "ALTER TABLE tokens DROP COLUMN revoked_by;"
+	    "ALTER TABLE tokens DROP COLUMN last_used_at;"
+	    "DELETE FROM schema_version"
+	    " WHERE version = (SELECT max(version) FROM schema_version);"
+	    "INSERT INTO tokens (id, name, role, hash, created_at, scope) VALUES"
+	    " ('qt_old', 'old', 'admin', zeroblob(32), 5, '[\"staff\"]');", SQLITE_OK);
+	if (store_open(&store_sqlite, f->path, NCONN, &f->st, &e) != 0)
+		fail_msg("store_open: %s", e.msg);
+	tx = begin(f, false);
+	assert_int_equal(store_token_get(tx, "qt_old", &got, h2, &e), 0);
+	assert_string_equal(got.p.role, "admin");
+	assert_int_equal(got.p.nscope, 1);
+	assert_int_equal(got.expires_at, 0);
+	assert_int_equal(got.revoked_at, 0);
+	assert_null(got.revoked_by);
+	assert_int_equal(got.last_used_at, 0);
+	token_info_clear(&got);
 	store_tx_rollback(tx);
 }
 
@@ -1135,6 +1324,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_revoke, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_touch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_migration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_account, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_action, setup, teardown),
