@@ -28,22 +28,23 @@ void api_stop(struct api *api);
 uint16_t api_port(const struct api *api);
 
 /*
- * The expiry (ms since 1970; 0 = never) of a token created at now that asks to live
- * `expires` ("30d", "12h", …; NULL: not asked), under cfg's token_max_lifetime: not
- * asked means the maximum when one is set. QERR_INVALID names field when expires is
- * no span or longer than the maximum.
+ * The life (ms; 0 = never expires) of a token that asks to live `expires` ("30d",
+ * "12h", …; NULL: not asked), under cfg's token_max_lifetime: not asked means the
+ * maximum when one is set. QERR_INVALID names field when expires is no span or is
+ * longer than the maximum.
  */
-int auth_token_expiry(const struct config *cfg, const char *expires, const char *field,
-    int64_t now, int64_t *expires_at, struct qerr *e);
+int auth_token_lifetime(const struct config *cfg, const char *expires, const char *field,
+    int64_t *life_ms, struct qerr *e);
 /*
  * Creates an API token for a principal called name with role, limited to identities
- * with one of the scope tags (none: every identity), expiring at expires_at (ms; 0 =
- * never), stores its SHA-256 and audits it as actor. *token (caller frees with
- * auth_token_free) is shown once.
+ * with one of the scope tags (none: every identity), expiring life_ms after its
+ * creation (0 = never), stores its SHA-256 and audits it as actor. *token (caller
+ * frees with auth_token_free) is shown once; *expires_at (may be NULL) is when it
+ * expires, 0 for never.
  */
 int auth_token_create(struct store *st, const char *actor, const char *name,
-    const char *role, char *const *scope, size_t nscope, int64_t expires_at,
-    char **token, struct qerr *e);
+    const char *role, char *const *scope, size_t nscope, int64_t life_ms,
+    char **token, int64_t *expires_at, struct qerr *e);
 /* Zeroes and frees a token; accepts NULL. */
 void auth_token_free(char *token);
 /*

@@ -39,34 +39,34 @@ auth_token_free(char *token)
 }
 
 int
-auth_token_expiry(const struct config *cfg, const char *expires, const char *field,
-    int64_t now, int64_t *expires_at, struct qerr *e)
+auth_token_lifetime(const struct config *cfg, const char *expires, const char *field,
+    int64_t *life_ms, struct qerr *e)
 {
-	int64_t max = cfg->token_max_lifetime_ms, life = 0;
+	int64_t max = cfg->token_max_lifetime_ms;
 
-	*expires_at = 0;
-	if (expires == NULL) {
-		/* No expiry asked for: the configured maximum is the default. */
-		if (max != 0)
-			*expires_at = now + max;
+	/* Not asked: the configured maximum is the default (0, none, without one). */
+	*life_ms = max;
+	if (expires == NULL)
 		return 0;
-	}
-	if (config_duration(expires, 1000, CONFIG_TOKEN_LIFETIME_MAX_MS, &life) != 0)
+	if (config_duration(expires, 1000, CONFIG_TOKEN_LIFETIME_MAX_MS, life_ms) != 0) {
+		*life_ms = 0;
 		return qerr_set(e, QERR_INVALID, field,
 		    "%s must be a span from 1s to 3650d: a whole number and s, m, h or d "
 		    "such as 30d, 12h, 90m (got '%.40s')", field, expires);
-	if (max != 0 && life > max)
+	}
+	if (max != 0 && *life_ms > max) {
+		*life_ms = 0;
 		return qerr_set(e, QERR_INVALID, field,
 		    "%s %s is longer than this server allows (token_max_lifetime = %lld s)",
 		    field, expires, (long long)(max / 1000));
-	*expires_at = now + life;
+	}
 	return 0;
 }
 
 int
 auth_token_create(struct store *st, const char *actor, const char *name,
-    const char *role, char *const *scope, size_t nscope, int64_t expires_at,
-    char **token, struct qerr *e)
+    const char *role, char *const *scope, size_t nscope, int64_t life_ms,
+    char **token, int64_t *expires_at, struct qerr *e)
 {
 	unsigned char secret[SECRET_BYTES], hash[32];
 	char id[ID_LEN], *tok = NULL, *detail = NULL;
@@ -81,7 +81,8 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	memset(&t, 0, sizeof(t));
 	memset(&ent, 0, sizeof(ent));
 	t.p.created_at = engine_now_ms();
-	t.expires_at = expires_at;
+	/* From the very creation time, so expires_at - created_at is what was asked. */
+	t.expires_at = life_ms != 0 ? t.p.created_at + life_ms : 0;
 	id_make(id, "qt", t.p.created_at);
 	idlen = strlen(id);
 	if ((tok = malloc(idlen + 1 + b64len)) == NULL)
@@ -101,7 +102,7 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	/* The audit entry names the token by its id, never by any part of its secret. */
 	if ((d = json_pack("{s:s, s:s, s:s, s:o, s:I}", "token_id", id, "name", name,
 	    "role", role, "scope", json_array(), "expires_at",
-	    (json_int_t)expires_at)) != NULL) {
+	    (json_int_t)t.expires_at)) != NULL) {
 		for (i = 0; i < nscope; i++)
 			json_array_append_new(json_object_get(d, "scope"),
 			    json_string(scope[i]));
@@ -124,6 +125,8 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	if (r == 0) {
 		*token = tok;
 		tok = NULL;
+		if (expires_at != NULL)
+			*expires_at = t.expires_at;
 	}
 out:
 	if (r == QERR_NOMEM)

@@ -199,7 +199,7 @@ route_post_token(struct req *q)
 	unsigned perms;
 	char *token = NULL, **scope = NULL;
 	size_t nscope = 0;
-	int64_t expires_at;
+	int64_t life, expires_at = 0;
 	struct qerr e;
 	json_t *o, *sc;
 	int r;
@@ -217,10 +217,9 @@ route_post_token(struct req *q)
 		req_error(q, 400, "invalid_input", "role", "unknown role '%s'", role);
 		goto out;
 	}
-	if ((r = auth_token_expiry(q->api->cfg, expires, "expires_in", engine_now_ms(),
-	    &expires_at, &e)) != 0 ||
+	if ((r = auth_token_lifetime(q->api->cfg, expires, "expires_in", &life, &e)) != 0 ||
 	    (r = auth_token_create(q->api->st, q->who.name, name, role, scope, nscope,
-	    expires_at, &token, &e)) != 0) {
+	    life, &token, &expires_at, &e)) != 0) {
 		req_qerr(q, r, &e);
 		goto out;
 	}

@@ -57,7 +57,7 @@ token_create(const struct config *cfg, int argc, char **argv)
 	struct store *st = NULL;
 	char *token = NULL;
 	size_t nscope = 0;
-	int64_t expires_at;
+	int64_t life;
 	unsigned perms;
 	struct qerr e;
 	int i, r;
@@ -89,15 +89,14 @@ token_create(const struct config *cfg, int argc, char **argv)
 		return 2;
 	}
 	/* The configured maximum binds here too: it is a property of the server. */
-	if (auth_token_expiry(cfg, expires, "--expires", engine_now_ms(), &expires_at,
-	    &e) != 0) {
+	if (auth_token_lifetime(cfg, expires, "--expires", &life, &e) != 0) {
 		fprintf(stderr, "quelld: %s\n", e.msg);
 		free(scope);
 		return 2;
 	}
 	if ((r = store_open(&store_sqlite, cfg->store_path, 1, &st, &e)) == 0)
 		r = auth_token_create(st, "quelld token create", name, role, scope, nscope,
-		    expires_at, &token, &e);
+		    life, &token, NULL, &e);
 	store_close(st);
 	free(scope);
 	if (r != 0) {
