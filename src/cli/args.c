@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "core/config.h"
 #include "core/model.h"
 
 static const struct cli_optspec common_opts[] = {
@@ -412,4 +413,16 @@ cli_since_parse(const char *s, time_t now, char *out, size_t outlen, struct qerr
 	}
 	return qerr_set(e, QERR_INVALID, "--since",
 	    "--since wants an RFC 3339 time or a span such as 90m, 24h, 7d, 2w, not '%s'", s);
+}
+
+int
+cli_expires_check(const char *s, struct qerr *e)
+{
+	int64_t ms;
+
+	if (config_duration(s, 1000, CONFIG_TOKEN_LIFETIME_MAX_MS, &ms) == 0)
+		return 0;
+	return qerr_set(e, QERR_INVALID, "--expires",
+	    "--expires wants a span from 1s to 3650d: a whole number and s, m, h or d "
+	    "such as 30d, 12h, 90m, not '%s'", s);
 }

@@ -40,6 +40,8 @@ enum cli_cmd_id {
 	CMD_AUDIT_VERIFY,
 	CMD_AUDIT_EXPORT,
 	CMD_TOKEN_CREATE,
+	CMD_TOKEN_LIST,
+	CMD_TOKEN_REVOKE,
 	CMD_ALERTS,
 	CMD_ALERT,
 	CMD_ALERTS_INGEST,
@@ -111,5 +113,12 @@ const char *cli_common_help(void);
  * now such as 90m, 24h, 7d, 2w, written as RFC 3339 UTC with milliseconds.
  */
 int cli_since_parse(const char *s, time_t now, char *out, size_t outlen, struct qerr *e);
+
+/*
+ * token create --expires: a span from 1s to 3650d (a whole number and s, m, h or d,
+ * e.g. 30d, 12h), checked here so a typo is a usage error before anything is asked
+ * of quelld; quelld checks it again, against its token_max_lifetime too.
+ */
+int cli_expires_check(const char *s, struct qerr *e);
 
 #endif

@@ -106,6 +106,13 @@ static const struct cli_optspec token_opts[] = {
 	{ "name", OPT_VALUE, true },
 	{ "role", OPT_VALUE, true },
 	{ "scope", OPT_LIST, false },
+	{ "expires", OPT_VALUE, false },
+	{ "output", OPT_VALUE, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec revoke_opts[] = {
+	{ "reason", OPT_VALUE, false },
 	{ NULL, OPT_FLAG, false },
 };
 
@@ -163,6 +170,7 @@ static const char *const a_none[] = { NULL };
 static const char *const a_alert[] = { "<alert-id>", NULL };
 static const char *const a_file[] = { "FILE", NULL };
 static const char *const a_hunt[] = { "QUERY", NULL };
+static const char *const a_token[] = { "NAME|ID", NULL };
 
 static const struct cli_cmd commands[] = {
 	{ CMD_DISABLE, "disable", NULL, act_opts, a_identity,
@@ -266,12 +274,34 @@ static const struct cli_cmd commands[] = {
 	    "  --after SEQ         start after this sequence number\n"
 	    "  --limit N           page size, 1..1000\n" },
 	{ CMD_TOKEN_CREATE, "token", "create", token_opts, a_none,
-	    "quell token create --name NAME --role ROLE [--scope TAG]...",
-	    "Create an API token. The token is printed once; store it now.\n\n"
+	    "quell token create --name NAME --role ROLE [--scope TAG]... [--expires SPAN]\n"
+	    "       [--output FILE]",
+	    "Create an API token. The token is shown once; store it now. On a terminal it\n"
+	    "is printed with its details; otherwise standard output gets the token alone\n"
+	    "(the details go to standard error), so `quell token create ... > FILE` makes\n"
+	    "a file that --token-file takes as it is.\n\n"
 	    "  --name NAME         who or what will use it\n"
 	    "  --role ROLE         admin, approver, responder, viewer, auditor or a\n"
 	    "                      configured role\n"
-	    "  --scope TAG         act only on identities tagged TAG (repeatable)\n" },
+	    "  --scope TAG         act only on identities tagged TAG (repeatable)\n"
+	    "  --expires SPAN      stop working after SPAN: a number and s, m, h or d, such\n"
+	    "                      as 30d, 12h (at most quelld's token_max_lifetime, which\n"
+	    "                      is also the default when it is set; else never)\n"
+	    "  --output FILE       write the token to FILE, created with mode 0600; an\n"
+	    "                      existing FILE is refused, never overwritten\n" },
+	{ CMD_TOKEN_LIST, "token", "list", list_opts, a_none,
+	    "quell token list [--limit N] [--all]",
+	    "List the API tokens: name, id, role, scope, when each was created, last used\n"
+	    "(to the minute) and expires, and whether it is active, expired or revoked.\n"
+	    "The secret is never shown: quelld keeps only its hash.\n\n"
+	    "  --limit N           page size, 1..1000 (default 100)\n"
+	    "  --all               follow the pages to the end\n" },
+	{ CMD_TOKEN_REVOKE, "token", "revoke", revoke_opts, a_token,
+	    "quell token revoke NAME|ID [--reason TEXT]",
+	    "Revoke an API token, named by its id (qt_...) or by its name when one token\n"
+	    "not yet revoked has it. It is refused from the next request on, on every\n"
+	    "node, console sessions signed in with it included. Audited as token.revoked.\n\n"
+	    "  --reason TEXT       why (recorded in the audit log)\n" },
 	{ CMD_PENDING, "pending", NULL, pending_opts, a_none,
 	    "quell pending [--type T] [--limit N] [--all]",
 	    "List the actions waiting for a second person's approval, newest first.\n\n"
@@ -345,7 +375,7 @@ static const char general_help[] =
 	"  systems                  list identity systems\n"
 	"  whoami                   show who the token belongs to\n"
 	"  audit [verify|export]    read, verify or export the audit log\n"
-	"  token create             create an API token\n"
+	"  token create|list|revoke  create, list or revoke API tokens\n"
 	"  alerts [ingest FILE|-], alert <id>   alerts and what automation did\n"
 	"  release <identity> --reason TEXT     undo automatic containment\n"
 	"  hunt QUERY [--then ACTION]           advanced hunting\n\n"

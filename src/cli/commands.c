@@ -4,15 +4,19 @@
  * person sees every account that will be touched before anything is stored.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/outcome.h"
 #include "cli/render.h"
+#include "core/id.h"
 #include "core/model.h"
 
 typedef int (*render_fn)(const json_t *, char **);
@@ -987,41 +991,267 @@ scrub_token(json_t *ans)
 		explicit_bzero((char *)t, strlen(t));
 }
 
+/*
+ * --output FILE: created here, before quelld is asked, so that a name that cannot be
+ * used costs no token. O_EXCL: an existing file (or a link planted in its place) is
+ * never written through.
+ */
 static int
-token_create(struct cmd_ctx *x, struct qerr *e)
+output_open(const char *path, struct qerr *e)
 {
-	json_t *body, *ans = NULL;
-	char *tok = NULL;
-	int r;
+	int fd;
 
-	const char *tag;
-	json_t *scope;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) < 0) {
+		if (errno == EEXIST)
+			return qerr_set(e, QERR_INVALID, "--output", "--output %s already "
+			    "exists: quell never overwrites a file; remove it or name another",
+			    path);
+		return qerr_set(e, QERR_CONFIG, "--output", "cannot create --output %s: %s",
+		    path, strerror(errno));
+	}
+	/* The umask may only take bits away; this makes sure of owner read and write. */
+	if (fchmod(fd, 0600) != 0) {
+		qerr_set(e, QERR_CONFIG, "--output", "cannot set mode 0600 on %s: %s", path,
+		    strerror(errno));
+		close(fd);
+		unlink(path);
+		return QERR_CONFIG;
+	}
+	return fd;
+}
+
+/* Writes the token and a newline, as --token-file reads it; 0 or -1 (errno set). */
+static int
+output_write(int fd, const char *tok)
+{
+	size_t len = strlen(tok), done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		if ((n = write(fd, tok + done, len - done)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	while ((n = write(fd, "\n", 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1 || fsync(fd) != 0)
+		return -1;
+	return 0;
+}
+
+static json_t *
+token_body(const struct cmd_ctx *x)
+{
+	const char *tag, *exp = cli_opt(x->inv, "expires");
+	json_t *body, *scope;
 	size_t i = 0;
 
 	if ((body = json_pack("{s:s, s:s, s:[]}", "name", cli_opt(x->inv, "name"), "role",
 	    cli_opt(x->inv, "role"), "scope")) == NULL)
-		return nomem(e);
+		return NULL;
 	scope = json_object_get(body, "scope");
 	while ((tag = cli_opt_next(x->inv, "scope", &i)) != NULL)
-		json_array_append_new(scope, json_string(tag));
-	if ((r = client_call(x->cl, "POST", "/api/v1/tokens", body, &ans, e)) < 0)
-		goto out;
-	if (x->json) {
-		r = dump(ans, e);
-		goto out;
+		if (json_array_append_new(scope, json_string(tag)) != 0) {
+			json_decref(body);
+			return NULL;
+		}
+	if (exp != NULL && json_object_set_new(body, "expires_in", json_string(exp)) != 0) {
+		json_decref(body);
+		return NULL;
 	}
-	if ((tok = render_clean(str(ans, "token"))) == NULL) {
+	return body;
+}
+
+/* The token's details for people: where the secret went, and that it is shown once. */
+static int
+token_details(const json_t *ans, FILE *f, const char *where, struct qerr *e)
+{
+	char *text = NULL;
+
+	if (render_token(ans, &text) < 0)
+		return nomem(e);
+	fputs(text, f);
+	free(text);
+	if (where != NULL)
+		fprintf(f, "\nThe token was written to %s; it is not shown again.\n", where);
+	return 0;
+}
+
+static int
+token_create(struct cmd_ctx *x, struct qerr *e)
+{
+	const char *out = cli_opt(x->inv, "output"), *exp = cli_opt(x->inv, "expires");
+	json_t *body = NULL, *ans = NULL;
+	char *tok = NULL;
+	int fd = -1, wr, err, r;
+
+	if (exp != NULL && (r = cli_expires_check(exp, e)) < 0)
+		return r;
+	if (out != NULL && (fd = output_open(out, e)) < 0)
+		return fd;
+	if ((body = token_body(x)) == NULL) {
 		r = nomem(e);
 		goto out;
 	}
-	if ((r = emit(x, ans, render_token, e)) < 0)
+	if ((r = client_call(x->cl, "POST", "/api/v1/tokens", body, &ans, e)) < 0)
 		goto out;
-	printf("\n%s\n\nThis is the only time the token is shown; store it now.\n", tok);
-	explicit_bzero(tok, strlen(tok));
+	if (str(ans, "token") == NULL || (tok = render_clean(str(ans, "token"))) == NULL) {
+		r = str(ans, "token") == NULL ? qerr_set(e, QERR_INTERNAL, NULL,
+		    "quelld's answer holds no token") : nomem(e);
+		goto out;
+	}
+	if (fd >= 0) {
+		wr = output_write(fd, tok);
+		err = errno;
+		if (close(fd) != 0 && wr == 0) {
+			wr = -1;
+			err = errno;
+		}
+		fd = -1;
+		if (wr != 0) {
+			/* A part of the secret is no use to anyone: it goes. */
+			unlink(out);
+			r = qerr_set(e, QERR_IO, "--output", "cannot write the token to %s: %s; "
+			    "token %s was made: revoke it (quell token revoke %s)", out,
+			    strerror(err), str(ans, "id") ? str(ans, "id") : "?",
+			    str(ans, "id") ? str(ans, "id") : "?");
+			goto out;
+		}
+		/* The file holds the secret; no copy of it goes anywhere else. */
+		scrub_token(ans);
+		json_object_del(ans, "token");
+		r = x->json ? dump(ans, e) : token_details(ans, stdout, out, e);
+	} else if (x->json)
+		r = dump(ans, e);
+	else if (isatty(STDOUT_FILENO)) {
+		if ((r = token_details(ans, stdout, NULL, e)) == 0)
+			printf("\n%s\n\nThis is the only time the token is shown; store it now.\n",
+			    tok);
+	} else {
+		/*
+		 * Redirected: standard output is the token alone, which --token-file
+		 * takes as it is; what a person wants to read goes to the terminal.
+		 */
+		printf("%s\n", tok);
+		r = token_details(ans, stderr, "standard output", e);
+	}
+	if (r == 0 && fflush(stdout) != 0)
+		r = qerr_set(e, QERR_IO, NULL, "cannot write to standard output");
 out:
+	if (fd >= 0) {
+		/* Nothing was written to it: the empty file made above goes again. */
+		close(fd);
+		unlink(out);
+	}
 	fflush(stdout);
+	if (tok != NULL)
+		explicit_bzero(tok, strlen(tok));
 	free(tok);
 	scrub_token(ans);
+	json_decref(ans);
+	json_decref(body);
+	return r;
+}
+
+static int
+cmd_token_list(struct cmd_ctx *x, struct qerr *e)
+{
+	char *qs = NULL;
+	int r;
+
+	if ((r = qs_add(x, &qs, "limit", cli_opt(x->inv, "limit"), e)) == 0)
+		r = list_cmd(x, "/api/v1/tokens", qs, "tokens", "after", render_tokens, e);
+	free(qs);
+	return r;
+}
+
+/*
+ * The id of the token a name or an id names: an id as it is; a name must belong to
+ * exactly one token not yet revoked (names are not unique: a second "ci" may exist).
+ */
+static int
+resolve_token(struct cmd_ctx *x, const char *arg, char **id, struct qerr *e)
+{
+	json_t *all = json_array(), *t, *live = json_array();
+	char *more = NULL, *text = NULL, *a = NULL;
+	size_t i, named = 0;
+	int r;
+
+	*id = NULL;
+	if (all == NULL || live == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	if (id_valid(arg, "qt")) {
+		r = (*id = strdup(arg)) ? 0 : nomem(e);
+		goto out;
+	}
+	if ((r = pages(x, "/api/v1/tokens", "?limit=1000", "tokens", "after", true, collect,
+	    all, &more, e)) < 0)
+		goto out;
+	json_array_foreach(all, i, t)
+		if (str(t, "name") != NULL && strcmp(str(t, "name"), arg) == 0) {
+			named++;
+			if (!json_is_true(json_object_get(t, "revoked")))
+				json_array_append(live, t);
+		}
+	r = nomem(e);
+	if ((a = render_clean(arg)) == NULL)
+		goto out;
+	if (json_array_size(live) == 1) {
+		r = (*id = strdup(str(json_array_get(live, 0), "id") ?
+		    str(json_array_get(live, 0), "id") : "")) ? 0 : nomem(e);
+		goto out;
+	}
+	if (json_array_size(live) > 1) {
+		if (render_tokens(live, &text) == 0)
+			fprintf(stderr, "tokens named '%s':\n%s", a, text);
+		r = qerr_set(e, QERR_INVALID, "NAME|ID",
+		    "more than one token not revoked is named '%s'; give its id", a);
+		goto out;
+	}
+	r = qerr_set(e, named ? QERR_CONFLICT : QERR_NOT_FOUND, "NAME|ID", named ?
+	    "every token named '%s' is already revoked" : "no token is named '%s'", a);
+	/* As quelld would answer for an id, so the exit status is the same (3). */
+	e->status = named ? 409 : 404;
+out:
+	free(a);
+	free(text);
+	free(more);
+	json_decref(live);
+	json_decref(all);
+	return r;
+}
+
+static int
+cmd_token_revoke(struct cmd_ctx *x, struct qerr *e)
+{
+	const char *reason = cli_opt(x->inv, "reason");
+	json_t *body = NULL, *ans = NULL;
+	char *id = NULL, *n = NULL;
+	int r;
+
+	if ((r = resolve_token(x, x->inv->pos[0], &id, e)) < 0)
+		goto out;
+	if (reason != NULL && (body = json_pack("{s:s}", "reason", reason)) == NULL) {
+		r = nomem(e);
+		goto out;
+	}
+	if ((r = call_id(x, "POST", "/api/v1/tokens", id, "/revoke", body, &ans, e)) < 0)
+		goto out;
+	if (x->json)
+		r = dump(ans, e);
+	else if ((n = render_clean(str(ans, "name"))) == NULL)
+		r = nomem(e);
+	else
+		printf("token %s (%s) revoked\n", id, n);
+out:
+	free(n);
+	free(id);
 	json_decref(ans);
 	json_decref(body);
 	return r;
@@ -1344,6 +1574,8 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_AUDIT_VERIFY: return verify(x, e);
 	case CMD_AUDIT_EXPORT: return export(x, e);
 	case CMD_TOKEN_CREATE: return token_create(x, e);
+	case CMD_TOKEN_LIST: return cmd_token_list(x, e);
+	case CMD_TOKEN_REVOKE: return cmd_token_revoke(x, e);
 	case CMD_ALERTS: return cmd_alerts(x, e);
 	case CMD_ALERT: return cmd_alert(x, e);
 	case CMD_ALERTS_INGEST: return cmd_alerts_ingest(x, e);

@@ -558,8 +558,23 @@ render_token(const json_t *answer, char **out)
 	kv(&t, "id:", answer, "id");
 	kv(&t, "name:", answer, "name");
 	kv(&t, "role:", answer, "role");
+	kv(&t, "scope:", answer, "scope");
+	cell(&t, strdup("expires:"));
+	cell(&t, present(answer, "expires_at") ? val(answer, "expires_at") :
+	    strdup("never"));
 	ok = table_flush(&t, d.f);
 	return doc_close(&d, ok, out);
+}
+
+int
+render_tokens(const json_t *tokens, char **out)
+{
+	static const char *const titles[] = { "NAME", "ID", "ROLE", "SCOPE", "CREATED",
+		"LAST USED", "EXPIRES", "STATUS", NULL };
+	static const char *const keys[] = { "name", "id", "role", "scope", "created_at",
+		"last_used_at", "expires_at", "status", NULL };
+
+	return list(tokens, titles, keys, "no tokens", out);
 }
 
 int

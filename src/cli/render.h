@@ -28,6 +28,8 @@ int render_sync(const json_t *answer, char **out);
 int render_conflicts(const json_t *answer, char **out);
 /* POST /tokens without the token itself, which the caller prints and wipes. */
 int render_token(const json_t *answer, char **out);
+/* GET /tokens' array: each token's name, id, role, scope, times and status. */
+int render_tokens(const json_t *tokens, char **out);
 /*
  * A copy of s ("-" for NULL) with control characters replaced by '?', so text from
  * quelld cannot drive the terminal.

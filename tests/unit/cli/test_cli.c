@@ -481,6 +481,118 @@ exit_codes(void **state)
 	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_USAGE);
 }
 
+static void
+parse_tokens(void **state)
+{
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+	size_t i = 0;
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "token", "create", "--name", "ci", "--role",
+	    "viewer", "--scope", "staff", "--scope", "lab", "--expires", "30d", "--output",
+	    "/tmp/ci.token"), 0);
+	assert_int_equal(inv.cmd->id, CMD_TOKEN_CREATE);
+	assert_string_equal(cli_opt(&inv, "expires"), "30d");
+	assert_string_equal(cli_opt(&inv, "output"), "/tmp/ci.token");
+	assert_string_equal(cli_opt_next(&inv, "scope", &i), "staff");
+	assert_string_equal(cli_opt_next(&inv, "scope", &i), "lab");
+	assert_int_equal(PARSE(&inv, &e, "token", "create", "--name", "ci", "--role",
+	    "viewer", "--expires"), QERR_INVALID);
+	assert_string_equal(e.field, "--expires");
+
+	assert_int_equal(PARSE(&inv, &e, "token", "list"), 0);
+	assert_int_equal(inv.cmd->id, CMD_TOKEN_LIST);
+	assert_int_equal(PARSE(&inv, &e, "token", "list", "--all", "--limit", "5"), 0);
+	assert_true(cli_flag(&inv, "all"));
+	assert_int_equal(PARSE(&inv, &e, "token", "list", "soc-bot"), QERR_INVALID);
+
+	assert_int_equal(PARSE(&inv, &e, "token", "revoke", "soc-bot", "--reason",
+	    "left the team"), 0);
+	assert_int_equal(inv.cmd->id, CMD_TOKEN_REVOKE);
+	assert_string_equal(inv.pos[0], "soc-bot");
+	assert_string_equal(cli_opt(&inv, "reason"), "left the team");
+	assert_int_equal(PARSE(&inv, &e, "token", "revoke"), QERR_INVALID);
+	assert_int_equal(PARSE(&inv, &e, "token", "revoke", "a", "b"), QERR_INVALID);
+}
+
+static void
+expires(void **state)
+{
+	static const char *const good[] = { "1s", "45s", "90m", "12h", "30d", "3650d" };
+	static const char *const bad[] = { "", "30", "30x", "-1d", "0s", "3651d", "1w",
+		"1.5h", "30 d" };
+	struct qerr e = { 0 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(cli_expires_check(good[i], &e), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(cli_expires_check(bad[i], &e), QERR_INVALID);
+		assert_string_equal(e.field, "--expires");
+		assert_non_null(strstr(e.msg, "s, m, h or d"));
+	}
+	assert_int_equal(cli_expires_check("30x", &e), QERR_INVALID);
+	assert_string_equal(e.msg, "--expires wants a span from 1s to 3650d: a whole number "
+	    "and s, m, h or d such as 30d, 12h, 90m, not '30x'");
+	/* A usage error: exit status 2. */
+	assert_int_equal(cli_exit_for_error(&e), CLI_EXIT_USAGE);
+}
+
+static void
+render_token_text(void **state)
+{
+	const char *secret = "qt_0123456789abcdef01234567.SECRETSECRETSECRETSECRETSECRETSECRETSEC";
+	json_t *list, *one;
+	char *out = NULL;
+
+	(void)state;
+	/* Whatever extra a list answer might carry, only the listed columns show. */
+	list = json_pack("[{s:s, s:s, s:s, s:[s], s:s, s:n, s:s, s:s, s:s, s:s},"
+	    " {s:s, s:s, s:s, s:[], s:s, s:s, s:n, s:s}]",
+	    "id", "qt_0123456789abcdef01234567", "name", "soc-bot", "role", "responder",
+	    "scope", "staff", "created_at", "2026-11-25T08:00:00.000Z", "last_used_at",
+	    "expires_at", "2026-12-25T08:00:00.000Z", "status", "active", "token", secret,
+	    "hash", "HASHVALUE",
+	    "id", "qt_89abcdef0123456789abcdef", "name", "old\x1b[2J", "role", "viewer",
+	    "scope", "created_at", "2026-11-01T08:00:00.000Z", "last_used_at",
+	    "2026-11-02T08:00:00.000Z", "expires_at", "status", "revoked");
+	assert_non_null(list);
+	assert_int_equal(render_tokens(list, &out), 0);
+	assert_non_null(strstr(out, "NAME"));
+	assert_non_null(strstr(out, "LAST USED"));
+	assert_non_null(strstr(out, "soc-bot"));
+	assert_non_null(strstr(out, "qt_0123456789abcdef01234567"));
+	assert_non_null(strstr(out, "2026-12-25T08:00:00.000Z"));
+	assert_non_null(strstr(out, "revoked"));
+	assert_non_null(strstr(out, "old?[2J"));
+	assert_null(strstr(out, "SECRET"));
+	assert_null(strstr(out, "HASHVALUE"));
+	free(out);
+	json_decref(list);
+
+	list = json_array();
+	assert_int_equal(render_tokens(list, &out), 0);
+	assert_string_equal(out, "no tokens\n");
+	free(out);
+	json_decref(list);
+
+	one = json_pack("{s:s, s:s, s:s, s:[], s:n, s:s}", "id",
+	    "qt_0123456789abcdef01234567", "name", "ci", "role", "viewer", "scope",
+	    "expires_at", "token", secret);
+	assert_int_equal(render_token(one, &out), 0);
+	assert_non_null(strstr(out, "never"));
+	assert_null(strstr(out, "SECRET"));
+	free(out);
+	json_object_set_new(one, "expires_at", json_string("2026-12-25T08:00:00.000Z"));
+	assert_int_equal(render_token(one, &out), 0);
+	assert_non_null(strstr(out, "2026-12-25T08:00:00.000Z"));
+	free(out);
+	json_decref(one);
+}
+
 int
 main(void)
 {
@@ -498,6 +610,9 @@ main(void)
 		cmocka_unit_test(render_lists),
 		cmocka_unit_test(clean),
 		cmocka_unit_test(exit_codes),
+		cmocka_unit_test(parse_tokens),
+		cmocka_unit_test(expires),
+		cmocka_unit_test(render_token_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
