@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,6 +157,9 @@ main(int argc, char **argv)
 			usage(stdout);
 		return 0;
 	}
+	/* The store, its journal and anything else quelld writes hold token hashes and
+	 * the audit log: private, whatever umask it was started with. */
+	umask(077);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "quelld: libsodium failed to start\n");
 		return 1;

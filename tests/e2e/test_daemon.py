@@ -182,3 +182,14 @@ def test_systemd_notify_protocol(quelld, tmp_path):
         q.proc.kill() if q.proc.poll() is None else None
         q.proc = None
         sock.close()
+
+
+def test_store_is_private_whatever_the_umask(quelld):
+    old = os.umask(0o022)
+    try:
+        q = quelld()
+    finally:
+        os.umask(old)
+    for f in q.dir.iterdir():
+        if f.name.startswith("quell.db"):
+            assert f.stat().st_mode & 0o077 == 0, (f, oct(f.stat().st_mode))
