@@ -44,6 +44,13 @@ ca_file = $LAB_CA
 base_dn = $LAB_BASE_DN
 bind_dn = $LAB_BIND_DN
 password_file = $LAB_BIND_PW_FILE
+
+# The README's alert example: a confident ransomware alert contains its identities.
+[disruption "contain-ransomware"]
+categories = ransomware credential_theft
+min_severity = high
+min_confidence = 80
+actions = contain
 CONF
 fi
 if [ ! -s "$lab/admin.token" ]; then

@@ -11,9 +11,9 @@
 #include "internal.h"
 
 /* A string field: present (unless optional), a string, printable UTF-8, ≤ max. */
-int
-req_field_str(struct req *q, json_t *o, const char *key, bool required, size_t max,
-    const char **out)
+static int
+field_str(struct req *q, json_t *o, const char *key, bool required, size_t max,
+    bool lines, const char **out)
 {
 	json_t *v = json_object_get(o, key);
 	const char *s;
@@ -29,9 +29,11 @@ req_field_str(struct req *q, json_t *o, const char *key, bool required, size_t m
 		return req_error(q, 400, "invalid_input", key, "%s must be a string", key),
 		    -1;
 	s = json_string_value(v);
-	if (strlen(s) != json_string_length(v) || !text_printable(s, true))
+	if (strlen(s) != json_string_length(v) ||
+	    !(lines ? text_printable_lines(s) : text_printable(s, true)))
 		return req_error(q, 400, "invalid_input", key,
-		    "%s must be text without control characters", key), -1;
+		    "%s must be text without control characters%s", key,
+		    lines ? " other than tabs and line breaks" : ""), -1;
 	if (required && s[0] == '\0')
 		return req_error(q, 400, "invalid_input", key, "%s must not be empty", key),
 		    -1;
@@ -40,6 +42,20 @@ req_field_str(struct req *q, json_t *o, const char *key, bool required, size_t m
 		    "%s is longer than %zu bytes", key, max), -1;
 	*out = s;
 	return 0;
+}
+
+int
+req_field_str(struct req *q, json_t *o, const char *key, bool required, size_t max,
+    const char **out)
+{
+	return field_str(q, o, key, required, max, false, out);
+}
+
+int
+req_field_text(struct req *q, json_t *o, const char *key, bool required, size_t max,
+    const char **out)
+{
+	return field_str(q, o, key, required, max, true, out);
 }
 
 int

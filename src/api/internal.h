@@ -91,6 +91,10 @@ struct list_ctx {
  */
 int req_field_str(struct req *q, json_t *o, const char *key, bool required, size_t max,
     const char **out);
+/* req_field_str for text that may span lines (a hunting query): tabs and line
+ * breaks are allowed, other control characters are not. */
+int req_field_text(struct req *q, json_t *o, const char *key, bool required, size_t max,
+    const char **out);
 int req_only_keys(struct req *q, json_t *o, const char *prefix, const char *const *keys);
 int req_check_id(struct req *q, const char *field, const char *v, const char *prefix);
 int req_limit(struct req *q, int def, int *out);

@@ -47,7 +47,7 @@ route_hunt(struct req *q)
 	if ((o = req_json(q)) == NULL)
 		return 0;
 	if (req_only_keys(q, o, "", keys) != 0 ||
-	    req_field_str(q, o, "query", true, HUNT_QUERY_MAX, &hq.sql) != 0)
+	    req_field_text(q, o, "query", true, HUNT_QUERY_MAX, &hq.sql) != 0)
 		goto out;
 	if ((lim = json_object_get(o, "limit")) != NULL) {
 		if (!json_is_integer(lim) || json_integer_value(lim) < 1 ||

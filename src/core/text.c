@@ -39,8 +39,8 @@ text_utf8_valid(const char *str, size_t len)
 	return true;
 }
 
-bool
-text_printable(const char *s, bool tabs)
+static bool
+printable(const char *s, bool tabs, bool lines)
 {
 	size_t i, len = strlen(s);
 
@@ -48,13 +48,26 @@ text_printable(const char *s, bool tabs)
 		return false;
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if ((c < 0x20 && !(tabs && c == '\t')) || c == 0x7f)
+		if ((c < 0x20 && !(tabs && c == '\t') && !(lines && (c == '\n' || c == '\r'))) ||
+		    c == 0x7f)
 			return false;
 		/* C1 controls, U+0080..U+009F, encode as C2 80..C2 9F. */
 		if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
 			return false;
 	}
 	return true;
+}
+
+bool
+text_printable(const char *s, bool tabs)
+{
+	return printable(s, tabs, false);
+}
+
+bool
+text_printable_lines(const char *s)
+{
+	return printable(s, true, true);
 }
 
 void

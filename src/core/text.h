@@ -10,6 +10,8 @@
 bool text_utf8_valid(const char *s, size_t len);
 /* Well-formed UTF-8 without control characters (tab allowed when tabs is true). */
 bool text_printable(const char *s, bool tabs);
+/* The same, with tabs and line breaks allowed: text written over several lines. */
+bool text_printable_lines(const char *s);
 
 /* Cuts s to at most max bytes without splitting a UTF-8 character. */
 void text_utf8_truncate(char *s, size_t max);

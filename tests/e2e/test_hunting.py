@@ -71,6 +71,13 @@ def test_hunting_is_read_only(quelld):
                   "WHERE x < 500) SELECT x FROM c", limit=10)
     assert r.status == 200 and len(r.json["rows"]) == 10 and r.json["truncated"], r
     assert hunt(api, "SELECT 1", limit=0).status == 400
+    # a query written over several lines, as the README shows one; other control
+    # characters are still refused
+    r = hunt(api, "SELECT identity_id\n\t FROM IdentityInfo\r\n WHERE 1 = 1")
+    assert r.status == 200 and r.json["columns"] == ["identity_id"], r
+    r = hunt(api, "SELECT 1\x1b[2J")
+    assert r.status == 400 and r.error["field"] == "query", r
+    assert "other than tabs and line breaks" in r.error["message"], r
     # hunting.query is its own permission; the daemon still answers afterwards
     assert hunt(q.api("responder"), "SELECT 1").status == 403
     assert q.admin.get("/api/v1/whoami").status == 200

@@ -37,6 +37,11 @@ utf8(void **state)
 	assert_false(text_printable("nel\xc2\x85", true));
 	assert_false(text_printable("csi\xc2\x9b", true));
 	assert_true(text_printable("nbsp\xc2\xa0", true));
+	assert_true(text_printable_lines("SELECT 1\n\tFROM x\r\n"));
+	assert_false(text_printable_lines("esc\x1b[2J"));
+	assert_false(text_printable_lines("nul\x01"));
+	assert_false(text_printable_lines("nel\xc2\x85"));
+	assert_false(text_printable_lines("bad\xff"));
 }
 
 static void
