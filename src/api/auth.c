@@ -38,11 +38,27 @@ auth_token_free(char *token)
 	free(token);
 }
 
+/* A span as the configuration would write it: the largest unit that divides it. */
+static const char *
+span_text(int64_t ms, char buf[32])
+{
+	if (ms % 86400000 == 0)
+		snprintf(buf, 32, "%lldd", (long long)(ms / 86400000));
+	else if (ms % 3600000 == 0)
+		snprintf(buf, 32, "%lldh", (long long)(ms / 3600000));
+	else if (ms % 60000 == 0)
+		snprintf(buf, 32, "%lldm", (long long)(ms / 60000));
+	else
+		snprintf(buf, 32, "%llds", (long long)(ms / 1000));
+	return buf;
+}
+
 int
 auth_token_lifetime(const struct config *cfg, const char *expires, const char *field,
     int64_t *life_ms, struct qerr *e)
 {
 	int64_t max = cfg->token_max_lifetime_ms;
+	char buf[32];
 
 	/* Not asked: the configured maximum is the default (0, none, without one). */
 	*life_ms = max;
@@ -57,8 +73,8 @@ auth_token_lifetime(const struct config *cfg, const char *expires, const char *f
 	if (max != 0 && *life_ms > max) {
 		*life_ms = 0;
 		return qerr_set(e, QERR_INVALID, field,
-		    "%s %s is longer than this server allows (token_max_lifetime = %lld s)",
-		    field, expires, (long long)(max / 1000));
+		    "%s %.40s is longer than this server allows (token_max_lifetime = %s)",
+		    field, expires, span_text(max, buf));
 	}
 	return 0;
 }

@@ -220,7 +220,7 @@ def test_max_lifetime_enforced(quelld, tmp_path):
     r = q.admin.post("/api/v1/tokens", {"name": "long", "role": "viewer",
                                         "expires_in": "2h"})
     assert r.status == 400 and r.error["field"] == "expires_in", r
-    assert "token_max_lifetime" in r.error["message"]
+    assert "token_max_lifetime = 1h" in r.error["message"], r
     r = quell(q, "token", "create", "--name", "long", "--role", "viewer", "--expires", "2h",
               tmp=tmp_path)
     assert r.returncode == 3 and "token_max_lifetime" in r.stderr, r
