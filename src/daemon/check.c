@@ -137,12 +137,21 @@ check_store(const struct config *cfg, struct qerr *e)
 }
 
 int
+daemon_config_check_local(const struct config *cfg, struct qerr *e)
+{
+	int r;
+
+	if ((r = api_config_check(cfg, e)) == 0)
+		r = check_store(cfg, e);
+	return r;
+}
+
+int
 daemon_config_check(const struct config *cfg, struct qerr *e)
 {
 	int r;
 
-	if ((r = api_config_check(cfg, e)) == 0 &&
-	    (r = check_store(cfg, e)) == 0 &&
+	if ((r = daemon_config_check_local(cfg, e)) == 0 &&
 	    (r = check_systems(cfg, e)) == 0)
 		r = check_sections(cfg, e);
 	return r;

@@ -18,6 +18,11 @@ int daemon_config_load(const char *path, struct config *cfg, struct qerr *e);
  * TLS files and the store's directory. */
 int daemon_config_check(const struct config *cfg, struct qerr *e);
 
+/* The part of daemon_config_check that the start itself would not report in the same
+ * words: the listener address, the TLS files and the store's directory. A start runs
+ * only this, so that it fetches nothing (an OpenID Connect key set) twice. */
+int daemon_config_check_local(const struct config *cfg, struct qerr *e);
+
 /* Runs until SIGTERM or SIGINT; SIGHUP re-reads path (and so every secret file) and
  * swaps the new configuration in only when it passes daemon_config_check. *cfg is
  * the configuration in force: on return it may be a newer one than the caller gave,

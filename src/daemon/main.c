@@ -171,8 +171,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (i == argc || strcmp(argv[i], "check") == 0) {
-		/* A start refuses exactly what check refuses, in the same words. */
-		if ((rc = daemon_config_check(&cfg, &e) == 0 ? 0 : 1) != 0)
+		/* A start refuses exactly what check refuses, in the same words: what the
+		 * start does not check itself is checked here first. */
+		if ((rc = (i == argc ? daemon_config_check_local(&cfg, &e) :
+		    daemon_config_check(&cfg, &e)) == 0 ? 0 : 1) != 0)
 			fprintf(stderr, "quelld: %s\n", e.msg);
 		else if (i == argc)
 			rc = daemon_run(path, &cfg);
