@@ -6,7 +6,6 @@ and quelld with a [system "cloud"] of kind entra or okta pointing at the proxies
 The parent conftest (tests/e2e/conftest.py) provides QUELL_BUILD handling, Api,
 wait_for and the Samba lab fixture (used only by the two-system test)."""
 import tempfile
-import time
 import shutil
 from pathlib import Path
 
@@ -38,8 +37,8 @@ def contract_clean():
     it ran (Prisms started by a session fixture during the test are checked whole)."""
     before = {id(p): p.size() for p in PRISMS}
     yield
-    if PRISMS:
-        time.sleep(0.3)  # Prism logs a refusal just after it answers
+    for p in list(PRISMS):
+        p.settle()  # Prism logs a refusal just after it answers
     bad = []
     for p in list(PRISMS):
         for line in p.problems(before.get(id(p), 0)):
