@@ -1,21 +1,10 @@
 """Okta through the whole daemon: quelld (SSWS API token) → Prism (Okta remediation
 subset) → the Okta emulator. Every test seeds its own users and syncs."""
-import pytest
 
 from .cloudlib import CloudQuelld, no_contract_errors, only_step, tag, wait_for
 
 LIST = "GET /api/v1/users"
 SUSPEND = "POST /api/v1/users/{id}/lifecycle/suspend"
-
-
-def _okta_registered():
-    from pathlib import Path
-    reg = Path(__file__).resolve().parents[3] / "src" / "providers" / "registry.c"
-    return "&provider_okta" in reg.read_text()
-
-
-pytestmark = pytest.mark.skipif(not _okta_registered(),
-                                reason="provider_okta is not in src/providers/registry.c yet")
 
 
 def seed(okta_emu, okta, n=1, hint="u", sync=True, **props):
