@@ -63,6 +63,7 @@
 #define LIFE_DEFAULT_S (12 * 3600)
 #define SESSIONS_DEFAULT 1000
 #define SESSIONS_MAX 100000
+#define PER_PRINCIPAL_DEFAULT 10
 
 /*
  * The policy every console file is sent with: nothing but our own origin, no inline
@@ -81,6 +82,7 @@ struct session {
 	unsigned char token_hash[32];	/* that token's stored hash at sign-in */
 	bool oidc;		/* opened by OpenID Connect: claims, no token */
 	struct oidc_claims claims;
+	unsigned char principal_hash[32];	/* SHA-256 of whose it is (req who.id) */
 	int64_t created_ms;
 	int64_t used_ms;
 };
@@ -103,6 +105,7 @@ struct web {
 	int64_t idle_ms;
 	int64_t life_ms;
 	size_t max;
+	size_t per_principal;	/* sessions one principal may hold at once */
 	pthread_mutex_t mu;
 	struct session *s;	/* max slots */
 	struct login *logins;	/* LOGINS_MAX slots, under mu */
@@ -238,11 +241,24 @@ parse_config(struct web *w, const struct config *cfg, const struct config_kv **r
 				    "%s:%d: [web] max_sessions must be 1 to %d, not '%s'",
 				    cfg->file, kv->line, SESSIONS_MAX, kv->value);
 			w->max = (size_t)v;
+		} else if (strcmp(kv->key, "max_sessions_per_principal") == 0) {
+			errno = 0;
+			v = strtol(kv->value, &end, 10);
+			if (end == kv->value || *end != '\0' || errno != 0 || v < 1 ||
+			    v > SESSIONS_MAX || kv->value[0] < '0' || kv->value[0] > '9')
+				return qerr_set(e, QERR_CONFIG, kv->key,
+				    "%s:%d: [web] max_sessions_per_principal must be 1 to %d, "
+				    "not '%s'", cfg->file, kv->line, SESSIONS_MAX, kv->value);
+			w->per_principal = (size_t)v;
 		} else
 			return qerr_set(e, QERR_CONFIG, kv->key,
 			    "%s:%d: unknown key '%s' in [web] (root, session_idle, "
-			    "session_lifetime, max_sessions)", cfg->file, kv->line, kv->key);
+			    "session_lifetime, max_sessions, max_sessions_per_principal)",
+			    cfg->file, kv->line, kv->key);
 	}
+	/* A small table caps each principal at its own size. */
+	if (w->per_principal > w->max)
+		w->per_principal = w->max;
 	if (w->idle_ms > w->life_ms)
 		return qerr_set(e, QERR_CONFIG, "session_idle",
 		    "%s:%d: [web] session_idle is longer than session_lifetime", cfg->file,
@@ -264,6 +280,7 @@ web_open(const struct config *cfg, bool tls, struct web **out, struct qerr *e)
 	w->idle_ms = IDLE_DEFAULT_S * 1000L;
 	w->life_ms = LIFE_DEFAULT_S * 1000L;
 	w->max = SESSIONS_DEFAULT;
+	w->per_principal = PER_PRINCIPAL_DEFAULT;
 	pthread_mutex_init(&w->mu, NULL);
 	if ((r = parse_config(w, cfg, &root, e)) != 0)
 		goto out;
@@ -514,18 +531,23 @@ random_text(char *out)
 }
 
 /*
- * Opens a session for the principal of API token token_id (whose stored hash is
- * token_hash), or, with claims (taken: emptied here), for the OpenID Connect principal
- * they describe: writes the cookie's value into id and the CSRF token into csrf (both
- * SECRET_B64 + 1 bytes). A full table gives up its least recently used session.
+ * Opens a session for principal (the request's who.id) of API token token_id (whose
+ * stored hash is token_hash), or, with claims (taken: emptied here), for the OpenID
+ * Connect principal they describe: writes the cookie's value into id and the CSRF
+ * token into csrf (both SECRET_B64 + 1 bytes). A principal at its cap gives up its
+ * own least recently used session; a full table refuses (QERR_BUSY) rather than
+ * evict anyone else's, so no principal can sign another out. 0 or QERR_BUSY.
  */
-static void
-session_new(struct web *w, const char *token_id, const unsigned char token_hash[32],
-    struct oidc_claims *claims, char *id, char *csrf, int64_t now)
+static int
+session_new(struct web *w, const char *principal, const char *token_id,
+    const unsigned char token_hash[32], struct oidc_claims *claims, char *id,
+    char *csrf, int64_t now)
 {
-	struct session *s = NULL;
-	size_t i;
+	struct session *s = NULL, *own_lru = NULL;
+	unsigned char ph[32];
+	size_t i, own = 0;
 
+	crypto_hash_sha256(ph, (const unsigned char *)principal, strlen(principal));
 	random_text(id);
 	random_text(csrf);
 	pthread_mutex_lock(&w->mu);
@@ -533,15 +555,26 @@ session_new(struct web *w, const char *token_id, const unsigned char token_hash[
 		if (w->s[i].live && expired(w, &w->s[i], now))
 			session_wipe(&w->s[i]);
 		if (!w->s[i].live) {
-			s = &w->s[i];
-			break;
+			if (s == NULL)
+				s = &w->s[i];
+			continue;
 		}
-		if (s == NULL || w->s[i].used_ms < s->used_ms)
-			s = &w->s[i];
+		if (sodium_memcmp(w->s[i].principal_hash, ph, 32) != 0)
+			continue;
+		own++;
+		if (own_lru == NULL || w->s[i].used_ms < own_lru->used_ms)
+			own_lru = &w->s[i];
+	}
+	if (own >= w->per_principal || (s == NULL && own_lru != NULL))
+		s = own_lru;
+	if (s == NULL) {
+		pthread_mutex_unlock(&w->mu);
+		return QERR_BUSY;
 	}
 	session_wipe(s);
 	s->live = true;
 	hash_id(id, s->id_hash);
+	memcpy(s->principal_hash, ph, 32);
 	memcpy(s->csrf, csrf, SECRET_B64 + 1);
 	if (claims != NULL) {
 		s->oidc = true;
@@ -553,6 +586,7 @@ session_new(struct web *w, const char *token_id, const unsigned char token_hash[
 	}
 	s->created_ms = s->used_ms = now;
 	pthread_mutex_unlock(&w->mu);
+	return 0;
 }
 
 /*
@@ -818,7 +852,11 @@ sign_in(struct req *q)
 	/* The same hash auth.c stores: the session is bound to this very token. */
 	crypto_hash_sha256(th, (const unsigned char *)tok, strlen(tok));
 	now = engine_now_ms();
-	session_new(w, q->who.id, th, NULL, id, csrf, now);
+	if (session_new(w, q->who.id, q->who.id, th, NULL, id, csrf, now) != 0) {
+		req_error(q, 503, "unavailable", NULL, "the console's session table is "
+		    "full ([web] max_sessions): try again when sessions have expired");
+		goto out;
+	}
 	snprintf(cookie, sizeof(cookie),
 	    COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", id,
 	    (long long)(w->life_ms / 1000), w->tls ? "; Secure" : "");
@@ -1208,7 +1246,11 @@ oidc_callback(struct req *q)
 		ret = oidc_fail(q, 500, "internal", "out of memory");
 		goto out;
 	}
-	session_new(w, NULL, NULL, &keep, id, csrf, now);
+	if (session_new(w, q->who.id, NULL, NULL, &keep, id, csrf, now) != 0) {
+		ret = oidc_fail(q, 503, "unavailable", "the console's session table is "
+		    "full ([web] max_sessions): try again when sessions have expired");
+		goto out;
+	}
 	snprintf(cookie, sizeof(cookie),
 	    COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", id,
 	    (long long)(w->life_ms / 1000), w->tls ? "; Secure" : "");
