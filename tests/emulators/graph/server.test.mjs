@@ -351,15 +351,14 @@ describe('paging and bulk seeding', () => {
   });
   after(() => emu.stop());
 
-  test('100 000 users seed in a few seconds; $top=999 paging visits every user exactly once', async () => {
+  test('100 000 users seed in one call; $top=999 paging visits every user exactly once', async (t) => {
     const N = 100000;
     const users = Array.from({ length: N }, (_, i) => ({ userPrincipalName: `u${i}@contoso.com`, displayName: `User ${i}`, accountEnabled: i % 7 !== 0 }));
     const t0 = Date.now();
     const r = await ctl(emu.base, 'POST', '/users', { tenant: 'contoso', users });
-    const seedMs = Date.now() - t0;
+    t.diagnostic(`seeding ${N} users took ${Date.now() - t0} ms`); // printed, not asserted
     assert.equal(r.status, 201);
     assert.equal(r.json.created, N);
-    assert.ok(seedMs < 10000, `seeding took ${seedMs} ms`);
     const tok = await secretToken(emu.base);
     const seen = new Set();
     let url = `${emu.base}/v1.0/users?$select=id,userPrincipalName,accountEnabled&$top=999`;
@@ -504,12 +503,23 @@ describe('throttling, faults, token expiry, stats', () => {
   test('latency injection applies to Graph, not to the control API', async () => {
     const tok = await secretToken(emu.base);
     await ctl(emu.base, 'PUT', '/config', { latency_ms: 200 });
-    let t0 = Date.now();
-    await http(emu.base, 'GET', '/v1.0/users/user-6', { headers: { authorization: `Bearer ${tok}` } });
-    assert.ok(Date.now() - t0 >= 190);
-    t0 = Date.now();
-    await ctl(emu.base, 'GET', '/config');
-    assert.ok(Date.now() - t0 < 150);
+    const t0 = Date.now();
+    assert.equal((await http(emu.base, 'GET', '/v1.0/users/user-6', { headers: { authorization: `Bearer ${tok}` } })).status, 200);
+    assert.ok(Date.now() - t0 >= 190, 'the Graph call was not held for latency_ms');
+    // A Graph call held 10 s is still pending when a control call made after it has
+    // been answered: the latency never reaches /_emulator (were it applied there too,
+    // the Graph call, first in, would be answered first).
+    await ctl(emu.base, 'PUT', '/config', { latency_ms: 10000 });
+    const abort = new AbortController();
+    let graphDone = false;
+    const held = fetch(`${emu.base}/v1.0/users/user-6`, { headers: { authorization: `Bearer ${tok}` }, signal: abort.signal })
+      .then(() => { graphDone = true; }, (e) => { if (e.name !== 'AbortError') throw e; });
+    const c = await ctl(emu.base, 'GET', '/config');
+    assert.equal(c.status, 200);
+    assert.equal(c.json.latency_ms, 10000);
+    assert.equal(graphDone, false, 'the Graph call was answered before the control call');
+    abort.abort();
+    await held;
     await ctl(emu.base, 'PUT', '/config', { latency_ms: 0 });
   });
 
