@@ -54,6 +54,15 @@ printable(const char *s, bool tabs, bool lines)
 		/* C1 controls, U+0080..U+009F, encode as C2 80..C2 9F. */
 		if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] <= 0x9f)
 			return false;
+		/* Bidirectional embeddings, overrides and isolates (U+202A..U+202E, E2 80
+		 * AA..AE; U+2066..U+2069, E2 81 A6..A9) make text read differently from
+		 * what it is ("Trojan Source"): a reason or title must show what it says. */
+		if (c == 0xe2 && i + 2 < len &&
+		    (((unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] >= 0xaa &&
+		    (unsigned char)s[i + 2] <= 0xae) ||
+		    ((unsigned char)s[i + 1] == 0x81 && (unsigned char)s[i + 2] >= 0xa6 &&
+		    (unsigned char)s[i + 2] <= 0xa9)))
+			return false;
 	}
 	return true;
 }

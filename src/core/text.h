@@ -8,7 +8,8 @@
 
 /* Well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
 bool text_utf8_valid(const char *s, size_t len);
-/* Well-formed UTF-8 without control characters (tab allowed when tabs is true). */
+/* Well-formed UTF-8 without control characters (tab allowed when tabs is true), C1
+ * controls or bidirectional embedding, override and isolate characters. */
 bool text_printable(const char *s, bool tabs);
 /* The same, with tabs and line breaks allowed: text written over several lines. */
 bool text_printable_lines(const char *s);

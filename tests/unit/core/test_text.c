@@ -37,6 +37,15 @@ utf8(void **state)
 	assert_false(text_printable("nel\xc2\x85", true));
 	assert_false(text_printable("csi\xc2\x9b", true));
 	assert_true(text_printable("nbsp\xc2\xa0", true));
+	/* bidirectional controls: U+202A..U+202E and U+2066..U+2069, at both ends */
+	assert_false(text_printable("lre\xe2\x80\xaa", true));
+	assert_false(text_printable("rlo\xe2\x80\xaetxt.exe", true));
+	assert_false(text_printable("\xe2\x81\xa6lri", true));
+	assert_false(text_printable("pdi\xe2\x81\xa9", true));
+	assert_false(text_printable_lines("SELECT 1 -- \xe2\x80\xae\n"));
+	/* their neighbours are ordinary text */
+	assert_true(text_printable("zwj\xe2\x80\x8d \xe2\x80\xa9 \xe2\x80\xaf", true));
+	assert_true(text_printable("\xe2\x81\xa5 \xe2\x81\xaa \xe2\x82\xac", true));
 	assert_true(text_printable_lines("SELECT 1\n\tFROM x\r\n"));
 	assert_false(text_printable_lines("esc\x1b[2J"));
 	assert_false(text_printable_lines("nul\x01"));
