@@ -1,6 +1,6 @@
 /*
- * Parser for quelld's INI-style configuration. It knows the [server], [store] and
- * [role] keys; [system "name"] sections are kept as key/value lists for the provider of
+ * Parser for quelld's INI-style configuration. It knows the [server], [store],
+ * [role] and [siem] keys; [system "name"] sections are kept as key/value lists for the provider of
  * that kind to validate. Errors are "file:line: reason" and leave *cfg empty.
  */
 #include <ctype.h>
@@ -16,7 +16,7 @@
 
 enum section {
 	SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE, SEC_OIDC, SEC_WEB,
-	SEC_POLICY, SEC_DISRUPTION_GUARD
+	SEC_POLICY, SEC_DISRUPTION_GUARD, SEC_SIEM
 };
 
 struct parser {
@@ -375,6 +375,126 @@ add_policy(struct parser *p, const char *type, const char *name)
 }
 
 static int
+add_siem(struct parser *p, const char *name)
+{
+	struct config *c = p->cfg;
+	struct siem_config *s;
+	size_t i;
+
+	for (i = 0; i < c->nsiems; i++)
+		if (strcmp(c->siems[i].name, name) == 0)
+			return fail(p, "siem '%s' is defined twice", name);
+	if ((s = realloc(c->siems, (c->nsiems + 1) * sizeof(*s))) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	c->siems = s;
+	s = &c->siems[c->nsiems++];
+	memset(s, 0, sizeof(*s));
+	s->file = c->file;
+	s->line = p->line;
+	s->facility = 13;
+	if ((s->name = strdup(name)) == NULL)
+		return qerr_set(p->e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+static int
+siem_key(struct parser *p, const char *k, const char *v)
+{
+	struct siem_config *s = &p->cfg->siems[p->cfg->nsiems - 1];
+	long n;
+	int r;
+
+	if (strcmp(k, "host") == 0)
+		return set_str(p, &s->host, v);
+	if (strcmp(k, "ca_file") == 0)
+		return set_str(p, &s->ca_file, v);
+	if (strcmp(k, "cert_file") == 0)
+		return set_str(p, &s->cert_file, v);
+	if (strcmp(k, "key_file") == 0)
+		return set_str(p, &s->key_file, v);
+	if (strcmp(k, "server_name") == 0)
+		return set_str(p, &s->server_name, v);
+	if (strcmp(k, "hostname") == 0)
+		return set_str(p, &s->hostname, v);
+	if (strcmp(k, "port") == 0) {
+		if (s->port != 0)
+			return fail(p, "%s", "this key is set twice");
+		if ((r = parse_int(p, k, v, 1, 65535, &n)) != 0)
+			return r;
+		s->port = (int)n;
+		return 0;
+	}
+	if (strcmp(k, "facility") == 0) {
+		if ((r = parse_int(p, k, v, 0, 23, &n)) != 0)
+			return r;
+		s->facility = (int)n;
+		return 0;
+	}
+	if (strcmp(k, "protocol") == 0) {
+		if (s->protocol_line != 0)
+			return fail(p, "%s", "this key is set twice");
+		s->protocol_line = p->line;
+		if (strcmp(v, "tls") == 0)
+			s->protocol = SIEM_TLS;
+		else if (strcmp(v, "tcp") == 0)
+			s->protocol = SIEM_TCP;
+		else if (strcmp(v, "udp") == 0)
+			s->protocol = SIEM_UDP;
+		else
+			return fail(p, "protocol must be tls, tcp or udp, not '%s'", v);
+		return 0;
+	}
+	if (strcmp(k, "format") == 0) {
+		if (s->format_line != 0)
+			return fail(p, "%s", "this key is set twice");
+		s->format_line = p->line;
+		if (strcmp(v, "rfc5424") == 0)
+			s->format = SIEM_FORMAT_RFC5424;
+		else if (strcmp(v, "cef") == 0)
+			s->format = SIEM_FORMAT_CEF;
+		else
+			return fail(p, "format must be rfc5424 or cef, not '%s'", v);
+		return 0;
+	}
+	if (strcmp(k, "allow_plaintext") == 0) {
+		if (config_bool(v, &s->allow_plaintext) != 0)
+			return fail(p, "allow_plaintext must be yes or no, not '%s'", v);
+		return 0;
+	}
+	return fail(p, "unknown key '%s' in [siem \"%s\"]", k, s->name);
+}
+
+/* What a [siem] section needs as a whole, checked once it has been read. */
+static int
+siem_finish(struct parser *p, struct siem_config *s)
+{
+	p->line = s->line;
+	if (s->host == NULL)
+		return fail(p, "siem '%s' has no host", s->name);
+	if (s->protocol != SIEM_TLS) {
+		/* Audit entries name people and accounts: never in clear text by
+		 * accident. */
+		if (!s->allow_plaintext) {
+			p->line = s->protocol_line;
+			return fail(p, "siem '%s': protocol %s sends the audit log in clear "
+			    "text; use tls, or set allow_plaintext = yes (tests only)", s->name,
+			    s->protocol == SIEM_TCP ? "tcp" : "udp");
+		}
+		if (s->ca_file || s->cert_file || s->key_file || s->server_name)
+			return fail(p, "siem '%s': ca_file, cert_file, key_file and "
+			    "server_name are for protocol tls", s->name);
+	} else if (s->ca_file == NULL)
+		return fail(p, "siem '%s' has no ca_file (the CA its server's certificate "
+		    "is verified against)", s->name);
+	if ((s->cert_file == NULL) != (s->key_file == NULL))
+		return fail(p, "siem '%s': cert_file and key_file must be set together",
+		    s->name);
+	if (s->port == 0)
+		s->port = s->protocol == SIEM_TLS ? 6514 : 514;
+	return 0;
+}
+
+static int
 section(struct parser *p, char *s)
 {
 	const char *type;
@@ -411,6 +531,10 @@ section(struct parser *p, char *s)
 		    (r = add_policy(p, type, name)))
 			return r;
 		p->sec = SEC_POLICY;
+	} else if (strncmp(s, "siem", 4) == 0 && isspace((unsigned char)s[4])) {
+		if ((r = named_section(p, s + 4, &name)) != 0 || (r = add_siem(p, name)))
+			return r;
+		p->sec = SEC_SIEM;
 	} else if (strncmp(s, "role", 4) == 0 && isspace((unsigned char)s[4])) {
 		if ((r = named_section(p, s + 4, &name)) != 0 || (r = add_role(p, name)))
 			return r;
@@ -455,6 +579,8 @@ assignment(struct parser *p, char *s)
 		return system_key(p, &p->cfg->disruption_guard, k, v);
 	case SEC_ROLE:
 		return role_key(p, k, v);
+	case SEC_SIEM:
+		return siem_key(p, k, v);
 	case SEC_NONE:
 		break;
 	}
@@ -466,7 +592,11 @@ finish(struct parser *p)
 {
 	struct config *c = p->cfg;
 	size_t i;
+	int r;
 
+	for (i = 0; i < c->nsiems; i++)
+		if ((r = siem_finish(p, &c->siems[i])) != 0)
+			return r;
 	for (i = 0; i < c->nsystems; i++)
 		if (c->systems[i].kind == NULL) {
 			p->line = c->systems[i].line;
@@ -557,6 +687,16 @@ config_clear(struct config *cfg)
 	section_clear(&cfg->web);
 	section_clear(&cfg->disruption_guard);
 	free(cfg->systems);
+	for (i = 0; i < cfg->nsiems; i++) {
+		free(cfg->siems[i].name);
+		free(cfg->siems[i].host);
+		free(cfg->siems[i].ca_file);
+		free(cfg->siems[i].cert_file);
+		free(cfg->siems[i].key_file);
+		free(cfg->siems[i].server_name);
+		free(cfg->siems[i].hostname);
+	}
+	free(cfg->siems);
 	for (i = 0; i < cfg->nroles; i++)
 		free(cfg->roles[i].name);
 	free(cfg->roles);

@@ -13,6 +13,9 @@
  *                       (core/disruption_rules.c)
  *   [oidc]              keys the OpenID Connect verifier (src/api/oidc.c) reads
  *   [web]               keys the console (src/api/web.c) reads
+ *   [siem "x"]          where the audit log is delivered (src/engine/siem.c): host,
+ *                       port, protocol, format, ca_file, cert_file, key_file,
+ *                       server_name, allow_plaintext, facility, hostname
  *
  * Every value remembers its file and line so that whoever validates it later can say
  * "file:line: reason".
@@ -30,6 +33,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "siem_format.h"
 
 struct config_kv {
 	char *key;
@@ -53,6 +57,29 @@ struct role_config {
 	char *name;
 	unsigned perms;		/* PERM_* bits from rbac.h */
 	int line;
+};
+
+enum siem_protocol { SIEM_TLS, SIEM_TCP, SIEM_UDP };
+
+/* A [siem "name"] section, validated here: syslog over TLS (RFC 5425) by default;
+ * plain TCP or UDP only with allow_plaintext (tests). */
+struct siem_config {
+	char *name;
+	const char *file;	/* points at config.file */
+	int line;		/* of the section header */
+	char *host;
+	int port;		/* default 6514 (TLS) or 514 */
+	enum siem_protocol protocol;
+	int protocol_line;	/* 0 = not set */
+	enum siem_format format;
+	int format_line;
+	char *ca_file;		/* the CA the server's certificate must chain to */
+	char *cert_file;	/* optional client certificate (PEM chain) … */
+	char *key_file;		/* … and its key, read by OpenSSL, never by quell */
+	char *server_name;	/* name the certificate must carry; default host */
+	bool allow_plaintext;
+	int facility;		/* 0..23, default 13 (log audit) */
+	char *hostname;		/* HOSTNAME of the messages; default the node id */
 };
 
 struct config {
@@ -83,6 +110,8 @@ struct config {
 	struct system_config oidc;
 	struct system_config web;
 	struct system_config disruption_guard;
+	struct siem_config *siems;
+	size_t nsiems;
 };
 
 /*
