@@ -1,9 +1,10 @@
-"""Every route × every kind of caller, and every refusal audited."""
+"""Every route × every kind of caller, and every refusal audited. The routes are those
+of quelld's router table (src/api/routes.c) and of docs/openapi.yaml: a route in either
+without a row below fails, so a new route cannot be left out of the matrix."""
+import re
 import secrets
 
-import pytest
-
-from conftest import wait_for
+from conftest import REPO
 
 DENIAL_EVENTS = {"auth.failed", "access.denied", "action.denied"}
 CALLERS = ("none", "basic", "malformed", "malformed2", "unknown", "wrong-secret",
@@ -30,7 +31,7 @@ PERMS = {
     ("POST", "/api/v1/tokens"): {W},
     ("GET", "/api/v1/tokens"): {W},
     ("POST", "/api/v1/tokens/{tok}/revoke"): {W},
-    ("POST", "/api/v1/sync/corp"): {W},
+    ("POST", "/api/v1/sync/{sys}"): {W},
     ("POST", "/api/v1/sync"): {W},
     ("GET", "/api/v1/sync"): {V, R, W},
     ("GET", "/api/v1/identities/conflicts"): {V, R, W},
@@ -58,17 +59,85 @@ STATEFUL = {
 }
 
 
-def test_routes_table_matches_source():
-    """The table above covers every route quelld has (src/api/routes.c)."""
-    import re
-    from conftest import REPO
+# Documented operations that are not bearer-authenticated routes of the router table:
+# public ones (security: []) and the console's own, authenticated by its session cookie
+# (tests/e2e/test_web.py). Each says why it has no row.
+NOT_IN_MATRIX = {
+    ("GET", "/healthz"): "public (security: [])",
+    ("POST", "/api/v1/session"): "public: signs in with an API token (security: [])",
+    ("GET", "/api/v1/session"): "console session cookie only (test_web.py)",
+    ("DELETE", "/api/v1/session"): "console session cookie only (test_web.py)",
+    ("GET", "/api/v1/session/oidc"): "public (security: [])",
+    ("GET", "/api/v1/session/oidc/start"): "public (security: [])",
+    ("GET", "/api/v1/session/oidc/callback"): "public (security: [])",
+}
+
+
+def shape(path):
+    """/api/v1/actions/{action_id} and /api/v1/actions/{act} → /api/v1/actions/{}"""
+    return re.sub(r"\{[a-z_]*\}", "{}", path)
+
+
+def source_routes():
+    """(method, pattern) of every entry of the router table in src/api/routes.c."""
     src = (REPO / "src/api/routes.c").read_text()
-    found = set()
-    for m, p in re.findall(r'\{ "(GET|POST|DELETE|PUT|PATCH)", "(/api/v1/[^"]*)"', src):
-        found.add((m, p))
-    mine = {(m, re.sub(r"\{[a-z_]+\}", "{}", p).replace("sync/corp", "sync/{}"))
-            for m, p in PERMS}
-    assert found == mine
+    m = re.search(r"\broutes\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
+    assert m, "no routes[] table in src/api/routes.c"
+    table = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
+    rows = re.findall(r'\{\s*"([A-Z]+)",\s*"([^"]+)"', table)
+    assert len(rows) == table.count("route_"), "a routes[] entry this parser cannot read"
+    return {(meth, pat) for meth, pat in rows}
+
+
+def openapi_operations():
+    """{(METHOD, path): security or None} of docs/openapi.yaml (security is the text
+    after an operation's own `security:`, "" when it is a list below; None: the
+    document's default, bearer token or console session)."""
+    ops, in_paths, path, method = {}, False, None, None
+    for line in (REPO / "docs/openapi.yaml").read_text().splitlines():
+        if re.match(r"\S", line):  # a key of the document itself
+            in_paths, path, method = line.rstrip() == "paths:", None, None
+            continue
+        if not in_paths:
+            continue
+        m = re.match(r"^  (/\S*):\s*$", line)
+        if m:
+            path, method = m.group(1), None
+            continue
+        m = re.match(r"^    (get|put|post|delete|patch|head|options):\s*$", line)
+        if m and path:
+            method = m.group(1).upper()
+            ops[(method, path)] = None
+            continue
+        m = re.match(r"^      security:\s*(.*?)\s*$", line)
+        if m and path and method:
+            ops[(method, path)] = m.group(1)
+    assert len(ops) > 20, f"docs/openapi.yaml: only {len(ops)} operations read"
+    return ops
+
+
+def test_routes_table_matches_source():
+    """The table above covers every route quelld has (src/api/routes.c) and every
+    bearer-authenticated operation of docs/openapi.yaml, and nothing else."""
+    mine = {(m, shape(p)) for m, p in PERMS}
+    assert len(mine) == len(PERMS), "two rows for one route"
+    src = source_routes()
+    no_row = sorted(src - mine)
+    assert not no_row, f"routes in src/api/routes.c without a row in PERMS: {no_row}"
+    stale = sorted(mine - src)
+    assert not stale, f"rows in PERMS for routes src/api/routes.c does not have: {stale}"
+    ops = openapi_operations()
+    documented = {(m, shape(p)) for m, p in ops}
+    no_row = sorted((m, p) for (m, p), sec in ops.items()
+                    if (m, shape(p)) not in mine and (m, p) not in NOT_IN_MATRIX)
+    assert not no_row, f"operations of docs/openapi.yaml without a row in PERMS: {no_row}"
+    undocumented = sorted(mine - documented)
+    assert not undocumented, f"rows in PERMS docs/openapi.yaml does not have: {undocumented}"
+    for (m, p), why in NOT_IN_MATRIX.items():
+        assert (m, p) in ops, f"NOT_IN_MATRIX lists {m} {p}, which is not documented"
+        assert (m, shape(p)) not in src, f"{m} {p} is in the router table: give it a row"
+        public = ops[(m, p)] == "[]"
+        assert public == why.startswith("public"), f"{m} {p}: security {ops[(m, p)]!r}"
 
 
 def token_for(q, caller):
@@ -125,6 +194,8 @@ def test_access_matrix(lab, quelld, make_user, relay):
             return admin.ok("POST", "/api/v1/tokens",
                             {"name": f"to-revoke-{secrets.token_hex(3)}", "role": "viewer"},
                             want=(201,))["id"]
+        if kind == "sys":
+            return "corp"
         raise KeyError(kind)
 
     def body_for(method, path, caller):
@@ -156,10 +227,12 @@ def test_access_matrix(lab, quelld, make_user, relay):
 
     last = [admin.audit_count()]
     failures = []
+    called = {}  # (method, template) → the callers it was called as
 
     def check(method, tmpl, caller, allowed):
+        called.setdefault((method, tmpl), set()).add(caller)
         path = tmpl
-        for kind in ("open_act", "act", "idn", "acc", "alr", "tok"):
+        for kind in ("open_act", "act", "idn", "acc", "alr", "tok", "sys"):
             if "{" + kind + "}" in path:
                 path = path.replace("{" + kind + "}", fresh(kind))
         last[0] = max([last[0]] + [e["seq"] for e in admin.audit_after(last[0])])
@@ -203,7 +276,8 @@ def test_access_matrix(lab, quelld, make_user, relay):
             failures.append(f"{where}: 401 audited as {denials[0]['actor']}")
         elif want == 403 and denials[0]["actor"] != f"e2e-{caller}":
             failures.append(f"{where}: 403 audited as {denials[0]['actor']}")
-        elif path not in (denials[0]["detail"].get("path") or path):
+        elif ev != "action.denied" and (denials[0]["detail"].get("path") != path or
+                                        denials[0]["detail"].get("method") != method):
             failures.append(f"{where}: audit detail {denials[0]['detail']}")
         if ev == "action.denied":
             aid = r.error.get("action_id")
@@ -230,9 +304,12 @@ def test_access_matrix(lab, quelld, make_user, relay):
     assert any(a["id"] == users[1].account_id
                for a in admin.ok("GET", f"/api/v1/identities/{users[1].identity_id}")["accounts"])
 
+    # the sync routes need the directory: last, with the relay up again
     relay.up()
-    for caller in CALLERS:
-        check("POST", "/api/v1/sync/corp", caller, PERMS[("POST", "/api/v1/sync/corp")])
+    for (method, tmpl), allowed in PERMS.items():
+        if tmpl.startswith("/api/v1/sync"):
+            for caller in CALLERS:
+                check(method, tmpl, caller, allowed)
 
     # no route, wrong method: still 401 before anything else
     for method, path, want in (("GET", "/api/v1/nope", 404), ("PUT", "/api/v1/actions", 405)):
@@ -246,6 +323,11 @@ def test_access_matrix(lab, quelld, make_user, relay):
     assert r.status == 200 and r.json == {"status": "ok"}
 
     assert not failures, "\n".join(failures)
+    # every route of the router table was called as every kind of caller
+    by_shape = {(m, shape(t)): who for (m, t), who in called.items()}
+    missed = sorted(f"{m} {p} as {sorted(set(CALLERS) - by_shape.get((m, p), set()))}"
+                    for m, p in source_routes() if by_shape.get((m, p)) != set(CALLERS))
+    assert not missed, "routes the matrix did not call:\n" + "\n".join(missed)
 
     who = q.api("viewer").ok("GET", "/api/v1/whoami")
     assert who["role"] == "viewer" and "response.manage" not in who["permissions"]
