@@ -18,6 +18,7 @@
 #include "core/disruption_rules.h"
 #include "core/policy.h"
 #include "daemon/daemon.h"
+#include "engine/siem.h"
 #include "providers/provider.h"
 
 #define CONFIG_MAX (1 << 20)
@@ -141,8 +142,8 @@ daemon_config_check_local(const struct config *cfg, struct qerr *e)
 {
 	int r;
 
-	if ((r = api_config_check(cfg, e)) == 0)
-		r = check_store(cfg, e);
+	if ((r = api_config_check(cfg, e)) == 0 && (r = check_store(cfg, e)) == 0)
+		r = siem_check(cfg, e);
 	return r;
 }
 

@@ -757,7 +757,8 @@ engine_start(const struct config *cfg, struct store *st,
 	if ((r = policy_load(cfg, &eng->pol, e)) != 0 ||
 	    (r = engine_disruption_start(eng, e)) != 0 ||
 	    (r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0 ||
-	    (r = engine_sync_start(eng, e)) != 0)
+	    (r = engine_sync_start(eng, e)) != 0 ||
+	    (r = siem_start(cfg, st, &eng->siem, e)) != 0)
 		goto fail;
 	r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the engine's threads");
 	if ((eng->workers = calloc((size_t)eng->opt.workers, sizeof(pthread_t))) == NULL)
@@ -798,6 +799,8 @@ engine_stop(struct engine *eng)
 
 	if (eng == NULL)
 		return;
+	/* First: whatever it had not delivered goes after the next start. */
+	siem_stop(eng->siem);
 	engine_sync_stop(eng);
 	pthread_mutex_lock(&eng->mu);
 	eng->stop = true;
@@ -847,6 +850,19 @@ engine_system_info(struct engine *eng, const char *name, const char **kind,
 	for (t = 0; t < ACTION_TYPE_COUNT; t++)
 		supported[t] = provider_supports(sys->ops, (enum action_type)t);
 	return 0;
+}
+
+size_t
+engine_siem_count(struct engine *eng)
+{
+	return siem_count(eng->siem);
+}
+
+int
+engine_siem_status(struct engine *eng, size_t i, struct siem_status *out,
+    struct qerr *e)
+{
+	return siem_status(eng->siem, i, out, e);
 }
 
 const struct policy *

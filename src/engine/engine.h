@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "core/model.h"
 #include "core/policy.h"
+#include "engine/siem.h"
 #include "providers/provider.h"
 #include "store/store.h"
 
@@ -119,6 +120,12 @@ int engine_decide(struct engine *eng, const struct actor *who, const char *actio
  */
 int engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
     const char *reason, struct action *out, struct qerr *e);
+
+/* The [siem] forwarders: how many, and the i-th one's delivery (its backlog is
+ * out->backlog: audit entries not yet acknowledged by that SIEM). */
+size_t engine_siem_count(struct engine *eng);
+int engine_siem_status(struct engine *eng, size_t i, struct siem_status *out,
+    struct qerr *e);
 
 /* The access policy loaded from the configuration at start. */
 const struct policy *engine_policy(struct engine *eng);

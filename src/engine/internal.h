@@ -71,6 +71,7 @@ struct engine {
 	struct subject dsubject;	/* the built-in principal automatic-attack-disruption */
 	struct grant_set dgrants;
 	struct actor dactor;
+	struct siem *siem;	/* the audit log's SIEM forwarders (siem.c) */
 };
 
 struct engine_system *engine_find_system(struct engine *eng, const char *name);

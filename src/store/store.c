@@ -4,9 +4,12 @@
  * Write operations are refused in a read transaction here, once, so that no backend
  * can be asked to upgrade a read transaction (which deadlocks under SQLite WAL).
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -19,12 +22,17 @@ struct store {
 	int nidle;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	/* store_audit_generation and its waiters; guarded by mu. */
+	uint64_t audit_gen;
+	pthread_cond_t audit_cv;
+	bool kicked;
 };
 
 struct store_tx {
 	struct store *st;
 	struct store_conn *conn;
 	bool write;
+	bool audited;		/* appended to the audit log: wake its readers on commit */
 };
 
 static struct store_conn *
@@ -83,6 +91,13 @@ store_open(const struct store_ops *ops, const char *location, int nconn,
 		free(st);
 		return qerr_set(e, QERR_INTERNAL, NULL, "store: condvar init failed");
 	}
+	if (pthread_cond_init(&st->audit_cv, NULL) != 0) {
+		pthread_cond_destroy(&st->cv);
+		pthread_mutex_destroy(&st->mu);
+		free(st->location);
+		free(st);
+		return qerr_set(e, QERR_INTERNAL, NULL, "store: condvar init failed");
+	}
 	st->conns = calloc((size_t)nconn, sizeof(*st->conns));
 	st->idle = calloc((size_t)nconn, sizeof(*st->idle));
 	if (st->conns == NULL || st->idle == NULL) {
@@ -119,6 +134,7 @@ store_close(struct store *st)
 		st->ops->close(st->conns[i]);
 	free(st->idle);
 	free(st->conns);
+	pthread_cond_destroy(&st->audit_cv);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	free(st->location);
@@ -158,8 +174,58 @@ store_tx_commit(struct store_tx *tx, struct qerr *e)
 	if ((r = tx->st->ops->commit(tx->conn, e)) != 0)
 		tx->st->ops->rollback(tx->conn);
 	pool_give(tx->st, tx->conn);
+	if (r == 0 && tx->audited) {
+		pthread_mutex_lock(&tx->st->mu);
+		tx->st->audit_gen++;
+		pthread_cond_broadcast(&tx->st->audit_cv);
+		pthread_mutex_unlock(&tx->st->mu);
+	}
 	free(tx);
 	return r;
+}
+
+uint64_t
+store_audit_generation(struct store *st)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&st->mu);
+	g = st->audit_gen;
+	pthread_mutex_unlock(&st->mu);
+	return g;
+}
+
+void
+store_audit_wait(struct store *st, uint64_t seen, const _Atomic bool *stop,
+    int timeout_ms)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&st->mu);
+	/* *stop is read under mu, and store_audit_kick takes mu after it is set, so a
+	 * stop between the check and the wait is never missed. */
+	while (st->audit_gen == seen && !st->kicked && !atomic_load(stop) &&
+	    rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&st->audit_cv, &st->mu, &dl);
+	st->kicked = false;
+	pthread_mutex_unlock(&st->mu);
+}
+
+void
+store_audit_kick(struct store *st)
+{
+	pthread_mutex_lock(&st->mu);
+	st->kicked = true;
+	pthread_cond_broadcast(&st->audit_cv);
+	pthread_mutex_unlock(&st->mu);
 }
 
 void
@@ -465,7 +531,9 @@ store_audit_append(struct store_tx *tx, struct audit_entry *ent, struct qerr *e)
 		return unsupported(tx, "audit_append", e);
 	if ((r = need_write(tx, "audit_append", e)) != 0)
 		return r;
-	return tx->st->ops->audit_append(tx->conn, ent, e);
+	if ((r = tx->st->ops->audit_append(tx->conn, ent, e)) == 0)
+		tx->audited = true;
+	return r;
 }
 
 int
@@ -475,6 +543,38 @@ store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
 	if (tx->st->ops->audit_list == NULL)
 		return unsupported(tx, "audit_list", e);
 	return tx->st->ops->audit_list(tx->conn, after_seq, limit, cb, arg, e);
+}
+
+int
+store_audit_last_seq(struct store_tx *tx, int64_t *seq, struct qerr *e)
+{
+	*seq = 0;
+	if (tx->st->ops->audit_last_seq == NULL)
+		return unsupported(tx, "audit_last_seq", e);
+	return tx->st->ops->audit_last_seq(tx->conn, seq, e);
+}
+
+int
+store_siem_cursor_get(struct store_tx *tx, const char *name, int64_t *seq,
+    struct qerr *e)
+{
+	*seq = 0;
+	if (tx->st->ops->siem_cursor_get == NULL)
+		return unsupported(tx, "siem_cursor_get", e);
+	return tx->st->ops->siem_cursor_get(tx->conn, name, seq, e);
+}
+
+int
+store_siem_cursor_put(struct store_tx *tx, const char *name, int64_t seq, int64_t at,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->siem_cursor_put == NULL)
+		return unsupported(tx, "siem_cursor_put", e);
+	if ((r = need_write(tx, "siem_cursor_put", e)) != 0)
+		return r;
+	return tx->st->ops->siem_cursor_put(tx->conn, name, seq, at, e);
 }
 
 int

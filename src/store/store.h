@@ -201,6 +201,15 @@ struct store_ops {
 	/* Entries with seq > after_seq in seq order, at most limit (0 = all). */
 	int (*audit_list)(struct store_conn *c, int64_t after_seq, int limit,
 	    store_audit_cb cb, void *arg, struct qerr *e);
+	/* The seq of the newest audit entry; 0 when the log is empty. */
+	int (*audit_last_seq)(struct store_conn *c, int64_t *seq, struct qerr *e);
+	/* The last audit seq delivered to the [siem] name; 0 when nothing was. */
+	int (*siem_cursor_get)(struct store_conn *c, const char *name, int64_t *seq,
+	    struct qerr *e);
+	/* Moves name's cursor to seq, never back (two nodes delivering to one SIEM
+	 * cannot undo each other's progress). */
+	int (*siem_cursor_put)(struct store_conn *c, const char *name, int64_t seq,
+	    int64_t at, struct qerr *e);
 
 	/*
 	 * Inventory sync. account_sync writes one account read from its system: a new
@@ -324,6 +333,23 @@ int store_step_next_due(struct store_tx *tx, int64_t *when, struct qerr *e);
 int store_audit_append(struct store_tx *tx, struct audit_entry *ent, struct qerr *e);
 int store_audit_list(struct store_tx *tx, int64_t after_seq, int limit,
     store_audit_cb cb, void *arg, struct qerr *e);
+int store_audit_last_seq(struct store_tx *tx, int64_t *seq, struct qerr *e);
+int store_siem_cursor_get(struct store_tx *tx, const char *name, int64_t *seq,
+    struct qerr *e);
+/* Write transactions only. */
+int store_siem_cursor_put(struct store_tx *tx, const char *name, int64_t seq,
+    int64_t at, struct qerr *e);
+/*
+ * A count that grows each time a transaction of this process that appended to the
+ * audit log commits, so a reader of the log (the SIEM forwarder) can wait for new
+ * entries instead of polling. store_audit_wait returns once the count differs from
+ * seen, *stop is true, store_audit_kick was called, or timeout_ms passed (other
+ * processes writing to the same database are only seen by then).
+ */
+uint64_t store_audit_generation(struct store *st);
+void store_audit_wait(struct store *st, uint64_t seen, const _Atomic bool *stop,
+    int timeout_ms);
+void store_audit_kick(struct store *st);
 int store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
     struct account_sync *out, struct qerr *e);
 int store_account_remove(struct store_tx *tx, const char *system,
