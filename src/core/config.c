@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "log.h"
 #include "rbac.h"
 
 enum section {
@@ -133,6 +134,26 @@ server_key(struct parser *p, const char *k, const char *v)
 		    &c->token_max_lifetime_ms) != 0)
 			return fail(p, "token_max_lifetime must be a span from 1m to 3650d "
 			    "such as 90d, 12h (a number and s, m, h or d), not '%s'", v);
+		return 0;
+	}
+	if (strcmp(k, "log_level") == 0) {
+		enum log_level lvl;
+
+		if (c->log_set[0])
+			return fail(p, "%s", "this key is set twice");
+		if (log_level_parse(v, &lvl) != 0)
+			return fail(p, "log_level must be debug, info, warn or error, not '%s'", v);
+		c->log_level = (int)lvl;
+		c->log_set[0] = true;
+		return 0;
+	}
+	if (strcmp(k, "log_format") == 0) {
+		if (c->log_set[1])
+			return fail(p, "%s", "this key is set twice");
+		if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+			return fail(p, "log_format must be text or json, not '%s'", v);
+		c->log_json = strcmp(v, "json") == 0;
+		c->log_set[1] = true;
 		return 0;
 	}
 	return fail(p, "unknown key '%s' in [server]", k);
@@ -614,6 +635,8 @@ finish(struct parser *p)
 		c->workers = 8;
 	if (c->max_body == 0)
 		c->max_body = 64 * 1024;
+	if (!c->log_set[0])
+		c->log_level = LOG_LVL_INFO;
 	return 0;
 }
 

@@ -2,7 +2,7 @@
  * quelld's configuration as plain data. The parser (config.c) reads an INI-style file:
  *
  *   [server]            listen, tls_cert, tls_key, node_id, workers, max_body,
- *                       token_max_lifetime
+ *                       token_max_lifetime, log_format, log_level
  *   [engine]            lease_ms, retry_base_ms, retry_cap_ms, max_attempts
  *   [store]             path
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
@@ -93,6 +93,9 @@ struct config {
 	/* Longest life an API token may be given, and the life of one created without
 	 * an expiry; 0 = no limit (tokens without an expiry never expire). */
 	int64_t token_max_lifetime_ms;
+	int log_level;		/* enum log_level; default info */
+	bool log_json;		/* log_format = json */
+	bool log_set[2];	/* log_level, log_format seen: each is set once */
 	long lease_ms;		/* a claimed step's lease; default 60 s */
 	long retry_base_ms;	/* first retry delay; default 500 ms */
 	long retry_cap_ms;	/* longest retry delay; default 30 s */

@@ -16,22 +16,27 @@
 #include "api/api.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/rbac.h"
 #include "core/text.h"
 #include "core/version.h"
 #include "daemon/daemon.h"
 #include "store/store.h"
 
+/* One line per event, written at once so lines from several threads never mix. */
 static void
-log_stderr(enum log_level lvl, const char *msg)
+log_stderr(const struct log_record *rec)
 {
-	static const char *const names[] = { "debug", "info", "warn", "error" };
-	char ts[TEXT_TIME_LEN];
+	char ts[TEXT_TIME_LEN], line[4096];
 	struct timespec now;
+	size_t n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	text_time_format((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
-	fprintf(stderr, "%s quelld %s: %s\n", ts, names[lvl], msg);
+	log_format_line(line, sizeof(line) - 1, log_json(), ts, rec);
+	n = strlen(line);
+	line[n++] = '\n';
+	fwrite(line, 1, n, stderr);
 }
 
 static void
@@ -165,11 +170,17 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_sink(log_stderr, LOG_LVL_INFO);
+	/* Before any thread: the registry outlives reloads, so counters do too. */
+	if (quell_metrics_install() != 0) {
+		fprintf(stderr, "quelld: out of memory\n");
+		return 1;
+	}
 	qerr_clear(&e);
 	if (daemon_config_load(path, &cfg, &e) != 0) {
 		fprintf(stderr, "quelld: %s\n", e.msg);
 		return 1;
 	}
+	log_set_options((enum log_level)cfg.log_level, cfg.log_json);
 	if (i == argc || strcmp(argv[i], "check") == 0) {
 		/* A start refuses exactly what check refuses, in the same words: what the
 		 * start does not check itself is checked here first. */

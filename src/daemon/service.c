@@ -81,10 +81,24 @@ stop(struct running *run, bool keep_socket)
 	return fd;
 }
 
+/* The line conftest and operators look for: the version, where it listens and the
+ * systems it acts on (names and kinds, never their credentials). */
 static void
 log_started(const struct config *cfg, const struct running *run, const char *how)
 {
-	log_msg(LOG_LVL_INFO, "quelld %s %s: node %s listening on %s (port %u), store %s, "
+	char systems[512] = "";
+	size_t i, n = 0;
+
+	for (i = 0; i < cfg->nsystems && n < sizeof(systems); i++)
+		n += (size_t)snprintf(systems + n, sizeof(systems) - n, "%s%s:%s",
+		    i ? "," : "", cfg->systems[i].name, cfg->systems[i].kind);
+	log_event(LOG_LVL_INFO, strcmp(how, "started") == 0 ? "quelld.start" :
+	    "quelld.reload", LOG_FIELDS(LOG_S("version", QUELL_VERSION_FULL),
+	    LOG_S("node", cfg->node_id), LOG_S("listen", cfg->listen),
+	    LOG_I("port", api_port(run->api)), LOG_S("store", cfg->store_path),
+	    LOG_S("systems", systems), LOG_S("log_level", log_level_name(
+	    (enum log_level)cfg->log_level)), LOG_S("log_format", cfg->log_json ? "json" :
+	    "text")), "quelld %s %s: node %s listening on %s (port %u), store %s, "
 	    "%zu identity system(s)", QUELL_VERSION_FULL, how, cfg->node_id, cfg->listen,
 	    api_port(run->api), cfg->store_path, cfg->nsystems);
 }
@@ -134,6 +148,7 @@ reload(const char *path, struct config *cfg, struct running *run)
 	if ((r = swap_store(cfg, &neu, run, &e)) == 0 && (r = start(&neu, run, fd, &e)) == 0) {
 		config_clear(cfg);
 		*cfg = neu;
+		log_set_options((enum log_level)cfg->log_level, cfg->log_json);
 		log_started(cfg, run, "reloaded");
 		sd_notify(0, "READY=1\nSTATUS=running");
 		return 0;
@@ -191,7 +206,8 @@ daemon_run(const char *path, struct config *cfg)
 		}
 	}
 	sd_notify(0, "STOPPING=1");
-	log_msg(LOG_LVL_INFO, "stopping");
+	log_event(LOG_LVL_INFO, "quelld.stop", LOG_FIELDS(LOG_S("version",
+	    QUELL_VERSION_FULL), LOG_S("node", cfg->node_id)), "stopping");
 out:
 	if (r != 0 && e.msg[0])
 		log_msg(LOG_LVL_ERROR, "%s", e.msg);
