@@ -4,31 +4,8 @@ runs, no double containment, and release."""
 import json
 import secrets
 import subprocess
-import time
 
-import conftest
-import pytest
-from conftest import QUELLD, wait_for  # noqa: F401
-
-
-def _sync_and_wait(self):
-    """Sync corp to the end, whether quelld answers at once (200) or in the
-    background (202, then GET /api/v1/sync shows the run)."""
-    r = self.admin.post("/api/v1/sync/corp")
-    assert r.status in (200, 201, 202), r
-    if r.status != 202:
-        return r.json
-    before = r.json["systems"][0]["finished_run"] or 0
-
-    def done():
-        st = self.admin.ok("GET", "/api/v1/sync")["systems"][0]
-        return st if not st["running"] and (st["finished_run"] or 0) > before else None
-    return wait_for(done, 60, what="sync to finish")
-
-
-@pytest.fixture(autouse=True)
-def _background_sync(monkeypatch):
-    monkeypatch.setattr(conftest.Quelld, "sync", _sync_and_wait)
+from conftest import QUELLD, wait_for
 
 RULES = """[disruption "contain"]
 categories = ransomware credential_theft
@@ -75,6 +52,22 @@ def auto_actions(q, identity_id):
 
 def audit_events(q, event):
     return [e for e in q.admin.audit_all() if e["event"] == event]
+
+
+def two_users(q, make_user, hint):
+    """Two fresh users, one sync: the one under test and a marker (engine_went_past)."""
+    us = [make_user(q, hint, sync=False), make_user(q, "mk", sync=False)]
+    q.sync()
+    return [u.find(q) for u in us]
+
+
+def engine_went_past(q, marker):
+    """The positive event before a "nothing happened" check: an action requested now
+    (as admin, on the marker user) runs to completion. The engine claims steps oldest
+    first, so whatever was claimable before it has had its turn."""
+    a = q.admin.run("disable", marker.identity_id, reason="marker")
+    assert a["status"] == "completed", a
+    return a
 
 
 def test_alert_contains_release_undoes(lab, quelld, make_user):
@@ -146,7 +139,7 @@ def test_unresolved_entities_are_kept(quelld):
 
 def test_excluded_identity_never_touched(lab, quelld, make_user):
     q = with_rules(quelld)
-    u = make_user(q, "dsx")
+    u, mark = two_users(q, make_user, "dsx")
     q.admin.ok("PUT", f"/api/v1/identities/{u.identity_id}/tags", {"tags": ["tier0"]})
     r = q.api("responder").post("/api/v1/alerts", alert(ref(u)))
     assert r.status == 201, r
@@ -156,24 +149,37 @@ def test_excluded_identity_never_touched(lab, quelld, make_user):
     ev = [e for e in audit_events(q, "disruption.excluded")
           if e["identity_id"] == u.identity_id]
     assert ev and ev[0]["detail"]["alert_id"] == r.json["id"]
-    time.sleep(1.5)  # more than one engine tick: still nothing
+    engine_went_past(q, mark)
+    assert q.admin.actions_all(f"identity_id={u.identity_id}") == []
     assert lab.uac(u.sam) & 2 == 0
     assert lab.kinit(u.sam, u.password)[0] == 0
 
 
-def test_bind_account_never_touched(quelld):
+def test_bind_account_never_touched(lab, quelld, make_user):
     q = with_rules(quelld)
-    q.sync()
+    mark = make_user(q, "dsn")
     admin = q.identity_of("Administrator")
     acc = [a for a in admin["accounts"] if a["username"] == "Administrator"][0]
+    assert lab.bind_dn.startswith("CN=Administrator,"), lab.bind_dn
+    uac = lab.uac("Administrator")
+    assert uac & 2 == 0
     r = q.api("responder").post("/api/v1/alerts", alert({"sid": acc["sid"]}))
+    assert r.status == 201, r
     (d,) = r.json["decisions"]
     assert d["outcome"] == "excluded" and "binds" in d["detail"]["why"], d
+    assert r.json["actions"] == []
+    engine_went_past(q, mark)
+    assert q.admin.actions_all(f"identity_id={admin['id']}") == []
+    assert lab.uac("Administrator") == uac
 
 
 def test_blast_radius_holds_and_raises(lab, quelld, make_user):
     q = with_rules(quelld, limit=2)
-    users = [make_user(q, f"dsb{i}") for i in range(3)]
+    users = [make_user(q, f"dsb{i}", sync=False) for i in range(3)]
+    mark = make_user(q, "mk", sync=False)
+    q.sync()
+    for u in users + [mark]:
+        u.find(q)
     outs = [q.api("responder").post("/api/v1/alerts", alert(ref(u))).json for u in users]
     assert [o["decisions"][0]["outcome"] for o in outs] == ["contained", "contained", "held"]
     held = [a for a in outs[2]["actions"] if a["type"] == "disable"][0]
@@ -182,7 +188,8 @@ def test_blast_radius_holds_and_raises(lab, quelld, make_user):
     assert a["approval_rule"] == "blast-radius"
     for o in outs[:2]:
         q.admin.wait_terminal([a for a in o["actions"] if a["type"] == "disable"][0]["id"])
-    time.sleep(1.5)
+    engine_went_past(q, mark)
+    assert q.admin.action(held["id"])["status"] == "pending_approval"
     assert lab.uac(users[2].sam) & 2 == 0
     assert lab.uac(users[0].sam) & 2 and lab.uac(users[1].sam) & 2
     assert audit_events(q, "disruption.blast_radius_exceeded")
@@ -196,7 +203,7 @@ def test_blast_radius_holds_and_raises(lab, quelld, make_user):
 
 def test_dry_run_records_plan_touches_nothing(lab, quelld, make_user):
     q = with_rules(quelld)
-    u = make_user(q, "dsd")
+    u, mark = two_users(q, make_user, "dsd")
     before = q.admin.actions_all()
     r = q.api("responder").post("/api/v1/alerts", alert(ref(u), category="password_spray"))
     (d,) = r.json["decisions"]
@@ -205,9 +212,14 @@ def test_dry_run_records_plan_touches_nothing(lab, quelld, make_user):
     (step,) = plan["disable"]["steps"]
     assert step["account"] == u.sam and step["status"] == "queued"
     assert plan["disable"]["would_be"] == "queued"
-    assert "revoke_sessions" not in plan or plan["revoke_sessions"]
+    # contain is disable + revoke_sessions: AD cannot revoke sessions, so the plan is
+    # the disable alone and says so
+    assert set(plan) == {"disable"}, plan
+    assert d["detail"]["not_applicable"] == ["revoke_sessions"], d
     assert q.admin.actions_all() == before
-    time.sleep(1.5)
+    marker = engine_went_past(q, mark)
+    assert [a["id"] for a in q.admin.actions_all()] == [marker["id"]] + \
+        [a["id"] for a in before]
     assert lab.uac(u.sam) & 2 == 0
     assert any(e["identity_id"] == u.identity_id for e in audit_events(q, "disruption.dry_run"))
 
