@@ -183,6 +183,18 @@ ldap_code_transient(int rc)
 	return false;
 }
 
+/* One LDAP operation for the metrics, classed like an HTTP answer: no answer at all
+ * is "transport", busy or unavailable "5xx", any other refusal "4xx". */
+static void
+observe_ldap(const struct provider *p, int rc, double t0)
+{
+	const char *cls = rc == LDAP_SUCCESS ? "2xx" : rc == LDAP_SERVER_DOWN ||
+	    rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT ? "transport" :
+	    rc == LDAP_BUSY || rc == LDAP_UNAVAILABLE ? "5xx" : "4xx";
+
+	provider_observe_call(p->name, cls, provider_clock() - t0);
+}
+
 /* The connection can no longer be trusted to be in step with the server. */
 static bool
 ldap_code_breaks_conn(int rc)
@@ -750,6 +762,7 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 	struct timeval tv = { .tv_sec = p->timeout };
 	struct berval cred;
 	LDAP *ld = NULL;
+	double t0;
 	int rc, v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND;
 	int tlsmin = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2, server = 0, limit = p->timeout;
 
@@ -790,7 +803,9 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 	}
 	cred.bv_val = p->password;
 	cred.bv_len = p->password_len;
+	t0 = provider_clock();
 	rc = ldap_sasl_bind_s(ld, p->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+	observe_ldap(p, rc, t0);
 	if (rc != LDAP_SUCCESS) {
 		if (rc < 0)
 			connect_failed(p, ld, rc, "cannot connect to", lr);
@@ -904,11 +919,14 @@ read_user(struct provider *p, LDAP *ld, const char *filter, struct user *u,
 	struct timeval tv = { .tv_sec = p->timeout };
 	LDAPMessage *msg = NULL, *ent;
 	struct berval **uac = NULL, **pls = NULL;
+	double t0;
 	int rc, n;
 
 	memset(u, 0, sizeof(*u));
+	t0 = provider_clock();
 	rc = ldap_search_ext_s(ld, p->base_dn, LDAP_SCOPE_SUBTREE, filter,
 	    (char **)user_attrs, 0, NULL, NULL, &tv, 2, &msg);
+	observe_ldap(p, rc == LDAP_SIZELIMIT_EXCEEDED ? LDAP_SUCCESS : rc, t0);
 	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
 		lres_set(lr, ld, rc, "search for the account under %s failed", p->base_dn);
 		goto out;
@@ -961,9 +979,10 @@ out:
  * asked, set pwdLastSet to 0 in the same atomic operation.
  */
 static int
-write_user(LDAP *ld, const struct user *u, uint32_t uac,
+write_user(struct provider *p, LDAP *ld, const struct user *u, uint32_t uac,
     bool must_change, struct lres *lr)
 {
+	double t0;
 	char newv[24], zero[] = "0";
 	char *oldvals[] = { (char *)u->uac_text, NULL }, *newvals[] = { newv, NULL };
 	char *zerovals[] = { zero, NULL };
@@ -984,7 +1003,9 @@ write_user(LDAP *ld, const struct user *u, uint32_t uac,
 	}
 	if (must_change)
 		mods[n++] = &pls;
+	t0 = provider_clock();
 	rc = ldap_modify_ext_s(ld, u->dn, mods, NULL, NULL);
+	observe_ldap(p, rc, t0);
 	if (rc != LDAP_SUCCESS)
 		lres_set(lr, ld, rc, "modify of %s failed", u->dn);
 	return rc;
@@ -1096,7 +1117,7 @@ try_seen(struct provider *p, LDAP *ld, const struct step *step,
 	snprintf(dn, sizeof(dn), "<GUID=%s>", gtext);
 	u.dn = dn;
 	format_uac(u.uac, u.uac_text, sizeof(u.uac_text));
-	rc = write_user(ld, &u, pl.uac, false, lr);
+	rc = write_user(p, ld, &u, pl.uac, false, lr);
 	if (rc == LDAP_NO_SUCH_ATTRIBUTE || rc == LDAP_NO_SUCH_OBJECT)
 		return LDAP_SUCCESS;
 	if (rc == LDAP_SUCCESS) {
@@ -1134,7 +1155,7 @@ run_step(struct provider *p, LDAP *ld, const struct step *step,
 			provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.already);
 			goto done;
 		}
-		rc = write_user(ld, &u, pl.uac, pl.must_change, lr);
+		rc = write_user(p, ld, &u, pl.uac, pl.must_change, lr);
 		if (rc == LDAP_SUCCESS) {
 			u.uac = pl.uac;
 			seen_put(p, guid, u.uac);

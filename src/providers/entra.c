@@ -488,6 +488,7 @@ open_state(struct provider *p, const struct opts *o, struct qerr *e)
 	ho.ca_file = o->ca != NULL ? o->ca->value : NULL;
 	ho.timeout_ms = o->timeout * 1000;
 	ho.connect_timeout_ms = o->timeout * 1000 < 5000 ? o->timeout * 1000 : 5000;
+	ho.system = p->name;
 	return http_client_new(&ho, &p->http, e);
 }
 

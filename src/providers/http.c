@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "providers/http.h"
+#include "providers/provider.h"
 
 #ifndef QUELL_VERSION
 #define QUELL_VERSION "0"
@@ -34,6 +35,7 @@ struct http_client {
 	bool locks_ready;
 	char *ca_file;
 	char *user_agent;
+	char *system;		/* for metrics */
 	long connect_timeout_ms;
 	long timeout_ms;
 	size_t max_response;
@@ -98,6 +100,7 @@ http_client_free(struct http_client *c)
 		pthread_mutex_destroy(&c->mu);
 	}
 	free(c->user_agent);
+	free(c->system);
 	free(c->ca_file);
 	free(c);
 }
@@ -126,6 +129,9 @@ http_client_new(const struct http_options *opt, struct http_client **out, struct
 	    opt->user_agent : "quell/" QUELL_VERSION)) == NULL)
 		goto fail;
 	if (opt != NULL && opt->ca_file != NULL && (c->ca_file = strdup(opt->ca_file)) == NULL)
+		goto fail;
+	if ((c->system = strdup(opt != NULL && opt->system != NULL ? opt->system :
+	    "unknown")) == NULL)
 		goto fail;
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->locks[i], NULL);
@@ -389,7 +395,7 @@ http_do(struct http_client *c, const struct http_request *req,
 	CURL *h = NULL;
 	CURLcode cc;
 	long status = 0;
-	double secs = 0;
+	double secs = 0, t0;
 	int r = QERR_INTERNAL;
 
 	memset(resp, 0, sizeof(*resp));
@@ -406,13 +412,16 @@ http_do(struct http_client *c, const struct http_request *req,
 		r = qerr_set(e, QERR_INTERNAL, NULL, "libcurl refused an option");
 		goto out;
 	}
+	t0 = provider_clock();
 	cc = curl_easy_perform(h);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	if (cc != CURLE_OK) {
+		provider_observe_call(c->system, "transport", provider_clock() - t0);
 		r = curl_failure(cc, req, &body, errbuf, e);
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	provider_observe_call(c->system, provider_http_class(status), provider_clock() - t0);
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &secs);
 	if (body.buf == NULL && !sink_add(&body, "", 0)) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");

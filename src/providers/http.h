@@ -19,6 +19,7 @@ struct http_options {
 	long timeout_ms;		/* whole request, default 30 000 */
 	size_t max_response;		/* bytes, default 16 MiB; larger is an error */
 	const char *user_agent;		/* default "quell/<version>" */
+	const char *system;		/* the [system] name, for metrics; NULL "unknown" */
 };
 
 struct http_header {

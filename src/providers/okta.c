@@ -526,6 +526,7 @@ okta_open(const struct system_config *cfg, struct provider **out, struct qerr *e
 	ho.ca_file = p->ca_file;
 	ho.timeout_ms = (long)p->timeout * 1000;
 	ho.connect_timeout_ms = ho.timeout_ms < 5000 ? ho.timeout_ms : 5000;
+	ho.system = p->name;
 	if ((r = http_client_new(&ho, &p->http, e)) != 0 || (r = start_sync(p, e)) != 0)
 		goto out;
 	*out = p;

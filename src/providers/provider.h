@@ -72,6 +72,18 @@ struct provider_ops {
 void provider_result_set(struct step_result *res, enum step_outcome outcome,
     const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*
+ * Counts one request to identity system `system` (quell_vendor_responses_total) and
+ * its time (quell_provider_call_duration_seconds); cls is "2xx", "4xx", "429", "5xx"
+ * or "transport" (no answer). For providers, after every HTTP request or LDAP
+ * operation.
+ */
+void provider_observe_call(const char *system, const char *cls, double seconds);
+/* The class of an HTTP status for provider_observe_call (0: "transport"). */
+const char *provider_http_class(long status);
+/* Monotonic seconds, for timing calls. */
+double provider_clock(void);
+
 /* The ops for a kind, or NULL when no provider of that kind is built in. */
 const struct provider_ops *provider_lookup(const char *kind);
 

@@ -2,7 +2,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/metrics.h"
 #include "provider.h"
 
 extern const struct provider_ops provider_ad;
@@ -124,4 +126,36 @@ provider_close(const struct provider_ops *ops, struct provider *p)
 {
 	if (p != NULL && ops->close != NULL)
 		ops->close(p);
+}
+
+void
+provider_observe_call(const char *system, const char *cls, double seconds)
+{
+	const char *name = system != NULL ? system : "unknown";
+
+	QM_ADD(QM_VENDOR_RESPONSES, 1, name, cls);
+	QM_OBSERVE(QM_PROVIDER_CALL_SECONDS, seconds, name);
+}
+
+const char *
+provider_http_class(long status)
+{
+	if (status == 429)
+		return "429";
+	if (status >= 500)
+		return "5xx";
+	if (status >= 400)
+		return "4xx";
+	if (status >= 300)
+		return "3xx";
+	return status >= 100 ? "2xx" : "transport";
+}
+
+double
+provider_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
