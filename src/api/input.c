@@ -2,6 +2,7 @@
  * Input checks every route shares: string fields (printable UTF-8, bounded), the
  * allowed keys of a body, ids, page sizes, tag lists. Each refusal names the field.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,8 +99,9 @@ req_limit(struct req *q, int def, int *out)
 	*out = def;
 	if (s == NULL)
 		return 0;
+	/* Digits only: strtol alone would take " 10" or "+10". */
 	n = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || n < 1 || n > 1000)
+	if (!isdigit((unsigned char)*s) || *end != '\0' || n < 1 || n > 1000)
 		return req_error(q, 400, "invalid_input", "limit",
 		    "limit must be a whole number from 1 to 1000"), -1;
 	*out = (int)n;

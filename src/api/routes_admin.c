@@ -1,5 +1,6 @@
 /* Routes about the caller and the record: whoami, the audit log and its
  * verification, API tokens. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,9 @@ route_list_audit(struct req *q)
 	struct qerr e;
 	int limit, r;
 
-	if (after != NULL && ((seq = strtoll(after, &end, 10)) < 0 || *end != '\0' ||
-	    *after == '\0'))
+	/* Digits only: strtoll alone would take " 5" or "+5". */
+	if (after != NULL && (!isdigit((unsigned char)*after) ||
+	    (seq = strtoll(after, &end, 10)) < 0 || *end != '\0'))
 		req_error(q, 400, "invalid_input", "after",
 		    "after must be a sequence number");
 	else if (req_limit(q, 100, &limit) != 0)
