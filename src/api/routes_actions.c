@@ -205,7 +205,7 @@ route_get_action(struct req *q)
 	int r;
 
 	memset(&a, 0, sizeof(a));
-	if (req_check_id(q, "id", q->arg[0], "act") != 0)
+	if (req_check_id(q, "action_id", q->arg[0], "act") != 0)
 		return 0;
 	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
 	    (r = store_action_get(tx, q->arg[0], &a, &e)) != 0) {
@@ -228,7 +228,7 @@ route_cancel_action(struct req *q)
 	int r;
 
 	memset(&a, 0, sizeof(a));
-	if (req_check_id(q, "id", q->arg[0], "act") != 0)
+	if (req_check_id(q, "action_id", q->arg[0], "act") != 0)
 		return 0;
 	req_actor(q, &who);
 	if ((r = engine_cancel(q->api->eng, &who, q->arg[0], &a, &e)) != 0) {
@@ -253,7 +253,7 @@ decide(struct req *q, bool approve)
 
 	memset(&a, 0, sizeof(a));
 	qerr_clear(&e);
-	if (req_check_id(q, "id", q->arg[0], "act") != 0 ||
+	if (req_check_id(q, "action_id", q->arg[0], "act") != 0 ||
 	    req_optional_reason(q, &o, &reason) != 0)
 		goto out;
 	req_actor(q, &who);
@@ -403,7 +403,7 @@ route_undo_action(struct req *q)
 
 	memset(&a, 0, sizeof(a));
 	qerr_clear(&e);
-	if (req_check_id(q, "id", q->arg[0], "act") != 0 || (o = req_json(q)) == NULL)
+	if (req_check_id(q, "action_id", q->arg[0], "act") != 0 || (o = req_json(q)) == NULL)
 		return 0;
 	if (req_only_keys(q, o, "", keys) != 0 ||
 	    req_field_str(q, o, "reason", true, REASON_MAX, &reason) != 0)

@@ -393,7 +393,7 @@ route_post_alert(struct req *q)
 int
 route_get_alert(struct req *q)
 {
-	if (req_check_id(q, "id", q->arg[0], "alr") != 0)
+	if (req_check_id(q, "alert_id", q->arg[0], "alr") != 0)
 		return 0;
 	return reply_alert(q, q->arg[0], 200);
 }
@@ -446,7 +446,7 @@ route_release_identity(struct req *q)
 	int r;
 
 	qerr_clear(&e);
-	if (req_check_id(q, "id", q->arg[0], "idn") != 0 || (o = req_json(q)) == NULL)
+	if (req_check_id(q, "identity_id", q->arg[0], "idn") != 0 || (o = req_json(q)) == NULL)
 		return 0;
 	if (req_only_keys(q, o, "", keys) != 0 ||
 	    req_field_str(q, o, "reason", true, REASON_MAX, &reason) != 0)

@@ -71,7 +71,7 @@ reply_identity(struct req *q, const char *id)
 int
 route_get_identity(struct req *q)
 {
-	if (req_check_id(q, "id", q->arg[0], "idn") != 0)
+	if (req_check_id(q, "identity_id", q->arg[0], "idn") != 0)
 		return 0;
 	return reply_identity(q, q->arg[0]);
 }
@@ -253,7 +253,7 @@ route_post_link(struct req *q)
 	const char *acc;
 	json_t *o;
 
-	if (req_check_id(q, "id", q->arg[0], "idn") != 0 || (o = req_json(q)) == NULL)
+	if (req_check_id(q, "identity_id", q->arg[0], "idn") != 0 || (o = req_json(q)) == NULL)
 		return 0;
 	if (req_only_keys(q, o, "", keys) == 0 &&
 	    req_field_str(q, o, "account_id", true, 64, &acc) == 0 &&
@@ -266,7 +266,7 @@ route_post_link(struct req *q)
 int
 route_delete_link(struct req *q)
 {
-	if (req_check_id(q, "id", q->arg[0], "idn") != 0 ||
+	if (req_check_id(q, "identity_id", q->arg[0], "idn") != 0 ||
 	    req_check_id(q, "account_id", q->arg[1], "acc") != 0)
 		return 0;
 	return link_account(q, q->arg[0], q->arg[1], false);
@@ -286,7 +286,7 @@ route_put_tags(struct req *q)
 	int r;
 
 	memset(&i, 0, sizeof(i));
-	if (req_check_id(q, "id", q->arg[0], "idn") != 0 || (o = req_json(q)) == NULL)
+	if (req_check_id(q, "identity_id", q->arg[0], "idn") != 0 || (o = req_json(q)) == NULL)
 		return 0;
 	if (req_only_keys(q, o, "", keys) != 0 ||
 	    req_tag_list(q, json_object_get(o, "tags"), "tags", &tags, &ntags) != 0)

@@ -121,14 +121,14 @@ def test_bad_input(quelld, make_user):
                       {"account_id": "acc_" + "0" * 24}), 404, "account_id",
            "link unknown account")
     expect(admin.post("/api/v1/identities/idn_x/accounts", {"account_id": u.account_id}),
-           400, "id", "link bad identity id")
+           400, "identity_id", "link bad identity id")
     expect(admin.delete(f"/api/v1/identities/{u.identity_id}/accounts/acc_x"), 400,
            "account_id", "unlink bad account id")
     expect(admin.post("/api/v1/sync/nowhere"), 404, "system", "sync unknown system")
-    for path, field in (("/api/v1/actions/act_zzz", "id"),
-                        ("/api/v1/actions/idn_" + "0" * 24, "id"),
-                        ("/api/v1/actions/act_zzz/cancel", "id"),
-                        ("/api/v1/identities/idn_%27%20OR%201=1", "id"),
+    for path, field in (("/api/v1/actions/act_zzz", "action_id"),
+                        ("/api/v1/actions/idn_" + "0" * 24, "action_id"),
+                        ("/api/v1/actions/act_zzz/cancel", "action_id"),
+                        ("/api/v1/identities/idn_%27%20OR%201=1", "identity_id"),
                         ("/api/v1/actions?status=bogus", "status"),
                         ("/api/v1/actions?type=nuke", "type"),
                         ("/api/v1/actions?limit=0", "limit"),
