@@ -21,6 +21,8 @@ struct api {
 	char *tls_key;
 	struct web *web;	/* the console: files and browser sessions */
 	struct oidc *oidc;	/* bearer JWTs; NULL without [oidc] */
+	struct conn_guard *guard;	/* header deadlines (connguard.c) */
+	struct hunt_pool *hunts;	/* hunting queries' own threads (routes_hunting.c) */
 };
 
 struct req {
@@ -42,6 +44,17 @@ struct req {
 	struct grant_set grants; /* what the policy grants them; perms is the union */
 	int status;		/* set by the handler with resp */
 	json_t *resp;
+	const char *allow;	/* a 405's Allow header: the path's methods */
+	unsigned retry_after;	/* seconds, for a Retry-After header; 0 = none */
+	bool close;		/* the connection cannot be trusted after this answer */
+	/* A handler that suspended the connection (q->suspended) to finish elsewhere
+	 * sets resume, which MHD's thread calls when the connection is resumed to set
+	 * the answer; job is its state, freed by job_free (also when the request ends
+	 * without resume having run). */
+	bool suspended;
+	int (*resume)(struct req *q);
+	void *job;
+	void (*job_free)(void *job);
 };
 
 /* Sets an error answer: {"error":{"code","message","field"}}; returns 0. */
@@ -67,6 +80,31 @@ void req_actor(const struct req *q, struct actor *who);
  * with the error answer set.
  */
 bool req_authorize(struct req *q);
+
+/*
+ * Header deadlines (connguard.c): conn_guard_notify is the MHD_OPTION_NOTIFY_CONNECTION
+ * callback (cls: the guard); a connection whose request headers are not complete
+ * within header_timeout_s of its start (or of its previous request's end) is shut
+ * down. *out is the caller's, for conn_guard_close after MHD_stop_daemon (NULL ok).
+ */
+struct conn_guard;
+int conn_guard_open(unsigned header_timeout_s, struct conn_guard **out, struct qerr *e);
+void conn_guard_close(struct conn_guard *g);
+void conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe);
+/* The handler has the connection's request (headers complete) / is done with it. */
+void conn_guard_request_started(struct MHD_Connection *conn);
+void conn_guard_request_ended(struct MHD_Connection *conn);
+
+/*
+ * Hunting's own threads (routes_hunting.c): workers queries at most at once, none
+ * waiting; *out is the caller's. hunt_pool_close waits for the queries running (each
+ * resumes its connection) and must run before MHD_stop_daemon (NULL ok).
+ */
+struct hunt_pool;
+int hunt_pool_open(struct store *st, unsigned workers, struct hunt_pool **out,
+    struct qerr *e);
+void hunt_pool_close(struct hunt_pool *p);
 
 typedef int (*route_fn)(struct req *q);
 

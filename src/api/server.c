@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/rbac.h"
+#include "core/text.h"
 #include "internal.h"
 #include "web.h"
 
@@ -264,6 +265,16 @@ req_send_json(struct req *q, const char *cookie)
 		    "Bearer realm=\"quell\"");
 	if (cookie != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+	if (q->status == 405 && q->allow != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, q->allow);
+	if (q->retry_after != 0) {
+		char ra[16];
+
+		snprintf(ra, sizeof(ra), "%u", q->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
+	if (q->close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(q->conn, (unsigned)q->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -308,6 +319,77 @@ handle(struct req *q)
 	routes_dispatch(q);
 }
 
+/* What the query-string checks found first: the parameter to name, or nothing. */
+struct arg_check {
+	char bad[72];
+};
+
+static enum MHD_Result
+arg_check(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+    const char *value, size_t value_size)
+{
+	struct arg_check *c = cls;
+
+	(void)kind;
+	/* MHD decodes %00 and keeps the length: a C string would end at the NUL and
+	 * the rest of the value would be silently dropped. */
+	if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size)) {
+		snprintf(c->bad, sizeof(c->bad), "%.64s", key);
+		if (!text_printable(c->bad, false))
+			snprintf(c->bad, sizeof(c->bad), "%s", "query");
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+struct length_check {
+	const char *first;
+	bool conflict;
+};
+
+static enum MHD_Result
+length_check(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct length_check *c = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	if (c->first == NULL)
+		c->first = value ? value : "";
+	else if (strcmp(c->first, value ? value : "") != 0)
+		c->conflict = true;
+	return MHD_YES;
+}
+
+/*
+ * Refusals that need nothing but the request line and headers: false with the
+ * answer set. Two Content-Length headers that disagree mean the body's end depends
+ * on who reads it (request smuggling), so the connection is closed after the 400.
+ */
+static bool
+request_sane(struct req *q)
+{
+	struct length_check lc = { NULL, false };
+	struct arg_check ac;
+
+	MHD_get_connection_values(q->conn, MHD_HEADER_KIND, length_check, &lc);
+	if (lc.conflict) {
+		q->close = true;
+		req_error(q, 400, "invalid_input", "Content-Length",
+		    "the request has Content-Length headers that disagree");
+		return false;
+	}
+	memset(&ac, 0, sizeof(ac));
+	MHD_get_connection_values_n(q->conn, MHD_GET_ARGUMENT_KIND, arg_check, &ac);
+	if (ac.bad[0] != '\0') {
+		req_error(q, 400, "invalid_input", ac.bad,
+		    "query parameter %s must not hold a NUL character", ac.bad);
+		return false;
+	}
+	return true;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *data, size_t *size, void **con_cls)
@@ -324,7 +406,17 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		q->method = method;
 		q->path = url;
 		*con_cls = q;
+		conn_guard_request_started(conn);
+		/* Refused before any body is read; MHD discards the rest. */
+		if (!request_sane(q))
+			return req_send_json(q, NULL);
 		return MHD_YES;
+	}
+	if (q->resume != NULL) {
+		/* A suspended handler's work is done (its connection was resumed). */
+		q->suspended = false;
+		q->resume(q);
+		return req_send_json(q, NULL);
 	}
 	if (*size != 0) {
 		if (collect(q, data, *size) != 0)
@@ -335,6 +427,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	if (web_request(q, &ret))
 		return ret;
 	handle(q);
+	/* Suspended: the answer comes when the handler's work resumes it. */
+	if (q->suspended)
+		return MHD_YES;
 	return req_send_json(q, NULL);
 }
 
@@ -347,8 +442,11 @@ on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	(void)conn;
 	(void)toe;
+	conn_guard_request_ended(conn);
 	if (q == NULL)
 		return;
+	if (q->job_free != NULL)
+		q->job_free(q->job);
 	json_decref(q->resp);
 	free(q->grants.g);
 	principal_clear(&q->who);
@@ -451,7 +549,7 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 	struct sockaddr_in sa;
 	const union MHD_DaemonInfo *info;
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	    MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 	struct api *api;
 	int r;
 
@@ -471,7 +569,9 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 		flags |= MHD_USE_TLS;
 	}
 	if ((r = web_open(cfg, cfg->tls_cert != NULL, &api->web, e)) != 0 ||
-	    (r = oidc_open(cfg, &api->oidc, e)) != 0) {
+	    (r = oidc_open(cfg, &api->oidc, e)) != 0 ||
+	    (r = conn_guard_open(cfg->header_timeout_s, &api->guard, e)) != 0 ||
+	    (r = hunt_pool_open(st, cfg->hunt_workers, &api->hunts, e)) != 0) {
 		api_stop(api);
 		return r;
 	}
@@ -485,7 +585,12 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 	api->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api,
 	    MHD_OPTION_ARRAY, where,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)4,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60,
+	    /* One client address holds at most its share, so the rest of the
+	     * connection limit is always left to the others. */
+	    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_client,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
+	    MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, api->guard,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_done, api,
 	    api->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, api->tls_cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, api->tls_key,
@@ -516,8 +621,11 @@ api_stop(struct api *api)
 {
 	if (api == NULL)
 		return;
+	/* Hunts resume their suspended connections first: MHD cannot stop with one. */
+	hunt_pool_close(api->hunts);
 	if (api->d != NULL)
 		MHD_stop_daemon(api->d);
+	conn_guard_close(api->guard);
 	web_close(api->web);
 	oidc_close(api->oidc);
 	if (api->tls_key != NULL) {

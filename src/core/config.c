@@ -126,6 +126,38 @@ server_key(struct parser *p, const char *k, const char *v)
 		c->max_body = (size_t)n;
 		return 0;
 	}
+	/* Connection limits: what one client address, and all of them together, may
+	 * hold open, so one client cannot take the listener from the others. */
+	if (strcmp(k, "max_connections") == 0) {
+		if ((r = parse_int(p, k, v, 16, 100000, &n)) != 0)
+			return r;
+		c->max_connections = (unsigned)n;
+		return 0;
+	}
+	if (strcmp(k, "max_connections_per_client") == 0) {
+		if ((r = parse_int(p, k, v, 1, 100000, &n)) != 0)
+			return r;
+		c->max_connections_per_client = (unsigned)n;
+		return 0;
+	}
+	if (strcmp(k, "header_timeout") == 0 || strcmp(k, "idle_timeout") == 0) {
+		int64_t ms;
+
+		if (config_duration(v, 1000, 3600 * 1000, &ms) != 0 || ms % 1000 != 0)
+			return fail(p, "%s must be a whole number of seconds from 1s to 1h "
+			    "(e.g. 5s, 2m), not '%s'", k, v);
+		if (k[0] == 'h')
+			c->header_timeout_s = (unsigned)(ms / 1000);
+		else
+			c->idle_timeout_s = (unsigned)(ms / 1000);
+		return 0;
+	}
+	if (strcmp(k, "hunt_workers") == 0) {
+		if ((r = parse_int(p, k, v, 1, 64, &n)) != 0)
+			return r;
+		c->hunt_workers = (unsigned)n;
+		return 0;
+	}
 	if (strcmp(k, "token_max_lifetime") == 0) {
 		if (c->token_max_lifetime_ms != 0)
 			return fail(p, "%s", "this key is set twice");
@@ -635,6 +667,21 @@ finish(struct parser *p)
 		c->workers = 8;
 	if (c->max_body == 0)
 		c->max_body = 64 * 1024;
+	if (c->max_connections == 0)
+		c->max_connections = 1000;
+	if (c->max_connections_per_client == 0)
+		c->max_connections_per_client = 32;
+	if (c->max_connections_per_client > c->max_connections / 2)
+		return qerr_set(p->e, QERR_CONFIG, "max_connections_per_client",
+		    "%s: [server] max_connections_per_client must be at most half of "
+		    "max_connections (%u), so other clients keep room", c->file,
+		    c->max_connections);
+	if (c->header_timeout_s == 0)
+		c->header_timeout_s = 5;
+	if (c->idle_timeout_s == 0)
+		c->idle_timeout_s = 60;
+	if (c->hunt_workers == 0)
+		c->hunt_workers = 2;
 	if (!c->log_set[0])
 		c->log_level = LOG_LVL_INFO;
 	return 0;

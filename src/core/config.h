@@ -2,6 +2,8 @@
  * quelld's configuration as plain data. The parser (config.c) reads an INI-style file:
  *
  *   [server]            listen, tls_cert, tls_key, node_id, workers, max_body,
+ *                       max_connections, max_connections_per_client,
+ *                       header_timeout, idle_timeout, hunt_workers,
  *                       token_max_lifetime, log_format, log_level
  *   [engine]            lease_ms, retry_base_ms, retry_cap_ms, max_attempts
  *   [store]             path
@@ -90,6 +92,11 @@ struct config {
 	char *node_id;
 	int workers;
 	size_t max_body;
+	unsigned max_connections;	/* open at once, all clients; default 1000 */
+	unsigned max_connections_per_client;	/* per client address; default 32 */
+	unsigned header_timeout_s;	/* a request's headers complete within; 5 */
+	unsigned idle_timeout_s;	/* a connection silent this long is closed; 60 */
+	unsigned hunt_workers;	/* hunting queries run at once; default 2 */
 	/* Longest life an API token may be given, and the life of one created without
 	 * an expiry; 0 = no limit (tokens without an expiry never expire). */
 	int64_t token_max_lifetime_ms;
