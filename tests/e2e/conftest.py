@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+import contract
+
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SH = REPO / "scripts" / "lab" / "samba.sh"
 PASSWORD = "E2e-Pw-" + secrets.token_hex(4)
@@ -618,16 +620,29 @@ class Quelld:
             except OSError:
                 return False
         wait_for(healthy, 30, what="/healthz")
+        # The contract pass: the suite talks to quelld through a validating proxy of
+        # docs/openapi.yaml (tests/e2e/contract.py); direct_port bypasses it.
+        self.direct_port = self.port
+        if contract.ENABLED:
+            self.proxy = contract.Proxy(self.port, self.dir, wait_for)
+            self.port = self.proxy.port
         return self
+
+    def _stop_proxy(self):
+        if getattr(self, "proxy", None) is not None:
+            self.proxy.stop()
+            self.proxy = None
 
     def kill(self):
         """SIGKILL: no cleanup of any kind."""
+        self._stop_proxy()
         if self.proc is not None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
             self.proc = None
 
     def stop(self):
+        self._stop_proxy()
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -679,6 +694,16 @@ class User:
         self.account = acct
         self.account_id = acct["id"]
         return self
+
+
+@pytest.fixture(autouse=True)
+def api_contract():
+    """In the contract pass, fails the test when an answer quelld gave it broke
+    docs/openapi.yaml."""
+    yield
+    if contract.ENABLED:
+        bad = contract.collect()
+        assert not bad, "answers that break docs/openapi.yaml:\n" + "\n".join(bad[:30])
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def log_after(q, offset):
 
 def test_reload_keeps_old_config_on_error_and_swaps_on_success(quelld, lab):
     q = quelld()
-    port, pid = q.port, q.proc.pid
+    port, pid = q.direct_port, q.proc.pid
     good = q.conf.read_text()
     assert [s["name"] for s in q.admin.ok("GET", "/api/v1/systems")["systems"]] == ["corp"]
 

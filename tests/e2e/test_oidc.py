@@ -130,10 +130,12 @@ def reloads(q):
     return q.log.read_text().count("jwks reloaded")
 
 
-def refused(q, token, reason):
-    """Asserts one 401 with WWW-Authenticate whose refusal is audited with reason."""
+def refused(q, token, reason, direct=False):
+    """Asserts one 401 with WWW-Authenticate whose refusal is audited with reason
+    (direct: to quelld itself, past the contract pass's proxy, which refuses headers
+    as large as some of these tokens on its own)."""
     before = q.admin.audit_count()
-    r = Api(q.port).get("/api/v1/whoami", token=token)
+    r = Api(q.direct_port if direct else q.port).get("/api/v1/whoami", token=token)
     assert r.status == 401, f"{reason}: {r}"
     assert r.headers.get("www-authenticate", "").startswith("Bearer"), reason
     assert reason in r.error.get("message", ""), f"want '{reason}': {r}"
@@ -217,7 +219,7 @@ def test_refusals(oidc_quelld, keys):
 
     # bigger than max_token_bytes (default 16384), yet an honest signature
     big = jwt(rsa, claims(pad="x" * 17000))
-    refused(q, big, "token longer than 16384 bytes")
+    refused(q, big, "token longer than 16384 bytes", direct=True)
 
     refused(q, "a.b.c", "malformed token")
     refused(q, jwt(rsa, claims(roles="Quell.Admin")), "malformed roles claim")

@@ -45,7 +45,7 @@ def artifacts():
 
 def run_node(q, artifacts, files, **extra):
     env = dict(os.environ,
-               QUELL_WEB_URL=f"http://127.0.0.1:{q.port}",
+               QUELL_WEB_URL=f"http://127.0.0.1:{q.direct_port}",
                QUELL_WEB_ARTIFACTS=str(artifacts),
                QUELL_CHROMIUM=CHROMIUM,
                NODE_PATH=str(PLAYWRIGHT.parent),
