@@ -91,21 +91,37 @@ match(struct req *q, const char *pattern, const char *path)
 int
 routes_dispatch(struct req *q)
 {
+	/* Every method of the routes here is in this list: at most all of them. */
+	static const char *const methods[] = { "GET", "POST", "PUT", "DELETE" };
+	static __thread char allow[32];
 	bool path_known = false;
-	size_t i;
+	unsigned known = 0;
+	size_t i, k;
 
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (!match(q, routes[i].pattern, q->path))
 			continue;
 		path_known = true;
-		if (strcmp(routes[i].method, q->method) != 0)
+		if (strcmp(routes[i].method, q->method) != 0) {
+			for (k = 0; k < sizeof(methods) / sizeof(methods[0]); k++)
+				if (strcmp(routes[i].method, methods[k]) == 0)
+					known |= 1u << k;
 			continue;
+		}
 		if (!allowed(q, routes[i].perm))
 			return 0;
 		return routes[i].fn(q);
 	}
-	if (path_known)
+	if (path_known) {
+		/* RFC 9110: a 405 says which methods the resource does support. */
+		allow[0] = '\0';
+		for (k = 0; k < sizeof(methods) / sizeof(methods[0]); k++)
+			if (known & (1u << k))
+				snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow),
+				    "%s%s", allow[0] ? ", " : "", methods[k]);
+		q->allow = allow;
 		return req_error(q, 405, "method_not_allowed", NULL,
-		    "%s is not allowed on %s", q->method, q->path);
+		    "%s is not allowed on %s (allowed: %s)", q->method, q->path, allow);
+	}
 	return req_error(q, 404, "not_found", NULL, "no route %s", q->path);
 }

@@ -165,3 +165,98 @@ def test_bad_input(quelld, make_user):
         a = api.submit("disable", u.identity_id, reason=val)
         assert api.action(a["id"])["reason"] == val
     assert q.admin.ok("GET", "/api/v1/audit/verify")["ok"] is True
+
+
+BIDI = {f"U+{c:04X}": chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def test_smaller_holes(quelld, make_user):
+    """Issue 12, hole 8: each of these was accepted (or failed) before."""
+    import os
+    import socket
+    import stat
+    q = quelld()
+    admin = q.admin
+    u = make_user(q, "small")
+    failures = []
+
+    def expect(r, status, field, where):
+        if r.status != status or (field is not None and r.error.get("field") != field):
+            failures.append(f"{where}: want {status} naming {field!r}, got {r}")
+
+    # a NUL in a query parameter is refused, not cut short
+    expect(admin.get("/api/v1/identities?q=%00zzzz"), 400, "q", "q=%00zzzz")
+    expect(admin.get("/api/v1/actions?status=queued%00x"), 400, "status", "status NUL")
+    # numbers are digits only: no leading space or sign
+    expect(admin.get("/api/v1/actions?limit=%2010"), 400, "limit", "limit=' 10'")
+    expect(admin.get("/api/v1/actions?limit=+10"), 400, "limit", "limit='+10'")
+    expect(admin.get("/api/v1/audit?after=%205"), 400, "after", "after=' 5'")
+    expect(admin.get("/api/v1/actions?limit=10"), 200, None, "limit=10")
+
+    # bidirectional controls are refused in reasons, alert titles and ids, token names
+    alert = {"id": "bidi-1", "source": "mdi", "time": "2026-12-01T08:00:00Z",
+             "title": "t", "category": "ransomware", "severity": "low",
+             "confidence": 10, "entities": {"accounts": []}}
+    for name, ch in BIDI.items():
+        expect(admin.post("/api/v1/actions", {"type": "disable", "identity_id":
+               u.identity_id, "reason": f"ok{ch}kayak"}), 400, "reason", f"reason {name}")
+        expect(admin.post("/api/v1/alerts", {**alert, "title": f"x{ch}y"}), 400,
+               "title", f"alert title {name}")
+        expect(admin.post("/api/v1/alerts", {**alert, "id": f"x{ch}y"}), 400, "id",
+               f"alert id {name}")
+        expect(admin.post("/api/v1/tokens", {"name": f"bot{ch}", "role": "viewer"}), 400,
+               "name", f"token name {name}")
+
+    # two Content-Length headers that disagree: 400 and the connection closed
+    s = socket.create_connection(("127.0.0.1", q.port), timeout=30)
+    body = b'{"reason": "x"}'
+    s.sendall(b"POST /api/v1/actions/act_" + b"0" * 24 + b"/cancel HTTP/1.1\r\n"
+              b"Host: x\r\nAuthorization: Bearer " + q.tokens["admin"].encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+              b"Content-Length: 2\r\n\r\n" % len(body) + body)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    if not got.startswith(b"HTTP/1.1 400") or b"Content-Length" not in got:
+        failures.append(f"duplicate Content-Length: {got[:300]!r}")
+
+    # a 405 says what is allowed
+    r = admin.delete("/api/v1/actions")
+    if r.status != 405 or r.headers.get("allow") != "GET, POST":
+        failures.append(f"405 Allow: {r.status} {r.headers.get('allow')!r}")
+    r = admin.request("PATCH", "/api/v1/identities/idn_" + "0" * 24)
+    if r.status != 405 or r.headers.get("allow") != "GET":
+        failures.append(f"405 Allow (identity): {r.status} {r.headers.get('allow')!r}")
+
+    # hunting: NUL in a value, and count(*) over every view
+    r = admin.post("/api/v1/hunting/query", {"query": "SELECT char(0) AS z, 'a' AS b"})
+    if r.status != 200 or r.json["rows"] != [["\u0000", "a"]]:
+        failures.append(f"SELECT char(0): {r}")
+    for view in ("IdentityInfo", "IdentityAccounts", "Alerts", "AlertEntities", "Actions",
+                 "ActionSteps", "AuditEvents"):
+        r = admin.post("/api/v1/hunting/query", {"query": f"SELECT count(*) AS n FROM {view}"})
+        if r.status != 200 or not isinstance(r.json["rows"][0][0], int):
+            failures.append(f"count(*) FROM {view}: {r}")
+    r = admin.post("/api/v1/hunting/query", {"query": "SELECT count(*) FROM IdentityInfo"})
+    n_ident = r.json["rows"][0][0] if r.status == 200 else None
+    r = admin.post("/api/v1/hunting/query", {"query": "SELECT identity_id FROM "
+                                             "IdentityInfo", "limit": 10000})
+    if r.status != 200 or len(r.json["rows"]) != n_ident:
+        failures.append(f"count(*) {n_ident} != rows {r}")
+    # what count(*) is allowed to read tells nothing more than the views show
+    r = admin.post("/api/v1/hunting/query", {"query": "SELECT name FROM sqlite_master"})
+    if r.status != 400:
+        failures.append(f"sqlite_master read: {r}")
+
+    # the store is private: the database (and its journal files) 0600
+    for p in q.dir.glob("quell.db*"):
+        mode = stat.S_IMODE(os.stat(p).st_mode)
+        if mode & 0o077:
+            failures.append(f"{p.name} is {oct(mode)}")
+
+    assert not failures, "\n".join(failures)
+    assert admin.ok("GET", "/api/v1/audit/verify")["ok"] is True
