@@ -40,9 +40,10 @@ int auth_token_lifetime(const struct config *cfg, const char *expires, const cha
  * with one of the scope tags (none: every identity), expiring life_ms after its
  * creation (0 = never), stores its SHA-256 and audits it as actor. *token (caller
  * frees with auth_token_free) is shown once; *expires_at (may be NULL) is when it
- * expires, 0 for never.
+ * expires, 0 for never. A name quell keeps for its own principals
+ * (rbac_reserved_name) is refused: QERR_INVALID naming "name".
  */
-int auth_token_create(struct store *st, const char *actor, const char *name,
+int auth_token_create(struct store *st, const struct actor *who, const char *name,
     const char *role, char *const *scope, size_t nscope, int64_t life_ms,
     char **token, int64_t *expires_at, struct qerr *e);
 /* Zeroes and frees a token; accepts NULL. */
@@ -62,11 +63,11 @@ int auth_token_check(struct store *st, const char *token, struct principal *p,
 int auth_token_principal(struct store *st, const char *id, const unsigned char hash[32],
     struct principal *p, struct qerr *e);
 /*
- * Revokes token id as actor (a name; actor_id its id), giving reason (NULL: none), and
+ * Revokes token id as who, giving reason (NULL: none), and
  * audits it as token.revoked in the same transaction. QERR_NOT_FOUND, QERR_CONFLICT
  * when already revoked. *out (caller clears) is the token as revoked.
  */
-int auth_token_revoke(struct store *st, const char *actor, const char *actor_id,
+int auth_token_revoke(struct store *st, const struct actor *who,
     const char *id, const char *reason, struct token_info *out, struct qerr *e);
 
 #endif

@@ -18,6 +18,7 @@
 #include "api.h"
 #include "core/id.h"
 #include "core/log.h"
+#include "core/rbac.h"
 
 #define SECRET_BYTES 32
 /* last_used_at is this coarse: the list says "used in the last minute", no finer. */
@@ -80,22 +81,24 @@ auth_token_lifetime(const struct config *cfg, const char *expires, const char *f
 }
 
 int
-auth_token_create(struct store *st, const char *actor, const char *name,
+auth_token_create(struct store *st, const struct actor *who, const char *name,
     const char *role, char *const *scope, size_t nscope, int64_t life_ms,
     char **token, int64_t *expires_at, struct qerr *e)
 {
 	unsigned char secret[SECRET_BYTES], hash[32];
-	char id[ID_LEN], *tok = NULL, *detail = NULL;
+	char id[ID_LEN], *tok = NULL;
 	struct store_tx *tx = NULL;
 	struct token_info t;
-	struct audit_entry ent;
-	json_t *d;
+	json_t *d = NULL;
 	size_t i, idlen, b64len = sodium_base64_ENCODED_LEN(SECRET_BYTES,
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 	int r = QERR_NOMEM;
 
 	memset(&t, 0, sizeof(t));
-	memset(&ent, 0, sizeof(ent));
+	/* Entries by a token so named would read as quell's own. */
+	if (rbac_reserved_name(name))
+		return qerr_set(e, QERR_INVALID, "name", "name '%s' is reserved for quell's "
+		    "own principals: choose another", name);
 	t.p.created_at = engine_now_ms();
 	/* From the very creation time, so expires_at - created_at is what was asked. */
 	t.expires_at = life_ms != 0 ? t.p.created_at + life_ms : 0;
@@ -118,23 +121,17 @@ auth_token_create(struct store *st, const char *actor, const char *name,
 	/* The audit entry names the token by its id, never by any part of its secret. */
 	if ((d = json_pack("{s:s, s:s, s:s, s:o, s:I}", "token_id", id, "name", name,
 	    "role", role, "scope", json_array(), "expires_at",
-	    (json_int_t)t.expires_at)) != NULL) {
+	    (json_int_t)t.expires_at)) != NULL)
 		for (i = 0; i < nscope; i++)
 			json_array_append_new(json_object_get(d, "scope"),
 			    json_string(scope[i]));
-		detail = json_dumps(d, JSON_COMPACT);
-	}
-	json_decref(d);
-	if (detail == NULL)
+	if (d == NULL)
 		goto out;
-	ent.time = t.p.created_at;
-	ent.actor = (char *)actor;
-	ent.event = "token.created";
-	ent.detail = detail;
 	if ((r = store_tx_begin(st, true, &tx, e)) != 0)
 		goto out;
 	if ((r = store_token_insert(tx, &t, hash, e)) != 0 ||
-	    (r = store_audit_append(tx, &ent, e)) != 0)
+	    (r = engine_audit_tx_as(tx, who, "token.created", NULL, NULL, NULL, d,
+	    e)) != 0)
 		goto out;
 	r = store_tx_commit(tx, e);
 	tx = NULL;
@@ -149,7 +146,7 @@ out:
 		qerr_set(e, r, NULL, "out of memory");
 	store_tx_rollback(tx);
 	sodium_memzero(hash, sizeof(hash));
-	free(detail);
+	json_decref(d);
 	auth_token_free(tok);
 	return r;
 }
@@ -246,36 +243,28 @@ auth_token_check(struct store *st, const char *token, struct principal *p,
 }
 
 int
-auth_token_revoke(struct store *st, const char *actor, const char *actor_id,
-    const char *id, const char *reason, struct token_info *out, struct qerr *e)
+auth_token_revoke(struct store *st, const struct actor *who, const char *id, const char *reason, struct token_info *out, struct qerr *e)
 {
 	unsigned char hash[32];
 	struct store_tx *tx = NULL;
-	struct audit_entry ent;
-	char *detail = NULL;
 	json_t *d = NULL;
 	int64_t now = engine_now_ms();
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	memset(&ent, 0, sizeof(ent));
 	if ((r = store_tx_begin(st, true, &tx, e)) != 0)
 		return r;
-	if ((r = store_token_revoke(tx, id, now, actor, e)) != 0 ||
+	if ((r = store_token_revoke(tx, id, now, who->name, e)) != 0 ||
 	    (r = store_token_get(tx, id, out, hash, e)) != 0)
 		goto out;
 	/* Whose token it was, so the entry reads on its own. */
 	r = QERR_NOMEM;
 	if ((d = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "token_id", id, "name",
 	    out->p.name ? out->p.name : "", "role", out->p.role ? out->p.role : "",
-	    "revoked_by_id", actor_id, "reason", reason)) == NULL ||
-	    (detail = json_dumps(d, JSON_COMPACT)) == NULL)
+	    "revoked_by_id", who->id, "reason", reason)) == NULL)
 		goto out;
-	ent.time = now;
-	ent.actor = (char *)actor;
-	ent.event = "token.revoked";
-	ent.detail = detail;
-	if ((r = store_audit_append(tx, &ent, e)) != 0)
+	if ((r = engine_audit_tx_as(tx, who, "token.revoked", NULL, NULL, NULL, d,
+	    e)) != 0)
 		goto out;
 	r = store_tx_commit(tx, e);
 	tx = NULL;
@@ -287,6 +276,5 @@ out:
 	if (r != 0)
 		token_info_clear(out);
 	json_decref(d);
-	free(detail);
 	return r;
 }

@@ -46,6 +46,8 @@ struct req {
 	json_t *resp;
 	const char *allow;	/* a 405's Allow header: the path's methods */
 	unsigned retry_after;	/* seconds, for a Retry-After header; 0 = none */
+	char client[48];	/* the client's address (req_client) */
+	char actor_id[600];	/* a JWT principal's stable id (req_actor) */
 	bool close;		/* the connection cannot be trusted after this answer */
 	/* A handler that suspended the connection (q->suspended) to finish elsewhere
 	 * sets resume, which MHD's thread calls when the connection is resumed to set
@@ -71,10 +73,26 @@ int req_reply(struct req *q, unsigned status, json_t *o);
 const char *req_query(struct req *q, const char *key);
 /* The body parsed as a JSON object, or NULL with the error answer set. */
 json_t *req_json(struct req *q);
-/* Audits a refused request (401 or 403). */
+/*
+ * Audits a refused request (401 or 403): an authenticated principal's as an entry
+ * of its own; a caller's that did not authenticate through refusals_note.
+ */
 void req_audit_denial(struct req *q, const char *event, const char *why);
-/* The engine's view of the caller. */
-void req_actor(const struct req *q, struct actor *who);
+/* The engine's view of the caller: kind (token, jwt, session), stable id (token
+ * id; JWT issuer#subject), display name and client address. Borrows from q. */
+void req_actor(struct req *q, struct actor *who);
+/* The client's address as text ("127.0.0.1", "::1"), cached in q. */
+const char *req_client(struct req *q);
+
+/*
+ * Refusals of unauthenticated callers (refusals.c): counted per client address,
+ * event and reason, one audit entry per minute with the count; past the budget per
+ * address the answer set on q becomes 429 with Retry-After.
+ */
+void refusals_note(struct req *q, const char *event, const char *why);
+/* Writes the windows a minute old (all: every window, before the audit log is read
+ * or at shutdown). */
+void refusals_flush(struct engine *eng, bool all);
 /*
  * What the access policy grants the authenticated caller (q->grants, q->perms); false
  * with the error answer set.

@@ -59,7 +59,11 @@ render_action(const struct action *a, bool with_steps)
 		return NULL;
 	json_object_set_new(o, "undo_of", str_or_null(a->undo_of));
 	json_object_set_new(o, "approval_rule", str_or_null(a->approval_rule));
+	json_object_set_new(o, "requested_by_kind", str_or_null(a->requested_by_kind));
+	json_object_set_new(o, "requested_by_id", str_or_null(a->requested_by_id));
 	json_object_set_new(o, "decided_by", str_or_null(a->decided_by));
+	json_object_set_new(o, "decided_by_kind", str_or_null(a->decided_by_kind));
+	json_object_set_new(o, "decided_by_id", str_or_null(a->decided_by_id));
 	json_object_set_new(o, "alert_id", str_or_null(a->alert_id));
 	json_object_set_new(o, "approval_expires_at", a->status == ACTION_PENDING_APPROVAL ?
 	    render_time(a->approval_expires) : json_null());
@@ -117,11 +121,16 @@ render_audit(const struct audit_entry *ent)
 {
 	json_t *detail = json_loads(ent->detail ? ent->detail : "{}", 0, NULL);
 
-	return json_pack("{s:I, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s}",
+	/* actor_kind, actor_id and client are null on entries older than format 2. */
+	return json_pack("{s:I, s:o, s:I, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:i,"
+	    " s:o, s:o, s:o}",
 	    "seq", (json_int_t)ent->seq, "time", render_time(ent->time),
 	    "time_ms", (json_int_t)ent->time, "actor", ent->actor, "event", ent->event,
 	    "action_id", str_or_null(ent->action_id), "step_id", str_or_null(ent->step_id),
 	    "identity_id", str_or_null(ent->identity_id),
 	    "detail", detail ? detail : json_string(ent->detail ? ent->detail : ""),
-	    "prev_hash", ent->prev_hash, "hash", ent->hash);
+	    "prev_hash", ent->prev_hash, "hash", ent->hash,
+	    "format", ent->format > 0 ? ent->format : 1,
+	    "actor_kind", str_or_null(ent->actor_kind),
+	    "actor_id", str_or_null(ent->actor_id), "client", str_or_null(ent->client));
 }

@@ -56,7 +56,7 @@ static const struct route {
 	{ "POST", "/api/v1/tokens", PERM_SETTINGS_MANAGE, route_post_token },
 	{ "GET", "/api/v1/tokens", PERM_SETTINGS_MANAGE, route_list_tokens },
 	{ "POST", "/api/v1/tokens/{}/revoke", PERM_SETTINGS_MANAGE, route_revoke_token },
-	{ "POST", "/api/v1/alerts", PERM_RESPONSE_MANAGE, route_post_alert },
+	{ "POST", "/api/v1/alerts", PERM_ALERTS_INGEST, route_post_alert },
 	{ "GET", "/api/v1/alerts", PERM_RESPONSE_READ, route_list_alerts },
 	{ "GET", "/api/v1/alerts/{}", PERM_RESPONSE_READ, route_get_alert },
 	{ "POST", "/api/v1/identities/{}/release", PERM_RESPONSE_MANAGE,

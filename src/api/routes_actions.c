@@ -134,6 +134,10 @@ route_post_action(struct req *q)
 		req_reply(q, rq.preview ? 200 : 201, render_action(&a, true));
 	else {
 		req_qerr(q, r, &e);
+		/* A refused request is stored and audited by the engine; a refused
+		 * preview (hunt --then asks one first) is audited here. */
+		if (r == QERR_DENIED && rq.preview)
+			req_audit_denial(q, "access.denied", e.msg);
 		if (r == QERR_DENIED && a.id != NULL &&
 		    (err = json_object_get(q->resp, "error")) != NULL)
 			json_object_set_new(err, "action_id", json_string(a.id));
@@ -390,6 +394,48 @@ route_reject_bulk(struct req *q)
 	return decide_bulk(q, false);
 }
 
+/*
+ * What an undo does with each step of the action it undoes: an inverse step
+ * requested (its id and status), or nothing, and why. A step that did not succeed
+ * changed nothing; the account stays as it is.
+ */
+static json_t *
+undo_per_step(struct req *q, const struct action *u)
+{
+	struct store_tx *tx = NULL;
+	struct action orig;
+	struct qerr e;
+	json_t *arr = json_array(), *o;
+	size_t i, k;
+
+	memset(&orig, 0, sizeof(orig));
+	if (u->undo_of == NULL || store_tx_begin(q->api->st, false, &tx, &e) != 0)
+		return arr;
+	if (store_action_get(tx, u->undo_of, &orig, &e) != 0)
+		goto out;
+	for (i = 0; i < orig.nsteps; i++) {
+		o = json_pack("{s:s, s:s, s:s, s:s}", "account_id", orig.steps[i].account_id,
+		    "system", orig.steps[i].system, "account", orig.steps[i].account_name,
+		    "status", step_status_name(orig.steps[i].status));
+		for (k = 0; k < u->nsteps; k++)
+			if (strcmp(u->steps[k].account_id, orig.steps[i].account_id) == 0)
+				break;
+		if (k < u->nsteps) {
+			json_object_set_new(o, "undo", json_string("requested"));
+			json_object_set_new(o, "undo_step_id", json_string(u->steps[k].id));
+			json_object_set_new(o, "undo_status",
+			    json_string(step_status_name(u->steps[k].status)));
+		} else
+			json_object_set_new(o, "undo", json_string(orig.steps[i].status ==
+			    STEP_SUCCEEDED ? "not_applicable" : "nothing_to_undo"));
+		json_array_append_new(arr, o);
+	}
+out:
+	store_tx_rollback(tx);
+	action_clear(&orig);
+	return arr;
+}
+
 int
 route_undo_action(struct req *q)
 {
@@ -416,8 +462,8 @@ route_undo_action(struct req *q)
 		if (r == QERR_DENIED && a.id != NULL &&
 		    (err = json_object_get(q->resp, "error")) != NULL)
 			json_object_set_new(err, "action_id", json_string(a.id));
-	} else
-		req_reply(q, 201, render_action(&a, true));
+	} else if (req_reply(q, 201, render_action(&a, true)) == 0 && q->resp != NULL)
+		json_object_set_new(q->resp, "per_step", undo_per_step(q, &a));
 out:
 	action_clear(&a);
 	json_decref(o);

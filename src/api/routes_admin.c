@@ -43,6 +43,8 @@ route_list_audit(struct req *q)
 	struct qerr e;
 	int limit, r;
 
+	/* Refusals still being counted are written first: a reader misses none. */
+	refusals_flush(q->api->eng, true);
 	/* Digits only: strtoll alone would take " 5" or "+5". */
 	if (after != NULL && (!isdigit((unsigned char)*after) ||
 	    (seq = strtoll(after, &end, 10)) < 0 || *end != '\0'))
@@ -92,6 +94,7 @@ route_verify_audit(struct req *q)
 
 	memset(&v, 0, sizeof(v));
 	memcpy(v.prev, audit_genesis, sizeof(v.prev));
+	refusals_flush(q->api->eng, true);
 	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
 	    ((r = store_audit_list(tx, 0, 0, verify_entry, &v, &e)) != 0 && v.broken == 0))
 		req_qerr(q, r, &e);
@@ -172,6 +175,7 @@ int
 route_revoke_token(struct req *q)
 {
 	struct token_info t;
+	struct actor who;
 	const char *reason;
 	struct qerr e;
 	json_t *o = NULL;
@@ -182,8 +186,8 @@ route_revoke_token(struct req *q)
 	if (req_check_id(q, "token_id", q->arg[0], "qt") != 0 ||
 	    req_optional_reason(q, &o, &reason) != 0)
 		goto out;
-	if ((r = auth_token_revoke(q->api->st, q->who.name, q->who.id, q->arg[0], reason,
-	    &t, &e)) != 0)
+	req_actor(q, &who);
+	if ((r = auth_token_revoke(q->api->st, &who, q->arg[0], reason, &t, &e)) != 0)
 		req_qerr(q, r, &e);
 	else
 		req_reply(q, 200, token_json(&t, engine_now_ms()));
@@ -202,6 +206,7 @@ route_post_token(struct req *q)
 	char *token = NULL, **scope = NULL;
 	size_t nscope = 0;
 	int64_t life, expires_at = 0;
+	struct actor who;
 	struct qerr e;
 	json_t *o, *sc;
 	int r;
@@ -220,8 +225,8 @@ route_post_token(struct req *q)
 		goto out;
 	}
 	if ((r = auth_token_lifetime(q->api->cfg, expires, "expires_in", &life, &e)) != 0 ||
-	    (r = auth_token_create(q->api->st, q->who.name, name, role, scope, nscope,
-	    life, &token, &expires_at, &e)) != 0) {
+	    (req_actor(q, &who), r = auth_token_create(q->api->st, &who, name, role, scope,
+	    nscope, life, &token, &expires_at, &e)) != 0) {
 		req_qerr(q, r, &e);
 		goto out;
 	}

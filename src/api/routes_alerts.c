@@ -369,18 +369,20 @@ int
 route_post_alert(struct req *q)
 {
 	struct alert a;
+	struct actor who;
 	struct qerr e;
 	json_t *o;
 	bool created = false;
 	int r;
 
 	memset(&a, 0, sizeof(a));
+	req_actor(q, &who);
 	a.received_us = engine_now_us();
 	qerr_clear(&e);
 	if ((o = req_json(q)) == NULL)
 		return 0;
 	if (parse_alert(q, o, &a) == 0) {
-		if ((r = engine_alert(q->api->eng, q->who.name, &a, &created, &e)) != 0)
+		if ((r = engine_alert(q->api->eng, &who, &a, &created, &e)) != 0)
 			req_qerr(q, r, &e);
 		else
 			reply_alert(q, a.id, created ? 201 : 200);
@@ -456,9 +458,10 @@ route_release_identity(struct req *q)
 		req_qerr(q, r, &e);
 		if (r == QERR_DENIED)
 			req_audit_denial(q, "access.denied", e.msg);
-	} else
-		req_reply(q, 200, json_pack("{s:s, s:O}", "identity_id", q->arg[0],
-		    "results", results));
+	} else {
+		json_object_set_new(results, "identity_id", json_string(q->arg[0]));
+		req_reply(q, 200, json_incref(results));
+	}
 out:
 	json_decref(results);
 	json_decref(o);

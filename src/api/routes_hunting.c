@@ -170,13 +170,15 @@ audit_hunt(struct req *q, const char *sql, const json_t *ans, const struct qerr 
 	json_t *d = json_pack("{s:s%, s:o}", "query", sql, strlen(sql) > 2000 ? 2000 :
 	    strlen(sql), "rows", ans ? json_integer((json_int_t)json_array_size(
 	    json_object_get(ans, "rows"))) : json_null());
+	struct actor who;
 	struct qerr e2;
 	char *text;
 
+	req_actor(q, &who);
 	if (d != NULL && e != NULL)
 		json_object_set_new(d, "refused", json_string(e->msg));
 	if (d != NULL && (text = json_dumps(d, JSON_COMPACT)) != NULL) {
-		engine_audit(q->api->eng, q->who.name, "hunting.query", NULL, text, &e2);
+		engine_audit_as(q->api->eng, &who, "hunting.query", NULL, text, &e2);
 		free(text);
 	}
 	json_decref(d);

@@ -155,7 +155,7 @@ route_post_identity(struct req *q)
 	    json_object_get(o, "tags") ? json_object_get(o, "tags") : json_array());
 	if ((r = store_tx_begin(q->api->st, true, &tx, &e)) != 0 ||
 	    (r = store_identity_insert(tx, &i, &e)) != 0 ||
-	    (r = engine_audit_tx(tx, who.name, "identity.created", NULL, NULL, id, d,
+	    (r = engine_audit_tx_as(tx, &who, "identity.created", NULL, NULL, id, d,
 	    &e)) != 0 || (r = store_tx_commit(tx, &e)) != 0)
 		req_qerr(q, r, &e);
 	else {
@@ -196,6 +196,7 @@ link_account(struct req *q, const char *identity_id, const char *account_id, boo
 	struct store_tx *tx = NULL;
 	struct identity i;
 	struct account a;
+	struct actor who;
 	json_t *d;
 	struct qerr e;
 	int r;
@@ -229,8 +230,8 @@ link_account(struct req *q, const char *identity_id, const char *account_id, boo
 	d = json_pack("{s:s, s:s, s:s}", "account_id", account_id, "system", a.system,
 	    "rule", "manual");
 	if ((r = manual_link(tx, q->who.name, account_id, identity_id, link, &e)) == 0)
-		r = engine_audit_tx(tx, q->who.name, link ? "account.linked" :
-		    "account.unlinked", NULL, NULL, identity_id, d, &e);
+		r = (req_actor(q, &who), engine_audit_tx_as(tx, &who, link ? "account.linked" :
+		    "account.unlinked", NULL, NULL, identity_id, d, &e));
 	json_decref(d);
 	if (r != 0 || (r = store_tx_commit(tx, &e)) != 0)
 		goto fail;
@@ -279,6 +280,7 @@ route_put_tags(struct req *q)
 	static const char *const keys[] = { "tags", NULL };
 	struct store_tx *tx = NULL;
 	struct identity i;
+	struct actor who;
 	char **tags = NULL;
 	size_t ntags = 0;
 	json_t *o, *d = NULL;
@@ -304,7 +306,8 @@ route_put_tags(struct req *q)
 	}
 	d = json_pack("{s:O}", "tags", json_object_get(o, "tags"));
 	if ((r = set_tags(tx, &i, tags, ntags, &e)) != 0 ||
-	    (r = engine_audit_tx(tx, q->who.name, "identity.tags_set", NULL, NULL,
+	    (req_actor(q, &who), r = engine_audit_tx_as(tx, &who, "identity.tags_set",
+	    NULL, NULL,
 	    i.id, d, &e)) != 0 || (r = store_tx_commit(tx, &e)) != 0)
 		req_qerr(q, r, &e);
 	else {

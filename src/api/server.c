@@ -120,9 +120,20 @@ req_json(struct req *q)
 }
 
 void
-req_actor(const struct req *q, struct actor *who)
+req_actor(struct req *q, struct actor *who)
 {
+	memset(who, 0, sizeof(*who));
 	who->id = q->who.id;
+	/* A JWT's subject is unique only within its issuer: both make its id. */
+	if (q->has_claims && q->claims.subject != NULL) {
+		snprintf(q->actor_id, sizeof(q->actor_id), "%s#%s",
+		    oidc_issuer(q->api->oidc) ? oidc_issuer(q->api->oidc) : "",
+		    q->claims.subject);
+		who->id = q->actor_id;
+	}
+	/* Authenticated without an Authorization header: by a console session. */
+	who->kind = web_has_session(q) ? "session" : q->has_claims ? "jwt" : "token";
+	who->client = req_client(q);
 	who->name = q->who.name;
 	who->role = q->who.role;
 	who->perms = q->perms;
@@ -165,13 +176,19 @@ req_authorize(struct req *q)
 void
 req_audit_denial(struct req *q, const char *event, const char *why)
 {
-	json_t *d = json_pack("{s:s, s:s, s:s}", "method", q->method, "path", q->path,
-	    "why", why);
-	char *text = json_dumps(d, JSON_COMPACT);
+	json_t *d;
+	char *text;
+	struct actor who;
 	struct qerr e;
 
-	if (engine_audit(q->api->eng, q->who.name ? q->who.name : "anonymous", event,
-	    NULL, text, &e) != 0)
+	if (q->who.name == NULL) {
+		refusals_note(q, event, why);
+		return;
+	}
+	d = json_pack("{s:s, s:s, s:s}", "method", q->method, "path", q->path, "why", why);
+	text = json_dumps(d, JSON_COMPACT);
+	req_actor(q, &who);
+	if (engine_audit_as(q->api->eng, &who, event, NULL, text, &e) != 0)
 		log_msg(LOG_LVL_ERROR, "audit of a refused request failed: %s", e.msg);
 	free(text);
 	json_decref(d);
@@ -625,6 +642,8 @@ api_stop(struct api *api)
 	hunt_pool_close(api->hunts);
 	if (api->d != NULL)
 		MHD_stop_daemon(api->d);
+	/* Refusals still being counted are written before quelld goes. */
+	refusals_flush(api->eng, true);
 	conn_guard_close(api->guard);
 	web_close(api->web);
 	oidc_close(api->oidc);

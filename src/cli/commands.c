@@ -1358,9 +1358,9 @@ cmd_alerts_ingest(struct cmd_ctx *x, struct qerr *e)
 static int
 cmd_release(struct cmd_ctx *x, struct qerr *e)
 {
-	json_t *idn = NULL, *body = NULL, *ans = NULL, *res;
+	json_t *idn = NULL, *body = NULL, *ans = NULL, *res, *st;
 	const char *id;
-	size_t i;
+	size_t i, k;
 	int r;
 
 	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) < 0)
@@ -1375,17 +1375,28 @@ cmd_release(struct cmd_ctx *x, struct qerr *e)
 			r = dump(ans, e);
 		goto out;
 	}
+	/* What happened to each containment and, per account, to each step. */
 	json_array_foreach(json_object_get(ans, "results"), i, res) {
-		if (str(res, "undo_action_id") != NULL && str(res, "error") == NULL)
-			printf("%s %s: undone by %s\n", str(res, "action_id"),
-			    str(res, "type"), str(res, "undo_action_id"));
-		else {
-			printf("%s %s: not undone: %s\n", str(res, "action_id"),
+		if (str(res, "error") != NULL)
+			printf("%s %s: not released: %s\n", str(res, "action_id"),
 			    str(res, "type"), str(res, "message") ? str(res, "message") : "?");
-			if (strcmp(str(res, "type") ? str(res, "type") : "", "disable") == 0)
-				x->status = CLI_EXIT_FAILED;
-		}
+		else if (str(res, "undo_action_id") != NULL)
+			printf("%s %s: undone by %s (%s)\n", str(res, "action_id"),
+			    str(res, "type"), str(res, "undo_action_id"),
+			    str(res, "outcome") ? str(res, "outcome") : "?");
+		else
+			printf("%s %s: %s\n", str(res, "action_id"), str(res, "type"),
+			    str(res, "outcome") ? str(res, "outcome") : "?");
+		json_array_foreach(json_object_get(res, "steps"), k, st)
+			printf("  %s/%s: %s%s%s\n", str(st, "system"), str(st, "account"),
+			    str(st, "status"), str(st, "message") ? ": " : "",
+			    str(st, "message") ? str(st, "message") : "");
 	}
+	json_array_foreach(json_object_get(ans, "still_contained"), i, res)
+		printf("still contained: %s/%s (%s)\n", str(res, "system"),
+		    str(res, "account"), str(res, "action_id"));
+	if (!json_is_true(json_object_get(ans, "released")))
+		x->status = CLI_EXIT_FAILED;
 out:
 	json_decref(ans);
 	json_decref(body);

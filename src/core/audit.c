@@ -39,6 +39,11 @@ audit_canonical(const struct audit_entry *ent)
 	    set_str(o, "identity_id", ent->identity_id) ||
 	    json_object_set(o, "detail", detail))
 		goto out;
+	if (ent->format >= 2 &&
+	    (json_object_set_new(o, "v", json_integer(ent->format)) ||
+	    set_str(o, "actor_kind", ent->actor_kind) ||
+	    set_str(o, "actor_id", ent->actor_id) || set_str(o, "client", ent->client)))
+		goto out;
 	out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
 out:
 	json_decref(detail);

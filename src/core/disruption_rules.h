@@ -44,11 +44,14 @@
 #define DISRUPTION_CONTAINED "contained"	/* actions requested */
 #define DISRUPTION_HELD "held"			/* past the limit: waiting for approval */
 #define DISRUPTION_EXCLUDED "excluded"
+#define DISRUPTION_OUT_OF_SCOPE "out_of_scope"	/* beyond what the poster may do */
 #define DISRUPTION_DRY_RUN "dry_run"
 #define DISRUPTION_DUPLICATE "duplicate"	/* already contained */
 #define DISRUPTION_NO_RULE "no_rule"
 #define DISRUPTION_FAILED "failed"		/* nothing could be requested */
 #define DISRUPTION_RELEASED "released"
+/* A release after which some accounts are still disabled: in force for them. */
+#define DISRUPTION_RELEASE_PARTIAL "release_partial"
 
 struct disruption_step {
 	enum action_type type;

@@ -190,6 +190,9 @@ action_clear(struct action *a)
 	free(a->params);
 	free(a->message);
 	free(a->requested_by_id);
+	free(a->requested_by_kind);
+	free(a->decided_by_id);
+	free(a->decided_by_kind);
 	free(a->undo_of);
 	free(a->approval_rule);
 	free(a->decided_by);
@@ -211,6 +214,9 @@ audit_entry_clear(struct audit_entry *e)
 	free(e->step_id);
 	free(e->identity_id);
 	free(e->detail);
+	free(e->actor_kind);
+	free(e->actor_id);
+	free(e->client);
 	memset(e, 0, sizeof(*e));
 }
 

@@ -123,10 +123,13 @@ struct action {
 	char *params;		/* JSON object text, "{}" when none */
 	char *message;		/* why denied / how it ended */
 	bool cancel_requested;
-	char *requested_by_id;	/* the principal's id: token id or "oidc:<subject>" */
+	char *requested_by_id;	/* the principal's stable id: token id, "<issuer>#<subject>" */
+	char *requested_by_kind; /* "token", "jwt", "session", "system"; NULL before 7 */
 	char *undo_of;		/* the action this one undoes, or NULL */
 	char *approval_rule;	/* the [approval] rule that made it wait, or NULL */
 	char *decided_by;	/* who approved or rejected it */
+	char *decided_by_id;	/* their stable id and kind, as requested_by_* */
+	char *decided_by_kind;
 	int64_t approval_expires; /* pending_approval: cancelled after this (ms) */
 	char *alert_id;		/* the alert automatic attack disruption acted on */
 	int64_t created_at;
@@ -145,6 +148,12 @@ struct audit_entry {
 	char *step_id;		/* may be NULL */
 	char *identity_id;	/* may be NULL */
 	char *detail;		/* JSON object text */
+	/* Format 2 on (schema 7): who acted beyond a display name, and from where.
+	 * Format 1 entries (written before) have none of these and hash without them. */
+	int format;		/* 1 or 2 (AUDIT_FORMAT); 0 is read as 1 */
+	char *actor_kind;	/* "token", "jwt", "session", "system" */
+	char *actor_id;		/* token id, "<issuer>#<subject>", "system:<name>" */
+	char *client;		/* the client's address; NULL when not over the network */
 	char prev_hash[65];	/* hex SHA-256 */
 	char hash[65];
 };

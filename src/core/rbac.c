@@ -1,11 +1,13 @@
 /* Permission names, built-in roles and role resolution. */
 #include <string.h>
+#include <strings.h>
 
 #include "rbac.h"
 
 static const char *const perm_names[PERM_COUNT] = {
 	"response.manage", "response.approve", "response.read", "identities.read",
 	"identities.manage", "hunting.query", "audit.read", "settings.manage",
+	"alerts.ingest",
 };
 
 static const struct {
@@ -19,7 +21,28 @@ static const struct {
 	    PERM_AUDIT_READ },
 	{ "viewer", PERM_RESPONSE_READ | PERM_IDENTITIES_READ | PERM_AUDIT_READ },
 	{ "auditor", PERM_AUDIT_READ },
+	/* A detection source: posts alerts and reads what came of them. */
+	{ "detector", PERM_ALERTS_INGEST | PERM_RESPONSE_READ },
 };
+
+/* Names quell writes for itself in the audit log and on actions. */
+static const char *const reserved[] = {
+	"automatic-attack-disruption", "quell", "quelld", "system", "sync", "anonymous",
+	"builtin", "engine",
+};
+
+bool
+rbac_reserved_name(const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return false;
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcasecmp(name, reserved[i]) == 0)
+			return true;
+	return false;
+}
 
 const char *
 rbac_perm_name(unsigned perm)

@@ -19,9 +19,12 @@ enum perm {
 	PERM_HUNTING_QUERY = 1u << 5,
 	PERM_AUDIT_READ = 1u << 6,
 	PERM_SETTINGS_MANAGE = 1u << 7,
+	/* Posting alerts: what detection sources hold. Separate from response.manage
+	 * because an alert makes quell act on its own, within the poster's scope. */
+	PERM_ALERTS_INGEST = 1u << 8,
 };
-#define PERM_ALL 0xffu
-#define PERM_COUNT 8
+#define PERM_ALL 0x1ffu
+#define PERM_COUNT 9
 
 /* "response.manage" etc.; NULL for a bit that is not one permission. */
 const char *rbac_perm_name(unsigned perm);
@@ -30,9 +33,16 @@ int rbac_perm_parse(const char *name, unsigned *out);
 
 /*
  * The permissions of role name: a role configured in cfg wins over a built-in one of
- * the same name (admin, approver, responder, viewer, auditor). Returns false for an unknown role.
+ * the same name (admin, approver, responder, viewer, auditor, detector). Returns false for an unknown role.
  */
 bool rbac_role_perms(const struct config *cfg, const char *role, unsigned *perms);
+
+/*
+ * Whether name is one of quell's own principals (automatic-attack-disruption, quell,
+ * system, sync, anonymous, …), case-insensitively: no token may be named so, or its
+ * entries could pass for quell's.
+ */
+bool rbac_reserved_name(const char *name);
 
 /* The permission that requesting an action of this type needs. */
 unsigned rbac_action_perm(enum action_type type);

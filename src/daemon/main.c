@@ -55,6 +55,10 @@ usage(FILE *f)
 	    "The configuration defaults to /etc/quell/quelld.conf; see quelld.conf(5).\n");
 }
 
+/* Who creates a token from the command line: the operator, through quelld itself. */
+static const struct actor cli_actor = { .name = "quelld token create",
+	.id = "system:quelld-token-create", .kind = "system" };
+
 static int
 token_create(const struct config *cfg, int argc, char **argv)
 {
@@ -101,8 +105,8 @@ token_create(const struct config *cfg, int argc, char **argv)
 		return 2;
 	}
 	if ((r = store_open(&store_sqlite, cfg->store_path, 1, &st, &e)) == 0)
-		r = auth_token_create(st, "quelld token create", name, role, scope, nscope,
-		    life, &token, NULL, &e);
+		r = auth_token_create(st, &cli_actor, name, role, scope, nscope, life,
+		    &token, NULL, &e);
 	store_close(st);
 	free(scope);
 	if (r != 0) {

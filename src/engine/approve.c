@@ -36,7 +36,7 @@ refuse(struct engine *eng, const struct actor *who, const struct action *a,
 	struct qerr e2;
 
 	if (store_tx_begin(eng->st, true, &tx, &e2) == 0 &&
-	    engine_audit_tx(tx, who->name, "action.approval_refused", a->id, NULL,
+	    engine_audit_tx_as(tx, who, "action.approval_refused", a->id, NULL,
 	    a->identity_id, d, &e2) == 0 && store_tx_commit(tx, &e2) == 0)
 		tx = NULL;
 	store_tx_rollback(tx);
@@ -54,7 +54,11 @@ decide_tx(const struct actor *who, struct store_tx *tx,
 	int r;
 
 	free(a->decided_by);
+	free(a->decided_by_id);
+	free(a->decided_by_kind);
 	a->decided_by = strdup(who->name);
+	a->decided_by_id = who->id ? strdup(who->id) : NULL;
+	a->decided_by_kind = strdup(who->kind ? who->kind : "system");
 	a->updated_at = now;
 	if (approve) {
 		a->status = ACTION_QUEUED;
@@ -63,7 +67,7 @@ decide_tx(const struct actor *who, struct store_tx *tx,
 	} else {
 		snprintf(msg, sizeof(msg), "rejected by %s%s%s", who->name,
 		    reason ? ": " : "", reason ? reason : "");
-		if ((r = engine_cancel_steps_tx(tx, who->name, a, now, e)) != 0)
+		if ((r = engine_cancel_steps_tx(tx, who, a, now, e)) != 0)
 			return r;
 		a->status = ACTION_CANCELLED;
 		a->finished_at = now;
@@ -74,11 +78,11 @@ decide_tx(const struct actor *who, struct store_tx *tx,
 		return r;
 	d = json_pack("{s:s, s:s?, s:s?}", "role", who->role ? who->role : "", "reason",
 	    reason, "rule", a->approval_rule);
-	r = engine_audit_tx(tx, who->name, approve ? "action.approved" : "action.rejected",
+	r = engine_audit_tx_as(tx, who, approve ? "action.approved" : "action.rejected",
 	    a->id, NULL, a->identity_id, d, e);
 	json_decref(d);
 	if (r == 0 && approve)
-		r = engine_rollup_tx(tx, who->name, a->id, now, e);
+		r = engine_rollup_tx(tx, who, a->id, now, e);
 	return r;
 }
 
@@ -185,7 +189,7 @@ expire_one(struct engine *eng, struct store_tx *tx, const char *id, int64_t now,
 	if ((r = store_action_get(tx, id, &a, e)) != 0)
 		return r;
 	if (a.status == ACTION_PENDING_APPROVAL &&
-	    (r = engine_cancel_steps_tx(tx, eng->opt.node_id, &a, now, e)) == 0) {
+	    (r = engine_cancel_steps_tx(tx, &eng->nactor, &a, now, e)) == 0) {
 		a.status = ACTION_CANCELLED;
 		a.updated_at = a.finished_at = now;
 		free(a.message);
@@ -272,8 +276,10 @@ find_undo(const struct action *a, void *arg)
 {
 	const struct action **found = arg;
 
+	/* An undo that enabled only some accounts may be tried again. */
 	if (a->status != ACTION_DENIED && a->status != ACTION_FAILED &&
-	    a->status != ACTION_CANCELLED && *found == NULL)
+	    a->status != ACTION_CANCELLED && a->status != ACTION_PARTIALLY_COMPLETED &&
+	    *found == NULL)
 		*found = a;
 	return *found != NULL;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/id.h"
 #include "core/log.h"
@@ -18,7 +19,7 @@
 #include "core/text.h"
 #include "internal.h"
 
-#define DISRUPTION_ID "builtin:" DISRUPTION_PRINCIPAL
+#define DISRUPTION_ID "system:" DISRUPTION_PRINCIPAL
 
 int
 engine_disruption_start(struct engine *eng, struct qerr *e)
@@ -35,6 +36,7 @@ engine_disruption_start(struct engine *eng, struct qerr *e)
 		    "is not a role", eng->cfg->file, eng->cfg->disruption_guard.line,
 		    eng->dpol->guard.role);
 	s->id = DISRUPTION_ID;
+	a->kind = "system";
 	s->name = DISRUPTION_PRINCIPAL;
 	s->role = eng->dpol->guard.role;
 	if ((r = policy_grants(eng->pol, s, &eng->dgrants, e)) != 0)
@@ -131,7 +133,8 @@ received_detail(const struct alert *a)
 
 /* Stores a new alert; QERR_CONFLICT when its (source, external_id) is known. */
 static int
-store_alert(struct engine *eng, const char *poster, struct alert *a, struct qerr *e)
+store_alert(struct engine *eng, const struct actor *poster, struct alert *a,
+    struct qerr *e)
 {
 	struct store_tx *tx = NULL;
 	struct alert old;
@@ -153,7 +156,7 @@ store_alert(struct engine *eng, const char *poster, struct alert *a, struct qerr
 	if (r != 0 || (r = store_alert_insert(tx, a, e)) != 0)
 		goto out;
 	d = received_detail(a);
-	if ((r = engine_audit_tx(tx, poster, "alert.received", NULL, NULL, NULL, d,
+	if ((r = engine_audit_tx_as(tx, poster, "alert.received", NULL, NULL, NULL, d,
 	    e)) == 0) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
@@ -179,11 +182,20 @@ find_alert(struct engine *eng, const char *source, const char *external_id,
 	return r;
 }
 
-/* Stores the decision and its audit entry in one transaction. */
+/* Who a decision was taken for: the principal that posted the alert. */
+static json_t *
+principal_json(const struct actor *who)
+{
+	return json_pack("{s:s?, s:s?, s:s}", "kind", who->kind ? who->kind : "system",
+	    "id", who->id, "name", who->name ? who->name : "");
+}
+
+/* Stores the decision (naming poster, when there is one) and its audit entry in one
+ * transaction. */
 static int
 record(struct engine *eng, const struct alert *al, const char *identity_id,
-    const struct disruption_rule *rule, const char *outcome, json_t *detail,
-    struct qerr *e)
+    const struct disruption_rule *rule, const char *outcome,
+    const struct actor *poster, json_t *detail, struct qerr *e)
 {
 	struct alert_decision d;
 	struct store_tx *tx = NULL;
@@ -202,6 +214,8 @@ record(struct engine *eng, const struct alert *al, const char *identity_id,
 	json_object_set_new(detail, "decision_id", json_string(id));
 	if (rule != NULL)
 		json_object_set_new(detail, "rule", json_string(rule->name));
+	if (poster != NULL)
+		json_object_set_new(detail, "poster", principal_json(poster));
 	if ((d.detail = json_dumps(detail, JSON_COMPACT)) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	snprintf(ev, sizeof(ev), "disruption.%s", outcome);
@@ -294,11 +308,15 @@ request_step(struct engine *eng, const struct alert *al,
 	return o;
 }
 
-/* Automatic actions on an identity that are in force: not failed, refused or
- * cancelled, not undone, and newer than the identity's last release. */
+/*
+ * Automatic actions on an identity that are in force: not failed, refused or
+ * cancelled, not undone, and not ended by a release. A release ends exactly the
+ * actions it names (those whose accounts are enabled again, and those with no
+ * inverse); a release stored before releases named them ends everything older.
+ */
 struct in_force {
-	int64_t since;		/* the last release */
-	json_t *undone;		/* ids of actions with a live undo */
+	int64_t since;		/* the last release that names no actions */
+	json_t *undone;		/* ids of actions undone (every account) or released */
 	json_t *ids[ACTION_TYPE_COUNT];	/* in-force action ids per type */
 	json_t *all;		/* every in-force action, newest first */
 };
@@ -314,7 +332,10 @@ note_undo(const struct action *a, void *arg)
 {
 	struct in_force *f = arg;
 
-	if (a->undo_of != NULL && live(a->status))
+	/* Only an undo that enabled every account ends the containment: one still
+	 * running, or that enabled only some, leaves it in force (the accounts are
+	 * still disabled; a release tries them again). */
+	if (a->undo_of != NULL && a->status == ACTION_COMPLETED)
 		json_object_set_new(f->undone, a->undo_of, json_true());
 	return 0;
 }
@@ -335,14 +356,26 @@ note_auto(const struct action *a, void *arg)
 }
 
 static int
-last_release(const struct alert_decision *d, void *arg)
+note_release(const struct alert_decision *d, void *arg)
 {
 	struct in_force *f = arg;
+	json_t *detail, *ended, *v;
+	size_t i;
 
-	if (strcmp(d->outcome, DISRUPTION_RELEASED) != 0 || f->since != 0)
+	if (strcmp(d->outcome, DISRUPTION_RELEASED) != 0 &&
+	    strcmp(d->outcome, DISRUPTION_RELEASE_PARTIAL) != 0)
 		return 0;
-	f->since = d->created_at;
-	return 1;
+	detail = json_loads(d->detail ? d->detail : "{}", 0, NULL);
+	ended = json_object_get(detail, "ended");
+	if (json_is_array(ended)) {
+		json_array_foreach(ended, i, v)
+			if (json_is_string(v))
+				json_object_set_new(f->undone, json_string_value(v),
+				    json_true());
+	} else if (d->created_at > f->since)
+		f->since = d->created_at;
+	json_decref(detail);
+	return 0;
 }
 
 static void
@@ -372,7 +405,7 @@ in_force_load(struct engine *eng, const char *identity_id, struct in_force *f,
 		f->ids[t] = json_array();
 	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
 		return r;
-	r = store_decision_list(tx, NULL, identity_id, last_release, f, e);
+	r = store_decision_list(tx, NULL, identity_id, note_release, f, e);
 	if (r >= 0 && (r = store_action_list(tx, &af, note_undo, f, e)) == 0)
 		r = store_action_list(tx, &af, note_auto, f, e);
 	store_tx_rollback(tx);
@@ -407,7 +440,7 @@ raise_breach(struct engine *eng, const struct alert *cause, const char *identity
 	a.time = now;
 	qerr_clear(&e);
 	if (a.source == NULL || a.external_id == NULL || a.title == NULL ||
-	    a.category == NULL || engine_alert(eng, DISRUPTION_PRINCIPAL, &a, &created,
+	    a.category == NULL || engine_alert(eng, &eng->dactor, &a, &created,
 	    &e) != 0)
 		log_msg(LOG_LVL_WARN, "disruption: raising the blast-radius alert: %s",
 		    e.msg[0] ? e.msg : "out of memory");
@@ -478,9 +511,9 @@ count_recent(struct engine *eng, long *n, struct qerr *e)
 
 /* Requests the actions (or plans them, dry) and records what came of it. */
 static int
-act(struct engine *eng, const struct alert *al, const struct disruption_rule *rule,
-    const char *identity_id, const struct disruption_step *const *wanted, size_t n,
-    json_t *na, struct qerr *e)
+act(struct engine *eng, const struct alert *al, const struct actor *poster,
+    const struct disruption_rule *rule, const char *identity_id,
+    const struct disruption_step *const *wanted, size_t n, json_t *na, struct qerr *e)
 {
 	json_t *d = json_object(), *list = json_array();
 	const char *outcome = rule->dry_run ? DISRUPTION_DRY_RUN : DISRUPTION_CONTAINED;
@@ -510,7 +543,7 @@ act(struct engine *eng, const struct alert *al, const struct disruption_rule *ru
 		    "last %lld s reached the limit of %ld", recent,
 		    (long long)(eng->dpol->guard.window_ms / 1000),
 		    eng->dpol->guard.max_containments));
-	r = record(eng, al, identity_id, rule, outcome, d, e);
+	r = record(eng, al, identity_id, rule, outcome, poster, d, e);
 	if (r == 0 && held)
 		raise_breach(eng, al, identity_id, recent);
 out:
@@ -521,8 +554,8 @@ out:
 
 /* The decision for one identity an alert named; runs under eng->dmu. */
 static int
-disrupt(struct engine *eng, const struct alert *al, const char *identity_id,
-    struct qerr *e)
+disrupt(struct engine *eng, const struct alert *al, const struct actor *poster,
+    const char *identity_id, struct qerr *e)
 {
 	const struct disruption_step *wanted[DISRUPTION_MAX_STEPS];
 	const struct disruption_rule *rule;
@@ -545,12 +578,25 @@ disrupt(struct engine *eng, const struct alert *al, const char *identity_id,
 	if ((rule = disruption_match(eng->dpol, al, idn.tags, idn.ntags)) == NULL) {
 		json_object_set_new(d, "why", json_string("no [disruption] rule matches the "
 		    "alert and this identity"));
-		r = record(eng, al, identity_id, NULL, DISRUPTION_NO_RULE, d, e);
+		r = record(eng, al, identity_id, NULL, DISRUPTION_NO_RULE, poster, d, e);
 		goto out;
 	}
 	if (disruption_excluded(eng->dpol, rule, &idn, why, sizeof(why))) {
 		json_object_set_new(d, "why", json_string(why));
-		r = record(eng, al, identity_id, rule, DISRUPTION_EXCLUDED, d, e);
+		r = record(eng, al, identity_id, rule, DISRUPTION_EXCLUDED, poster, d, e);
+		goto out;
+	}
+	/*
+	 * An alert is a request made through quell's automation: it may not reach
+	 * further than its poster could, or alerts.ingest would be a way around a
+	 * scope (or an exclude) that a direct request would meet.
+	 */
+	if (!policy_covers(poster->grants, PERM_ALERTS_INGEST, idn.tags, idn.ntags)) {
+		snprintf(why, sizeof(why), "identity %s is outside the scope in which %s "
+		    "may post alerts that act", identity_id, poster->name);
+		json_object_set_new(d, "why", json_string(why));
+		r = record(eng, al, identity_id, rule, DISRUPTION_OUT_OF_SCOPE, poster, d,
+		    e);
 		goto out;
 	}
 	/* A dry run plans the whole rule: it never puts anything in force. */
@@ -564,10 +610,10 @@ disrupt(struct engine *eng, const struct alert *al, const char *identity_id,
 		json_object_set(d, "actions_in_force", dup);
 		json_object_set(d, "not_applicable", na);
 		r = record(eng, al, identity_id, rule, json_array_size(dup) > 0 ?
-		    DISRUPTION_DUPLICATE : DISRUPTION_FAILED, d, e);
+		    DISRUPTION_DUPLICATE : DISRUPTION_FAILED, poster, d, e);
 		goto out;
 	}
-	r = act(eng, al, rule, identity_id, wanted, n, na, e);
+	r = act(eng, al, poster, rule, identity_id, wanted, n, na, e);
 out:
 	in_force_clear(&f);
 	identity_clear(&idn);
@@ -579,7 +625,7 @@ out:
 
 /* Acts on every identity the alert's account entities resolved to, once each. */
 static void
-disrupt_all(struct engine *eng, const struct alert *al)
+disrupt_all(struct engine *eng, const struct actor *poster, const struct alert *al)
 {
 	const struct alert_entity *en;
 	struct qerr e;
@@ -597,7 +643,7 @@ disrupt_all(struct engine *eng, const struct alert *al)
 			continue;
 		qerr_clear(&e);
 		pthread_mutex_lock(&eng->dmu);
-		if (disrupt(eng, al, en->identity_id, &e) != 0)
+		if (disrupt(eng, al, poster, en->identity_id, &e) != 0)
 			log_msg(LOG_LVL_WARN, "disruption: alert %s, identity %s: %s", al->id,
 			    en->identity_id, e.msg);
 		pthread_mutex_unlock(&eng->dmu);
@@ -605,8 +651,8 @@ disrupt_all(struct engine *eng, const struct alert *al)
 }
 
 int
-engine_alert(struct engine *eng, const char *poster, struct alert *a, bool *created,
-    struct qerr *e)
+engine_alert(struct engine *eng, const struct actor *poster, struct alert *a,
+    bool *created, struct qerr *e)
 {
 	struct alert in;
 	char id[ID_LEN];
@@ -632,56 +678,158 @@ engine_alert(struct engine *eng, const char *poster, struct alert *a, bool *crea
 	*created = true;
 	/* quell's own alerts report on automation; acting on them would loop. */
 	if (strcmp(a->source, ALERT_SOURCE_QUELL) != 0)
-		disrupt_all(eng, a);
+		disrupt_all(eng, poster, a);
 	return 0;
 }
 
-static bool
-still_open(struct engine *eng, const char *action_id)
-{
-	struct store_tx *tx = NULL;
-	struct action a;
-	struct qerr e;
-	bool open = false;
-
-	memset(&a, 0, sizeof(a));
-	if (store_tx_begin(eng->st, false, &tx, &e) != 0)
-		return false;
-	if (store_action_get(tx, action_id, &a, &e) == 0)
-		open = !action_status_terminal(a.status);
-	store_tx_rollback(tx);
-	action_clear(&a);
-	return open;
-}
+/* How long a release waits for the accounts to be enabled again before it answers
+ * with what is still running (which then stays in force until it succeeds). */
+#define RELEASE_WAIT_MS 15000
+#define RELEASE_POLL_MS 20
 
 static int
+load_action(struct engine *eng, const char *id, struct action *a, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = store_action_get(tx, id, a, e);
+	store_tx_rollback(tx);
+	return r;
+}
+
+/* Waits (bounded) for action id to end; *a is its last state read. */
+static int
+wait_end(struct engine *eng, const char *id, struct action *a, struct qerr *e)
+{
+	struct timespec ts = { 0, RELEASE_POLL_MS * 1000000L };
+	int64_t until = engine_now_ms() + RELEASE_WAIT_MS;
+	int r;
+
+	for (;;) {
+		if ((r = load_action(eng, id, a, e)) != 0 ||
+		    action_status_terminal(a->status) || engine_now_ms() >= until)
+			return r;
+		action_clear(a);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* One step as the release answer shows it. */
+static json_t *
+step_json(const struct step *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?}", "account_id", s->account_id,
+	    "system", s->system, "account", s->account_name, "status",
+	    step_status_name(s->status), "message", s->message);
+}
+
+/*
+ * The accounts of orig that are still contained after its undo u (or, with u NULL,
+ * all those its steps disabled): each to still, as {account_id, system, account}.
+ */
+static void
+still_disabled(const struct action *orig, const struct action *u, json_t *still)
+{
+	size_t i, k;
+	bool enabled;
+
+	for (i = 0; i < orig->nsteps; i++) {
+		if (orig->steps[i].status != STEP_SUCCEEDED &&
+		    !(orig->steps[i].status == STEP_RUNNING ||
+		    orig->steps[i].status == STEP_RETRY_WAIT))
+			continue;
+		for (enabled = false, k = 0; u != NULL && k < u->nsteps && !enabled; k++)
+			enabled = strcmp(u->steps[k].account_id,
+			    orig->steps[i].account_id) == 0 &&
+			    u->steps[k].status == STEP_SUCCEEDED;
+		if (!enabled)
+			json_array_append_new(still, json_pack("{s:s, s:s, s:s, s:s}",
+			    "action_id", orig->id, "account_id", orig->steps[i].account_id,
+			    "system", orig->steps[i].system, "account",
+			    orig->steps[i].account_name));
+	}
+}
+
+/*
+ * Ends one automatic action: cancels it if it has not run (it could act after the
+ * release otherwise), undoes it and waits for the accounts to be enabled, or, when
+ * it has no inverse (sessions revoked stay revoked), only ends it. item gains the
+ * outcome and the steps; ended and still gain its id and the accounts still
+ * contained. Returns 0 when something was done, the engine's error when not.
+ */
+static int
 release_one(struct engine *eng, const struct actor *who, json_t *item,
-    const char *reason, json_t *results)
+    const char *reason, json_t *ended, json_t *still)
 {
 	const char *id = json_string_value(json_object_get(item, "action_id"));
-	json_t *o = json_deep_copy(item);
-	struct action u;
+	json_t *steps = json_array();
+	struct action orig, u, done;
 	struct qerr e;
+	const char *outcome;
+	size_t i;
 	int r;
 
 	memset(&u, 0, sizeof(u));
+	memset(&done, 0, sizeof(done));
 	qerr_clear(&e);
-	/* A containment that has not run yet (held for approval, queued) is cancelled
-	 * rather than undone: otherwise it could still act after the release. */
-	if (still_open(eng, id)) {
-		r = engine_cancel(eng, who, id, &u, &e);
-		if (r == 0)
-			json_object_set_new(o, "cancelled", json_true());
-	} else if ((r = engine_undo(eng, who, id, reason, &u, &e)) == 0)
-		json_object_set_new(o, "undo_action_id", json_string(u.id));
-	if (r != 0) {
-		json_object_set_new(o, "error", json_string(qerr_strerror(r)));
-		json_object_set_new(o, "message", json_string(e.msg));
-		if (u.id != NULL)
-			json_object_set_new(o, "undo_action_id", json_string(u.id));
+	if ((r = load_action(eng, id, &orig, &e)) != 0)
+		goto out;
+	if (!action_status_terminal(orig.status)) {
+		if ((r = engine_cancel(eng, who, id, &u, &e)) != 0)
+			goto out;
+		/* A step that had started still runs: what it disabled stays so. */
+		json_object_set_new(item, "cancelled", json_true());
+		for (i = 0; i < u.nsteps; i++)
+			json_array_append_new(steps, step_json(&u.steps[i]));
+		if (orig.type == ACTION_DISABLE)
+			still_disabled(&u, NULL, still);
+		outcome = "cancelled";
+		json_array_append_new(ended, json_string(id));
+	} else if (orig.type != ACTION_DISABLE) {
+		/* Nothing to give back: the release only stops counting it in force. */
+		outcome = "ended";
+		json_object_set_new(item, "note", json_string("this action has no inverse: "
+		    "it is no longer counted as a containment in force"));
+		json_array_append_new(ended, json_string(id));
+	} else {
+		if ((r = engine_undo(eng, who, id, reason, &u, &e)) != 0)
+			goto out;
+		json_object_set_new(item, "undo_action_id", json_string(u.id));
+		if ((r = wait_end(eng, u.id, &done, &e)) != 0)
+			goto out;
+		for (i = 0; i < done.nsteps; i++)
+			json_array_append_new(steps, step_json(&done.steps[i]));
+		json_object_set_new(item, "undo_status",
+		    json_string(action_status_name(done.status)));
+		if (done.status == ACTION_COMPLETED) {
+			outcome = "enabled";
+			json_array_append_new(ended, json_string(id));
+		} else {
+			outcome = action_status_terminal(done.status) ? "not_enabled" :
+			    "still_running";
+			still_disabled(&orig, &done, still);
+		}
 	}
+	json_object_set_new(item, "outcome", json_string(outcome));
+	r = 0;
+out:
+	if (r != 0) {
+		json_object_set_new(item, "outcome", json_string("refused"));
+		json_object_set_new(item, "error", json_string(qerr_strerror(r)));
+		json_object_set_new(item, "message", json_string(e.msg));
+		if (u.id != NULL)
+			json_object_set_new(item, "undo_action_id", json_string(u.id));
+		if (orig.id != NULL && orig.type == ACTION_DISABLE)
+			still_disabled(&orig, NULL, still);
+	}
+	json_object_set_new(item, "steps", steps);
+	action_clear(&done);
 	action_clear(&u);
-	json_array_append_new(results, o);
+	action_clear(&orig);
 	return r;
 }
 
@@ -705,19 +853,64 @@ newest_alert(struct engine *eng, const json_t *all)
 	return id;
 }
 
+/* Whether who may act on the identity at all: a release on someone it may not
+ * touch is refused before anything is cancelled, undone or ended. */
+static int
+release_allowed(struct engine *eng, const struct actor *who, const char *identity_id,
+    struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	struct identity idn;
+	json_t *d;
+	char why[400];
+	int r;
+
+	memset(&idn, 0, sizeof(idn));
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = store_identity_get(tx, identity_id, &idn, e);
+	store_tx_rollback(tx);
+	if (r == QERR_NOT_FOUND)
+		r = qerr_set(e, r, "id", "no identity %s", identity_id);
+	if (r != 0)
+		goto out;
+	if ((who->perms & PERM_RESPONSE_MANAGE) != 0 &&
+	    policy_covers(who->grants, PERM_RESPONSE_MANAGE, idn.tags, idn.ntags))
+		goto out;
+	snprintf(why, sizeof(why), "identity %s is outside the scope in which %s may "
+	    "release containments", identity_id, who->name);
+	d = json_pack("{s:s}", "why", why);
+	tx = NULL;
+	if (store_tx_begin(eng->st, true, &tx, e) == 0 &&
+	    engine_audit_tx_as(tx, who, "disruption.release_denied", NULL, NULL,
+	    identity_id, d, e) == 0 && store_tx_commit(tx, e) == 0)
+		tx = NULL;
+	store_tx_rollback(tx);
+	json_decref(d);
+	r = qerr_set(e, QERR_DENIED, NULL, "%s", why);
+out:
+	identity_clear(&idn);
+	return r;
+}
+
 int
 engine_release(struct engine *eng, const struct actor *who, const char *identity_id,
     const char *reason, json_t **results, struct qerr *e)
 {
 	struct alert al;
 	struct in_force f;
-	json_t *item, *d;
-	size_t i, undone = 0;
+	json_t *item, *d, *o, *ended = json_array(), *still = json_array();
+	size_t i, done = 0;
+	bool locked = false, all_denied = true;
 	int r;
 
 	*results = json_array();
 	memset(&al, 0, sizeof(al));
+	memset(&f, 0, sizeof(f));
+	if ((r = release_allowed(eng, who, identity_id, e)) != 0)
+		goto out;
 	pthread_mutex_lock(&eng->dmu);
+	locked = true;
 	if ((r = in_force_load(eng, identity_id, &f, e)) != 0)
 		goto out;
 	if (json_array_size(f.all) == 0) {
@@ -725,26 +918,42 @@ engine_release(struct engine *eng, const struct actor *who, const char *identity
 		    "containment in force", identity_id);
 		goto out;
 	}
-	json_array_foreach(f.all, i, item)
-		if (release_one(eng, who, item, reason, *results) == 0)
-			undone++;
-	if (undone == 0 && json_array_size(f.all) > 0 &&
-	    strcmp(json_string_value(json_object_get(json_array_get(*results, 0),
-	    "error")), qerr_strerror(QERR_DENIED)) == 0) {
+	json_array_foreach(f.all, i, item) {
+		o = json_deep_copy(item);
+		r = release_one(eng, who, o, reason, ended, still);
+		if (r == 0)
+			done++;
+		if (r != QERR_DENIED)
+			all_denied = false;
+		json_array_append_new(*results, o);
+	}
+	if (done == 0 && all_denied) {
 		r = qerr_set(e, QERR_DENIED, NULL, "%s", json_string_value(
 		    json_object_get(json_array_get(*results, 0), "message")));
 		goto out;
 	}
 	al.id = newest_alert(eng, f.all);
-	d = json_pack("{s:s, s:s, s:O}", "reason", reason, "by", who->name, "results",
-	    *results);
+	/* Released only when every account is enabled again; otherwise the release
+	 * is partial and the containment stays in force for the accounts named. */
+	d = json_pack("{s:s, s:s, s:O, s:O, s:O}", "reason", reason, "by", who->name,
+	    "results", *results, "ended", ended, "still_contained", still);
 	if (al.id == NULL)
 		al.id = strdup("");
-	r = record(eng, &al, identity_id, NULL, DISRUPTION_RELEASED, d, e);
+	r = record(eng, &al, identity_id, NULL, json_array_size(still) == 0 ?
+	    DISRUPTION_RELEASED : DISRUPTION_RELEASE_PARTIAL, who, d, e);
 	json_decref(d);
+	if (r == 0) {
+		o = json_pack("{s:b, s:O, s:O}", "released", json_array_size(still) == 0,
+		    "results", *results, "still_contained", still);
+		json_decref(*results);
+		*results = o;
+	}
 out:
-	pthread_mutex_unlock(&eng->dmu);
+	if (locked)
+		pthread_mutex_unlock(&eng->dmu);
 	in_force_clear(&f);
 	alert_clear(&al);
+	json_decref(ended);
+	json_decref(still);
 	return r;
 }

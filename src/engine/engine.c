@@ -44,12 +44,12 @@ engine_find_system(struct engine *eng, const char *name)
 }
 
 int
-engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
+engine_audit_tx_as(struct store_tx *tx, const struct actor *who, const char *event,
     const char *action_id, const char *step_id, const char *identity_id,
     json_t *detail, struct qerr *e)
 {
 	struct audit_entry ent;
-	char *text;
+	char *text, sysid[160];
 	int r;
 
 	text = json_dumps(detail ? detail : json_object(), JSON_COMPACT);
@@ -57,7 +57,15 @@ engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	memset(&ent, 0, sizeof(ent));
 	ent.time = engine_now_ms();
-	ent.actor = (char *)actor;
+	ent.actor = (char *)who->name;
+	ent.actor_kind = (char *)(who->kind ? who->kind : "system");
+	/* quell's own principals have a stable id by name; anonymous callers none. */
+	if (who->id == NULL && (who->kind == NULL || strcmp(who->kind, "system") == 0)) {
+		snprintf(sysid, sizeof(sysid), "system:%s", who->name ? who->name : "");
+		ent.actor_id = sysid;
+	} else
+		ent.actor_id = (char *)who->id;
+	ent.client = (char *)who->client;
 	ent.event = (char *)event;
 	ent.action_id = (char *)action_id;
 	ent.step_id = (char *)step_id;
@@ -69,7 +77,18 @@ engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
 }
 
 int
-engine_rollup_tx(struct store_tx *tx, const char *actor, const char *action_id,
+engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
+    const char *action_id, const char *step_id, const char *identity_id,
+    json_t *detail, struct qerr *e)
+{
+	struct actor sys = { .name = actor, .kind = "system" };
+
+	return engine_audit_tx_as(tx, &sys, event, action_id, step_id, identity_id,
+	    detail, e);
+}
+
+int
+engine_rollup_tx(struct store_tx *tx, const struct actor *actor, const char *action_id,
     int64_t now, struct qerr *e)
 {
 	struct action a;
@@ -98,7 +117,7 @@ engine_rollup_tx(struct store_tx *tx, const char *actor, const char *action_id,
 	    action_status_name(st), "summary", msg);
 	snprintf(ev, sizeof(ev), "action.%s", action_status_name(st));
 	if ((r = store_action_update(tx, &a, e)) == 0)
-		r = engine_audit_tx(tx, actor, ev, a.id, NULL, a.identity_id, d, e);
+		r = engine_audit_tx_as(tx, actor, ev, a.id, NULL, a.identity_id, d, e);
 	json_decref(d);
 	action_clear(&a);
 	return r;
@@ -192,7 +211,7 @@ claim_one(struct engine *eng, struct store_tx *tx, struct step_claim *cl,
 	    NULL, d, e);
 	json_decref(d);
 	if (r == 0)
-		r = engine_rollup_tx(tx, eng->opt.node_id, s->action_id, cl->now, e);
+		r = engine_rollup_tx(tx, &eng->nactor, s->action_id, cl->now, e);
 	return r;
 }
 
@@ -555,7 +574,7 @@ record_one(struct engine *eng, struct store_tx *tx, const struct job *j, struct 
 	r = engine_audit_tx(tx, eng->opt.node_id, ev, s->action_id, s->id, NULL, d, e);
 	json_decref(d);
 	if (r == 0)
-		r = engine_rollup_tx(tx, eng->opt.node_id, s->action_id, s->updated_at, e);
+		r = engine_rollup_tx(tx, &eng->nactor, s->action_id, s->updated_at, e);
 	return r;
 }
 
@@ -684,7 +703,7 @@ recover(struct engine *eng, struct qerr *e)
 	    (r = store_action_open_ids(tx, &ids, &n, e)) != 0)
 		goto out;
 	for (i = 0; i < n && r == 0; i++)
-		r = engine_rollup_tx(tx, eng->opt.node_id, ids[i], engine_now_ms(), e);
+		r = engine_rollup_tx(tx, &eng->nactor, ids[i], engine_now_ms(), e);
 	if (r == 0) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
@@ -748,6 +767,9 @@ engine_start(const struct config *cfg, struct store *st,
 	eng->st = st;
 	eng->opt = *opt;
 	defaults(&eng->opt);
+	/* The node's own steps (started, finished, expired) are audited as it. */
+	eng->nactor.name = eng->opt.node_id;
+	eng->nactor.kind = "system";
 	pthread_mutex_init(&eng->mu, NULL);
 	pthread_cond_init(&eng->cv_dispatch, NULL);
 	pthread_cond_init(&eng->cv_run, NULL);

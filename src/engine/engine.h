@@ -26,8 +26,10 @@ struct engine;
 /* Who asks: the authenticated principal, the grants it holds under the access
  * policy, and the union of their permissions. */
 struct actor {
-	const char *id;
-	const char *name;
+	const char *id;		/* stable: token id, "<issuer>#<subject>", "system:<name>" */
+	const char *name;	/* display name */
+	const char *kind;	/* "token", "jwt", "session", "system"; NULL = "system" */
+	const char *client;	/* the client's address; NULL when not over the network */
 	const char *role;
 	unsigned perms;
 	const struct subject *subject;
@@ -144,12 +146,21 @@ int engine_sync_request(struct engine *eng, const struct actor *who, const char 
 /* The i-th system's sync status (0 <= i < engine_system_count). */
 int engine_sync_status(struct engine *eng, size_t i, struct sync_status *out);
 
-/* Appends an audit entry in its own transaction (for API-level events). */
+/* Appends an audit entry in its own transaction (for API-level events), as who. */
+int engine_audit_as(struct engine *eng, const struct actor *who, const char *event,
+    const char *identity_id, const char *detail_json, struct qerr *e);
+/* engine_audit_as for quell's own principal named actor (kind "system"). */
 int engine_audit(struct engine *eng, const char *actor, const char *event,
     const char *identity_id, const char *detail_json, struct qerr *e);
 
-/* Appends an audit entry inside tx, with the state change it records; detail is a
- * borrowed jansson object (NULL = {}). */
+/* Appends an audit entry inside tx, with the state change it records, as who
+ * (kind, stable id, display name, client address); detail is a borrowed jansson
+ * object (NULL = {}). */
+int engine_audit_tx_as(struct store_tx *tx, const struct actor *who, const char *event,
+    const char *action_id, const char *step_id, const char *identity_id,
+    json_t *detail, struct qerr *e);
+/* engine_audit_tx_as for quell's own principal named actor: a node, sync,
+ * automatic-attack-disruption (kind "system", id "system:<actor>"). */
 int engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
     const char *action_id, const char *step_id, const char *identity_id,
     json_t *detail, struct qerr *e);
@@ -166,13 +177,18 @@ int64_t engine_now_us(void);
  * automatic-attack-disruption; every decision is stored and audited. a->id and
  * a->received_* are set here; poster is who sent it, for the audit log.
  */
-int engine_alert(struct engine *eng, const char *poster, struct alert *a,
+int engine_alert(struct engine *eng, const struct actor *poster, struct alert *a,
     bool *created, struct qerr *e);
 
 /*
- * Undoes every automatic containment of an identity still in force (engine_undo on
- * each, authorized as who). *results (caller decrefs) has one object per action:
- * {action_id, type, undo_action_id | error}. QERR_CONFLICT when none is in force.
+ * Ends every automatic containment of an identity still in force, as who (refused,
+ * audited, when who may not act on the identity): cancels what has not run, undoes
+ * each disable and waits (bounded) for its accounts to be enabled again, and ends
+ * what has no inverse. *results (caller decrefs) is {released, results: one object
+ * per action {action_id, type, outcome, steps, undo_action_id | error},
+ * still_contained: the accounts still disabled}. released is true only when every
+ * account is enabled again; otherwise the containment stays in force for the
+ * accounts named. QERR_CONFLICT when none is in force.
  */
 int engine_release(struct engine *eng, const struct actor *who, const char *identity_id,
     const char *reason, json_t **results, struct qerr *e);

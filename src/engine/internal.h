@@ -72,6 +72,7 @@ struct engine {
 	struct grant_set dgrants;
 	struct actor dactor;
 	struct siem *siem;	/* the audit log's SIEM forwarders (siem.c) */
+	struct actor nactor;	/* this node, as the principal of the engine's own steps */
 };
 
 struct engine_system *engine_find_system(struct engine *eng, const char *name);
@@ -83,7 +84,7 @@ void engine_sync_stop(struct engine *eng);
 
 
 /* Re-reads the action, rolls its steps up, and writes and audits a change of status. */
-int engine_rollup_tx(struct store_tx *tx, const char *actor, const char *action_id,
+int engine_rollup_tx(struct store_tx *tx, const struct actor *actor, const char *action_id,
     int64_t now, struct qerr *e);
 
 void engine_wake(struct engine *eng);
@@ -99,7 +100,7 @@ int engine_claim_tx(struct engine *eng, struct store_tx *tx, struct job_queue *g
 void engine_dispatch(struct engine *eng, struct job_queue *got, bool committed);
 
 /* Cancels the steps of a that have not started, auditing each as actor. */
-int engine_cancel_steps_tx(struct store_tx *tx, const char *actor, struct action *a,
+int engine_cancel_steps_tx(struct store_tx *tx, const struct actor *actor, struct action *a,
     int64_t now, struct qerr *e);
 
 /* Cancels actions whose approval deadline has passed. */

@@ -48,6 +48,7 @@ new_action(struct action *a, const struct actor *who, const struct action_reques
 	a->account_id = xstrdup(req->account_id, &bad);
 	a->requested_by = xstrdup(who->name, &bad);
 	a->requested_by_id = xstrdup(who->id, &bad);
+	a->requested_by_kind = xstrdup(who->kind ? who->kind : "system", &bad);
 	a->undo_of = xstrdup(req->undo_of, &bad);
 	a->source = xstrdup(req->source ? req->source : "api", &bad);
 	a->reason = xstrdup(req->reason, &bad);
@@ -103,7 +104,7 @@ deny(struct engine *eng, const struct actor *who, struct action *a, const char *
 		goto out;
 	d = request_detail(a, who);
 	json_object_set_new(d, "why", json_string(why));
-	r = engine_audit_tx(tx, who->name, "action.denied", a->id, NULL, a->identity_id, d,
+	r = engine_audit_tx_as(tx, who, "action.denied", a->id, NULL, a->identity_id, d,
 	    e);
 	json_decref(d);
 	if (r == 0) {
@@ -226,7 +227,7 @@ store_request(const struct actor *who, struct store_tx *tx, struct action *a,
 		json_object_set_new(d, "undo_of", json_string(a->undo_of));
 	if (a->alert_id != NULL)
 		json_object_set_new(d, "alert_id", json_string(a->alert_id));
-	r = engine_audit_tx(tx, who->name, "action.requested", a->id, NULL, a->identity_id,
+	r = engine_audit_tx_as(tx, who, "action.requested", a->id, NULL, a->identity_id,
 	    d, e);
 	json_decref(d);
 	if (r != 0)
@@ -234,7 +235,7 @@ store_request(const struct actor *who, struct store_tx *tx, struct action *a,
 	if (a->status == ACTION_PENDING_APPROVAL) {
 		d = json_pack("{s:s, s:I}", "rule", a->approval_rule, "expires_ms",
 		    (json_int_t)a->approval_expires);
-		r = engine_audit_tx(tx, who->name, "action.pending_approval", a->id, NULL,
+		r = engine_audit_tx_as(tx, who, "action.pending_approval", a->id, NULL,
 		    a->identity_id, d, e);
 		json_decref(d);
 		return r;
@@ -316,7 +317,7 @@ out:
 }
 
 int
-engine_cancel_steps_tx(struct store_tx *tx, const char *actor, struct action *a,
+engine_cancel_steps_tx(struct store_tx *tx, const struct actor *actor, struct action *a,
     int64_t now, struct qerr *e)
 {
 	struct step *s;
@@ -335,12 +336,48 @@ engine_cancel_steps_tx(struct store_tx *tx, const char *actor, struct action *a,
 		if ((r = store_step_update(tx, s, e)) != 0)
 			return r;
 		d = json_pack("{s:s, s:s}", "system", s->system, "account", s->account_name);
-		r = engine_audit_tx(tx, actor, "step.cancelled", a->id, s->id, NULL, d, e);
+		r = engine_audit_tx_as(tx, actor, "step.cancelled", a->id, s->id, NULL, d, e);
 		json_decref(d);
 		if (r != 0)
 			return r;
 	}
 	return 0;
+}
+
+/* QERR_DENIED, audited in a transaction of its own, when the action's identity is
+ * outside every scope in which who holds response.manage. */
+static int
+cancel_allowed(struct engine *eng, struct store_tx **tx, const struct actor *who,
+    const struct action *a, struct qerr *e)
+{
+	struct store_tx *atx = NULL;
+	struct identity idn;
+	struct qerr e2;
+	json_t *d;
+	char why[400];
+	bool ok;
+	int r;
+
+	memset(&idn, 0, sizeof(idn));
+	if ((r = store_identity_get(*tx, a->identity_id, &idn, e)) != 0)
+		return r;
+	ok = policy_covers(who->grants, PERM_RESPONSE_MANAGE, idn.tags, idn.ntags);
+	identity_clear(&idn);
+	if (ok)
+		return 0;
+	snprintf(why, sizeof(why), "identity %s is outside the scope in which %s may "
+	    "cancel actions", a->identity_id, who->name);
+	/* The caller's write transaction is rolled back: audit in one of our own. */
+	store_tx_rollback(*tx);
+	*tx = NULL;
+	d = json_pack("{s:s}", "why", why);
+	if (store_tx_begin(eng->st, true, &atx, &e2) == 0 &&
+	    engine_audit_tx_as(atx, who, "action.cancel_denied", a->id, NULL,
+	    a->identity_id, d, &e2) == 0 && store_tx_commit(atx, &e2) == 0)
+		atx = NULL;
+	store_tx_rollback(atx);
+	json_decref(d);
+	return qerr_set(e, QERR_DENIED, NULL, "%s", why);
 }
 
 int
@@ -360,6 +397,9 @@ engine_cancel(struct engine *eng, const struct actor *who, const char *action_id
 		return r;
 	if ((r = store_action_get(tx, action_id, &a, e)) != 0)
 		goto out;
+	/* Cancelling acts on the identity too: only within the asker's scope. */
+	if ((r = cancel_allowed(eng, &tx, who, &a, e)) != 0)
+		goto out;
 	if (action_status_terminal(a.status)) {
 		r = qerr_set(e, QERR_CONFLICT, NULL, "action %s is already %s", a.id,
 		    action_status_name(a.status));
@@ -368,10 +408,10 @@ engine_cancel(struct engine *eng, const struct actor *who, const char *action_id
 	a.cancel_requested = true;
 	a.updated_at = now;
 	if ((r = store_action_update(tx, &a, e)) != 0 ||
-	    (r = engine_audit_tx(tx, who->name, "action.cancel_requested", a.id, NULL,
+	    (r = engine_audit_tx_as(tx, who, "action.cancel_requested", a.id, NULL,
 	    a.identity_id, NULL, e)) != 0 ||
-	    (r = engine_cancel_steps_tx(tx, who->name, &a, now, e)) != 0 ||
-	    (r = engine_rollup_tx(tx, who->name, a.id, now, e)) != 0)
+	    (r = engine_cancel_steps_tx(tx, who, &a, now, e)) != 0 ||
+	    (r = engine_rollup_tx(tx, who, a.id, now, e)) != 0)
 		goto out;
 	action_clear(&a);
 	if ((r = store_action_get(tx, action_id, &a, e)) != 0)
@@ -391,12 +431,21 @@ int
 engine_audit(struct engine *eng, const char *actor, const char *event,
     const char *identity_id, const char *detail_json, struct qerr *e)
 {
+	struct actor sys = { .name = actor, .kind = "system" };
+
+	return engine_audit_as(eng, &sys, event, identity_id, detail_json, e);
+}
+
+int
+engine_audit_as(struct engine *eng, const struct actor *who, const char *event,
+    const char *identity_id, const char *detail_json, struct qerr *e)
+{
 	struct store_tx *tx = NULL;
 	json_t *d = detail_json ? json_loads(detail_json, 0, NULL) : NULL;
 	int r;
 
 	if ((r = store_tx_begin(eng->st, true, &tx, e)) == 0 &&
-	    (r = engine_audit_tx(tx, actor, event, NULL, NULL, identity_id, d, e)) == 0) {
+	    (r = engine_audit_tx_as(tx, who, event, NULL, NULL, identity_id, d, e)) == 0) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
 	}

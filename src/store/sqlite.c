@@ -203,6 +203,17 @@ static const char *const migrations[] = {
 	"ALTER TABLE tokens ADD COLUMN revoked_at INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE tokens ADD COLUMN revoked_by TEXT;"
 	"ALTER TABLE tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;",
+	/* Actors that cannot be confused: each audit entry and action names the
+	 * principal's kind and stable id beside its display name, and each audit entry
+	 * the client's address. Rows from before keep format 1 (NULL here) and hash as
+	 * they always did. */
+	"ALTER TABLE audit ADD COLUMN format INTEGER;"
+	"ALTER TABLE audit ADD COLUMN actor_kind TEXT;"
+	"ALTER TABLE audit ADD COLUMN actor_id TEXT;"
+	"ALTER TABLE audit ADD COLUMN client TEXT;"
+	"ALTER TABLE actions ADD COLUMN requested_by_kind TEXT;"
+	"ALTER TABLE actions ADD COLUMN decided_by_id TEXT;"
+	"ALTER TABLE actions ADD COLUMN decided_by_kind TEXT;",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -213,14 +224,15 @@ static const char *const migrations[] = {
 #define ACC_COLS_X ACC_COLS ", risk, link_rule, linked_by, linked_at"
 #define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
 	"reason, params, message, cancel_requested, created_at, updated_at, finished_at, " \
-	"requested_by_id, undo_of, approval_rule, decided_by, approval_expires, alert_id"
+	"requested_by_id, undo_of, approval_rule, decided_by, approval_expires, alert_id, " \
+	"requested_by_kind, decided_by_id, decided_by_kind"
 #define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
 	"type, status, params, attempts, not_before, lease_owner, lease_expires, " \
 	"request_id, error_code, message, created_at, updated_at, started_at, finished_at"
 #define TOKEN_COLS "id, name, role, created_at, scope, expires_at, revoked_at, " \
 	"revoked_by, last_used_at"
 #define AUDIT_COLS "seq, time, actor, event, action_id, step_id, identity_id, " \
-	"detail, prev_hash, hash"
+	"detail, prev_hash, hash, format, actor_kind, actor_id, client"
 
 /* Action statuses (model.h names) whose steps may run. */
 #define ACT_RUNNABLE "('queued', 'running')"
@@ -322,13 +334,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_ACT_INSERT] =
 	    "INSERT INTO actions (" ACT_COLS ")"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-	    " ?16, ?17, ?18, ?19, ?20)",
+	    " ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
 	[S_ACT_GET] = "SELECT " ACT_COLS " FROM actions WHERE id = ?1",
 	[S_ACT_STEPS] =
 	    "SELECT " STEP_COLS " FROM steps WHERE action_id = ?1 ORDER BY id",
 	[S_ACT_UPDATE] =
 	    "UPDATE actions SET status = ?2, message = ?3, cancel_requested = ?4,"
-	    " updated_at = ?5, finished_at = ?6, decided_by = ?7 WHERE id = ?1",
+	    " updated_at = ?5, finished_at = ?6, decided_by = ?7, decided_by_id = ?8,"
+	    " decided_by_kind = ?9 WHERE id = ?1",
 	[S_ACT_OPEN] =
 	    "SELECT id FROM actions"
 	    " WHERE status IN ('pending_approval', 'queued', 'running') ORDER BY id",
@@ -376,7 +389,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
 	[S_AUDIT_INSERT] =
 	    "INSERT INTO audit (" AUDIT_COLS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[S_AUDIT_LIST] =
 	    "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
 };
@@ -1472,6 +1485,9 @@ read_action(sqlite3_stmt *st, struct action *a, struct qerr *e)
 	a->decided_by = col_dup(st, 17, &bad);
 	a->approval_expires = sqlite3_column_int64(st, 18);
 	a->alert_id = col_dup(st, 19, &bad);
+	a->requested_by_kind = col_dup(st, 20, &bad);
+	a->decided_by_id = col_dup(st, 21, &bad);
+	a->decided_by_kind = col_dup(st, 22, &bad);
 	if (bad) {
 		action_clear(a);
 		return nomem(e);
@@ -1589,7 +1605,8 @@ sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
 	    bind_text(st, 15, a->requested_by_id) || bind_text(st, 16, a->undo_of) ||
 	    bind_text(st, 17, a->approval_rule) || bind_text(st, 18, a->decided_by) ||
 	    sqlite3_bind_int64(st, 19, a->approval_expires) ||
-	    bind_text(st, 20, a->alert_id))
+	    bind_text(st, 20, a->alert_id) || bind_text(st, 21, a->requested_by_kind) ||
+	    bind_text(st, 22, a->decided_by_id) || bind_text(st, 23, a->decided_by_kind))
 		r = db_fail(c, sqlite3_errcode(c->db), "action insert", e);
 	else
 		r = exec_done(c, st, "action insert", e);
@@ -1754,7 +1771,8 @@ sq_action_update(struct store_conn *c, const struct action *a, struct qerr *e)
 	    bind_text(st, 3, a->message) ||
 	    sqlite3_bind_int(st, 4, a->cancel_requested) ||
 	    sqlite3_bind_int64(st, 5, a->updated_at) ||
-	    sqlite3_bind_int64(st, 6, a->finished_at) || bind_text(st, 7, a->decided_by))
+	    sqlite3_bind_int64(st, 6, a->finished_at) || bind_text(st, 7, a->decided_by) ||
+	    bind_text(st, 8, a->decided_by_id) || bind_text(st, 9, a->decided_by_kind))
 		r = db_fail(c, sqlite3_errcode(c->db), "action update", e);
 	else
 		r = update_one(c, st, "action update", "action", e);
@@ -1993,6 +2011,8 @@ sq_audit_append(struct store_conn *c, struct audit_entry *ent, struct qerr *e)
 	done(st);
 	st = NULL;
 	ent->seq = last + 1;
+	/* Every entry written from now on is of the current format, whoever wrote it. */
+	ent->format = AUDIT_FORMAT;
 	if ((r = audit_seal(ent, prev, e)) != 0)
 		goto out;
 	if ((r = stmt(c, S_AUDIT_INSERT, &st, e)) != 0)
@@ -2001,7 +2021,9 @@ sq_audit_append(struct store_conn *c, struct audit_entry *ent, struct qerr *e)
 	    bind_text(st, 3, ent->actor) || bind_text(st, 4, ent->event) ||
 	    bind_text(st, 5, ent->action_id) || bind_text(st, 6, ent->step_id) ||
 	    bind_text(st, 7, ent->identity_id) || bind_text(st, 8, ent->detail) ||
-	    bind_text(st, 9, ent->prev_hash) || bind_text(st, 10, ent->hash))
+	    bind_text(st, 9, ent->prev_hash) || bind_text(st, 10, ent->hash) ||
+	    sqlite3_bind_int(st, 11, ent->format) || bind_text(st, 12, ent->actor_kind) ||
+	    bind_text(st, 13, ent->actor_id) || bind_text(st, 14, ent->client))
 		r = db_fail(c, sqlite3_errcode(c->db), "audit append", e);
 	else
 		r = exec_done(c, st, "audit append", e);
@@ -2040,6 +2062,12 @@ sq_audit_list(struct store_conn *c, int64_t after_seq, int limit,
 		ent.detail = col_dup(st, 7, &bad);
 		snprintf(ent.prev_hash, sizeof(ent.prev_hash), "%s", col_str(st, 8));
 		snprintf(ent.hash, sizeof(ent.hash), "%s", col_str(st, 9));
+		/* NULL: a row from before migration 7, of format 1. */
+		ent.format = sqlite3_column_type(st, 10) == SQLITE_NULL ? 1 :
+		    sqlite3_column_int(st, 10);
+		ent.actor_kind = col_dup(st, 11, &bad);
+		ent.actor_id = col_dup(st, 12, &bad);
+		ent.client = col_dup(st, 13, &bad);
 		if (bad) {
 			r = nomem(e);
 			goto out;

@@ -35,7 +35,7 @@ import contract
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SH = REPO / "scripts" / "lab" / "samba.sh"
 PASSWORD = "E2e-Pw-" + secrets.token_hex(4)
-ROLES = ("admin", "responder", "viewer")
+ROLES = ("admin", "responder", "viewer", "detector")
 TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied"}
 UAC_DISABLE = 0x2
 UAC_DONT_EXPIRE = 0x10000

@@ -41,7 +41,7 @@ PERMS = {
     ("POST", "/api/v1/actions/approve"): {W},
     ("POST", "/api/v1/actions/reject"): {W},
     ("POST", "/api/v1/actions/{act}/undo"): {R, W},
-    ("POST", "/api/v1/alerts"): {R, W},
+    ("POST", "/api/v1/alerts"): {W},  # alerts.ingest: admin (and detector)
     ("GET", "/api/v1/alerts"): {V, R, W},
     ("GET", "/api/v1/alerts/{alr}"): {V, R, W},
     ("POST", "/api/v1/identities/{idn}/release"): {R, W},

@@ -74,9 +74,9 @@ def test_alert_contains_release_undoes(lab, quelld, make_user):
     q = with_rules(quelld)
     u = make_user(q, "dsa")
     assert lab.kinit(u.sam, u.password)[0] == 0
-    responder = q.api("responder")
+    responder, detector = q.api("responder"), q.api("detector")
     body = alert(ref(u))
-    r = responder.post("/api/v1/alerts", body)
+    r = detector.post("/api/v1/alerts", body)
     assert r.status == 201, r
     al = r.json
     acc = [e for e in al["entities"] if e["type"] == "account"][0]
@@ -97,10 +97,10 @@ def test_alert_contains_release_undoes(lab, quelld, make_user):
 
     # the same alert again: the stored one answers, nothing new is created
     n_actions = len(auto_actions(q, u.identity_id))
-    r = responder.post("/api/v1/alerts", body)
+    r = detector.post("/api/v1/alerts", body)
     assert r.status == 200 and r.json["id"] == al["id"], r
     # another alert for the contained identity: recorded, not acted on
-    r = responder.post("/api/v1/alerts", alert(ref(u), category="credential_theft"))
+    r = detector.post("/api/v1/alerts", alert(ref(u), category="credential_theft"))
     assert r.status == 201, r
     assert r.json["decisions"][0]["outcome"] == "duplicate", r.json
     assert r.json["actions"] == []
@@ -122,13 +122,13 @@ def test_alert_contains_release_undoes(lab, quelld, make_user):
     # nothing is in force any more; a new alert contains again
     r = responder.post(f"/api/v1/identities/{u.identity_id}/release", {"reason": "again"})
     assert r.status == 409, r
-    r = responder.post("/api/v1/alerts", alert(ref(u)))
+    r = detector.post("/api/v1/alerts", alert(ref(u)))
     assert r.json["decisions"][0]["outcome"] == "contained", r.json
 
 
 def test_unresolved_entities_are_kept(quelld):
     q = with_rules(quelld)
-    r = q.api("responder").post("/api/v1/alerts", alert({"upn": "nobody@nowhere.test"}))
+    r = q.api("detector").post("/api/v1/alerts", alert({"upn": "nobody@nowhere.test"}))
     assert r.status == 201, r
     acc = [e for e in r.json["entities"] if e["type"] == "account"][0]
     assert acc["resolution"] == "unknown" and acc["identity_id"] is None
@@ -141,7 +141,7 @@ def test_excluded_identity_never_touched(lab, quelld, make_user):
     q = with_rules(quelld)
     u, mark = two_users(q, make_user, "dsx")
     q.admin.ok("PUT", f"/api/v1/identities/{u.identity_id}/tags", {"tags": ["tier0"]})
-    r = q.api("responder").post("/api/v1/alerts", alert(ref(u)))
+    r = q.api("detector").post("/api/v1/alerts", alert(ref(u)))
     assert r.status == 201, r
     (d,) = r.json["decisions"]
     assert d["outcome"] == "excluded" and "tier0" in d["detail"]["why"], d
@@ -163,7 +163,7 @@ def test_bind_account_never_touched(lab, quelld, make_user):
     assert lab.bind_dn.startswith("CN=Administrator,"), lab.bind_dn
     uac = lab.uac("Administrator")
     assert uac & 2 == 0
-    r = q.api("responder").post("/api/v1/alerts", alert({"sid": acc["sid"]}))
+    r = q.api("detector").post("/api/v1/alerts", alert({"sid": acc["sid"]}))
     assert r.status == 201, r
     (d,) = r.json["decisions"]
     assert d["outcome"] == "excluded" and "binds" in d["detail"]["why"], d
@@ -180,7 +180,7 @@ def test_blast_radius_holds_and_raises(lab, quelld, make_user):
     q.sync()
     for u in users + [mark]:
         u.find(q)
-    outs = [q.api("responder").post("/api/v1/alerts", alert(ref(u))).json for u in users]
+    outs = [q.api("detector").post("/api/v1/alerts", alert(ref(u))).json for u in users]
     assert [o["decisions"][0]["outcome"] for o in outs] == ["contained", "contained", "held"]
     held = [a for a in outs[2]["actions"] if a["type"] == "disable"][0]
     assert held["status"] == "pending_approval"
@@ -205,7 +205,7 @@ def test_dry_run_records_plan_touches_nothing(lab, quelld, make_user):
     q = with_rules(quelld)
     u, mark = two_users(q, make_user, "dsd")
     before = q.admin.actions_all()
-    r = q.api("responder").post("/api/v1/alerts", alert(ref(u), category="password_spray"))
+    r = q.api("detector").post("/api/v1/alerts", alert(ref(u), category="password_spray"))
     (d,) = r.json["decisions"]
     assert d["outcome"] == "dry_run" and d["rule"] == "watch", d
     plan = {p["type"]: p for p in d["detail"]["plan"]}
@@ -226,7 +226,7 @@ def test_dry_run_records_plan_touches_nothing(lab, quelld, make_user):
 
 def test_alert_input_is_checked(quelld):
     q = with_rules(quelld)
-    api = q.api("responder")
+    api = q.api("detector")
     good = alert({"upn": "x@quell.test"})
     cases = [
         ({"severity": "extreme"}, "severity"),

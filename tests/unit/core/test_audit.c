@@ -73,12 +73,63 @@ chain_verifies_and_detects_tampering(void **state)
 	    "entry 3: expected sequence number 2 (an entry is missing)");
 }
 
+/* Format 2 covers who acted (kind, stable id) and from where; a format 1 entry
+ * hashes as it always did, and no field can be dropped or changed unnoticed. */
+static void
+format2_covers_principal_and_client(void **state)
+{
+	struct audit_entry e;
+	struct qerr err;
+	char *c1, *c2, h1[65];
+
+	(void)state;
+	entry(&e, 1, "{}");
+	c1 = audit_canonical(&e);
+	e.format = 1;
+	c2 = audit_canonical(&e);
+	assert_string_equal(c1, c2);
+	assert_null(strstr(c1, "actor_kind"));
+	free(c1);
+	free(c2);
+
+	e.format = AUDIT_FORMAT;
+	e.actor_kind = "token";
+	e.actor_id = "qt_1";
+	e.client = "127.0.0.1";
+	c1 = audit_canonical(&e);
+	assert_non_null(strstr(c1, "\"actor_id\":\"qt_1\""));
+	assert_non_null(strstr(c1, "\"actor_kind\":\"token\""));
+	assert_non_null(strstr(c1, "\"client\":\"127.0.0.1\""));
+	assert_non_null(strstr(c1, "\"v\":2"));
+	free(c1);
+	assert_int_equal(audit_seal(&e, audit_genesis, &err), 0);
+	memcpy(h1, e.hash, sizeof(h1));
+	assert_int_equal(audit_check(&e, audit_genesis, 1, &err), 0);
+
+	e.actor_kind = "jwt";
+	assert_int_equal(audit_check(&e, audit_genesis, 1, &err), QERR_CONFLICT);
+	e.actor_kind = "token";
+	e.actor_id = "qt_2";
+	assert_int_equal(audit_check(&e, audit_genesis, 1, &err), QERR_CONFLICT);
+	e.actor_id = "qt_1";
+	e.client = "10.0.0.1";
+	assert_int_equal(audit_check(&e, audit_genesis, 1, &err), QERR_CONFLICT);
+	e.client = "127.0.0.1";
+	/* Passing a new entry off as an old one (format 1) does not verify either. */
+	e.format = 1;
+	assert_int_equal(audit_check(&e, audit_genesis, 1, &err), QERR_CONFLICT);
+	e.format = AUDIT_FORMAT;
+	assert_int_equal(audit_check(&e, audit_genesis, 1, &err), 0);
+	assert_string_equal(e.hash, h1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(canonical_is_sorted_and_stable),
 		cmocka_unit_test(chain_verifies_and_detects_tampering),
+		cmocka_unit_test(format2_covers_principal_and_client),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

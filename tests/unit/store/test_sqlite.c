@@ -369,6 +369,19 @@ test_token_touch(void **state)
 	store_tx_rollback(tx);
 }
 
+/* Takes the schema back to version 6, as it was before migration 7 (and any
+ * later one) existed. */
+static const char undo_after_6[] =
+    "DROP TABLE IF EXISTS siem_cursors;"
+    "ALTER TABLE audit DROP COLUMN format;"
+    "ALTER TABLE audit DROP COLUMN actor_kind;"
+    "ALTER TABLE audit DROP COLUMN actor_id;"
+    "ALTER TABLE audit DROP COLUMN client;"
+    "ALTER TABLE actions DROP COLUMN requested_by_kind;"
+    "ALTER TABLE actions DROP COLUMN decided_by_id;"
+    "ALTER TABLE actions DROP COLUMN decided_by_kind;"
+    "DELETE FROM schema_version WHERE version > 6;";
+
 /* A database whose tokens predate expiry and revocation keeps them, in force. */
 static void
 test_token_migration(void **state)
@@ -382,12 +395,12 @@ test_token_migration(void **state)
 	store_close(f->st);
 	f->st = NULL;
 	/* Back to the schema before the lifecycle columns, with a token of then. */
+	raw_exec(f, undo_after_6, SQLITE_OK);
 	raw_exec(f, "ALTER TABLE tokens DROP COLUMN expires_at;"
 	    "ALTER TABLE tokens DROP COLUMN revoked_at;"
 	    "ALTER TABLE tokens DROP COLUMN revoked_by;"
 	    "ALTER TABLE tokens DROP COLUMN last_used_at;"
-	    "DELETE FROM schema_version"
-	    " WHERE version = (SELECT max(version) FROM schema_version);"
+	    "DELETE FROM schema_version WHERE version = 6;"
 	    "INSERT INTO tokens (id, name, role, hash, created_at, scope) VALUES"
 	    " ('qt_old', 'old', 'admin', zeroblob(32), 5, '[\"staff\"]');", SQLITE_OK);
 	if (store_open(&store_sqlite, f->path, NCONN, &f->st, &e) != 0)
@@ -402,6 +415,97 @@ test_token_migration(void **state)
 	assert_int_equal(got.last_used_at, 0);
 	token_info_clear(&got);
 	store_tx_rollback(tx);
+}
+
+static int
+check_chain(const struct audit_entry *ent, void *arg)
+{
+	struct { char prev[65]; int64_t n; int bad; char kinds[4][16]; } *v = arg;
+	struct qerr e = {0};
+
+	v->n++;
+	if (audit_check(ent, v->prev, v->n, &e) != 0) {
+		print_message("entry %lld: %s\n", (long long)ent->seq, e.msg);
+		v->bad++;
+	}
+	if (v->n <= 4)
+		snprintf(v->kinds[v->n - 1], sizeof(v->kinds[0]), "%d:%s", ent->format,
+		    ent->actor_kind ? ent->actor_kind : "-");
+	memcpy(v->prev, ent->hash, 65);
+	return 0;
+}
+
+/*
+ * Entries written before migration 7 (format 1: no kind, id or client) still
+ * verify after it, chained to new ones (format 2) that hold all three.
+ */
+static void
+test_audit_migration(void **state)
+{
+	struct fx *f = *state;
+	struct { char prev[65]; int64_t n; int bad; char kinds[4][16]; } v;
+	struct audit_entry ent[2];
+	struct store_tx *tx;
+	struct qerr e = {0};
+	char sql[1024];
+	int i;
+
+	store_close(f->st);
+	f->st = NULL;
+	raw_exec(f, undo_after_6, SQLITE_OK);
+	/* Two entries as quell wrote them then. */
+	for (i = 0; i < 2; i++) {
+		memset(&ent[i], 0, sizeof(ent[i]));
+		ent[i].seq = i + 1;
+		ent[i].time = 1000 + i;
+		ent[i].actor = "old-admin";
+		ent[i].event = "action.requested";
+		ent[i].detail = "{\"n\":1}";
+		assert_int_equal(audit_seal(&ent[i], i ? ent[0].hash : audit_genesis, &e), 0);
+		snprintf(sql, sizeof(sql), "INSERT INTO audit (seq, time, actor, event, detail,"
+		    " prev_hash, hash) VALUES (%d, %d, 'old-admin', 'action.requested',"
+		    " '{\"n\":1}', '%s', '%s')", i + 1, 1000 + i, ent[i].prev_hash,
+		    ent[i].hash);
+		raw_exec(f, sql, SQLITE_OK);
+	}
+	if (store_open(&store_sqlite, f->path, NCONN, &f->st, &e) != 0)
+		fail_msg("store_open: %s", e.msg);
+	memset(&ent[0], 0, sizeof(ent[0]));
+	ent[0].time = 2000;
+	ent[0].actor = "sec-admin";
+	ent[0].actor_kind = "jwt";
+	ent[0].actor_id = "https://issuer.test#sub-1";
+	ent[0].client = "127.0.0.1";
+	ent[0].event = "action.requested";
+	ent[0].detail = "{}";
+	tx = begin(f, true);
+	assert_int_equal(store_audit_append(tx, &ent[0], &e), 0);
+	commit(tx);
+
+	memset(&v, 0, sizeof(v));
+	memcpy(v.prev, audit_genesis, sizeof(v.prev));
+	tx = begin(f, false);
+	assert_int_equal(store_audit_list(tx, 0, 0, check_chain, &v, &e), 0);
+	store_tx_rollback(tx);
+	assert_int_equal(v.n, 3);
+	assert_int_equal(v.bad, 0);
+	assert_string_equal(v.kinds[0], "1:-");
+	assert_string_equal(v.kinds[1], "1:-");
+	assert_string_equal(v.kinds[2], "2:jwt");
+
+	/* The new fields are in the hash: a changed kind breaks the chain. */
+	store_close(f->st);
+	f->st = NULL;
+	raw_exec(f, "DROP TRIGGER audit_no_update;"
+	    "UPDATE audit SET actor_kind = 'token' WHERE seq = 3;", SQLITE_OK);
+	if (store_open(&store_sqlite, f->path, NCONN, &f->st, &e) != 0)
+		fail_msg("store_open: %s", e.msg);
+	memset(&v, 0, sizeof(v));
+	memcpy(v.prev, audit_genesis, sizeof(v.prev));
+	tx = begin(f, false);
+	assert_int_equal(store_audit_list(tx, 0, 0, check_chain, &v, &e), 0);
+	store_tx_rollback(tx);
+	assert_int_equal(v.bad, 1);
 }
 
 static void
@@ -1328,6 +1432,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_token_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_touch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_migration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_migration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_account, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_action, setup, teardown),
