@@ -44,6 +44,10 @@ struct req {
 	struct grant_set grants; /* what the policy grants them; perms is the union */
 	int status;		/* set by the handler with resp */
 	json_t *resp;
+	char *text;		/* instead of resp: a text answer (freed with q) */
+	const char *text_type;	/* its Content-Type */
+	const char *route;	/* the route pattern matched, for metrics; NULL none */
+	int64_t started_us;	/* when the request's headers were in */
 	const char *allow;	/* a 405's Allow header: the path's methods */
 	unsigned retry_after;	/* seconds, for a Retry-After header; 0 = none */
 	char client[48];	/* the client's address (req_client) */
@@ -195,5 +199,7 @@ int route_list_alerts(struct req *q);
 int route_get_alert(struct req *q);
 int route_release_identity(struct req *q);
 int route_hunt(struct req *q);
+int route_metrics(struct req *q);
+int route_readyz(struct req *q);
 
 #endif

@@ -62,6 +62,7 @@ static const struct route {
 	{ "POST", "/api/v1/identities/{}/release", PERM_RESPONSE_MANAGE,
 	    route_release_identity },
 	{ "POST", "/api/v1/hunting/query", PERM_HUNTING_QUERY, route_hunt },
+	{ "GET", "/metrics", PERM_METRICS_READ, route_metrics },
 };
 
 /* Matches path against pattern, capturing each {} segment into q->argbuf. */
@@ -102,6 +103,7 @@ routes_dispatch(struct req *q)
 		if (!match(q, routes[i].pattern, q->path))
 			continue;
 		path_known = true;
+		q->route = routes[i].pattern;
 		if (strcmp(routes[i].method, q->method) != 0) {
 			for (k = 0; k < sizeof(methods) / sizeof(methods[0]); k++)
 				if (strcmp(routes[i].method, methods[k]) == 0)

@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/audit.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "core/rbac.h"
 #include "internal.h"
 #include "render.h"
@@ -84,6 +87,21 @@ verify_entry(const struct audit_entry *ent, void *arg)
 	return 0;
 }
 
+/* A verification's result, for operators: a broken chain is an error line and
+ * quell_audit_last_verify_ok drops to 0. */
+static void
+note_verify(struct req *q, bool ok, int64_t n, int64_t broken, const char *why)
+{
+	QM_SET(QM_AUDIT_VERIFY_OK, ok ? 1 : 0, NULL);
+	QM_SET(QM_AUDIT_VERIFY_TIME, (double)time(NULL), NULL);
+	log_event(ok ? LOG_LVL_INFO : LOG_LVL_ERROR, "audit.verify", LOG_FIELDS(
+	    LOG_B("ok", ok), LOG_I("entries", n), LOG_I("first_broken", broken),
+	    LOG_S("reason", why), LOG_S("by", q->who.name)), ok ?
+	    "audit chain verified by %s: %lld entries intact" :
+	    "audit chain verified by %s: BROKEN at entry %lld", q->who.name ?
+	    q->who.name : "?", (long long)(ok ? n : broken));
+}
+
 int
 route_verify_audit(struct req *q)
 {
@@ -98,13 +116,16 @@ route_verify_audit(struct req *q)
 	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
 	    ((r = store_audit_list(tx, 0, 0, verify_entry, &v, &e)) != 0 && v.broken == 0))
 		req_qerr(q, r, &e);
-	else if (v.broken != 0)
+	else if (v.broken != 0) {
+		note_verify(q, false, v.n, v.broken, v.why.msg);
 		req_reply(q, 200, json_pack("{s:b, s:I, s:I, s:s}", "ok", 0, "entries",
 		    (json_int_t)v.n, "first_broken", (json_int_t)v.broken, "reason",
 		    v.why.msg));
-	else
+	} else {
+		note_verify(q, true, v.n, 0, NULL);
 		req_reply(q, 200, json_pack("{s:b, s:I, s:s}", "ok", 1, "entries",
 		    (json_int_t)v.n, "head", v.prev));
+	}
 	store_tx_rollback(tx);
 	return 0;
 }

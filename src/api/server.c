@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/rbac.h"
 #include "core/text.h"
 #include "internal.h"
@@ -264,7 +266,12 @@ req_send_json(struct req *q, const char *cookie)
 	enum MHD_Result ret;
 	char *text;
 
-	text = json_dumps(q->resp ? q->resp : json_object(), JSON_COMPACT);
+	if (q->text != NULL) {
+		/* A text answer (/metrics): handed to MHD, which frees it. */
+		text = q->text;
+		q->text = NULL;
+	} else
+		text = json_dumps(q->resp ? q->resp : json_object(), JSON_COMPACT);
 	if (text == NULL)
 		return MHD_NO;
 	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
@@ -272,7 +279,8 @@ req_send_json(struct req *q, const char *cookie)
 		free(text);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, q->text_type ?
+	    q->text_type : "application/json");
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
@@ -323,7 +331,14 @@ static void
 handle(struct req *q)
 {
 	if (strcmp(q->path, "/healthz") == 0 && strcmp(q->method, "GET") == 0) {
+		q->route = "/healthz";
 		req_reply(q, 200, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	/* Unauthenticated like /healthz: a load balancer's probe carries no token. */
+	if (strcmp(q->path, "/readyz") == 0 && strcmp(q->method, "GET") == 0) {
+		q->route = "/readyz";
+		route_readyz(q);
 		return;
 	}
 	if (!authenticate(q) || !req_authorize(q))
@@ -407,6 +422,38 @@ request_sane(struct req *q)
 	return true;
 }
 
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A request slower than this is logged (with its route, not its body or query). */
+#define SLOW_REQUEST_US 1000000
+
+/* Counts the request by route pattern (never the raw path: ids would make a series
+ * per identity) and status, and logs a slow one. */
+static void
+observe_request(const struct req *q)
+{
+	const char *route = q->route ? q->route : strncmp(q->path, "/api/", 5) == 0 ?
+	    "unmatched" : "console";
+	int64_t us = mono_us() - q->started_us;
+	char code[16];
+
+	snprintf(code, sizeof(code), "%d", q->status > 0 ? q->status : 0);
+	QM_ADD(QM_HTTP_REQUESTS, 1, route, code);
+	QM_OBSERVE(QM_HTTP_SECONDS, (double)us / 1e6, route);
+	if (us >= SLOW_REQUEST_US)
+		log_event(LOG_LVL_WARN, "http.slow", LOG_FIELDS(LOG_S("method", q->method),
+		    LOG_S("route", route), LOG_I("status", q->status), LOG_I("duration_ms",
+		    us / 1000)), "slow request: %s %s took %lld ms", q->method, route,
+		    (long long)(us / 1000));
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
     const char *version, const char *data, size_t *size, void **con_cls)
@@ -422,6 +469,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		q->conn = conn;
 		q->method = method;
 		q->path = url;
+		q->started_us = mono_us();
 		*con_cls = q;
 		conn_guard_request_started(conn);
 		/* Refused before any body is read; MHD discards the rest. */
@@ -464,6 +512,8 @@ on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (q->job_free != NULL)
 		q->job_free(q->job);
+	observe_request(q);
+	free(q->text);
 	json_decref(q->resp);
 	free(q->grants.g);
 	principal_clear(&q->who);

@@ -1297,7 +1297,9 @@ web_request(struct req *q, enum MHD_Result *ret)
 {
 	bool get = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
 
-	if (q->api->web == NULL || strcmp(q->path, "/healthz") == 0)
+	/* The probes and the scrape are the API's, not the console's files. */
+	if (q->api->web == NULL || strcmp(q->path, "/healthz") == 0 ||
+	    strcmp(q->path, "/readyz") == 0 || strcmp(q->path, "/metrics") == 0)
 		return false;
 	if (strcmp(q->path, "/api/v1/session") == 0) {
 		if (q->too_large)

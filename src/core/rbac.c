@@ -7,7 +7,7 @@
 static const char *const perm_names[PERM_COUNT] = {
 	"response.manage", "response.approve", "response.read", "identities.read",
 	"identities.manage", "hunting.query", "audit.read", "settings.manage",
-	"alerts.ingest",
+	"alerts.ingest", "metrics.read",
 };
 
 static const struct {
@@ -23,6 +23,8 @@ static const struct {
 	{ "auditor", PERM_AUDIT_READ },
 	/* A detection source: posts alerts and reads what came of them. */
 	{ "detector", PERM_ALERTS_INGEST | PERM_RESPONSE_READ },
+	/* Monitoring: scrapes /metrics with a token that can read nothing else. */
+	{ "monitor", PERM_METRICS_READ },
 };
 
 /* Names quell writes for itself in the audit log and on actions. */

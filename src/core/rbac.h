@@ -22,9 +22,11 @@ enum perm {
 	/* Posting alerts: what detection sources hold. Separate from response.manage
 	 * because an alert makes quell act on its own, within the poster's scope. */
 	PERM_ALERTS_INGEST = 1u << 8,
+	/* Scraping GET /metrics: what a Prometheus server holds, and nothing else. */
+	PERM_METRICS_READ = 1u << 9,
 };
-#define PERM_ALL 0x1ffu
-#define PERM_COUNT 9
+#define PERM_ALL 0x3ffu
+#define PERM_COUNT 10
 
 /* "response.manage" etc.; NULL for a bit that is not one permission. */
 const char *rbac_perm_name(unsigned perm);
@@ -33,7 +35,7 @@ int rbac_perm_parse(const char *name, unsigned *out);
 
 /*
  * The permissions of role name: a role configured in cfg wins over a built-in one of
- * the same name (admin, approver, responder, viewer, auditor, detector). Returns false for an unknown role.
+ * the same name (admin, approver, responder, viewer, auditor, detector, monitor). Returns false for an unknown role.
  */
 bool rbac_role_perms(const struct config *cfg, const char *role, unsigned *perms);
 

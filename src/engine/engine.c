@@ -12,6 +12,8 @@
 #include "core/backoff.h"
 #include "core/lifecycle.h"
 #include "core/log.h"
+#include "core/metrics.h"
+#include "core/text.h"
 #include "internal.h"
 
 int64_t
@@ -43,6 +45,81 @@ engine_find_system(struct engine *eng, const char *name)
 	return NULL;
 }
 
+/*
+ * Every change of an action's state is audited as "action.<what>"; the log line is
+ * made here from the same event so that no path that changes a state can forget it.
+ * It is written inside the transaction: a rollback after it is logged as
+ * "engine: ... failed" too.
+ */
+static void
+log_action_event(struct store_tx *tx, const char *event, const char *action_id,
+    const char *actor)
+{
+	struct identity idn;
+	struct action a;
+	struct qerr e;
+	bool failed;
+
+	memset(&a, 0, sizeof(a));
+	memset(&idn, 0, sizeof(idn));
+	if (store_action_get(tx, action_id, &a, &e) != 0) {
+		action_clear(&a);
+		return;
+	}
+	/* Without the identity the line still names its id. */
+	if (a.identity_id != NULL && store_identity_get(tx, a.identity_id, &idn, &e) != 0) {
+		identity_clear(&idn);
+		memset(&idn, 0, sizeof(idn));
+	}
+	failed = strcmp(event, "action.failed") == 0 ||
+	    strcmp(event, "action.partially_completed") == 0;
+	log_event(failed ? LOG_LVL_WARN : LOG_LVL_INFO, "action.state", LOG_FIELDS(
+	    LOG_S("action", a.id), LOG_S("change", event + 7), LOG_S("type",
+	    action_type_name(a.type)), LOG_S("status", action_status_name(a.status)),
+	    LOG_S("identity", a.identity_id), LOG_S("identity_name", idn.display_name),
+	    LOG_S("requested_by", a.requested_by), LOG_S("source", a.source),
+	    LOG_S("by", actor), LOG_S("alert", a.alert_id), LOG_S("message", a.message)),
+	    "action %s %s: %s on %s", a.id, event + 7, action_type_name(a.type),
+	    idn.display_name ? idn.display_name : a.identity_id ? a.identity_id : "?");
+	identity_clear(&idn);
+	action_clear(&a);
+}
+
+/* Every automatic-disruption decision is audited as "disruption.<outcome>" with its
+ * rule and alert in the detail: logged and counted from there, like actions. */
+static void
+log_disruption_event(const char *event, const char *identity_id, json_t *detail)
+{
+	const char *rule = json_string_value(json_object_get(detail, "rule"));
+	const char *alert = json_string_value(json_object_get(detail, "alert_id"));
+	const char *why = json_string_value(json_object_get(detail, "why"));
+
+	QM_ADD(QM_CONTAINMENTS, 1, rule ? rule : "", event + 11);
+	log_event(LOG_LVL_INFO, "disruption.decision", LOG_FIELDS(LOG_S("decision",
+	    event + 11), LOG_S("rule", rule), LOG_S("alert", alert), LOG_S("identity",
+	    identity_id), LOG_S("why", why)), "automatic disruption: %s on identity %s "
+	    "(alert %s, rule %s)", event + 11, identity_id ? identity_id : "-",
+	    alert ? alert : "-", rule ? rule : "-");
+}
+
+/* Unauthenticated refusals arrive here already counted per client address and
+ * minute (src/api/refusals.c): one line per window, never one per request. */
+static void
+log_auth_failure(const char *client, json_t *detail)
+{
+	json_int_t n = json_integer_value(json_object_get(detail, "count"));
+	const char *why = json_string_value(json_object_get(detail, "why"));
+
+	if (n <= 0)
+		n = 1;
+	QM_ADD(QM_AUTH_FAILURES, (double)n, NULL);
+	log_event(LOG_LVL_WARN, "auth.failed", LOG_FIELDS(LOG_S("client", client),
+	    LOG_I("count", n), LOG_S("why", why), LOG_S("path",
+	    json_string_value(json_object_get(detail, "path")))),
+	    "%lld request(s) from %s refused: %s", (long long)n, client ? client : "?",
+	    why ? why : "not authenticated");
+}
+
 int
 engine_audit_tx_as(struct store_tx *tx, const struct actor *who, const char *event,
     const char *action_id, const char *step_id, const char *identity_id,
@@ -52,7 +129,9 @@ engine_audit_tx_as(struct store_tx *tx, const struct actor *who, const char *eve
 	char *text, sysid[160];
 	int r;
 
-	text = json_dumps(detail ? detail : json_object(), JSON_COMPACT);
+	/* No detail is an empty object: a json_object() made here was never freed
+	 * (every cancel and refusal audited without detail leaked it). */
+	text = detail ? json_dumps(detail, JSON_COMPACT) : strdup("{}");
 	if (text == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	memset(&ent, 0, sizeof(ent));
@@ -73,6 +152,12 @@ engine_audit_tx_as(struct store_tx *tx, const struct actor *who, const char *eve
 	ent.detail = text;
 	r = store_audit_append(tx, &ent, e);
 	free(text);
+	if (r == 0 && action_id != NULL && strncmp(event, "action.", 7) == 0)
+		log_action_event(tx, event, action_id, ent.actor);
+	else if (r == 0 && strncmp(event, "disruption.", 11) == 0)
+		log_disruption_event(event, identity_id, detail);
+	else if (r == 0 && strcmp(event, "auth.failed") == 0)
+		log_auth_failure(who->client, detail);
 	return r;
 }
 
@@ -597,6 +682,113 @@ record_batch(struct engine *eng, struct job *list, struct qerr *e)
 	return r;
 }
 
+void
+engine_system_seen(struct engine_system *sys, bool reachable, const char *why)
+{
+	bool was = atomic_exchange(&sys->unreachable, !reachable);
+
+	if (was == !reachable)
+		return;
+	if (reachable)
+		log_event(LOG_LVL_INFO, "system.recovered", LOG_FIELDS(LOG_S("system",
+		    sys->cfg->name), LOG_S("kind", sys->cfg->kind)),
+		    "identity system %s recovered: it answers again", sys->cfg->name);
+	else
+		log_event(LOG_LVL_ERROR, "system.unreachable", LOG_FIELDS(LOG_S("system",
+		    sys->cfg->name), LOG_S("kind", sys->cfg->kind), LOG_S("reason", why)),
+		    "identity system %s unreachable: %s", sys->cfg->name, why);
+}
+
+/* Error codes of providers that mean no answer came, as opposed to an answer that
+ * said no or later (a 429 is an answer). */
+static bool
+no_answer(const struct step_result *res)
+{
+	static const char *const codes[] = {
+		"serverDown", "connectError", "timeout", "unavailable", "network",
+		"transport", NULL,
+	};
+	size_t i;
+
+	if (res->outcome != STEP_OUTCOME_TRANSIENT)
+		return false;
+	for (i = 0; codes[i] != NULL; i++)
+		if (strcmp(res->error_code, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A step told to wait by the system's rate limit: counted at once, logged at most
+ * once a minute per system with what accumulated since the last line. */
+static void
+note_rate_limit(struct engine_system *sys, int ms)
+{
+	int64_t now = engine_now_ms();
+
+	QM_ADD(QM_RATE_LIMIT_WAIT, ms / 1000.0, sys->cfg->name);
+	sys->rl_waits++;
+	sys->rl_wait_ms += ms;
+	if (now - sys->rl_logged_at < 60000)
+		return;
+	log_event(LOG_LVL_WARN, "ratelimit.wait", LOG_FIELDS(LOG_S("system",
+	    sys->cfg->name), LOG_I("waits", sys->rl_waits), LOG_I("wait_ms",
+	    sys->rl_wait_ms)), "identity system %s rate-limits quell: %ld step(s) told "
+	    "to wait, %lld ms in all, since the last such line", sys->cfg->name,
+	    sys->rl_waits, (long long)sys->rl_wait_ms);
+	sys->rl_logged_at = now;
+	sys->rl_waits = 0;
+	sys->rl_wait_ms = 0;
+}
+
+/* Metrics and log lines of one finished job, once its steps are recorded. */
+static void
+observe_job(struct engine *eng, const struct job *j)
+{
+	const char *sysname = j->sys != NULL ? j->sys->cfg->name : "unknown";
+	char at[TEXT_TIME_LEN];
+	const struct step *s;
+	size_t i;
+
+	QM_OBSERVE(QM_STEP_SECONDS, (double)(j->call_end_us - j->call_start_us) / 1e6,
+	    sysname);
+	for (i = 0; i < j->n; i++) {
+		s = &j->s[i];
+		if (j->sys != NULL)
+			engine_system_seen(j->sys, !no_answer(&j->res[i]), j->res[i].message);
+		if (j->res[i].retry_after_ms > 0 && j->sys != NULL)
+			note_rate_limit(j->sys, j->res[i].retry_after_ms);
+		switch (s->status) {
+		case STEP_SUCCEEDED:
+			QM_ADD(QM_STEPS, 1, sysname, "succeeded");
+			break;
+		case STEP_RETRY_WAIT:
+			QM_ADD(QM_STEPS, 1, sysname, "retry");
+			text_time_format(s->not_before, at);
+			log_event(LOG_LVL_WARN, "step.retry", LOG_FIELDS(LOG_S("action",
+			    s->action_id), LOG_S("step", s->id), LOG_S("system", sysname),
+			    LOG_S("account", s->account_name), LOG_I("attempt", s->attempts),
+			    LOG_S("error_code", s->error_code), LOG_S("reason", s->message),
+			    LOG_S("next_attempt", at)), "step %s on %s failed (attempt %d), "
+			    "retrying at %s: %s", s->id, sysname, s->attempts, at,
+			    s->message ? s->message : "");
+			break;
+		case STEP_FAILED:
+			QM_ADD(QM_STEPS, 1, sysname, "failed");
+			log_event(LOG_LVL_ERROR, "step.failed", LOG_FIELDS(LOG_S("action",
+			    s->action_id), LOG_S("step", s->id), LOG_S("system", sysname),
+			    LOG_S("account", s->account_name), LOG_I("attempt", s->attempts),
+			    LOG_S("error_code", s->error_code), LOG_S("reason", s->message)),
+			    "step %s on %s failed for good: %s", s->id, sysname,
+			    s->message ? s->message : "");
+			break;
+		default:
+			QM_ADD(QM_STEPS, 1, sysname, step_status_name(s->status));
+			break;
+		}
+	}
+	(void)eng;
+}
+
 /*
  * Records every finished step in one transaction. If that keeps failing the steps'
  * leases run out and they are claimed and run again (providers are idempotent)
@@ -631,6 +823,8 @@ committer(void *arg)
 				break;
 			log_msg(LOG_LVL_WARN, "engine: recording finished steps: %s", e.msg);
 		}
+		for (j = list; j != NULL; j = j->next)
+			observe_job(eng, j);
 		pthread_mutex_lock(&eng->mu);
 		while ((j = list) != NULL) {
 			list = j->next;
@@ -672,6 +866,7 @@ keeper(void *arg)
 
 	pthread_mutex_lock(&eng->mu);
 	while (!eng->stop) {
+		eng->keeper_beat = engine_now_ms();
 		ts.tv_sec = (time_t)(next / 1000);
 		ts.tv_nsec = (long)(next % 1000) * 1000000;
 		pthread_cond_timedwait(&eng->cv_keeper, &eng->mu, &ts);
@@ -793,6 +988,7 @@ engine_start(const struct config *cfg, struct store *st,
 	if (pthread_create(&eng->committer, NULL, committer, eng) != 0)
 		goto fail;
 	eng->started |= 2;
+	eng->keeper_beat = engine_now_ms();
 	if (pthread_create(&eng->keeper, NULL, keeper, eng) != 0)
 		goto fail;
 	eng->started |= 4;
@@ -903,4 +1099,35 @@ const char *
 engine_system_name(struct engine *eng, size_t i)
 {
 	return i < eng->nsys ? eng->sys[i].cfg->name : NULL;
+}
+
+bool
+engine_system_reachable(struct engine *eng, size_t i)
+{
+	return i < eng->nsys && !atomic_load(&eng->sys[i].unreachable);
+}
+
+bool
+engine_running(struct engine *eng, char *why, size_t n)
+{
+	int64_t beat = atomic_load(&eng->keeper_beat);
+	bool stop;
+	int started;
+
+	pthread_mutex_lock(&eng->mu);
+	stop = eng->stop;
+	started = eng->started;
+	pthread_mutex_unlock(&eng->mu);
+	if (stop || started != 7) {
+		snprintf(why, n, "the engine is %s", stop ? "stopping" : "not started");
+		return false;
+	}
+	/* The keeper wakes every third of a lease: a whole lease without it means the
+	 * engine is wedged (its mutex held, or the process starved). */
+	if (engine_now_ms() - beat > eng->opt.lease_ms + 1000) {
+		snprintf(why, n, "the engine's keeper has not run for %lld ms",
+		    (long long)(engine_now_ms() - beat));
+		return false;
+	}
+	return true;
 }

@@ -97,6 +97,11 @@ void engine_stop(struct engine *eng);
 int engine_system_info(struct engine *eng, const char *name, const char **kind,
     bool supported[ACTION_TYPE_COUNT]);
 size_t engine_system_count(struct engine *eng);
+/* false when the i-th system's last step or sync got no answer from it. */
+bool engine_system_reachable(struct engine *eng, size_t i);
+/* Whether every engine thread runs and the keeper woke within a lease; false with
+ * why set otherwise (for /readyz). */
+bool engine_running(struct engine *eng, char *why, size_t n);
 const char *engine_system_name(struct engine *eng, size_t i);
 
 /*

@@ -3,6 +3,7 @@
 #define QUELL_ENGINE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <jansson.h>
@@ -15,6 +16,11 @@ struct engine_system {
 	const struct provider_ops *ops;
 	struct provider *p;
 	int inflight;
+	_Atomic bool unreachable; /* as last seen: logged once when it changes */
+	/* Rate-limit waits not yet logged (the committer's alone): one line a minute. */
+	long rl_waits;
+	int64_t rl_wait_ms;
+	int64_t rl_logged_at;
 };
 
 /* Claimed steps on their way through the pipeline: one step, or several of one
@@ -53,6 +59,7 @@ struct engine {
 	pthread_t committer;
 	pthread_t keeper;
 	int started;		/* bit 0 dispatcher, 1 committer, 2 keeper */
+	_Atomic int64_t keeper_beat;	/* when the keeper last woke (ms): /readyz */
 	pthread_mutex_t mu;	/* everything below */
 	pthread_cond_t cv_dispatch;	/* room freed, work requested, or stop */
 	pthread_cond_t cv_run;	/* a job to run, or stop */
@@ -76,6 +83,13 @@ struct engine {
 };
 
 struct engine_system *engine_find_system(struct engine *eng, const char *name);
+
+/*
+ * What the last step or sync said of the system: reachable, or not (why says how).
+ * Logs "system.unreachable" and "system.recovered" once per change, not per call, and
+ * keeps quell_system_up (and /readyz) current.
+ */
+void engine_system_seen(struct engine_system *sys, bool reachable, const char *why);
 
 /* Inventory sync (sync.c): its threads start after the providers open and stop before
  * they close. */

@@ -19,6 +19,7 @@
 #include "core/correlate.h"
 #include "core/id.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/rbac.h"
 #include "internal.h"
 
@@ -389,7 +390,13 @@ run_sync(struct sync_sys *ss, const char *who, bool want_full)
 	struct qerr e;
 	int r;
 
+	const char *name = ss->sys->cfg->name;
+	struct sync_status st;
+	int64_t t0 = engine_now_ms(), ms;
+
 	qerr_clear(&e);
+	log_event(LOG_LVL_INFO, "sync.started", LOG_FIELDS(LOG_S("system", name),
+	    LOG_S("requested_by", who), LOG_B("full", want_full)), "sync %s started", name);
 	if ((ru = calloc(1, sizeof(*ru))) == NULL)
 		r = qerr_set(&e, QERR_NOMEM, NULL, "out of memory");
 	else {
@@ -399,11 +406,30 @@ run_sync(struct sync_sys *ss, const char *who, bool want_full)
 		r = run_once(ru, want_full, &e);
 		audit_run(ru, ss->st.mode, r, &e);
 	}
-	if (r != 0)
-		log_msg(LOG_LVL_WARN, "sync %s: %s", ss->sys->cfg->name, e.msg);
+	ms = engine_now_ms() - t0;
 	pthread_mutex_lock(&ss->sy->mu);
 	snprintf(ss->st.error, sizeof(ss->st.error), "%.255s", r == 0 ? "" : e.msg);
+	st = ss->st;
 	pthread_mutex_unlock(&ss->sy->mu);
+	QM_ADD(QM_SYNC_RUNS, 1, name, r == 0 ? "ok" : "error");
+	QM_SET(QM_SYNC_DURATION, (double)ms / 1000.0, name);
+	if (r != 0) {
+		/* No answer at all is an outage; any other failure says the system is up. */
+		engine_system_seen(ss->sys, r != QERR_TRANSIENT, e.msg);
+		log_event(LOG_LVL_WARN, "sync.failed", LOG_FIELDS(LOG_S("system", name),
+		    LOG_S("error", e.msg), LOG_I("duration_ms", ms)), "sync %s: %s", name,
+		    e.msg);
+	} else {
+		engine_system_seen(ss->sys, true, "");
+		QM_SET(QM_SYNC_LAST_SUCCESS, (double)engine_now_ms() / 1000.0, name);
+		log_event(LOG_LVL_INFO, "sync.finished", LOG_FIELDS(LOG_S("system", name),
+		    LOG_S("mode", st.mode), LOG_I("seen", st.seen), LOG_I("changed",
+		    st.changed), LOG_I("created", st.created), LOG_I("removed", st.removed),
+		    LOG_I("linked", st.linked), LOG_I("identities", st.identities),
+		    LOG_I("conflicts", st.conflicts), LOG_I("skipped", st.skipped),
+		    LOG_I("duration_ms", ms)), "sync %s finished (%s): %ld read, %ld changed "
+		    "in %lld ms", name, st.mode, st.seen, st.changed, (long long)ms);
+	}
 	free(ru);
 }
 

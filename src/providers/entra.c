@@ -765,6 +765,8 @@ pace_write(struct provider *p)
 	if (p->write_hold_ms > now + wait)
 		wait = p->write_hold_ms - now;
 	pthread_mutex_unlock(&p->pace_mu);
+	if (wait > 0)
+		provider_observe_wait(p->name, (double)wait / 1000.0);
 	sleep_ms(wait);
 }
 
@@ -780,6 +782,8 @@ pace_ip(struct provider *p)
 	 * closer than that after network jitter, and Graph counts arrivals. */
 	p->ip_next_ms = slot + ceil_ms(1100 / p->ip_rps);
 	pthread_mutex_unlock(&p->pace_mu);
+	if (slot > now)
+		provider_observe_wait(p->name, (double)(slot - now) / 1000.0);
 	sleep_ms(slot - now);
 }
 

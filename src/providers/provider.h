@@ -79,6 +79,9 @@ void provider_result_set(struct step_result *res, enum step_outcome outcome,
  * operation.
  */
 void provider_observe_call(const char *system, const char *cls, double seconds);
+/* Time a provider held a request back to stay under the system's rate limits
+ * (quell_rate_limit_wait_seconds_total, with the waits steps are told to make). */
+void provider_observe_wait(const char *system, double seconds);
 /* The class of an HTTP status for provider_observe_call (0: "transport"). */
 const char *provider_http_class(long status);
 /* Monotonic seconds, for timing calls. */

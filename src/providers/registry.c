@@ -137,6 +137,12 @@ provider_observe_call(const char *system, const char *cls, double seconds)
 	QM_OBSERVE(QM_PROVIDER_CALL_SECONDS, seconds, name);
 }
 
+void
+provider_observe_wait(const char *system, double seconds)
+{
+	QM_ADD(QM_RATE_LIMIT_WAIT, seconds, system != NULL ? system : "unknown");
+}
+
 const char *
 provider_http_class(long status)
 {

@@ -46,6 +46,7 @@ PERMS = {
     ("GET", "/api/v1/alerts/{alr}"): {V, R, W},
     ("POST", "/api/v1/identities/{idn}/release"): {R, W},
     ("POST", "/api/v1/hunting/query"): {W},
+    ("GET", "/metrics"): {W},  # metrics.read: admin (and monitor)
 }
 
 # Routes whose allowed callers may meet the object in a state that refuses the call
@@ -64,6 +65,7 @@ STATEFUL = {
 # (tests/e2e/test_web.py). Each says why it has no row.
 NOT_IN_MATRIX = {
     ("GET", "/healthz"): "public (security: [])",
+    ("GET", "/readyz"): "public (security: [])",
     ("POST", "/api/v1/session"): "public: signs in with an API token (security: [])",
     ("GET", "/api/v1/session"): "console session cookie only (test_web.py)",
     ("DELETE", "/api/v1/session"): "console session cookie only (test_web.py)",
