@@ -670,7 +670,7 @@ finish(struct parser *p)
 	if (c->max_connections == 0)
 		c->max_connections = 1000;
 	if (c->max_connections_per_client == 0)
-		c->max_connections_per_client = 32;
+		c->max_connections_per_client = 128;
 	if (c->max_connections_per_client > c->max_connections / 2)
 		return qerr_set(p->e, QERR_CONFIG, "max_connections_per_client",
 		    "%s: [server] max_connections_per_client must be at most half of "

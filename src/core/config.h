@@ -93,7 +93,7 @@ struct config {
 	int workers;
 	size_t max_body;
 	unsigned max_connections;	/* open at once, all clients; default 1000 */
-	unsigned max_connections_per_client;	/* per client address; default 32 */
+	unsigned max_connections_per_client;	/* per client address; default 128 */
 	unsigned header_timeout_s;	/* a request's headers complete within; 5 */
 	unsigned idle_timeout_s;	/* a connection silent this long is closed; 60 */
 	unsigned hunt_workers;	/* hunting queries run at once; default 2 */
