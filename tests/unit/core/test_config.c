@@ -205,6 +205,44 @@ token_max_lifetime(void **state)
 	    "q.conf:3: this key is set twice");
 }
 
+/* [server] connection limits and timeouts (issue 12, hole 3). */
+static void
+connection_limits(void **state)
+{
+	struct config c;
+	struct qerr e;
+
+	(void)state;
+	assert_int_equal(config_parse("q.conf", "", &c, &e), 0);
+	assert_int_equal(c.max_connections, 1000);
+	assert_int_equal(c.max_connections_per_client, 128);
+	assert_int_equal(c.header_timeout_s, 5);
+	assert_int_equal(c.idle_timeout_s, 60);
+	assert_int_equal(c.hunt_workers, 2);
+	config_clear(&c);
+	assert_int_equal(config_parse("q.conf", "[server]\nmax_connections = 200\n"
+	    "max_connections_per_client = 100\nheader_timeout = 3s\nidle_timeout = 2m\n"
+	    "hunt_workers = 4\n", &c, &e), 0);
+	assert_int_equal(c.max_connections, 200);
+	assert_int_equal(c.max_connections_per_client, 100);
+	assert_int_equal(c.header_timeout_s, 3);
+	assert_int_equal(c.idle_timeout_s, 120);
+	assert_int_equal(c.hunt_workers, 4);
+	config_clear(&c);
+	/* one client may not hold more than half: the rest is the others' */
+	assert_int_equal(config_parse("q.conf", "[server]\nmax_connections = 200\n"
+	    "max_connections_per_client = 101\n", &c, &e), QERR_CONFIG);
+	assert_string_equal(e.field, "max_connections_per_client");
+	expect_error("[server]\nheader_timeout = 1500ms\n",
+	    "q.conf:2: header_timeout must be a whole number of seconds from 1s to 1h "
+	    "(e.g. 5s, 2m), not '1500ms'");
+	expect_error("[server]\nheader_timeout = 0s\n",
+	    "q.conf:2: header_timeout must be a whole number of seconds from 1s to 1h "
+	    "(e.g. 5s, 2m), not '0s'");
+	expect_error("[server]\nhunt_workers = 0\n",
+	    "q.conf:2: hunt_workers must be a whole number from 1 to 64");
+}
+
 int
 main(void)
 {
@@ -215,6 +253,7 @@ main(void)
 		cmocka_unit_test(configured_role_overrides_builtin),
 		cmocka_unit_test(durations),
 		cmocka_unit_test(token_max_lifetime),
+		cmocka_unit_test(connection_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
