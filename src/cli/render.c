@@ -263,6 +263,11 @@ render_action(const json_t *a, char **out)
 	if (present(a, "account_id"))
 		kv(&t, "account:", a, "account_id");
 	kv(&t, "requested by:", a, "requested_by");
+	/* A display name alone can be anyone's: the kind and stable id tell them apart. */
+	if (present(a, "requested_by_id"))
+		kv(&t, "requester id:", a, "requested_by_id");
+	if (present(a, "requested_by_kind"))
+		kv(&t, "requester kind:", a, "requested_by_kind");
 	kv(&t, "source:", a, "source");
 	kv(&t, "reason:", a, "reason");
 	if (present(a, "params"))
@@ -279,6 +284,8 @@ render_action(const json_t *a, char **out)
 		kv(&t, "approve by:", a, "approval_expires_at");
 	if (present(a, "decided_by"))
 		kv(&t, "decided by:", a, "decided_by");
+	if (present(a, "decided_by_id"))
+		kv(&t, "decider id:", a, "decided_by_id");
 	kv(&t, "created:", a, "created_at");
 	kv(&t, "updated:", a, "updated_at");
 	if (present(a, "finished_at"))
@@ -386,10 +393,10 @@ render_actions(const json_t *actions, char **out)
 int
 render_audit(const json_t *entries, char **out)
 {
-	static const char *const titles[] = { "SEQ", "TIME", "ACTOR", "EVENT", "ACTION",
-		"IDENTITY", NULL };
-	static const char *const keys[] = { "seq", "time", "actor", "event", "action_id",
-		"identity_id", NULL };
+	static const char *const titles[] = { "SEQ", "TIME", "ACTOR", "KIND", "EVENT",
+		"ACTION", "IDENTITY", "CLIENT", NULL };
+	static const char *const keys[] = { "seq", "time", "actor", "actor_kind", "event",
+		"action_id", "identity_id", "client", NULL };
 
 	return list(entries, titles, keys, "no audit entries", out);
 }

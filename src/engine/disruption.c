@@ -756,25 +756,25 @@ still_disabled(const struct action *orig, const struct action *u, json_t *still)
 
 /*
  * Ends one automatic action: cancels it if it has not run (it could act after the
- * release otherwise), undoes it and waits for the accounts to be enabled, or, when
- * it has no inverse (sessions revoked stay revoked), only ends it. item gains the
- * outcome and the steps; ended and still gain its id and the accounts still
- * contained. Returns 0 when something was done, the engine's error when not.
+ * release otherwise), requests its undo (release_wait then waits for the accounts
+ * to be enabled), or, when it has no inverse (sessions revoked stay revoked), only
+ * ends it. item gains the outcome and the steps; ended and still gain its id and the
+ * accounts still contained. Returns 0 when something was done, the engine's error
+ * when not.
  */
 static int
 release_one(struct engine *eng, const struct actor *who, json_t *item,
-    const char *reason, json_t *ended, json_t *still)
+    const char *reason, json_t *ended, json_t *still, bool *wait)
 {
 	const char *id = json_string_value(json_object_get(item, "action_id"));
 	json_t *steps = json_array();
-	struct action orig, u, done;
+	struct action orig, u;
 	struct qerr e;
 	const char *outcome;
 	size_t i;
 	int r;
 
 	memset(&u, 0, sizeof(u));
-	memset(&done, 0, sizeof(done));
 	qerr_clear(&e);
 	if ((r = load_action(eng, id, &orig, &e)) != 0)
 		goto out;
@@ -785,10 +785,13 @@ release_one(struct engine *eng, const struct actor *who, json_t *item,
 		json_object_set_new(item, "cancelled", json_true());
 		for (i = 0; i < u.nsteps; i++)
 			json_array_append_new(steps, step_json(&u.steps[i]));
+		i = json_array_size(still);
 		if (orig.type == ACTION_DISABLE)
 			still_disabled(&u, NULL, still);
 		outcome = "cancelled";
-		json_array_append_new(ended, json_string(id));
+		/* Ended unless a step that had started disabled an account already. */
+		if (json_array_size(still) == i)
+			json_array_append_new(ended, json_string(id));
 	} else if (orig.type != ACTION_DISABLE) {
 		/* Nothing to give back: the release only stops counting it in force. */
 		outcome = "ended";
@@ -799,20 +802,9 @@ release_one(struct engine *eng, const struct actor *who, json_t *item,
 		if ((r = engine_undo(eng, who, id, reason, &u, &e)) != 0)
 			goto out;
 		json_object_set_new(item, "undo_action_id", json_string(u.id));
-		if ((r = wait_end(eng, u.id, &done, &e)) != 0)
-			goto out;
-		for (i = 0; i < done.nsteps; i++)
-			json_array_append_new(steps, step_json(&done.steps[i]));
-		json_object_set_new(item, "undo_status",
-		    json_string(action_status_name(done.status)));
-		if (done.status == ACTION_COMPLETED) {
-			outcome = "enabled";
-			json_array_append_new(ended, json_string(id));
-		} else {
-			outcome = action_status_terminal(done.status) ? "not_enabled" :
-			    "still_running";
-			still_disabled(&orig, &done, still);
-		}
+		/* Waited for by release_wait, without holding up other decisions. */
+		outcome = "still_running";
+		*wait = true;
 	}
 	json_object_set_new(item, "outcome", json_string(outcome));
 	r = 0;
@@ -827,10 +819,47 @@ out:
 			still_disabled(&orig, NULL, still);
 	}
 	json_object_set_new(item, "steps", steps);
-	action_clear(&done);
 	action_clear(&u);
 	action_clear(&orig);
 	return r;
+}
+
+/* Waits (bounded) for the undo release_one requested for item, and says what it
+ * did: per step, and whether every account is enabled again. */
+static void
+release_wait(struct engine *eng, json_t *item, json_t *ended, json_t *still)
+{
+	const char *id = json_string_value(json_object_get(item, "action_id"));
+	const char *uid = json_string_value(json_object_get(item, "undo_action_id"));
+	json_t *steps = json_object_get(item, "steps");
+	struct action orig, done;
+	struct qerr e;
+	size_t i;
+
+	memset(&orig, 0, sizeof(orig));
+	memset(&done, 0, sizeof(done));
+	qerr_clear(&e);
+	if (load_action(eng, id, &orig, &e) != 0 || wait_end(eng, uid, &done, &e) != 0) {
+		json_object_set_new(item, "message", json_string(e.msg));
+		if (orig.id != NULL)
+			still_disabled(&orig, NULL, still);
+		goto out;
+	}
+	for (i = 0; i < done.nsteps; i++)
+		json_array_append_new(steps, step_json(&done.steps[i]));
+	json_object_set_new(item, "undo_status",
+	    json_string(action_status_name(done.status)));
+	if (done.status == ACTION_COMPLETED) {
+		json_object_set_new(item, "outcome", json_string("enabled"));
+		json_array_append_new(ended, json_string(id));
+	} else {
+		json_object_set_new(item, "outcome", json_string(
+		    action_status_terminal(done.status) ? "not_enabled" : "still_running"));
+		still_disabled(&orig, &done, still);
+	}
+out:
+	action_clear(&done);
+	action_clear(&orig);
 }
 
 /* The alert of the newest containment, for the release's decision row. */
@@ -901,7 +930,7 @@ engine_release(struct engine *eng, const struct actor *who, const char *identity
 	struct in_force f;
 	json_t *item, *d, *o, *ended = json_array(), *still = json_array();
 	size_t i, done = 0;
-	bool locked = false, all_denied = true;
+	bool locked = false, all_denied = true, wait, any_wait = false;
 	int r;
 
 	*results = json_array();
@@ -920,7 +949,12 @@ engine_release(struct engine *eng, const struct actor *who, const char *identity
 	}
 	json_array_foreach(f.all, i, item) {
 		o = json_deep_copy(item);
-		r = release_one(eng, who, o, reason, ended, still);
+		wait = false;
+		r = release_one(eng, who, o, reason, ended, still, &wait);
+		if (wait) {
+			json_object_set_new(o, "wait", json_true());
+			any_wait = true;
+		}
 		if (r == 0)
 			done++;
 		if (r != QERR_DENIED)
@@ -932,6 +966,15 @@ engine_release(struct engine *eng, const struct actor *who, const char *identity
 		    json_object_get(json_array_get(*results, 0), "message")));
 		goto out;
 	}
+	/* The undos are requested: other decisions need not wait for them to run (one
+	 * on this identity sees the disable still in force until its undo completes). */
+	pthread_mutex_unlock(&eng->dmu);
+	locked = false;
+	json_array_foreach(*results, i, item)
+		if (any_wait && json_object_get(item, "wait") != NULL) {
+			json_object_del(item, "wait");
+			release_wait(eng, item, ended, still);
+		}
 	al.id = newest_alert(eng, f.all);
 	/* Released only when every account is enabled again; otherwise the release
 	 * is partial and the containment stays in force for the accounts named. */

@@ -56,7 +56,8 @@ static const char views_sql[] =
     " CASE WHEN s.finished_at > 0 THEN " ISO("s.finished_at") " END AS finished_at"
     " FROM main.steps s JOIN main.actions t ON t.id = s.action_id;"
     "CREATE TEMP VIEW AuditEvents AS SELECT u.seq, " ISO("u.time") " AS time, u.actor,"
-    " u.event, u.action_id, u.step_id, u.identity_id, u.detail FROM main.audit u;";
+    " u.event, u.action_id, u.step_id, u.identity_id, u.detail, u.actor_kind,"
+    " u.actor_id, u.client FROM main.audit u;";
 
 static const char *const views[] = {
 	"IdentityInfo", "IdentityAccounts", "Alerts", "AlertEntities", "Actions",
