@@ -105,8 +105,9 @@ parse_action_request(struct req *q, json_t *o, struct action_request *rq, char *
 	p = json_object_get(o, "params");
 	if (check_params(q, rq->type, p) != 0)
 		return -1;
-	*params = json_dumps(p && json_is_object(p) ? p : json_object(),
-	    JSON_COMPACT | JSON_SORT_KEYS);
+	/* Without params: "{}" (a json_object() made for json_dumps leaked). */
+	*params = p && json_is_object(p) ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) :
+	    strdup("{}");
 	rq->params = *params;
 	return 0;
 }

@@ -271,7 +271,7 @@ req_send_json(struct req *q, const char *cookie)
 		text = q->text;
 		q->text = NULL;
 	} else
-		text = json_dumps(q->resp ? q->resp : json_object(), JSON_COMPACT);
+		text = q->resp ? json_dumps(q->resp, JSON_COMPACT) : strdup("{}");
 	if (text == NULL)
 		return MHD_NO;
 	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);

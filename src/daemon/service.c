@@ -129,7 +129,7 @@ swap_store(const struct config *old, const struct config *neu, struct running *r
 static int
 reload(const char *path, struct config *cfg, struct running *run)
 {
-	struct config neu;
+	struct config neu, old;
 	struct qerr e;
 	int fd, r;
 
@@ -145,13 +145,21 @@ reload(const char *path, struct config *cfg, struct running *run)
 		return 0;
 	}
 	fd = stop(run, strcmp(cfg->listen, neu.listen) == 0);
-	if ((r = swap_store(cfg, &neu, run, &e)) == 0 && (r = start(&neu, run, fd, &e)) == 0) {
-		config_clear(cfg);
+	if ((r = swap_store(cfg, &neu, run, &e)) == 0) {
+		/* The engine and the API keep the configuration they start with: that
+		 * must be *cfg, which outlives this call (ASan caught requests reading
+		 * neu's stack slot after a reload). */
+		old = *cfg;
 		*cfg = neu;
-		log_set_options((enum log_level)cfg->log_level, cfg->log_json);
-		log_started(cfg, run, "reloaded");
-		sd_notify(0, "READY=1\nSTATUS=running");
-		return 0;
+		if ((r = start(cfg, run, fd, &e)) == 0) {
+			config_clear(&old);
+			log_set_options((enum log_level)cfg->log_level, cfg->log_json);
+			log_started(cfg, run, "reloaded");
+			sd_notify(0, "READY=1\nSTATUS=running");
+			return 0;
+		}
+		neu = *cfg;
+		*cfg = old;
 	}
 	log_msg(LOG_LVL_ERROR, "reload failed, back to the previous configuration: %s",
 	    e.msg[0] ? e.msg : qerr_strerror(r));
