@@ -214,6 +214,12 @@ static const char *const migrations[] = {
 	"ALTER TABLE actions ADD COLUMN requested_by_kind TEXT;"
 	"ALTER TABLE actions ADD COLUMN decided_by_id TEXT;"
 	"ALTER TABLE actions ADD COLUMN decided_by_kind TEXT;",
+	/* SIEM delivery: per [siem] section, the last audit seq its server took
+	 * (src/engine/siem.c), so forwarding resumes there after any stop or crash. */
+	"CREATE TABLE siem_cursors ("
+	"  name TEXT PRIMARY KEY,"
+	"  seq INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -271,6 +277,8 @@ enum stmt_id {
 	S_AUDIT_LAST,
 	S_AUDIT_INSERT,
 	S_AUDIT_LIST,
+	S_SIEM_GET,
+	S_SIEM_PUT,
 	S_COUNT
 };
 
@@ -392,6 +400,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[S_AUDIT_LIST] =
 	    "SELECT " AUDIT_COLS " FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+	[S_SIEM_GET] = "SELECT seq FROM siem_cursors WHERE name = ?1",
+	[S_SIEM_PUT] =
+	    "INSERT INTO siem_cursors (name, seq, updated_at) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq),"
+	    " updated_at = excluded.updated_at",
 };
 
 /*
@@ -2087,6 +2100,62 @@ out:
 	return r;
 }
 
+static int
+sq_audit_last_seq(struct store_conn *c, int64_t *seq, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	*seq = 0;
+	if ((r = stmt(c, S_AUDIT_LAST, &st, e)) != 0)
+		return r;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		r = db_fail(c, rc, "audit last", e);
+	done(st);
+	return r;
+}
+
+/* SIEM delivery cursors. */
+
+static int
+sq_siem_cursor_get(struct store_conn *c, const char *name, int64_t *seq, struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	*seq = 0;
+	if ((r = stmt(c, S_SIEM_GET, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, name))
+		r = db_fail(c, sqlite3_errcode(c->db), "siem cursor", e);
+	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		r = db_fail(c, rc, "siem cursor", e);
+	done(st);
+	return r;
+}
+
+static int
+sq_siem_cursor_put(struct store_conn *c, const char *name, int64_t seq, int64_t at,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_SIEM_PUT, &st, e)) != 0)
+		return r;
+	if (bind_text(st, 1, name) || sqlite3_bind_int64(st, 2, seq) ||
+	    sqlite3_bind_int64(st, 3, at))
+		r = db_fail(c, sqlite3_errcode(c->db), "siem cursor", e);
+	else
+		r = exec_done(c, st, "siem cursor", e);
+	done(st);
+	return r;
+}
+
 /*
  * Alerts, the entities they name, and disruption decisions. Their statements are
  * kept in alert_stmt[] by the numbers below, like the engine's in stmt[].
@@ -2916,6 +2985,9 @@ const struct store_ops store_sqlite = {
 	.step_next_due = sq_step_next_due,
 	.audit_append = sq_audit_append,
 	.audit_list = sq_audit_list,
+	.audit_last_seq = sq_audit_last_seq,
+	.siem_cursor_get = sq_siem_cursor_get,
+	.siem_cursor_put = sq_siem_cursor_put,
 	.account_sync = sq_account_sync,
 	.account_remove = sq_account_remove,
 	.account_sweep = sq_account_sweep,
