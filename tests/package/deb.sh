@@ -38,7 +38,7 @@ trap cleanup EXIT
 # The checkout's own files (tracked, or new and not ignored), never a build directory.
 mkdir -p "$work/src/quell"
 (cd "$top" && git ls-files -z --cached --others --exclude-standard |
-    xargs -0 cp --parents -t "$work/src/quell") || { fail "copy the checkout"; exit 1; }
+    xargs -0 cp -P --parents -t "$work/src/quell") || { fail "copy the checkout"; exit 1; }
 if (cd "$work/src/quell" && dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1); then
 	ok "dpkg-buildpackage -us -uc -b"
 else
