@@ -8,10 +8,14 @@ stdout and appends one line per skipped test ("name<TAB>reason") to the skip lis
                                          tests, any other program counts once
   tally.py pytest OUTPUT SKIPLIST        pytest -rs output: closing line, SKIPPED lines
   tally.py node OUTPUT SKIPLIST          node --test TAP output
+  tally.py skips SKIPLIST EXPECTED       prints each skip, marked expected (a line of
+                                         EXPECTED: shell pattern, tab, why) or not;
+                                         the last line is the number not expected
 
 A run that ended without its summary counts as one failure, so a crash never reads as
 success.
 """
+import fnmatch
 import json
 import re
 import sys
@@ -81,7 +85,25 @@ def node(path, skips):
     return p, f, s or 0
 
 
+def verdict(skiplist, expected):
+    pats = []
+    for line in open(expected):
+        if line.strip() and not line.startswith("#"):
+            pat, _, why = line.rstrip("\n").partition("\t")
+            pats.append((pat, why))
+    unexpected = 0
+    for line in open(skiplist):
+        name, _, why = line.rstrip("\n").partition("\t")
+        hit = next((b for p, b in pats if fnmatch.fnmatchcase(name, p)), None)
+        print(f"  {name}: {why} ({'expected: ' + hit if hit is not None else 'unexpected'})")
+        unexpected += hit is None
+    print(unexpected)
+
+
 def main():
+    if sys.argv[1] == "skips":
+        verdict(sys.argv[2], sys.argv[3])
+        return
     kind, path, skiplist = sys.argv[1:4]
     skips = []
     p, f, s = {"meson": meson, "pytest": pytest, "node": node}[kind](path, skips)
