@@ -85,6 +85,7 @@ struct session {
 	unsigned char principal_hash[32];	/* SHA-256 of whose it is (req who.id) */
 	int64_t created_ms;
 	int64_t used_ms;
+	uint64_t touched;	/* w->clock at its last use: orders uses within one ms */
 };
 
 /* An OpenID Connect sign-in between /start and /callback. */
@@ -107,6 +108,7 @@ struct web {
 	size_t max;
 	size_t per_principal;	/* sessions one principal may hold at once */
 	pthread_mutex_t mu;
+	uint64_t clock;		/* counts session uses, for least recently used */
 	struct session *s;	/* max slots */
 	struct login *logins;	/* LOGINS_MAX slots, under mu */
 };
@@ -562,7 +564,7 @@ session_new(struct web *w, const char *principal, const char *token_id,
 		if (sodium_memcmp(w->s[i].principal_hash, ph, 32) != 0)
 			continue;
 		own++;
-		if (own_lru == NULL || w->s[i].used_ms < own_lru->used_ms)
+		if (own_lru == NULL || w->s[i].touched < own_lru->touched)
 			own_lru = &w->s[i];
 	}
 	if (own >= w->per_principal || (s == NULL && own_lru != NULL))
@@ -585,6 +587,7 @@ session_new(struct web *w, const char *principal, const char *token_id,
 		memcpy(s->token_hash, token_hash, 32);
 	}
 	s->created_ms = s->used_ms = now;
+	s->touched = ++w->clock;
 	pthread_mutex_unlock(&w->mu);
 	return 0;
 }
@@ -605,6 +608,7 @@ session_use(struct web *w, const char *id, struct session_view *v, int64_t now,
 	pthread_mutex_lock(&w->mu);
 	if ((s = session_find(w, h, now)) != NULL) {
 		s->used_ms = now;
+		s->touched = ++w->clock;
 		memcpy(v->csrf, s->csrf, sizeof(v->csrf));
 		memcpy(v->token_id, s->token_id, sizeof(v->token_id));
 		memcpy(v->token_hash, s->token_hash, sizeof(v->token_hash));

@@ -574,6 +574,7 @@ class Quelld:
         self.log = self.dir / "quelld.log"
         self.proc = None
         self.port = None
+        self.tampered = False
         self.max_body = (server or {}).get("max_body", 65536)
         eng = {"retry_base_ms": 200, "retry_cap_ms": 1000, "lease_ms": 5000, **(engine or {})}
         srv = {"listen": "127.0.0.1:0", "workers": 4, "node_id": "e2e",
@@ -717,8 +718,17 @@ def quelld(lab, tmp_path):
         made.append(q)
         return q.start() if start else q
     yield make
-    for q in made:
-        q.kill()
+    try:
+        # Whatever a test did, the audit chain of every quelld still running holds
+        # (a test that breaks it on purpose sets tampered).
+        for q in made:
+            if q.proc is not None and q.proc.poll() is None and not q.tampered:
+                tok = q.token(f"chain-check-{secrets.token_hex(3)}", "auditor")
+                v = Api(q.direct_port, tok).get("/api/v1/audit/verify")
+                assert v.status == 200 and v.json["ok"], f"{q.dir.name}: audit verify {v}"
+    finally:
+        for q in made:
+            q.kill()
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def tamper(q, sql, *args):
 
 def test_tampering_detected(quelld, make_user, tmp_path):
     q = quelld()
+    q.tampered = True  # the chain is broken on purpose below
     u = make_user(q, "tmp")
     api = q.api("responder")
     for t in ("disable", "enable"):
