@@ -6,6 +6,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +58,21 @@ async function http(base, method, p, { body, headers = {}, form } = {}) {
 }
 
 const ctl = (base, method, p, body) => http(base, method, `/_emulator${p}`, { body });
+
+// A GET to 127.0.0.1 naming another Host: fetch may not set Host, and resolving a name
+// instead depends on the resolver (Node 18 tries ::1 first, where nothing listens).
+function getWithHost(port, p, host, headers) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: p, headers: { ...headers, host } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, json: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 async function token(base, tenant, form) {
   return http(base, 'POST', `/${tenant}/oauth2/v2.0/token`, { form: { grant_type: 'client_credentials', scope: GRAPH_SCOPE, ...form } });
@@ -393,8 +409,9 @@ describe('paging and bulk seeding', () => {
 
   test('nextLink follows the request Host, or graph_base_url when set', async () => {
     const tok = await secretToken(emu.base);
-    let r = await http(emu.base, 'GET', `http://localhost:${emu.port}/v1.0/users?$top=5`, { headers: { authorization: `Bearer ${tok}` } });
-    assert.ok(r.json['@odata.nextLink'].startsWith(`http://localhost:${emu.port}/v1.0/users?`));
+    let r = await getWithHost(emu.port, '/v1.0/users?$top=5', `quell-e2e.test:${emu.port}`, { authorization: `Bearer ${tok}` });
+    assert.equal(r.status, 200);
+    assert.ok(r.json['@odata.nextLink'].startsWith(`http://quell-e2e.test:${emu.port}/v1.0/users?`));
     await ctl(emu.base, 'PUT', '/config', { graph_base_url: 'http://127.0.0.1:4010' });
     r = await http(emu.base, 'GET', '/v1.0/users?$top=5', { headers: { authorization: `Bearer ${tok}` } });
     assert.ok(r.json['@odata.nextLink'].startsWith('http://127.0.0.1:4010/users?'));
