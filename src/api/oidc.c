@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -942,11 +943,13 @@ conf_url(const struct oidc *o, const struct system_config *s, const char *key,
 	    "tests)");
 }
 
-/* The client secret: one line alone in a file, at most SECRET_MAX bytes. */
+/* The client secret: one line alone in a file, at most SECRET_MAX bytes, that not
+ * everyone may read (as the identity systems' secret files). */
 static int
 read_secret(struct oidc *o, const struct system_config *s, struct qerr *e)
 {
 	char *buf = NULL;
+	struct stat st;
 	size_t len = 0;
 	int r;
 
@@ -960,6 +963,14 @@ read_secret(struct oidc *o, const struct system_config *s, struct qerr *e)
 		free(buf);
 		return conf_fail(s, kv_line(s, "client_secret_file"), e, "client_secret_file "
 		    "must hold one line of 1 to %d bytes", SECRET_MAX);
+	}
+	if (stat(o->client_secret_file, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (st.st_mode & (S_IROTH | S_IWOTH))) {
+		sodium_memzero(buf, len);
+		free(buf);
+		return conf_fail(s, kv_line(s, "client_secret_file"), e, "client_secret_file "
+		    "%s: readable by everyone (mode %03o): chmod o-rw it",
+		    o->client_secret_file, (unsigned)(st.st_mode & 0777));
 	}
 	o->client_secret = buf;
 	return 0;

@@ -336,3 +336,26 @@ def test_config_errors(quelld, oidc, reason):
     # file:line of the offending key, or of the section header
     lines = [str(base + 2)] + [str(base + 3 + i) for i in range(len(oidc))]
     assert any(f"{q.conf}:{n}: " in r.stderr for n in lines), r.stderr
+
+
+def test_client_secret_file_readable_by_everyone_refused(quelld, tmp_path):
+    q = quelld(start=False)
+    secret = tmp_path / "client.secret"
+    secret.write_text("s3cret-value\n")
+    secret.chmod(0o644)
+    base = len(q.conf.read_text().splitlines())
+    q.conf.write_text(q.conf.read_text() + "\n[oidc]\n" + "".join(f"{k} = {v}\n" for k, v in {
+        "issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null", "client_id": "quell",
+        "authorization_endpoint": "https://idp.test/authorize",
+        "token_endpoint": "https://idp.test/token", "client_secret_file": secret,
+        "redirect_uri": "https://quell.test/api/v1/session/oidc/callback"}.items()))
+    r = subprocess.run([str(QUELLD), "-c", str(q.conf), "check"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert f"{q.conf}:{base + 9}: client_secret_file {secret}: readable by everyone " \
+           "(mode 644)" in r.stderr, r.stderr
+    assert "s3cret-value" not in r.stderr
+    secret.chmod(0o640)
+    r = subprocess.run([str(QUELLD), "-c", str(q.conf), "check"], capture_output=True,
+                       text=True, timeout=60)
+    assert "readable by everyone" not in r.stderr, r.stderr

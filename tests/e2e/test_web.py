@@ -216,6 +216,7 @@ def issuer(tmp_path):
     write_jwks(fake.jwks, key)
     fake.secret_file = tmp_path / "client.secret"
     fake.secret_file.write_text(fake.client_secret + "\n")
+    fake.secret_file.chmod(0o600)
     yield fake
     fake.close()
 
