@@ -27,17 +27,17 @@ static int expire_one(struct engine *eng, struct store_tx *tx, const char *id,
     int64_t now, struct qerr *e);
 
 /* Audits a refused decision in a transaction of its own: nothing else changes. */
-static int
-refuse(struct engine *eng, const struct actor *who, const struct action *a,
-    const char *why, struct qerr *e)
+int
+engine_refuse(struct engine *eng, const struct actor *who, const char *event,
+    const struct action *a, const char *why, struct qerr *e)
 {
 	json_t *d = json_pack("{s:s}", "why", why);
 	struct store_tx *tx = NULL;
 	struct qerr e2;
 
 	if (store_tx_begin(eng->st, true, &tx, &e2) == 0 &&
-	    engine_audit_tx_as(tx, who, "action.approval_refused", a->id, NULL,
-	    a->identity_id, d, &e2) == 0 && store_tx_commit(tx, &e2) == 0)
+	    engine_audit_tx_as(tx, who, event, a->id, NULL, a->identity_id, d, &e2) == 0 &&
+	    store_tx_commit(tx, &e2) == 0)
 		tx = NULL;
 	store_tx_rollback(tx);
 	json_decref(d);
@@ -132,7 +132,7 @@ engine_decide(struct engine *eng, const struct actor *who, const char *action_id
 		    same_person(&a, who) ? a.requested_by : a.identity_id, who->name);
 		store_tx_rollback(tx);
 		tx = NULL;
-		r = refuse(eng, who, &a, why, e);
+		r = engine_refuse(eng, who, "action.approval_refused", &a, why, e);
 		goto out;
 	}
 	if ((r = decide_tx(who, tx, &a, approve, reason, e)) != 0)

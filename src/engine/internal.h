@@ -124,4 +124,9 @@ void engine_expire_approvals(struct engine *eng);
 int engine_disruption_start(struct engine *eng, struct qerr *e);
 void engine_disruption_stop(struct engine *eng);
 
+/* Refuses who's request on action a: audits event with why in a transaction of its
+ * own (the caller holds none) and returns QERR_DENIED with why in *e (approve.c). */
+int engine_refuse(struct engine *eng, const struct actor *who, const char *event,
+    const struct action *a, const char *why, struct qerr *e);
+
 #endif

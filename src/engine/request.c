@@ -350,10 +350,7 @@ static int
 cancel_allowed(struct engine *eng, struct store_tx **tx, const struct actor *who,
     const struct action *a, struct qerr *e)
 {
-	struct store_tx *atx = NULL;
 	struct identity idn;
-	struct qerr e2;
-	json_t *d;
 	char why[400];
 	bool ok;
 	int r;
@@ -370,14 +367,7 @@ cancel_allowed(struct engine *eng, struct store_tx **tx, const struct actor *who
 	/* The caller's write transaction is rolled back: audit in one of our own. */
 	store_tx_rollback(*tx);
 	*tx = NULL;
-	d = json_pack("{s:s}", "why", why);
-	if (store_tx_begin(eng->st, true, &atx, &e2) == 0 &&
-	    engine_audit_tx_as(atx, who, "action.cancel_denied", a->id, NULL,
-	    a->identity_id, d, &e2) == 0 && store_tx_commit(atx, &e2) == 0)
-		atx = NULL;
-	store_tx_rollback(atx);
-	json_decref(d);
-	return qerr_set(e, QERR_DENIED, NULL, "%s", why);
+	return engine_refuse(eng, who, "action.cancel_denied", a, why, e);
 }
 
 int
