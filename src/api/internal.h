@@ -40,6 +40,10 @@ struct req {
 	unsigned perms;
 	struct oidc_claims claims;	/* of a bearer JWT, for authorization */
 	bool has_claims;
+	/* A console session cookie and no Authorization header (web_has_session),
+	 * read when the headers are in: the transport and req_actor ask this, so that
+	 * neither calls back into web.c. */
+	bool session_cookie;
 	struct subject subject;	/* who, as the access policy sees them */
 	struct grant_set grants; /* what the policy grants them; perms is the union */
 	int status;		/* set by the handler with resp */
@@ -62,6 +66,8 @@ struct req {
 	void *job;
 	void (*job_free)(void *job);
 };
+
+/* The request helpers (request.c), for every handler. */
 
 /* Sets an error answer: {"error":{"code","message","field"}}; returns 0. */
 int req_error(struct req *q, unsigned status, const char *code, const char *field,
