@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/jwt.h"
 #include "core/log.h"
 #include "core/rbac.h"
@@ -79,15 +80,6 @@ static void
 curl_init(void)
 {
 	curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static time_t
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
 }
 
 /* ------------------------------------------------------------------- key set */
@@ -280,7 +272,7 @@ load_keys(struct oidc *o, struct qerr *e)
 static bool
 reload_due(struct oidc *o)
 {
-	time_t now = mono_now();
+	time_t now = (time_t)(clock_mono_ms() / 1000);
 	bool due;
 
 	pthread_mutex_lock(&o->mu);

@@ -23,6 +23,7 @@
 #include <ldap.h>
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/ldapesc.h"
 #include "core/log.h"
 #include "providers/provider.h"
@@ -367,15 +368,6 @@ out:
 	return r;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * libldap's network timeout covers the TCP connect only, and its TLS handshake
  * loops for as long as the server stays silent: a server that accepts and never
@@ -397,7 +389,7 @@ conn_add(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
 		return 0;
 	pthread_mutex_lock(&c->p->mu);
 	c->fd = fd;
-	c->deadline = now_ms() + (int64_t)c->p->timeout * 1000;
+	c->deadline = clock_mono_ms() + (int64_t)c->p->timeout * 1000;
 	pthread_mutex_unlock(&c->p->mu);
 	return 0;
 }
@@ -431,7 +423,7 @@ watchdog(void *arg)
 	while (!p->stopping) {
 		for (i = 0; i < p->nconns; i++)
 			if (p->conns[i].fd >= 0 && p->conns[i].deadline != 0 &&
-			    now_ms() > p->conns[i].deadline) {
+			    clock_mono_ms() > p->conns[i].deadline) {
 				shutdown(p->conns[i].fd, SHUT_RDWR);
 				p->conns[i].deadline = 0;
 			}

@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/jwt.h"
 #include "core/log.h"
 #include "providers/http.h"
@@ -98,15 +99,6 @@ struct gres {
 
 enum budget { BUDGET_NONE, BUDGET_WRITE, BUDGET_IP };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Rounds a non-negative duration up to whole milliseconds. */
 static int64_t
 ceil_ms(double ms)
@@ -114,19 +106,6 @@ ceil_ms(double ms)
 	int64_t n = (int64_t)ms;
 
 	return n + ((double)n < ms);
-}
-
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts;
-
-	if (ms <= 0)
-		return;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
 }
 
 static void
@@ -484,7 +463,7 @@ open_state(struct provider *p, const struct opts *o, struct qerr *e)
 	if (p->bucket_rate <= 0)
 		p->bucket_rate = writes / ((double)o->window * 1000);
 	p->bucket = p->bucket_cap;
-	p->bucket_ms = mono_ms();
+	p->bucket_ms = clock_mono_ms();
 	ho.ca_file = o->ca != NULL ? o->ca->value : NULL;
 	ho.timeout_ms = o->timeout * 1000;
 	ho.connect_timeout_ms = o->timeout * 1000 < 5000 ? o->timeout * 1000 : 5000;
@@ -667,7 +646,7 @@ token_store(struct provider *p, const struct http_response *resp, struct qerr *e
 		goto out;
 	}
 	/* Renew early, but never so early that a short-lived token is never reused. */
-	p->token_renew_ms = mono_ms() + (life - (life / 2 < TOKEN_MARGIN_S ? life / 2 :
+	p->token_renew_ms = clock_mono_ms() + (life - (life / 2 < TOKEN_MARGIN_S ? life / 2 :
 	    TOKEN_MARGIN_S)) * 1000;
 	p->token_gen++;
 	r = 0;
@@ -730,7 +709,7 @@ token_get(struct provider *p, unsigned stale_gen, char **out, size_t *len, unsig
 
 	*out = NULL;
 	pthread_mutex_lock(&p->tok_mu);
-	if (p->token == NULL || mono_ms() >= p->token_renew_ms ||
+	if (p->token == NULL || clock_mono_ms() >= p->token_renew_ms ||
 	    (stale_gen != 0 && stale_gen == p->token_gen))
 		r = token_fetch(p, e);
 	if (r == 0) {
@@ -754,7 +733,7 @@ pace_write(struct provider *p)
 	int64_t now, wait = 0;
 
 	pthread_mutex_lock(&p->pace_mu);
-	now = mono_ms();
+	now = clock_mono_ms();
 	p->bucket += (double)(now - p->bucket_ms) * p->bucket_rate;
 	if (p->bucket > p->bucket_cap)
 		p->bucket = p->bucket_cap;
@@ -767,7 +746,7 @@ pace_write(struct provider *p)
 	pthread_mutex_unlock(&p->pace_mu);
 	if (wait > 0)
 		provider_observe_wait(p->name, (double)wait / 1000.0);
-	sleep_ms(wait);
+	clock_sleep_ms(wait);
 }
 
 static void
@@ -776,7 +755,7 @@ pace_ip(struct provider *p)
 	int64_t now, slot;
 
 	pthread_mutex_lock(&p->pace_mu);
-	now = mono_ms();
+	now = clock_mono_ms();
 	slot = p->ip_next_ms > now ? p->ip_next_ms : now;
 	/* A tenth of the gap spare: requests spaced exactly 1/ip_rps apart can arrive
 	 * closer than that after network jitter, and Graph counts arrivals. */
@@ -784,14 +763,14 @@ pace_ip(struct provider *p)
 	pthread_mutex_unlock(&p->pace_mu);
 	if (slot > now)
 		provider_observe_wait(p->name, (double)(slot - now) / 1000.0);
-	sleep_ms(slot - now);
+	clock_sleep_ms(slot - now);
 }
 
 /* Graph throttled us anyway: hold every writer back, not just this step. */
 static void
 pace_hold(struct provider *p, enum budget b, int ms)
 {
-	int64_t until = mono_ms() + ms;
+	int64_t until = clock_mono_ms() + ms;
 
 	pthread_mutex_lock(&p->pace_mu);
 	if (b == BUDGET_WRITE && until > p->write_hold_ms)
@@ -1332,7 +1311,7 @@ list_page(struct provider *p, const char *url, json_t **out, struct qerr *e)
 		http_response_clear(&resp);
 		if (r != QERR_TRANSIENT || tries + 1 >= LIST_RETRIES)
 			return r;
-		sleep_ms(g.retry_after_ms > 0 ? (g.retry_after_ms < 30000 ?
+		clock_sleep_ms(g.retry_after_ms > 0 ? (g.retry_after_ms < 30000 ?
 		    g.retry_after_ms : 30000) : 500 << tries);
 	}
 	root = json_loads(resp.body, 0, NULL);

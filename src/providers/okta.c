@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/jwt.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -107,24 +108,6 @@ struct answer {
 	char summary[448];
 	json_t *body;		/* the parsed body when it is JSON, else NULL */
 };
-
-static int64_t
-clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int64_t ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (ms > 0 && nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
 
 static void
 free_secret(char *s)
@@ -608,12 +591,12 @@ static int
 pace(struct provider *p, enum bucket_id id, int64_t *retry_ms)
 {
 	struct bucket *b = &p->buckets[id];
-	int64_t start = clock_ms(CLOCK_MONOTONIC), wait, waited;
+	int64_t start = clock_mono_ms(), wait, waited;
 	int full;
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		full = bucket_claim(p, b, clock_ms(CLOCK_REALTIME), &wait);
+		full = bucket_claim(p, b, clock_real_ms(), &wait);
 		if (!full && wait > PACE_BLOCK_MAX_MS) {
 			/* Too far out: give the slot back and let the engine wait. */
 			b->remaining++;
@@ -621,16 +604,16 @@ pace(struct provider *p, enum bucket_id id, int64_t *retry_ms)
 			full = 1;
 		}
 		pthread_mutex_unlock(&p->mu);
-		waited = clock_ms(CLOCK_MONOTONIC) - start;
+		waited = clock_mono_ms() - start;
 		if (!full) {
-			sleep_ms(wait);
+			clock_sleep_ms(wait);
 			return 0;
 		}
 		if (waited + wait > PACE_BLOCK_MAX_MS) {
 			*retry_ms = wait > 0 ? wait : 1;
 			return 1;
 		}
-		sleep_ms(wait);
+		clock_sleep_ms(wait);
 	}
 }
 
@@ -677,7 +660,7 @@ static void
 bucket_update(struct provider *p, enum bucket_id id, const struct http_response *resp)
 {
 	struct bucket *b = &p->buckets[id];
-	int64_t now = clock_ms(CLOCK_REALTIME), reset;
+	int64_t now = clock_real_ms(), reset;
 	long limit, rem, reset_s;
 
 	pthread_mutex_lock(&p->mu);
@@ -704,7 +687,7 @@ bucket_update(struct provider *p, enum bucket_id id, const struct http_response 
 static int
 retry_after(const struct http_response *resp)
 {
-	int64_t now = clock_ms(CLOCK_REALTIME), ms;
+	int64_t now = clock_real_ms(), ms;
 	long reset_s;
 
 	if (header_long(resp, "X-Rate-Limit-Reset", &reset_s) != 0)
@@ -890,7 +873,7 @@ token_take(struct provider *p, struct answer *a, struct step_result *res)
 	margin = ttl * 1000 / 5;
 	if (margin > TOKEN_MARGIN_MAX_MS)
 		margin = TOKEN_MARGIN_MAX_MS;
-	p->tok_renew_ms = clock_ms(CLOCK_MONOTONIC) + ttl * 1000 - margin;
+	p->tok_renew_ms = clock_mono_ms() + ttl * 1000 - margin;
 	p->tok_gen++;
 	return 0;
 }
@@ -965,7 +948,7 @@ auth_header(struct provider *p, bool refused, unsigned *gen, char *auth, size_t 
 		free_secret(p->access_token);
 		p->access_token = NULL;
 	}
-	if (p->access_token == NULL || clock_ms(CLOCK_MONOTONIC) >= p->tok_renew_ms)
+	if (p->access_token == NULL || clock_mono_ms() >= p->tok_renew_ms)
 		r = token_fetch(p, res);
 	if (r == 0) {
 		snprintf(auth, len, "Bearer %s", p->access_token);
@@ -1529,7 +1512,7 @@ list_get(struct provider *p, const char *path, struct answer *a, struct qerr *e)
 			result_from_answer(&res, a);
 		if (res.outcome != STEP_OUTCOME_TRANSIENT || tries + 1 >= LIST_TRIES)
 			return list_failed(a, &res, e);
-		sleep_ms(res.retry_after_ms > 0 ? (res.retry_after_ms < LIST_WAIT_MAX_MS ?
+		clock_sleep_ms(res.retry_after_ms > 0 ? (res.retry_after_ms < LIST_WAIT_MAX_MS ?
 		    res.retry_after_ms : LIST_WAIT_MAX_MS) : 500 << tries);
 		answer_clear(a);
 	}

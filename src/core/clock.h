@@ -1,0 +1,21 @@
+/*
+ * The one clock: monotonic milliseconds for timeouts, intervals and renewals (they must
+ * not jump when the wall clock is set), real-time milliseconds for what is compared
+ * with another machine's clock (a rate-limit reset, an HTTP-date), and a sleep that
+ * resumes after signals.
+ */
+#ifndef QUELL_CORE_CLOCK_H
+#define QUELL_CORE_CLOCK_H
+
+#include <stdint.h>
+
+/* Milliseconds on CLOCK_MONOTONIC: only differences mean anything. */
+int64_t clock_mono_ms(void);
+/* Seconds on CLOCK_MONOTONIC, with the fraction, for timing calls. */
+double clock_mono_s(void);
+/* Milliseconds since 1970 (UTC) on CLOCK_REALTIME. */
+int64_t clock_real_ms(void);
+/* Sleeps ms milliseconds (nothing when ms <= 0), through EINTR. */
+void clock_sleep_ms(int64_t ms);
+
+#endif
