@@ -104,14 +104,12 @@ write_window(struct engine *eng, const struct window *w, bool first)
 	    "path", w->path, "why", w->why, "aggregated", !first, "count",
 	    (json_int_t)(first ? 1 : w->count), "first_ms", (json_int_t)w->first,
 	    "last_ms", (json_int_t)w->last);
-	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
 	struct qerr e;
 
 	qerr_clear(&e);
-	if (text == NULL || engine_audit_as(eng, &who, w->event, NULL, text, &e) != 0)
+	if (d == NULL || engine_audit_as(eng, &who, w->event, NULL, d, &e) != 0)
 		log_msg(LOG_LVL_ERROR, "audit of %ld refused requests from %s failed: %s",
-		    w->count, w->client, text ? e.msg : "out of memory");
-	free(text);
+		    w->count, w->client, d ? e.msg : "out of memory");
 	json_decref(d);
 }
 

@@ -171,7 +171,6 @@ void
 req_audit_denial(struct req *q, const char *event, const char *why)
 {
 	json_t *d;
-	char *text;
 	struct actor who;
 	struct qerr e;
 
@@ -180,11 +179,9 @@ req_audit_denial(struct req *q, const char *event, const char *why)
 		return;
 	}
 	d = json_pack("{s:s, s:s, s:s}", "method", q->method, "path", q->path, "why", why);
-	text = json_dumps(d, JSON_COMPACT);
 	req_actor(q, &who);
-	if (engine_audit_as(q->api->eng, &who, event, NULL, text, &e) != 0)
+	if (engine_audit_as(q->api->eng, &who, event, NULL, d, &e) != 0)
 		log_msg(LOG_LVL_ERROR, "audit of a refused request failed: %s", e.msg);
-	free(text);
 	json_decref(d);
 }
 

@@ -172,15 +172,12 @@ audit_hunt(struct req *q, const char *sql, const json_t *ans, const struct qerr 
 	    json_object_get(ans, "rows"))) : json_null());
 	struct actor who;
 	struct qerr e2;
-	char *text;
 
 	req_actor(q, &who);
 	if (d != NULL && e != NULL)
 		json_object_set_new(d, "refused", json_string(e->msg));
-	if (d != NULL && (text = json_dumps(d, JSON_COMPACT)) != NULL) {
-		engine_audit_as(q->api->eng, &who, "hunting.query", NULL, text, &e2);
-		free(text);
-	}
+	if (d != NULL)
+		engine_audit_as(q->api->eng, &who, "hunting.query", NULL, d, &e2);
 	json_decref(d);
 }
 

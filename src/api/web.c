@@ -800,15 +800,12 @@ audit_session(struct req *q, const char *event, const char *token_id)
 	    "issuer", oidc_issuer(q->api->oidc), "via", "web console") :
 	    json_pack("{s:s, s:s, s:s}", "method", "token", "token_id", token_id, "via",
 	    "web console");
-	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
 	struct actor who;
 	struct qerr e;
 
 	req_actor(q, &who);
-	if (text == NULL || engine_audit_as(q->api->eng, &who, event, NULL, text,
-	    &e) != 0)
+	if (d == NULL || engine_audit_as(q->api->eng, &who, event, NULL, d, &e) != 0)
 		log_msg(LOG_LVL_ERROR, "audit of %s failed", event);
-	free(text);
 	json_decref(d);
 }
 

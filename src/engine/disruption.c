@@ -420,7 +420,7 @@ raise_breach(struct engine *eng, const struct alert *cause, const char *identity
 	const struct disruption_guard *g = &eng->dpol->guard;
 	struct alert a;
 	struct qerr e;
-	char ext[64], title[256], *text;
+	char ext[64], title[256];
 	int64_t now = engine_now_ms();
 	json_t *d;
 	bool created = false;
@@ -447,12 +447,10 @@ raise_breach(struct engine *eng, const struct alert *cause, const char *identity
 	d = json_pack("{s:s, s:s?, s:I, s:I, s:I}", "cause_alert_id", cause->id,
 	    "quell_alert_id", a.id, "recent", (json_int_t)recent, "limit",
 	    (json_int_t)g->max_containments, "window_ms", (json_int_t)g->window_ms);
-	text = d ? json_dumps(d, JSON_COMPACT) : NULL;
-	if (text == NULL || engine_audit(eng, DISRUPTION_PRINCIPAL,
-	    "disruption.blast_radius_exceeded", identity_id, text, &e) != 0)
+	if (d == NULL || engine_audit(eng, DISRUPTION_PRINCIPAL,
+	    "disruption.blast_radius_exceeded", identity_id, d, &e) != 0)
 		log_msg(LOG_LVL_WARN, "disruption: auditing the blast-radius breach: %s",
-		    text ? e.msg : "out of memory");
-	free(text);
+		    d ? e.msg : "out of memory");
 	json_decref(d);
 	alert_clear(&a);
 }

@@ -151,12 +151,13 @@ int engine_sync_request(struct engine *eng, const struct actor *who, const char 
 /* The i-th system's sync status (0 <= i < engine_system_count). */
 int engine_sync_status(struct engine *eng, size_t i, struct sync_status *out);
 
-/* Appends an audit entry in its own transaction (for API-level events), as who. */
+/* engine_audit_tx_as in its own transaction (for API-level events), as who; detail
+ * is borrowed (NULL = {}). */
 int engine_audit_as(struct engine *eng, const struct actor *who, const char *event,
-    const char *identity_id, const char *detail_json, struct qerr *e);
+    const char *identity_id, json_t *detail, struct qerr *e);
 /* engine_audit_as for quell's own principal named actor (kind "system"). */
 int engine_audit(struct engine *eng, const char *actor, const char *event,
-    const char *identity_id, const char *detail_json, struct qerr *e);
+    const char *identity_id, json_t *detail, struct qerr *e);
 
 /* Appends an audit entry inside tx, with the state change it records, as who
  * (kind, stable id, display name, client address); detail is a borrowed jansson

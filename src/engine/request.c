@@ -419,27 +419,26 @@ out:
 
 int
 engine_audit(struct engine *eng, const char *actor, const char *event,
-    const char *identity_id, const char *detail_json, struct qerr *e)
+    const char *identity_id, json_t *detail, struct qerr *e)
 {
 	struct actor sys = { .name = actor, .kind = "system" };
 
-	return engine_audit_as(eng, &sys, event, identity_id, detail_json, e);
+	return engine_audit_as(eng, &sys, event, identity_id, detail, e);
 }
 
 int
 engine_audit_as(struct engine *eng, const struct actor *who, const char *event,
-    const char *identity_id, const char *detail_json, struct qerr *e)
+    const char *identity_id, json_t *detail, struct qerr *e)
 {
 	struct store_tx *tx = NULL;
-	json_t *d = detail_json ? json_loads(detail_json, 0, NULL) : NULL;
 	int r;
 
 	if ((r = store_tx_begin(eng->st, true, &tx, e)) == 0 &&
-	    (r = engine_audit_tx_as(tx, who, event, NULL, NULL, identity_id, d, e)) == 0) {
+	    (r = engine_audit_tx_as(tx, who, event, NULL, NULL, identity_id, detail,
+	    e)) == 0) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
 	}
 	store_tx_rollback(tx);
-	json_decref(d);
 	return r;
 }

@@ -291,7 +291,6 @@ audit_run(struct run *ru, const char *mode, int r, const struct qerr *e)
 	struct engine *eng = ru->ss->sy->eng;
 	const struct sync_status *t = &ru->tally;
 	struct qerr e2;
-	char *text;
 	json_t *d;
 
 	d = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "system",
@@ -300,10 +299,8 @@ audit_run(struct run *ru, const char *mode, int r, const struct qerr *e)
 	    "removed", (json_int_t)t->removed, "linked", (json_int_t)t->linked,
 	    "identities", (json_int_t)t->identities, "conflicts",
 	    (json_int_t)t->conflicts, "result", r == 0 ? "ok" : e->msg);
-	text = json_dumps(d, JSON_COMPACT);
-	engine_audit(eng, ru->who, r == 0 ? "sync.completed" : "sync.failed", NULL, text,
+	engine_audit(eng, ru->who, r == 0 ? "sync.completed" : "sync.failed", NULL, d,
 	    &e2);
-	free(text);
 	json_decref(d);
 }
 
