@@ -103,7 +103,7 @@ run_build() {
 run_emulator_tests() {
 	local out=$results/emulators.txt
 	echo "== emulator tests"
-	node --test tests/emulators/graph/ tests/emulators/okta/ >"$out" 2>&1 || true
+	node --test tests/emulators/graph/ tests/emulators/okta/ tests/emulators/scim/ >"$out" 2>&1 || true
 	tail -n 8 "$out"
 	tally node "$out"
 }
