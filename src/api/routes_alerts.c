@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/id.h"
+#include "core/kind.h"
 #include "core/text.h"
 #include "internal.h"
 #include "render.h"
@@ -35,55 +36,12 @@ all_chars(const char *s, const char *extra)
 	return true;
 }
 
-/* S-1-<revision>-<authority>(-<subauthority>)+ */
-static bool
-sid_ok(const char *s)
-{
-	int dashes = 0;
-
-	if (strncmp(s, "S-1-", 4) != 0)
-		return false;
-	for (s += 4; *s != '\0'; s++) {
-		if (*s == '-' && s[1] != '\0' && s[-1] != '-')
-			dashes++;
-		else if (!isdigit((unsigned char)*s))
-			return false;
-	}
-	return dashes >= 1;
-}
-
-static bool
-guid_ok(const char *s)
-{
-	size_t i;
-
-	if (strlen(s) != 36)
-		return false;
-	for (i = 0; i < 36; i++)
-		if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' :
-		    !isxdigit((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
-/* Checks value for its id type; an Entra object id is folded to lower case. */
+/* Checks value for its id type, as the kind that declares the type says. */
 static int
-account_value_ok(struct req *q, const char *field, const char *type, char *v)
+account_value_ok(struct req *q, const char *field, const struct kind_alert_id *t, char *v)
 {
-	size_t i;
-
-	if (strcmp(type, "upn") == 0 && (strchr(v, '@') == NULL || strchr(v, ' ') != NULL))
-		return bad(q, field, "a upn looks like user@domain, without blanks");
-	if (strcmp(type, "sid") == 0 && !sid_ok(v))
-		return bad(q, field, "a sid looks like S-1-5-21-…-1104");
-	if (strcmp(type, "okta_id") == 0 && (strlen(v) > 64 || !all_chars(v, "")))
-		return bad(q, field, "an okta_id is 1 to 64 letters and digits");
-	if (strcmp(type, "entra_id") == 0) {
-		if (!guid_ok(v))
-			return bad(q, field, "an entra_id is an object id (a GUID)");
-		for (i = 0; v[i] != '\0'; i++)
-			v[i] = (char)tolower((unsigned char)v[i]);
-	}
+	if (t->valid != NULL && !t->valid(v))
+		return bad(q, field, t->hint);
 	return 0;
 }
 
@@ -100,23 +58,29 @@ add_entity(struct alert *a, const char *kind, const char *type, const char *valu
 	return en->kind && en->value && (type == NULL || en->id_type) ? 0 : -1;
 }
 
-/* accounts[i]: an object with exactly one of upn, sid, okta_id, entra_id. */
+/* accounts[i]: an object with exactly one of the id types the kinds declare. */
 static int
 parse_account(struct req *q, json_t *o, size_t i, struct alert *a)
 {
-	static const char *const types[] = { "upn", "sid", "okta_id", "entra_id", NULL };
+	const struct kind_table *kinds = &q->api->cfg->kinds;
+	const struct kind_alert_id *t;
 	const char *type = NULL, *k, *s;
-	char field[64], v[257];
+	char field[64], v[257], types[200], msg[512];
 	json_t *val;
 
 	snprintf(field, sizeof(field), "entities.accounts[%zu]", i);
+	kind_alert_id_list(kinds, types, sizeof(types));
+	snprintf(msg, sizeof(msg), "each account is an object with exactly one of %s", types);
 	if (!json_is_object(o) || json_object_size(o) != 1)
-		return bad(q, field, "each account is an object with exactly one of upn, "
-		    "sid, okta_id, entra_id");
+		return bad(q, field, msg);
 	json_object_foreach(o, k, val)
 		type = k;
-	if (req_only_keys(q, o, "entities.accounts[].", types) != 0)
-		return -1;
+	if ((t = kind_alert_id_find(kinds, type, NULL)) == NULL) {
+		snprintf(field, sizeof(field), "entities.accounts[].%.30s", type);
+		snprintf(msg, sizeof(msg), "unknown field '%s': an account id type is one of %s",
+		    field, types);
+		return bad(q, field, msg);
+	}
 	snprintf(field, sizeof(field), "entities.accounts[%zu].%s", i, type);
 	val = json_object_get(o, type);
 	if ((s = json_string_value(val)) == NULL || s[0] == '\0' ||
@@ -125,7 +89,7 @@ parse_account(struct req *q, json_t *o, size_t i, struct alert *a)
 		return bad(q, field, "an account value is non-empty printable text of at "
 		    "most 256 bytes");
 	snprintf(v, sizeof(v), "%s", s);
-	if (account_value_ok(q, field, type, v) != 0)
+	if (account_value_ok(q, field, t, v) != 0)
 		return -1;
 	return add_entity(a, "account", type, v) == 0 ? 0 :
 	    (req_error(q, 500, "internal", NULL, "out of memory"), -1);

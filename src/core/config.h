@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "kind.h"
 #include "siem_format.h"
 
 struct config_kv {
@@ -86,6 +87,10 @@ struct siem_config {
 
 struct config {
 	char *file;
+	/* The kinds built in, borrowed; not parsed but set by whoever loads the file
+	 * (the daemon: provider_kinds()), before policy, correlation and disruption
+	 * rules are loaded from it. Zero: no kind is known. */
+	struct kind_table kinds;
 	char *listen;		/* "127.0.0.1:8443" */
 	char *tls_cert;
 	char *tls_key;

@@ -38,40 +38,6 @@ set_term(struct corr_term *t, const char *kind, enum corr_attr attr)
 	t->attr = attr;
 }
 
-static void
-add_rule(struct corr_rules *rs, const char *name, const char *k0, const enum corr_attr *a0,
-    size_t n0, const char *const *k1, const enum corr_attr *a1, size_t n1)
-{
-	struct corr_rule *r = &rs->rule[rs->n++];
-	size_t i;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->name, sizeof(r->name), "%s", name);
-	for (i = 0; i < n0; i++)
-		set_term(&r->side[0][i], k0, a0[i]);
-	r->nside[0] = n0;
-	for (i = 0; i < n1; i++)
-		set_term(&r->side[1][i], k1[i], a1[i]);
-	r->nside[1] = n1;
-}
-
-/* The issue's rules: AD objectSid = Entra onPremisesSecurityIdentifier, then UPN = UPN,
- * then Okta login or email = AD or Entra UPN or mail. */
-void
-corr_rules_default(struct corr_rules *out)
-{
-	static const enum corr_attr sid[] = { CORR_SID }, upn[] = { CORR_UPN };
-	static const enum corr_attr okta[] = { CORR_USERNAME, CORR_EMAIL };
-	static const enum corr_attr mail[] = { CORR_UPN, CORR_EMAIL, CORR_UPN, CORR_EMAIL };
-	static const char *const entra[] = { "entra" };
-	static const char *const dirs[] = { "ad", "ad", "entra", "entra" };
-
-	memset(out, 0, sizeof(*out));
-	add_rule(out, "sid", "ad", sid, 1, entra, sid, 1);
-	add_rule(out, "upn", "ad", upn, 1, entra, upn, 1);
-	add_rule(out, "email", "okta", okta, 2, dirs, mail, 4);
-}
-
 static int fail(struct qerr *e, const struct system_config *s, int line,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -134,19 +100,37 @@ parse_side(char *text, struct corr_term *terms, size_t *n, const struct system_c
 	return 0;
 }
 
+/* "LEFT = RIGHT" into rule name; s and line say where, for errors. */
 static int
-load_rule(const struct system_config *s, struct corr_rule *r, struct qerr *e)
+parse_match(const char *name, const char *text, struct corr_rule *r,
+    const struct system_config *s, int line, struct qerr *e)
 {
 	char buf[1024], *eq;
-	const struct config_kv *kv = NULL;
-	size_t i;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	if (strlen(text) >= sizeof(buf))
+		return fail(e, s, line, "%s", "match is too long");
+	snprintf(buf, sizeof(buf), "%s", text);
+	if ((eq = strchr(buf, '=')) == NULL || strchr(eq + 1, '=') != NULL)
+		return fail(e, s, line, "%s", "match must be LEFT = RIGHT, e.g. "
+		    "ad.sid = entra.sid");
+	*eq = '\0';
+	if ((rc = parse_side(buf, r->side[0], &r->nside[0], s, line, e)) != 0)
+		return rc;
+	return parse_side(eq + 1, r->side[1], &r->nside[1], s, line, e);
+}
+
+static int
+load_rule(const struct system_config *s, struct corr_rule *r, struct qerr *e)
+{
+	const struct config_kv *kv = NULL;
+	size_t i;
+
 	if (strcmp(s->name, CORR_RULE_MANUAL) == 0)
 		return fail(e, s, s->line, "%s", "'manual' names manual links: choose "
 		    "another name");
-	snprintf(r->name, sizeof(r->name), "%s", s->name);
 	for (i = 0; i < s->nkv; i++) {
 		if (strcmp(s->kv[i].key, "match") != 0)
 			return fail(e, s, s->kv[i].line, "unknown key '%s' (only match)",
@@ -156,16 +140,35 @@ load_rule(const struct system_config *s, struct corr_rule *r, struct qerr *e)
 	if (kv == NULL)
 		return fail(e, s, s->line, "%s", "match is required, e.g. "
 		    "match = ad.sid = entra.sid");
-	if (strlen(kv->value) >= sizeof(buf))
-		return fail(e, s, kv->line, "%s", "match is too long");
-	snprintf(buf, sizeof(buf), "%s", kv->value);
-	if ((eq = strchr(buf, '=')) == NULL || strchr(eq + 1, '=') != NULL)
-		return fail(e, s, kv->line, "%s", "match must be LEFT = RIGHT, e.g. "
-		    "ad.sid = entra.sid");
-	*eq = '\0';
-	if ((rc = parse_side(buf, r->side[0], &r->nside[0], s, kv->line, e)) != 0)
-		return rc;
-	return parse_side(eq + 1, r->side[1], &r->nside[1], s, kv->line, e);
+	return parse_match(s->name, kv->value, r, s, kv->line, e);
+}
+
+/* Each kind's default rules, in the order the kinds are built in. */
+int
+corr_rules_default(const struct kind_table *kinds, struct corr_rules *out, struct qerr *e)
+{
+	const struct kind_info *k;
+	struct system_config where;
+	size_t i, j;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	memset(&where, 0, sizeof(where));
+	where.file = "(built in)";
+	for (i = 0; kinds != NULL && i < kinds->n; i++) {
+		k = kinds->v[i];
+		for (j = 0; j < k->ncorr_rules; j++) {
+			where.name = (char *)k->corr_rules[j].name;
+			if (out->n == CORR_RULES_MAX)
+				return fail(e, &where, 0, "more than %d correlation rules",
+				    CORR_RULES_MAX);
+			if ((r = parse_match(k->corr_rules[j].name, k->corr_rules[j].match,
+			    &out->rule[out->n], &where, 0, e)) != 0)
+				return r;
+			out->n++;
+		}
+	}
+	return 0;
 }
 
 int
@@ -187,9 +190,7 @@ corr_rules_load(const struct config *cfg, struct corr_rules *out, struct qerr *e
 			return r;
 		out->n++;
 	}
-	if (out->n == 0)
-		corr_rules_default(out);
-	return 0;
+	return out->n == 0 ? corr_rules_default(&cfg->kinds, out, e) : 0;
 }
 
 const char *

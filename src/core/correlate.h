@@ -86,7 +86,9 @@ int corr_attr_parse(const char *s, enum corr_attr *out);
 /* Reads the [correlation] sections of cfg->policy ("file:line: reason" on error),
  * or the defaults when there are none. */
 int corr_rules_load(const struct config *cfg, struct corr_rules *out, struct qerr *e);
-void corr_rules_default(struct corr_rules *out);
+/* The rules the kinds declare (struct kind_info), for a configuration without any. */
+int corr_rules_default(const struct kind_table *kinds, struct corr_rules *out,
+    struct qerr *e);
 
 /* The account's value of attr, or NULL. */
 const char *corr_value(const struct account *a, enum corr_attr attr);

@@ -296,6 +296,47 @@ guard_key(struct disruption_guard *g, const char *file, const struct config_kv *
 }
 
 /* The defaults, then the section's keys, then the accounts quell binds with. */
+static void
+self_clear(struct disruption_guard *g)
+{
+	size_t i;
+
+	for (i = 0; i < g->nself; i++) {
+		free(g->self[i].system);
+		free(g->self[i].value);
+	}
+	free(g->self);
+	g->self = NULL;
+	g->nself = 0;
+}
+
+/* The accounts a system's kind says quell uses there, with their configured values. */
+static int
+add_self_accounts(struct disruption_guard *g, const struct kind_table *kinds,
+    const struct system_config *s, struct qerr *e)
+{
+	const struct kind_info *k = kind_find(kinds, s->kind);
+	struct disruption_self_account *grown, *d;
+	const struct config_kv *kv;
+	size_t i;
+
+	for (i = 0; k != NULL && i < k->nself_accounts; i++) {
+		if ((kv = config_system_get(s, k->self_accounts[i].key)) == NULL)
+			continue;
+		if ((grown = realloc(g->self, (g->nself + 1) * sizeof(*grown))) == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		g->self = grown;
+		d = &g->self[g->nself];
+		d->attr = k->self_accounts[i].attr;
+		d->system = strdup(s->name);
+		d->value = strdup(kv->value);
+		g->nself++;
+		if (d->system == NULL || d->value == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return 0;
+}
+
 static int
 load_guard(const struct config *cfg, struct disruption_guard *g, struct qerr *e)
 {
@@ -316,13 +357,9 @@ load_guard(const struct config *cfg, struct disruption_guard *g, struct qerr *e)
 		if (strcmp(kv->key, "role") == 0 && !rbac_role_perms(cfg, g->role, &perms))
 			return fail(e, cfg->file, kv->line, "role '%s' is not a role", g->role);
 	}
-	for (i = 0; i < cfg->nsystems; i++) {
-		if (strcmp(cfg->systems[i].kind, "ad") != 0 ||
-		    (kv = config_system_get(&cfg->systems[i], "bind_dn")) == NULL)
-			continue;
-		if (list_add(&g->bind_dns, kv->value, strlen(kv->value)) != 0)
-			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	}
+	for (i = 0; i < cfg->nsystems; i++)
+		if ((r = add_self_accounts(g, &cfg->kinds, &cfg->systems[i], e)) != 0)
+			return r;
 	return 0;
 }
 
@@ -371,7 +408,7 @@ disruption_policy_free(struct disruption_policy *p)
 	list_clear(&p->guard.exclude_tags);
 	list_clear(&p->guard.exclude_identities);
 	list_clear(&p->guard.exclude_accounts);
-	list_clear(&p->guard.bind_dns);
+	self_clear(&p->guard);
 	free(p);
 }
 
@@ -419,6 +456,20 @@ account_listed(const struct disruption_list *l, const struct account *a)
 }
 
 static bool
+is_self(const struct disruption_guard *g, const struct account *a)
+{
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < g->nself; i++)
+		if (a->system != NULL && strcmp(g->self[i].system, a->system) == 0 &&
+		    (v = kind_account_value(a, g->self[i].attr)) != NULL &&
+		    strcasecmp(v, g->self[i].value) == 0)
+			return true;
+	return false;
+}
+
+static bool
 account_excluded(const struct disruption_guard *g, const struct identity *idn,
     char *why, size_t len)
 {
@@ -427,11 +478,10 @@ account_excluded(const struct disruption_guard *g, const struct identity *idn,
 
 	for (i = 0; i < idn->naccounts; i++) {
 		a = &idn->accounts[i];
-		if (strcasecmp(a->kind ? a->kind : "", "ad") == 0 &&
-		    list_has(&g->bind_dns, a->dn)) {
-			snprintf(why, len, "linked account %s/%s is the account quell binds "
-			    "to the directory with", a->system, a->username ? a->username :
-			    a->id);
+		if (is_self(g, a)) {
+			snprintf(why, len, "linked account %s/%s is the account quell signs "
+			    "in to %s with", a->system, a->username ? a->username : a->id,
+			    a->system);
 			return true;
 		}
 		if (account_listed(&g->exclude_accounts, a)) {

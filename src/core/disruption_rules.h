@@ -77,6 +77,12 @@ struct disruption_rule {
 	bool dry_run;
 };
 
+struct disruption_self_account {
+	char *system;		/* the [system] section it is configured in */
+	enum kind_account_attr attr;
+	char *value;
+};
+
 struct disruption_guard {
 	const char *role;
 	long max_containments;
@@ -84,7 +90,10 @@ struct disruption_guard {
 	struct disruption_list exclude_tags;
 	struct disruption_list exclude_identities;
 	struct disruption_list exclude_accounts;
-	struct disruption_list bind_dns;	/* of every AD system: quell's own accounts */
+	/* The accounts quell itself signs in with, as each system's kind declares
+	 * them (struct kind_self_account): never contained automatically. */
+	struct disruption_self_account *self;
+	size_t nself;
 };
 
 struct disruption_policy {

@@ -60,7 +60,7 @@ struct account {
 	char *id;		/* acc_… */
 	char *identity_id;	/* NULL when not linked */
 	char *system;		/* configured identity system name, e.g. "corp" */
-	char *kind;		/* "ad", "entra", "okta" */
+	char *kind;		/* the system's kind (struct kind_info) */
 	char *external_id;	/* AD objectGUID (canonical text), Entra object id, Okta id */
 	char *sid;		/* objectSid / onPremisesSecurityIdentifier, text form */
 	char *dn;

@@ -11,56 +11,37 @@
 #include <string.h>
 #include <strings.h>
 
+#include "entra_roles.h"
 #include "policy.h"
 #include "rbac.h"
 
-/* Template ids from Microsoft's "Microsoft Entra built-in roles" reference. */
+/* The roles' names (core/entra_roles.h has the ids), for messages and sections. */
 static const struct entra_role {
 	const char *name;
 	const char *id;
 } entra_roles[] = {
-	{ "Global Administrator", "62e90394-69f5-4237-9190-012177145e10" },
-	{ "User Administrator", "fe930be7-5e62-47db-91af-98c3a49a38b1" },
-	{ "Authentication Administrator", "c4e39bd9-1100-46d3-8c65-fb160da0071f" },
-	{ "Privileged Authentication Administrator",
-	    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13" },
-	{ "Directory Writers", "9360feb5-f418-4baa-8175-e2a00bac4301" },
-	{ "Helpdesk Administrator", "729827e3-9c14-49f7-bb1b-9608f156bbb8" },
-	{ "Security Administrator", "194ae4cb-b126-40b2-bd5b-6091b380977d" },
-	{ "Security Operator", "5f2222b1-57c3-48ba-8ad5-d4759f1fde6f" },
-	{ "Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509" },
-	{ "Global Reader", "f2ef992c-3afb-46b9-b7cf-a126ee74c451" },
+	{ "Global Administrator", ENTRA_ROLE_GA },
+	{ "User Administrator", ENTRA_ROLE_UA },
+	{ "Authentication Administrator", ENTRA_ROLE_AUTHA },
+	{ "Privileged Authentication Administrator", ENTRA_ROLE_PAA },
+	{ "Directory Writers", ENTRA_ROLE_DW },
+	{ "Helpdesk Administrator", ENTRA_ROLE_HDA },
+	{ "Security Administrator", ENTRA_ROLE_SECA },
+	{ "Security Operator", ENTRA_ROLE_SECO },
+	{ "Security Reader", ENTRA_ROLE_SECR },
+	{ "Global Reader", ENTRA_ROLE_GR },
 };
 
-#define GA	"62e90394-69f5-4237-9190-012177145e10"
-#define UA	"fe930be7-5e62-47db-91af-98c3a49a38b1"
-#define AUTHA	"c4e39bd9-1100-46d3-8c65-fb160da0071f"
-#define PAA	"7be44c8a-adaf-4e2a-84d6-ab2649e08a13"
-#define DW	"9360feb5-f418-4baa-8175-e2a00bac4301"
-#define HDA	"729827e3-9c14-49f7-bb1b-9608f156bbb8"
-#define SECA	"194ae4cb-b126-40b2-bd5b-6091b380977d"
-#define SECO	"5f2222b1-57c3-48ba-8ad5-d4759f1fde6f"
-#define SECR	"5d6b6bb7-de71-4623-b4af-96380a352509"
-#define GR	"f2ef992c-3afb-46b9-b7cf-a126ee74c451"
-
-/* The seed's "Roles and permissions" table: Entra roles allowed per action and
- * system, besides a custom role with Response (manage). Active Directory has none. */
-static const struct {
-	const char *kind;
-	enum action_type type;
-	const char *wids;
-} default_requirements[] = {
-	{ "entra", ACTION_DISABLE, GA " " UA " " AUTHA " " PAA " " DW },
-	{ "entra", ACTION_ENABLE, GA " " UA " " AUTHA " " PAA " " DW },
-	{ "entra", ACTION_REVOKE_SESSIONS, GA " " UA " " AUTHA " " PAA " " DW " " HDA },
-	{ "entra", ACTION_MARK_COMPROMISED, GA " " SECA " " SECO },
-	{ "okta", ACTION_DISABLE, SECO " " SECA " " GA },
-	{ "okta", ACTION_ENABLE, SECO " " SECA " " GA },
-	{ "okta", ACTION_REVOKE_SESSIONS, SECO " " SECA " " GA },
-	{ "okta", ACTION_DEACTIVATE, SECO " " SECA " " GA },
-	{ "okta", ACTION_SET_RISK, SECO " " SECA " " GA },
-	{ "okta", ACTION_FORCE_PASSWORD_CHANGE, SECO " " SECA " " GA },
-};
+#define GA	ENTRA_ROLE_GA
+#define UA	ENTRA_ROLE_UA
+#define AUTHA	ENTRA_ROLE_AUTHA
+#define PAA	ENTRA_ROLE_PAA
+#define DW	ENTRA_ROLE_DW
+#define HDA	ENTRA_ROLE_HDA
+#define SECA	ENTRA_ROLE_SECA
+#define SECO	ENTRA_ROLE_SECO
+#define SECR	ENTRA_ROLE_SECR
+#define GR	ENTRA_ROLE_GR
 
 /* Without [grant] sections, Entra roles give read access (and approval to Security
  * Administrators); acting comes through the requirements, as the seed has it. */
@@ -428,31 +409,41 @@ load_approval(const struct system_config *s, struct approval_rule *a, struct qer
 	return 0;
 }
 
-/* The seed's table for every (kind, type) that configuration does not set. */
+static int
+add_default_requirement(struct policy *pol, const char *kind,
+    const struct kind_role_req *d, struct qerr *e)
+{
+	struct requirement *rq;
+	size_t k;
+
+	for (k = 0; k < pol->nreqs; k++)
+		if (strcmp(pol->reqs[k].kind, kind) == 0 && pol->reqs[k].type == d->type)
+			return 0;
+	if ((rq = realloc(pol->reqs, (pol->nreqs + 1) * sizeof(*rq))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	pol->reqs = rq;
+	rq = &pol->reqs[pol->nreqs++];
+	memset(rq, 0, sizeof(*rq));
+	rq->type = d->type;
+	if ((rq->kind = strdup(kind)) == NULL || list_split(&rq->wids, d->wids, " ") != 0)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+/* Each kind's table (the seed's) for every (kind, type) that configuration does not
+ * set. */
 static int
 add_default_requirements(struct policy *pol, struct qerr *e)
 {
-	struct requirement *rq;
-	size_t i, k;
-	bool set;
+	const struct kind_table *kinds = &pol->cfg->kinds;
+	size_t i, j;
+	int r;
 
-	for (i = 0; i < sizeof(default_requirements) / sizeof(default_requirements[0]);
-	    i++) {
-		for (set = false, k = 0; k < pol->nreqs; k++)
-			set |= strcmp(pol->reqs[k].kind, default_requirements[i].kind) == 0 &&
-			    pol->reqs[k].type == default_requirements[i].type;
-		if (set)
-			continue;
-		if ((rq = realloc(pol->reqs, (pol->nreqs + 1) * sizeof(*rq))) == NULL)
-			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		pol->reqs = rq;
-		rq = &pol->reqs[pol->nreqs++];
-		memset(rq, 0, sizeof(*rq));
-		rq->type = default_requirements[i].type;
-		if ((rq->kind = strdup(default_requirements[i].kind)) == NULL ||
-		    list_split(&rq->wids, default_requirements[i].wids, " ") != 0)
-			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	}
+	for (i = 0; i < kinds->n; i++)
+		for (j = 0; j < kinds->v[i]->nrole_reqs; j++)
+			if ((r = add_default_requirement(pol, kinds->v[i]->kind,
+			    &kinds->v[i]->role_reqs[j], e)) != 0)
+				return r;
 	return 0;
 }
 

@@ -48,6 +48,7 @@ daemon_config_load(const char *path, struct config *cfg, struct qerr *e)
 	}
 	if ((r = config_parse(path, text, cfg, e)) != 0)
 		goto out;
+	cfg->kinds = provider_kinds();
 	if (cfg->node_id == NULL) {
 		char host[256] = "quelld";
 

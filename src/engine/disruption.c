@@ -88,15 +88,22 @@ resolve_one(const struct account *acc, void *arg)
 
 /* An account entity names one identity, or it is kept unresolved with the reason. */
 static int
-resolve_entity(struct store_tx *tx, struct alert_entity *en, struct qerr *e)
+resolve_entity(const struct engine *eng, struct store_tx *tx, struct alert_entity *en,
+    struct qerr *e)
 {
 	struct resolve x = { NULL, NULL, false, false };
+	const struct kind_alert_id *t;
+	const struct kind_info *owner = NULL;
 	const char *res;
 	int r;
 
 	if (strcmp(en->kind, "account") != 0)
 		return 0;
-	if ((r = store_account_find(tx, en->id_type, en->value, resolve_one, &x, e)) != 0) {
+	if ((t = kind_alert_id_find(&eng->cfg->kinds, en->id_type, &owner)) == NULL)
+		return qerr_set(e, QERR_INVALID, "id_type", "unknown account id type '%s'",
+		    en->id_type ? en->id_type : "");
+	if ((r = store_account_find(tx, t->match, owner->kind, en->value, resolve_one, &x,
+	    e)) != 0) {
 		free(x.identity_id);
 		free(x.account_id);
 		return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
@@ -152,7 +159,7 @@ store_alert(struct engine *eng, const struct actor *poster, struct alert *a,
 		goto out;
 	}
 	for (i = 0, r = 0; i < a->nentities && r == 0; i++)
-		r = resolve_entity(tx, &a->entities[i], e);
+		r = resolve_entity(eng, tx, &a->entities[i], e);
 	if (r != 0 || (r = store_alert_insert(tx, a, e)) != 0)
 		goto out;
 	d = received_detail(a);
@@ -464,7 +471,7 @@ applicable(struct engine *eng, const struct identity *idn, enum action_type type
 
 	for (i = 0; i < idn->naccounts; i++)
 		if ((sys = engine_find_system(eng, idn->accounts[i].system)) != NULL &&
-		    provider_supports(sys->ops, type))
+		    provider_supports(sys->ops, sys->p, type))
 			return true;
 	return false;
 }

@@ -320,7 +320,7 @@ claim_job(struct engine *eng, struct store_tx *tx, struct step_claim *cl,
 	if ((r = claim_one(eng, tx, cl, &first, e)) != 0)
 		return r;
 	if ((sys = engine_find_system(eng, first.system)) != NULL)
-		max = provider_batch_max(sys->ops, first.type);
+		max = provider_batch_max(sys->ops, sys->p, first.type);
 	if ((j = job_new(max)) == NULL) {
 		step_clear(&first);
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
@@ -1066,7 +1066,7 @@ engine_system_info(struct engine *eng, const char *name, const char **kind,
 		return QERR_NOT_FOUND;
 	*kind = sys->cfg->kind;
 	for (t = 0; t < ACTION_TYPE_COUNT; t++)
-		supported[t] = provider_supports(sys->ops, (enum action_type)t);
+		supported[t] = provider_supports(sys->ops, sys->p, (enum action_type)t);
 	return 0;
 }
 

@@ -18,7 +18,7 @@ supports(void *arg, const struct account *acct, enum action_type type)
 {
 	struct engine_system *sys = engine_find_system(arg, acct->system);
 
-	return sys != NULL && provider_supports(sys->ops, type);
+	return sys != NULL && provider_supports(sys->ops, sys->p, type);
 }
 
 static char *

@@ -1202,8 +1202,9 @@ parse_params(const struct step *step, bool *clear, struct step_result *res)
 }
 
 static bool
-ad_supports(enum action_type type)
+ad_supports(const struct provider *p, enum action_type type)
 {
+	(void)p;
 	return type == ACTION_DISABLE || type == ACTION_ENABLE ||
 	    type == ACTION_FORCE_PASSWORD_CHANGE;
 }
@@ -1223,7 +1224,7 @@ ad_execute(struct provider *p, const struct step *step, struct step_result *res)
 	int r = QERR_INTERNAL, rc, attempt;
 
 	memset(res, 0, sizeof(*res));
-	if (!ad_supports(step->type)) {
+	if (!ad_supports(p, step->type)) {
 		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
 		    "not supported by Active Directory");
 		return 0;
@@ -1618,8 +1619,29 @@ ad_list_changes(struct provider *p, const char *since, provider_account_cb cb,
 	return r;
 }
 
+/* An alert names an AD account by its UPN or objectSid. */
+static const struct kind_alert_id ad_alert_ids[] = {
+	{ "upn", KIND_MATCH_UPN, "a upn looks like user@domain, without blanks",
+	    kind_valid_upn },
+	{ "sid", KIND_MATCH_SID, "a sid looks like S-1-5-21-…-1104", kind_valid_sid },
+};
+
+/* The account quell binds with is never contained automatically. */
+static const struct kind_self_account ad_self[] = {
+	{ "bind_dn", KIND_ACCOUNT_DN },
+};
+
+static const struct kind_info ad_info = {
+	.kind = "ad",
+	.alert_ids = ad_alert_ids,
+	.nalert_ids = sizeof(ad_alert_ids) / sizeof(ad_alert_ids[0]),
+	.self_accounts = ad_self,
+	.nself_accounts = sizeof(ad_self) / sizeof(ad_self[0]),
+};
+
 const struct provider_ops provider_ad = {
 	.kind = "ad",
+	.info = &ad_info,
 	.open = ad_open,
 	.supports = ad_supports,
 	.execute = ad_execute,

@@ -26,6 +26,7 @@
 #include <sodium.h>
 
 #include "core/clock.h"
+#include "core/entra_roles.h"
 #include "core/jwt.h"
 #include "core/log.h"
 #include "providers/http.h"
@@ -950,8 +951,9 @@ result_from_graph(struct provider *p, struct step_result *res, const struct gres
 /* Steps */
 
 static bool
-entra_supports(enum action_type type)
+entra_supports(const struct provider *p, enum action_type type)
 {
+	(void)p;
 	return type == ACTION_DISABLE || type == ACTION_ENABLE ||
 	    type == ACTION_REVOKE_SESSIONS || type == ACTION_MARK_COMPROMISED;
 }
@@ -1081,7 +1083,7 @@ static int
 entra_execute(struct provider *p, const struct step *step, struct step_result *res)
 {
 	memset(res, 0, sizeof(*res));
-	if (!entra_supports(step->type)) {
+	if (!entra_supports(p, step->type)) {
 		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
 		    "not supported by Entra ID");
 		return 0;
@@ -1508,8 +1510,47 @@ entra_list_changes(struct provider *p, const char *since, provider_account_cb cb
 	return delta_round(p, url, cb, arg, next, e);
 }
 
+/* An alert names an Entra account by UPN, by the on-premises SID it was synced from,
+ * or by its object id. */
+static const struct kind_alert_id entra_alert_ids[] = {
+	{ "upn", KIND_MATCH_UPN, "a upn looks like user@domain, without blanks",
+	    kind_valid_upn },
+	{ "sid", KIND_MATCH_SID, "a sid looks like S-1-5-21-…-1104", kind_valid_sid },
+	{ "entra_id", KIND_MATCH_EXTERNAL_ID, "an entra_id is an object id (a GUID)",
+	    kind_valid_guid },
+};
+
+/* Entra Connect copies objectSid to onPremisesSecurityIdentifier and, by default,
+ * the UPN: the same person in both directories. */
+static const struct kind_corr_rule entra_corr_rules[] = {
+	{ "sid", "ad.sid = entra.sid" },
+	{ "upn", "ad.upn = entra.upn" },
+};
+
+#define ENTRA_USER_WRITERS ENTRA_ROLE_GA " " ENTRA_ROLE_UA " " ENTRA_ROLE_AUTHA " " \
+	ENTRA_ROLE_PAA " " ENTRA_ROLE_DW
+
+/* The seed's "Roles and permissions" table. */
+static const struct kind_role_req entra_role_reqs[] = {
+	{ ACTION_DISABLE, ENTRA_USER_WRITERS },
+	{ ACTION_ENABLE, ENTRA_USER_WRITERS },
+	{ ACTION_REVOKE_SESSIONS, ENTRA_USER_WRITERS " " ENTRA_ROLE_HDA },
+	{ ACTION_MARK_COMPROMISED, ENTRA_ROLE_GA " " ENTRA_ROLE_SECA " " ENTRA_ROLE_SECO },
+};
+
+static const struct kind_info entra_info = {
+	.kind = "entra",
+	.alert_ids = entra_alert_ids,
+	.nalert_ids = sizeof(entra_alert_ids) / sizeof(entra_alert_ids[0]),
+	.corr_rules = entra_corr_rules,
+	.ncorr_rules = sizeof(entra_corr_rules) / sizeof(entra_corr_rules[0]),
+	.role_reqs = entra_role_reqs,
+	.nrole_reqs = sizeof(entra_role_reqs) / sizeof(entra_role_reqs[0]),
+};
+
 const struct provider_ops provider_entra = {
 	.kind = "entra",
+	.info = &entra_info,
 	.open = entra_open,
 	.supports = entra_supports,
 	.execute = entra_execute,

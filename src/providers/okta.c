@@ -27,6 +27,7 @@
 #include <sodium.h>
 
 #include "core/clock.h"
+#include "core/entra_roles.h"
 #include "core/jwt.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -1110,8 +1111,9 @@ verb_of(enum action_type t)
 }
 
 static bool
-okta_supports(enum action_type type)
+okta_supports(const struct provider *p, enum action_type type)
 {
+	(void)p;
 	return verb_of(type) != NULL;
 }
 
@@ -1652,8 +1654,51 @@ okta_list_changes(struct provider *p, const char *since, provider_account_cb cb,
 	return 0;
 }
 
+/* Okta user ids are 20 letters and digits today; allow some room. */
+static bool
+okta_id_valid(char *value)
+{
+	size_t n = strlen(value);
+
+	return n >= 1 && n <= 64 && strspn(value, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n;
+}
+
+static const struct kind_alert_id okta_alert_ids[] = {
+	{ "okta_id", KIND_MATCH_EXTERNAL_ID, "an okta_id is 1 to 64 letters and digits",
+	    okta_id_valid },
+};
+
+/* An Okta login is usually the person's email or directory UPN. */
+static const struct kind_corr_rule okta_corr_rules[] = {
+	{ "email", "okta.username, okta.email = ad.upn, ad.email, entra.upn, entra.email" },
+};
+
+#define OKTA_ADMINS ENTRA_ROLE_SECO " " ENTRA_ROLE_SECA " " ENTRA_ROLE_GA
+
+/* The seed's "Roles and permissions" table. */
+static const struct kind_role_req okta_role_reqs[] = {
+	{ ACTION_DISABLE, OKTA_ADMINS },
+	{ ACTION_ENABLE, OKTA_ADMINS },
+	{ ACTION_REVOKE_SESSIONS, OKTA_ADMINS },
+	{ ACTION_DEACTIVATE, OKTA_ADMINS },
+	{ ACTION_SET_RISK, OKTA_ADMINS },
+	{ ACTION_FORCE_PASSWORD_CHANGE, OKTA_ADMINS },
+};
+
+static const struct kind_info okta_info = {
+	.kind = "okta",
+	.alert_ids = okta_alert_ids,
+	.nalert_ids = sizeof(okta_alert_ids) / sizeof(okta_alert_ids[0]),
+	.corr_rules = okta_corr_rules,
+	.ncorr_rules = sizeof(okta_corr_rules) / sizeof(okta_corr_rules[0]),
+	.role_reqs = okta_role_reqs,
+	.nrole_reqs = sizeof(okta_role_reqs) / sizeof(okta_role_reqs[0]),
+};
+
 const struct provider_ops provider_okta = {
 	.kind = "okta",
+	.info = &okta_info,
 	.open = okta_open,
 	.supports = okta_supports,
 	.execute = okta_execute,

@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "core/kind.h"
 #include "core/model.h"
 
 struct provider;
@@ -31,6 +32,9 @@ struct step_result {
 	char error_code[64];	/* LDAP result code name, Graph or Okta error code */
 	char message[512];	/* what happened, for the analyst: "already disabled" */
 	char state[32];		/* the account's state after the step, if known */
+	/* TRANSIENT without reaching the vendor (quell held the request back to stay
+	 * under a rate limit): a wait, not a failed attempt. */
+	bool not_sent;
 };
 
 /* Called once per account found by list_accounts; non-zero stops the listing. */
@@ -67,9 +71,13 @@ struct provider_ops {
 	const char *kind;
 	/* The keys open() accepts, for the generic parser and for documentation. */
 	const struct provider_key *keys;
+	/* What the rest of quell knows about the kind: alert id types, default
+	 * correlation rules and role requirements, quell's own accounts there. */
+	const struct kind_info *info;
 	/* Validates the system's keys (errors say "file:line: reason") and connects lazily. */
 	int (*open)(const struct system_config *cfg, struct provider **out, struct qerr *e);
-	bool (*supports)(enum action_type type);
+	/* Whether this configured system can carry out type (p from open). */
+	bool (*supports)(const struct provider *p, enum action_type type);
 	/* Carries out one step; the outcome is in *res, the return is 0 unless a bug. */
 	int (*execute)(struct provider *p, const struct step *step, struct step_result *res);
 	/*
@@ -118,13 +126,17 @@ double provider_clock(void);
 
 /* The ops for a kind, or NULL when no provider of that kind is built in. */
 const struct provider_ops *provider_lookup(const char *kind);
+/* Every built-in kind's descriptor, for config->kinds (static data). */
+struct kind_table provider_kinds(void);
 
 int provider_open(const struct provider_ops *ops, const struct system_config *cfg,
     struct provider **out, struct qerr *e);
-bool provider_supports(const struct provider_ops *ops, enum action_type type);
+bool provider_supports(const struct provider_ops *ops, const struct provider *p,
+    enum action_type type);
 int provider_execute(const struct provider_ops *ops, struct provider *p,
     const struct step *step, struct step_result *res);
-size_t provider_batch_max(const struct provider_ops *ops, enum action_type type);
+size_t provider_batch_max(const struct provider_ops *ops, const struct provider *p,
+    enum action_type type);
 /* Falls back to one execute per step when the provider has no execute_batch. */
 int provider_execute_batch(const struct provider_ops *ops, struct provider *p,
     const struct step *const *steps, size_t n, struct step_result *res);

@@ -1,4 +1,5 @@
 /* The built-in identity systems, and the wrappers callers use to reach them. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,15 +8,21 @@
 #include "core/metrics.h"
 #include "provider.h"
 
-extern const struct provider_ops provider_ad;
-extern const struct provider_ops provider_entra;
-extern const struct provider_ops provider_okta;
+/* One line per built-in kind: its file exports provider_<kind>. */
+#define PROVIDER_KINDS(X) \
+	X(ad) \
+	X(entra) \
+	X(okta)
 
-static const struct provider_ops *const providers[] = {
-	&provider_ad,
-	&provider_entra,
-	&provider_okta,
-};
+#define PROVIDER_EXTERN(k) extern const struct provider_ops provider_##k;
+PROVIDER_KINDS(PROVIDER_EXTERN)
+
+#define PROVIDER_ENTRY(k) &provider_##k,
+static const struct provider_ops *const providers[] = { PROVIDER_KINDS(PROVIDER_ENTRY) };
+#define NPROVIDERS (sizeof(providers) / sizeof(providers[0]))
+
+static const struct kind_info *infos[NPROVIDERS];
+static pthread_once_t infos_once = PTHREAD_ONCE_INIT;
 
 void
 provider_result_set(struct step_result *res, enum step_outcome outcome,
@@ -37,10 +44,31 @@ provider_lookup(const char *kind)
 
 	if (kind == NULL)
 		return NULL;
-	for (i = 0; i < sizeof(providers) / sizeof(providers[0]); i++)
+	for (i = 0; i < NPROVIDERS; i++)
 		if (strcmp(providers[i]->kind, kind) == 0)
 			return providers[i];
 	return NULL;
+}
+
+/* A provider's info is not a constant expression in C: gathered once, on first use. */
+static void
+infos_gather(void)
+{
+	size_t i;
+
+	for (i = 0; i < NPROVIDERS; i++)
+		infos[i] = providers[i]->info;
+}
+
+struct kind_table
+provider_kinds(void)
+{
+	struct kind_table t;
+
+	pthread_once(&infos_once, infos_gather);
+	t.v = infos;
+	t.n = NPROVIDERS;
+	return t;
 }
 
 int
@@ -53,9 +81,10 @@ provider_open(const struct provider_ops *ops, const struct system_config *cfg,
 }
 
 bool
-provider_supports(const struct provider_ops *ops, enum action_type type)
+provider_supports(const struct provider_ops *ops, const struct provider *p,
+    enum action_type type)
 {
-	return ops->supports != NULL && ops->supports(type);
+	return ops->supports != NULL && ops->supports(p, type);
 }
 
 int
@@ -63,7 +92,7 @@ provider_execute(const struct provider_ops *ops, struct provider *p,
     const struct step *step, struct step_result *res)
 {
 	memset(res, 0, sizeof(*res));
-	if (ops->execute == NULL || !provider_supports(ops, step->type)) {
+	if (ops->execute == NULL || !provider_supports(ops, p, step->type)) {
 		res->outcome = STEP_OUTCOME_PERMANENT;
 		strcpy(res->message, "not supported by this identity system");
 		return 0;
@@ -72,12 +101,13 @@ provider_execute(const struct provider_ops *ops, struct provider *p,
 }
 
 size_t
-provider_batch_max(const struct provider_ops *ops, enum action_type type)
+provider_batch_max(const struct provider_ops *ops, const struct provider *p,
+    enum action_type type)
 {
 	size_t n;
 
 	if (ops->batch_max == NULL || ops->execute_batch == NULL ||
-	    !provider_supports(ops, type))
+	    !provider_supports(ops, p, type))
 		return 1;
 	n = ops->batch_max(type);
 	return n > 1 ? n : 1;
@@ -89,7 +119,7 @@ provider_execute_batch(const struct provider_ops *ops, struct provider *p,
 {
 	size_t i;
 
-	if (n > 1 && provider_batch_max(ops, steps[0]->type) >= n) {
+	if (n > 1 && provider_batch_max(ops, p, steps[0]->type) >= n) {
 		memset(res, 0, n * sizeof(*res));
 		return ops->execute_batch(p, steps, n, res);
 	}

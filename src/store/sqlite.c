@@ -2419,30 +2419,36 @@ out:
 	return r;
 }
 
-/* Accounts an alert's account entity names: by UPN (any system), SID (AD objectSid
- * or Entra onPremisesSecurityIdentifier), or an Okta or Entra object id. */
+/* Accounts an alert's account entity names: by UPN or SID (any system that has
+ * them), or by the object id an account of one kind has there. */
 static int
-sq_account_find(struct store_conn *c, const char *id_type, const char *value,
-    store_account_cb cb, void *arg, struct qerr *e)
+sq_account_find(struct store_conn *c, enum kind_match match, const char *kind,
+    const char *value, store_account_cb cb, void *arg, struct qerr *e)
 {
 	struct account rows[ACCOUNT_MATCH_MAX];
 	sqlite3_stmt *st = NULL;
-	const char *kind = NULL;
 	size_t n = 0, i;
 	int r = 0, rc = SQLITE_DONE, which;
 
-	if (strcmp(id_type, "upn") == 0)
+	switch (match) {
+	case KIND_MATCH_UPN:
 		which = AS_ACC_UPN;
-	else if (strcmp(id_type, "sid") == 0)
+		break;
+	case KIND_MATCH_SID:
 		which = AS_ACC_SID;
-	else if (strcmp(id_type, "okta_id") == 0 || strcmp(id_type, "entra_id") == 0) {
+		break;
+	case KIND_MATCH_EXTERNAL_ID:
+		if (kind == NULL)
+			return qerr_set(e, QERR_INVALID, "kind", "an object id needs its kind");
 		which = AS_ACC_EXT;
-		kind = id_type[0] == 'o' ? "okta" : "entra";
-	} else
+		break;
+	default:
 		return qerr_set(e, QERR_INVALID, "id_type", "unknown account id type");
+	}
 	if ((r = astmt(c, which, &st, e)) != 0)
 		return r;
-	if (bind_text(st, 1, value) || (kind != NULL && bind_text(st, 2, kind))) {
+	if (bind_text(st, 1, value) ||
+	    (which == AS_ACC_EXT && bind_text(st, 2, kind))) {
 		r = db_fail(c, sqlite3_errcode(c->db), "account find", e);
 		goto out;
 	}

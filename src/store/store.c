@@ -726,12 +726,12 @@ store_alert_list(struct store_tx *tx, const struct alert_filter *f, store_alert_
 }
 
 int
-store_account_find(struct store_tx *tx, const char *id_type, const char *value,
-    store_account_cb cb, void *arg, struct qerr *e)
+store_account_find(struct store_tx *tx, enum kind_match match, const char *kind,
+    const char *value, store_account_cb cb, void *arg, struct qerr *e)
 {
 	if (tx->st->ops->account_find == NULL)
 		return unsupported(tx, "account_find", e);
-	return tx->st->ops->account_find(tx->conn, id_type, value, cb, arg, e);
+	return tx->st->ops->account_find(tx->conn, match, kind, value, cb, arg, e);
 }
 
 int

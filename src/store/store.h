@@ -19,6 +19,7 @@
 #include "core/alert.h"
 #include "core/correlate.h"
 #include "core/err.h"
+#include "core/kind.h"
 #include "core/model.h"
 
 struct store;
@@ -257,9 +258,10 @@ struct store_ops {
 	/* Newest first, without entities. */
 	int (*alert_list)(struct store_conn *c, const struct alert_filter *f,
 	    store_alert_cb cb, void *arg, struct qerr *e);
-	/* Accounts an alert entity names: id_type upn, sid, okta_id or entra_id. */
-	int (*account_find)(struct store_conn *c, const char *id_type, const char *value,
-	    store_account_cb cb, void *arg, struct qerr *e);
+	/* Accounts an alert entity names: by UPN or SID on any kind, or by the object id
+	 * (external_id) an account of kind has there. */
+	int (*account_find)(struct store_conn *c, enum kind_match match, const char *kind,
+	    const char *value, store_account_cb cb, void *arg, struct qerr *e);
 	int (*decision_insert)(struct store_conn *c, const struct alert_decision *d,
 	    struct qerr *e);
 	/* Exactly one filter: an alert's decisions oldest first, or an identity's newest
@@ -375,8 +377,8 @@ int store_alert_find(struct store_tx *tx, const char *source, const char *extern
     struct alert *out, struct qerr *e);
 int store_alert_list(struct store_tx *tx, const struct alert_filter *f,
     store_alert_cb cb, void *arg, struct qerr *e);
-int store_account_find(struct store_tx *tx, const char *id_type, const char *value,
-    store_account_cb cb, void *arg, struct qerr *e);
+int store_account_find(struct store_tx *tx, enum kind_match match, const char *kind,
+    const char *value, store_account_cb cb, void *arg, struct qerr *e);
 int store_decision_insert(struct store_tx *tx, const struct alert_decision *d,
     struct qerr *e);
 int store_decision_list(struct store_tx *tx, const char *alert_id,

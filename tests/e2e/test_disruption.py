@@ -166,7 +166,7 @@ def test_bind_account_never_touched(lab, quelld, make_user):
     r = q.api("detector").post("/api/v1/alerts", alert({"sid": acc["sid"]}))
     assert r.status == 201, r
     (d,) = r.json["decisions"]
-    assert d["outcome"] == "excluded" and "binds" in d["detail"]["why"], d
+    assert d["outcome"] == "excluded" and "signs in" in d["detail"]["why"], d
     assert r.json["actions"] == []
     engine_went_past(q, mark)
     assert q.admin.actions_all(f"identity_id={admin['id']}") == []

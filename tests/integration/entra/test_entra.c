@@ -486,7 +486,7 @@ test_actions(void **state)
 	assert_string_equal(json_string_value(json_object_get(u, "riskState")),
 	    "confirmedCompromised");
 	json_decref(u);
-	assert_false(provider_entra.supports(ACTION_FORCE_PASSWORD_CHANGE));
+	assert_false(provider_entra.supports(p, ACTION_FORCE_PASSWORD_CHANGE));
 	provider_entra.close(p);
 }
 

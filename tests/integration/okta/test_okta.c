@@ -421,8 +421,8 @@ test_config(void **state)
 	assert_int_equal(open_with(&p, &e, "kind=okta", "org_url=https://x.okta.com",
 	    "client_id=x", "private_key_file=/etc/hostname", NULL), QERR_CONFIG);
 	assert_null(p);
-	assert_true(provider_supports(okta, ACTION_DEACTIVATE));
-	assert_false(provider_supports(okta, ACTION_MARK_COMPROMISED));
+	assert_true(provider_supports(okta, NULL, ACTION_DEACTIVATE));
+	assert_false(provider_supports(okta, NULL, ACTION_MARK_COMPROMISED));
 }
 
 /* Tests: actions and their states */

@@ -587,9 +587,9 @@ test_not_found(void **state)
 	exec_step(p, ACTION_REVOKE_SESSIONS, "0badc0de-0000-4000-8000-000000000001", NULL,
 	    &res);
 	assert_outcome(&res, STEP_OUTCOME_PERMANENT);
-	assert_false(provider_supports(ad, ACTION_REVOKE_SESSIONS));
-	assert_false(provider_supports(ad, ACTION_SET_RISK));
-	assert_true(provider_supports(ad, ACTION_FORCE_PASSWORD_CHANGE));
+	assert_false(provider_supports(ad, p, ACTION_REVOKE_SESSIONS));
+	assert_false(provider_supports(ad, p, ACTION_SET_RISK));
+	assert_true(provider_supports(ad, p, ACTION_FORCE_PASSWORD_CHANGE));
 }
 
 static void

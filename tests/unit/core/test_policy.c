@@ -10,6 +10,7 @@
 
 #include "core/policy.h"
 #include "core/rbac.h"
+#include "providers/provider.h"
 
 #define GA	"62e90394-69f5-4237-9190-012177145e10"
 #define UA	"fe930be7-5e62-47db-91af-98c3a49a38b1"
@@ -29,6 +30,7 @@ load(struct fx *f, const char *text)
 
 	memset(f, 0, sizeof(*f));
 	assert_int_equal(config_parse("q.conf", text, &f->cfg, &e), 0);
+	f->cfg.kinds = provider_kinds();
 	assert_int_equal(policy_load(&f->cfg, &f->pol, &e), 0);
 }
 
@@ -198,6 +200,7 @@ expect_error(const char *text, const char *msg)
 	struct qerr e;
 
 	assert_int_equal(config_parse("q.conf", text, &cfg, &e), 0);
+	cfg.kinds = provider_kinds();
 	assert_int_equal(policy_load(&cfg, &pol, &e), QERR_CONFIG);
 	assert_string_equal(e.msg, msg);
 	assert_null(pol);

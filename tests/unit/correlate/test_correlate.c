@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/correlate.h"
+#include "providers/provider.h"
 
 static struct account
 acct(const char *kind, const char *sid, const char *upn, const char *email,
@@ -35,8 +36,11 @@ defaults_probe_the_issue_pairs(void **state)
 	    "alice@corp.example");
 	size_t n;
 
+	struct kind_table kinds = provider_kinds();
+	struct qerr e;
+
 	(void)state;
-	corr_rules_default(&rs);
+	assert_int_equal(corr_rules_default(&kinds, &rs, &e), 0);
 	assert_int_equal(rs.n, 3);
 	assert_string_equal(rs.rule[0].name, "sid");
 	n = corr_probes(&rs.rule[0], &ad, pr, 32);
@@ -59,6 +63,24 @@ defaults_probe_the_issue_pairs(void **state)
 	assert_string_equal(pr[0].value, "alice@corp.example");
 	assert_string_equal(pr[4].value, "alice@mail.example");
 	assert_int_equal(corr_probes(&rs.rule[0], &okta, pr, 32), 0);
+}
+
+/* A kind's rule is checked as a [correlation] section's would be. */
+static void
+bad_kind_rule_is_refused(void **state)
+{
+	static const struct kind_corr_rule bad[] = { { "broken", "x.cn = y.upn" } };
+	static const struct kind_info k = { .kind = "x", .corr_rules = bad,
+		.ncorr_rules = 1 };
+	static const struct kind_info *const v[] = { &k };
+	struct kind_table kinds = { v, 1 };
+	struct corr_rules rs;
+	struct qerr e;
+
+	(void)state;
+	assert_int_equal(corr_rules_default(&kinds, &rs, &e), QERR_CONFIG);
+	assert_non_null(strstr(e.msg, "(built in):0: [correlation \"broken\"]: unknown "
+	    "attribute 'cn'"));
 }
 
 static void
@@ -199,6 +221,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_probe_the_issue_pairs),
+		cmocka_unit_test(bad_kind_rule_is_refused),
 		cmocka_unit_test(sections_replace_defaults),
 		cmocka_unit_test(errors_name_file_and_line),
 		cmocka_unit_test(sync_interval_is_the_engines),

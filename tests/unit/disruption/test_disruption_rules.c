@@ -17,7 +17,16 @@ struct fx {
 };
 
 static const char base[] =
-    "[system \"corp\"]\nkind = ad\nbind_dn = CN=Administrator,CN=Users,DC=q,DC=t\n";
+    "[system \"corp\"]\nkind = dir\nbind_dn = CN=Administrator,CN=Users,DC=q,DC=t\n"
+    "[system \"other\"]\nkind = dir2\nbind_dn = CN=Nobody,DC=q,DC=t\n";
+
+/* A kind whose bind_dn names the account quell signs in with, and one that says
+ * nothing of its bind_dn. */
+static const struct kind_self_account dir_self[] = { { "bind_dn", KIND_ACCOUNT_DN } };
+static const struct kind_info dir_kind = { .kind = "dir", .self_accounts = dir_self,
+	.nself_accounts = 1 };
+static const struct kind_info dir2_kind = { .kind = "dir2" };
+static const struct kind_info *const test_kinds[] = { &dir_kind, &dir2_kind };
 
 static int
 load(struct fx *f, const char *text, struct qerr *e)
@@ -29,6 +38,8 @@ load(struct fx *f, const char *text, struct qerr *e)
 	snprintf(buf, sizeof(buf), "%s%s", base, text);
 	if ((r = config_parse("q.conf", buf, &f->cfg, e)) != 0)
 		return r;
+	f->cfg.kinds.v = test_kinds;
+	f->cfg.kinds.n = 2;
 	return disruption_policy_load(&f->cfg, &f->p, e);
 }
 
@@ -64,7 +75,8 @@ test_defaults(void **state)
 	assert_int_equal(f.p->guard.max_containments, 10);
 	assert_int_equal(f.p->guard.window_ms, 3600000);
 	assert_int_equal(f.p->guard.exclude_tags.n, 2);
-	assert_int_equal(f.p->guard.bind_dns.n, 1);
+	assert_int_equal(f.p->guard.nself, 1);
+	assert_string_equal(f.p->guard.self[0].system, "corp");
 	unload(&f);
 }
 
@@ -107,19 +119,19 @@ static void
 test_rule_errors(void **state)
 {
 	(void)state;
-	expect_error("[disruption \"x\"]\ncategories = ransomware\n", "q.conf:4: ");
+	expect_error("[disruption \"x\"]\ncategories = ransomware\n", "q.conf:7: ");
 	expect_error("[disruption \"x\"]\nactions = deactivate\n", "permanently");
 	expect_error("[disruption \"x\"]\nactions = enable\n", "cannot be automatic");
 	expect_error("[disruption \"x\"]\nactions = set_risk\n", "needs a level");
 	expect_error("[disruption \"x\"]\nactions = set_risk:EXTREME\n", "EXTREME");
 	expect_error("[disruption \"x\"]\nactions = disable disable\n", "twice");
 	expect_error("[disruption \"x\"]\nactions = contain\ncategories = phishy\n",
-	    "q.conf:6: unknown category 'phishy'");
+	    "q.conf:9: unknown category 'phishy'");
 	expect_error("[disruption \"x\"]\nactions = contain\nmin_confidence = 101\n",
 	    "min_confidence");
 	expect_error("[disruption \"x\"]\nactions = contain\nbogus = 1\n",
 	    "unknown key 'bogus'");
-	expect_error("[disruption_guard]\nwindow = 2y\n", "q.conf:5: window");
+	expect_error("[disruption_guard]\nwindow = 2y\n", "q.conf:8: window");
 	expect_error("[disruption_guard]\nmax_containments = -1\n", "max_containments");
 	expect_error("[disruption_guard]\nfoo = bar\n", "unknown key 'foo'");
 }
@@ -178,7 +190,7 @@ test_exclusions(void **state)
 	idn.id = "idn_3";
 	acc.id = "acc_1";
 	acc.system = "corp";
-	acc.kind = "ad";
+	acc.kind = "dir";
 	acc.username = "SVC-BK";
 	idn.accounts = &acc;
 	idn.naccounts = 1;
@@ -187,7 +199,11 @@ test_exclusions(void **state)
 	acc.username = "Administrator";
 	acc.dn = "cn=administrator,cn=users,dc=q,dc=t";
 	assert_true(disruption_excluded(f.p, NULL, &idn, why, sizeof(why)));
-	assert_non_null(strstr(why, "binds"));
+	assert_non_null(strstr(why, "signs in to corp"));
+	/* The same DN in another system is someone else. */
+	acc.system = "other";
+	acc.dn = "CN=Nobody,DC=q,DC=t";
+	assert_false(disruption_excluded(f.p, NULL, &idn, why, sizeof(why)));
 	unload(&f);
 }
 
