@@ -29,6 +29,7 @@ TOKEN_SPEC = SHARED_SPECS / "entra-token-subset.yaml"
 OKTA_SPEC = SHARED_SPECS / "okta-remediation-subset-with-examples.yaml"
 GRAPH_SERVER = REPO / "tests" / "emulators" / "graph" / "server.js"
 OKTA_SERVER = REPO / "tests" / "emulators" / "okta" / "server.js"
+SCIM_SERVER = REPO / "tests" / "emulators" / "scim" / "server.js"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 PRISMS = []  # every Prism started in this session, checked after each test

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from .cloudlib import (GRAPH_SERVER, GRAPH_SPEC, OKTA_SERVER, OKTA_SPEC, PRISM, PRISMS,
-                       TOKEN_SPEC, CloudQuelld, Emulator, Prism, new_guid, secret_file)
+                       SCIM_SERVER, TOKEN_SPEC, CloudQuelld, Emulator, Prism, new_guid,
+                       secret_file)
 
 TENANT = "quelle2e.onmicrosoft.com"
 OKTA_TOKEN = "00cloudE2E" + "x" * 30
@@ -157,6 +158,60 @@ def okta(okta_emu, cloud_dir):
     d = cloud_dir / "quelld-okta"
     d.mkdir()
     q = CloudQuelld(d, {"cloud": okta_emu.system(d)})
+    q.start()
+    yield q
+    q.stop()
+
+
+SCIM_TOKEN = "scim-e2e-" + "y" * 24
+
+
+class Scim:
+    """The SCIM emulator (SCIMMY on Express): SCIMMY validates every request itself."""
+
+    def __init__(self, workdir):
+        self.emu = Emulator(SCIM_SERVER, [], workdir, "scim")
+        self.emu.ctl("POST", "/tokens", {"token": SCIM_TOKEN})
+        self.url = f"{self.emu.url}/scim/v2"
+
+    def seed(self, users):
+        return self.emu.ctl("POST", "/users", {"users": users})["ids"]
+
+    def user(self, ref, want=(200,)):
+        return self.emu.ctl("GET", f"/users/{ref}", want=want)
+
+    def stats(self):
+        return self.emu.ctl("GET", "/stats")
+
+    def config(self, **kv):
+        return self.emu.ctl("PUT", "/config", kv)
+
+    def fault(self, **kv):
+        self.emu.ctl("POST", "/faults", kv)
+
+    def system(self, workdir, **extra):
+        tf = secret_file(workdir, "scim.token", SCIM_TOKEN)
+        return {"kind": "scim", "url": self.url, "allow_plaintext": "yes",
+                "token_file": tf, "timeout": 20, "max_concurrency": 4, **extra}
+
+    def stop(self):
+        self.emu.stop()
+
+
+@pytest.fixture(scope="session")
+def scim_emu(cloud_dir):
+    _need(SCIM_SERVER)
+    s = Scim(cloud_dir / "scim")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def scim(scim_emu, cloud_dir):
+    """quelld with one SCIM system "apps"."""
+    d = cloud_dir / "quelld-scim"
+    d.mkdir()
+    q = CloudQuelld(d, {"apps": scim_emu.system(d)})
     q.start()
     yield q
     q.stop()
