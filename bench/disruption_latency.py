@@ -18,8 +18,11 @@ the calls do not overlap, the other calls. So the fan-out is checked separately:
 steps of one alert are parallel when their calls overlap (span of the calls < 0.75 x
 the sum of their durations).
 
-Prints p50/p99 of the overhead; the last line is
-`disruption_latency overhead_p99_ms = X` (goal < 1). Never fails on speed.
+The physical floor of quell's overhead is one durable commit: the same run measures
+fdatasync on the store's file system (300 syncs of a small write to a file beside the
+store, as SQLite's WAL commit does) and prints the overhead's p99 as a ratio to it.
+The last line is `disruption_latency overhead_p99/fsync_p99 = R` (goal R <= 1.5), the
+one before it the overhead's p99 in ms. Never fails on speed.
 
     bench/disruption_latency.py [--n 50] [--k 3] [--rate 20] [--build DIR] [--lab DIR]
 """
@@ -148,8 +151,26 @@ def latencies(alerts, calls):
     return over, totals, slowest, parallel, multi
 
 
-def report(k, over, totals, slowest, parallel, multi):
-    """Prints the percentiles, the fan-out verdict and the last line."""
+def fsync_floor(directory, n=300):
+    """p50/p99 in ms of n fdatasyncs of a 4 KiB append to a file in directory."""
+    path = os.path.join(directory, "fsync-probe")
+    block = os.urandom(4096)
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(n):
+            os.write(fd, block)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return pct(times, 50), pct(times, 99)
+
+
+def report(k, over, totals, slowest, parallel, multi, fsync):
+    """Prints the percentiles, the fan-out verdict and the last lines."""
     print(f"alerts: {len(over)}, provider calls per alert: {k}")
     print(f"alert -> last call done: p50 {pct(totals, 50):.3f} ms, "
           f"p99 {pct(totals, 99):.3f} ms")
@@ -161,7 +182,11 @@ def report(k, over, totals, slowest, parallel, multi):
         verdict = "parallel" if parallel >= 0.9 * multi else "NOT parallel"
         print(f"fan-out: {parallel}/{multi} alerts had overlapping provider calls "
               f"({verdict})")
+    print(f"fdatasync on the store's file system: p50 {fsync[0]:.3f} ms, "
+          f"p99 {fsync[1]:.3f} ms")
     print(f"disruption_latency overhead_p99_ms = {pct(over, 99):.3f}")
+    ratio = pct(over, 99) / fsync[1] if fsync[1] > 0 else float("inf")
+    print(f"disruption_latency overhead_p99/fsync_p99 = {ratio:.2f}")
 
 
 def measure(api, args, prefix):
@@ -197,7 +222,8 @@ def main():
             figures = measure(api, args, prefix)
         finally:
             stop_proc(proc)
-    report(args.k, *figures)
+        fsync = fsync_floor(work)
+    report(args.k, *figures, fsync)
 
 if __name__ == "__main__":
     sys.exit(main())
