@@ -1,0 +1,124 @@
+/*
+ * What the SQLite backend's files share: the connection, the helpers every
+ * statement is run with, and the store_ops functions each file provides for the
+ * table in sqlite.c (the connection, migrations, transactions, tokens, identities,
+ * accounts and the audit log), sqlite_actions.c (actions and their steps),
+ * sqlite_alerts.c (alerts and disruption decisions) and sqlite_sync.c (inventory
+ * sync and correlation). Nothing outside src/store includes this.
+ */
+#ifndef QUELL_STORE_SQLITE_INT_H
+#define QUELL_STORE_SQLITE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+#define LIST_MAX	1000
+
+#define ACC_COLS "id, identity_id, system, kind, external_id, sid, dn, username, " \
+	"upn, display_name, state, state_read_at, created_at, email, synced"
+/* What reads of accounts return: ACC_COLS, then the link's reason (read_account). */
+#define ACC_COLS_X ACC_COLS ", risk, link_rule, linked_by, linked_at"
+
+/* Each file keeps its prepared statements in its own array, by its own numbers. */
+#define CORE_STMT_MAX 32
+#define ACTION_STMT_MAX 16
+/* One action list statement per combination of its filters (sqlite_actions.c). */
+#define ACTION_LIST_MAX 64
+#define ALERT_STMT_MAX 16
+#define SYNC_STMT_MAX 16
+
+struct gate;
+
+struct store_conn {
+	sqlite3 *db;
+	struct gate *gate;
+	bool writing;		/* holds gate */
+	sqlite3_stmt *stmt[CORE_STMT_MAX];	/* sqlite.c */
+	sqlite3_stmt *action_stmt[ACTION_STMT_MAX];	/* sqlite_actions.c */
+	sqlite3_stmt *action_list[ACTION_LIST_MAX];
+	sqlite3_stmt *sync_stmt[SYNC_STMT_MAX];	/* sqlite_sync.c */
+	sqlite3_stmt *alert_stmt[ALERT_STMT_MAX];	/* sqlite_alerts.c */
+};
+
+/* Maps an SQLite result code to a quell error naming what failed; returns it. */
+int sq_db_fail(struct store_conn *c, int rc, const char *what, struct qerr *e);
+int sq_nomem(struct qerr *e);
+/* The statement cached in *slot, prepared from sql the first time; borrowed. */
+int sq_prepare(struct store_conn *c, sqlite3_stmt **slot, const char *sql,
+    sqlite3_stmt **out, struct qerr *e);
+/* Leaves a cached statement ready for its next use; accepts NULL. */
+void sq_done(sqlite3_stmt *st);
+/* Binds s (NULL binds NULL), borrowed until the statement is reset. */
+int sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Runs a statement that returns no rows. */
+int sq_exec_done(struct store_conn *c, sqlite3_stmt *st, const char *what,
+    struct qerr *e);
+/* Column i as a new string (caller frees; NULL for SQL NULL); *bad set when out of
+ * memory. */
+char *sq_col_dup(sqlite3_stmt *st, int i, int *bad);
+/* Column i as text borrowed from the statement ("" for NULL). */
+const char *sq_col_str(sqlite3_stmt *st, int i);
+/* Runs an UPDATE by id; QERR_NOT_FOUND naming field when it touched no row. */
+int sq_update_one(struct store_conn *c, sqlite3_stmt *st, const char *what,
+    const char *field, struct qerr *e);
+/* A row of ACC_COLS_X into *a (caller clears). */
+int sq_read_account(sqlite3_stmt *st, struct account *a, struct qerr *e);
+
+/* Actions and their steps (sqlite_actions.c). */
+int sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e);
+int sq_action_get(struct store_conn *c, const char *id, struct action *out,
+    struct qerr *e);
+int sq_action_list(struct store_conn *c, const struct action_filter *f,
+    store_action_cb cb, void *arg, struct qerr *e);
+int sq_action_update(struct store_conn *c, const struct action *a, struct qerr *e);
+int sq_action_open_ids(struct store_conn *c, char ***ids, size_t *n, struct qerr *e);
+int sq_step_claim(struct store_conn *c, const struct step_claim *cl, struct step *out,
+    struct qerr *e);
+int sq_step_update(struct store_conn *c, const struct step *s, struct qerr *e);
+int sq_step_renew(struct store_conn *c, const char *owner, int64_t expires,
+    struct qerr *e);
+int sq_step_release(struct store_conn *c, const char *owner, struct qerr *e);
+int sq_step_next_due(struct store_conn *c, int64_t *when, struct qerr *e);
+
+/* Alerts, their entities and disruption decisions (sqlite_alerts.c). */
+int sq_alert_insert(struct store_conn *c, const struct alert *a, struct qerr *e);
+int sq_alert_get(struct store_conn *c, const char *id, struct alert *out,
+    struct qerr *e);
+int sq_alert_find(struct store_conn *c, const char *source, const char *external_id,
+    struct alert *out, struct qerr *e);
+int sq_alert_list(struct store_conn *c, const struct alert_filter *f, store_alert_cb cb,
+    void *arg, struct qerr *e);
+int sq_account_find(struct store_conn *c, enum kind_match match, const char *kind,
+    const char *value, store_account_cb cb, void *arg, struct qerr *e);
+int sq_decision_insert(struct store_conn *c, const struct alert_decision *d,
+    struct qerr *e);
+int sq_decision_list(struct store_conn *c, const char *alert_id,
+    const char *identity_id, store_decision_cb cb, void *arg, struct qerr *e);
+int sq_decision_count(struct store_conn *c, const char *outcome, int64_t since, long *n,
+    struct qerr *e);
+
+/* Inventory sync and correlation (sqlite_sync.c). */
+int sq_account_sync(struct store_conn *c, const struct account *a, int64_t seen_run,
+    struct account_sync *out, struct qerr *e);
+int sq_account_remove(struct store_conn *c, const char *system, const char *external_id,
+    int64_t at, bool *changed, struct qerr *e);
+int sq_account_sweep(struct store_conn *c, const char *system, int64_t run, int64_t at,
+    long *n, struct qerr *e);
+int sq_account_match(struct store_conn *c, const struct corr_probe *p,
+    const struct account *self, struct corr_hits *hits, struct qerr *e);
+int sq_account_set_link(struct store_conn *c, const char *account_id,
+    const struct account_link *l, struct qerr *e);
+int sq_link_veto(struct store_conn *c, const char *account_id, const char *identity_id,
+    const char *by, int64_t at, bool add, struct qerr *e);
+int sq_conflict_list(struct store_conn *c, const char *after_id, int limit,
+    store_conflict_cb cb, void *arg, struct qerr *e);
+int sq_sync_state_get(struct store_conn *c, const char *system, char **cursor,
+    int64_t *full_run, struct qerr *e);
+int sq_sync_state_put(struct store_conn *c, const char *system, const char *cursor,
+    int64_t full_run, int64_t at, struct qerr *e);
+
+#endif
