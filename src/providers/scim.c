@@ -321,6 +321,9 @@ result_from_answer(struct step_result *res, const struct answer *a)
 	else if (res->outcome == STEP_OUTCOME_TRANSIENT)
 		snprintf(res->message, sizeof(res->message), "the SCIM server failed "
 		    "(HTTP %ld): %s", st, a->detail);
+	else if (strncmp(a->code, "http_", 5) == 0)
+		snprintf(res->message, sizeof(res->message), "SCIM server refused (HTTP %ld): "
+		    "%s", st, a->detail);
 	else
 		snprintf(res->message, sizeof(res->message), "SCIM server refused: %s: %s",
 		    a->code, a->detail);
