@@ -41,7 +41,7 @@ defaults_probe_the_issue_pairs(void **state)
 
 	(void)state;
 	assert_int_equal(corr_rules_default(&kinds, &rs, &e), 0);
-	assert_int_equal(rs.n, 3);
+	assert_true(rs.n >= 3);	/* and one per further kind built in (scim) */
 	assert_string_equal(rs.rule[0].name, "sid");
 	n = corr_probes(&rs.rule[0], &ad, pr, 32);
 	assert_int_equal(n, 1);
