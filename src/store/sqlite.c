@@ -7,6 +7,10 @@
  *
  * Enum values are stored by their model.h names so that the database reads on its own
  * and survives a reordering of the enums. Every text value is stored as given.
+ *
+ * This file holds the connection, migrations, transactions, tokens, identities,
+ * accounts and the audit log; sqlite_actions.c, sqlite_alerts.c and sqlite_sync.c the
+ * rest (sqlite_int.h).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -451,6 +455,28 @@ sq_col_str(sqlite3_stmt *st, int i)
 
 	return t != NULL ? (const char *)t : "";
 }
+
+int
+sq_get_one(struct store_conn *c, sqlite3_stmt *st, const char *k1, const char *k2,
+    sq_read_fn read_row, void *out, const char *what, const char *noun,
+    struct qerr *e)
+{
+	int r, rc;
+
+	if ((k1 != NULL && sq_bind_text(st, 1, k1)) ||
+	    (k2 != NULL && sq_bind_text(st, 2, k2)))
+		r = sq_db_fail(c, sqlite3_errcode(c->db), what, e);
+	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		r = read_row(st, out, e);
+	else if (rc != SQLITE_DONE)
+		r = sq_db_fail(c, rc, what, e);
+	else if (noun != NULL)
+		r = qerr_set(e, QERR_NOT_FOUND, noun, "no such %s", noun);
+	else
+		r = QERR_NOT_FOUND;
+	sq_done(st);
+	return r;
+}
 static int64_t
 now_ms(void)
 {
@@ -792,35 +818,38 @@ read_token(sqlite3_stmt *st, struct token_info *t, struct qerr *e)
 	return r;
 }
 
+/* What sq_token_get reads a row into. */
+struct token_row {
+	const char *id;
+	struct token_info *t;
+	unsigned char *hash;
+};
+
+/* read_token, and the hash (column 9) into row->hash. */
+static int
+read_token_row(sqlite3_stmt *st, void *out, struct qerr *e)
+{
+	struct token_row *row = out;
+
+	if (sqlite3_column_bytes(st, 9) != 32)
+		return qerr_set(e, QERR_STORE, NULL, "token %s: stored hash is damaged",
+		    row->id);
+	memcpy(row->hash, sqlite3_column_blob(st, 9), 32);
+	return read_token(st, row->t, e);
+}
+
 static int
 sq_token_get(struct store_conn *c, const char *id, struct token_info *t,
     unsigned char hash[32], struct qerr *e)
 {
+	struct token_row row = { id, t, hash };
 	sqlite3_stmt *st = NULL;
-	int r = QERR_INTERNAL, rc;
+	int r;
 
 	memset(t, 0, sizeof(*t));
 	if ((r = stmt(c, S_TOKEN_GET, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, id)) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "token get", e);
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ?
-		    qerr_set(e, QERR_NOT_FOUND, "token", "no such token") :
-		    sq_db_fail(c, rc, "token get", e);
-		goto out;
-	}
-	if (sqlite3_column_bytes(st, 9) != 32) {
-		r = qerr_set(e, QERR_STORE, NULL, "token %s: stored hash is damaged", id);
-		goto out;
-	}
-	memcpy(hash, sqlite3_column_blob(st, 9), 32);
-	r = read_token(st, t, e);
-out:
-	sq_done(st);
-	return r;
+	return sq_get_one(c, st, id, NULL, read_token_row, &row, "token get", "token", e);
 }
 
 static int
@@ -907,8 +936,9 @@ sq_token_touch(struct store_conn *c, const char *id, int64_t at, int64_t min_gap
 /* Identities and accounts. */
 
 int
-sq_read_account(sqlite3_stmt *st, struct account *a, struct qerr *e)
+sq_read_account(sqlite3_stmt *st, void *out, struct qerr *e)
 {
+	struct account *a = out;
 	int bad = 0;
 
 	memset(a, 0, sizeof(*a));
@@ -1028,8 +1058,9 @@ tags_parse(const char *id, const char *text, struct identity *idn, struct qerr *
 
 /* Fills idn from a row of (id, display_name, tags, created_at). */
 static int
-read_identity(sqlite3_stmt *st, struct identity *idn, struct qerr *e)
+read_identity(sqlite3_stmt *st, void *out, struct qerr *e)
 {
+	struct identity *idn = out;
 	int bad = 0, r;
 
 	memset(idn, 0, sizeof(*idn));
@@ -1147,32 +1178,16 @@ sq_identity_get(struct store_conn *c, const char *id, struct identity *out,
     struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r = QERR_INTERNAL, rc;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = stmt(c, S_IDN_GET, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, id)) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "identity get", e);
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ?
-		    qerr_set(e, QERR_NOT_FOUND, "identity", "no such identity") :
-		    sq_db_fail(c, rc, "identity get", e);
-		goto out;
-	}
-	if ((r = read_identity(st, out, e)) != 0)
-		goto out;
-	sq_done(st);
-	st = NULL;
-	if ((r = load_accounts(c, out, e)) != 0)
-		goto out;
-	r = 0;
-out:
+	r = sq_get_one(c, st, id, NULL, read_identity, out, "identity get", "identity", e);
+	if (r == 0)
+		r = load_accounts(c, out, e);
 	if (r != 0)
 		identity_clear(out);
-	sq_done(st);
 	return r;
 }
 
@@ -1299,25 +1314,13 @@ sq_account_get(struct store_conn *c, const char *id, struct account *out,
     struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r = QERR_INTERNAL, rc;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = stmt(c, S_ACC_GET, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, id)) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account get", e);
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ?
-		    qerr_set(e, QERR_NOT_FOUND, "account", "no such account") :
-		    sq_db_fail(c, rc, "account get", e);
-		goto out;
-	}
-	r = sq_read_account(st, out, e);
-out:
-	sq_done(st);
-	return r;
+	return sq_get_one(c, st, id, NULL, sq_read_account, out, "account get", "account",
+	    e);
 }
 
 static int
@@ -1355,33 +1358,54 @@ sq_account_set_state(struct store_conn *c, const char *account_id,
 	return r;
 }
 
-/* Actions and steps. */
 /* Audit. */
+
+/* The last audit entry's seq and hash. */
+struct chain_end {
+	int64_t seq;
+	char hash[65];
+};
+
+static int
+read_chain_end(sqlite3_stmt *st, void *out, struct qerr *e)
+{
+	struct chain_end *end = out;
+
+	(void)e;
+	end->seq = sqlite3_column_int64(st, 0);
+	snprintf(end->hash, sizeof(end->hash), "%s", sq_col_str(st, 1));
+	return 0;
+}
+
+/* The end of the chain in *end (seq 0 and audit_genesis for an empty log). */
+static int
+last_entry(struct store_conn *c, const char *what, struct chain_end *end,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	end->seq = 0;
+	memcpy(end->hash, audit_genesis, sizeof(end->hash));
+	if ((r = stmt(c, S_AUDIT_LAST, &st, e)) != 0)
+		return r;
+	r = sq_get_one(c, st, NULL, NULL, read_chain_end, end, what, NULL, e);
+	return r == QERR_NOT_FOUND ? 0 : r;
+}
 
 static int
 sq_audit_append(struct store_conn *c, struct audit_entry *ent, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	char prev[65];
-	int64_t last = 0;
-	int r = QERR_INTERNAL, rc;
+	struct chain_end last;
+	int r = QERR_INTERNAL;
 
-	memcpy(prev, audit_genesis, sizeof(prev));
-	if ((r = stmt(c, S_AUDIT_LAST, &st, e)) != 0)
+	if ((r = last_entry(c, "audit append", &last, e)) != 0)
 		return r;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		last = sqlite3_column_int64(st, 0);
-		snprintf(prev, sizeof(prev), "%s", sq_col_str(st, 1));
-	} else if (rc != SQLITE_DONE) {
-		r = sq_db_fail(c, rc, "audit append", e);
-		goto out;
-	}
-	sq_done(st);
-	st = NULL;
-	ent->seq = last + 1;
+	ent->seq = last.seq + 1;
 	/* Every entry written from now on is of the current format, whoever wrote it. */
 	ent->format = AUDIT_FORMAT;
-	if ((r = audit_seal(ent, prev, e)) != 0)
+	if ((r = audit_seal(ent, last.hash, e)) != 0)
 		goto out;
 	if ((r = stmt(c, S_AUDIT_INSERT, &st, e)) != 0)
 		goto out;
@@ -1458,39 +1482,37 @@ out:
 static int
 sq_audit_last_seq(struct store_conn *c, int64_t *seq, struct qerr *e)
 {
-	sqlite3_stmt *st = NULL;
-	int r, rc;
+	struct chain_end last;
+	int r;
 
-	*seq = 0;
-	if ((r = stmt(c, S_AUDIT_LAST, &st, e)) != 0)
-		return r;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*seq = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE)
-		r = sq_db_fail(c, rc, "audit last", e);
-	sq_done(st);
+	r = last_entry(c, "audit last", &last, e);
+	*seq = r == 0 ? last.seq : 0;
 	return r;
 }
 
 /* SIEM delivery cursors. */
 
+/* Column 0 into the int64_t out points to. */
+static int
+read_seq(sqlite3_stmt *st, void *out, struct qerr *e)
+{
+	(void)e;
+	*(int64_t *)out = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+/* A name without a cursor yet starts from 0. */
 static int
 sq_siem_cursor_get(struct store_conn *c, const char *name, int64_t *seq, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	*seq = 0;
 	if ((r = stmt(c, S_SIEM_GET, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, name))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "siem cursor", e);
-	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*seq = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE)
-		r = sq_db_fail(c, rc, "siem cursor", e);
-	sq_done(st);
-	return r;
+	r = sq_get_one(c, st, name, NULL, read_seq, seq, "siem cursor", NULL, e);
+	return r == QERR_NOT_FOUND ? 0 : r;
 }
 
 static int

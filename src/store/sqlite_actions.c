@@ -130,8 +130,9 @@ act_stmt(struct store_conn *c, int id, sqlite3_stmt **out, struct qerr *e)
 }
 
 static int
-read_action(sqlite3_stmt *st, struct action *a, struct qerr *e)
+read_action(sqlite3_stmt *st, void *out, struct qerr *e)
 {
+	struct action *a = out;
 	int bad = 0;
 
 	memset(a, 0, sizeof(*a));
@@ -290,50 +291,33 @@ sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
 	return r;
 }
 
-int
-sq_action_get(struct store_conn *c, const char *id, struct action *out,
-    struct qerr *e)
+/* The steps of action id into a, in id order. */
+static int
+load_steps(struct store_conn *c, const char *id, struct action *a, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
 	struct step *grown;
 	size_t cap = 0;
 	int r = QERR_INTERNAL, rc;
 
-	memset(out, 0, sizeof(*out));
-	if ((r = act_stmt(c, AC_GET, &st, e)) != 0)
-		return r;
-	if (sq_bind_text(st, 1, id)) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "action get", e);
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ?
-		    qerr_set(e, QERR_NOT_FOUND, "action", "no such action") :
-		    sq_db_fail(c, rc, "action get", e);
-		goto out;
-	}
-	if ((r = read_action(st, out, e)) != 0)
-		goto out;
-	sq_done(st);
-	st = NULL;
 	if ((r = act_stmt(c, AC_STEPS, &st, e)) != 0)
-		goto out;
+		return r;
 	if (sq_bind_text(st, 1, id)) {
 		r = sq_db_fail(c, sqlite3_errcode(c->db), "action steps", e);
 		goto out;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (out->nsteps == cap) {
+		if (a->nsteps == cap) {
 			cap = cap ? cap * 2 : 4;
-			if ((grown = realloc(out->steps, cap * sizeof(*grown))) == NULL) {
+			if ((grown = realloc(a->steps, cap * sizeof(*grown))) == NULL) {
 				r = sq_nomem(e);
 				goto out;
 			}
-			out->steps = grown;
+			a->steps = grown;
 		}
-		if ((r = read_step(st, &out->steps[out->nsteps], e)) != 0)
+		if ((r = read_step(st, &a->steps[a->nsteps], e)) != 0)
 			goto out;
-		out->nsteps++;
+		a->nsteps++;
 	}
 	if (rc != SQLITE_DONE) {
 		r = sq_db_fail(c, rc, "action steps", e);
@@ -341,9 +325,25 @@ sq_action_get(struct store_conn *c, const char *id, struct action *out,
 	}
 	r = 0;
 out:
+	sq_done(st);
+	return r;
+}
+
+int
+sq_action_get(struct store_conn *c, const char *id, struct action *out,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = act_stmt(c, AC_GET, &st, e)) != 0)
+		return r;
+	r = sq_get_one(c, st, id, NULL, read_action, out, "action get", "action", e);
+	if (r == 0)
+		r = load_steps(c, id, out, e);
 	if (r != 0)
 		action_clear(out);
-	sq_done(st);
 	return r;
 }
 

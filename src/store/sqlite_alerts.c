@@ -117,8 +117,9 @@ sq_alert_insert(struct store_conn *c, const struct alert *a, struct qerr *e)
 }
 
 static int
-read_alert(sqlite3_stmt *st, struct alert *a, struct qerr *e)
+read_alert(sqlite3_stmt *st, void *out, struct qerr *e)
 {
+	struct alert *a = out;
 	int bad = 0;
 
 	memset(a, 0, sizeof(*a));
@@ -192,28 +193,14 @@ alert_one(struct store_conn *c, int which, const char *p1, const char *p2,
     struct alert *out, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = astmt(c, which, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, p1) || (p2 != NULL && sq_bind_text(st, 2, p2))) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "alert get", e);
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? qerr_set(e, QERR_NOT_FOUND, "alert", "no such alert") :
-		    sq_db_fail(c, rc, "alert get", e);
-		goto out;
-	}
-	if ((r = read_alert(st, out, e)) != 0)
-		goto out;
-	sq_done(st);
-	st = NULL;
-	if ((r = load_entities(c, out, e)) != 0)
+	r = sq_get_one(c, st, p1, p2, read_alert, out, "alert get", "alert", e);
+	if (r == 0 && (r = load_entities(c, out, e)) != 0)
 		alert_clear(out);
-out:
-	sq_done(st);
 	return r;
 }
 

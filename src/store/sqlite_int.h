@@ -65,8 +65,19 @@ const char *sq_col_str(sqlite3_stmt *st, int i);
 /* Runs an UPDATE by id; QERR_NOT_FOUND naming field when it touched no row. */
 int sq_update_one(struct store_conn *c, sqlite3_stmt *st, const char *what,
     const char *field, struct qerr *e);
-/* A row of ACC_COLS_X into *a (caller clears). */
-int sq_read_account(sqlite3_stmt *st, struct account *a, struct qerr *e);
+/* Fills the struct out points to from the row st is on (cleared again on failure). */
+typedef int (*sq_read_fn)(sqlite3_stmt *st, void *out, struct qerr *e);
+/* A row of ACC_COLS_X into the struct account out (caller clears). */
+int sq_read_account(sqlite3_stmt *st, void *out, struct qerr *e);
+/*
+ * The one row st selects, with k1 and k2 bound to ?1 and ?2 (a NULL key stays
+ * unbound, which SQL reads as NULL), read into out by read_row; st is left ready
+ * for its next use. No row is QERR_NOT_FOUND, set in e as "no such <noun>" naming
+ * the field noun when noun is not NULL; what names the statement in a database error.
+ */
+int sq_get_one(struct store_conn *c, sqlite3_stmt *st, const char *k1, const char *k2,
+    sq_read_fn read_row, void *out, const char *what, const char *noun,
+    struct qerr *e);
 
 /* Actions and their steps (sqlite_actions.c). */
 int sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e);

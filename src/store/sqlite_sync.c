@@ -114,19 +114,13 @@ sync_find(struct store_conn *c, const char *system, const char *external_id,
     struct account *out, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	int r, rc;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = sstmt(c, SY_FIND, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, system) || sq_bind_text(st, 2, external_id))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account sync", e);
-	else if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		r = sq_read_account(st, out, e);
-	else
-		r = rc == SQLITE_DONE ? QERR_NOT_FOUND : sq_db_fail(c, rc, "account sync", e);
-	sq_done(st);
-	return r;
+	return sq_get_one(c, st, system, external_id, sq_read_account, out, "account sync",
+	    NULL, e);
 }
 
 static int
@@ -359,27 +353,38 @@ out:
 	return r;
 }
 
+/* What sq_sync_state_get reads a row into. */
+struct sync_state_row {
+	char **cursor;
+	int64_t *full_run;
+};
+
+static int
+read_sync_state(sqlite3_stmt *st, void *out, struct qerr *e)
+{
+	struct sync_state_row *row = out;
+	int bad = 0;
+
+	*row->cursor = sq_col_dup(st, 0, &bad);
+	*row->full_run = sqlite3_column_int64(st, 1);
+	return bad ? sq_nomem(e) : 0;
+}
+
+/* A system never synced has no cursor and full run 0. */
 int
 sq_sync_state_get(struct store_conn *c, const char *system, char **cursor,
     int64_t *full_run, struct qerr *e)
 {
+	struct sync_state_row row = { cursor, full_run };
 	sqlite3_stmt *st = NULL;
-	int r, rc, bad = 0;
+	int r;
 
 	*cursor = NULL;
 	*full_run = 0;
 	if ((r = sstmt(c, SY_STATE_GET, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, system))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "sync state", e);
-	else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*cursor = sq_col_dup(st, 0, &bad);
-		*full_run = sqlite3_column_int64(st, 1);
-		r = bad ? sq_nomem(e) : 0;
-	} else
-		r = rc == SQLITE_DONE ? 0 : sq_db_fail(c, rc, "sync state", e);
-	sq_done(st);
-	return r;
+	r = sq_get_one(c, st, system, NULL, read_sync_state, &row, "sync state", NULL, e);
+	return r == QERR_NOT_FOUND ? 0 : r;
 }
 
 int
