@@ -15,7 +15,7 @@ pkgs=(
   krb5-user ldap-utils sqlite3 openssl curl ca-certificates
 )
 if [ "$tests" = yes ]; then
-  pkgs+=(python3 python3-pytest iproute2 util-linux chromium prometheus rsyslog rsyslog-openssl)
+  pkgs+=(python3 python3-pytest iproute2 util-linux chromium prometheus rsyslog rsyslog-openssl wrk)
   # The man pages' lint, the Debian package's build and lint, the unit's checks
   # (systemd-analyze) and the fresh root file system the package is installed in.
   pkgs+=(mandoc man-db debhelper dpkg-dev fakeroot lintian systemd mmdebstrap)
