@@ -67,37 +67,8 @@ struct provider_key {
 	const char *help;	/* completes "<name> must be …" */
 };
 
-/* How provider_keys_parse (providers/kit.h) reads a key, and what it stores at offset. */
-enum provider_key_type {
-	PROVIDER_KEY_STRING,	/* char * */
-	PROVIDER_KEY_BOOL,	/* bool: yes, no, true or false */
-	PROVIDER_KEY_LONG,	/* long: a whole number in [min, max] */
-	PROVIDER_KEY_NUMBER,	/* double: a number in [min, max] */
-	PROVIDER_KEY_DURATION,	/* int64_t: a span ("30s", "5m") in [min, max] ms */
-	PROVIDER_KEY_URL,	/* char *: a URL of one of schemes, trailing '/' dropped */
-	PROVIDER_KEY_FILE,	/* char *: the path of a file quelld can read */
-	PROVIDER_KEY_SECRET_FILE,	/* struct kit_secret: the contents, see kit.h */
-};
-
-/* One key a [system] section of a kind may hold; a table ends with name NULL. */
-struct provider_key {
-	const char *name;
-	enum provider_key_type type;
-	bool required;
-	const char *def;	/* parsed as if written when absent; NULL: none */
-	double min, max;	/* LONG, NUMBER, DURATION: the range; SECRET_FILE: bytes */
-	const char *schemes;	/* URL: "https http" */
-	bool (*valid)(const char *value);	/* a further check, or NULL */
-	bool secret;		/* never echoed; SECRET_FILE: contents kept secret */
-	bool multiline;		/* SECRET_FILE: a PEM key, not one line */
-	size_t offset;		/* of the field in the provider's settings */
-	const char *help;	/* completes "<name> must be …" */
-};
-
 struct provider_ops {
 	const char *kind;
-	/* The keys open() accepts, for the generic parser and for documentation. */
-	const struct provider_key *keys;
 	/* The keys open() accepts, for the generic parser and for documentation. */
 	const struct provider_key *keys;
 	/* What the rest of quell knows about the kind: alert id types, default
