@@ -12,7 +12,8 @@
 #define PROVIDER_KINDS(X) \
 	X(ad) \
 	X(entra) \
-	X(okta)
+	X(okta) \
+	X(scim)
 
 #define PROVIDER_EXTERN(k) extern const struct provider_ops provider_##k;
 PROVIDER_KINDS(PROVIDER_EXTERN)
