@@ -175,6 +175,7 @@ int req_optional_reason(struct req *q, json_t **o, const char **reason);
 
 /* Handlers (routes_*.c), listed in the route table of routes.c. */
 int route_post_action(struct req *q);
+int route_post_actions_bulk(struct req *q);
 int route_list_actions(struct req *q);
 int route_get_action(struct req *q);
 int route_cancel_action(struct req *q);

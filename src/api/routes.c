@@ -32,6 +32,7 @@ static const struct route {
 	{ "GET", "/api/v1/whoami", PERM_ANY, route_whoami },
 	{ "GET", "/api/v1/systems", PERM_IDENTITIES_READ, route_list_systems },
 	{ "POST", "/api/v1/actions", PERM_IN_HANDLER, route_post_action },
+	{ "POST", "/api/v1/actions/bulk", PERM_IN_HANDLER, route_post_actions_bulk },
 	{ "GET", "/api/v1/actions", PERM_RESPONSE_READ, route_list_actions },
 	{ "GET", "/api/v1/actions/{}", PERM_RESPONSE_READ, route_get_action },
 	{ "POST", "/api/v1/actions/{}/cancel", PERM_RESPONSE_MANAGE, route_cancel_action },

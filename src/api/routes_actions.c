@@ -1,5 +1,5 @@
-/* Routes of the action center: request (with preview), list, show, cancel, approve
- * or reject (one or in bulk), undo. */
+/* Routes of the action center: request (with preview, one or in bulk), list, show,
+ * cancel, approve or reject (one or in bulk), undo. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +146,241 @@ route_post_action(struct req *q)
 out:
 	action_clear(&a);
 	free(params);
+	json_decref(o);
+	return 0;
+}
+
+/* At most this many requests in one POST /api/v1/actions/bulk. */
+#define ACTIONS_BULK_MAX 1000
+
+/* A bulk request's parts: the items as parsed (rq, params) and where each item of
+ * the body went (slot[i]: its index in rq, or -1 when it was refused already). */
+struct bulk {
+	const json_t *body;	/* borrowed */
+	const json_t *items;	/* the body's requests */
+	json_t *merged;		/* the items with the shared fields filled in */
+	json_t *results;
+	struct action_request *rq;
+	char **params;
+	long *slot;
+	size_t n, nrq;
+	bool preview, all_or_nothing;
+	size_t refused;
+	unsigned first_status;
+	json_t *first_error;
+};
+
+/*
+ * The error answer just set on q as one item's error, q's answer cleared. Its field
+ * is named requests[i].field, unless the item took it from the bulk's shared fields.
+ * The first refusal of its own (not an all_or_nothing consequence) answers for all.
+ */
+static json_t *
+take_error(struct req *q, struct bulk *b, size_t i, const json_t *item, bool own)
+{
+	json_t *err = json_incref(json_object_get(q->resp, "error"));
+	const char *f = json_string_value(json_object_get(err, "field"));
+	char key[64], field[96];
+	size_t k;
+
+	if (err == NULL)
+		err = json_pack("{s:s, s:s}", "code", "internal", "message", "internal error");
+	if (f != NULL) {
+		k = strcspn(f, ".");
+		snprintf(key, sizeof(key), "%.*s", (int)k, f);
+		if (json_object_get(item, key) != NULL ||
+		    json_object_get(b->body, key) == NULL) {
+			snprintf(field, sizeof(field), "requests[%zu].%s", i, f);
+			json_object_set_new(err, "field", json_string(field));
+		}
+	} else if (!json_is_object(item)) {
+		snprintf(field, sizeof(field), "requests[%zu]", i);
+		json_object_set_new(err, "field", json_string(field));
+	}
+	b->refused++;
+	if (own && b->first_error == NULL) {
+		b->first_status = (unsigned)q->status;
+		b->first_error = json_incref(err);
+	}
+	json_decref(q->resp);
+	q->resp = NULL;
+	q->status = 0;
+	return err;
+}
+
+static json_t *
+item_result(size_t i, const json_t *item)
+{
+	json_t *idn = json_object_get(item, "identity_id");
+
+	return json_pack("{s:I, s:O}", "index", (json_int_t)i, "identity_id",
+	    json_is_string(idn) ? idn : json_null());
+}
+
+/* One item of the body: parsed as POST /api/v1/actions parses a request, with the
+ * bulk's shared fields for those it leaves out. */
+static void
+bulk_parse_item(struct req *q, struct bulk *b, size_t i, json_t *item, json_t *shared)
+{
+	json_t *m = json_is_object(item) ? json_copy(item) : NULL, *res;
+
+	res = item_result(i, item);
+	b->slot[i] = -1;
+	if (!json_is_object(item))
+		req_error(q, 400, "invalid_input", NULL, "requests[%zu] must be an object", i);
+	else if (json_object_get(item, "preview") != NULL)
+		req_error(q, 400, "invalid_input", "preview",
+		    "preview is set for the whole bulk request, not per request");
+	else if (m == NULL || json_object_update_missing(m, shared) != 0 ||
+	    json_object_set_new(m, "preview", json_boolean(b->preview)) != 0)
+		req_error(q, 500, "internal", NULL, "out of memory");
+	else if (parse_action_request(q, m, &b->rq[b->nrq], &b->params[b->nrq]) == 0)
+		b->slot[i] = (long)b->nrq++;
+	if (b->slot[i] < 0)
+		json_object_set_new(res, "error", take_error(q, b, i, item, true));
+	json_array_append_new(b->merged, m != NULL ? m : json_null());
+	json_array_append_new(b->results, res);
+}
+
+static int
+bulk_parse(struct req *q, json_t *o, struct bulk *b)
+{
+	static const char *const keys[] = { "requests", "all_or_nothing", "preview", "type",
+	    "reason", "params", "source", "confirm_destructive", NULL };
+	static const char *const shared_keys[] = { "type", "reason", "params", "source",
+	    "confirm_destructive", NULL };
+	json_t *items = json_object_get(o, "requests"), *shared, *v;
+	size_t i;
+
+	if (req_only_keys(q, o, "", keys) != 0)
+		return -1;
+	if (!json_is_array(items) || json_array_size(items) == 0 ||
+	    json_array_size(items) > ACTIONS_BULK_MAX)
+		return req_error(q, 400, "invalid_input", "requests", "requests must be an "
+		    "array of 1 to %d action requests", ACTIONS_BULK_MAX), -1;
+	v = json_object_get(o, "all_or_nothing");
+	if (v != NULL && !json_is_boolean(v))
+		return req_error(q, 400, "invalid_input", "all_or_nothing",
+		    "all_or_nothing must be true or false"), -1;
+	b->all_or_nothing = json_is_true(v);
+	v = json_object_get(o, "preview");
+	if (v != NULL && !json_is_boolean(v))
+		return req_error(q, 400, "invalid_input", "preview",
+		    "preview must be true or false"), -1;
+	b->preview = json_is_true(v);
+	b->body = o;
+	b->items = items;
+	b->n = json_array_size(items);
+	b->rq = calloc(b->n, sizeof(*b->rq));
+	b->params = calloc(b->n, sizeof(*b->params));
+	b->slot = calloc(b->n, sizeof(*b->slot));
+	if ((shared = json_object()) == NULL || b->rq == NULL || b->params == NULL ||
+	    b->slot == NULL) {
+		json_decref(shared);
+		return req_error(q, 500, "internal", NULL, "out of memory"), -1;
+	}
+	for (i = 0; shared_keys[i] != NULL; i++)
+		if ((v = json_object_get(o, shared_keys[i])) != NULL)
+			json_object_set(shared, shared_keys[i], v);
+	json_array_foreach(items, i, v)
+		bulk_parse_item(q, b, i, v, shared);
+	json_decref(shared);
+	return 0;
+}
+
+/* An engine result as the item's result: its action, or its refusal. */
+static void
+bulk_result(struct req *q, struct bulk *b, size_t i, struct action_result *res)
+{
+	json_t *o = json_array_get(b->results, i), *err;
+
+	if (res->r == 0 && b->preview)
+		json_object_set_new(o, "action", render_action(&res->a, true));
+	else if (res->r == 0 || res->a.status == ACTION_DENIED) {
+		json_object_set_new(o, "action_id", json_string(res->a.id));
+		json_object_set_new(o, "status", json_string(action_status_name(
+		    res->a.status)));
+	}
+	if (res->r == 0)
+		return;
+	req_qerr(q, res->r, &res->e);
+	if (res->r == QERR_DENIED && b->preview)
+		req_audit_denial(q, "access.denied", res->e.msg);
+	err = take_error(q, b, i, json_array_get(b->items, i), res->r != QERR_CONFLICT);
+	/* As a single request's refusal names the denied action it recorded. */
+	if (res->a.status == ACTION_DENIED)
+		json_object_set_new(err, "action_id", json_string(res->a.id));
+	json_object_set_new(o, "error", err);
+}
+
+static void
+bulk_free(struct bulk *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->nrq; i++)
+		free(b->params[i]);
+	free(b->params);
+	free(b->rq);
+	free(b->slot);
+	json_decref(b->merged);
+	json_decref(b->results);
+	json_decref(b->first_error);
+}
+
+/* 200 with a result per request; with all_or_nothing and a refusal, the first
+ * refused request's own status and error, nothing requested. */
+static void
+bulk_reply(struct req *q, struct bulk *b)
+{
+	json_t *o;
+
+	if (b->all_or_nothing && b->refused > 0) {
+		o = json_pack("{s:O, s:O}", "error", b->first_error, "results", b->results);
+		req_reply(q, b->first_status, o);
+		return;
+	}
+	req_reply(q, 200, json_pack("{s:b, s:I, s:I, s:O}", "preview", b->preview,
+	    "accepted", (json_int_t)(b->n - b->refused), "refused",
+	    (json_int_t)b->refused, "results", b->results));
+}
+
+int
+route_post_actions_bulk(struct req *q)
+{
+	struct bulk b = { .merged = json_array(), .results = json_array() };
+	struct action_result *res = NULL;
+	struct actor who;
+	struct qerr e;
+	json_t *o;
+	size_t i;
+	int r;
+
+	qerr_clear(&e);
+	if ((o = req_json(q)) == NULL || bulk_parse(q, o, &b) != 0)
+		goto out;
+	if (b.refused > 0 && b.all_or_nothing) {
+		bulk_reply(q, &b);
+		goto out;
+	}
+	if (b.nrq > 0 && (res = calloc(b.nrq, sizeof(*res))) == NULL) {
+		req_error(q, 500, "internal", NULL, "out of memory");
+		goto out;
+	}
+	req_actor(q, &who);
+	if (b.nrq > 0 && (r = engine_request_bulk(q->api->eng, &who, b.rq, b.nrq,
+	    b.all_or_nothing, res, &e)) != 0) {
+		req_qerr(q, r, &e);
+		goto out;
+	}
+	for (i = 0; i < b.n; i++)
+		if (b.slot[i] >= 0)
+			bulk_result(q, &b, i, &res[b.slot[i]]);
+	bulk_reply(q, &b);
+out:
+	engine_results_clear(res, b.nrq);
+	free(res);
+	bulk_free(&b);
 	json_decref(o);
 	return 0;
 }

@@ -112,6 +112,27 @@ const char *engine_system_name(struct engine *eng, size_t i);
 int engine_request(struct engine *eng, const struct actor *who,
     const struct action_request *req, struct action *out, struct qerr *e);
 
+/* One request of a bulk: r is 0 (a is the action, stored unless a preview) or the
+ * refusal (e says why; a denied request's stored action is a, status denied). */
+struct action_result {
+	int r;
+	struct qerr e;
+	struct action a;
+};
+
+/*
+ * engine_request for n requests in one transaction and one commit, each authorized,
+ * planned and stored exactly as engine_request does it; res[i] (n of them, caller
+ * clears with engine_results_clear) is the outcome of reqs[i]. With all_or_nothing a
+ * refused request keeps every other from being stored (their r: QERR_CONFLICT);
+ * denied ones are stored all the same. Returns an error only when nothing could be
+ * done at all: then no result is set.
+ */
+int engine_request_bulk(struct engine *eng, const struct actor *who,
+    const struct action_request *reqs, size_t n, bool all_or_nothing,
+    struct action_result *res, struct qerr *e);
+void engine_results_clear(struct action_result *res, size_t n);
+
 /*
  * Approves (the action is queued) or rejects (it is cancelled) an action waiting for
  * approval. The requester can never decide on their own action. QERR_CONFLICT when

@@ -79,15 +79,11 @@ request_detail(const struct action *a, const struct actor *who)
 	return d;
 }
 
-/* Stores a refused request as a denied action, audited, and fills *out with it. */
+/* Turns a into the denied action that a refused request is stored as. */
 static int
-deny(struct engine *eng, const struct actor *who, struct action *a, const char *why,
-    struct qerr *e)
+refuse(struct action *a, const char *why, struct qerr *e)
 {
-	struct store_tx *tx = NULL;
-	json_t *d;
 	size_t i;
-	int r;
 
 	for (i = 0; i < a->nsteps; i++)
 		step_clear(&a->steps[i]);
@@ -98,26 +94,28 @@ deny(struct engine *eng, const struct actor *who, struct action *a, const char *
 	a->finished_at = a->created_at;
 	free(a->message);
 	a->message = strdup(why);
-	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
-		return r;
+	return qerr_set(e, QERR_DENIED, NULL, "%s", why);
+}
+
+/* Stores the denied action a (refuse) with its audit entry inside tx. */
+static int
+deny_tx(struct store_tx *tx, const struct actor *who, const struct action *a,
+    struct qerr *e)
+{
+	json_t *d;
+	int r;
+
 	if ((r = store_action_insert(tx, a, e)) != 0)
-		goto out;
+		return r;
 	d = request_detail(a, who);
-	json_object_set_new(d, "why", json_string(why));
+	json_object_set_new(d, "why", json_string(a->message));
 	r = engine_audit_tx_as(tx, who, "action.denied", a->id, NULL, a->identity_id, d,
 	    e);
 	json_decref(d);
-	if (r == 0) {
-		r = store_tx_commit(tx, e);
-		tx = NULL;
-	}
-out:
-	store_tx_rollback(tx);
-	if (r != 0)
-		return r;
-	log_msg(LOG_LVL_INFO, "denied %s on %s by %s: %s", action_type_name(a->type),
-	    a->identity_id, who->name, why);
-	return qerr_set(e, QERR_DENIED, NULL, "%s", why);
+	if (r == 0)
+		log_msg(LOG_LVL_INFO, "denied %s on %s by %s: %s",
+		    action_type_name(a->type), a->identity_id, who->name, a->message);
+	return r;
 }
 
 static const char *
@@ -244,76 +242,185 @@ store_request(const struct actor *who, struct store_tx *tx, struct action *a,
 	return 0;
 }
 
-int
-engine_request(struct engine *eng, const struct actor *who,
-    const struct action_request *req, struct action *out, struct qerr *e)
+/*
+ * Authorizes and plans req inside tx into a: QERR_DENIED (a refused, not stored yet)
+ * when who may not, another item error (nothing to store), or 0 with a queued or
+ * waiting for approval.
+ */
+static int
+plan_one(struct engine *eng, const struct actor *who, struct store_tx *tx,
+    const struct action_request *req, struct action *a, json_t *allowed, struct qerr *e)
 {
-	struct job_queue got = { NULL, NULL };
-	struct store_tx *tx = NULL;
 	struct identity idn;
-	struct action a;
-	json_t *allowed = json_object();
 	char why[1024];
 	int r;
 
 	memset(&idn, 0, sizeof(idn));
-	memset(&a, 0, sizeof(a));
-	if (allowed == NULL || (r = new_action(&a, who, req)) != 0) {
-		json_decref(allowed);
-		action_clear(&a);
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	}
 	if ((who->perms & PERM_RESPONSE_MANAGE) == 0 &&
 	    !policy_entra_may(eng->pol, who->subject, req->type)) {
 		snprintf(why, sizeof(why), "'%s' holds neither response.manage nor an Entra "
 		    "role allowed to %s", who->name, action_type_name(req->type));
-		r = req->preview ? qerr_set(e, QERR_DENIED, NULL, "%s", why) :
-		    deny(eng, who, &a, why, e);
-		goto out;
+		return req->preview ? qerr_set(e, QERR_DENIED, NULL, "%s", why) :
+		    refuse(a, why, e);
 	}
-	if ((r = store_tx_begin(eng->st, !req->preview, &tx, e)) != 0)
-		goto out;
 	if ((r = store_identity_get(tx, req->identity_id, &idn, e)) != 0) {
 		if (r == QERR_NOT_FOUND)
 			qerr_set(e, r, "identity_id", "no identity %s", req->identity_id);
 		goto out;
 	}
 	only_accounts(&idn, req);
-	if ((r = lifecycle_plan(&a, idn.accounts, idn.naccounts, supports, eng, e)) != 0)
+	if ((r = lifecycle_plan(a, idn.accounts, idn.naccounts, supports, eng, e)) != 0)
 		goto out;
-	if (!authorize_steps(eng, who, &a, &idn, why, sizeof(why), allowed)) {
-		store_tx_rollback(tx);
-		tx = NULL;
+	if (!authorize_steps(eng, who, a, &idn, why, sizeof(why), allowed)) {
 		r = req->preview ? qerr_set(e, QERR_DENIED, NULL, "%s", why) :
-		    deny(eng, who, &a, why, e);
+		    refuse(a, why, e);
 		goto out;
 	}
-	a.status = ACTION_QUEUED;
-	if ((r = approval(eng, &a, &idn, req->hold_rule, e)) != 0)
-		goto out;
-	if (req->preview) {
-		r = 0;
+	a->status = ACTION_QUEUED;
+	r = approval(eng, a, &idn, req->hold_rule, e);
+out:
+	identity_clear(&idn);
+	return r;
+}
+
+/* What refuses one item of a bulk request and leaves the others to go on. */
+static bool
+item_error(int r)
+{
+	return r == QERR_DENIED || r == QERR_INVALID || r == QERR_NOT_FOUND ||
+	    r == QERR_UNSUPPORTED;
+}
+
+/*
+ * One item inside the bulk's transaction: planned, then stored (accepted or denied)
+ * unless it is a preview or all_or_nothing holds the denial back. Item outcomes go to
+ * res; the return value is an error of the whole transaction.
+ */
+static int
+request_one(struct engine *eng, const struct actor *who, struct store_tx *tx,
+    const struct action_request *req, bool all_or_nothing, struct action_result *res,
+    struct qerr *e)
+{
+	json_t *allowed = json_object();
+	int r;
+
+	qerr_clear(&res->e);
+	if (allowed == NULL || new_action(&res->a, who, req) != 0) {
+		json_decref(allowed);
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	res->r = plan_one(eng, who, tx, req, &res->a, allowed, &res->e);
+	r = item_error(res->r) ? 0 : res->r;
+	if (r == 0 && !req->preview && res->r == 0)
+		r = store_request(who, tx, &res->a, allowed, e);
+	else if (r == 0 && res->a.status == ACTION_DENIED && !all_or_nothing)
+		r = deny_tx(tx, who, &res->a, e);
+	else if (r != 0)
+		*e = res->e;
+	json_decref(allowed);
+	return r;
+}
+
+/* all_or_nothing with a refused item: what was accepted is not stored, what was
+ * denied is, in a transaction of its own (a refusal is always recorded). */
+static int
+none_stored(struct engine *eng, const struct actor *who, struct action_result *res,
+    size_t n, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	size_t i;
+	bool denied = false;
+	int r = 0;
+
+	for (i = 0; i < n; i++) {
+		denied |= res[i].a.status == ACTION_DENIED;
+		if (res[i].r != 0)
+			continue;
+		action_clear(&res[i].a);
+		res[i].r = qerr_set(&res[i].e, QERR_CONFLICT, NULL, "not requested: another "
+		    "request of this all_or_nothing bulk was refused");
+	}
+	if (!denied || (r = store_tx_begin(eng->st, true, &tx, e)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++)
+		if (res[i].a.status == ACTION_DENIED)
+			r = deny_tx(tx, who, &res[i].a, e);
+	if (r == 0) {
+		r = store_tx_commit(tx, e);
+		tx = NULL;
+	}
+	store_tx_rollback(tx);
+	return r;
+}
+
+void
+engine_results_clear(struct action_result *res, size_t n)
+{
+	size_t i;
+
+	for (i = 0; res != NULL && i < n; i++)
+		action_clear(&res[i].a);
+}
+
+int
+engine_request_bulk(struct engine *eng, const struct actor *who,
+    const struct action_request *reqs, size_t n, bool all_or_nothing,
+    struct action_result *res, struct qerr *e)
+{
+	struct job_queue got = { NULL, NULL };
+	struct store_tx *tx = NULL;
+	bool write = false, refused = false, queued = false;
+	size_t i;
+	int r;
+
+	memset(res, 0, n * sizeof(*res));
+	for (i = 0; i < n; i++)
+		write |= !reqs[i].preview;
+	if ((r = store_tx_begin(eng->st, write, &tx, e)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		r = request_one(eng, who, tx, &reqs[i], all_or_nothing, &res[i], e);
+		refused |= res[i].r != 0;
+		queued |= res[i].r == 0 && res[i].a.status == ACTION_QUEUED;
+	}
+	if (r != 0 || !write || (refused && all_or_nothing)) {
+		store_tx_rollback(tx);
+		tx = NULL;
+		if (r == 0 && write)
+			r = none_stored(eng, who, res, n, e);
 		goto out;
 	}
 	/* The request's own transaction also claims what the workers have room for:
 	 * one commit fewer before the first provider call. */
-	if ((r = store_request(who, tx, &a, allowed, e)) == 0 &&
-	    (a.status != ACTION_QUEUED || (r = engine_claim_tx(eng, tx, &got, e)) == 0)) {
+	if (!queued || (r = engine_claim_tx(eng, tx, &got, e)) == 0) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
 	}
 	engine_dispatch(eng, &got, r == 0);
-	if (r == 0 && a.status == ACTION_QUEUED)
+	if (r == 0 && queued)
 		engine_wake(eng);
 out:
 	store_tx_rollback(tx);
-	identity_clear(&idn);
-	json_decref(allowed);
-	if (r == 0 || (r == QERR_DENIED && a.status == ACTION_DENIED))
-		*out = a;
-	else
-		action_clear(&a);
+	if (r != 0)
+		engine_results_clear(res, n);
 	return r;
+}
+
+int
+engine_request(struct engine *eng, const struct actor *who,
+    const struct action_request *req, struct action *out, struct qerr *e)
+{
+	struct action_result res;
+	int r;
+
+	if ((r = engine_request_bulk(eng, who, req, 1, false, &res, e)) != 0)
+		return r;
+	*e = res.e;
+	if (res.r == 0 || res.a.status == ACTION_DENIED)
+		*out = res.a;
+	else
+		action_clear(&res.a);
+	return res.r;
 }
 
 int

@@ -18,6 +18,7 @@ PERMS = {
     ("GET", "/api/v1/whoami"): {V, R, W},
     ("GET", "/api/v1/systems"): {V, R, W},
     ("POST", "/api/v1/actions"): {R, W},
+    ("POST", "/api/v1/actions/bulk"): {R, W},
     ("GET", "/api/v1/actions"): {V, R, W},
     ("GET", "/api/v1/actions/{act}"): {V, R, W},
     ("POST", "/api/v1/actions/{open_act}/cancel"): {R, W},
@@ -206,6 +207,9 @@ def test_access_matrix(lab, quelld, make_user, relay):
         if path == "/api/v1/actions":
             return {"type": "disable", "identity_id": users[1].identity_id,
                     "reason": f"access test {caller}"}
+        if path == "/api/v1/actions/bulk":  # all_or_nothing: refused as one request is
+            return {"type": "disable", "reason": f"access test {caller}",
+                    "all_or_nothing": True, "requests": [{"identity_id": users[1].identity_id}]}
         if path == "/api/v1/identities":
             return {"display_name": f"access {caller}", "tags": ["staff"]}
         if path.endswith("/accounts") and method == "POST":
@@ -270,7 +274,8 @@ def test_access_matrix(lab, quelld, make_user, relay):
             failures.append(f"{where}: 401 without WWW-Authenticate: Bearer")
         if want == 401:
             ev = "auth.failed"
-        elif method == "POST" and (tmpl == "/api/v1/actions" or tmpl.endswith("/undo")):
+        elif method == "POST" and (tmpl in ("/api/v1/actions", "/api/v1/actions/bulk") or
+                                   tmpl.endswith("/undo")):
             ev = "action.denied"
         else:
             ev = "access.denied"
