@@ -91,6 +91,11 @@ struct engine_system *engine_find_system(struct engine *eng, const char *name);
  */
 void engine_system_seen(struct engine_system *sys, bool reachable, const char *why);
 
+/* The pipeline's threads (pipeline.c): they start last, once the providers are open
+ * and the store recovered, and stop before the providers close. */
+int engine_pipeline_start(struct engine *eng, struct qerr *e);
+void engine_pipeline_stop(struct engine *eng);
+
 /* Inventory sync (sync.c): its threads start after the providers open and stop before
  * they close. */
 int engine_sync_start(struct engine *eng, struct qerr *e);
