@@ -35,7 +35,8 @@ struct http_client {
 	bool locks_ready;
 	char *ca_file;
 	char *user_agent;
-	char *system;		/* for metrics */
+	char *system;		/* for metrics; NULL: not counted */
+	bool https_only;
 	long connect_timeout_ms;
 	long timeout_ms;
 	size_t max_response;
@@ -130,9 +131,9 @@ http_client_new(const struct http_options *opt, struct http_client **out, struct
 		goto fail;
 	if (opt != NULL && opt->ca_file != NULL && (c->ca_file = strdup(opt->ca_file)) == NULL)
 		goto fail;
-	if ((c->system = strdup(opt != NULL && opt->system != NULL ? opt->system :
-	    "unknown")) == NULL)
+	if (opt != NULL && opt->system != NULL && (c->system = strdup(opt->system)) == NULL)
 		goto fail;
+	c->https_only = opt != NULL && opt->https_only;
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->locks[i], NULL);
 	pthread_mutex_init(&c->mu, NULL);
@@ -204,9 +205,16 @@ sink_add(struct sink *s, const char *data, size_t n)
 		want = s->cap == 0 ? 4096 : s->cap;
 		while (want < s->len + n + 1)
 			want *= 2;
-		if ((nb = realloc(s->buf, want)) == NULL) {
+		/* Grown by hand, not realloc: the old buffer may hold a token, and realloc
+		 * would free it as it is. */
+		if ((nb = malloc(want)) == NULL) {
 			s->nomem = true;
 			return false;
+		}
+		if (s->buf != NULL) {
+			memcpy(nb, s->buf, s->len + 1);
+			sodium_memzero(s->buf, s->cap);
+			free(s->buf);
 		}
 		s->buf = nb;
 		s->cap = want;
@@ -243,9 +251,9 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 	size_t n = size * nmemb;
 
 	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-		s->len = 0;
 		if (s->buf != NULL)
-			s->buf[0] = '\0';
+			sodium_memzero(s->buf, s->len + 1);
+		s->len = 0;
 	}
 	return sink_add(s, data, n) ? n : 0;
 }
@@ -306,7 +314,8 @@ set_options(struct http_client *c, CURL *h, const struct http_request *req,
 
 	bad |= curl_easy_setopt(h, CURLOPT_SHARE, c->share) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_URL, req->url) != CURLE_OK;
-	bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+	bad |= curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c->https_only ? "https" :
+	    "http,https") != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
 	bad |= curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) !=
@@ -348,6 +357,13 @@ method_ok(const char *m)
 {
 	return m != NULL && (strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 ||
 	    strcmp(m, "PATCH") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "DELETE") == 0);
+}
+
+static void
+observe(const struct http_client *c, const char *cls, double t0)
+{
+	if (c->system != NULL)
+		provider_observe_call(c->system, cls, provider_clock() - t0);
 }
 
 /* Which failures mean "no answer, try later" and which will fail the same way again. */
@@ -416,12 +432,12 @@ http_do(struct http_client *c, const struct http_request *req,
 	cc = curl_easy_perform(h);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	if (cc != CURLE_OK) {
-		provider_observe_call(c->system, "transport", provider_clock() - t0);
+		observe(c, "transport", t0);
 		r = curl_failure(cc, req, &body, errbuf, e);
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	provider_observe_call(c->system, provider_http_class(status), provider_clock() - t0);
+	observe(c, provider_http_class(status), t0);
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &secs);
 	if (body.buf == NULL && !sink_add(&body, "", 0)) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
@@ -486,11 +502,15 @@ http_response_clear(struct http_response *resp)
 {
 	if (resp == NULL)
 		return;
+	/* A token answer's body holds the token; headers may carry cookies. */
 	if (resp->body != NULL) {
 		sodium_memzero(resp->body, resp->len);
 		free(resp->body);
 	}
-	free(resp->headers);
+	if (resp->headers != NULL) {
+		sodium_memzero(resp->headers, strlen(resp->headers));
+		free(resp->headers);
+	}
 	memset(resp, 0, sizeof(*resp));
 }
 

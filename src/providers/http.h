@@ -7,6 +7,7 @@
 #ifndef QUELL_PROVIDERS_HTTP_H
 #define QUELL_PROVIDERS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -19,7 +20,8 @@ struct http_options {
 	long timeout_ms;		/* whole request, default 30 000 */
 	size_t max_response;		/* bytes, default 16 MiB; larger is an error */
 	const char *user_agent;		/* default "quell/<version>" */
-	const char *system;		/* the [system] name, for metrics; NULL "unknown" */
+	const char *system;		/* the [system] name, for metrics; NULL: none */
+	bool https_only;		/* refuse http:// (the default takes both) */
 };
 
 struct http_header {
@@ -38,7 +40,7 @@ struct http_request {
 
 struct http_response {
 	long status;
-	char *body;			/* NUL-terminated, caller frees via clear */
+	char *body;			/* NUL-terminated, caller frees via clear (zeroed) */
 	size_t len;
 	char *headers;			/* raw "Name: value\r\n" lines of the final answer */
 	double seconds;			/* total time of the exchange */
