@@ -13,10 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <sodium.h>
 
@@ -25,6 +23,8 @@
 #include "core/log.h"
 #include "core/rbac.h"
 #include "oidc.h"
+#include "providers/http.h"
+#include "providers/kit.h"
 
 #define RELOAD_INTERVAL_S	60
 #define LEEWAY_DEFAULT		60
@@ -35,8 +35,8 @@
 #define CLAIM_TEXT_MAX		256
 #define CLAIM_LIST_MAX		256
 #define AUD_LIST_MAX		64
-#define FETCH_CONNECT_S		5L
-#define FETCH_TOTAL_S		10L
+#define FETCH_CONNECT_MS	5000L
+#define FETCH_TOTAL_MS		10000L
 #define URL_MAX			2048
 #define CLIENT_ID_MAX		256
 #define SECRET_MAX		1024
@@ -60,7 +60,7 @@ struct oidc {
 	char *default_role;
 	/* The console's sign-in (authorization code + PKCE); unset: bearer JWTs only. */
 	char *client_id;
-	char *client_secret;	/* from client_secret_file; zeroed at close */
+	struct kit_secret client_secret;	/* from client_secret_file */
 	char *client_secret_file;
 	char *authorization_endpoint;
 	char *token_endpoint;
@@ -71,16 +71,8 @@ struct oidc {
 	pthread_mutex_t mu;	/* keys, its refs, next_reload */
 	struct keys *keys;	/* NULL until a load succeeds */
 	time_t next_reload;	/* monotonic seconds; 0: the first reload is free */
+	struct http_client *http;	/* the JWK Set and the token endpoint */
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_rc = CURLE_FAILED_INIT;
-
-static void
-curl_init(void)
-{
-	curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* ------------------------------------------------------------------- key set */
 
@@ -134,93 +126,28 @@ keys_install(struct oidc *o, struct jwt_keyset *ks, struct qerr *e)
 
 /* ------------------------------------------------------------ loading JWKS */
 
-struct sink {
-	char *buf;
-	size_t len;
-	size_t max;
-	bool over;
-};
-
-static size_t
-on_data(char *p, size_t size, size_t n, void *arg)
-{
-	struct sink *s = arg;
-	size_t add = size * n;
-	char *nb;
-
-	if (s->len + add > s->max) {
-		s->over = true;
-		return 0;
-	}
-	/* Grown by hand, not realloc: the old buffer may hold tokens and is wiped. */
-	if ((nb = malloc(s->len + add + 1)) == NULL)
-		return 0;
-	if (s->buf != NULL) {
-		memcpy(nb, s->buf, s->len);
-		sodium_memzero(s->buf, s->len);
-		free(s->buf);
-	}
-	memcpy(nb + s->len, p, add);
-	s->buf = nb;
-	s->len += add;
-	s->buf[s->len] = '\0';
-	return add;
-}
-
-static int
-fetch_setup(const struct oidc *o, CURL *h, const char *url, struct sink *s)
-{
-	const char *protos = o->plaintext ? "http,https" : "https";
-
-	return curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, protos) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, FETCH_CONNECT_S) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_TIMEOUT, FETCH_TOTAL_S) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-	    (o->ca_file != NULL &&
-	    curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file) != CURLE_OK) ||
-	    curl_easy_setopt(h, CURLOPT_USERAGENT, "quelld") != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_WRITEDATA, s) != CURLE_OK ? -1 : 0;
-}
-
 static int
 fetch_url(const struct oidc *o, char **buf, size_t *len, struct qerr *e)
 {
-	struct sink s = { NULL, 0, JWT_JWKS_MAX_BYTES, false };
-	long status = 0;
-	CURLcode cc;
-	CURL *h;
-	int r = QERR_TRANSIENT;
+	const struct http_header hdrs[] = { { "Accept", "application/json" } };
+	struct http_request req = { .method = "GET", .url = o->jwks_url, .headers = hdrs,
+	    .nheaders = 1 };
+	struct http_response resp = { 0 };
+	int r;
 
 	*buf = NULL;
-	if (curl_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
-		return qerr_set(e, QERR_INTERNAL, NULL, "libcurl cannot be initialised");
-	if (fetch_setup(o, h, o->jwks_url, &s) != 0) {
-		r = qerr_set(e, QERR_INTERNAL, NULL, "libcurl refused an option");
-		goto out;
-	}
-	cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	if (s.over)
-		r = qerr_set(e, QERR_TOO_LARGE, NULL, "the JWK Set is larger than %d bytes",
-		    JWT_JWKS_MAX_BYTES);
-	else if (cc != CURLE_OK)
-		r = qerr_set(e, QERR_TRANSIENT, NULL, "%s", curl_easy_strerror(cc));
-	else if (status != 200)
-		r = qerr_set(e, QERR_TRANSIENT, NULL, "HTTP status %ld", status);
+	if ((r = http_do(o->http, &req, &resp, e)) != 0)
+		return r == QERR_PERMANENT && strstr(e->msg, "larger than") != NULL ?
+		    qerr_set(e, QERR_TOO_LARGE, NULL, "the JWK Set is larger than %d bytes",
+		    JWT_JWKS_MAX_BYTES) : r == QERR_NOMEM ? r : (e->code = QERR_TRANSIENT);
+	if (resp.status != 200)
+		r = qerr_set(e, QERR_TRANSIENT, NULL, "HTTP status %ld", resp.status);
 	else {
-		*buf = s.buf;
-		*len = s.len;
-		s.buf = NULL;
-		r = 0;
+		*buf = resp.body;
+		*len = resp.len;
+		resp.body = NULL;
 	}
-out:
-	free(s.buf);
-	curl_easy_cleanup(h);
+	http_response_clear(&resp);
 	return r;
 }
 
@@ -548,22 +475,19 @@ oidc_redirect_uri(const struct oidc *o)
 
 /* Appends "&name=<value, percent-encoded>" (or "?…" for the first) to *url. */
 static int
-url_param(CURL *h, char **url, char sep, const char *name, const char *value,
-    struct qerr *e)
+url_param(char **url, char sep, const char *name, const char *value, struct qerr *e)
 {
 	char *enc, *grown;
 	int n;
 
-	if ((enc = curl_easy_escape(h, value, 0)) == NULL)
+	if ((enc = http_escape(value)) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	n = asprintf(&grown, "%s%c%s=%s", *url, sep, name, enc);
 	/* The token endpoint's form holds the code, the verifier and the secret. */
-	sodium_memzero(enc, strlen(enc));
-	curl_free(enc);
+	kit_free_str(enc);
 	if (n < 0)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	sodium_memzero(*url, strlen(*url));
-	free(*url);
+	kit_free_str(*url);
 	*url = grown;
 	return 0;
 }
@@ -577,29 +501,21 @@ oidc_authorize_url(const struct oidc *o, const char *redirect_uri, const char *s
 	const char *values[] = { "code", o->client_id, redirect_uri, "openid profile",
 	    state, nonce, challenge, "S256" };
 	char *url = NULL;
-	CURL *h = NULL;
 	size_t i;
 	int r = 0;
 
 	*out = NULL;
-	pthread_once(&curl_once, curl_init);
-	if (curl_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
-		return qerr_set(e, QERR_INTERNAL, NULL, "libcurl cannot be initialised");
-	if ((url = strdup(o->authorization_endpoint)) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
+	if ((url = strdup(o->authorization_endpoint)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	/* An endpoint may carry a query of its own (some issuers put the tenant there). */
 	for (i = 0; i < sizeof(names) / sizeof(names[0]) && r == 0; i++)
-		r = url_param(h, &url, i == 0 && strchr(url, '?') == NULL ? '?' : '&',
-		    names[i], values[i], e);
+		r = url_param(&url, i == 0 && strchr(url, '?') == NULL ? '?' : '&', names[i],
+		    values[i], e);
 	if (r == 0) {
 		*out = url;
 		url = NULL;
 	}
-out:
 	free(url);
-	curl_easy_cleanup(h);
 	return r;
 }
 
@@ -618,24 +534,23 @@ issuer_text(const json_t *v, char *out, size_t outlen)
 
 /* The form the token endpoint gets: the code, the PKCE verifier, the client's secret. */
 static int
-token_form(const struct oidc *o, CURL *h, const char *code, const char *verifier,
+token_form(const struct oidc *o, const char *code, const char *verifier,
     const char *redirect_uri, char **form, struct qerr *e)
 {
 	const char *names[] = { "grant_type", "code", "redirect_uri", "client_id",
 	    "code_verifier", "client_secret" };
 	const char *values[] = { "authorization_code", code, redirect_uri, o->client_id,
-	    verifier, o->client_secret };
-	size_t i, n = o->client_secret != NULL ? 6 : 5;
+	    verifier, o->client_secret.buf };
+	size_t i, n = o->client_secret.buf != NULL ? 6 : 5;
 	char *url;
 	int r = 0;
 
 	if ((url = strdup("")) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	for (i = 0; i < n && r == 0; i++)
-		r = url_param(h, &url, '&', names[i], values[i], e);
+		r = url_param(&url, '&', names[i], values[i], e);
 	if (r != 0) {
-		sodium_memzero(url, strlen(url));
-		free(url);
+		kit_free_str(url);
 		return r;
 	}
 	/* url_param put a '&' first: drop it. */
@@ -646,13 +561,14 @@ token_form(const struct oidc *o, CURL *h, const char *code, const char *verifier
 
 /* The token endpoint's answer, parsed: the id token or the issuer's refusal. */
 static int
-token_answer(long status, const struct sink *s, json_t **out, struct qerr *e)
+token_answer(const struct http_response *resp, json_t **out, struct qerr *e)
 {
 	char err[ISSUER_TEXT_MAX + 1], desc[ISSUER_TEXT_MAX + 1];
+	long status = resp->status;
 	json_t *o;
 
 	*out = NULL;
-	o = json_loadb(s->buf ? s->buf : "", s->len, 0, NULL);
+	o = json_loadb(resp->body, resp->len, 0, NULL);
 	if (status == 200 && json_is_object(o) &&
 	    json_is_string(json_object_get(o, "id_token"))) {
 		*out = o;
@@ -685,63 +601,54 @@ answer_wipe(json_t *o)
 			sodium_memzero((char *)json_string_value(v), json_string_length(v));
 }
 
+/* Sends the form to the token endpoint; *resp is the answer (any status). */
+static int
+token_post(struct oidc *o, const char *form, struct http_response *resp, struct qerr *e)
+{
+	const struct http_header hdrs[] = {
+		{ "Accept", "application/json" },
+		{ "Content-Type", "application/x-www-form-urlencoded" },
+	};
+	struct http_request req = { .method = "POST", .url = o->token_endpoint,
+	    .body = form, .body_len = strlen(form), .headers = hdrs, .nheaders = 2 };
+	int r;
+
+	if ((r = http_do(o->http, &req, resp, e)) == 0 && resp->len > TOKEN_RESPONSE_MAX)
+		r = -1;
+	if (r == 0 || r == QERR_NOMEM)
+		return r;
+	if (r == -1 || (r == QERR_PERMANENT && strstr(e->msg, "larger than") != NULL))
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "the token endpoint's answer is "
+		    "larger than %d bytes", TOKEN_RESPONSE_MAX);
+	return qerr_set(e, QERR_TRANSIENT, NULL, "the token endpoint is unreachable: %.400s",
+	    e->msg);
+}
+
 int
 oidc_redeem(struct oidc *o, const char *code, const char *verifier,
     const char *redirect_uri, const char *nonce, struct oidc_claims *out,
     struct qerr *e)
 {
-	struct sink s = { NULL, 0, TOKEN_RESPONSE_MAX, false };
-	struct curl_slist *hdr = NULL;
+	struct http_response resp = { 0 };
 	json_t *answer = NULL;
 	char *form = NULL;
-	long status = 0;
-	CURLcode cc;
-	CURL *h;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(code) == 0 || strlen(code) > CODE_MAX)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed code");
-	pthread_once(&curl_once, curl_init);
-	if (curl_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
-		return qerr_set(e, QERR_INTERNAL, NULL, "libcurl cannot be initialised");
-	if ((r = token_form(o, h, code, verifier, redirect_uri, &form, e)) != 0)
+	if ((r = token_form(o, code, verifier, redirect_uri, &form, e)) != 0)
 		goto out;
-	if ((hdr = curl_slist_append(NULL, "Accept: application/json")) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	if (fetch_setup(o, h, o->token_endpoint, &s) != 0 ||
-	    curl_easy_setopt(h, CURLOPT_POSTFIELDS, form) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr) != CURLE_OK) {
-		r = qerr_set(e, QERR_INTERNAL, NULL, "libcurl refused an option");
-		goto out;
-	}
-	cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	if (s.over)
-		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "the token endpoint's answer is "
-		    "larger than %d bytes", TOKEN_RESPONSE_MAX);
-	else if (cc != CURLE_OK)
-		r = qerr_set(e, QERR_TRANSIENT, NULL, "the token endpoint is unreachable: "
-		    "%s", curl_easy_strerror(cc));
-	else if ((r = token_answer(status, &s, &answer, e)) == 0)
+	if ((r = token_post(o, form, &resp, e)) == 0 &&
+	    (r = token_answer(&resp, &answer, e)) == 0)
 		r = verify_id_token(o, json_string_value(json_object_get(answer,
 		    "id_token")), nonce, out, e);
 out:
 	if (answer != NULL)
 		answer_wipe(answer);
 	json_decref(answer);
-	if (s.buf != NULL) {
-		sodium_memzero(s.buf, s.len);
-		free(s.buf);
-	}
-	if (form != NULL) {
-		sodium_memzero(form, strlen(form));
-		free(form);
-	}
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(h);
+	http_response_clear(&resp);
+	kit_free_str(form);
 	return r;
 }
 
@@ -936,36 +843,12 @@ conf_url(const struct oidc *o, const struct system_config *s, const char *key,
 }
 
 /* The client secret: one line alone in a file, at most SECRET_MAX bytes, that not
- * everyone may read (as the identity systems' secret files). */
+ * everyone may read (the identity systems' secret files' reader). */
 static int
 read_secret(struct oidc *o, const struct system_config *s, struct qerr *e)
 {
-	char *buf = NULL;
-	struct stat st;
-	size_t len = 0;
-	int r;
-
-	if ((r = read_file(o->client_secret_file, &buf, &len, e)) != 0)
-		return conf_fail(s, kv_line(s, "client_secret_file"), e, "cannot read "
-		    "client_secret_file %s", o->client_secret_file);
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		buf[--len] = '\0';
-	if (len == 0 || len > SECRET_MAX || strlen(buf) != len) {
-		sodium_memzero(buf, len);
-		free(buf);
-		return conf_fail(s, kv_line(s, "client_secret_file"), e, "client_secret_file "
-		    "must hold one line of 1 to %d bytes", SECRET_MAX);
-	}
-	if (stat(o->client_secret_file, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_mode & (S_IROTH | S_IWOTH))) {
-		sodium_memzero(buf, len);
-		free(buf);
-		return conf_fail(s, kv_line(s, "client_secret_file"), e, "client_secret_file "
-		    "%s: readable by everyone (mode %03o): chmod o-rw it",
-		    o->client_secret_file, (unsigned)(st.st_mode & 0777));
-	}
-	o->client_secret = buf;
-	return 0;
+	return kit_file_read(s, config_system_get(s, "client_secret_file"),
+	    KIT_FILE_SECRET | KIT_FILE_ONE_LINE, SECRET_MAX, &o->client_secret, e);
 }
 
 /*
@@ -1048,6 +931,19 @@ first_load(struct oidc *o, const struct system_config *s, struct qerr *e)
 	return 0;
 }
 
+/* The issuer's answers: a JWK Set is the largest of them. */
+static int
+open_http(struct oidc *o, struct qerr *e)
+{
+	struct http_options ho = { .ca_file = o->ca_file, .connect_timeout_ms =
+	    FETCH_CONNECT_MS, .timeout_ms = FETCH_TOTAL_MS, .max_response =
+	    JWT_JWKS_MAX_BYTES, .user_agent = "quelld", .https_only = !o->plaintext };
+
+	if (o->jwks_url == NULL && o->token_endpoint == NULL)
+		return 0;
+	return http_client_new(&ho, &o->http, e);
+}
+
 int
 oidc_open(const struct config *cfg, struct oidc **out, struct qerr *e)
 {
@@ -1066,9 +962,8 @@ oidc_open(const struct config *cfg, struct oidc **out, struct qerr *e)
 	for (i = 0; i < cfg->oidc.nkv; i++)
 		if ((r = conf_key(o, &cfg->oidc, &cfg->oidc.kv[i], e)) != 0)
 			goto out;
-	if ((r = conf_check(cfg, o, e)) != 0)
+	if ((r = conf_check(cfg, o, e)) != 0 || (r = open_http(o, e)) != 0)
 		goto out;
-	pthread_once(&curl_once, curl_init);
 	if ((r = first_load(o, &cfg->oidc, e)) != 0)
 		goto out;
 	*out = o;
@@ -1093,10 +988,8 @@ oidc_close(struct oidc *o)
 	free(o->username_claim);
 	free(o->default_role);
 	free(o->client_id);
-	if (o->client_secret != NULL) {
-		sodium_memzero(o->client_secret, strlen(o->client_secret));
-		free(o->client_secret);
-	}
+	kit_secret_clear(&o->client_secret);
+	http_client_free(o->http);
 	free(o->client_secret_file);
 	free(o->authorization_endpoint);
 	free(o->token_endpoint);

@@ -318,11 +318,11 @@ def test_jwks_url(quelld, keys):
     ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null", "client_id": "quell",
       "authorization_endpoint": "https://idp.test/authorize",
       "token_endpoint": "https://idp.test/token", "client_secret_file": "/nonexistent"},
-     "cannot read client_secret_file /nonexistent"),
+     "client_secret_file /nonexistent: No such file or directory"),
     ({"issuer": ISSUER, "audience": AUDIENCE, "jwks_file": "/dev/null", "client_id": "quell",
       "authorization_endpoint": "https://idp.test/authorize",
       "token_endpoint": "https://idp.test/token", "client_secret_file": "/dev/null"},
-     "client_secret_file must hold one line of 1 to 1024 bytes"),
+     "client_secret_file /dev/null: not a regular file"),
 ])
 def test_config_errors(quelld, oidc, reason):
     q = quelld(start=False)
