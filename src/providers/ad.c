@@ -5,7 +5,6 @@
  * concurrent change makes it fail (noSuchAttribute) instead of being overwritten.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -15,26 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <ldap.h>
-#include <sodium.h>
 
 #include "core/clock.h"
 #include "core/ldapesc.h"
 #include "core/log.h"
+#include "providers/kit.h"
 #include "providers/provider.h"
 
 #define UAC_ACCOUNTDISABLE	0x2u
 #define UAC_DONT_EXPIRE_PASSWD	0x10000u
 #define CAS_TRIES		5
 #define PASSWORD_MAX		1024
-#define PAGE_SIZE_DEFAULT	500
+#define PAGE_SIZE_DEFAULT	"500"
 #define PAGE_SIZE_MAX		1000	/* Windows' default MaxPageSize */
-#define TIMEOUT_DEFAULT		10
+#define TIMEOUT_DEFAULT		"10"
 
 #define UAC_SEEN_BUCKETS	4096
 #define UAC_SEEN_MAX		(1u << 20)
@@ -62,15 +59,16 @@ struct conn {
 
 struct provider {
 	char *name;
+	/* From the key table (ad_keys). */
 	char *url;
 	bool starttls;
+	bool plaintext;
 	char *ca_file;		/* NULL: the system's trust store */
 	char *base_dn;
 	char *bind_dn;
-	char *password;		/* zeroed before free */
-	size_t password_len;
-	int timeout;
-	int page_size;
+	struct kit_secret password;
+	long timeout;
+	long page_size;
 
 	pthread_mutex_t mu;	/* conns, their deadlines and the userAccountControl cache */
 	pthread_cond_t cv;
@@ -252,121 +250,36 @@ qerr_from_lres(struct qerr *e, const struct lres *lr)
 
 /* Configuration */
 
-/*
- * ldap://host[:port] or ldaps://host[:port] (optionally one trailing slash), host a
- * name, an IPv4 address or a bracketed IPv6 address. Anything after it (a DN, a
- * filter, extensions) is refused rather than silently ignored.
- */
-static int
-check_url(const char *url, bool *ldaps)
-{
-	const char *h, *end;
-	size_t n;
-
-	if (strncmp(url, "ldaps://", 8) == 0) {
-		*ldaps = true;
-		h = url + 8;
-	} else if (strncmp(url, "ldap://", 7) == 0) {
-		*ldaps = false;
-		h = url + 7;
-	} else
-		return -1;
-	if (*h == '[') {
-		n = strspn(h + 1, "0123456789abcdefABCDEF:.");
-		if (n == 0 || h[1 + n] != ']')
-			return -1;
-		end = h + n + 2;
-	} else {
-		n = strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789.-_");
-		if (n == 0)
-			return -1;
-		end = h + n;
-	}
-	if (*end == ':') {
-		long port;
-		char digits[8];
-
-		n = strspn(end + 1, "0123456789");
-		if (n == 0 || n >= sizeof(digits))
-			return -1;
-		memcpy(digits, end + 1, n);
-		digits[n] = '\0';
-		if (config_long(digits, 1, 65535, &port) != 0)
-			return -1;
-		end += 1 + n;
-	}
-	if (*end == '/')
-		end++;
-	return *end == '\0' ? 0 : -1;
-}
+#define OFF(f)	offsetof(struct provider, f)
 
 /*
- * Reads the bind password: a regular file nobody else can read, one line, the
- * trailing newline dropped. An empty password is refused because RFC 4513 makes a
- * simple bind with one an unauthenticated bind that "succeeds".
+ * The bind password is one line of a file nobody else can read; the key table
+ * refuses an empty one, because RFC 4513 makes a simple bind with an empty password
+ * an unauthenticated bind that "succeeds". A url with anything after the host (a DN,
+ * a filter, extensions) is refused rather than silently ignored.
  */
-static int
-read_password(struct provider *p, const struct system_config *cfg,
-    const struct config_kv *kv, struct qerr *e)
-{
-	char buf[PASSWORD_MAX + 2];
-	struct stat st;
-	size_t len = 0;
-	ssize_t n;
-	int fd, r = QERR_CONFIG;
-
-	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
-		return config_error(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
-		    strerror(errno));
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		config_error(e, cfg, kv->line, kv->key, "password_file %s: not a regular file",
-		    kv->value);
-		goto out;
-	}
-	if (st.st_mode & (S_IROTH | S_IWOTH)) {
-		config_error(e, cfg, kv->line, kv->key,
-		    "password_file %s: readable by everyone (mode %03o): chmod o-rw it",
-		    kv->value, (unsigned)(st.st_mode & 0777));
-		goto out;
-	}
-	while (len < sizeof(buf) &&
-	    (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			config_error(e, cfg, kv->line, kv->key, "password_file %s: %s", kv->value,
-			    strerror(errno));
-			goto out;
-		}
-		len += (size_t)n;
-	}
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	if (len > PASSWORD_MAX || memchr(buf, '\n', len) != NULL ||
-	    memchr(buf, '\0', len) != NULL) {
-		config_error(e, cfg, kv->line, kv->key,
-		    "password_file %s: must hold one line of at most %d bytes", kv->value,
-		    PASSWORD_MAX);
-		goto out;
-	}
-	if (len == 0) {
-		config_error(e, cfg, kv->line, kv->key, "password_file %s: empty", kv->value);
-		goto out;
-	}
-	if ((p->password = malloc(len + 1)) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	memcpy(p->password, buf, len);
-	p->password[len] = '\0';
-	p->password_len = len;
-	r = 0;
-out:
-	sodium_memzero(buf, sizeof(buf));
-	close(fd);
-	return r;
-}
+static const struct provider_key ad_keys[] = {
+	{ .name = "url", .type = PROVIDER_KEY_URL, .required = true,
+	    .schemes = "ldaps ldap", .valid = kit_url_no_path, .offset = OFF(url),
+	    .help = "ldaps://host[:port] or ldap://host[:port]" },
+	{ .name = "base_dn", .type = PROVIDER_KEY_STRING, .required = true,
+	    .offset = OFF(base_dn), .help = "a DN" },
+	{ .name = "bind_dn", .type = PROVIDER_KEY_STRING, .required = true,
+	    .offset = OFF(bind_dn), .help = "a DN" },
+	{ .name = "password_file", .type = PROVIDER_KEY_SECRET_FILE, .required = true,
+	    .max = PASSWORD_MAX, .offset = OFF(password), .help = "a file" },
+	{ .name = "starttls", .type = PROVIDER_KEY_BOOL, .offset = OFF(starttls),
+	    .help = "yes or no" },
+	{ .name = "allow_plaintext", .type = PROVIDER_KEY_BOOL, .offset = OFF(plaintext),
+	    .help = "yes or no" },
+	{ .name = "ca_file", .type = PROVIDER_KEY_FILE, .offset = OFF(ca_file),
+	    .help = "a readable file" },
+	{ .name = "timeout", .type = PROVIDER_KEY_LONG, .def = TIMEOUT_DEFAULT, .min = 1,
+	    .max = 3600, .offset = OFF(timeout), .help = "whole seconds from 1 to 3600" },
+	{ .name = "page_size", .type = PROVIDER_KEY_LONG, .def = PAGE_SIZE_DEFAULT, .min = 1,
+	    .max = PAGE_SIZE_MAX, .offset = OFF(page_size), .help = "from 1 to 1000" },
+	{ 0 },
+};
 
 /*
  * libldap's network timeout covers the TCP connect only, and its TLS handshake
@@ -470,139 +383,46 @@ ad_close(struct provider *p)
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
 	}
-	if (p->password != NULL) {
-		sodium_memzero(p->password, p->password_len);
-		free(p->password);
-	}
-	free(p->bind_dn);
-	free(p->base_dn);
-	free(p->ca_file);
-	free(p->url);
+	provider_keys_clear(ad_keys, p);
 	free(p->name);
 	free(p);
 }
 
+/* What the key table cannot say alone: TLS one way or the other, or plaintext by
+ * choice. */
 static int
-dup_value(char **dst, const struct config_kv *kv, struct qerr *e)
+check_tls(const struct provider *p, const struct system_config *cfg, struct qerr *e)
 {
-	free(*dst);
-	if ((*dst = strdup(kv->value)) == NULL)
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	const struct config_kv *tls = config_system_get(cfg, "starttls");
+	bool ldaps = strncmp(p->url, "ldaps:", 6) == 0;
+
+	if (ldaps && p->starttls)
+		return config_error(e, cfg, tls->line, "starttls",
+		    "starttls = yes makes no sense with ldaps://: use one or the other");
+	if (!ldaps && !p->starttls && !p->plaintext)
+		return config_error(e, cfg, tls != NULL ? tls->line :
+		    config_system_get(cfg, "url")->line, "starttls",
+		    "ldap:// sends the bind password in clear: set starttls = yes, use "
+		    "ldaps://, or set allow_plaintext = yes");
 	return 0;
 }
 
 static int
 ad_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 {
-	const struct config_kv *pwkv = NULL, *tlskv = NULL, *urlkv = NULL;
 	struct provider *p = NULL;
-	bool ldaps = false, plaintext = false, seen_starttls = false;
-	size_t i, j;
-	long num;
+	size_t i;
 	int r = QERR_INTERNAL, ver;
 
 	*out = NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	p->timeout = TIMEOUT_DEFAULT;
-	p->page_size = PAGE_SIZE_DEFAULT;
 	if ((p->name = strdup(cfg->name != NULL ? cfg->name : "")) == NULL) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < cfg->nkv; i++) {
-		const struct config_kv *kv = &cfg->kv[i];
-
-		for (j = 0; j < i; j++)
-			if (strcmp(cfg->kv[j].key, kv->key) == 0) {
-				r = config_error(e, cfg, kv->line, kv->key,
-				    "%s is set twice (first on line %d)", kv->key,
-				    cfg->kv[j].line);
-				goto out;
-			}
-		if (strcmp(kv->key, "kind") == 0 || strcmp(kv->key, "max_concurrency") == 0)
-			continue;
-		if (strcmp(kv->key, "url") == 0) {
-			if (check_url(kv->value, &ldaps) != 0) {
-				r = config_error(e, cfg, kv->line, kv->key,
-				    "url must be ldaps://host[:port] or ldap://host[:port], "
-				    "not \"%s\"", kv->value);
-				goto out;
-			}
-			urlkv = kv;
-			if ((r = dup_value(&p->url, kv, e)) != 0)
-				goto out;
-		} else if (strcmp(kv->key, "starttls") == 0 ||
-		    strcmp(kv->key, "allow_plaintext") == 0) {
-			bool *dst = kv->key[0] == 's' ? &p->starttls : &plaintext;
-
-			if (config_bool(kv->value, dst) != 0) {
-				r = config_error(e, cfg, kv->line, kv->key,
-				    "%s must be yes or no, not \"%s\"", kv->key, kv->value);
-				goto out;
-			}
-			if (kv->key[0] == 's') {
-				seen_starttls = true;
-				tlskv = kv;
-			}
-		} else if (strcmp(kv->key, "ca_file") == 0) {
-			if (access(kv->value, R_OK) != 0) {
-				r = config_error(e, cfg, kv->line, kv->key, "ca_file %s: %s",
-				    kv->value, strerror(errno));
-				goto out;
-			}
-			if ((r = dup_value(&p->ca_file, kv, e)) != 0)
-				goto out;
-		} else if (strcmp(kv->key, "base_dn") == 0) {
-			if ((r = dup_value(&p->base_dn, kv, e)) != 0)
-				goto out;
-		} else if (strcmp(kv->key, "bind_dn") == 0) {
-			if ((r = dup_value(&p->bind_dn, kv, e)) != 0)
-				goto out;
-		} else if (strcmp(kv->key, "password_file") == 0) {
-			pwkv = kv;
-		} else if (strcmp(kv->key, "timeout") == 0) {
-			if (config_long(kv->value, 1, 3600, &num) != 0) {
-				r = config_error(e, cfg, kv->line, kv->key,
-				    "timeout must be whole seconds from 1 to 3600, not \"%s\"",
-				    kv->value);
-				goto out;
-			}
-			p->timeout = (int)num;
-		} else if (strcmp(kv->key, "page_size") == 0) {
-			if (config_long(kv->value, 1, PAGE_SIZE_MAX, &num) != 0) {
-				r = config_error(e, cfg, kv->line, kv->key,
-				    "page_size must be from 1 to %d, not \"%s\"",
-				    PAGE_SIZE_MAX, kv->value);
-				goto out;
-			}
-			p->page_size = (int)num;
-		} else {
-			r = config_error(e, cfg, kv->line, kv->key,
-			    "unknown key \"%s\" for an ad system", kv->key);
-			goto out;
-		}
-	}
-	if (p->url == NULL || p->base_dn == NULL || p->bind_dn == NULL || pwkv == NULL) {
-		const char *missing = p->url == NULL ? "url" : p->base_dn == NULL ?
-		    "base_dn" : p->bind_dn == NULL ? "bind_dn" : "password_file";
-
-		r = config_error(e, cfg, cfg->line, missing, "system \"%s\" needs %s", p->name,
-		    missing);
-		goto out;
-	}
-	if (ldaps && p->starttls) {
-		r = config_error(e, cfg, tlskv->line, "starttls",
-		    "starttls = yes makes no sense with ldaps://: use one or the other");
-		goto out;
-	}
-	if (!ldaps && !p->starttls && !plaintext) {
-		r = config_error(e, cfg, seen_starttls ? tlskv->line : urlkv->line, "starttls",
-		    "ldap:// sends the bind password in clear: set starttls = yes, use "
-		    "ldaps://, or set allow_plaintext = yes");
-		goto out;
-	}
-	if ((r = read_password(p, cfg, pwkv, e)) != 0)
+	if ((r = provider_keys_parse(ad_keys, cfg, p, e)) != 0 ||
+	    (r = check_tls(p, cfg, e)) != 0)
 		goto out;
 
 	/*
@@ -756,7 +576,7 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 	LDAP *ld = NULL;
 	double t0;
 	int rc, v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND;
-	int tlsmin = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2, server = 0, limit = p->timeout;
+	int tlsmin = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2, server = 0, limit = (int)p->timeout;
 
 	*fresh = false;
 	if (c->ld != NULL)
@@ -793,8 +613,8 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 		connect_failed(p, ld, rc, "StartTLS with", lr);
 		goto fail;
 	}
-	cred.bv_val = p->password;
-	cred.bv_len = p->password_len;
+	cred.bv_val = p->password.buf;
+	cred.bv_len = p->password.len;
 	t0 = provider_clock();
 	rc = ldap_sasl_bind_s(ld, p->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
 	observe_ldap(p, rc, t0);
@@ -1403,7 +1223,7 @@ list_search(struct provider *p, const char *filter, provider_account_cb cb, void
 		ber_int_t estimate;
 		LDAPControl *resp;
 
-		rc = ldap_create_page_control(c->ld, p->page_size,
+		rc = ldap_create_page_control(c->ld, (ber_int_t)p->page_size,
 		    cookie.bv_val != NULL ? &cookie : NULL, 1, &pctrl);
 		if (rc != LDAP_SUCCESS) {
 			lres_set(&lr, c->ld, rc, "cannot build the paged results control");
@@ -1642,6 +1462,7 @@ static const struct kind_info ad_info = {
 const struct provider_ops provider_ad = {
 	.kind = "ad",
 	.info = &ad_info,
+	.keys = ad_keys,
 	.open = ad_open,
 	.supports = ad_supports,
 	.execute = ad_execute,

@@ -7,20 +7,14 @@
  * token bucket, Identity Protection (one request per second, no Retry-After) by a
  * fixed interval.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <math.h>	/* isfinite */
+#include <math.h>	/* ceil */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -30,25 +24,25 @@
 #include "core/jwt.h"
 #include "core/log.h"
 #include "providers/http.h"
+#include "providers/kit.h"
 #include "providers/provider.h"
 
 #define LOGIN_BASE_DEFAULT	"https://login.microsoftonline.com"
 #define GRAPH_BASE_DEFAULT	"https://graph.microsoft.com/v1.0"
 #define GRAPH_SCOPE		"https://graph.microsoft.com/.default"
-#define ASSERTION_TYPE		"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#define TIMEOUT_DEFAULT		30
+#define TIMEOUT_DEFAULT		"30"
 /*
  * The v1.0 reference for confirmCompromised states no maximum for userIds; the only
  * documented one is beta riskyUser dismiss's "maximum count of users ... is 60".
  */
-#define BATCH_SIZE_DEFAULT	60
+#define BATCH_SIZE_DEFAULT	"60"
 #define BATCH_SIZE_MAX		60
 /* Graph's "identity and access" write limit per app per tenant. */
-#define WRITES_DEFAULT		3000
-#define WINDOW_S_DEFAULT	150
-#define TOKEN_MARGIN_S		300
-#define ASSERTION_LIFE_S	540
+#define WRITES_DEFAULT		"3000"
+#define WINDOW_S_DEFAULT	"150"
 #define FILE_MAX		(64 * 1024)
+/* Longer waits for a budget go back to the engine, as not sent. */
+#define PACE_BLOCK_MAX_MS	2000
 #define LIST_PAGES_MAX		100000
 #define LIST_RETRIES		5
 #define LIST_SELECT		"id,userPrincipalName,displayName,mail,accountEnabled," \
@@ -59,34 +53,31 @@
 
 struct provider {
 	char *name;
+	/* From the key table (entra_keys). */
 	char *tenant;
 	char *client_id;
 	char *login_base;
 	char *graph_base;
+	struct kit_secret secret;	/* client secret … */
+	char *cert_file;		/* … or certificate and key */
+	struct kit_secret key_pem;
+	char *ca_file;
+	long timeout;
+	long batch_size;
+	double ip_rps;
+	long writes;			/* per window_s */
+	long window_s;
+
 	char *graph_origin;	/* scheme://host[:port], where nextLinks must point */
 	char *token_url;
-	char *secret;		/* client secret, or NULL; zeroed before free */
-	size_t secret_len;
-	char *key_pem;		/* certificate's private key, or NULL; zeroed before free */
-	size_t key_len;
 	char x5t[44];
-	size_t batch_size;
-	double ip_rps;
 	struct http_client *http;
-
-	pthread_mutex_t tok_mu;	/* the access token */
-	char *token;
-	size_t token_len;
-	int64_t token_renew_ms;	/* monotonic: fetch a new one from here on */
-	unsigned token_gen;
+	struct kit_oauth oauth;
 
 	pthread_mutex_t pace_mu;	/* both budgets */
-	double bucket;		/* write credits; negative: reserved by waiting callers */
-	double bucket_cap;
-	double bucket_rate;	/* credits per ms */
-	int64_t bucket_ms;
-	int64_t write_hold_ms;	/* after a 429: no write before this */
-	int64_t ip_next_ms;	/* the next Identity Protection request's slot */
+	bool pace_ready;
+	struct kit_bucket writes_b;	/* users' writes */
+	struct kit_bucket ip_b;		/* Identity Protection: one at a time, spaced */
 };
 
 /* What Graph said about one call. */
@@ -99,15 +90,6 @@ struct gres {
 };
 
 enum budget { BUDGET_NONE, BUDGET_WRITE, BUDGET_IP };
-
-/* Rounds a non-negative duration up to whole milliseconds. */
-static int64_t
-ceil_ms(double ms)
-{
-	int64_t n = (int64_t)ms;
-
-	return n + ((double)n < ms);
-}
 
 static void
 uuid4(char out[37])
@@ -122,31 +104,7 @@ uuid4(char out[37])
 	    b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-static void
-secret_free(char **s, size_t len)
-{
-	if (*s != NULL) {
-		sodium_memzero(*s, len);
-		free(*s);
-	}
-	*s = NULL;
-}
-
 /* Configuration */
-
-static int
-parse_double(const char *v, double lo, double hi, double *out)
-{
-	char *end;
-	double d;
-
-	errno = 0;
-	d = strtod(v, &end);
-	if (errno != 0 || end == v || *end != '\0' || !isfinite(d) || d < lo || d > hi)
-		return -1;
-	*out = d;
-	return 0;
-}
 
 static bool
 is_guid(const char *s)
@@ -177,122 +135,42 @@ is_tenant(const char *s)
 	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
 }
 
-/*
- * http(s)://host[:port][/path] without query or fragment; the trailing slash is
- * dropped. *origin_len is the length of scheme://host[:port].
- */
-static int
-check_base(const char *url, size_t *origin_len)
-{
-	const char *h;
-	size_t n;
+#define OFF(f)	offsetof(struct provider, f)
 
-	if (strncmp(url, "https://", 8) == 0)
-		h = url + 8;
-	else if (strncmp(url, "http://", 7) == 0)
-		h = url + 7;
-	else
-		return -1;
-	if (*h == '[') {
-		n = strspn(h + 1, "0123456789abcdefABCDEF:.");
-		if (n == 0 || h[1 + n] != ']')
-			return -1;
-		n += 2;
-	} else if ((n = strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789.-")) == 0)
-		return -1;
-	h += n;
-	if (*h == ':') {
-		if ((n = strspn(h + 1, "0123456789")) == 0 || n > 5)
-			return -1;
-		h += 1 + n;
-	}
-	*origin_len = (size_t)(h - url);
-	if (*h != '\0' && *h != '/')
-		return -1;
-	if (strpbrk(h, "?#%@ \t\r\n") != NULL)
-		return -1;
-	return 0;
-}
-
-static int
-set_base(char **dst, const char *v, struct qerr *e)
-{
-	size_t n = strlen(v);
-
-	while (n > 0 && v[n - 1] == '/')
-		n--;
-	free(*dst);
-	if ((*dst = strndup(v, n)) == NULL)
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	return 0;
-}
-
-/*
- * Reads a whole small file. A secret one (client secret, private key) must not be
- * readable by everyone. Trailing newlines are dropped: a secret file is one line.
- */
-static int
-read_file_text(const struct system_config *cfg, const struct config_kv *kv, bool secret,
-    char **out, size_t *outlen, struct qerr *e)
-{
-	char *buf = NULL;
-	struct stat st;
-	size_t len = 0;
-	ssize_t n;
-	int fd, r = QERR_CONFIG;
-
-	*out = NULL;
-	*outlen = 0;
-	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
-		return config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
-		    strerror(errno));
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		config_error(e, cfg, kv->line, kv->key, "%s %s: not a regular file", kv->key,
-		    kv->value);
-		goto out;
-	}
-	if (secret && (st.st_mode & (S_IROTH | S_IWOTH))) {
-		config_error(e, cfg, kv->line, kv->key,
-		    "%s %s: readable by everyone (mode %03o): chmod o-rw it", kv->key,
-		    kv->value, (unsigned)(st.st_mode & 0777));
-		goto out;
-	}
-	if ((buf = malloc(FILE_MAX + 1)) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	while (len <= FILE_MAX && (n = read(fd, buf + len, FILE_MAX + 1 - len)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
-			    strerror(errno));
-			goto out;
-		}
-		len += (size_t)n;
-	}
-	if (len > FILE_MAX || memchr(buf, '\0', len) != NULL) {
-		config_error(e, cfg, kv->line, kv->key, "%s %s: not a text file of at most %d "
-		    "bytes", kv->key, kv->value, FILE_MAX);
-		goto out;
-	}
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	if (len == 0) {
-		config_error(e, cfg, kv->line, kv->key, "%s %s: empty", kv->key, kv->value);
-		goto out;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	buf = NULL;
-	r = 0;
-out:
-	secret_free(&buf, FILE_MAX + 1);
-	close(fd);
-	return r;
-}
+static const struct provider_key entra_keys[] = {
+	{ .name = "tenant", .type = PROVIDER_KEY_STRING, .required = true,
+	    .valid = is_tenant, .offset = OFF(tenant),
+	    .help = "a tenant id (GUID) or a domain name" },
+	{ .name = "client_id", .type = PROVIDER_KEY_STRING, .required = true,
+	    .valid = is_guid, .offset = OFF(client_id),
+	    .help = "the app's application id (a GUID)" },
+	{ .name = "login_base", .type = PROVIDER_KEY_URL, .def = LOGIN_BASE_DEFAULT,
+	    .schemes = "https http", .offset = OFF(login_base),
+	    .help = "an http(s) URL with no query" },
+	{ .name = "graph_base", .type = PROVIDER_KEY_URL, .def = GRAPH_BASE_DEFAULT,
+	    .schemes = "https http", .offset = OFF(graph_base),
+	    .help = "an http(s) URL with no query" },
+	{ .name = "client_secret_file", .type = PROVIDER_KEY_SECRET_FILE, .max = FILE_MAX,
+	    .offset = OFF(secret), .help = "a file" },
+	{ .name = "certificate_file", .type = PROVIDER_KEY_FILE, .offset = OFF(cert_file),
+	    .help = "a readable file" },
+	{ .name = "private_key_file", .type = PROVIDER_KEY_SECRET_FILE, .max = FILE_MAX,
+	    .multiline = true, .offset = OFF(key_pem), .help = "a file" },
+	{ .name = "ca_file", .type = PROVIDER_KEY_FILE, .offset = OFF(ca_file),
+	    .help = "a readable file" },
+	{ .name = "timeout", .type = PROVIDER_KEY_LONG, .def = TIMEOUT_DEFAULT, .min = 1,
+	    .max = 600, .offset = OFF(timeout), .help = "1 to 600 seconds" },
+	{ .name = "batch_size", .type = PROVIDER_KEY_LONG, .def = BATCH_SIZE_DEFAULT,
+	    .min = 1, .max = BATCH_SIZE_MAX, .offset = OFF(batch_size), .help = "1 to 60" },
+	{ .name = "ip_rps", .type = PROVIDER_KEY_NUMBER, .def = "1", .min = 0.01,
+	    .max = 1000, .offset = OFF(ip_rps), .help = "a number from 0.01 to 1000" },
+	{ .name = "writes_per_window", .type = PROVIDER_KEY_LONG, .def = WRITES_DEFAULT,
+	    .min = 1, .max = 10000000, .offset = OFF(writes),
+	    .help = "a positive integer" },
+	{ .name = "window_s", .type = PROVIDER_KEY_LONG, .def = WINDOW_S_DEFAULT, .min = 1,
+	    .max = 86400, .offset = OFF(window_s), .help = "1 to 86400 seconds" },
+	{ 0 },
+};
 
 static void
 entra_close(struct provider *p)
@@ -300,223 +178,123 @@ entra_close(struct provider *p)
 	if (p == NULL)
 		return;
 	http_client_free(p->http);
-	if (p->token_url != NULL) {
+	kit_oauth_clear(&p->oauth);
+	if (p->pace_ready)
 		pthread_mutex_destroy(&p->pace_mu);
-		pthread_mutex_destroy(&p->tok_mu);
-	}
-	secret_free(&p->token, p->token_len);
-	secret_free(&p->secret, p->secret_len);
-	secret_free(&p->key_pem, p->key_len);
+	provider_keys_clear(entra_keys, p);
 	free(p->token_url);
 	free(p->graph_origin);
-	free(p->graph_base);
-	free(p->login_base);
-	free(p->client_id);
-	free(p->tenant);
 	free(p->name);
 	free(p);
 }
 
-/* The keys an entra section may hold, each checked on its own. */
-struct opts {
-	const struct config_kv *secret, *cert, *key, *ca;
-	long timeout, writes, window;
-};
-
-static int
-set_key(struct provider *p, struct opts *o, const struct system_config *cfg,
-    const struct config_kv *kv, struct qerr *e)
-{
-	const char *k = kv->key;
-	size_t olen;
-	long n;
-
-	if (strcmp(k, "tenant") == 0) {
-		if (!is_tenant(kv->value))
-			return config_error(e, cfg, kv->line, k, "tenant must be a tenant id (GUID) "
-			    "or a domain name, not \"%s\"", kv->value);
-		free(p->tenant);
-		return (p->tenant = strdup(kv->value)) == NULL ? QERR_NOMEM : 0;
-	}
-	if (strcmp(k, "client_id") == 0) {
-		if (!is_guid(kv->value))
-			return config_error(e, cfg, kv->line, k,
-			    "client_id must be the app's application id (a GUID)");
-		free(p->client_id);
-		return (p->client_id = strdup(kv->value)) == NULL ? QERR_NOMEM : 0;
-	}
-	if (strcmp(k, "login_base") == 0 || strcmp(k, "graph_base") == 0) {
-		if (check_base(kv->value, &olen) != 0)
-			return config_error(e, cfg, kv->line, k, "%s must be an http(s) URL with no "
-			    "query, not \"%s\"", k, kv->value);
-		return set_base(k[0] == 'l' ? &p->login_base : &p->graph_base, kv->value, e);
-	}
-	if (strcmp(k, "client_secret_file") == 0)
-		o->secret = kv;
-	else if (strcmp(k, "certificate_file") == 0)
-		o->cert = kv;
-	else if (strcmp(k, "private_key_file") == 0)
-		o->key = kv;
-	else if (strcmp(k, "ca_file") == 0) {
-		if (access(kv->value, R_OK) != 0)
-			return config_error(e, cfg, kv->line, k, "ca_file %s: %s", kv->value,
-			    strerror(errno));
-		o->ca = kv;
-	} else if (strcmp(k, "timeout") == 0) {
-		if (config_long(kv->value, 1, 600, &o->timeout) != 0)
-			return config_error(e, cfg, kv->line, k,
-			    "timeout must be 1 to 600 seconds, not \"%s\"", kv->value);
-	} else if (strcmp(k, "batch_size") == 0) {
-		if (config_long(kv->value, 1, BATCH_SIZE_MAX, &n) != 0)
-			return config_error(e, cfg, kv->line, k,
-			    "batch_size must be 1 to %d, not \"%s\"", BATCH_SIZE_MAX, kv->value);
-		p->batch_size = (size_t)n;
-	} else if (strcmp(k, "ip_rps") == 0) {
-		if (parse_double(kv->value, 0.01, 1000, &p->ip_rps) != 0)
-			return config_error(e, cfg, kv->line, k,
-			    "ip_rps must be a number from 0.01 to 1000, not \"%s\"", kv->value);
-	} else if (strcmp(k, "writes_per_window") == 0) {
-		if (config_long(kv->value, 1, 10000000, &o->writes) != 0)
-			return config_error(e, cfg, kv->line, k,
-			    "writes_per_window must be a positive integer, not \"%s\"", kv->value);
-	} else if (strcmp(k, "window_s") == 0) {
-		if (config_long(kv->value, 1, 86400, &o->window) != 0)
-			return config_error(e, cfg, kv->line, k,
-			    "window_s must be 1 to 86400 seconds, not \"%s\"", kv->value);
-	} else
-		return config_error(e, cfg, kv->line, k, "unknown key %s", k);
-	return 0;
-}
-
 /* Checks the key and certificate now, so a bad pair fails at start and not mid-incident. */
 static int
-load_certificate(struct provider *p, const struct system_config *cfg,
-    const struct opts *o, struct qerr *e)
+load_certificate(struct provider *p, const struct system_config *cfg, struct qerr *e)
 {
-	char *cert = NULL, *jws = NULL;
-	size_t len;
+	const struct config_kv *ckv = config_system_get(cfg, "certificate_file");
+	const struct config_kv *kkv = config_system_get(cfg, "private_key_file");
+	struct kit_secret cert = { 0 };
+	struct kit_oauth_config oc = { .client_id = p->client_id, .token_url = p->token_url,
+	    .key_pem = p->key_pem.buf, .alg = "RS256", .x5t = p->x5t };
 	struct qerr je = { 0 };
+	char *jws = NULL;
 	int r;
 
-	if ((r = read_file_text(cfg, o->cert, false, &cert, &len, e)) != 0)
+	if ((r = kit_file_read(cfg, ckv, 0, FILE_MAX, &cert, e)) != 0)
 		return r;
-	if (jwt_x5t_s256(cert, p->x5t, &je) != 0) {
-		r = config_error(e, cfg, o->cert->line, o->cert->key, "certificate_file %s: %s",
-		    o->cert->value, je.msg);
-		goto out;
-	}
-	if ((r = read_file_text(cfg, o->key, true, &p->key_pem, &p->key_len, e)) != 0)
-		goto out;
-	if (jwt_sign("RS256", p->key_pem, "{\"alg\":\"RS256\"}", "{}", &jws, &je) != 0) {
-		r = config_error(e, cfg, o->key->line, o->key->key, "private_key_file %s: %s",
-		    o->key->value, je.msg);
-		goto out;
-	}
-	r = 0;
-out:
-	free(jws);
-	free(cert);
+	if (jwt_x5t_s256(cert.buf, p->x5t, &je) != 0)
+		r = config_error(e, cfg, ckv->line, ckv->key, "certificate_file %s: %s",
+		    ckv->value, je.msg);
+	else if (kit_oauth_assertion(&oc, &jws, &je) != 0)
+		r = config_error(e, cfg, kkv->line, kkv->key, "private_key_file %s: %s",
+		    kkv->value, je.msg);
+	kit_free_str(jws);
+	kit_secret_clear(&cert);
 	return r;
 }
 
+/* A client secret, or a certificate with its key: one of the two. */
 static int
-check_required(struct provider *p, const struct system_config *cfg, const struct opts *o,
-    struct qerr *e)
+check_credentials(struct provider *p, const struct system_config *cfg, struct qerr *e)
 {
-	if (p->tenant == NULL)
-		return config_error(e, cfg, cfg->line, "tenant", "system %s: tenant is required",
-		    p->name);
-	if (p->client_id == NULL)
-		return config_error(e, cfg, cfg->line, "client_id",
-		    "system %s: client_id is required", p->name);
-	if (o->secret != NULL && (o->cert != NULL || o->key != NULL))
-		return config_error(e, cfg, o->secret->line, o->secret->key, "client_secret_file "
+	const struct config_kv *skv = config_system_get(cfg, "client_secret_file");
+
+	if (skv != NULL && (p->cert_file != NULL || p->key_pem.buf != NULL))
+		return config_error(e, cfg, skv->line, skv->key, "client_secret_file "
 		    "and certificate_file/private_key_file exclude each other");
-	if (o->secret == NULL && (o->cert == NULL || o->key == NULL))
-		return config_error(e, cfg, cfg->line, "client_secret_file", "system %s: set "
-		    "client_secret_file, or both certificate_file and private_key_file", p->name);
-	return 0;
+	if (skv == NULL && (p->cert_file == NULL || p->key_pem.buf == NULL))
+		return config_error(e, cfg, cfg->line, "client_secret_file", "system \"%s\" "
+		    "needs client_secret_file, or both certificate_file and private_key_file",
+		    p->name);
+	return skv != NULL ? 0 : load_certificate(p, cfg, e);
 }
 
 static int
-open_state(struct provider *p, const struct opts *o, struct qerr *e)
+send_token_request(void *arg, const struct http_request *req, struct http_response *resp,
+    struct qerr *e)
+{
+	struct provider *p = arg;
+
+	return http_do(p->http, req, resp, e);
+}
+
+static int
+open_state(struct provider *p, struct qerr *e)
 {
 	struct http_options ho = { 0 };
-	size_t olen = 0;
-	double writes = (double)o->writes;
+	struct kit_oauth_config oc = { .vendor = "Entra ID", .token_url = p->token_url,
+	    .client_id = p->client_id, .scope = GRAPH_SCOPE, .alg = "RS256",
+	    .x5t = p->x5t };
+	struct kit_url u;
+	int64_t now = clock_mono_ms();
+	int r;
 
-	if (asprintf(&p->token_url, "%s/%s/oauth2/v2.0/token", p->login_base, p->tenant) ==
-	    -1) {
-		p->token_url = NULL;
+	if (p->secret.buf != NULL)
+		oc.secret = &p->secret;
+	else
+		oc.key_pem = p->key_pem.buf;
+	kit_url_parse(p->graph_base, "https http", &u);
+	if ((p->graph_origin = strndup(p->graph_base, u.origin_len)) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	}
-	pthread_mutex_init(&p->tok_mu, NULL);
-	pthread_mutex_init(&p->pace_mu, NULL);
-	check_base(p->graph_base, &olen);
-	if ((p->graph_origin = strndup(p->graph_base, olen)) == NULL)
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	/*
-	 * A burst allowance plus a steady rate that together never exceed the budget in
-	 * any window, however Graph slides it.
-	 */
-	p->bucket_cap = writes >= 40 ? (double)(long)(writes / 20) : 1;
-	p->bucket_rate = (writes - p->bucket_cap) / ((double)o->window * 1000);
-	if (p->bucket_rate <= 0)
-		p->bucket_rate = writes / ((double)o->window * 1000);
-	p->bucket = p->bucket_cap;
-	p->bucket_ms = clock_mono_ms();
-	ho.ca_file = o->ca != NULL ? o->ca->value : NULL;
-	ho.timeout_ms = o->timeout * 1000;
-	ho.connect_timeout_ms = o->timeout * 1000 < 5000 ? o->timeout * 1000 : 5000;
+	if (pthread_mutex_init(&p->pace_mu, NULL) != 0)
+		return qerr_set(e, QERR_INTERNAL, NULL, "pthread_mutex_init failed");
+	p->pace_ready = true;
+	kit_bucket_init(&p->writes_b, (double)p->writes, p->window_s * 1000, now);
+	/* A tenth of the gap spare: requests spaced exactly 1/ip_rps apart can arrive
+	 * closer than that after network jitter, and Graph counts arrivals. */
+	kit_bucket_init(&p->ip_b, 1, (int64_t)ceil(1100 / p->ip_rps), now);
+	ho.ca_file = p->ca_file;
+	ho.timeout_ms = p->timeout * 1000;
+	ho.connect_timeout_ms = p->timeout * 1000 < 5000 ? p->timeout * 1000 : 5000;
 	ho.system = p->name;
-	return http_client_new(&ho, &p->http, e);
+	if ((r = http_client_new(&ho, &p->http, e)) != 0)
+		return r;
+	return kit_oauth_init(&p->oauth, &oc, send_token_request, p, e);
 }
 
 static int
 entra_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 {
-	struct opts o = { .timeout = TIMEOUT_DEFAULT, .writes = WRITES_DEFAULT,
-	    .window = WINDOW_S_DEFAULT };
 	struct provider *p;
-	size_t i, j;
 	int r = QERR_NOMEM;
 
 	*out = NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	p->batch_size = BATCH_SIZE_DEFAULT;
-	p->ip_rps = 1;
-	if ((p->name = strdup(cfg->name != NULL ? cfg->name : "")) == NULL ||
-	    (p->login_base = strdup(LOGIN_BASE_DEFAULT)) == NULL ||
-	    (p->graph_base = strdup(GRAPH_BASE_DEFAULT)) == NULL) {
+	if ((p->name = strdup(cfg->name != NULL ? cfg->name : "")) == NULL) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < cfg->nkv; i++) {
-		const struct config_kv *kv = &cfg->kv[i];
-
-		for (j = 0; j < i; j++)
-			if (strcmp(cfg->kv[j].key, kv->key) == 0) {
-				r = config_error(e, cfg, kv->line, kv->key,
-				    "%s is set twice (first on line %d)", kv->key,
-				    cfg->kv[j].line);
-				goto out;
-			}
-		if (strcmp(kv->key, "kind") == 0 || strcmp(kv->key, "max_concurrency") == 0)
-			continue;
-		if ((r = set_key(p, &o, cfg, kv, e)) != 0) {
-			if (r == QERR_NOMEM)
-				qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-			goto out;
-		}
-	}
-	if ((r = check_required(p, cfg, &o, e)) != 0)
+	if ((r = provider_keys_parse(entra_keys, cfg, p, e)) != 0)
 		goto out;
-	if (o.secret != NULL)
-		r = read_file_text(cfg, o.secret, true, &p->secret, &p->secret_len, e);
-	else
-		r = load_certificate(p, cfg, &o, e);
-	if (r != 0 || (r = open_state(p, &o, e)) != 0)
+	if (asprintf(&p->token_url, "%s/%s/oauth2/v2.0/token", p->login_base, p->tenant) ==
+	    -1) {
+		p->token_url = NULL;
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if ((r = check_credentials(p, cfg, e)) != 0 || (r = open_state(p, e)) != 0)
 		goto out;
 	*out = p;
 	p = NULL;
@@ -526,275 +304,44 @@ out:
 	return r;
 }
 
-/* The access token */
-
-/* Sets "<first line of the OAuth error_description>" for the analyst. */
-static void
-oauth_error(const char *body, char *code, size_t clen, char *msg, size_t mlen)
-{
-	json_t *root, *c, *d;
-	size_t n;
-
-	snprintf(code, clen, "tokenError");
-	snprintf(msg, mlen, "no OAuth error in the answer");
-	if ((root = json_loads(body, 0, NULL)) == NULL)
-		return;
-	c = json_object_get(root, "error");
-	d = json_object_get(root, "error_description");
-	if (json_is_string(c))
-		snprintf(code, clen, "%s", json_string_value(c));
-	if (json_is_string(d)) {
-		n = strcspn(json_string_value(d), "\r\n");
-		snprintf(msg, mlen, "%.*s", (int)(n < 300 ? n : 300), json_string_value(d));
-	}
-	json_decref(root);
-}
-
-static int
-make_assertion(struct provider *p, char **out, struct qerr *e)
-{
-	char jti[37], *hdr = NULL, *claims = NULL;
-	json_t *h, *c;
-	time_t now = time(NULL);
-	int r;
-
-	uuid4(jti);
-	h = json_pack("{s:s, s:s, s:s}", "alg", "RS256", "typ", "JWT", "x5t#S256", p->x5t);
-	c = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "aud", p->token_url,
-	    "iss", p->client_id, "sub", p->client_id, "jti", jti,
-	    "nbf", (json_int_t)now, "iat", (json_int_t)now,
-	    "exp", (json_int_t)now + ASSERTION_LIFE_S);
-	if (h == NULL || c == NULL || (hdr = json_dumps(h, JSON_COMPACT |
-	    JSON_PRESERVE_ORDER)) == NULL || (claims = json_dumps(c, JSON_COMPACT |
-	    JSON_PRESERVE_ORDER)) == NULL)
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	else
-		r = jwt_sign("RS256", p->key_pem, hdr, claims, out, e);
-	free(claims);
-	free(hdr);
-	json_decref(c);
-	json_decref(h);
-	return r;
-}
-
-static int
-token_body(struct provider *p, char **out, size_t *len, struct qerr *e)
-{
-	char *cred = NULL, *esc_id = NULL, *esc_cred = NULL, *esc_scope = NULL;
-	int r = QERR_NOMEM, n;
-
-	*out = NULL;
-	if (p->secret == NULL && (r = make_assertion(p, &cred, e)) != 0)
-		return r;
-	r = QERR_NOMEM;
-	if ((esc_id = http_escape(p->client_id)) == NULL ||
-	    (esc_scope = http_escape(GRAPH_SCOPE)) == NULL ||
-	    (esc_cred = http_escape(p->secret != NULL ? p->secret : cred)) == NULL)
-		goto out;
-	if (p->secret != NULL)
-		n = asprintf(out, "grant_type=client_credentials&client_id=%s&scope=%s"
-		    "&client_secret=%s", esc_id, esc_scope, esc_cred);
-	else
-		n = asprintf(out, "grant_type=client_credentials&client_id=%s&scope=%s"
-		    "&client_assertion_type=%s&client_assertion=%s", esc_id, esc_scope,
-		    "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer", esc_cred);
-	if (n < 0) {
-		*out = NULL;
-		goto out;
-	}
-	*len = (size_t)n;
-	r = 0;
-out:
-	if (r != 0)
-		qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	if (esc_cred != NULL)
-		secret_free(&esc_cred, strlen(esc_cred));
-	if (cred != NULL)
-		secret_free(&cred, strlen(cred));
-	free(esc_scope);
-	free(esc_id);
-	return r;
-}
-
-/* Reads a token answer; the token goes to p with its renewal time. tok_mu is held. */
-static int
-token_store(struct provider *p, const struct http_response *resp, struct qerr *e)
-{
-	json_t *root, *tt, *at, *ex;
-	json_int_t life;
-	int r = QERR_PERMANENT;
-
-	if ((root = json_loads(resp->body, 0, NULL)) == NULL || !json_is_object(root)) {
-		json_decref(root);
-		return qerr_set(e, QERR_TRANSIENT, NULL,
-		    "the token endpoint answered 200 with no JSON object");
-	}
-	tt = json_object_get(root, "token_type");
-	at = json_object_get(root, "access_token");
-	ex = json_object_get(root, "expires_in");
-	life = json_is_integer(ex) ? json_integer_value(ex) : -1;
-	if (!json_is_string(tt) || strcasecmp(json_string_value(tt), "Bearer") != 0 ||
-	    !json_is_string(at) || json_string_length(at) == 0 ||
-	    strpbrk(json_string_value(at), " \r\n") != NULL || life <= 0) {
-		qerr_set(e, QERR_PERMANENT, NULL, "the token endpoint's answer lacks a Bearer "
-		    "access_token with a positive expires_in");
-		goto out;
-	}
-	secret_free(&p->token, p->token_len);
-	p->token_len = json_string_length(at);
-	if ((p->token = strdup(json_string_value(at))) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	/* Renew early, but never so early that a short-lived token is never reused. */
-	p->token_renew_ms = clock_mono_ms() + (life - (life / 2 < TOKEN_MARGIN_S ? life / 2 :
-	    TOKEN_MARGIN_S)) * 1000;
-	p->token_gen++;
-	r = 0;
-out:
-	/* The parsed copy of the token lives in jansson's memory: overwrite it. */
-	if (json_is_string(at))
-		sodium_memzero((char *)json_string_value(at), json_string_length(at));
-	json_decref(root);
-	return r;
-}
-
-static int
-token_fetch(struct provider *p, struct qerr *e)
-{
-	const struct http_header hdrs[] = {
-		{ "Content-Type", "application/x-www-form-urlencoded" },
-		{ "Accept", "application/json" },
-	};
-	struct http_request req = { .method = "POST", .url = p->token_url,
-	    .headers = hdrs, .nheaders = 2 };
-	struct http_response resp = { 0 };
-	char code[64], msg[320], *body = NULL;
-	size_t blen = 0;
-	int r;
-
-	if ((r = token_body(p, &body, &blen, e)) != 0)
-		return r;
-	req.body = body;
-	req.body_len = blen;
-	r = http_do(p->http, &req, &resp, e);
-	secret_free(&body, blen);
-	if (r != 0)
-		return r;
-	if (resp.status == 200)
-		r = token_store(p, &resp, e);
-	else {
-		oauth_error(resp.body, code, sizeof(code), msg, sizeof(msg));
-		r = qerr_set(e, resp.status == 429 || resp.status >= 500 ? QERR_TRANSIENT :
-		    QERR_PERMANENT, NULL, "Entra ID refused the app's sign-in (HTTP %ld %s): %s",
-		    resp.status, code, msg);
-		if (e != NULL) {
-			e->status = (int)resp.status;
-			snprintf(e->vendor_code, sizeof(e->vendor_code), "%s", code);
-		}
-	}
-	http_response_clear(&resp);
-	return r;
-}
-
-/*
- * A copy of a usable token in *out ("Bearer …" header value). stale_gen is the
- * generation Graph just refused (or 0): only that one is replaced, so threads that
- * saw the same 401 renew once between them.
- */
-static int
-token_get(struct provider *p, unsigned stale_gen, char **out, size_t *len, unsigned *gen,
-    struct qerr *e)
-{
-	int r = 0, n;
-
-	*out = NULL;
-	pthread_mutex_lock(&p->tok_mu);
-	if (p->token == NULL || clock_mono_ms() >= p->token_renew_ms ||
-	    (stale_gen != 0 && stale_gen == p->token_gen))
-		r = token_fetch(p, e);
-	if (r == 0) {
-		if ((n = asprintf(out, "Bearer %s", p->token)) < 0) {
-			*out = NULL;
-			r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		} else
-			*len = (size_t)n;
-		*gen = p->token_gen;
-	}
-	pthread_mutex_unlock(&p->tok_mu);
-	return r;
-}
-
 /* Pacing */
 
-/* Reserves one write credit and sleeps until it is due. */
-static void
-pace_write(struct provider *p)
+/*
+ * Reserves a request of budget b: 0 with the wait slept through, or 1 with *wait_ms
+ * when the wait is longer than a worker should be held (nothing reserved).
+ */
+static int
+pace(struct provider *p, enum budget b, int64_t *wait_ms)
 {
-	int64_t now, wait = 0;
+	struct kit_bucket *k = b == BUDGET_WRITE ? &p->writes_b : &p->ip_b;
+	int64_t wait;
 
+	if (b == BUDGET_NONE)
+		return 0;
 	pthread_mutex_lock(&p->pace_mu);
-	now = clock_mono_ms();
-	p->bucket += (double)(now - p->bucket_ms) * p->bucket_rate;
-	if (p->bucket > p->bucket_cap)
-		p->bucket = p->bucket_cap;
-	p->bucket_ms = now;
-	p->bucket -= 1;
-	if (p->bucket < 0)
-		wait = ceil_ms(-p->bucket / p->bucket_rate);
-	if (p->write_hold_ms > now + wait)
-		wait = p->write_hold_ms - now;
+	if ((wait = kit_bucket_take(k, clock_mono_ms())) > PACE_BLOCK_MAX_MS)
+		kit_bucket_return(k);
 	pthread_mutex_unlock(&p->pace_mu);
+	*wait_ms = wait;
+	if (wait > PACE_BLOCK_MAX_MS)
+		return 1;
 	if (wait > 0)
 		provider_observe_wait(p->name, (double)wait / 1000.0);
 	clock_sleep_ms(wait);
+	return 0;
 }
 
-static void
-pace_ip(struct provider *p)
-{
-	int64_t now, slot;
-
-	pthread_mutex_lock(&p->pace_mu);
-	now = clock_mono_ms();
-	slot = p->ip_next_ms > now ? p->ip_next_ms : now;
-	/* A tenth of the gap spare: requests spaced exactly 1/ip_rps apart can arrive
-	 * closer than that after network jitter, and Graph counts arrivals. */
-	p->ip_next_ms = slot + ceil_ms(1100 / p->ip_rps);
-	pthread_mutex_unlock(&p->pace_mu);
-	if (slot > now)
-		provider_observe_wait(p->name, (double)(slot - now) / 1000.0);
-	clock_sleep_ms(slot - now);
-}
-
-/* Graph throttled us anyway: hold every writer back, not just this step. */
+/* Graph throttled us anyway: hold every request of the budget back, not just this
+ * step. */
 static void
 pace_hold(struct provider *p, enum budget b, int ms)
 {
-	int64_t until = clock_mono_ms() + ms;
-
 	pthread_mutex_lock(&p->pace_mu);
-	if (b == BUDGET_WRITE && until > p->write_hold_ms)
-		p->write_hold_ms = until;
-	else if (b == BUDGET_IP && until > p->ip_next_ms)
-		p->ip_next_ms = until;
+	kit_bucket_hold(b == BUDGET_WRITE ? &p->writes_b : &p->ip_b, clock_mono_ms() + ms);
 	pthread_mutex_unlock(&p->pace_mu);
 }
 
 /* Graph calls */
-
-/* Retry-After in seconds, possibly fractional ("2.128"); -1 when absent or odd. */
-static int
-retry_after(const struct http_response *resp)
-{
-	char buf[32];
-	double s;
-
-	if (http_header_get(resp, "Retry-After", buf, sizeof(buf)) == NULL ||
-	    parse_double(buf, 0, 86400, &s) != 0)
-		return -1;
-	return (int)ceil_ms(s * 1000);
-}
 
 /* Reads Graph's error object ({"error":{"code","message"}}) when there is one. */
 static void
@@ -849,7 +396,7 @@ graph_once(struct provider *p, const char *method, const char *url, const char *
 		return r;
 	http_header_get(resp, "request-id", g->request_id, sizeof(g->request_id));
 	g->status = resp->status;
-	g->retry_after_ms = retry_after(resp);
+	g->retry_after_ms = kit_retry_after(resp);
 	graph_error(resp, g);
 	return 0;
 }
@@ -857,8 +404,9 @@ graph_once(struct provider *p, const char *method, const char *url, const char *
 /*
  * One Graph call with the app's token, paced by budget. An expired or revoked token
  * (401 InvalidAuthenticationToken) is renewed once and the call sent once more.
- * Returns 0 with *resp and *g filled, or a QERR code with e set when no answer came
- * or no token could be had.
+ * Returns 0 with *resp and *g filled, QERR_BUSY when the budget holds the call back
+ * for g->retry_after_ms (not sent), or a QERR code with e set when no answer came or
+ * no token could be had.
  */
 static int
 graph_call_prefer(struct provider *p, enum budget b, const char *method,
@@ -866,21 +414,23 @@ graph_call_prefer(struct provider *p, enum budget b, const char *method,
     struct gres *g, struct qerr *e)
 {
 	char *auth = NULL;
-	size_t alen = 0;
 	unsigned gen = 0;
+	int64_t wait;
 	int r, attempt;
 
 	memset(g, 0, sizeof(*g));
 	g->retry_after_ms = -1;
 	for (attempt = 0; attempt < 2; attempt++) {
-		if ((r = token_get(p, attempt == 0 ? 0 : gen, &auth, &alen, &gen, e)) != 0)
+		if ((r = kit_oauth_get(&p->oauth, attempt == 0 ? 0 : gen, &auth, &gen, e)) != 0)
 			return r;
-		if (b == BUDGET_WRITE)
-			pace_write(p);
-		else if (b == BUDGET_IP)
-			pace_ip(p);
+		if (pace(p, b, &wait) != 0) {
+			kit_free_str(auth);
+			g->retry_after_ms = wait > INT32_MAX ? INT32_MAX : (int)wait;
+			return QERR_BUSY;
+		}
 		r = graph_once(p, method, url, body, prefer, auth, resp, g, e);
-		secret_free(&auth, alen);
+		kit_free_str(auth);
+		auth = NULL;
 		if (r != 0 || resp->status != 401 ||
 		    strcmp(g->code, "InvalidAuthenticationToken") != 0 || attempt == 1)
 			return r;
@@ -896,27 +446,38 @@ graph_call(struct provider *p, enum budget b, const char *method, const char *ur
 	return graph_call_prefer(p, b, method, url, body, NULL, resp, g, e);
 }
 
+/* The outcome of a call that brought no answer: held back (r QERR_BUSY), or e. */
 static void
-result_from_qerr(struct step_result *res, const struct qerr *e, const char *rid)
+result_from_qerr(struct step_result *res, int r, const struct qerr *e,
+    const struct gres *g)
 {
+	if (r == QERR_BUSY) {
+		kit_result_paced(res, g->retry_after_ms, "staying under Graph's request "
+		    "budget for this app");
+		return;
+	}
 	provider_result_set(res, e->code == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
 	    STEP_OUTCOME_TRANSIENT, e->vendor_code[0] != '\0' ? e->vendor_code :
 	    e->code == QERR_TRANSIENT ? "unavailable" : "error", "%s", e->msg);
-	if (rid != NULL)
-		snprintf(res->request_id, sizeof(res->request_id), "%s", rid);
+	if (g->request_id[0] != '\0')
+		snprintf(res->request_id, sizeof(res->request_id), "%s", g->request_id);
 }
 
-/* Turns a Graph error answer into the step's outcome. */
+/*
+ * Turns a Graph error answer into the step's outcome; attempt is the step's (1 =
+ * first). A 429 without Retry-After waits one Identity Protection slot, or backs off
+ * exponentially.
+ */
 static void
 result_from_graph(struct provider *p, struct step_result *res, const struct gres *g,
-    enum budget b)
+    enum budget b, int attempt)
 {
 	int ra = g->retry_after_ms;
 
 	snprintf(res->request_id, sizeof(res->request_id), "%s", g->request_id);
 	if (g->status == 429) {
 		if (ra < 0)
-			ra = b == BUDGET_IP ? (int)ceil_ms(1000 / p->ip_rps) : 0;
+			ra = b == BUDGET_IP ? (int)ceil(1000 / p->ip_rps) : kit_backoff_ms(attempt);
 		if (ra > 0)
 			pace_hold(p, b, ra);
 		provider_result_set(res, STEP_OUTCOME_TRANSIENT, g->code, "throttled by Graph: %s",
@@ -1065,12 +626,12 @@ user_step(struct provider *p, const struct step *step, struct step_result *res)
 	if (r == QERR_NOMEM || r == QERR_INTERNAL)
 		return r;
 	if (r != 0)
-		result_from_qerr(res, &e, g.request_id[0] != '\0' ? g.request_id : NULL);
+		result_from_qerr(res, r, &e, &g);
 	else if (resp.status >= 200 && resp.status < 300) {
 		user_succeeded(step, &resp, res);
 		snprintf(res->request_id, sizeof(res->request_id), "%s", g.request_id);
 	} else
-		result_from_graph(p, res, &g, BUDGET_WRITE);
+		result_from_graph(p, res, &g, BUDGET_WRITE, step->attempts + 1);
 	http_response_clear(&resp);
 	return 0;
 }
@@ -1161,13 +722,13 @@ confirm_chunk(struct provider *p, const struct step *const *steps, size_t n,
 		return 0;
 	}
 	if (r != 0)
-		result_from_qerr(res, &e, g.request_id[0] != '\0' ? g.request_id : NULL);
+		result_from_qerr(res, r, &e, &g);
 	else if (resp.status >= 200 && resp.status < 300) {
 		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "confirmed compromised in Entra ID "
 		    "Identity Protection: user risk set to high");
 		snprintf(res->request_id, sizeof(res->request_id), "%s", g.request_id);
 	} else
-		result_from_graph(p, res, &g, BUDGET_IP);
+		result_from_graph(p, res, &g, BUDGET_IP, steps[0]->attempts + 1);
 	copy_result(res, n);
 	http_response_clear(&resp);
 	return 0;
@@ -1197,7 +758,7 @@ confirm_batch(struct provider *p, const struct step *const *steps, size_t n,
 		}
 	}
 	for (i = 0; i < m; i += chunk) {
-		chunk = m - i < p->batch_size ? m - i : p->batch_size;
+		chunk = m - i < (size_t)p->batch_size ? m - i : (size_t)p->batch_size;
 		if ((r = confirm_chunk(p, ok + i, chunk, tmp + i)) != 0)
 			goto out;
 		for (j = 0; j < chunk; j++)
@@ -1551,6 +1112,7 @@ static const struct kind_info entra_info = {
 const struct provider_ops provider_entra = {
 	.kind = "entra",
 	.info = &entra_info,
+	.keys = entra_keys,
 	.open = entra_open,
 	.supports = entra_supports,
 	.execute = entra_execute,

@@ -7,24 +7,17 @@
  * load never meets a 429, and a counting semaphore caps the requests in flight.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
-#include <sodium.h>
 
 #include "core/clock.h"
 #include "core/entra_roles.h"
@@ -32,22 +25,20 @@
 #include "core/log.h"
 #include "core/text.h"
 #include "providers/http.h"
+#include "providers/kit.h"
 #include "providers/provider.h"
 
 #define SECRET_MAX		16384
-#define TIMEOUT_DEFAULT		30
+#define TIMEOUT_DEFAULT		"30"
 #define CONCURRENCY_DEFAULT	10
 #define CONCURRENCY_MAX		75	/* Okta's concurrent request limit per org */
-#define HEADROOM_DEFAULT	0.9	/* of each window sent at once; the rest is spread */
+#define HEADROOM_DEFAULT	"0.9"	/* of each window sent at once; the rest is spread */
 #define PACE_BLOCK_MAX_MS	2000	/* longer waits go back to the engine */
 #define RESET_MARGIN_MS		50
 #define CLOCK_SKEW_MS		2000
-#define ASSERTION_LIFETIME	300	/* seconds; Okta accepts at most one hour */
-#define TOKEN_MARGIN_MAX_MS	60000
 #define PAGE_LIMIT		200
 #define PAGES_MAX		100000
 #define SCOPES_DEFAULT		"okta.users.manage okta.userRisk.manage"
-#define ASSERTION_TYPE		"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 /*
  * Okta counts requests per endpoint family (developer.okta.com/docs/reference/
@@ -74,31 +65,29 @@ struct bucket {
 
 struct provider {
 	char *name;
+	/* From the key table (okta_keys). */
 	char *org_url;		/* scheme://host[:port], no trailing slash */
-	char *token_url;
-	char *ca_file;
-	char *api_token;	/* SSWS; zeroed before free */
-	char *client_id;
-	char *key_pem;		/* private key PEM; zeroed before free */
+	bool plaintext;
+	struct kit_secret api_token;	/* SSWS … */
+	char *client_id;	/* … or an OAuth service app */
+	struct kit_secret key_pem;
 	char *key_id;
 	char *scopes;
-	const char *alg;	/* "RS256" or "ES256", from the key */
-	int timeout;
-	int max_inflight;
+	char *ca_file;
+	long timeout;
 	double headroom;
+
+	char *token_url;
+	const char *alg;	/* "RS256" or "ES256", from the key */
+	int max_inflight;
 	struct http_client *http;
+	struct kit_oauth oauth;	/* with client_id */
 
 	pthread_mutex_t mu;	/* buckets and the semaphore */
 	pthread_cond_t cv;
 	bool sync_ready;
 	int inflight;
 	struct bucket buckets[BUCKET_COUNT];
-
-	pthread_mutex_t tok_mu;	/* the access token; held while one is fetched */
-	bool tok_ready;
-	char *access_token;	/* zeroed before free */
-	int64_t tok_renew_ms;	/* monotonic: fetch a new one from then on */
-	unsigned tok_gen;
 };
 
 /* One answer from Okta, with the parts of an error body every caller reports. */
@@ -108,137 +97,62 @@ struct answer {
 	char code[64];
 	char summary[448];
 	json_t *body;		/* the parsed body when it is JSON, else NULL */
+	int attempt;		/* the step's (1 = first), for the backoff of a bare 429 */
 };
-
-static void
-free_secret(char *s)
-{
-	if (s == NULL)
-		return;
-	sodium_memzero(s, strlen(s));
-	free(s);
-}
 
 /* Configuration */
 
-/*
- * https://host[:port] with an optional trailing slash and nothing else: a path would
- * be silently dropped, and user info or a query has no business in an org URL.
- */
-static int
-check_org_url(const char *url, bool *plain, char **out)
-{
-	const char *h, *end;
-	size_t n;
-	long port;
-
-	if (strncmp(url, "https://", 8) == 0) {
-		*plain = false;
-		h = url + 8;
-	} else if (strncmp(url, "http://", 7) == 0) {
-		*plain = true;
-		h = url + 7;
-	} else
-		return -1;
-	if (*h == '[') {
-		n = strspn(h + 1, "0123456789abcdefABCDEF:.");
-		if (n == 0 || h[1 + n] != ']')
-			return -1;
-		end = h + n + 2;
-	} else {
-		n = strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789.-");
-		if (n == 0)
-			return -1;
-		end = h + n;
-	}
-	if (*end == ':') {
-		char digits[8];
-
-		n = strspn(end + 1, "0123456789");
-		if (n == 0 || n >= sizeof(digits))
-			return -1;
-		memcpy(digits, end + 1, n);
-		digits[n] = '\0';
-		if (config_long(digits, 1, 65535, &port) != 0)
-			return -1;
-		end += 1 + n;
-	}
-	if ((*end == '/' && end[1] != '\0') || (*end != '/' && *end != '\0'))
-		return -1;
-	if ((*out = strndup(url, (size_t)(end - url))) == NULL)
-		return QERR_NOMEM;
-	return 0;
-}
-
-/*
- * Reads a secret file: regular, not readable or writable by everyone, at most
- * SECRET_MAX bytes, no NUL; trailing newlines dropped. The copy on the stack is zeroed.
- */
-static int
-read_secret(const struct system_config *cfg, const struct config_kv *kv, char **out,
-    struct qerr *e)
-{
-	char buf[SECRET_MAX + 1];
-	struct stat st;
-	size_t len = 0;
-	ssize_t n;
-	int fd, r = QERR_CONFIG;
-
-	*out = NULL;
-	if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) == -1)
-		return config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
-		    strerror(errno));
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		config_error(e, cfg, kv->line, kv->key, "%s %s: not a regular file", kv->key,
-		    kv->value);
-		goto out;
-	}
-	if (st.st_mode & (S_IROTH | S_IWOTH)) {
-		config_error(e, cfg, kv->line, kv->key,
-		    "%s %s: readable by everyone (mode %03o): chmod o-rw it", kv->key,
-		    kv->value, (unsigned)(st.st_mode & 0777));
-		goto out;
-	}
-	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			config_error(e, cfg, kv->line, kv->key, "%s %s: %s", kv->key, kv->value,
-			    strerror(errno));
-			goto out;
-		}
-		len += (size_t)n;
-	}
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-		len--;
-	if (len == 0 || len > SECRET_MAX || memchr(buf, '\0', len) != NULL) {
-		config_error(e, cfg, kv->line, kv->key, "%s %s: empty, too long or binary",
-		    kv->key, kv->value);
-		goto out;
-	}
-	if ((*out = malloc(len + 1)) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	memcpy(*out, buf, len);
-	(*out)[len] = '\0';
-	r = 0;
-out:
-	sodium_memzero(buf, sizeof(buf));
-	close(fd);
-	return r;
-}
-
-/* An API token is one line of printable ASCII: it goes into a header as is. */
+/* Okta scope names, separated by spaces. */
 static bool
-token_ok(const char *t)
+scopes_ok(const char *v)
 {
-	for (; *t != '\0'; t++)
-		if (*t <= ' ' || *t > '~')
-			return false;
-	return true;
+	return v[0] != '\0' && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._: ") == strlen(v);
 }
+
+/* A key id goes into the assertion's header as is. */
+static bool
+key_id_ok(const char *v)
+{
+	return kit_one_word(v) && strpbrk(v, "\"\\") == NULL;
+}
+
+static bool
+fraction_ok(const char *v)
+{
+	return strtod(v, NULL) > 0.0;
+}
+
+#define OFF(f)	offsetof(struct provider, f)
+
+/* An org URL with a path would have it silently dropped, and user info or a query
+ * has no business in one. */
+static const struct provider_key okta_keys[] = {
+	{ .name = "org_url", .type = PROVIDER_KEY_URL, .required = true,
+	    .schemes = "https http", .valid = kit_url_no_path, .offset = OFF(org_url),
+	    .help = "https://host[:port]" },
+	{ .name = "allow_plaintext", .type = PROVIDER_KEY_BOOL, .offset = OFF(plaintext),
+	    .help = "yes or no" },
+	{ .name = "api_token_file", .type = PROVIDER_KEY_SECRET_FILE, .max = SECRET_MAX,
+	    .offset = OFF(api_token), .help = "a file" },
+	{ .name = "client_id", .type = PROVIDER_KEY_STRING, .valid = kit_one_word,
+	    .offset = OFF(client_id), .help = "one word" },
+	{ .name = "private_key_file", .type = PROVIDER_KEY_SECRET_FILE, .max = SECRET_MAX,
+	    .multiline = true, .offset = OFF(key_pem), .help = "a file" },
+	{ .name = "key_id", .type = PROVIDER_KEY_STRING, .valid = key_id_ok,
+	    .offset = OFF(key_id), .help = "one word" },
+	{ .name = "scopes", .type = PROVIDER_KEY_STRING, .def = SCOPES_DEFAULT,
+	    .valid = scopes_ok, .offset = OFF(scopes),
+	    .help = "Okta scope names separated by spaces" },
+	{ .name = "ca_file", .type = PROVIDER_KEY_FILE, .offset = OFF(ca_file),
+	    .help = "a readable file" },
+	{ .name = "timeout", .type = PROVIDER_KEY_LONG, .def = TIMEOUT_DEFAULT, .min = 1,
+	    .max = 3600, .offset = OFF(timeout), .help = "whole seconds from 1 to 3600" },
+	{ .name = "rate_headroom", .type = PROVIDER_KEY_NUMBER, .def = HEADROOM_DEFAULT,
+	    .min = 0, .max = 1, .valid = fraction_ok, .offset = OFF(headroom),
+	    .help = "a fraction above 0 and at most 1" },
+	{ 0 },
+};
 
 static void
 okta_close(struct provider *p)
@@ -250,119 +164,11 @@ okta_close(struct provider *p)
 		pthread_cond_destroy(&p->cv);
 		pthread_mutex_destroy(&p->mu);
 	}
-	if (p->tok_ready)
-		pthread_mutex_destroy(&p->tok_mu);
-	free_secret(p->access_token);
-	free_secret(p->key_pem);
-	free_secret(p->api_token);
-	free(p->scopes);
-	free(p->key_id);
-	free(p->client_id);
-	free(p->ca_file);
+	kit_oauth_clear(&p->oauth);
+	provider_keys_clear(okta_keys, p);
 	free(p->token_url);
-	free(p->org_url);
 	free(p->name);
 	free(p);
-}
-
-static int
-dup_value(char **dst, const struct config_kv *kv, struct qerr *e)
-{
-	free(*dst);
-	if ((*dst = strdup(kv->value)) == NULL)
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	return 0;
-}
-
-/* Which keys a section names, for the checks that need them all. */
-struct seen_keys {
-	const struct config_kv *url, *plain, *token, *client, *key, *kid, *conc;
-	bool plaintext;
-};
-
-static int
-set_number(struct provider *p, const struct system_config *cfg,
-    const struct config_kv *kv, struct qerr *e)
-{
-	char *end;
-	long n;
-
-	if (strcmp(kv->key, "timeout") == 0) {
-		if (config_long(kv->value, 1, 3600, &n) != 0)
-			return config_error(e, cfg, kv->line, kv->key,
-			    "timeout must be whole seconds from 1 to 3600, not \"%s\"",
-			    kv->value);
-		p->timeout = (int)n;
-		return 0;
-	}
-	if (strcmp(kv->key, "max_concurrency") == 0) {
-		if (config_long(kv->value, 1, CONCURRENCY_MAX, &n) != 0)
-			return config_error(e, cfg, kv->line, kv->key,
-			    "max_concurrency must be from 1 to %d (Okta's concurrent "
-			    "request limit), not \"%s\"", CONCURRENCY_MAX, kv->value);
-		p->max_inflight = (int)n;
-		return 0;
-	}
-	errno = 0;
-	p->headroom = strtod(kv->value, &end);
-	if (errno != 0 || end == kv->value || *end != '\0' || !isfinite(p->headroom) ||
-	    p->headroom <= 0.0 || p->headroom > 1.0)
-		return config_error(e, cfg, kv->line, kv->key,
-		    "rate_headroom must be a fraction above 0 and at most 1, not \"%s\"",
-		    kv->value);
-	return 0;
-}
-
-static int
-set_key(struct provider *p, const struct system_config *cfg, const struct config_kv *kv,
-    struct seen_keys *sk, struct qerr *e)
-{
-	const char *k = kv->key;
-
-	if (strcmp(k, "kind") == 0)
-		return 0;
-	if (strcmp(k, "org_url") == 0)
-		sk->url = kv;
-	else if (strcmp(k, "allow_plaintext") == 0) {
-		sk->plain = kv;
-		if (config_bool(kv->value, &sk->plaintext) != 0)
-			return config_error(e, cfg, kv->line, k,
-			    "allow_plaintext must be yes or no, not \"%s\"", kv->value);
-	} else if (strcmp(k, "api_token_file") == 0)
-		sk->token = kv;
-	else if (strcmp(k, "client_id") == 0) {
-		sk->client = kv;
-		if (kv->value[0] == '\0' || !token_ok(kv->value))
-			return config_error(e, cfg, kv->line, k, "client_id must be one word");
-		return dup_value(&p->client_id, kv, e);
-	} else if (strcmp(k, "private_key_file") == 0)
-		sk->key = kv;
-	else if (strcmp(k, "key_id") == 0) {
-		sk->kid = kv;
-		if (kv->value[0] == '\0' || !token_ok(kv->value) || strchr(kv->value, '"') ||
-		    strchr(kv->value, '\\'))
-			return config_error(e, cfg, kv->line, k, "key_id must be one word");
-		return dup_value(&p->key_id, kv, e);
-	} else if (strcmp(k, "scopes") == 0) {
-		if (strspn(kv->value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789._: ") != strlen(kv->value) || kv->value[0] == '\0')
-			return config_error(e, cfg, kv->line, k,
-			    "scopes must be Okta scope names separated by spaces");
-		return dup_value(&p->scopes, kv, e);
-	} else if (strcmp(k, "ca_file") == 0) {
-		if (access(kv->value, R_OK) != 0)
-			return config_error(e, cfg, kv->line, k, "ca_file %s: %s", kv->value,
-			    strerror(errno));
-		return dup_value(&p->ca_file, kv, e);
-	} else if (strcmp(k, "timeout") == 0 || strcmp(k, "max_concurrency") == 0 ||
-	    strcmp(k, "rate_headroom") == 0) {
-		if (strcmp(k, "max_concurrency") == 0)
-			sk->conc = kv;
-		return set_number(p, cfg, kv, e);
-	} else
-		return config_error(e, cfg, kv->line, k, "unknown key \"%s\" for an okta system",
-		    k);
-	return 0;
 }
 
 /*
@@ -381,7 +187,7 @@ pick_alg(struct provider *p, const struct system_config *cfg,
 	for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
 		snprintf(hdr, sizeof(hdr), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", algs[i]);
 		qerr_clear(&ign);
-		if (jwt_sign(algs[i], p->key_pem, hdr, "{}", &jws, &ign) == 0) {
+		if (jwt_sign(algs[i], p->key_pem.buf, hdr, "{}", &jws, &ign) == 0) {
 			free(jws);
 			p->alg = algs[i];
 			return 0;
@@ -395,58 +201,51 @@ pick_alg(struct provider *p, const struct system_config *cfg,
 }
 
 static int
-check_auth(struct provider *p, const struct system_config *cfg, struct seen_keys *sk,
-    struct qerr *e)
+check_auth(struct provider *p, const struct system_config *cfg, struct qerr *e)
 {
-	int r;
+	const struct config_kv *token = config_system_get(cfg, "api_token_file");
+	const struct config_kv *key = config_system_get(cfg, "private_key_file");
+	const struct config_kv *kid = config_system_get(cfg, "key_id");
 
-	if (sk->token != NULL && (sk->client != NULL || sk->key != NULL))
-		return config_error(e, cfg, sk->token->line, "api_token_file",
+	if (token != NULL && (p->client_id != NULL || key != NULL))
+		return config_error(e, cfg, token->line, "api_token_file",
 		    "use api_token_file or client_id + private_key_file, not both");
-	if (sk->token == NULL && (sk->client == NULL || sk->key == NULL)) {
-		const struct config_kv *kv = sk->client != NULL ? sk->client : sk->key;
+	if (token == NULL && (p->client_id == NULL || key == NULL)) {
+		const struct config_kv *kv = p->client_id != NULL ?
+		    config_system_get(cfg, "client_id") : key;
 
 		return config_error(e, cfg, kv != NULL ? kv->line : cfg->line,
-		    sk->client == NULL ? "client_id" : "private_key_file",
+		    p->client_id == NULL ? "client_id" : "private_key_file",
 		    "system \"%s\" needs api_token_file, or client_id and "
 		    "private_key_file", p->name);
 	}
-	if (sk->kid != NULL && sk->token != NULL)
-		return config_error(e, cfg, sk->kid->line, "key_id",
+	if (kid != NULL && token != NULL)
+		return config_error(e, cfg, kid->line, "key_id",
 		    "key_id goes with private_key_file, not api_token_file");
-	if (sk->token != NULL) {
-		if ((r = read_secret(cfg, sk->token, &p->api_token, e)) != 0)
-			return r;
-		if (!token_ok(p->api_token))
-			return config_error(e, cfg, sk->token->line, "api_token_file",
-			    "api_token_file %s: must hold one token on one line",
-			    sk->token->value);
-		return 0;
-	}
-	if ((r = read_secret(cfg, sk->key, &p->key_pem, e)) != 0)
-		return r;
-	return pick_alg(p, cfg, sk->key, e);
+	if (token != NULL)
+		return kit_one_word(p->api_token.buf) ? 0 : config_error(e, cfg, token->line,
+		    "api_token_file", "api_token_file %s: must hold one token on one line",
+		    token->value);
+	return pick_alg(p, cfg, key, e);
 }
 
+/* What the key table cannot say alone: plaintext by choice, Okta's own cap on
+ * requests in flight. */
 static int
-check_url_keys(struct provider *p, const struct system_config *cfg,
-    struct seen_keys *sk, struct qerr *e)
+check_url_keys(struct provider *p, const struct system_config *cfg, struct qerr *e)
 {
-	bool plain = false;
-	int r;
+	const struct config_kv *conc = config_system_get(cfg, "max_concurrency");
+	long n = CONCURRENCY_DEFAULT;
 
-	if (sk->url == NULL)
-		return config_error(e, cfg, cfg->line, "org_url", "system \"%s\" needs org_url",
-		    p->name);
-	if ((r = check_org_url(sk->url->value, &plain, &p->org_url)) == QERR_NOMEM)
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	if (r != 0)
-		return config_error(e, cfg, sk->url->line, "org_url",
-		    "org_url must be https://host[:port], not \"%s\"", sk->url->value);
-	if (plain && !sk->plaintext)
-		return config_error(e, cfg, sk->url->line, "org_url",
+	if (strncmp(p->org_url, "http:", 5) == 0 && !p->plaintext)
+		return config_error(e, cfg, config_system_get(cfg, "org_url")->line, "org_url",
 		    "http:// sends the API credentials in clear: use https://, or set "
 		    "allow_plaintext = yes (tests only)");
+	if (conc != NULL && config_long(conc->value, 1, CONCURRENCY_MAX, &n) != 0)
+		return config_error(e, cfg, conc->line, "max_concurrency",
+		    "max_concurrency must be from 1 to %d (Okta's concurrent request limit), "
+		    "not \"%s\"", CONCURRENCY_MAX, conc->value);
+	p->max_inflight = (int)n;
 	if (asprintf(&p->token_url, "%s/oauth2/v1/token", p->org_url) == -1) {
 		p->token_url = NULL;
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
@@ -454,9 +253,16 @@ check_url_keys(struct provider *p, const struct system_config *cfg,
 	return 0;
 }
 
+static int send_token_request(void *arg, const struct http_request *req,
+    struct http_response *resp, struct qerr *e);
+
 static int
 start_sync(struct provider *p, struct qerr *e)
 {
+	struct kit_oauth_config oc = { .vendor = "Okta", .token_url = p->token_url,
+	    .client_id = p->client_id, .scope = p->scopes, .key_pem = p->key_pem.buf,
+	    .alg = p->alg, .kid = p->key_id };
+
 	if (pthread_mutex_init(&p->mu, NULL) != 0)
 		return qerr_set(e, QERR_INTERNAL, NULL, "pthread_mutex_init failed");
 	if (pthread_cond_init(&p->cv, NULL) != 0) {
@@ -464,51 +270,30 @@ start_sync(struct provider *p, struct qerr *e)
 		return qerr_set(e, QERR_INTERNAL, NULL, "pthread_cond_init failed");
 	}
 	p->sync_ready = true;
-	if (pthread_mutex_init(&p->tok_mu, NULL) != 0)
-		return qerr_set(e, QERR_INTERNAL, NULL, "pthread_mutex_init failed");
-	p->tok_ready = true;
-	return 0;
+	if (p->client_id == NULL)
+		return 0;
+	return kit_oauth_init(&p->oauth, &oc, send_token_request, p, e);
 }
 
 static int
 okta_open(const struct system_config *cfg, struct provider **out, struct qerr *e)
 {
 	struct http_options ho = { 0 };
-	struct seen_keys sk = { 0 };
 	struct provider *p = NULL;
-	size_t i, j;
 	int r = QERR_INTERNAL;
 
 	*out = NULL;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	p->timeout = TIMEOUT_DEFAULT;
-	p->max_inflight = CONCURRENCY_DEFAULT;
-	p->headroom = HEADROOM_DEFAULT;
 	if ((p->name = strdup(cfg->name != NULL ? cfg->name : "")) == NULL) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < cfg->nkv; i++) {
-		for (j = 0; j < i; j++)
-			if (strcmp(cfg->kv[j].key, cfg->kv[i].key) == 0) {
-				r = config_error(e, cfg, cfg->kv[i].line, cfg->kv[i].key,
-				    "%s is set twice (first on line %d)", cfg->kv[i].key,
-				    cfg->kv[j].line);
-				goto out;
-			}
-		if ((r = set_key(p, cfg, &cfg->kv[i], &sk, e)) != 0)
-			goto out;
-	}
-	if ((r = check_url_keys(p, cfg, &sk, e)) != 0 ||
-	    (r = check_auth(p, cfg, &sk, e)) != 0)
+	if ((r = provider_keys_parse(okta_keys, cfg, p, e)) != 0 ||
+	    (r = check_url_keys(p, cfg, e)) != 0 || (r = check_auth(p, cfg, e)) != 0)
 		goto out;
-	if (p->scopes == NULL && (p->scopes = strdup(SCOPES_DEFAULT)) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
 	ho.ca_file = p->ca_file;
-	ho.timeout_ms = (long)p->timeout * 1000;
+	ho.timeout_ms = p->timeout * 1000;
 	ho.connect_timeout_ms = ho.timeout_ms < 5000 ? ho.timeout_ms : 5000;
 	ho.system = p->name;
 	if ((r = http_client_new(&ho, &p->http, e)) != 0 || (r = start_sync(p, e)) != 0)
@@ -684,19 +469,25 @@ bucket_update(struct provider *p, enum bucket_id id, const struct http_response 
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* How long until the bucket of a 429 resets, from its own headers; 1 s without them. */
+/*
+ * How long to wait after a 429: its Retry-After, else until its bucket resets (its
+ * X-Rate-Limit-Reset), else an exponential backoff by attempt.
+ */
 static int
-retry_after(const struct http_response *resp)
+retry_after(const struct http_response *resp, int attempt)
 {
 	int64_t now = clock_real_ms(), ms;
 	long reset_s;
+	int ra;
 
+	if ((ra = kit_retry_after(resp)) >= 0)
+		return ra;
 	if (header_long(resp, "X-Rate-Limit-Reset", &reset_s) != 0)
-		return 1000;
+		return kit_backoff_ms(attempt);
 	ms = (int64_t)reset_s * 1000 + clock_skew_ms(resp, now) - now + RESET_MARGIN_MS;
 	if (ms < 1)
 		return 1;
-	return ms > 3600000 ? 3600000 : (int)ms;
+	return ms > KIT_RETRY_AFTER_CAP_MS ? KIT_RETRY_AFTER_CAP_MS : (int)ms;
 }
 
 static enum bucket_id
@@ -786,177 +577,71 @@ answer_read(struct answer *a)
 
 /* Tokens */
 
-static void
-random_jti(char out[33])
-{
-	unsigned char raw[16];
-
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2hex(out, 33, raw, sizeof(raw));
-}
-
-/* RFC 7523 client assertion: iss = sub = client_id, aud = the token endpoint. */
+/* Until the token endpoint's bucket resets, when its headers said; else a backoff. */
 static int
-make_assertion(struct provider *p, char **jws, struct qerr *e)
+token_wait_ms(struct provider *p)
 {
-	char jti[33];
-	char *hdr = NULL, *claims = NULL;
-	json_t *h = NULL, *c = NULL;
-	time_t now = time(NULL);
-	int r = QERR_NOMEM;
+	int64_t ms;
 
-	random_jti(jti);
-	h = json_pack("{s:s, s:s}", "alg", p->alg, "typ", "JWT");
-	if (h != NULL && p->key_id != NULL &&
-	    json_object_set_new(h, "kid", json_string(p->key_id)) != 0)
-		goto out;
-	c = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "iss", p->client_id,
-	    "sub", p->client_id, "aud", p->token_url, "jti", jti,
-	    "iat", (json_int_t)now, "nbf", (json_int_t)now - 5,
-	    "exp", (json_int_t)now + ASSERTION_LIFETIME);
-	if (h == NULL || c == NULL ||
-	    (hdr = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL ||
-	    (claims = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL) {
-		qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
-	r = jwt_sign(p->alg, p->key_pem, hdr, claims, jws, e);
-out:
-	free(claims);
-	free(hdr);
-	json_decref(c);
-	json_decref(h);
-	return r;
+	pthread_mutex_lock(&p->mu);
+	ms = p->buckets[BUCKET_TOKEN].reset_ms;
+	pthread_mutex_unlock(&p->mu);
+	if (ms == 0)
+		return kit_backoff_ms(1);
+	ms += RESET_MARGIN_MS - clock_real_ms();
+	return ms < 1 ? 1 : ms > KIT_RETRY_AFTER_CAP_MS ? KIT_RETRY_AFTER_CAP_MS : (int)ms;
 }
 
-static char *
-token_form(struct provider *p, const char *jws)
-{
-	char *scope = http_escape(p->scopes), *form = NULL;
-
-	if (scope != NULL && asprintf(&form, "grant_type=client_credentials&scope=%s"
-	    "&client_assertion_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-assertion-type"
-	    "%%3Ajwt-bearer&client_assertion=%s", scope, jws) == -1)
-		form = NULL;
-	free(scope);
-	return form;
-}
-
-/* Reads {token_type, access_token, expires_in} into the cache; 0 or a step outcome. */
+/* The token request, paced in the token endpoint's own bucket (QERR_BUSY: held back). */
 static int
-token_take(struct provider *p, struct answer *a, struct step_result *res)
+send_token_request(void *arg, const struct http_request *req, struct http_response *resp,
+    struct qerr *e)
 {
-	const char *type, *tok;
-	json_int_t ttl;
-	int64_t margin;
-	json_t *v;
+	struct provider *p = arg;
+	int64_t wait;
+	int r;
 
-	type = json_str(a->body, "token_type");
-	tok = json_str(a->body, "access_token");
-	v = json_object_get(a->body, "expires_in");
-	if (tok == NULL || type == NULL || !json_is_integer(v) || *tok == '\0' ||
-	    !token_ok(tok) || (ttl = json_integer_value(v)) <= 0) {
-		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "invalidTokenResponse",
-		    "Okta's token endpoint answered without a usable access token");
-		return -1;
-	}
-	if (strcasecmp(type, "Bearer") != 0) {
-		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupportedTokenType",
-		    "Okta issued a %.32s token; quell sends Bearer tokens: turn off "
-		    "\"Require DPoP\" for this service app", type);
-		return -1;
-	}
-	free_secret(p->access_token);
-	if ((p->access_token = strdup(tok)) == NULL) {
-		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
-		return -1;
-	}
-	margin = ttl * 1000 / 5;
-	if (margin > TOKEN_MARGIN_MAX_MS)
-		margin = TOKEN_MARGIN_MAX_MS;
-	p->tok_renew_ms = clock_mono_ms() + ttl * 1000 - margin;
-	p->tok_gen++;
-	return 0;
-}
-
-static int send_raw(struct provider *p, const char *method, const char *url,
-    const char *path, const char *ctype, const char *body, const char *auth,
-    struct answer *a, struct step_result *res);
-
-/* Fetches an access token; called with tok_mu held. 0, or -1 with res settled. */
-static int
-token_fetch(struct provider *p, struct step_result *res)
-{
-	struct answer a = { 0 };
-	struct qerr e;
-	char *jws = NULL, *form = NULL;
-	const char *err, *desc;
-	int r = -1;
-
-	qerr_clear(&e);
-	if (make_assertion(p, &jws, &e) != 0) {
-		provider_result_set(res, STEP_OUTCOME_PERMANENT, "clientAssertion",
-		    "cannot sign the client assertion: %s", e.msg);
-		goto out;
-	}
-	if ((form = token_form(p, jws)) == NULL) {
-		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
-		goto out;
-	}
-	if (send_raw(p, "POST", p->token_url, "/oauth2/v1/token",
-	    "application/x-www-form-urlencoded", form, NULL, &a, res) != 0)
-		goto out;
-	if (a.resp.status == 200) {
-		r = token_take(p, &a, res);
-		goto out;
-	}
-	err = json_str(a.body, "error");
-	desc = json_str(a.body, "error_description");
-	provider_result_set(res, a.resp.status == 429 || a.resp.status >= 500 ?
-	    STEP_OUTCOME_TRANSIENT : STEP_OUTCOME_PERMANENT,
-	    err != NULL ? err : a.code, "Okta refused the OAuth token request (HTTP %ld): "
-	    "%.64s%s%.300s", a.resp.status, err != NULL ? err : a.code,
-	    desc != NULL || err == NULL ? ": " : "", desc != NULL ? desc : a.summary);
-	if (a.resp.status == 429)
-		res->retry_after_ms = retry_after(&a.resp);
-	snprintf(res->request_id, sizeof(res->request_id), "%s", a.request_id);
-out:
-	answer_clear(&a);
-	if (form != NULL) {
-		sodium_memzero(form, strlen(form));
-		free(form);
-	}
-	free_secret(jws);
+	if (pace(p, BUCKET_TOKEN, &wait) != 0)
+		return qerr_set(e, QERR_BUSY, NULL, "held back for Okta's token endpoint "
+		    "rate limit");
+	r = http_do(p->http, req, resp, e);
+	bucket_update(p, BUCKET_TOKEN, r == 0 ? resp : NULL);
 	return r;
 }
 
 /*
- * Writes the Authorization value into auth (zeroed by the caller), fetching a token
- * when there is none, it is near its end, or the one used last (gen) was refused.
+ * The Authorization value in *auth (caller frees with kit_free_str), fetching a token
+ * when there is none, it is near its end, or the one used last (*gen) was refused.
+ * 0, or -1 with res settled.
  */
 static int
-auth_header(struct provider *p, bool refused, unsigned *gen, char *auth, size_t len,
+auth_header(struct provider *p, bool refused, unsigned *gen, char **auth,
     struct step_result *res)
 {
-	int r = 0;
+	struct qerr e;
+	int r;
 
-	if (p->api_token != NULL) {
-		snprintf(auth, len, "SSWS %s", p->api_token);
+	if (p->client_id == NULL) {
+		if (asprintf(auth, "SSWS %s", p->api_token.buf) >= 0)
+			return 0;
+		*auth = NULL;
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		return -1;
+	}
+	qerr_clear(&e);
+	if ((r = kit_oauth_get(&p->oauth, refused ? *gen : 0, auth, gen, &e)) == 0)
 		return 0;
+	if (r == QERR_BUSY) {
+		kit_result_paced(res, token_wait_ms(p), "Okta's rate limit for the token "
+		    "endpoint");
+		return -1;
 	}
-	pthread_mutex_lock(&p->tok_mu);
-	if (refused && *gen == p->tok_gen) {
-		free_secret(p->access_token);
-		p->access_token = NULL;
-	}
-	if (p->access_token == NULL || clock_mono_ms() >= p->tok_renew_ms)
-		r = token_fetch(p, res);
-	if (r == 0) {
-		snprintf(auth, len, "Bearer %s", p->access_token);
-		*gen = p->tok_gen;
-	}
-	pthread_mutex_unlock(&p->tok_mu);
-	return r;
+	provider_result_set(res, r == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
+	    STEP_OUTCOME_TRANSIENT, e.vendor_code[0] != '\0' ? e.vendor_code : "tokenError",
+	    "%s", e.msg);
+	if (e.status == 429)
+		res->retry_after_ms = token_wait_ms(p);
+	return -1;
 }
 
 /* Requests */
@@ -986,10 +671,7 @@ send_raw(struct provider *p, const char *method, const char *url, const char *pa
 	if (auth != NULL)
 		hdrs[rq.nheaders++] = (struct http_header){ "Authorization", auth };
 	if (pace(p, bid, &wait) != 0) {
-		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "rateLimitPacing",
-		    "holding back: Okta's rate limit for this endpoint resets in %" PRId64
-		    " ms", wait);
-		res->retry_after_ms = wait > INT32_MAX ? INT32_MAX : (int)wait;
+		kit_result_paced(res, wait, "Okta's rate limit for this endpoint");
 		return -1;
 	}
 	qerr_clear(&e);
@@ -1013,9 +695,9 @@ static int
 call(struct provider *p, const char *method, const char *path, const char *json,
     struct answer *a, struct step_result *res)
 {
-	char auth[4096], *url = NULL;
+	char *auth = NULL, *url = NULL;
 	unsigned gen = 0;
-	int r = -1, attempt;
+	int r = -1, attempt, step_attempt = a->attempt;
 
 	if (asprintf(&url, "%s%s", p->org_url, path) == -1) {
 		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
@@ -1023,20 +705,22 @@ call(struct provider *p, const char *method, const char *path, const char *json,
 	}
 	sem_take(p);
 	for (attempt = 0;; attempt++) {
-		if (auth_header(p, attempt > 0, &gen, auth, sizeof(auth), res) != 0) {
+		kit_free_str(auth);
+		if (auth_header(p, attempt > 0, &gen, &auth, res) != 0) {
 			r = -1;
 			break;
 		}
 		answer_clear(a);
+		a->attempt = step_attempt;
 		r = send_raw(p, method, url, path, json != NULL ? "application/json" : NULL,
 		    json, auth, a, res);
 		/* E0000011 to an OAuth token: it was revoked or expired early. */
 		if (r != 0 || a->resp.status != 401 || strcmp(a->code, "E0000011") != 0 ||
-		    p->api_token != NULL || attempt > 0)
+		    p->client_id == NULL || attempt > 0)
 			break;
 	}
 	sem_give(p);
-	sodium_memzero(auth, sizeof(auth));
+	kit_free_str(auth);
 	free(url);
 	return r;
 }
@@ -1052,7 +736,7 @@ result_from_answer(struct step_result *res, const struct answer *a)
 	res->outcome = st == 429 || st >= 500 ? STEP_OUTCOME_TRANSIENT :
 	    STEP_OUTCOME_PERMANENT;
 	if (st == 429) {
-		res->retry_after_ms = retry_after(&a->resp);
+		res->retry_after_ms = retry_after(&a->resp, a->attempt);
 		snprintf(res->message, sizeof(res->message),
 		    "rate limited by Okta (%.400s); retrying when the limit resets", a->summary);
 	} else if (st == 404 && strcmp(a->code, "E0000007") == 0)
@@ -1284,7 +968,7 @@ static int
 okta_execute(struct provider *p, const struct step *step, struct step_result *res)
 {
 	const struct verb *v = verb_of(step->type);
-	struct answer a = { 0 };
+	struct answer a = { .attempt = step->attempts + 1 };
 	char path[256], body[64] = "", sent[16] = "";
 
 	memset(res, 0, sizeof(*res));
@@ -1313,41 +997,20 @@ okta_execute(struct provider *p, const struct step *step, struct step_result *re
 
 /* Listing */
 
-/*
- * The next page's URL from a Link header (RFC 8288): the <…> whose params include
- * rel="next". It must stay under org_url: a link elsewhere would receive the token.
- */
+/* The path of the next page from the Link header's rel="next", which must stay
+ * under org_url: a link elsewhere would receive the token. */
 static int
 next_link(const struct provider *p, const struct http_response *resp, char **next)
 {
-	const char *h, *line, *lt, *gt, *end, *params, *stop;
-	size_t olen = strlen(p->org_url);
+	char *url = NULL;
+	int r;
 
 	*next = NULL;
-	for (h = resp->headers; h != NULL && *h != '\0'; h = end + (*end != '\0')) {
-		end = h + strcspn(h, "\n");
-		if (strncasecmp(h, "Link:", 5) != 0)
-			continue;
-		for (line = h + 5; line < end && (lt = memchr(line, '<', (size_t)(end - line)))
-		    != NULL; line = gt + 1) {
-			if ((gt = memchr(lt, '>', (size_t)(end - lt))) == NULL)
-				return -1;
-			params = gt + 1;
-			if ((stop = memchr(params, ',', (size_t)(end - params))) == NULL)
-				stop = end;
-			if (memmem(params, (size_t)(stop - params), "rel=\"next\"", 10) == NULL &&
-			    memmem(params, (size_t)(stop - params), "rel=next", 8) == NULL)
-				continue;
-			if ((size_t)(gt - lt - 1) <= olen ||
-			    strncmp(lt + 1, p->org_url, olen) != 0 || lt[1 + olen] != '/')
-				return -1;
-			if ((*next = strndup(lt + 1 + olen, (size_t)(gt - lt - 1) - olen)) ==
-			    NULL)
-				return QERR_NOMEM;
-			return 0;
-		}
-	}
-	return 0;
+	if ((r = kit_link_next(resp, p->org_url, &url)) != 0 || url == NULL)
+		return r;
+	*next = strdup(url + strlen(p->org_url));
+	free(url);
+	return *next != NULL ? 0 : QERR_NOMEM;
 }
 
 /* Joins first and last name with a space; either may be missing. */
@@ -1699,6 +1362,7 @@ static const struct kind_info okta_info = {
 const struct provider_ops provider_okta = {
 	.kind = "okta",
 	.info = &okta_info,
+	.keys = okta_keys,
 	.open = okta_open,
 	.supports = okta_supports,
 	.execute = okta_execute,
