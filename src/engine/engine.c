@@ -97,7 +97,7 @@ open_systems(struct engine *eng, struct qerr *e)
 	for (i = 0; i < eng->cfg->nsystems; i++) {
 		sc = &eng->cfg->systems[i];
 		eng->sys[i].cfg = sc;
-		if ((eng->sys[i].ops = provider_lookup(sc->kind)) == NULL)
+		if ((eng->sys[i].ops = eng->opt.lookup(sc->kind)) == NULL)
 			return qerr_set(e, QERR_CONFIG, "kind",
 			    "%s:%d: unknown kind '%s' for system '%s'", sc->file, sc->line,
 			    sc->kind, sc->name);
@@ -121,6 +121,10 @@ defaults(struct engine_options *o)
 		o->retry_cap_ms = 30000;
 	if (o->max_attempts <= 0)
 		o->max_attempts = 25;
+	if (o->lookup == NULL)
+		o->lookup = provider_lookup;
+	if (o->clock_ms == NULL)
+		o->clock_ms = engine_now_ms;
 }
 
 int

@@ -58,6 +58,11 @@ struct engine_options {
 	int64_t retry_base_ms;	/* default 500 ms */
 	int64_t retry_cap_ms;	/* default 30 s */
 	int max_attempts;	/* default 25 */
+	/* The provider of a system's kind; NULL: provider_lookup (the built-in kinds). */
+	const struct provider_ops *(*lookup)(const char *kind);
+	/* The clock (ms since the epoch) claims, leases and retry times are read on;
+	 * NULL: engine_now_ms. The engine's sleeps stay on the real clock. */
+	int64_t (*clock_ms)(void);
 };
 
 /* One identity system's inventory sync: the run going on, or the last one. */

@@ -180,7 +180,7 @@ claim_into(struct engine *eng, struct store_tx *tx, struct job_queue *got,
 	if (skip == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	cl.skip_systems = skip;
-	cl.now = engine_now_ms();
+	cl.now = eng->opt.clock_ms();
 	for (;;) {
 		pthread_mutex_lock(&eng->mu);
 		room = eng->nworkers - eng->inflight;
@@ -258,20 +258,24 @@ claim_batch(struct engine *eng)
 	return n;
 }
 
-/* Sleeps until work is stored, room frees up, a waiting step falls due, or 1 s. */
+/*
+ * Sleeps until work is stored, room frees up, a waiting step falls due, or 1 s. When
+ * it falls due is read on the engine's clock; the sleep is on the real one.
+ */
 static void
 dispatcher_wait(struct engine *eng, bool idle)
 {
 	struct store_tx *tx = NULL;
 	struct timespec ts;
-	int64_t due = 0, now = engine_now_ms(), until = now + 1000;
+	int64_t due = 0, now = eng->opt.clock_ms(), wait = 1000, until;
 	struct qerr e;
 
 	if (idle && store_tx_begin(eng->st, false, &tx, &e) == 0) {
-		if (store_step_next_due(tx, &due, &e) == 0 && due > now && due < until)
-			until = due;
+		if (store_step_next_due(tx, &due, &e) == 0 && due > now && due - now < wait)
+			wait = due - now;
 		store_tx_rollback(tx);
 	}
+	until = engine_now_ms() + wait;
 	ts.tv_sec = (time_t)(until / 1000);
 	ts.tv_nsec = (long)(until % 1000) * 1000000;
 	pthread_mutex_lock(&eng->mu);
@@ -388,6 +392,10 @@ apply_result(struct engine *eng, struct step *s, const struct step_result *res,
 		s->finished_at = now;
 		return;
 	case STEP_OUTCOME_TRANSIENT:
+		/* A wait quell made before the request left (pacing) is no attempt: the
+		 * claim counted one, which is taken back. */
+		if (res->not_sent && s->attempts > 0)
+			s->attempts--;
 		if (s->attempts < eng->opt.max_attempts) {
 			delay = backoff_delay_ms(s->attempts, eng->opt.retry_base_ms,
 			    eng->opt.retry_cap_ms, randombytes_random());
@@ -459,6 +467,8 @@ record_one(struct engine *eng, struct store_tx *tx, const struct job *j, struct 
 	    s->request_id);
 	if (s->status == STEP_RETRY_WAIT)
 		json_object_set_new(d, "retry_at_ms", json_integer(s->not_before));
+	if (res->not_sent)
+		json_object_set_new(d, "not_sent", json_true());
 	json_object_set_new(d, "call_started_us", json_integer(j->call_start_us));
 	json_object_set_new(d, "call_finished_us", json_integer(j->call_end_us));
 	snprintf(ev, sizeof(ev), "step.%s", step_status_name(s->status));
@@ -602,7 +612,7 @@ committer(void *arg)
 		list = eng->done.head;
 		eng->done.head = eng->done.tail = NULL;
 		pthread_mutex_unlock(&eng->mu);
-		now = engine_now_ms();
+		now = eng->opt.clock_ms();
 		for (j = list; j != NULL; j = j->next)
 			for (i = 0; i < j->n; i++)
 				apply_result(eng, &j->s[i], &j->res[i], now);
@@ -637,7 +647,7 @@ renew_leases(struct engine *eng)
 
 	if (store_tx_begin(eng->st, true, &tx, &e) != 0)
 		return;
-	if (store_step_renew(tx, eng->opt.node_id, engine_now_ms() + eng->opt.lease_ms,
+	if (store_step_renew(tx, eng->opt.node_id, eng->opt.clock_ms() + eng->opt.lease_ms,
 	    &e) == 0)
 		store_tx_commit(tx, &e);
 	else {
