@@ -253,6 +253,7 @@ check_positional(const struct cli_inv *inv, struct qerr *e)
 {
 	const char *const *names = inv->cmd->args;
 	size_t max = 0, min = 0, k, n;
+	char name[64];
 	bool repeats;
 
 	for (; names[max] != NULL; max++)
@@ -263,14 +264,17 @@ check_positional(const struct cli_inv *inv, struct qerr *e)
 	if (inv->npos > max && !repeats)
 		return qerr_set(e, QERR_INVALID, inv->pos[max], "unexpected argument '%s'",
 		    inv->pos[max]);
-	if (inv->npos < min)
-		return qerr_set(e, QERR_INVALID, names[inv->npos], "missing %s",
+	/* Errors name one argument: "<identity>", not "<identity>...". */
+	if (inv->npos < min) {
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(names[inv->npos], "."),
 		    names[inv->npos]);
+		return qerr_set(e, QERR_INVALID, name, "missing %s", name);
+	}
 	for (k = 0; k < inv->npos; k++) {
 		n = k < max ? k : max - 1;
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(names[n], "."), names[n]);
 		if (inv->pos[k][0] == '\0')
-			return qerr_set(e, QERR_INVALID, names[n], "%s must not be empty",
-			    names[n]);
+			return qerr_set(e, QERR_INVALID, name, "%s must not be empty", name);
 	}
 	return 0;
 }

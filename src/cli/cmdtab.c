@@ -24,7 +24,8 @@
 	what " the accounts linked to an identity (or one of them with --account).\n" \
 	"First asks quelld for a preview and shows each account that will be acted on or\n" \
 	"skipped as not applicable, then asks for confirmation on the terminal.\n" \
-	"<identity> is an identity id (idn_...) or a search term matching one identity.\n\n" \
+	"<identity> is an identity id (idn_...) or a search term matching one identity;\n" \
+	"several are requested together in one bulk request (without --account).\n\n" \
 	"  --reason TEXT       why (required; recorded in the audit log)\n" \
 	"  --account ID        act on this linked account only\n" \
 	"  --yes               do not ask for confirmation\n" \
@@ -160,6 +161,7 @@ static const struct cli_optspec no_opts[] = {
 };
 
 static const char *const a_identity[] = { "<identity>", NULL };
+static const char *const a_identities[] = { "<identity>...", NULL };
 static const char *const a_action[] = { "<action-id>", NULL };
 static const char *const a_actions[] = { "[<action-id>...]", NULL };
 static const char *const a_query[] = { "[QUERY]", NULL };
@@ -173,30 +175,30 @@ static const char *const a_hunt[] = { "QUERY", NULL };
 static const char *const a_token[] = { "NAME|ID", NULL };
 
 static const struct cli_cmd commands[] = {
-	{ CMD_DISABLE, "disable", NULL, act_opts, a_identity,
-	    "quell disable <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	{ CMD_DISABLE, "disable", NULL, act_opts, a_identities,
+	    "quell disable <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
 	    ACT_HELP("Disable (block sign-in to)") },
-	{ CMD_ENABLE, "enable", NULL, act_opts, a_identity,
-	    "quell enable <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	{ CMD_ENABLE, "enable", NULL, act_opts, a_identities,
+	    "quell enable <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
 	    ACT_HELP("Enable") },
-	{ CMD_FORCE_PASSWORD_CHANGE, "force-password-change", NULL, fpc_opts, a_identity,
-	    "quell force-password-change <identity> --reason TEXT [--account ID]\n"
+	{ CMD_FORCE_PASSWORD_CHANGE, "force-password-change", NULL, fpc_opts, a_identities,
+	    "quell force-password-change <identity>... --reason TEXT [--account ID]\n"
 	    "       [--clear-dont-expire] [--yes] [--wait]",
 	    ACT_HELP("Force a password change at next sign-in on")
 	    "  --clear-dont-expire also clear \"password never expires\"\n" },
-	{ CMD_REVOKE_SESSIONS, "revoke-sessions", NULL, act_opts, a_identity,
-	    "quell revoke-sessions <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	{ CMD_REVOKE_SESSIONS, "revoke-sessions", NULL, act_opts, a_identities,
+	    "quell revoke-sessions <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
 	    ACT_HELP("Revoke the sign-in sessions (and Okta OAuth tokens) of") },
-	{ CMD_MARK_COMPROMISED, "mark-compromised", NULL, act_opts, a_identity,
-	    "quell mark-compromised <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	{ CMD_MARK_COMPROMISED, "mark-compromised", NULL, act_opts, a_identities,
+	    "quell mark-compromised <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
 	    ACT_HELP("Confirm as compromised in Entra ID Identity Protection") },
-	{ CMD_DEACTIVATE, "deactivate", NULL, act_opts, a_identity,
-	    "quell deactivate <identity> --reason TEXT [--account ID] [--yes] [--wait]",
+	{ CMD_DEACTIVATE, "deactivate", NULL, act_opts, a_identities,
+	    "quell deactivate <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
 	    ACT_HELP("Permanently deactivate (deprovision, with app assignments) in Okta")
 	    "Deactivation cannot be undone: the request carries confirm_destructive only\n"
 	    "after the confirmation (or --yes).\n" },
-	{ CMD_SET_RISK, "set-risk", NULL, risk_opts, a_identity,
-	    "quell set-risk <identity> --level HIGH|MEDIUM|LOW --reason TEXT [--account ID]\n"
+	{ CMD_SET_RISK, "set-risk", NULL, risk_opts, a_identities,
+	    "quell set-risk <identity>... --level HIGH|MEDIUM|LOW --reason TEXT [--account ID]\n"
 	    "       [--yes] [--wait]",
 	    ACT_HELP("Set the Okta user risk level of")
 	    "  --level L           HIGH, MEDIUM or LOW\n" },

@@ -388,12 +388,157 @@ show_preview(const struct cmd_ctx *x, const json_t *idn, const json_t *preview,
 	return r;
 }
 
+/* quelld takes at most this many requests in one bulk request. */
+#define BULK_MAX 1000
+
+/*
+ * One bulk request for type on the identities idns[from, from + n): the fields
+ * action_body sets, once for all, and one request per identity. A preview is all or
+ * nothing, so that one refusal refuses it whole; the request itself is not.
+ */
+static json_t *
+bulk_body(const struct cmd_ctx *x, const char *type, const json_t *idns, size_t from,
+    size_t n, bool preview)
+{
+	json_t *b = action_body(x, type, ""), *items = json_array();
+	size_t i;
+
+	if (b == NULL || items == NULL)
+		goto fail;
+	json_object_del(b, "identity_id");
+	for (i = from; i < from + n; i++)
+		if (json_array_append_new(items, json_pack("{s:O}", "identity_id",
+		    json_object_get(json_array_get(idns, i), "id"))) < 0)
+			goto fail;
+	if (json_object_set_new(b, "requests", items) < 0 ||
+	    json_object_set_new(b, "preview", json_boolean(preview)) < 0 ||
+	    json_object_set_new(b, "all_or_nothing", json_boolean(preview)) < 0 ||
+	    (!preview && strcmp(type, "deactivate") == 0 &&
+	    json_object_set_new(b, "confirm_destructive", json_true()) < 0)) {
+		items = NULL;
+		goto fail;
+	}
+	return b;
+fail:
+	json_decref(items);
+	json_decref(b);
+	return NULL;
+}
+
+/* The bulk answer for idns[from, ...): a line per request, the ids to follow. */
+static void
+bulk_report(struct cmd_ctx *x, const json_t *ans, const json_t *idns, size_t from,
+    json_t *acts)
+{
+	const json_t *res, *err;
+	const char *label;
+	size_t i;
+	int st;
+
+	json_array_foreach(json_object_get(ans, "results"), i, res) {
+		label = str(json_array_get(idns, from + i), "id");
+		if ((err = json_object_get(res, "error")) != NULL) {
+			fprintf(stderr, "quell: %s: %s\n", label ? label : "?",
+			    str(err, "message") ? str(err, "message") : "refused");
+			x->status = CLI_EXIT_REFUSED;
+		}
+		if (str(res, "action_id") == NULL)
+			continue;
+		if (!x->json)
+			printf("action %s %s on %s\n", str(res, "action_id"),
+			    str(res, "status") ? str(res, "status") : "?", label ? label : "?");
+		json_array_append(acts, json_object_get(res, "action_id"));
+		if ((st = cli_exit_for_action(str(res, "status"))) != CLI_EXIT_OK &&
+		    x->status == CLI_EXIT_OK)
+			x->status = st;
+	}
+}
+
+/* Requests type on idns (identities with id and display_name), BULK_MAX at a time;
+ * preview: shows each plan instead. acts receives the ids of the actions. */
+static int
+bulk_send(struct cmd_ctx *x, const char *type, const json_t *idns, bool preview,
+    json_t *acts, struct qerr *e)
+{
+	json_t *body, *ans, *res;
+	size_t from, n, i;
+	int r = 0;
+
+	for (from = 0; r == 0 && from < json_array_size(idns); from += n) {
+		n = json_array_size(idns) - from;
+		n = n > BULK_MAX ? BULK_MAX : n;
+		ans = NULL;
+		if ((body = bulk_body(x, type, idns, from, n, preview)) == NULL)
+			r = nomem(e);
+		else if ((r = client_call(x->cl, "POST", "/api/v1/actions/bulk", body, &ans,
+		    e)) == 0 && preview)
+			json_array_foreach(json_object_get(ans, "results"), i, res)
+				if (r == 0)
+					r = show_preview(x, json_array_get(idns, from + i),
+					    json_object_get(res, "action"), e);
+		if (r == 0 && !preview)
+			bulk_report(x, ans, idns, from, acts);
+		if (r == 0 && !preview && x->json)
+			r = dump(ans, e);
+		json_decref(ans);
+		json_decref(body);
+	}
+	return r;
+}
+
+/* Previews type on every identity of idns, asks once, then requests them in bulk;
+ * with --wait follows each action in turn. */
+static int
+act_bulk(struct cmd_ctx *x, const char *type, const json_t *idns, struct qerr *e)
+{
+	json_t *acts = json_array();
+	const json_t *id;
+	size_t i;
+	int r;
+
+	if (acts == NULL)
+		return nomem(e);
+	if ((r = bulk_send(x, type, idns, true, NULL, e)) == 0 && confirm(x))
+		r = bulk_send(x, type, idns, false, acts, e);
+	if (cli_flag(x->inv, "wait"))
+		json_array_foreach(acts, i, id)
+			if (r == 0)
+				r = follow(x, json_string_value(id), e);
+	json_decref(acts);
+	return r;
+}
+
+/* Several identities on the command line: resolved each, then one bulk request. */
+static int
+cmd_act_many(struct cmd_ctx *x, const char *type, struct qerr *e)
+{
+	json_t *idns = json_array(), *idn;
+	size_t i;
+	int r = 0;
+
+	if (idns == NULL)
+		return nomem(e);
+	if (cli_opt(x->inv, "account") != NULL)
+		r = qerr_set(e, QERR_INVALID, "--account", "--account names one account: "
+		    "give one identity with it");
+	for (i = 0; r == 0 && i < x->inv->npos; i++)
+		if ((r = resolve_identity(x, x->inv->pos[i], &idn, e)) == 0 &&
+		    json_array_append_new(idns, idn) < 0)
+			r = nomem(e);
+	if (r == 0)
+		r = act_bulk(x, type, idns, e);
+	json_decref(idns);
+	return r;
+}
+
 static int
 cmd_act(struct cmd_ctx *x, const char *type, struct qerr *e)
 {
 	json_t *idn = NULL, *body = NULL, *preview = NULL, *a = NULL;
 	int r;
 
+	if (x->inv->npos > 1)
+		return cmd_act_many(x, type, e);
 	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) < 0)
 		goto out;
 	r = nomem(e);
@@ -1464,49 +1609,23 @@ hunt_identities(const json_t *ans, struct qerr *e)
 	return ids;
 }
 
-/* Previews the action on every identity, asks once, then requests each. */
+/* Previews the action on every identity, asks once, then requests them in bulk. */
 static int
 hunt_then(struct cmd_ctx *x, const json_t *ids, const char *type, struct qerr *e)
 {
-	json_t *body, *ans, *idn;
+	json_t *idns = json_array();
 	const json_t *id;
 	size_t i;
 	int r = 0;
 
-	json_array_foreach(ids, i, id) {
-		idn = json_pack("{s:O, s:O}", "id", id, "display_name", id);
-		body = action_body(x, type, json_string_value(id));
-		ans = NULL;
-		if (body == NULL || idn == NULL)
+	json_array_foreach(ids, i, id)
+		if (idns == NULL || json_array_append_new(idns, json_pack("{s:O, s:O}", "id",
+		    id, "display_name", id)) < 0)
 			r = nomem(e);
-		else if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &ans,
-		    e)) == 0)
-			r = show_preview(x, idn, ans, e);
-		json_decref(ans);
-		json_decref(body);
-		json_decref(idn);
-		if (r < 0)
-			return r;
-	}
-	if (!confirm(x))
-		return 0;
-	json_array_foreach(ids, i, id) {
-		if ((body = action_body(x, type, json_string_value(id))) == NULL)
-			return nomem(e);
-		json_object_del(body, "preview");
-		ans = NULL;
-		if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &ans, e)) == 0) {
-			printf("action %s %s on %s\n", str(ans, "id"), str(ans, "status"),
-			    json_string_value(id));
-			if (cli_exit_for_action(str(ans, "status")) != CLI_EXIT_OK)
-				x->status = cli_exit_for_action(str(ans, "status"));
-		}
-		json_decref(ans);
-		json_decref(body);
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	if (r == 0)
+		r = act_bulk(x, type, idns, e);
+	json_decref(idns);
+	return r;
 }
 
 static int

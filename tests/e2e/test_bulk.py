@@ -2,7 +2,9 @@
 authorized, planned, approved and audited exactly as a single request, with a result
 per item in order; bad items named by index and field; all_or_nothing stores none of
 them when one is refused. The actions are checked on the real Samba AD DC."""
+import os
 import secrets
+import subprocess
 
 from conftest import UAC_DISABLE
 
@@ -193,3 +195,41 @@ def test_approval_per_item(lab, quelld, make_user):
     assert api.wait_terminal(run["action_id"])["status"] == "completed"
     assert q.admin.action(held["action_id"])["status"] == "pending_approval"
     assert disabled(lab, b)
+
+
+def quell(q, tok, *args):
+    """The CLI against q with tok: (exit status, stdout + stderr)."""
+    cli = os.path.join(os.environ["QUELL_BUILD"], "src/cli/quell")
+    env = dict(os.environ, QUELL_URL=f"http://127.0.0.1:{q.port}", QUELL_TOKEN=tok)
+    env.pop("QUELL_TOKEN_FILE", None)
+    r = subprocess.run([cli, *args], capture_output=True, text=True, env=env, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_cli_several_identities(lab, quelld, make_user):
+    q = quelld()
+    tok = q.tokens["responder"]
+    a, b, c = users(q, make_user, 3, "bcl")
+    rc, out = quell(q, tok, "disable", a.identity_id, b.sam, "--account", a.account_id,
+                    "--reason", "cli", "--yes")
+    assert rc == 2 and "--account" in out, out
+    # one preview and one request, both in bulk: two POSTs, every action in the second
+    seq = q.admin.audit_count()
+    rc, out = quell(q, tok, "disable", a.identity_id, b.sam, "--reason", "cli bulk",
+                    "--yes", "--wait")
+    assert rc == 0, out
+    assert out.count("disable on ") == 2 and out.count("action act_") == 2, out
+    assert disabled(lab, a) and disabled(lab, b) and not disabled(lab, c)
+    requested = [e for e in q.admin.audit_after(seq) if e["event"] == "action.requested"]
+    assert {e["identity_id"] for e in requested} == {a.identity_id, b.identity_id}
+
+    # hunt --then requests every identity of the result in one bulk
+    sql = "SELECT identity_id FROM IdentityInfo WHERE identity_id IN ('%s', '%s')" % (
+        a.identity_id, c.identity_id)
+    rc, out = quell(q, q.tokens["admin"], "hunt", sql, "--then", "enable", "--reason",
+                    "hunt bulk", "--yes")
+    assert rc == 0 and out.count("action act_") == 2, out
+    for x in q.admin.actions_all("type=enable"):
+        q.admin.wait_terminal(x["id"])
+    assert not disabled(lab, a) and not disabled(lab, c) and disabled(lab, b)

@@ -92,8 +92,14 @@ parse_usage_errors(void **state)
 	assert_int_equal(PARSE(&inv, &e, "disable", "--reason", "x"), QERR_INVALID);
 	assert_string_equal(e.field, "<identity>");
 
-	assert_int_equal(PARSE(&inv, &e, "disable", "a", "b", "--reason", "x"),
+	/* several identities: one bulk request */
+	assert_int_equal(PARSE(&inv, &e, "disable", "a", "b", "--reason", "x"), 0);
+	assert_int_equal(inv.npos, 2);
+	assert_string_equal(inv.pos[1], "b");
+	assert_int_equal(PARSE(&inv, &e, "disable", "a", "", "--reason", "x"),
 	    QERR_INVALID);
+	assert_string_equal(e.field, "<identity>");
+	assert_int_equal(PARSE(&inv, &e, "identity", "show", "a", "b"), QERR_INVALID);
 	assert_string_equal(e.field, "b");
 
 	assert_int_equal(PARSE(&inv, &e, "disable", "a", "--reason", ""), QERR_INVALID);
