@@ -1,7 +1,7 @@
 /*
- * The engine's front: authorizing, planning and storing action requests, cancelling
- * them, and importing a system's accounts. Nothing reaches a worker before its action
- * and audit entry are committed.
+ * The engine's front: authorizing, planning and storing action requests (one, or many
+ * in one transaction), cancelling them, and importing a system's accounts. Nothing
+ * reaches a worker before its action and audit entry are committed.
  */
 #include <stdio.h>
 #include <stdlib.h>
