@@ -1,39 +1,26 @@
 /* Parses cli.conf and resolves the connection settings; see conf.h. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cli/conf.h"
-
-static char *
-trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
+#include "core/text.h"
 
 static int
 conf_line(char *line, const char *name, int lineno, struct cli_conf *c, struct qerr *e)
 {
 	char *key, *val, *eq, **slot;
 
-	key = trim(line);
+	key = text_trim(line);
 	if (*key == '\0' || *key == '#')
 		return 0;
 	if ((eq = strchr(key, '=')) == NULL)
 		return qerr_set(e, QERR_CONFIG, NULL, "%s:%d: expected 'key = value'",
 		    name, lineno);
 	*eq = '\0';
-	key = trim(key);
-	val = trim(eq + 1);
+	key = text_trim(key);
+	val = text_trim(eq + 1);
 	if (strcmp(key, "url") == 0)
 		slot = &c->url;
 	else if (strcmp(key, "token_file") == 0)

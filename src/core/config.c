@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "rbac.h"
+#include "text.h"
 
 enum section {
 	SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE, SEC_OIDC, SEC_WEB,
@@ -40,19 +41,6 @@ fail(struct parser *p, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	return qerr_set(p->e, QERR_CONFIG, NULL, "%s:%d: %s", p->cfg->file, p->line, why);
-}
-
-static char *
-trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
 }
 
 /* A value may be wrapped in double quotes to keep leading or trailing blanks. */
@@ -235,14 +223,7 @@ role_key(struct parser *p, const char *k, char *v)
 static int
 sync_interval(struct parser *p, struct system_config *s, const char *v)
 {
-	static const struct {
-		char unit;
-		long ms;
-	} units[] = { { 's', 1000L }, { 'm', 60000L }, { 'h', 3600000L },
-	    { 'd', 86400000L } };
-	char *end;
-	long n;
-	size_t i;
+	int64_t ms;
 
 	if (s->sync_interval_line != 0)
 		return fail(p, "'sync_interval' is set twice in this section (first on "
@@ -250,15 +231,10 @@ sync_interval(struct parser *p, struct system_config *s, const char *v)
 	s->sync_interval_line = p->line;
 	if (strcmp(v, "off") == 0)
 		return 0;
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno == 0 && end != v && n > 0 && end[0] != '\0' && end[1] == '\0')
-		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-			if (*end == units[i].unit && n <= 7L * 86400000L / units[i].ms &&
-			    n * units[i].ms >= 60000L) {
-				s->sync_interval_ms = n * units[i].ms;
-				return 0;
-			}
+	if ((ms = text_span_ms(v, 7 * 86400000LL)) >= 60000) {
+		s->sync_interval_ms = ms;
+		return 0;
+	}
 	return fail(p, "sync_interval must be off or a span from 1m to 7d such as "
 	    "15m, 1h (got '%s')", v);
 }
@@ -319,7 +295,7 @@ named_section(struct parser *p, char *rest, char **name)
 {
 	size_t n = strlen(rest);
 
-	rest = trim(rest);
+	rest = text_trim(rest);
 	n = strlen(rest);
 	if (n < 3 || rest[0] != '"' || rest[n - 1] != '"')
 		return fail(p, "%s", "section name must be quoted, e.g. [system \"corp\"]");
@@ -554,10 +530,10 @@ section(struct parser *p, char *s)
 	char *end = strchr(s, ']'), *name;
 	int r;
 
-	if (end == NULL || *trim(end + 1) != '\0')
+	if (end == NULL || *text_trim(end + 1) != '\0')
 		return fail(p, "%s", "a section header must end with ']'");
 	*end = '\0';
-	s = trim(s + 1);
+	s = text_trim(s + 1);
 	if (strcmp(s, "server") == 0)
 		p->sec = SEC_SERVER;
 	else if (strcmp(s, "store") == 0)
@@ -605,8 +581,8 @@ assignment(struct parser *p, char *s)
 	if (eq == NULL)
 		return fail(p, "%s", "expected 'key = value'");
 	*eq = '\0';
-	k = trim(s);
-	v = unquote(trim(eq + 1));
+	k = text_trim(s);
+	v = unquote(text_trim(eq + 1));
 	if (*k == '\0')
 		return fail(p, "%s", "missing key before '='");
 	if (*v == '\0')
@@ -709,7 +685,7 @@ config_parse(const char *file, const char *text, struct config *cfg, struct qerr
 		}
 		memcpy(buf, text, len);
 		buf[len] = '\0';
-		s = trim(buf);
+		s = text_trim(buf);
 		if (*s == '\0' || *s == '#' || *s == ';')
 			continue;
 		if ((r = (*s == '[') ? section(&p, s) : assignment(&p, s)) != 0)

@@ -12,6 +12,7 @@
 
 #include "disruption_rules.h"
 #include "rbac.h"
+#include "text.h"
 
 #define LIST_MAX 256
 
@@ -114,28 +115,6 @@ number(const char *v, long min, long max, long *out)
 		return -1;
 	*out = n;
 	return 0;
-}
-
-/* "90s", "30m", "24h", "7d" in ms; -1 if malformed or over 30 days. */
-static int64_t
-span_ms(const char *v)
-{
-	static const struct {
-		char unit;
-		int64_t ms;
-	} units[] = { { 's', 1000 }, { 'm', 60000 }, { 'h', 3600000 }, { 'd', 86400000 } };
-	char *end;
-	long n;
-	size_t i;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || n <= 0 || end[0] == '\0' || end[1] != '\0')
-		return -1;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (*end == units[i].unit)
-			return n <= 30L * 86400000L / units[i].ms ? n * units[i].ms : -1;
-	return -1;
 }
 
 /* One word of actions: a type, "contain", or "set_risk:LEVEL". */
@@ -281,7 +260,7 @@ guard_key(struct disruption_guard *g, const char *file, const struct config_kv *
 		return 0;
 	}
 	if (strcmp(kv->key, "window") == 0) {
-		if ((g->window_ms = span_ms(kv->value)) <= 0)
+		if ((g->window_ms = text_span_ms(kv->value, 30 * 86400000LL)) <= 0)
 			return fail(e, file, kv->line, "window must be a span such as 90s, "
 			    "30m, 1h or 1d (at most 30d)");
 		return 0;

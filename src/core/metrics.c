@@ -225,11 +225,10 @@ fail:
 	return NULL;
 }
 
-enum op { OP_ADD, OP_SET, OP_OBSERVE };
-
-static void
-update(struct metrics *m, size_t fam, double v, enum op op, va_list ap)
+void
+metrics_update(struct metrics *m, size_t fam, enum metric_op op, double v, ...)
 {
+	va_list ap;
 	const char *vals[METRIC_MAX_LABELS] = { "", "", "" };
 	struct family *f;
 	struct series *s;
@@ -238,16 +237,18 @@ update(struct metrics *m, size_t fam, double v, enum op op, va_list ap)
 	if (m == NULL || fam >= m->nfam)
 		return;
 	f = &m->fam[fam];
+	va_start(ap, v);
 	for (k = 0; k < f->def->nlabels; k++) {
 		const char *x = va_arg(ap, const char *);
 
 		vals[k] = x ? x : "";
 	}
+	va_end(ap);
 	pthread_mutex_lock(&m->mu);
 	if ((s = series_get(f, vals)) != NULL) {
-		if (op == OP_SET)
+		if (op == METRIC_SET)
 			s->value = v;
-		else if (op == OP_ADD)
+		else if (op == METRIC_ADD)
 			s->value += v;
 		else if (s->counts != NULL) {
 			for (b = 0; b < f->def->nbuckets && v > f->def->buckets[b]; b++)
@@ -258,36 +259,6 @@ update(struct metrics *m, size_t fam, double v, enum op op, va_list ap)
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
-}
-
-void
-metrics_add(struct metrics *m, size_t fam, double v, ...)
-{
-	va_list ap;
-
-	va_start(ap, v);
-	update(m, fam, v, OP_ADD, ap);
-	va_end(ap);
-}
-
-void
-metrics_set(struct metrics *m, size_t fam, double v, ...)
-{
-	va_list ap;
-
-	va_start(ap, v);
-	update(m, fam, v, OP_SET, ap);
-	va_end(ap);
-}
-
-void
-metrics_observe(struct metrics *m, size_t fam, double v, ...)
-{
-	va_list ap;
-
-	va_start(ap, v);
-	update(m, fam, v, OP_OBSERVE, ap);
-	va_end(ap);
 }
 
 static void

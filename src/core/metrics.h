@@ -47,15 +47,16 @@ struct metrics;
 int metrics_new(const struct metric_def *defs, size_t n, struct metrics **out);
 void metrics_free(struct metrics *m);
 
+/* METRIC_ADD is for counters (v >= 0) and gauges, METRIC_SET for gauges,
+ * METRIC_OBSERVE for histograms. */
+enum metric_op { METRIC_ADD, METRIC_SET, METRIC_OBSERVE };
+
 /*
  * Updates family fam (an index into defs) for the series named by the label values
  * that follow v, one const char * per label of the family (NULL reads as "").
- * metrics_add is for counters (v >= 0) and gauges, metrics_set for gauges,
- * metrics_observe for histograms. Out of memory loses the update, never the process.
+ * Out of memory loses the update, never the process.
  */
-void metrics_add(struct metrics *m, size_t fam, double v, ...);
-void metrics_set(struct metrics *m, size_t fam, double v, ...);
-void metrics_observe(struct metrics *m, size_t fam, double v, ...);
+void metrics_update(struct metrics *m, size_t fam, enum metric_op op, double v, ...);
 
 /* Appends every family of m, in the order of defs, with its series. */
 void metrics_render(struct metrics *m, struct mtext *t);
@@ -86,8 +87,11 @@ enum quell_metric {
 int quell_metrics_install(void);
 /* The installed registry, or NULL. */
 struct metrics *quell_metrics(void);
-#define QM_ADD(fam, v, ...) metrics_add(quell_metrics(), (fam), (v), __VA_ARGS__)
-#define QM_SET(fam, v, ...) metrics_set(quell_metrics(), (fam), (v), __VA_ARGS__)
-#define QM_OBSERVE(fam, v, ...) metrics_observe(quell_metrics(), (fam), (v), __VA_ARGS__)
+#define QM_ADD(fam, v, ...) \
+	metrics_update(quell_metrics(), (fam), METRIC_ADD, (v), __VA_ARGS__)
+#define QM_SET(fam, v, ...) \
+	metrics_update(quell_metrics(), (fam), METRIC_SET, (v), __VA_ARGS__)
+#define QM_OBSERVE(fam, v, ...) \
+	metrics_update(quell_metrics(), (fam), METRIC_OBSERVE, (v), __VA_ARGS__)
 
 #endif

@@ -4,7 +4,6 @@
  * them.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "entra_roles.h"
 #include "policy.h"
 #include "rbac.h"
+#include "text.h"
 
 /* The roles' names (core/entra_roles.h has the ids), for messages and sections. */
 static const struct entra_role {
@@ -332,29 +332,6 @@ load_requirement(struct policy *pol, const struct system_config *s, struct qerr 
 	return 0;
 }
 
-/* "90s", "30m", "24h", "7d" in ms; -1 if malformed or over a year. */
-static long
-parse_span_ms(const char *v)
-{
-	static const struct {
-		char unit;
-		long ms;
-	} units[] = { { 's', 1000L }, { 'm', 60000L }, { 'h', 3600000L },
-	    { 'd', 86400000L } };
-	char *end;
-	long n;
-	size_t i;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || n <= 0 || end[0] == '\0' || end[1] != '\0')
-		return -1;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (*end == units[i].unit)
-			return n <= 365L * 86400000L / units[i].ms ? n * units[i].ms : -1;
-	return -1;
-}
-
 static int
 approval_key(struct qerr *e, const struct system_config *s, const struct config_kv *kv,
     struct approval_rule *a)
@@ -383,7 +360,7 @@ approval_key(struct qerr *e, const struct system_config *s, const struct config_
 		if (config_long(kv->value, 0, 1000000, &a->min_accounts) != 0)
 			r = config_error(e, s, kv->line, NULL, "min_accounts must be a whole number");
 	} else if (strcmp(kv->key, "expire_after") == 0) {
-		if ((n = parse_span_ms(kv->value)) <= 0)
+		if ((n = text_span_ms(kv->value, 365 * 86400000LL)) <= 0)
 			r = config_error(e, s, kv->line, NULL, "expire_after must be a span such as 30m, "
 			    "24h or 7d (at most 365d)");
 		else

@@ -1,5 +1,8 @@
-/* UTF-8 validation and RFC 3339 times. */
+/* UTF-8 validation, RFC 3339 times and the small parsers config files share. */
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -162,4 +165,38 @@ text_time_parse(const char *s, int64_t *ms)
 		return -1;
 	*ms = t * 1000 + frac;
 	return 0;
+}
+
+char *
+text_trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int64_t
+text_span_ms(const char *v, int64_t max_ms)
+{
+	static const struct {
+		char unit;
+		int64_t ms;
+	} units[] = { { 's', 1000 }, { 'm', 60000 }, { 'h', 3600000 }, { 'd', 86400000 } };
+	char *end;
+	long n;
+	size_t i;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || n <= 0 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (*end == units[i].unit)
+			return n <= max_ms / units[i].ms ? n * units[i].ms : -1;
+	return -1;
 }

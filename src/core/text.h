@@ -1,4 +1,4 @@
-/* Text checks and time formats used at every boundary. */
+/* Text checks, time formats and spans used at every boundary. */
 #ifndef QUELL_CORE_TEXT_H
 #define QUELL_CORE_TEXT_H
 
@@ -13,6 +13,13 @@ bool text_utf8_valid(const char *s, size_t len);
 bool text_printable(const char *s, bool tabs);
 /* The same, with tabs and line breaks allowed: text written over several lines. */
 bool text_printable_lines(const char *s);
+
+/* s without its leading and trailing white space, which is cut off in place. */
+char *text_trim(char *s);
+
+/* "90s", "30m", "24h", "7d" (a positive whole number and one unit) in ms; -1 if
+ * malformed or over max_ms. */
+int64_t text_span_ms(const char *v, int64_t max_ms);
 
 /* Cuts s to at most max bytes without splitting a UTF-8 character. */
 void text_utf8_truncate(char *s, size_t max);

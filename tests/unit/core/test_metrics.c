@@ -31,15 +31,15 @@ test_render(void **state)
 
 	(void)state;
 	assert_int_equal(metrics_new(defs, 4, &m), 0);
-	metrics_add(m, 0, 1, "corp", "succeeded");
-	metrics_add(m, 0, 2, "corp", "succeeded");
-	metrics_add(m, 0, 1, "we\"ird\\\n", "failed");
-	metrics_set(m, 1, 1, "corp");
-	metrics_set(m, 1, 0, "corp");
-	metrics_observe(m, 2, 0.05, "corp");
-	metrics_observe(m, 2, 0.5, "corp");
-	metrics_observe(m, 2, 7, "corp");
-	metrics_add(m, 3, 1, NULL);
+	metrics_update(m, 0, METRIC_ADD, 1, "corp", "succeeded");
+	metrics_update(m, 0, METRIC_ADD, 2, "corp", "succeeded");
+	metrics_update(m, 0, METRIC_ADD, 1, "we\"ird\\\n", "failed");
+	metrics_update(m, 1, METRIC_SET, 1, "corp");
+	metrics_update(m, 1, METRIC_SET, 0, "corp");
+	metrics_update(m, 2, METRIC_OBSERVE, 0.05, "corp");
+	metrics_update(m, 2, METRIC_OBSERVE, 0.5, "corp");
+	metrics_update(m, 2, METRIC_OBSERVE, 7, "corp");
+	metrics_update(m, 3, METRIC_ADD, 1, NULL);
 	metrics_render(m, &t);
 	assert_false(t.oom);
 	assert_string_equal(t.p,
@@ -73,8 +73,8 @@ test_null_registry(void **state)
 
 	(void)state;
 	/* Before quelld installs the registry every update is a no-op. */
-	metrics_add(NULL, 0, 1, "x", "y");
-	metrics_observe(NULL, 2, 1, "x");
+	metrics_update(NULL, 0, METRIC_ADD, 1, "x", "y");
+	metrics_update(NULL, 2, METRIC_OBSERVE, 1, "x");
 	metrics_render(NULL, &t);
 	assert_null(t.p);
 }

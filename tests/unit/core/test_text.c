@@ -105,6 +105,24 @@ ids(void **state)
 	assert_false(id_valid("act_0123456789abcdef01234567'", "act"));
 }
 
+static void
+trim_and_spans(void **state)
+{
+	char s[] = " \t key = v \r";
+
+	(void)state;
+	assert_string_equal(text_trim(s), "key = v");
+	assert_int_equal(text_span_ms("90s", 86400000), 90000);
+	assert_int_equal(text_span_ms("2h", 86400000), 7200000);
+	assert_int_equal(text_span_ms("1d", 86400000), 86400000);
+	assert_int_equal(text_span_ms("2d", 86400000), -1);
+	assert_int_equal(text_span_ms("0m", 86400000), -1);
+	assert_int_equal(text_span_ms("5", 86400000), -1);
+	assert_int_equal(text_span_ms("5mm", 86400000), -1);
+	assert_int_equal(text_span_ms("5w", 86400000), -1);
+	assert_int_equal(text_span_ms("m", 86400000), -1);
+}
+
 int
 main(void)
 {
@@ -113,6 +131,7 @@ main(void)
 		cmocka_unit_test(truncation),
 		cmocka_unit_test(times),
 		cmocka_unit_test(ids),
+		cmocka_unit_test(trim_and_spans),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
