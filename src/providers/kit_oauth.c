@@ -81,11 +81,14 @@ kit_oauth_assertion(const struct kit_oauth_config *cfg, char **jws, struct qerr 
 	return r;
 }
 
-/* The form of the token request; *out is zeroed and freed by the caller. */
+/* The form of the token request; *out is zeroed and freed by the caller. No scope
+ * (NULL or empty) leaves the parameter out: RFC 6749 makes it optional, and some
+ * servers refuse an empty one. */
 static int
 token_form(const struct kit_oauth_config *cfg, char **out, struct qerr *e)
 {
 	char *cred = NULL, *esc_id = NULL, *esc_scope = NULL, *esc_cred = NULL;
+	bool scoped = cfg->scope != NULL && cfg->scope[0] != '\0';
 	int r;
 
 	*out = NULL;
@@ -93,14 +96,15 @@ token_form(const struct kit_oauth_config *cfg, char **out, struct qerr *e)
 		return r;
 	r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	if ((esc_id = http_escape(cfg->client_id)) == NULL ||
-	    (esc_scope = http_escape(cfg->scope)) == NULL ||
+	    (scoped && (esc_scope = http_escape(cfg->scope)) == NULL) ||
 	    (esc_cred = http_escape(cfg->secret != NULL ? cfg->secret->buf : cred)) == NULL)
 		goto out;
 	if ((cfg->secret != NULL ? asprintf(out, "grant_type=client_credentials&client_id=%s"
-	    "&scope=%s&client_secret=%s", esc_id, esc_scope, esc_cred) :
-	    asprintf(out, "grant_type=client_credentials&client_id=%s&scope=%s"
-	    "&client_assertion_type=%s&client_assertion=%s", esc_id, esc_scope, JWT_BEARER,
-	    esc_cred)) < 0) {
+	    "%s%s&client_secret=%s", esc_id, scoped ? "&scope=" : "", scoped ? esc_scope : "",
+	    esc_cred) :
+	    asprintf(out, "grant_type=client_credentials&client_id=%s%s%s"
+	    "&client_assertion_type=%s&client_assertion=%s", esc_id, scoped ? "&scope=" : "",
+	    scoped ? esc_scope : "", JWT_BEARER, esc_cred)) < 0) {
 		*out = NULL;
 		goto out;
 	}

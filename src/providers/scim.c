@@ -173,7 +173,7 @@ start_oauth(struct provider *p, struct qerr *e)
 {
 	struct kit_oauth_config oc = { .vendor = "the SCIM server's token endpoint",
 	    .token_url = p->s.token_url, .client_id = p->s.client_id,
-	    .scope = p->s.scope != NULL ? p->s.scope : "", .secret = &p->s.secret };
+	    .scope = p->s.scope, .secret = &p->s.secret };
 	int r;
 
 	if (p->s.token.buf != NULL)
