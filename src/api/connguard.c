@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "internal.h"
 
 struct tracked {
@@ -35,15 +36,6 @@ struct conn_guard {
 	struct tracked *head;
 };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static void *
 watch(void *arg)
 {
@@ -54,7 +46,7 @@ watch(void *arg)
 
 	pthread_mutex_lock(&g->mu);
 	while (!g->stopping) {
-		now = mono_ms();
+		now = clock_mono_ms();
 		for (t = g->head; t != NULL; t = t->next)
 			if (!t->in_request && !t->cut && now - t->since_ms >= g->limit_ms) {
 				/* SHUT_RDWR: MHD's next read sees end of file and closes. */
@@ -139,7 +131,7 @@ conn_guard_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 			return;
 		t->g = g;
 		t->fd = ci->connect_fd;
-		t->since_ms = mono_ms();
+		t->since_ms = clock_mono_ms();
 		pthread_mutex_lock(&g->mu);
 		t->next = g->head;
 		if (g->head != NULL)
@@ -193,6 +185,6 @@ conn_guard_request_ended(struct MHD_Connection *conn)
 		return;
 	pthread_mutex_lock(&t->g->mu);
 	t->in_request = false;
-	t->since_ms = mono_ms();
+	t->since_ms = clock_mono_ms();
 	pthread_mutex_unlock(&t->g->mu);
 }

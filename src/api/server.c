@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/rbac.h"
@@ -200,15 +201,6 @@ request_sane(struct req *q)
 	return true;
 }
 
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* A request slower than this is logged (with its route, not its body or query). */
 #define SLOW_REQUEST_US 1000000
 
@@ -219,7 +211,7 @@ observe_request(const struct req *q)
 {
 	const char *route = q->route ? q->route : strncmp(q->path, "/api/", 5) == 0 ?
 	    "unmatched" : "console";
-	int64_t us = mono_us() - q->started_us;
+	int64_t us = clock_mono_us() - q->started_us;
 	char code[16];
 
 	snprintf(code, sizeof(code), "%d", q->status > 0 ? q->status : 0);
@@ -247,7 +239,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		q->conn = conn;
 		q->method = method;
 		q->path = url;
-		q->started_us = mono_us();
+		q->started_us = clock_mono_us();
 		q->session_cookie = web_has_session(q);
 		*con_cls = q;
 		conn_guard_request_started(conn);

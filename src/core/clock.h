@@ -11,6 +11,8 @@
 
 /* Milliseconds on CLOCK_MONOTONIC: only differences mean anything. */
 int64_t clock_mono_ms(void);
+/* Microseconds on CLOCK_MONOTONIC, for timing requests. */
+int64_t clock_mono_us(void);
 /* Seconds on CLOCK_MONOTONIC, with the fraction, for timing calls. */
 double clock_mono_s(void);
 /* Milliseconds since 1970 (UTC) on CLOCK_REALTIME. */

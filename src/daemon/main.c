@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "api/api.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -28,11 +29,9 @@ static void
 log_stderr(const struct log_record *rec)
 {
 	char ts[TEXT_TIME_LEN], line[4096];
-	struct timespec now;
 	size_t n;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	text_time_format((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, ts);
+	text_time_format(clock_real_ms(), ts);
 	log_format_line(line, sizeof(line) - 1, log_json(), ts, rec);
 	n = strlen(line);
 	line[n++] = '\n';
