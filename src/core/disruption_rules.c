@@ -2,8 +2,6 @@
  * Automatic attack disruption's rules and guard, read from the configuration, and the
  * decisions made from them. Pure: no I/O.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +10,12 @@
 
 #include "disruption_rules.h"
 #include "rbac.h"
+#include "strlist.h"
 #include "text.h"
 
 #define LIST_MAX 256
+/* Words are separated by blanks or commas. */
+#define WORD_SEP " ,\t"
 
 static int fail(struct qerr *e, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -31,89 +32,25 @@ fail(struct qerr *e, const char *file, int line, const char *fmt, ...)
 	return qerr_set(e, QERR_CONFIG, NULL, "%s:%d: %s", file, line, why);
 }
 
-static void
-list_clear(struct disruption_list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-static int
-list_add(struct disruption_list *l, const char *s, size_t len)
-{
-	char **grown;
-
-	if (l->n >= LIST_MAX)
-		return QERR_TOO_LARGE;
-	if ((grown = realloc(l->v, (l->n + 2) * sizeof(*grown))) == NULL)
-		return QERR_NOMEM;
-	l->v = grown;
-	if ((l->v[l->n] = strndup(s, len)) == NULL)
-		return QERR_NOMEM;
-	l->v[++l->n] = NULL;
-	return 0;
-}
-
-/* Words separated by blanks or commas. */
-static int
-list_split(struct disruption_list *l, const char *v)
-{
-	size_t n;
-	int r;
-
-	for (;;) {
-		v += strspn(v, " ,\t");
-		if (*v == '\0')
-			return 0;
-		n = strcspn(v, " ,\t");
-		if ((r = list_add(l, v, n)) != 0)
-			return r;
-		v += n;
-	}
-}
-
+/* Names in rules and the guard are compared ignoring case. */
 static bool
-list_has(const struct disruption_list *l, const char *s)
+listed(const struct strlist *l, const char *s)
 {
-	size_t i;
-
-	for (i = 0; s != NULL && i < l->n; i++)
-		if (strcasecmp(l->v[i], s) == 0)
-			return true;
-	return false;
+	return strlist_has(l->v, l->n, s, true);
 }
 
 static int
 list_key(struct qerr *e, const struct config_kv *kv, const char *file,
-    struct disruption_list *l)
+    struct strlist *l)
 {
 	int r;
 
-	list_clear(l);
-	if ((r = list_split(l, kv->value)) == QERR_NOMEM)
+	strlist_clear(l);
+	if ((r = strlist_split(l, kv->value, WORD_SEP)) != 0)
 		return qerr_set(e, r, NULL, "out of memory");
-	if (r != 0)
+	if (l->n > LIST_MAX)
 		return fail(e, file, kv->line, "%s lists more than %d values", kv->key,
 		    LIST_MAX);
-	return 0;
-}
-
-static int
-number(const char *v, long min, long max, long *out)
-{
-	char *end;
-	long n;
-
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n < min || n > max)
-		return -1;
-	*out = n;
 	return 0;
 }
 
@@ -162,7 +99,7 @@ add_step(struct disruption_rule *r, const char *w, struct qerr *e, int line)
 static int
 rule_actions(struct disruption_rule *r, const struct config_kv *kv, struct qerr *e)
 {
-	struct disruption_list words = { NULL, 0 };
+	struct strlist words = { NULL, 0 };
 	size_t i;
 	int rc;
 
@@ -170,7 +107,7 @@ rule_actions(struct disruption_rule *r, const struct config_kv *kv, struct qerr 
 		return rc;
 	for (i = 0; i < words.n && rc == 0; i++)
 		rc = add_step(r, words.v[i], e, kv->line);
-	list_clear(&words);
+	strlist_clear(&words);
 	return rc;
 }
 
@@ -203,7 +140,7 @@ rule_key(struct disruption_rule *r, const struct config_kv *kv, struct qerr *e)
 		return 0;
 	}
 	if (strcmp(kv->key, "min_confidence") == 0) {
-		if (number(kv->value, 0, 100, &n) != 0 &&
+		if (config_long(kv->value, 0, 100, &n) != 0 &&
 		    (n = alert_confidence_word(kv->value)) < 0)
 			return fail(e, r->file, kv->line, "min_confidence must be 0 to 100, or "
 			    "low, medium or high");
@@ -254,7 +191,7 @@ guard_key(struct disruption_guard *g, const char *file, const struct config_kv *
 		return 0;
 	}
 	if (strcmp(kv->key, "max_containments") == 0) {
-		if (number(kv->value, 0, 100000, &g->max_containments) != 0)
+		if (config_long(kv->value, 0, 100000, &g->max_containments) != 0)
 			return fail(e, file, kv->line, "max_containments must be a whole number "
 			    "from 0 to 100000");
 		return 0;
@@ -327,7 +264,7 @@ load_guard(const struct config *cfg, struct disruption_guard *g, struct qerr *e)
 	g->role = "responder";
 	g->max_containments = 10;
 	g->window_ms = 3600000;
-	if (list_split(&g->exclude_tags, "breakglass tier0") != 0)
+	if (strlist_split(&g->exclude_tags, "breakglass tier0", WORD_SEP) != 0)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	for (i = 0; i < cfg->disruption_guard.nkv; i++) {
 		kv = &cfg->disruption_guard.kv[i];
@@ -379,38 +316,27 @@ disruption_policy_free(struct disruption_policy *p)
 	if (p == NULL)
 		return;
 	for (i = 0; i < p->nrules; i++) {
-		list_clear(&p->rules[i].categories);
-		list_clear(&p->rules[i].tags);
-		list_clear(&p->rules[i].allow_tags);
+		strlist_clear(&p->rules[i].categories);
+		strlist_clear(&p->rules[i].tags);
+		strlist_clear(&p->rules[i].allow_tags);
 	}
 	free(p->rules);
-	list_clear(&p->guard.exclude_tags);
-	list_clear(&p->guard.exclude_identities);
-	list_clear(&p->guard.exclude_accounts);
+	strlist_clear(&p->guard.exclude_tags);
+	strlist_clear(&p->guard.exclude_identities);
+	strlist_clear(&p->guard.exclude_accounts);
 	self_clear(&p->guard);
 	free(p);
-}
-
-static bool
-tags_meet(const struct disruption_list *l, char *const *tags, size_t ntags)
-{
-	size_t i;
-
-	for (i = 0; i < ntags; i++)
-		if (list_has(l, tags[i]))
-			return true;
-	return false;
 }
 
 static bool
 rule_matches(const struct disruption_rule *r, const struct alert *a, char *const *tags,
     size_t ntags)
 {
-	if (r->categories.n > 0 && !list_has(&r->categories, a->category))
+	if (r->categories.n > 0 && !listed(&r->categories, a->category))
 		return false;
 	if (a->severity < r->min_severity || a->confidence < r->min_confidence)
 		return false;
-	return r->tags.n == 0 || tags_meet(&r->tags, tags, ntags);
+	return r->tags.n == 0 || strlist_meet(tags, ntags, r->tags.v, r->tags.n, true);
 }
 
 const struct disruption_rule *
@@ -427,11 +353,11 @@ disruption_match(const struct disruption_policy *p, const struct alert *a,
 
 /* An account named in exclude_accounts by id, username, UPN, SID, DN or e-mail. */
 static bool
-account_listed(const struct disruption_list *l, const struct account *a)
+account_listed(const struct strlist *l, const struct account *a)
 {
-	return list_has(l, a->id) || list_has(l, a->username) || list_has(l, a->upn) ||
-	    list_has(l, a->sid) || list_has(l, a->dn) || list_has(l, a->email) ||
-	    list_has(l, a->external_id);
+	return listed(l, a->id) || listed(l, a->username) || listed(l, a->upn) ||
+	    listed(l, a->sid) || listed(l, a->dn) || listed(l, a->email) ||
+	    listed(l, a->external_id);
 }
 
 static bool
@@ -479,14 +405,14 @@ disruption_excluded(const struct disruption_policy *p,
 	const struct disruption_guard *g = &p->guard;
 	size_t i;
 
-	if (list_has(&g->exclude_identities, idn->id)) {
+	if (listed(&g->exclude_identities, idn->id)) {
 		snprintf(why, len, "identity %s is in exclude_identities", idn->id);
 		return true;
 	}
 	for (i = 0; i < idn->ntags; i++) {
-		if (!list_has(&g->exclude_tags, idn->tags[i]))
+		if (!listed(&g->exclude_tags, idn->tags[i]))
 			continue;
-		if (r != NULL && list_has(&r->allow_tags, idn->tags[i]))
+		if (r != NULL && listed(&r->allow_tags, idn->tags[i]))
 			continue;
 		snprintf(why, len, "identity is tagged '%s', excluded from automatic "
 		    "response%s", idn->tags[i], r != NULL ? " (the rule does not allow it)" :

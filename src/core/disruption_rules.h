@@ -34,6 +34,7 @@
 #include "config.h"
 #include "err.h"
 #include "model.h"
+#include "strlist.h"
 
 #define DISRUPTION_PRINCIPAL "automatic-attack-disruption"
 #define DISRUPTION_SOURCE "automatic_attack_disruption"
@@ -58,20 +59,15 @@ struct disruption_step {
 	const char *risk_level;		/* set_risk: HIGH, MEDIUM or LOW */
 };
 
-struct disruption_list {
-	char **v;
-	size_t n;
-};
-
 struct disruption_rule {
 	const char *name;
 	const char *file;
 	int line;
-	struct disruption_list categories;
+	struct strlist categories;
 	enum alert_severity min_severity;
 	int min_confidence;
-	struct disruption_list tags;
-	struct disruption_list allow_tags;
+	struct strlist tags;
+	struct strlist allow_tags;
 	struct disruption_step steps[DISRUPTION_MAX_STEPS];
 	size_t nsteps;
 	bool dry_run;
@@ -87,9 +83,9 @@ struct disruption_guard {
 	const char *role;
 	long max_containments;
 	int64_t window_ms;
-	struct disruption_list exclude_tags;
-	struct disruption_list exclude_identities;
-	struct disruption_list exclude_accounts;
+	struct strlist exclude_tags;
+	struct strlist exclude_identities;
+	struct strlist exclude_accounts;
 	/* The accounts quell itself signs in with, as each system's kind declares
 	 * them (struct kind_self_account): never contained automatically. */
 	struct disruption_self_account *self;

@@ -13,15 +13,6 @@
 
 static const char hexdigits[] = "0123456789abcdef";
 
-/* Worst case every byte grows to three; refuse sizes whose bound would overflow. */
-static char *
-alloc_escaped(size_t len)
-{
-	if (len > (SIZE_MAX - 1) / 3)
-		return NULL;
-	return malloc(len * 3 + 1);
-}
-
 static char *
 put_hex(char *p, unsigned char c)
 {
@@ -31,73 +22,87 @@ put_hex(char *p, unsigned char c)
 	return p;
 }
 
-int
-ldapesc_dn_value(const char *val, size_t len, char **out)
+/* How one byte is written: as is, after a backslash, or as \xx. */
+enum esc { ESC_KEEP, ESC_BACKSLASH, ESC_HEX };
+/* The way byte i of len bytes, c, is written. */
+typedef enum esc (*esc_rule)(unsigned char c, size_t i, size_t len);
+
+static enum esc
+dn_rule(unsigned char c, size_t i, size_t len)
+{
+	if (c < 0x20 || c == 0x7f)
+		return ESC_HEX;
+	if (strchr("\"+,;<>\\", c) != NULL || (i == 0 && (c == '#' || c == ' ')) ||
+	    (i == len - 1 && c == ' '))
+		return ESC_BACKSLASH;
+	return ESC_KEEP;
+}
+
+static enum esc
+filter_rule(unsigned char c, size_t i, size_t len)
+{
+	(void)i;
+	(void)len;
+	if (c < 0x20 || c >= 0x7f || c == '*' || c == '(' || c == ')' || c == '\\')
+		return ESC_HEX;
+	return ESC_KEEP;
+}
+
+static enum esc
+binary_rule(unsigned char c, size_t i, size_t len)
+{
+	(void)c;
+	(void)i;
+	(void)len;
+	return ESC_HEX;
+}
+
+static int
+escape(const unsigned char *val, size_t len, esc_rule rule, char **out)
 {
 	char *buf, *p;
 	size_t i;
 
 	*out = NULL;
-	if ((buf = alloc_escaped(len)) == NULL)
+	/* Worst case every byte grows to three; refuse sizes whose bound would overflow. */
+	if (len > (SIZE_MAX - 1) / 3 || (buf = malloc(len * 3 + 1)) == NULL)
 		return QERR_NOMEM;
 	p = buf;
 	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)val[i];
-
-		if (c < 0x20 || c == 0x7f)
-			p = put_hex(p, c);
-		else if (strchr("\"+,;<>\\", c) != NULL ||
-		    (i == 0 && (c == '#' || c == ' ')) ||
-		    (i == len - 1 && c == ' ')) {
+		switch (rule(val[i], i, len)) {
+		case ESC_HEX:
+			p = put_hex(p, val[i]);
+			break;
+		case ESC_BACKSLASH:
 			*p++ = '\\';
-			*p++ = (char)c;
-		} else
-			*p++ = (char)c;
+			*p++ = (char)val[i];
+			break;
+		case ESC_KEEP:
+			*p++ = (char)val[i];
+			break;
+		}
 	}
 	*p = '\0';
 	*out = buf;
 	return 0;
+}
+
+int
+ldapesc_dn_value(const char *val, size_t len, char **out)
+{
+	return escape((const unsigned char *)val, len, dn_rule, out);
 }
 
 int
 ldapesc_filter_value(const char *val, size_t len, char **out)
 {
-	char *buf, *p;
-	size_t i;
-
-	*out = NULL;
-	if ((buf = alloc_escaped(len)) == NULL)
-		return QERR_NOMEM;
-	p = buf;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)val[i];
-
-		if (c < 0x20 || c >= 0x7f || c == '*' || c == '(' || c == ')' || c == '\\')
-			p = put_hex(p, c);
-		else
-			*p++ = (char)c;
-	}
-	*p = '\0';
-	*out = buf;
-	return 0;
+	return escape((const unsigned char *)val, len, filter_rule, out);
 }
 
 int
 ldapesc_filter_binary(const void *buf, size_t len, char **out)
 {
-	const unsigned char *b = buf;
-	char *res, *p;
-	size_t i;
-
-	*out = NULL;
-	if ((res = alloc_escaped(len)) == NULL)
-		return QERR_NOMEM;
-	p = res;
-	for (i = 0; i < len; i++)
-		p = put_hex(p, b[i]);
-	*p = '\0';
-	*out = res;
-	return 0;
+	return escape(buf, len, binary_rule, out);
 }
 
 /* Text position of each binary byte, in text order: fields 1-3 are little-endian. */

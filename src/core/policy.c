@@ -13,6 +13,7 @@
 #include "entra_roles.h"
 #include "policy.h"
 #include "rbac.h"
+#include "strlist.h"
 #include "text.h"
 
 /* The roles' names (core/entra_roles.h has the ids), for messages and sections. */
@@ -56,33 +57,28 @@ static const struct {
 
 enum match_kind { MATCH_APP_ROLE, MATCH_ENTRA_ROLE, MATCH_SUBJECT, MATCH_USER };
 
-struct list {
-	char **v;
-	size_t n;
-};
-
 struct grant_rule {
 	const char *name;
 	enum match_kind how;
 	char *value;
 	const char *role;
 	unsigned perms;
-	struct list scope;
-	struct list exclude;
+	struct strlist scope;
+	struct strlist exclude;
 	char source[96];
 };
 
 struct requirement {
 	char *kind;
 	enum action_type type;
-	struct list wids;
+	struct strlist wids;
 };
 
 struct approval_rule {
 	const char *name;
 	unsigned types;		/* bit per action type; 0 = any */
-	struct list tags;
-	struct list kinds;
+	struct strlist tags;
+	struct strlist kinds;
 	long min_accounts;	/* more than this many steps; -1 = any */
 	int64_t ttl_ms;
 };
@@ -96,79 +92,6 @@ struct policy {
 	struct approval_rule *approvals;
 	size_t napprovals;
 };
-
-static void
-list_clear(struct list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-static int
-list_add(struct list *l, const char *s, size_t len)
-{
-	char **nv;
-
-	if ((nv = realloc(l->v, (l->n + 1) * sizeof(*nv))) == NULL)
-		return QERR_NOMEM;
-	l->v = nv;
-	if ((l->v[l->n] = strndup(s, len)) == NULL)
-		return QERR_NOMEM;
-	l->n++;
-	return 0;
-}
-
-/* Splits on sep (and trims blanks), e.g. "Security Operator, Global Administrator". */
-static int
-list_split(struct list *l, const char *v, const char *sep)
-{
-	const char *p = v, *start, *end;
-	size_t n;
-	int r;
-
-	while (*p != '\0') {
-		n = strcspn(p, sep);
-		start = p;
-		end = p + n;
-		while (start < end && isspace((unsigned char)*start))
-			start++;
-		while (end > start && isspace((unsigned char)end[-1]))
-			end--;
-		if (end > start && (r = list_add(l, start, (size_t)(end - start))) != 0)
-			return r;
-		p += n;
-		if (*p != '\0')
-			p++;
-	}
-	return 0;
-}
-
-static bool
-list_has(char *const *v, size_t n, const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (strcmp(v[i], s) == 0)
-			return true;
-	return false;
-}
-
-static bool
-lists_meet(char *const *a, size_t na, char *const *b, size_t nb)
-{
-	size_t i;
-
-	for (i = 0; i < na; i++)
-		if (list_has(b, nb, a[i]))
-			return true;
-	return false;
-}
 
 const char *
 policy_entra_role_name(const char *template_id)
@@ -212,16 +135,16 @@ is_uuid(const char *s)
  * well-formed id is taken as given (custom or newer roles). */
 static int
 parse_wids(struct qerr *e, const struct system_config *s, const struct config_kv *kv,
-    struct list *out)
+    struct strlist *out)
 {
-	struct list raw = { NULL, 0 };
+	struct strlist raw = { NULL, 0 };
 	const char *id;
 	size_t i;
 	int r = 0;
 
 	if (strcmp(kv->value, "none") == 0)
 		return 0;
-	if ((r = list_split(&raw, kv->value, ",")) != 0)
+	if ((r = strlist_split(&raw, kv->value, ",")) != 0)
 		goto out;
 	for (i = 0; i < raw.n && r == 0; i++) {
 		if ((id = entra_role_id(raw.v[i])) == NULL && is_uuid(raw.v[i]))
@@ -230,10 +153,10 @@ parse_wids(struct qerr *e, const struct system_config *s, const struct config_kv
 			r = config_error(e, s, kv->line, NULL, "unknown Entra role '%s' (use its name or "
 			    "template id)", raw.v[i]);
 		else
-			r = list_add(out, id, strlen(id));
+			r = strlist_add(out, id, strlen(id));
 	}
 out:
-	list_clear(&raw);
+	strlist_clear(&raw);
 	return r == QERR_NOMEM ? qerr_set(e, r, NULL, "out of memory") : r;
 }
 
@@ -290,9 +213,9 @@ load_grant(struct policy *pol, const struct system_config *s, struct grant_rule 
 			r = rbac_role_perms(pol->cfg, g->role, &g->perms) ? 0 :
 			    config_error(e, s, kv->line, NULL, "unknown role '%s'", kv->value);
 		} else if (strcmp(kv->key, "scope") == 0)
-			r = list_split(&g->scope, kv->value, ", \t");
+			r = strlist_split(&g->scope, kv->value, ", \t");
 		else if (strcmp(kv->key, "exclude") == 0)
-			r = list_split(&g->exclude, kv->value, ", \t");
+			r = strlist_split(&g->exclude, kv->value, ", \t");
 		else
 			r = config_error(e, s, kv->line, NULL, "unknown key '%s' in [grant \"%s\"]", kv->key,
 			    s->name);
@@ -336,14 +259,14 @@ static int
 approval_key(struct qerr *e, const struct system_config *s, const struct config_kv *kv,
     struct approval_rule *a)
 {
-	struct list types = { NULL, 0 };
+	struct strlist types = { NULL, 0 };
 	enum action_type t;
 	long n;
 	size_t i;
 	int r = 0;
 
 	if (strcmp(kv->key, "types") == 0) {
-		if ((r = list_split(&types, kv->value, ", \t")) == 0)
+		if ((r = strlist_split(&types, kv->value, ", \t")) == 0)
 			for (i = 0; i < types.n && r == 0; i++) {
 				if (action_type_parse(types.v[i], &t) != 0)
 					r = config_error(e, s, kv->line, NULL, "'%s' is not an action type",
@@ -351,11 +274,11 @@ approval_key(struct qerr *e, const struct system_config *s, const struct config_
 				else
 					a->types |= 1u << t;
 			}
-		list_clear(&types);
+		strlist_clear(&types);
 	} else if (strcmp(kv->key, "tags") == 0)
-		r = list_split(&a->tags, kv->value, ", \t");
+		r = strlist_split(&a->tags, kv->value, ", \t");
 	else if (strcmp(kv->key, "systems") == 0)
-		r = list_split(&a->kinds, kv->value, ", \t");
+		r = strlist_split(&a->kinds, kv->value, ", \t");
 	else if (strcmp(kv->key, "min_accounts") == 0) {
 		if (config_long(kv->value, 0, 1000000, &a->min_accounts) != 0)
 			r = config_error(e, s, kv->line, NULL, "min_accounts must be a whole number");
@@ -402,7 +325,7 @@ add_default_requirement(struct policy *pol, const char *kind,
 	rq = &pol->reqs[pol->nreqs++];
 	memset(rq, 0, sizeof(*rq));
 	rq->type = d->type;
-	if ((rq->kind = strdup(kind)) == NULL || list_split(&rq->wids, d->wids, " ") != 0)
+	if ((rq->kind = strdup(kind)) == NULL || strlist_split(&rq->wids, d->wids, " ") != 0)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	return 0;
 }
@@ -502,18 +425,18 @@ policy_free(struct policy *pol)
 		return;
 	for (i = 0; i < pol->ngrants; i++) {
 		free(pol->grants[i].value);
-		list_clear(&pol->grants[i].scope);
-		list_clear(&pol->grants[i].exclude);
+		strlist_clear(&pol->grants[i].scope);
+		strlist_clear(&pol->grants[i].exclude);
 	}
 	free(pol->grants);
 	for (i = 0; i < pol->nreqs; i++) {
 		free(pol->reqs[i].kind);
-		list_clear(&pol->reqs[i].wids);
+		strlist_clear(&pol->reqs[i].wids);
 	}
 	free(pol->reqs);
 	for (i = 0; i < pol->napprovals; i++) {
-		list_clear(&pol->approvals[i].tags);
-		list_clear(&pol->approvals[i].kinds);
+		strlist_clear(&pol->approvals[i].tags);
+		strlist_clear(&pol->approvals[i].kinds);
 	}
 	free(pol->approvals);
 	free(pol);
@@ -535,7 +458,7 @@ rule_matches(const struct grant_rule *g, const struct subject *s)
 {
 	switch (g->how) {
 	case MATCH_APP_ROLE:
-		return list_has(s->app_roles, s->napp_roles, g->value);
+		return strlist_has(s->app_roles, s->napp_roles, g->value, false);
 	case MATCH_ENTRA_ROLE:
 		return wid_held(s, g->value);
 	case MATCH_SUBJECT:
@@ -622,9 +545,9 @@ policy_entra_may(const struct policy *pol, const struct subject *s,
 static bool
 grant_covers(const struct grant *g, char *const *tags, size_t ntags)
 {
-	if (g->nexclude > 0 && lists_meet(g->exclude, g->nexclude, tags, ntags))
+	if (g->nexclude > 0 && strlist_meet(g->exclude, g->nexclude, tags, ntags, false))
 		return false;
-	return g->nscope == 0 || lists_meet(g->scope, g->nscope, tags, ntags);
+	return g->nscope == 0 || strlist_meet(g->scope, g->nscope, tags, ntags, false);
 }
 
 bool
@@ -685,11 +608,11 @@ approval_matches(const struct approval_rule *r, const struct action *a,
 
 	if (r->types != 0 && (r->types & (1u << a->type)) == 0)
 		return false;
-	if (r->tags.n > 0 && !lists_meet(r->tags.v, r->tags.n, tags, ntags))
+	if (r->tags.n > 0 && !strlist_meet(r->tags.v, r->tags.n, tags, ntags, false))
 		return false;
 	for (i = 0; !kind && i < a->nsteps; i++)
 		kind = a->steps[i].status != STEP_NOT_APPLICABLE &&
-		    list_has(r->kinds.v, r->kinds.n, kinds[i]);
+		    strlist_has(r->kinds.v, r->kinds.n, kinds[i], false);
 	if (!kind)
 		return false;
 	for (i = 0, n = 0; i < a->nsteps; i++)
