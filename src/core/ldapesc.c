@@ -41,19 +41,14 @@ dn_rule(unsigned char c, size_t i, size_t len)
 static enum esc
 filter_rule(unsigned char c, size_t i, size_t len)
 {
-	(void)i;
-	(void)len;
-	if (c < 0x20 || c >= 0x7f || c == '*' || c == '(' || c == ')' || c == '\\')
-		return ESC_HEX;
-	return ESC_KEEP;
+	(void)i, (void)len;
+	return c < 0x20 || c >= 0x7f || strchr("*()\\", c) != NULL ? ESC_HEX : ESC_KEEP;
 }
 
 static enum esc
 binary_rule(unsigned char c, size_t i, size_t len)
 {
-	(void)c;
-	(void)i;
-	(void)len;
+	(void)c, (void)i, (void)len;
 	return ESC_HEX;
 }
 
