@@ -721,24 +721,18 @@ format_uac(uint32_t v, char *buf, size_t len)
 }
 
 /*
- * Searches the domain for the one object whose objectGUID is in filter. Returns an
- * LDAP code; LDAP_NO_SUCH_OBJECT when nothing matches.
+ * The one object a search for an objectGUID found; rc is the search's result code.
+ * Returns an LDAP code; LDAP_NO_SUCH_OBJECT when nothing matched.
  */
 static int
-read_user(struct provider *p, LDAP *ld, const char *filter, struct user *u,
+user_from_result(struct provider *p, LDAP *ld, LDAPMessage *msg, int rc, struct user *u,
     struct lres *lr)
 {
-	struct timeval tv = { .tv_sec = p->timeout };
-	LDAPMessage *msg = NULL, *ent;
+	LDAPMessage *ent;
 	struct berval **uac = NULL, **pls = NULL;
-	double t0;
-	int rc, n;
+	int n;
 
 	memset(u, 0, sizeof(*u));
-	t0 = provider_clock();
-	rc = ldap_search_ext_s(ld, p->base_dn, LDAP_SCOPE_SUBTREE, filter,
-	    (char **)user_attrs, 0, NULL, NULL, &tv, 2, &msg);
-	observe_ldap(p, rc == LDAP_SIZELIMIT_EXCEEDED ? LDAP_SUCCESS : rc, t0);
 	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
 		lres_set(lr, ld, rc, "search for the account under %s failed", p->base_dn);
 		goto out;
@@ -780,46 +774,8 @@ read_user(struct provider *p, LDAP *ld, const char *filter, struct user *u,
 out:
 	ldap_value_free_len(pls);
 	ldap_value_free_len(uac);
-	ldap_msgfree(msg);
 	if (rc != LDAP_SUCCESS)
 		user_clear(u);
-	return rc;
-}
-
-/*
- * One modify: delete the userAccountControl value read, add the new one and, when
- * asked, set pwdLastSet to 0 in the same atomic operation.
- */
-static int
-write_user(struct provider *p, LDAP *ld, const struct user *u, uint32_t uac,
-    bool must_change, struct lres *lr)
-{
-	double t0;
-	char newv[24], zero[] = "0";
-	char *oldvals[] = { (char *)u->uac_text, NULL }, *newvals[] = { newv, NULL };
-	char *zerovals[] = { zero, NULL };
-	LDAPMod del = { .mod_op = LDAP_MOD_DELETE, .mod_type = "userAccountControl",
-		.mod_values = oldvals };
-	LDAPMod add = { .mod_op = LDAP_MOD_ADD, .mod_type = "userAccountControl",
-		.mod_values = newvals };
-	LDAPMod pls = { .mod_op = LDAP_MOD_REPLACE, .mod_type = "pwdLastSet",
-		.mod_values = zerovals };
-	LDAPMod *mods[4] = { NULL };
-	size_t n = 0;
-	int rc;
-
-	format_uac(uac, newv, sizeof(newv));
-	if (uac != u->uac) {
-		mods[n++] = &del;
-		mods[n++] = &add;
-	}
-	if (must_change)
-		mods[n++] = &pls;
-	t0 = provider_clock();
-	rc = ldap_modify_ext_s(ld, u->dn, mods, NULL, NULL);
-	observe_ldap(p, rc, t0);
-	if (rc != LDAP_SUCCESS)
-		lres_set(lr, ld, rc, "modify of %s failed", u->dn);
 	return rc;
 }
 
@@ -876,120 +832,11 @@ plan_step(const struct step *step, const struct user *u, bool clear_dont_expire,
 	}
 }
 
-/*
- * After a lost race, wait a little before reading again: tries milliseconds plus up
- * to two of jitter (from the clock: it only has to differ between competing writers).
- */
-static void
-race_pause(int tries)
-{
-	struct timespec now, ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)tries * 1000000L + now.tv_nsec % 2000000L;
-	nanosleep(&ts, NULL);
-}
-
-/*
- * Read, decide, write; a lost race (noSuchAttribute: the value we deleted is gone;
- * noSuchObject: the entry moved) starts over from a fresh read. Returns an LDAP code
- * for failures of the exchange itself; every other outcome is already in *res.
- */
 static void
 result_state(struct step_result *res, uint32_t uac)
 {
 	snprintf(res->state, sizeof(res->state), "%s",
 	    uac & UAC_ACCOUNTDISABLE ? "disabled" : "enabled");
-}
-
-/*
- * The one-round-trip path: compare-and-swap against the last known value, addressed
- * by <GUID=…>. Sets *done when it settled the step; otherwise (no known value, the
- * value says "already", or the value was stale) the caller reads and decides.
- */
-static int
-try_seen(struct provider *p, LDAP *ld, const struct step *step,
-    const unsigned char guid[LDAPESC_GUID_LEN], struct step_result *res,
-    struct lres *lr, bool *done)
-{
-	char gtext[LDAPESC_GUID_TEXT_LEN + 1], dn[LDAPESC_GUID_TEXT_LEN + 9];
-	struct user u = { 0 };
-	struct plan pl;
-	int rc;
-
-	*done = false;
-	if ((step->type != ACTION_DISABLE && step->type != ACTION_ENABLE) ||
-	    !seen_get(p, guid, &u.uac))
-		return LDAP_SUCCESS;
-	plan_step(step, &u, false, &pl);
-	if (pl.already != NULL ||
-	    ldapesc_guid_to_text((const char *)guid, LDAPESC_GUID_LEN, gtext) != 0)
-		return LDAP_SUCCESS;
-	snprintf(dn, sizeof(dn), "<GUID=%s>", gtext);
-	u.dn = dn;
-	format_uac(u.uac, u.uac_text, sizeof(u.uac_text));
-	rc = write_user(p, ld, &u, pl.uac, false, lr);
-	if (rc == LDAP_NO_SUCH_ATTRIBUTE || rc == LDAP_NO_SUCH_OBJECT)
-		return LDAP_SUCCESS;
-	if (rc == LDAP_SUCCESS) {
-		seen_put(p, guid, pl.uac);
-		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
-		result_state(res, pl.uac);
-		*done = true;
-	}
-	return rc;
-}
-
-static int
-run_step(struct provider *p, LDAP *ld, const struct step *step,
-    const unsigned char guid[LDAPESC_GUID_LEN], const char *filter,
-    bool clear_dont_expire, struct step_result *res, struct lres *lr)
-{
-	struct user u = { 0 };
-	struct plan pl;
-	bool done;
-	int rc = LDAP_SUCCESS, tries;
-
-	if ((rc = try_seen(p, ld, step, guid, res, lr, &done)) != LDAP_SUCCESS || done)
-		return rc;
-	for (tries = 0; tries < CAS_TRIES; tries++) {
-		user_clear(&u);
-		if ((rc = read_user(p, ld, filter, &u, lr)) != LDAP_SUCCESS)
-			return rc;
-		seen_put(p, guid, u.uac);
-		plan_step(step, &u, clear_dont_expire, &pl);
-		if (pl.refuse != NULL) {
-			provider_result_set(res, STEP_OUTCOME_PERMANENT, "refused", "%s", pl.refuse);
-			goto done;
-		}
-		if (pl.already != NULL) {
-			provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.already);
-			goto done;
-		}
-		rc = write_user(p, ld, &u, pl.uac, pl.must_change, lr);
-		if (rc == LDAP_SUCCESS) {
-			u.uac = pl.uac;
-			seen_put(p, guid, u.uac);
-			provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", pl.done);
-			goto done;
-		}
-		if (rc != LDAP_NO_SUCH_ATTRIBUTE && rc != LDAP_NO_SUCH_OBJECT) {
-			user_clear(&u);
-			return rc;
-		}
-		if (tries + 1 < CAS_TRIES)
-			race_pause(tries + 1);
-	}
-	user_clear(&u);
-	provider_result_set(res, STEP_OUTCOME_TRANSIENT, ldap_code_name(rc),
-	    "userAccountControl changed under every one of %d attempts; last: %s",
-	    CAS_TRIES, lr->msg);
-	return LDAP_SUCCESS;
-done:
-	result_state(res, u.uac);
-	user_clear(&u);
-	return LDAP_SUCCESS;
 }
 
 /* Reads "clear_dont_expire": true from the step's params; anything malformed refuses. */
@@ -1029,64 +876,478 @@ ad_supports(const struct provider *p, enum action_type type)
 	    type == ACTION_FORCE_PASSWORD_CHANGE;
 }
 
+/* Several steps at once on one connection */
+
+/* The operation a step of a batch has in flight. */
+enum bop {
+	BOP_NONE,
+	BOP_SEEN,	/* the compare-and-swap against the last known value */
+	BOP_READ,	/* the search for the user */
+	BOP_WRITE,	/* the compare-and-swap against the value just read */
+};
+
 /*
- * LDAP has no request id worth recording (a message id only means something on its
- * own connection), so res->request_id stays empty.
+ * One step of a batch: its own read, decide, write, told apart from the other steps'
+ * operations on the same connection by message id.
+ */
+struct bstep {
+	const struct step *step;
+	struct step_result *res;
+	unsigned char guid[LDAPESC_GUID_LEN];
+	char gdn[LDAPESC_GUID_TEXT_LEN + 9];	/* <GUID=…> */
+	char *filter;		/* (objectGUID=…) */
+	bool clear;		/* params.clear_dont_expire */
+	bool done;		/* *res is final */
+	bool seen_tried;	/* the last known value had its one chance */
+	enum bop op;
+	int msgid;
+	double sent;		/* provider_clock() when op went out */
+	double due;		/* after a lost race: no read before this */
+	int tries;		/* writes lost to a concurrent change */
+	const char *wdn;	/* the DN the write went to, for its message */
+	struct user u;
+	struct plan pl;
+	struct lres lr;
+};
+
+/*
+ * After a lost race, wait a little before reading again: tries milliseconds plus up
+ * to two of jitter (from the clock: it only has to differ between competing writers).
+ * Returns the pause in seconds.
+ */
+static double
+race_pause(int tries)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)tries * 1e-3 + (double)(now.tv_nsec % 2000000L) * 1e-9;
+}
+
+static int
+send_read(struct provider *p, LDAP *ld, struct bstep *b)
+{
+	struct timeval tv = { .tv_sec = p->timeout };
+	int rc;
+
+	user_clear(&b->u);
+	b->sent = provider_clock();
+	rc = ldap_search_ext(ld, p->base_dn, LDAP_SCOPE_SUBTREE, b->filter,
+	    (char **)user_attrs, 0, NULL, NULL, &tv, 2, &b->msgid);
+	if (rc != LDAP_SUCCESS) {
+		lres_set(&b->lr, ld, rc, "search for the account under %s failed", p->base_dn);
+		return rc;
+	}
+	b->op = BOP_READ;
+	return LDAP_SUCCESS;
+}
+
+/*
+ * One modify of dn, whose userAccountControl is old: delete that value, add b->pl's
+ * and, when the plan says so, set pwdLastSet to 0 in the same atomic operation.
  */
 static int
-ad_execute(struct provider *p, const struct step *step, struct step_result *res)
+send_write(LDAP *ld, struct bstep *b, enum bop op, const char *dn, const struct user *old)
 {
-	unsigned char guid[LDAPESC_GUID_LEN];
-	char *esc = NULL, *filter = NULL;
-	struct lres lr = { 0 };
-	struct conn *c = NULL;
-	bool clear = false, fresh, drop = false;
-	int r = QERR_INTERNAL, rc, attempt;
+	char newv[24], zero[] = "0";
+	char *oldvals[] = { (char *)old->uac_text, NULL }, *newvals[] = { newv, NULL };
+	char *zerovals[] = { zero, NULL };
+	LDAPMod del = { .mod_op = LDAP_MOD_DELETE, .mod_type = "userAccountControl",
+		.mod_values = oldvals };
+	LDAPMod add = { .mod_op = LDAP_MOD_ADD, .mod_type = "userAccountControl",
+		.mod_values = newvals };
+	LDAPMod pls = { .mod_op = LDAP_MOD_REPLACE, .mod_type = "pwdLastSet",
+		.mod_values = zerovals };
+	LDAPMod *mods[4] = { NULL };
+	size_t n = 0;
+	int rc;
+
+	format_uac(b->pl.uac, newv, sizeof(newv));
+	if (b->pl.uac != old->uac) {
+		mods[n++] = &del;
+		mods[n++] = &add;
+	}
+	if (b->pl.must_change)
+		mods[n++] = &pls;
+	b->wdn = dn;
+	b->sent = provider_clock();
+	rc = ldap_modify_ext(ld, dn, mods, NULL, NULL, &b->msgid);
+	if (rc != LDAP_SUCCESS) {
+		lres_set(&b->lr, ld, rc, "modify of %s failed", dn);
+		return rc;
+	}
+	b->op = op;
+	return LDAP_SUCCESS;
+}
+
+/*
+ * A step's first operation, or its next after a lost race: the compare-and-swap
+ * against the last known value, addressed by <GUID=…> with no search, when that value
+ * calls for a write; a read otherwise. A stale value only makes the delete fail.
+ */
+static int
+bstep_start(struct provider *p, LDAP *ld, struct bstep *b)
+{
+	struct user known = { 0 };
+
+	if (b->seen_tried ||
+	    (b->step->type != ACTION_DISABLE && b->step->type != ACTION_ENABLE))
+		return send_read(p, ld, b);
+	b->seen_tried = true;
+	if (!seen_get(p, b->guid, &known.uac))
+		return send_read(p, ld, b);
+	plan_step(b->step, &known, false, &b->pl);
+	if (b->pl.already != NULL)
+		return send_read(p, ld, b);
+	format_uac(known.uac, known.uac_text, sizeof(known.uac_text));
+	return send_write(ld, b, BOP_SEEN, b->gdn, &known);
+}
+
+static void
+bstep_settle(struct bstep *b, enum step_outcome outcome, const char *code,
+    const char *msg, uint32_t uac)
+{
+	provider_result_set(b->res, outcome, code, "%s", msg);
+	result_state(b->res, uac);
+	b->done = true;
+	user_clear(&b->u);
+}
+
+static void
+bstep_fail(struct bstep *b, const struct lres *lr)
+{
+	result_from_lres(b->res, lr);
+	b->done = true;
+	user_clear(&b->u);
+}
+
+/* The result code of an answer (a search's: of its final message), which also leaves
+ * the server's diagnostic on the handle for lres_set. */
+static int
+answer_code(LDAP *ld, LDAPMessage *msg)
+{
+	int err = LDAP_OTHER, rc = ldap_parse_result(ld, msg, &err, NULL, NULL, NULL, NULL, 0);
+
+	return rc != LDAP_SUCCESS ? rc : err;
+}
+
+/* The answer to a step's search: decide, and write when there is something to write. */
+static int
+on_read(struct provider *p, LDAP *ld, struct bstep *b, LDAPMessage *msg, bool *drop)
+{
+	int rc = answer_code(ld, msg);
+
+	observe_ldap(p, rc == LDAP_SIZELIMIT_EXCEEDED ? LDAP_SUCCESS : rc, b->sent);
+	if ((rc = user_from_result(p, ld, msg, rc, &b->u, &b->lr)) != LDAP_SUCCESS) {
+		*drop = *drop || ldap_code_breaks_conn(rc);
+		bstep_fail(b, &b->lr);
+		return LDAP_SUCCESS;
+	}
+	seen_put(p, b->guid, b->u.uac);
+	plan_step(b->step, &b->u, b->clear, &b->pl);
+	if (b->pl.refuse != NULL)
+		bstep_settle(b, STEP_OUTCOME_PERMANENT, "refused", b->pl.refuse, b->u.uac);
+	else if (b->pl.already != NULL)
+		bstep_settle(b, STEP_OUTCOME_SUCCEEDED, "", b->pl.already, b->u.uac);
+	else
+		return send_write(ld, b, BOP_WRITE, b->u.dn, &b->u);
+	return LDAP_SUCCESS;
+}
+
+/*
+ * The answer to a step's compare-and-swap. A lost race (noSuchAttribute: the value
+ * deleted is gone; noSuchObject: the entry moved) reads again: at once after a stale
+ * last known value, after a pause when the value had just been read.
+ */
+static void
+on_write(struct provider *p, LDAP *ld, struct bstep *b, enum bop op, LDAPMessage *msg,
+    bool *drop)
+{
+	int rc = answer_code(ld, msg);
+
+	observe_ldap(p, rc, b->sent);
+	if (rc == LDAP_SUCCESS) {
+		seen_put(p, b->guid, b->pl.uac);
+		bstep_settle(b, STEP_OUTCOME_SUCCEEDED, "", b->pl.done, b->pl.uac);
+		return;
+	}
+	lres_set(&b->lr, ld, rc, "modify of %s failed", b->wdn);
+	if (rc != LDAP_NO_SUCH_ATTRIBUTE && rc != LDAP_NO_SUCH_OBJECT) {
+		*drop = *drop || ldap_code_breaks_conn(rc);
+		bstep_fail(b, &b->lr);
+		return;
+	}
+	if (op == BOP_SEEN)
+		return;
+	if (++b->tries < CAS_TRIES) {
+		b->due = provider_clock() + race_pause(b->tries);
+		return;
+	}
+	provider_result_set(b->res, STEP_OUTCOME_TRANSIENT, ldap_code_name(rc),
+	    "userAccountControl changed under every one of %d attempts; last: %s",
+	    CAS_TRIES, b->lr.msg);
+	b->done = true;
+	user_clear(&b->u);
+}
+
+/* Hands an answer to the step whose operation it is. Frees msg. */
+static int
+batch_answer(struct provider *p, LDAP *ld, struct bstep *b, size_t n, LDAPMessage *msg,
+    bool *drop, struct lres *lr)
+{
+	int id = ldap_msgid(msg), rc = LDAP_SUCCESS;
+	enum bop op;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i].op != BOP_NONE && b[i].msgid == id)
+			break;
+	if (i == n) {
+		ldap_msgfree(msg);
+		if (id != 0)
+			return LDAP_SUCCESS;
+		/* Message id 0 is unsolicited: the server's notice that it is leaving. */
+		lres_set(lr, ld, LDAP_SERVER_DOWN, "%s ended the connection", p->url);
+		return LDAP_SERVER_DOWN;
+	}
+	op = b[i].op;
+	b[i].op = BOP_NONE;
+	b[i].msgid = -1;
+	if (op == BOP_READ)
+		rc = on_read(p, ld, &b[i], msg, drop);
+	else
+		on_write(p, ld, &b[i], op, msg, drop);
+	ldap_msgfree(msg);
+	if (rc != LDAP_SUCCESS)
+		*lr = b[i].lr;
+	return rc;
+}
+
+/* The connection failed under the operations in flight: count each, forget them. */
+static void
+batch_lost(struct provider *p, struct bstep *b, size_t n, int rc)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i].op != BOP_NONE) {
+			observe_ldap(p, rc, b[i].sent);
+			b[i].op = BOP_NONE;
+			b[i].msgid = -1;
+		}
+}
+
+/*
+ * Sends what is due: each step that has nothing in flight and no pause to sit out
+ * starts its next operation. Sets *inflight and *next (the earliest pause's end, 0:
+ * none). Returns an LDAP code: a failure to send is the connection's.
+ */
+static int
+batch_send(struct provider *p, LDAP *ld, struct bstep *b, size_t n, size_t *inflight,
+    double *next, struct lres *lr)
+{
+	double now = provider_clock();
+	size_t i;
+	int rc;
+
+	*inflight = 0;
+	*next = 0;
+	for (i = 0; i < n; i++) {
+		if (b[i].done)
+			continue;
+		if (b[i].op == BOP_NONE && b[i].due <= now &&
+		    (rc = bstep_start(p, ld, &b[i])) != LDAP_SUCCESS) {
+			*lr = b[i].lr;
+			return rc;
+		}
+		if (b[i].op != BOP_NONE)
+			(*inflight)++;
+		else if (*next == 0 || b[i].due < *next)
+			*next = b[i].due;
+	}
+	return LDAP_SUCCESS;
+}
+
+static struct timeval
+timeval_of(double s)
+{
+	struct timeval tv = { 0 };
+
+	if (s > 0) {
+		tv.tv_sec = (time_t)s;
+		tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
+	}
+	return tv;
+}
+
+/*
+ * Runs the steps of b on one connection with all their operations in flight at once;
+ * each answer moves its own step on. The timeout bounds the server's silence, not the
+ * batch. Returns LDAP_SUCCESS once every step is settled, or the code of a failure of
+ * the connection itself (described in *lr), which leaves the unsettled steps to the
+ * caller.
+ */
+static int
+batch_run(struct provider *p, LDAP *ld, struct bstep *b, size_t n, bool *drop,
+    struct lres *lr)
+{
+	double heard = provider_clock(), next, now, wait;
+	struct timeval tv;
+	LDAPMessage *msg;
+	size_t inflight;
+	int rc;
+
+	for (;;) {
+		if ((rc = batch_send(p, ld, b, n, &inflight, &next, lr)) != LDAP_SUCCESS)
+			goto lost;
+		now = provider_clock();
+		if (inflight == 0 && next == 0)
+			return LDAP_SUCCESS;
+		if (inflight == 0) {
+			struct timespec ts = { 0 };
+
+			ts.tv_nsec = (long)((next - now) * 1e9);
+			if (ts.tv_nsec > 0)
+				nanosleep(&ts, NULL);
+			continue;
+		}
+		wait = heard + (double)p->timeout - now;
+		if (next != 0 && next - now < wait)
+			wait = next - now;
+		tv = timeval_of(wait);
+		rc = ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, &tv, &msg);
+		if (rc < 0) {
+			ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &rc);
+			lres_set(lr, ld, rc, "reading answers from %s failed", p->url);
+			goto lost;
+		}
+		if (rc == 0) {
+			if (provider_clock() - heard < (double)p->timeout)
+				continue;
+			rc = LDAP_TIMEOUT;
+			lres_set(lr, ld, rc, "no answer from %s within %ld s", p->url,
+			    p->timeout);
+			goto lost;
+		}
+		heard = provider_clock();
+		if ((rc = batch_answer(p, ld, b, n, msg, drop, lr)) != LDAP_SUCCESS)
+			goto lost;
+	}
+lost:
+	batch_lost(p, b, n, rc);
+	return rc;
+}
+
+/* Checks one step and sets up its state; a step refused here is settled at once. */
+static void
+bstep_init(struct provider *p, const struct step *step, struct step_result *res,
+    struct bstep *b)
+{
+	char gtext[LDAPESC_GUID_TEXT_LEN + 1], *esc = NULL;
 
 	memset(res, 0, sizeof(*res));
+	b->step = step;
+	b->res = res;
+	b->msgid = -1;
+	b->done = true;
 	if (!ad_supports(p, step->type)) {
 		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
 		    "not supported by Active Directory");
-		return 0;
+		return;
 	}
-	if (ldapesc_guid_from_text(step->account_ref, guid) != 0) {
+	if (ldapesc_guid_from_text(step->account_ref, b->guid) != 0 ||
+	    ldapesc_guid_to_text(b->guid, sizeof(b->guid), gtext) != 0) {
 		provider_result_set(res, STEP_OUTCOME_PERMANENT, "invalidAccountRef",
 		    "account reference is not an objectGUID");
+		return;
+	}
+	if (step->type == ACTION_FORCE_PASSWORD_CHANGE && parse_params(step, &b->clear, res) != 0)
+		return;
+	snprintf(b->gdn, sizeof(b->gdn), "<GUID=%s>", gtext);
+	if (ldapesc_filter_binary(b->guid, sizeof(b->guid), &esc) != 0 ||
+	    asprintf(&b->filter, "(objectGUID=%s)", esc) == -1) {
+		b->filter = NULL;
+		free(esc);
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "noMemory", "out of memory");
+		return;
+	}
+	free(esc);
+	b->done = false;
+}
+
+/* Up to this many steps share one connection, all in flight at once: few enough that
+ * their requests and answers fit the sockets' buffers, so sending never waits for
+ * the answers not yet read. */
+#define BATCH_MAX	32
+
+static size_t
+ad_batch_max(enum action_type type)
+{
+	return ad_supports(NULL, type) ? BATCH_MAX : 1;
+}
+
+/*
+ * LDAP has no request id worth recording (a message id only means something on its
+ * own connection), so res->request_id stays empty. Out of memory is a transient
+ * outcome of the steps concerned, never a return: the engine records the results.
+ */
+static int
+ad_execute_batch(struct provider *p, const struct step *const *steps, size_t n,
+    struct step_result *res)
+{
+	struct bstep *b;
+	struct lres lr = { 0 };
+	struct conn *c = NULL;
+	bool fresh, drop = false;
+	size_t i, todo = 0;
+	int rc = LDAP_SUCCESS, attempt;
+
+	if ((b = calloc(n, sizeof(*b))) == NULL) {
+		for (i = 0; i < n; i++)
+			provider_result_set(&res[i], STEP_OUTCOME_TRANSIENT, "noMemory",
+			    "out of memory");
 		return 0;
 	}
-	if (step->type == ACTION_FORCE_PASSWORD_CHANGE && parse_params(step, &clear, res) != 0)
-		return 0;
-	if (ldapesc_filter_binary(guid, sizeof(guid), &esc) != 0 ||
-	    asprintf(&filter, "(objectGUID=%s)", esc) == -1) {
-		filter = NULL;
-		r = QERR_NOMEM;
+	for (i = 0; i < n; i++) {
+		bstep_init(p, steps[i], &res[i], &b[i]);
+		todo += !b[i].done;
+	}
+	if (todo == 0)
 		goto out;
-	}
 	c = pool_get(p);
 	for (attempt = 0;; attempt++) {
 		if ((rc = conn_ready(p, c, &fresh, &lr)) != LDAP_SUCCESS) {
 			drop = true;
 			break;
 		}
-		rc = run_step(p, c->ld, step, guid, filter, clear, res, &lr);
-		drop = rc != LDAP_SUCCESS && ldap_code_breaks_conn(rc);
+		if ((rc = batch_run(p, c->ld, b, n, &drop, &lr)) == LDAP_SUCCESS)
+			break;
+		drop = true;
 		/* A handle idle since before a server restart fails at once: reconnect once. */
-		if (drop && !fresh && attempt == 0 &&
+		if (!fresh && attempt == 0 &&
 		    (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)) {
 			conn_drop(c);
 			continue;
 		}
 		break;
 	}
-	if (rc != LDAP_SUCCESS)
-		result_from_lres(res, &lr);
-	r = 0;
+	for (i = 0; rc != LDAP_SUCCESS && i < n; i++)
+		if (!b[i].done)
+			bstep_fail(&b[i], &lr);
+	pool_put(p, c, drop);
 out:
-	if (c != NULL)
-		pool_put(p, c, drop);
-	free(filter);
-	free(esc);
-	return r;
+	for (i = 0; i < n; i++) {
+		user_clear(&b[i].u);
+		free(b[i].filter);
+	}
+	free(b);
+	return 0;
+}
+
+static int
+ad_execute(struct provider *p, const struct step *step, struct step_result *res)
+{
+	return ad_execute_batch(p, &step, 1, res);
 }
 
 /* Listing */
@@ -1466,6 +1727,8 @@ const struct provider_ops provider_ad = {
 	.open = ad_open,
 	.supports = ad_supports,
 	.execute = ad_execute,
+	.batch_max = ad_batch_max,
+	.execute_batch = ad_execute_batch,
 	.list_accounts = ad_list_accounts,
 	.list_changes = ad_list_changes,
 	.close = ad_close,
