@@ -763,24 +763,30 @@ struct verb {
 	const char *done;
 	const char *state;	/* after success */
 	const char *name;	/* "cannot <name>: …" */
+	/* The one Okta status the call is documented for (NULL: not just one), and
+	 * what the analyst can do for a user in another. */
+	const char *from;
+	const char *instead;
 };
 
 static const struct verb verbs[] = {
 	{ ACTION_DISABLE, "POST", "/lifecycle/suspend", "SUSPENDED",
-	    "already suspended", "suspended", "suspended", "suspend" },
+	    "already suspended", "suspended", "suspended", "suspend", "ACTIVE",
+	    "revoke sessions or deactivate instead" },
 	{ ACTION_ENABLE, "POST", "/lifecycle/unsuspend", "ACTIVE",
-	    "already active", "unsuspended", "enabled", "unsuspend" },
+	    "already active", "unsuspended", "enabled", "unsuspend", "SUSPENDED", NULL },
 	{ ACTION_DEACTIVATE, "POST", "/lifecycle/deactivate?sendEmail=false",
 	    "DEPROVISIONED", "already deactivated", "deactivated", "deprovisioned",
-	    "deactivate" },
+	    "deactivate", NULL, NULL },
 	{ ACTION_FORCE_PASSWORD_CHANGE, "POST", "/lifecycle/expire_password",
 	    "PASSWORD_EXPIRED", "already must change password",
 	    "the password must be changed at next sign-in", "password_expired",
-	    "expire the password" },
+	    "expire the password", NULL, NULL },
 	{ ACTION_REVOKE_SESSIONS, "DELETE", "/sessions?oauthTokens=true",
-	    NULL, NULL, "sessions and OAuth tokens revoked", NULL, "revoke sessions" },
+	    NULL, NULL, "sessions and OAuth tokens revoked", NULL, "revoke sessions",
+	    NULL, NULL },
 	{ ACTION_SET_RISK, "PUT", "/risk", NULL, NULL, NULL, NULL,
-	    "set the risk" },
+	    "set the risk", NULL, NULL },
 };
 
 static const struct verb *
@@ -826,43 +832,136 @@ status_ok(const char *s)
 }
 
 /*
+ * Why v cannot move a user in status (an Okta status word), or false when it can
+ * or nothing documented says otherwise. A deactivated user needs nothing instead.
+ */
+static bool
+refusal(const struct verb *v, const char *status, char *why, size_t len)
+{
+	bool gone = strcmp(status, "DEPROVISIONED") == 0;
+	const char *instead = gone ? "the user is deactivated" : v->instead;
+
+	if (v->from == NULL || strcmp(status, v->from) == 0 || strcmp(status, v->want) == 0)
+		return false;
+	snprintf(why, len, "Okta cannot %s a user in %s (only %s users)%s%s", v->name,
+	    status, v->from, instead != NULL ? ": " : "", instead != NULL ? instead : "");
+	return true;
+}
+
+/* Every status Okta documents for a user, in the analyst's words (state_of). */
+static const char *const okta_statuses[] = { "STAGED", "PROVISIONED", "ACTIVE",
+	"RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT", "SUSPENDED", "DEPROVISIONED" };
+
+/* The preview's warning, from the state sync last read ("recovery", "enabled"). */
+static bool
+okta_refuses(const struct provider *p, const struct account *acct, enum action_type type,
+    char *why, size_t len)
+{
+	const struct verb *v = verb_of(type);
+	char state[32];
+	size_t i;
+
+	(void)p;
+	if (v == NULL || acct->state == NULL)
+		return false;
+	for (i = 0; i < sizeof(okta_statuses) / sizeof(okta_statuses[0]); i++) {
+		state_of(okta_statuses[i], state, sizeof(state));
+		if (strcmp(state, acct->state) == 0)
+			return refusal(v, okta_statuses[i], why, len);
+	}
+	return false;
+}
+
+/*
+ * Reads the user's status: 0 with *status and *moving (transitioningToStatus, may be
+ * NULL) borrowed from a, or -1 with res settled. doing says what for, in the message
+ * about a user without a valid status.
+ */
+static int
+read_status(struct provider *p, const char *id, const char *doing, struct answer *a,
+    const char **status, const char **moving, struct step_result *res)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/api/v1/users/%s", id);
+	if (call(p, "GET", path, NULL, a, res) != 0)
+		return -1;
+	if (a->resp.status != 200) {
+		result_from_answer(res, a);
+		return -1;
+	}
+	*status = json_str(a->body, "status");
+	*moving = json_str(a->body, "transitioningToStatus");
+	if (!json_is_object(a->body) || !status_ok(*status)) {
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "invalidResponse",
+		    "%s, Okta sent a user without a valid status", doing);
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+reached(const struct verb *v, const char *status, const char *moving)
+{
+	return strcmp(status, v->want) == 0 || (moving != NULL && strcmp(moving, v->want) == 0);
+}
+
+/*
  * Okta refused a lifecycle call because of the user's status. Read the user and say
  * which: already there is success, anything else is permanent and names the status.
  */
-static int
-explain_refusal(struct provider *p, const struct verb *v, const char *path_id,
+static void
+explain_refusal(struct provider *p, const struct verb *v, const char *id,
     const struct answer *first, struct step_result *res)
 {
 	struct answer a = { 0 };
 	const char *status, *moving;
-	char path[256];
+	char doing[128], why[256];
 
-	snprintf(path, sizeof(path), "/api/v1/users/%s", path_id);
-	if (call(p, "GET", path, NULL, &a, res) != 0)
+	snprintf(doing, sizeof(doing), "after refusing to %s the user (%s)", v->name,
+	    first->code);
+	if (read_status(p, id, doing, &a, &status, &moving, res) != 0)
 		goto out;
-	if (a.resp.status != 200) {
-		result_from_answer(res, &a);
-		goto out;
-	}
-	status = json_str(a.body, "status");
-	moving = json_str(a.body, "transitioningToStatus");
-	if (!json_is_object(a.body) || !status_ok(status)) {
-		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "invalidResponse",
-		    "Okta refused to %s the user (%s) and then sent a user without a valid "
-		    "status", v->name, first->code);
-		goto out;
-	}
 	snprintf(res->request_id, sizeof(res->request_id), "%s", first->request_id);
 	state_of(status, res->state, sizeof(res->state));
-	if (strcmp(status, v->want) == 0 || (moving != NULL && strcmp(moving, v->want) == 0))
+	if (reached(v, status, moving))
 		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->already);
+	else if (refusal(v, status, why, sizeof(why)))
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, first->code, "%s", why);
 	else
 		provider_result_set(res, STEP_OUTCOME_PERMANENT, first->code,
 		    "cannot %s: the Okta user is %s (%.300s)", v->name, status,
 		    first->summary);
 out:
 	answer_clear(&a);
-	return 0;
+}
+
+/*
+ * Deactivation is destructive and a deactivated user needs no second one: read the
+ * user first and send nothing when Okta has it DEPROVISIONED or on its way there.
+ * 0 to go on, else res is settled ("already deactivated", or the read failed).
+ */
+static int
+deactivated_already(struct provider *p, const struct verb *v, const char *id,
+    struct step_result *res)
+{
+	struct answer a = { 0 };
+	const char *status, *moving;
+	int r = -1;
+
+	if (read_status(p, id, "reading the user before deactivating it", &a, &status,
+	    &moving, res) != 0)
+		goto out;
+	r = 0;
+	if (!reached(v, status, moving))
+		goto out;
+	snprintf(res->request_id, sizeof(res->request_id), "%s", a.request_id);
+	state_of(status, res->state, sizeof(res->state));
+	provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->already);
+	r = 1;
+out:
+	answer_clear(&a);
+	return r;
 }
 
 /* Reads params.risk_level: HIGH, MEDIUM or LOW as routes.c lets through. */
@@ -987,6 +1086,9 @@ okta_execute(struct provider *p, const struct step *step, struct step_result *re
 			return 0;
 		sscanf(body, "{\"riskLevel\":\"%15[A-Z]", sent);
 	}
+	if (step->type == ACTION_DEACTIVATE &&
+	    deactivated_already(p, v, step->account_ref, res) != 0)
+		return 0;
 	/* The id is plain alphanumeric (checked above): no escaping needed. */
 	snprintf(path, sizeof(path), "/api/v1/users/%s%s", step->account_ref, v->suffix);
 	if (call(p, v->method, path, body[0] != '\0' ? body : NULL, &a, res) == 0)
@@ -1365,6 +1467,7 @@ const struct provider_ops provider_okta = {
 	.keys = okta_keys,
 	.open = okta_open,
 	.supports = okta_supports,
+	.refuses = okta_refuses,
 	.execute = okta_execute,
 	.list_accounts = okta_list_accounts,
 	.list_changes = okta_list_changes,

@@ -78,6 +78,14 @@ struct provider_ops {
 	int (*open)(const struct system_config *cfg, struct provider **out, struct qerr *e);
 	/* Whether this configured system can carry out type (p from open). */
 	bool (*supports)(const struct provider *p, enum action_type type);
+	/*
+	 * Optional: whether the system will refuse type on acct in its last known state
+	 * (acct->state, from sync), with why written into why ("Okta cannot suspend a user
+	 * in RECOVERY …"); for a preview, before anything is sent. The state may be
+	 * stale: the step is still tried.
+	 */
+	bool (*refuses)(const struct provider *p, const struct account *acct,
+	    enum action_type type, char *why, size_t len);
 	/* Carries out one step; the outcome is in *res, the return is 0 unless a bug. */
 	int (*execute)(struct provider *p, const struct step *step, struct step_result *res);
 	/*
@@ -133,6 +141,9 @@ int provider_open(const struct provider_ops *ops, const struct system_config *cf
     struct provider **out, struct qerr *e);
 bool provider_supports(const struct provider_ops *ops, const struct provider *p,
     enum action_type type);
+/* False when the kind has no refuses slot or does not support type at all. */
+bool provider_refuses(const struct provider_ops *ops, const struct provider *p,
+    const struct account *acct, enum action_type type, char *why, size_t len);
 int provider_execute(const struct provider_ops *ops, struct provider *p,
     const struct step *step, struct step_result *res);
 size_t provider_batch_max(const struct provider_ops *ops, const struct provider *p,

@@ -88,6 +88,16 @@ provider_supports(const struct provider_ops *ops, const struct provider *p,
 	return ops->supports != NULL && ops->supports(p, type);
 }
 
+bool
+provider_refuses(const struct provider_ops *ops, const struct provider *p,
+    const struct account *acct, enum action_type type, char *why, size_t len)
+{
+	if (len > 0)
+		why[0] = '\0';
+	return ops->refuses != NULL && provider_supports(ops, p, type) &&
+	    ops->refuses(p, acct, type, why, len);
+}
+
 int
 provider_execute(const struct provider_ops *ops, struct provider *p,
     const struct step *step, struct step_result *res)

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -42,6 +43,7 @@
 #define CLIENT_ID	"0oaquelltest"
 #define BURST		2000
 #define BURST_USERS	100
+#define DEACTIVATE	"POST /api/v1/users/{id}/lifecycle/deactivate"
 #define BURST_THREADS	8
 
 struct proc {
@@ -198,6 +200,18 @@ stat_count(const char *key)
 {
 	json_t *s = ctl("GET", "/_emulator/stats", NULL);
 	long n = (long)json_integer_value(json_object_get(s, key));
+
+	json_decref(s);
+	return n;
+}
+
+/* How many requests the emulator took on route ("POST /api/v1/users/{id}/…"). */
+static long
+route_count(const char *route)
+{
+	json_t *s = ctl("GET", "/_emulator/stats", NULL);
+	long n = (long)json_integer_value(json_object_get(json_object_get(json_object_get(s,
+	    "routes"), route), "count"));
 
 	json_decref(s);
 	return n;
@@ -434,6 +448,7 @@ test_lifecycle(void **state)
 	struct step_result res;
 	char id[64];
 	json_t *u;
+	long writes;
 
 	(void)state;
 	seed("life@example.com", "ACTIVE", id);
@@ -467,19 +482,94 @@ test_lifecycle(void **state)
 	assert_int_equal(res.outcome, STEP_OUTCOME_SUCCEEDED);
 	assert_string_equal(res.state, "deprovisioned");
 	assert_status(id, "DEPROVISIONED");
+	/* already deactivated: read, and nothing sent */
+	writes = route_count(DEACTIVATE);
 	exec_step(p, ACTION_DEACTIVATE, id, NULL, &res);
 	assert_int_equal(res.outcome, STEP_OUTCOME_SUCCEEDED);
 	assert_string_equal(res.message, "already deactivated");
+	assert_string_equal(res.state, "deprovisioned");
+	assert_int_equal(route_count(DEACTIVATE), writes);
 	exec_step(p, ACTION_DISABLE, id, NULL, &res);
 	assert_int_equal(res.outcome, STEP_OUTCOME_PERMANENT);
 	assert_string_equal(res.error_code, "E0000001");
-	assert_non_null(strstr(res.message, "cannot suspend: the Okta user is DEPROVISIONED"));
+	assert_string_equal(res.message, "Okta cannot suspend a user in DEPROVISIONED (only "
+	    "ACTIVE users): the user is deactivated");
 	assert_string_equal(res.state, "deprovisioned");
 	expect(p, ACTION_ENABLE, id, NULL, STEP_OUTCOME_PERMANENT,
-	    "cannot unsuspend: the Okta user is DEPROVISIONED");
+	    "Okta cannot unsuspend a user in DEPROVISIONED (only SUSPENDED users)");
 	seed("staged@example.com", "STAGED", id);
 	expect(p, ACTION_DISABLE, id, NULL, STEP_OUTCOME_PERMANENT,
-	    "cannot suspend: the Okta user is STAGED");
+	    "Okta cannot suspend a user in STAGED (only ACTIVE users): revoke sessions or "
+	    "deactivate instead");
+	okta->close(p);
+}
+
+/* Okta suspends only ACTIVE users: each other status is named with what to do
+ * instead, nothing changes, and revoking the sessions still works. */
+static void
+test_not_suspendable(void **state)
+{
+	static const char *const statuses[] = { "RECOVERY", "PASSWORD_EXPIRED",
+		"LOCKED_OUT" };
+	struct provider *p = open_ssws();
+	struct step_result res;
+	char id[64], login[64], want[256], st[32];
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		snprintf(login, sizeof(login), "ns%zu@example.com", i);
+		seed(login, statuses[i], id);
+		snprintf(want, sizeof(want), "Okta cannot suspend a user in %s (only ACTIVE "
+		    "users): revoke sessions or deactivate instead", statuses[i]);
+		for (k = 0; statuses[i][k] != '\0'; k++)
+			st[k] = (char)tolower((unsigned char)statuses[i][k]);
+		st[k] = '\0';
+		exec_step(p, ACTION_DISABLE, id, NULL, &res);
+		assert_int_equal(res.outcome, STEP_OUTCOME_PERMANENT);
+		assert_string_equal(res.error_code, "E0000001");
+		assert_string_equal(res.message, want);
+		assert_string_equal(res.state, st);
+		assert_status(id, statuses[i]);
+		expect(p, ACTION_REVOKE_SESSIONS, id, NULL, STEP_OUTCOME_SUCCEEDED, "revoked");
+	}
+	okta->close(p);
+}
+
+/* The preview's warning comes from the state sync read, before anything is sent. */
+static void
+test_refuses(void **state)
+{
+	struct provider *p = open_ssws();
+	struct account a = { .system = "okta", .kind = "okta" };
+	char why[256];
+	long before = stat_count("requests");
+
+	(void)state;
+	a.state = "recovery";
+	assert_true(provider_refuses(okta, p, &a, ACTION_DISABLE, why, sizeof(why)));
+	assert_string_equal(why, "Okta cannot suspend a user in RECOVERY (only ACTIVE "
+	    "users): revoke sessions or deactivate instead");
+	a.state = "locked_out";
+	assert_true(provider_refuses(okta, p, &a, ACTION_DISABLE, why, sizeof(why)));
+	assert_non_null(strstr(why, "in LOCKED_OUT"));
+	assert_true(provider_refuses(okta, p, &a, ACTION_ENABLE, why, sizeof(why)));
+	assert_string_equal(why, "Okta cannot unsuspend a user in LOCKED_OUT (only SUSPENDED "
+	    "users)");
+	assert_false(provider_refuses(okta, p, &a, ACTION_REVOKE_SESSIONS, why, sizeof(why)));
+	assert_false(provider_refuses(okta, p, &a, ACTION_DEACTIVATE, why, sizeof(why)));
+	assert_false(provider_refuses(okta, p, &a, ACTION_MARK_COMPROMISED, why,
+	    sizeof(why)));
+	assert_string_equal(why, "");
+	a.state = "enabled";
+	assert_false(provider_refuses(okta, p, &a, ACTION_DISABLE, why, sizeof(why)));
+	a.state = "suspended";	/* already: the step says so and succeeds */
+	assert_false(provider_refuses(okta, p, &a, ACTION_DISABLE, why, sizeof(why)));
+	a.state = "removed";	/* not an Okta status: nothing known */
+	assert_false(provider_refuses(okta, p, &a, ACTION_DISABLE, why, sizeof(why)));
+	a.state = NULL;
+	assert_false(provider_refuses(okta, p, &a, ACTION_DISABLE, why, sizeof(why)));
+	assert_int_equal(stat_count("requests"), before);
 	okta->close(p);
 }
 
@@ -793,6 +883,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config),
 		cmocka_unit_test_setup(test_lifecycle, reset_emulator),
+		cmocka_unit_test_setup(test_not_suspendable, reset_emulator),
+		cmocka_unit_test_setup(test_refuses, reset_emulator),
 		cmocka_unit_test_setup(test_errors, reset_emulator),
 		cmocka_unit_test_setup(test_oauth, reset_emulator),
 		cmocka_unit_test_setup(test_paging, reset_emulator),
