@@ -428,6 +428,31 @@ sq_exec_done(struct store_conn *c, sqlite3_stmt *st, const char *what, struct qe
 	return 0;
 }
 
+int
+sq_run(struct store_conn *c, sqlite3_stmt *st, int bind_failed, const char *what,
+    struct qerr *e)
+{
+	int r;
+
+	if (bind_failed)
+		r = sq_db_fail(c, sqlite3_errcode(c->db), what, e);
+	else
+		r = sq_exec_done(c, st, what, e);
+	sq_done(st);
+	return r;
+}
+
+int
+sq_run_one(struct store_conn *c, sqlite3_stmt *st, int bind_failed, const char *what,
+    const char *field, struct qerr *e)
+{
+	int r;
+
+	if ((r = sq_run(c, st, bind_failed, what, e)) == 0 && sqlite3_changes(c->db) == 0)
+		r = qerr_set(e, QERR_NOT_FOUND, field, "%s: no such %s", what, field);
+	return r;
+}
+
 char *
 sq_col_dup(sqlite3_stmt *st, int i, int *bad)
 {
@@ -780,15 +805,11 @@ sq_token_insert(struct store_conn *c, const struct token_info *t,
 		free(scope);
 		return r;
 	}
-	if (sq_bind_text(st, 1, p->id) || sq_bind_text(st, 2, p->name) ||
+	r = sq_run(c, st, sq_bind_text(st, 1, p->id) || sq_bind_text(st, 2, p->name) ||
 	    sq_bind_text(st, 3, p->role) ||
 	    sqlite3_bind_blob(st, 4, hash, 32, SQLITE_STATIC) ||
 	    sqlite3_bind_int64(st, 5, p->created_at) || sq_bind_text(st, 6, scope) ||
-	    sqlite3_bind_int64(st, 7, t->expires_at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "token insert", e);
-	else
-		r = sq_exec_done(c, st, "token insert", e);
-	sq_done(st);
+	    sqlite3_bind_int64(st, 7, t->expires_at), "token insert", e);
 	free(scope);
 	return r;
 }
@@ -891,12 +912,8 @@ sq_token_revoke(struct store_conn *c, const char *id, int64_t at, const char *by
 
 	if ((r = stmt(c, S_TOKEN_REVOKE, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, id) || sqlite3_bind_int64(st, 2, at) ||
-	    sq_bind_text(st, 3, by))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "token revoke", e);
-	else
-		r = sq_exec_done(c, st, "token revoke", e);
-	sq_done(st);
+	r = sq_run(c, st, sq_bind_text(st, 1, id) || sqlite3_bind_int64(st, 2, at) ||
+	    sq_bind_text(st, 3, by), "token revoke", e);
 	if (r != 0 || sqlite3_changes(c->db) == 1)
 		return r;
 	/* Nothing changed: tell an unknown token from one revoked before. */
@@ -924,12 +941,10 @@ sq_token_touch(struct store_conn *c, const char *id, int64_t at, int64_t min_gap
 	*written = false;
 	if ((r = stmt(c, S_TOKEN_TOUCH, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, id) || sqlite3_bind_int64(st, 2, at) ||
-	    sqlite3_bind_int64(st, 3, min_gap_ms))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "token touch", e);
-	else if ((r = sq_exec_done(c, st, "token touch", e)) == 0)
+	if ((r = sq_run(c, st, sq_bind_text(st, 1, id) ||
+	    sqlite3_bind_int64(st, 2, at) ||
+	    sqlite3_bind_int64(st, 3, min_gap_ms), "token touch", e)) == 0)
 		*written = sqlite3_changes(c->db) == 1;
-	sq_done(st);
 	return r;
 }
 
@@ -1124,31 +1139,12 @@ sq_identity_insert(struct store_conn *c, const struct identity *idn, struct qerr
 
 	if ((r = tags_json(idn, &tags, e)) != 0)
 		return r;
-	if ((r = stmt(c, S_IDN_INSERT, &st, e)) != 0)
-		goto out;
-	if (sq_bind_text(st, 1, idn->id) || sq_bind_text(st, 2, idn->display_name) ||
-	    sq_bind_text(st, 3, tags) || sqlite3_bind_int64(st, 4, idn->created_at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "identity insert", e);
-	else
-		r = sq_exec_done(c, st, "identity insert", e);
-out:
-	sq_done(st);
+	if ((r = stmt(c, S_IDN_INSERT, &st, e)) == 0)
+		r = sq_run(c, st, sq_bind_text(st, 1, idn->id) ||
+		    sq_bind_text(st, 2, idn->display_name) || sq_bind_text(st, 3, tags) ||
+		    sqlite3_bind_int64(st, 4, idn->created_at), "identity insert", e);
 	free(tags);
 	return r;
-}
-
-/* Runs an UPDATE by id; QERR_NOT_FOUND when it touched no row. */
-int
-sq_update_one(struct store_conn *c, sqlite3_stmt *st, const char *what,
-    const char *field, struct qerr *e)
-{
-	int r;
-
-	if ((r = sq_exec_done(c, st, what, e)) != 0)
-		return r;
-	if (sqlite3_changes(c->db) == 0)
-		return qerr_set(e, QERR_NOT_FOUND, field, "%s: no such %s", what, field);
-	return 0;
 }
 
 static int
@@ -1160,15 +1156,10 @@ sq_identity_update(struct store_conn *c, const struct identity *idn, struct qerr
 
 	if ((r = tags_json(idn, &tags, e)) != 0)
 		return r;
-	if ((r = stmt(c, S_IDN_UPDATE, &st, e)) != 0)
-		goto out;
-	if (sq_bind_text(st, 1, idn->id) || sq_bind_text(st, 2, idn->display_name) ||
-	    sq_bind_text(st, 3, tags))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "identity update", e);
-	else
-		r = sq_update_one(c, st, "identity update", "identity", e);
-out:
-	sq_done(st);
+	if ((r = stmt(c, S_IDN_UPDATE, &st, e)) == 0)
+		r = sq_run_one(c, st, sq_bind_text(st, 1, idn->id) ||
+		    sq_bind_text(st, 2, idn->display_name) ||
+		    sq_bind_text(st, 3, tags), "identity update", "identity", e);
 	free(tags);
 	return r;
 }
@@ -1332,12 +1323,8 @@ sq_account_link(struct store_conn *c, const char *account_id,
 
 	if ((r = stmt(c, S_ACC_LINK, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, account_id) || sq_bind_text(st, 2, identity_id))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account link", e);
-	else
-		r = sq_update_one(c, st, "account link", "account", e);
-	sq_done(st);
-	return r;
+	return sq_run_one(c, st, sq_bind_text(st, 1, account_id) ||
+	    sq_bind_text(st, 2, identity_id), "account link", "account", e);
 }
 
 static int
@@ -1349,13 +1336,9 @@ sq_account_set_state(struct store_conn *c, const char *account_id,
 
 	if ((r = stmt(c, S_ACC_STATE, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, account_id) || sq_bind_text(st, 2, state) ||
-	    sqlite3_bind_int64(st, 3, read_at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account state", e);
-	else
-		r = sq_update_one(c, st, "account state", "account", e);
-	sq_done(st);
-	return r;
+	return sq_run_one(c, st, sq_bind_text(st, 1, account_id) ||
+	    sq_bind_text(st, 2, state) ||
+	    sqlite3_bind_int64(st, 3, read_at), "account state", "account", e);
 }
 
 /* Audit. */
@@ -1398,29 +1381,25 @@ sq_audit_append(struct store_conn *c, struct audit_entry *ent, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
 	struct chain_end last;
-	int r = QERR_INTERNAL;
+	int r;
 
 	if ((r = last_entry(c, "audit append", &last, e)) != 0)
 		return r;
 	ent->seq = last.seq + 1;
 	/* Every entry written from now on is of the current format, whoever wrote it. */
 	ent->format = AUDIT_FORMAT;
-	if ((r = audit_seal(ent, last.hash, e)) != 0)
-		goto out;
-	if ((r = stmt(c, S_AUDIT_INSERT, &st, e)) != 0)
-		goto out;
-	if (sqlite3_bind_int64(st, 1, ent->seq) || sqlite3_bind_int64(st, 2, ent->time) ||
-	    sq_bind_text(st, 3, ent->actor) || sq_bind_text(st, 4, ent->event) ||
-	    sq_bind_text(st, 5, ent->action_id) || sq_bind_text(st, 6, ent->step_id) ||
-	    sq_bind_text(st, 7, ent->identity_id) || sq_bind_text(st, 8, ent->detail) ||
-	    sq_bind_text(st, 9, ent->prev_hash) || sq_bind_text(st, 10, ent->hash) ||
-	    sqlite3_bind_int(st, 11, ent->format) || sq_bind_text(st, 12, ent->actor_kind) ||
-	    sq_bind_text(st, 13, ent->actor_id) || sq_bind_text(st, 14, ent->client))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "audit append", e);
-	else
-		r = sq_exec_done(c, st, "audit append", e);
-out:
-	sq_done(st);
+	if ((r = audit_seal(ent, last.hash, e)) == 0 &&
+	    (r = stmt(c, S_AUDIT_INSERT, &st, e)) == 0)
+		r = sq_run(c, st, sqlite3_bind_int64(st, 1, ent->seq) ||
+		    sqlite3_bind_int64(st, 2, ent->time) || sq_bind_text(st, 3, ent->actor) ||
+		    sq_bind_text(st, 4, ent->event) || sq_bind_text(st, 5, ent->action_id) ||
+		    sq_bind_text(st, 6, ent->step_id) ||
+		    sq_bind_text(st, 7, ent->identity_id) || sq_bind_text(st, 8, ent->detail) ||
+		    sq_bind_text(st, 9, ent->prev_hash) || sq_bind_text(st, 10, ent->hash) ||
+		    sqlite3_bind_int(st, 11, ent->format) ||
+		    sq_bind_text(st, 12, ent->actor_kind) ||
+		    sq_bind_text(st, 13, ent->actor_id) ||
+		    sq_bind_text(st, 14, ent->client), "audit append", e);
 	return r;
 }
 
@@ -1524,13 +1503,8 @@ sq_siem_cursor_put(struct store_conn *c, const char *name, int64_t seq, int64_t 
 
 	if ((r = stmt(c, S_SIEM_PUT, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, name) || sqlite3_bind_int64(st, 2, seq) ||
-	    sqlite3_bind_int64(st, 3, at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "siem cursor", e);
-	else
-		r = sq_exec_done(c, st, "siem cursor", e);
-	sq_done(st);
-	return r;
+	return sq_run(c, st, sq_bind_text(st, 1, name) || sqlite3_bind_int64(st, 2, seq) ||
+	    sqlite3_bind_int64(st, 3, at), "siem cursor", e);
 }
 const struct store_ops store_sqlite = {
 	.kind = "sqlite",

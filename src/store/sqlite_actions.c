@@ -229,25 +229,22 @@ insert_step(struct store_conn *c, sqlite3_stmt *st, const char *action_id,
 
 	if ((r = check_enums(s->type, step_status_name(s->status), e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, s->id) || sq_bind_text(st, 2, action_id) ||
-	    sq_bind_text(st, 3, s->account_id) || sq_bind_text(st, 4, s->system) ||
-	    sq_bind_text(st, 5, s->account_ref) || sq_bind_text(st, 6, s->account_name) ||
+	return sq_run(c, st, sq_bind_text(st, 1, s->id) ||
+	    sq_bind_text(st, 2, action_id) || sq_bind_text(st, 3, s->account_id) ||
+	    sq_bind_text(st, 4, s->system) || sq_bind_text(st, 5, s->account_ref) ||
+	    sq_bind_text(st, 6, s->account_name) ||
 	    sq_bind_text(st, 7, action_type_name(s->type)) ||
 	    sq_bind_text(st, 8, step_status_name(s->status)) ||
 	    sq_bind_text(st, 9, s->params) || sqlite3_bind_int(st, 10, s->attempts) ||
 	    sqlite3_bind_int64(st, 11, s->not_before) ||
 	    sq_bind_text(st, 12, s->lease_owner) ||
 	    sqlite3_bind_int64(st, 13, s->lease_expires) ||
-	    sq_bind_text(st, 14, s->request_id) || sq_bind_text(st, 15, s->error_code) ||
-	    sq_bind_text(st, 16, s->message) || sqlite3_bind_int64(st, 17, s->created_at) ||
+	    sq_bind_text(st, 14, s->request_id) ||
+	    sq_bind_text(st, 15, s->error_code) || sq_bind_text(st, 16, s->message) ||
+	    sqlite3_bind_int64(st, 17, s->created_at) ||
 	    sqlite3_bind_int64(st, 18, s->updated_at) ||
 	    sqlite3_bind_int64(st, 19, s->started_at) ||
-	    sqlite3_bind_int64(st, 20, s->finished_at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "step insert", e);
-	else
-		r = sq_exec_done(c, st, "step insert", e);
-	sqlite3_reset(st);
-	return r;
+	    sqlite3_bind_int64(st, 20, s->finished_at), "step insert", e);
 }
 
 int
@@ -261,7 +258,8 @@ sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
 		return r;
 	if ((r = act_stmt(c, AC_INSERT, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, a->id) || sq_bind_text(st, 2, action_type_name(a->type)) ||
+	r = sq_run(c, st, sq_bind_text(st, 1, a->id) ||
+	    sq_bind_text(st, 2, action_type_name(a->type)) ||
 	    sq_bind_text(st, 3, action_status_name(a->status)) ||
 	    sq_bind_text(st, 4, a->identity_id) || sq_bind_text(st, 5, a->account_id) ||
 	    sq_bind_text(st, 6, a->requested_by) || sq_bind_text(st, 7, a->source) ||
@@ -271,15 +269,15 @@ sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
 	    sqlite3_bind_int64(st, 12, a->created_at) ||
 	    sqlite3_bind_int64(st, 13, a->updated_at) ||
 	    sqlite3_bind_int64(st, 14, a->finished_at) ||
-	    sq_bind_text(st, 15, a->requested_by_id) || sq_bind_text(st, 16, a->undo_of) ||
-	    sq_bind_text(st, 17, a->approval_rule) || sq_bind_text(st, 18, a->decided_by) ||
+	    sq_bind_text(st, 15, a->requested_by_id) ||
+	    sq_bind_text(st, 16, a->undo_of) ||
+	    sq_bind_text(st, 17, a->approval_rule) ||
+	    sq_bind_text(st, 18, a->decided_by) ||
 	    sqlite3_bind_int64(st, 19, a->approval_expires) ||
-	    sq_bind_text(st, 20, a->alert_id) || sq_bind_text(st, 21, a->requested_by_kind) ||
-	    sq_bind_text(st, 22, a->decided_by_id) || sq_bind_text(st, 23, a->decided_by_kind))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "action insert", e);
-	else
-		r = sq_exec_done(c, st, "action insert", e);
-	sq_done(st);
+	    sq_bind_text(st, 20, a->alert_id) ||
+	    sq_bind_text(st, 21, a->requested_by_kind) ||
+	    sq_bind_text(st, 22, a->decided_by_id) ||
+	    sq_bind_text(st, 23, a->decided_by_kind), "action insert", e);
 	if (r != 0)
 		return r;
 	if ((r = act_stmt(c, AC_STEP_INSERT, &st, e)) != 0)
@@ -435,17 +433,15 @@ sq_action_update(struct store_conn *c, const struct action *a, struct qerr *e)
 		return r;
 	if ((r = act_stmt(c, AC_UPDATE, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, a->id) || sq_bind_text(st, 2, action_status_name(a->status)) ||
+	return sq_run_one(c, st, sq_bind_text(st, 1, a->id) ||
+	    sq_bind_text(st, 2, action_status_name(a->status)) ||
 	    sq_bind_text(st, 3, a->message) ||
 	    sqlite3_bind_int(st, 4, a->cancel_requested) ||
 	    sqlite3_bind_int64(st, 5, a->updated_at) ||
-	    sqlite3_bind_int64(st, 6, a->finished_at) || sq_bind_text(st, 7, a->decided_by) ||
-	    sq_bind_text(st, 8, a->decided_by_id) || sq_bind_text(st, 9, a->decided_by_kind))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "action update", e);
-	else
-		r = sq_update_one(c, st, "action update", "action", e);
-	sq_done(st);
-	return r;
+	    sqlite3_bind_int64(st, 6, a->finished_at) ||
+	    sq_bind_text(st, 7, a->decided_by) ||
+	    sq_bind_text(st, 8, a->decided_by_id) ||
+	    sq_bind_text(st, 9, a->decided_by_kind), "action update", "action", e);
 }
 
 int
@@ -579,20 +575,17 @@ sq_step_update(struct store_conn *c, const struct step *s, struct qerr *e)
 		return r;
 	if ((r = act_stmt(c, AC_STEP_UPDATE, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, s->id) || sq_bind_text(st, 2, step_status_name(s->status)) ||
+	return sq_run_one(c, st, sq_bind_text(st, 1, s->id) ||
+	    sq_bind_text(st, 2, step_status_name(s->status)) ||
 	    sqlite3_bind_int(st, 3, s->attempts) ||
 	    sqlite3_bind_int64(st, 4, s->not_before) ||
 	    sq_bind_text(st, 5, s->lease_owner) ||
 	    sqlite3_bind_int64(st, 6, s->lease_expires) ||
 	    sq_bind_text(st, 7, s->request_id) || sq_bind_text(st, 8, s->error_code) ||
-	    sq_bind_text(st, 9, s->message) || sqlite3_bind_int64(st, 10, s->updated_at) ||
+	    sq_bind_text(st, 9, s->message) ||
+	    sqlite3_bind_int64(st, 10, s->updated_at) ||
 	    sqlite3_bind_int64(st, 11, s->started_at) ||
-	    sqlite3_bind_int64(st, 12, s->finished_at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "step update", e);
-	else
-		r = sq_update_one(c, st, "step update", "step", e);
-	sq_done(st);
-	return r;
+	    sqlite3_bind_int64(st, 12, s->finished_at), "step update", "step", e);
 }
 
 int
@@ -604,12 +597,8 @@ sq_step_renew(struct store_conn *c, const char *owner, int64_t expires,
 
 	if ((r = act_stmt(c, AC_STEP_RENEW, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, owner) || sqlite3_bind_int64(st, 2, expires))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "step renew", e);
-	else
-		r = sq_exec_done(c, st, "step renew", e);
-	sq_done(st);
-	return r;
+	return sq_run(c, st, sq_bind_text(st, 1, owner) ||
+	    sqlite3_bind_int64(st, 2, expires), "step renew", e);
 }
 
 int
@@ -620,12 +609,7 @@ sq_step_release(struct store_conn *c, const char *owner, struct qerr *e)
 
 	if ((r = act_stmt(c, AC_STEP_RELEASE, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, owner))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "step release", e);
-	else
-		r = sq_exec_done(c, st, "step release", e);
-	sq_done(st);
-	return r;
+	return sq_run(c, st, sq_bind_text(st, 1, owner), "step release", e);
 }
 
 int

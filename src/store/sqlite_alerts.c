@@ -75,17 +75,12 @@ static int
 insert_entity(struct store_conn *c, sqlite3_stmt *st, const char *alert_id, size_t seq,
     const struct alert_entity *en, struct qerr *e)
 {
-	int r;
-
-	if (sq_bind_text(st, 1, alert_id) || sqlite3_bind_int64(st, 2, (sqlite3_int64)seq) ||
+	return sq_run(c, st, sq_bind_text(st, 1, alert_id) ||
+	    sqlite3_bind_int64(st, 2, (sqlite3_int64)seq) ||
 	    sq_bind_text(st, 3, en->kind) || sq_bind_text(st, 4, en->id_type) ||
 	    sq_bind_text(st, 5, en->value) || sq_bind_text(st, 6, en->identity_id) ||
-	    sq_bind_text(st, 7, en->account_id) || sq_bind_text(st, 8, en->resolution))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "alert entity insert", e);
-	else
-		r = sq_exec_done(c, st, "alert entity insert", e);
-	sqlite3_reset(st);
-	return r;
+	    sq_bind_text(st, 7, en->account_id) ||
+	    sq_bind_text(st, 8, en->resolution), "alert entity insert", e);
 }
 
 int
@@ -97,17 +92,14 @@ sq_alert_insert(struct store_conn *c, const struct alert *a, struct qerr *e)
 
 	if ((r = astmt(c, AS_ALERT_INSERT, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, a->id) || sq_bind_text(st, 2, a->source) ||
-	    sq_bind_text(st, 3, a->external_id) || sqlite3_bind_int64(st, 4, a->time) ||
-	    sq_bind_text(st, 5, a->title) || sq_bind_text(st, 6, a->category) ||
+	r = sq_run(c, st, sq_bind_text(st, 1, a->id) ||
+	    sq_bind_text(st, 2, a->source) || sq_bind_text(st, 3, a->external_id) ||
+	    sqlite3_bind_int64(st, 4, a->time) || sq_bind_text(st, 5, a->title) ||
+	    sq_bind_text(st, 6, a->category) ||
 	    sq_bind_text(st, 7, alert_severity_name(a->severity)) ||
 	    sqlite3_bind_int(st, 8, a->confidence) ||
 	    sqlite3_bind_int64(st, 9, a->received_at) ||
-	    sqlite3_bind_int64(st, 10, a->received_us))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "alert insert", e);
-	else
-		r = sq_exec_done(c, st, "alert insert", e);
-	sq_done(st);
+	    sqlite3_bind_int64(st, 10, a->received_us), "alert insert", e);
 	if (r != 0 || (r = astmt(c, AS_ENTITY_INSERT, &st, e)) != 0)
 		return r;
 	for (i = 0; i < a->nentities && r == 0; i++)
@@ -312,15 +304,11 @@ sq_decision_insert(struct store_conn *c, const struct alert_decision *d, struct 
 
 	if ((r = astmt(c, AS_DEC_INSERT, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, d->id) || sq_bind_text(st, 2, d->alert_id) ||
-	    sq_bind_text(st, 3, d->identity_id) || sq_bind_text(st, 4, d->rule) ||
-	    sq_bind_text(st, 5, d->outcome) || sq_bind_text(st, 6, d->detail) ||
-	    sqlite3_bind_int64(st, 7, d->created_at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "decision insert", e);
-	else
-		r = sq_exec_done(c, st, "decision insert", e);
-	sq_done(st);
-	return r;
+	return sq_run(c, st, sq_bind_text(st, 1, d->id) ||
+	    sq_bind_text(st, 2, d->alert_id) || sq_bind_text(st, 3, d->identity_id) ||
+	    sq_bind_text(st, 4, d->rule) || sq_bind_text(st, 5, d->outcome) ||
+	    sq_bind_text(st, 6, d->detail) ||
+	    sqlite3_bind_int64(st, 7, d->created_at), "decision insert", e);
 }
 
 static int

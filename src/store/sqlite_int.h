@@ -57,14 +57,21 @@ int sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 /* Runs a statement that returns no rows. */
 int sq_exec_done(struct store_conn *c, sqlite3_stmt *st, const char *what,
     struct qerr *e);
+/*
+ * Runs st, which returns no rows, after its binds: bind_failed is what they
+ * returned, OR-ed, and when it is set the connection's error is reported instead.
+ * st is left ready for its next use.
+ */
+int sq_run(struct store_conn *c, sqlite3_stmt *st, int bind_failed, const char *what,
+    struct qerr *e);
+/* The same for an UPDATE by id: QERR_NOT_FOUND naming field when it touched no row. */
+int sq_run_one(struct store_conn *c, sqlite3_stmt *st, int bind_failed, const char *what,
+    const char *field, struct qerr *e);
 /* Column i as a new string (caller frees; NULL for SQL NULL); *bad set when out of
  * memory. */
 char *sq_col_dup(sqlite3_stmt *st, int i, int *bad);
 /* Column i as text borrowed from the statement ("" for NULL). */
 const char *sq_col_str(sqlite3_stmt *st, int i);
-/* Runs an UPDATE by id; QERR_NOT_FOUND naming field when it touched no row. */
-int sq_update_one(struct store_conn *c, sqlite3_stmt *st, const char *what,
-    const char *field, struct qerr *e);
 /* Fills the struct out points to from the row st is on (cleared again on failure). */
 typedef int (*sq_read_fn)(sqlite3_stmt *st, void *out, struct qerr *e);
 /* A row of ACC_COLS_X into the struct account out (caller clears). */

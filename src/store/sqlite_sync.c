@@ -132,20 +132,17 @@ sync_insert(struct store_conn *c, const struct account *a, int64_t seen_run,
 
 	if ((r = sstmt(c, SY_INSERT, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, a->id) || sq_bind_text(st, 2, a->system) ||
-	    sq_bind_text(st, 3, a->kind) || sq_bind_text(st, 4, a->external_id) ||
-	    sq_bind_text(st, 5, a->sid) || sq_bind_text(st, 6, a->dn) ||
-	    sq_bind_text(st, 7, a->username) || sq_bind_text(st, 8, a->upn) ||
-	    sq_bind_text(st, 9, a->display_name) || sq_bind_text(st, 10, a->state) ||
+	return sq_run(c, st, sq_bind_text(st, 1, a->id) ||
+	    sq_bind_text(st, 2, a->system) || sq_bind_text(st, 3, a->kind) ||
+	    sq_bind_text(st, 4, a->external_id) || sq_bind_text(st, 5, a->sid) ||
+	    sq_bind_text(st, 6, a->dn) || sq_bind_text(st, 7, a->username) ||
+	    sq_bind_text(st, 8, a->upn) || sq_bind_text(st, 9, a->display_name) ||
+	    sq_bind_text(st, 10, a->state) ||
 	    sqlite3_bind_int64(st, 11, a->state_read_at) ||
-	    sqlite3_bind_int64(st, 12, a->created_at) || sq_bind_text(st, 13, a->email) ||
-	    sqlite3_bind_int(st, 14, a->synced) || sq_bind_text(st, 15, a->risk) ||
-	    sqlite3_bind_int64(st, 16, seen_run))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account sync", e);
-	else
-		r = sq_exec_done(c, st, "account sync", e);
-	sq_done(st);
-	return r;
+	    sqlite3_bind_int64(st, 12, a->created_at) ||
+	    sq_bind_text(st, 13, a->email) || sqlite3_bind_int(st, 14, a->synced) ||
+	    sq_bind_text(st, 15, a->risk) ||
+	    sqlite3_bind_int64(st, 16, seen_run), "account sync", e);
 }
 
 static int
@@ -157,18 +154,14 @@ sync_update(struct store_conn *c, const char *id, const struct account *a,
 
 	if ((r = sstmt(c, SY_UPDATE, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, id) || sq_bind_text(st, 2, a->kind) ||
-	    sq_bind_text(st, 3, a->sid) ||
-	    sq_bind_text(st, 4, a->dn) || sq_bind_text(st, 5, a->username) ||
-	    sq_bind_text(st, 6, a->upn) || sq_bind_text(st, 7, a->display_name) ||
-	    sq_bind_text(st, 8, a->email) || sqlite3_bind_int(st, 9, a->synced) ||
-	    sq_bind_text(st, 10, a->state) || sqlite3_bind_int64(st, 11, a->state_read_at) ||
-	    sq_bind_text(st, 12, a->risk) || sqlite3_bind_int64(st, 13, seen_run))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account sync", e);
-	else
-		r = sq_exec_done(c, st, "account sync", e);
-	sq_done(st);
-	return r;
+	return sq_run(c, st, sq_bind_text(st, 1, id) || sq_bind_text(st, 2, a->kind) ||
+	    sq_bind_text(st, 3, a->sid) || sq_bind_text(st, 4, a->dn) ||
+	    sq_bind_text(st, 5, a->username) || sq_bind_text(st, 6, a->upn) ||
+	    sq_bind_text(st, 7, a->display_name) || sq_bind_text(st, 8, a->email) ||
+	    sqlite3_bind_int(st, 9, a->synced) || sq_bind_text(st, 10, a->state) ||
+	    sqlite3_bind_int64(st, 11, a->state_read_at) ||
+	    sq_bind_text(st, 12, a->risk) ||
+	    sqlite3_bind_int64(st, 13, seen_run), "account sync", e);
 }
 
 static int
@@ -230,12 +223,10 @@ sq_account_remove(struct store_conn *c, const char *system, const char *external
 	*changed = false;
 	if ((r = sstmt(c, SY_REMOVE, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, system) || sq_bind_text(st, 2, external_id) ||
-	    sqlite3_bind_int64(st, 3, at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account remove", e);
-	else if ((r = sq_exec_done(c, st, "account remove", e)) == 0)
+	if ((r = sq_run(c, st, sq_bind_text(st, 1, system) ||
+	    sq_bind_text(st, 2, external_id) ||
+	    sqlite3_bind_int64(st, 3, at), "account remove", e)) == 0)
 		*changed = sqlite3_changes(c->db) > 0;
-	sq_done(st);
 	return r;
 }
 
@@ -249,12 +240,10 @@ sq_account_sweep(struct store_conn *c, const char *system, int64_t run, int64_t 
 	*n = 0;
 	if ((r = sstmt(c, SY_SWEEP, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, system) || sqlite3_bind_int64(st, 2, run) ||
-	    sqlite3_bind_int64(st, 3, at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account sweep", e);
-	else if ((r = sq_exec_done(c, st, "account sweep", e)) == 0)
+	if ((r = sq_run(c, st, sq_bind_text(st, 1, system) ||
+	    sqlite3_bind_int64(st, 2, run) ||
+	    sqlite3_bind_int64(st, 3, at), "account sweep", e)) == 0)
 		*n = sqlite3_changes(c->db);
-	sq_done(st);
 	return r;
 }
 
@@ -291,14 +280,10 @@ sq_account_set_link(struct store_conn *c, const char *account_id,
 
 	if ((r = sstmt(c, SY_LINK, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, account_id) || sq_bind_text(st, 2, l->identity_id) ||
-	    sq_bind_text(st, 3, l->rule) || sq_bind_text(st, 4, l->by) ||
-	    sqlite3_bind_int64(st, 5, l->at) || sq_bind_text(st, 6, l->conflict))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "account link", e);
-	else
-		r = sq_update_one(c, st, "account link", "account", e);
-	sq_done(st);
-	return r;
+	return sq_run_one(c, st, sq_bind_text(st, 1, account_id) ||
+	    sq_bind_text(st, 2, l->identity_id) || sq_bind_text(st, 3, l->rule) ||
+	    sq_bind_text(st, 4, l->by) || sqlite3_bind_int64(st, 5, l->at) ||
+	    sq_bind_text(st, 6, l->conflict), "account link", "account", e);
 }
 
 int
@@ -310,13 +295,10 @@ sq_link_veto(struct store_conn *c, const char *account_id, const char *identity_
 
 	if ((r = sstmt(c, add ? SY_VETO_ADD : SY_VETO_DEL, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, account_id) || sq_bind_text(st, 2, identity_id) ||
-	    (add && (sq_bind_text(st, 3, by) || sqlite3_bind_int64(st, 4, at))))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "link veto", e);
-	else
-		r = sq_exec_done(c, st, "link veto", e);
-	sq_done(st);
-	return r;
+	return sq_run(c, st, sq_bind_text(st, 1, account_id) ||
+	    sq_bind_text(st, 2, identity_id) ||
+	    (add && (sq_bind_text(st, 3, by) || sqlite3_bind_int64(st, 4, at))),
+	    "link veto", e);
 }
 
 int
@@ -396,11 +378,7 @@ sq_sync_state_put(struct store_conn *c, const char *system, const char *cursor,
 
 	if ((r = sstmt(c, SY_STATE_PUT, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, system) || sq_bind_text(st, 2, cursor) ||
-	    sqlite3_bind_int64(st, 3, full_run) || sqlite3_bind_int64(st, 4, at))
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "sync state", e);
-	else
-		r = sq_exec_done(c, st, "sync state", e);
-	sq_done(st);
-	return r;
+	return sq_run(c, st, sq_bind_text(st, 1, system) || sq_bind_text(st, 2, cursor) ||
+	    sqlite3_bind_int64(st, 3, full_run) ||
+	    sqlite3_bind_int64(st, 4, at), "sync state", e);
 }
