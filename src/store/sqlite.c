@@ -453,6 +453,46 @@ sq_run_one(struct store_conn *c, sqlite3_stmt *st, int bind_failed, const char *
 	return r;
 }
 
+/* items is a struct pointer of the caller's, read and written through memcpy so
+ * that one loop serves every element type. */
+int
+sq_load_rows(struct store_conn *c, sqlite3_stmt *st, const char *key,
+    sq_read_fn read_row, size_t size, void *items, size_t *n, const char *what,
+    struct qerr *e)
+{
+	char *v, *grown;
+	size_t cap = *n;
+	int r = QERR_INTERNAL, rc;
+
+	memcpy(&v, items, sizeof(v));
+	if (sq_bind_text(st, 1, key)) {
+		r = sq_db_fail(c, sqlite3_errcode(c->db), what, e);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 4;
+			if ((grown = realloc(v, cap * size)) == NULL) {
+				r = sq_nomem(e);
+				goto out;
+			}
+			v = grown;
+			memcpy(items, &v, sizeof(v));
+		}
+		if ((r = read_row(st, v + *n * size, e)) != 0)
+			goto out;
+		(*n)++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sq_db_fail(c, rc, what, e);
+		goto out;
+	}
+	r = 0;
+out:
+	sq_done(st);
+	return r;
+}
+
 char *
 sq_col_dup(sqlite3_stmt *st, int i, int *bad)
 {
@@ -1097,37 +1137,12 @@ static int
 load_accounts(struct store_conn *c, struct identity *idn, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	struct account *grown;
-	size_t cap = 0;
-	int r = QERR_INTERNAL, rc;
+	int r;
 
 	if ((r = stmt(c, S_IDN_ACCOUNTS, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, idn->id)) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "identity accounts", e);
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (idn->naccounts == cap) {
-			cap = cap ? cap * 2 : 4;
-			if ((grown = realloc(idn->accounts, cap * sizeof(*grown))) == NULL) {
-				r = sq_nomem(e);
-				goto out;
-			}
-			idn->accounts = grown;
-		}
-		if ((r = sq_read_account(st, &idn->accounts[idn->naccounts], e)) != 0)
-			goto out;
-		idn->naccounts++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sq_db_fail(c, rc, "identity accounts", e);
-		goto out;
-	}
-	r = 0;
-out:
-	sq_done(st);
-	return r;
+	return sq_load_rows(c, st, idn->id, sq_read_account, sizeof(*idn->accounts),
+	    &idn->accounts, &idn->naccounts, "identity accounts", e);
 }
 
 static int

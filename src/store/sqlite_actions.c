@@ -173,8 +173,9 @@ read_action(sqlite3_stmt *st, void *out, struct qerr *e)
 }
 
 static int
-read_step(sqlite3_stmt *st, struct step *s, struct qerr *e)
+read_step(sqlite3_stmt *st, void *out, struct qerr *e)
 {
+	struct step *s = out;
 	int bad = 0;
 
 	memset(s, 0, sizeof(*s));
@@ -294,37 +295,12 @@ static int
 load_steps(struct store_conn *c, const char *id, struct action *a, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	struct step *grown;
-	size_t cap = 0;
-	int r = QERR_INTERNAL, rc;
+	int r;
 
 	if ((r = act_stmt(c, AC_STEPS, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, id)) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "action steps", e);
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (a->nsteps == cap) {
-			cap = cap ? cap * 2 : 4;
-			if ((grown = realloc(a->steps, cap * sizeof(*grown))) == NULL) {
-				r = sq_nomem(e);
-				goto out;
-			}
-			a->steps = grown;
-		}
-		if ((r = read_step(st, &a->steps[a->nsteps], e)) != 0)
-			goto out;
-		a->nsteps++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sq_db_fail(c, rc, "action steps", e);
-		goto out;
-	}
-	r = 0;
-out:
-	sq_done(st);
-	return r;
+	return sq_load_rows(c, st, id, read_step, sizeof(*a->steps), &a->steps,
+	    &a->nsteps, "action steps", e);
 }
 
 int

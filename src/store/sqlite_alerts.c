@@ -138,45 +138,34 @@ read_alert(sqlite3_stmt *st, void *out, struct qerr *e)
 }
 
 static int
+read_entity(sqlite3_stmt *st, void *out, struct qerr *e)
+{
+	struct alert_entity *en = out;
+	int bad = 0;
+
+	en->kind = sq_col_dup(st, 0, &bad);
+	en->id_type = sq_col_dup(st, 1, &bad);
+	en->value = sq_col_dup(st, 2, &bad);
+	en->identity_id = sq_col_dup(st, 3, &bad);
+	en->account_id = sq_col_dup(st, 4, &bad);
+	en->resolution = sq_col_dup(st, 5, &bad);
+	if (bad) {
+		alert_entity_clear(en);
+		return sq_nomem(e);
+	}
+	return 0;
+}
+
+static int
 load_entities(struct store_conn *c, struct alert *a, struct qerr *e)
 {
 	sqlite3_stmt *st = NULL;
-	struct alert_entity *grown, *en;
-	size_t cap = 0;
-	int r = 0, rc, bad = 0;
+	int r;
 
 	if ((r = astmt(c, AS_ENTITIES, &st, e)) != 0)
 		return r;
-	if (sq_bind_text(st, 1, a->id)) {
-		r = sq_db_fail(c, sqlite3_errcode(c->db), "alert entities", e);
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (a->nentities == cap) {
-			cap = cap ? cap * 2 : 8;
-			if ((grown = realloc(a->entities, cap * sizeof(*grown))) == NULL) {
-				r = sq_nomem(e);
-				goto out;
-			}
-			a->entities = grown;
-		}
-		en = &a->entities[a->nentities++];
-		en->kind = sq_col_dup(st, 0, &bad);
-		en->id_type = sq_col_dup(st, 1, &bad);
-		en->value = sq_col_dup(st, 2, &bad);
-		en->identity_id = sq_col_dup(st, 3, &bad);
-		en->account_id = sq_col_dup(st, 4, &bad);
-		en->resolution = sq_col_dup(st, 5, &bad);
-		if (bad) {
-			r = sq_nomem(e);
-			goto out;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		r = sq_db_fail(c, rc, "alert entities", e);
-out:
-	sq_done(st);
-	return r;
+	return sq_load_rows(c, st, a->id, read_entity, sizeof(*a->entities),
+	    &a->entities, &a->nentities, "alert entities", e);
 }
 
 /* One alert by a statement bound to (p1, p2), with its entities. */

@@ -74,6 +74,15 @@ char *sq_col_dup(sqlite3_stmt *st, int i, int *bad);
 const char *sq_col_str(sqlite3_stmt *st, int i);
 /* Fills the struct out points to from the row st is on (cleared again on failure). */
 typedef int (*sq_read_fn)(sqlite3_stmt *st, void *out, struct qerr *e);
+/*
+ * Appends every row st selects, with key bound to ?1, to the growing array whose
+ * pointer items points to (*n elements of size bytes), each read by read_row; st is
+ * left ready for its next use. On failure the rows read so far stay there, counted
+ * in *n, for the caller to clear; what names the statement in a database error.
+ */
+int sq_load_rows(struct store_conn *c, sqlite3_stmt *st, const char *key,
+    sq_read_fn read_row, size_t size, void *items, size_t *n, const char *what,
+    struct qerr *e);
 /* A row of ACC_COLS_X into the struct account out (caller clears). */
 int sq_read_account(sqlite3_stmt *st, void *out, struct qerr *e);
 /*
