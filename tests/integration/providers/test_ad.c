@@ -34,6 +34,7 @@
 #define UAC_DISABLE	0x2u
 #define UAC_DONT_EXPIRE	0x10000u
 #define UAC_NOT_DELEG	0x100000u
+#define UAC_NOPW	0x220u	/* normal, password not required: no key to derive */
 
 static const char *lab_dir, *lab_url, *lab_ca, *lab_base, *lab_bind, *lab_pwfile;
 static char tmpdir[] = "/tmp/quell-ad-test.XXXXXX";
@@ -188,6 +189,32 @@ admin_cas(LDAP *ld, const char *dn, unsigned oldv, unsigned newv)
 	snprintf(o, sizeof(o), "%u", oldv);
 	snprintf(n, sizeof(n), "%u", newv);
 	return ldap_modify_ext_s(ld, dn, mods, NULL, NULL);
+}
+
+/* Adds an enabled user without a password over ld; its objectGUID goes to guid. */
+static void
+admin_add(LDAP *ld, const char *sam, char guid[LDAPESC_GUID_TEXT_LEN + 1])
+{
+	char dn[256], filter[128], uacs[16] = "544";
+	char *oc[] = { "user", NULL }, *sv[] = { (char *)sam, NULL }, *uv[] = { uacs, NULL };
+	char *attrs[] = { "objectGUID", NULL };
+	LDAPMod moc = { LDAP_MOD_ADD, "objectClass", { oc } };
+	LDAPMod msam = { LDAP_MOD_ADD, "sAMAccountName", { sv } };
+	LDAPMod muac = { LDAP_MOD_ADD, "userAccountControl", { uv } };
+	LDAPMod *mods[] = { &moc, &msam, &muac, NULL };
+	LDAPMessage *msg = NULL, *ent;
+	struct berval **v;
+
+	snprintf(dn, sizeof(dn), "CN=%s,CN=Users,%s", sam, lab_base);
+	assert_int_equal(ldap_add_ext_s(ld, dn, mods, NULL, NULL), LDAP_SUCCESS);
+	snprintf(filter, sizeof(filter), "(sAMAccountName=%s)", sam);
+	assert_int_equal(ldap_search_ext_s(ld, lab_base, LDAP_SCOPE_SUBTREE, filter, attrs, 0,
+	    NULL, NULL, NULL, 0, &msg), LDAP_SUCCESS);
+	assert_non_null(ent = ldap_first_entry(ld, msg));
+	assert_non_null(v = ldap_get_values_len(ld, ent, "objectGUID"));
+	assert_int_equal(ldapesc_guid_to_text(v[0]->bv_val, v[0]->bv_len, guid), 0);
+	ldap_value_free_len(v);
+	ldap_msgfree(msg);
 }
 
 /* Helpers: the provider */
@@ -821,6 +848,202 @@ test_threads(void **state)
 	ldap_unbind_ext_s(ld, NULL, NULL);
 }
 
+/* Steps of one type, each naming one account, as execute_batch takes them. */
+struct batch {
+	struct step st[32];
+	const struct step *sp[32];
+	struct step_result res[32];
+	size_t n;
+};
+
+static void
+exec_batch(struct provider *p, struct batch *b, enum action_type t, char (*guids)[40],
+    size_t n)
+{
+	size_t i;
+
+	memset(b, 0, sizeof(*b));
+	for (i = 0; i < n; i++) {
+		b->st[i].type = t;
+		b->st[i].account_ref = guids[i];
+		b->sp[i] = &b->st[i];
+	}
+	b->n = n;
+	assert_int_equal(provider_execute_batch(ad, p, b->sp, n, b->res), 0);
+}
+
+/*
+ * A full batch, all in flight on one connection: every step settles on its own, the
+ * account that does not exist and the reference that is no GUID fail alone, and two
+ * steps on one account in the same batch both succeed with one write's effect. (The
+ * second may say "enabled" too: Samba lets a compare-and-swap pass when the value it
+ * adds is already the value there, whatever it deletes.)
+ */
+static void
+test_batch(void **state)
+{
+	enum { N = 32, GONE = 5, BAD = 9, TWICE = N - 1 };
+	struct provider *p = *state;
+	char sams[N][32], guids[N][40];
+	struct batch b;
+	struct attrs a;
+	LDAP *ld = admin_connect();
+	size_t i;
+	int enabled = 0;
+
+	assert_int_equal(provider_batch_max(ad, p, ACTION_DISABLE), N);
+	assert_int_equal(provider_batch_max(ad, p, ACTION_ENABLE), N);
+	assert_int_equal(provider_batch_max(ad, p, ACTION_REVOKE_SESSIONS), 1);
+	for (i = 0; i < N; i++) {
+		char tag[8];
+
+		snprintf(tag, sizeof(tag), "b%zu", i);
+		name(sams[i], sizeof(sams[i]), tag);
+		admin_add(ld, sams[i], guids[i]);
+	}
+	snprintf(guids[GONE], sizeof(guids[GONE]), "0badc0de-0000-4000-8000-000000000002");
+	snprintf(guids[BAD], sizeof(guids[BAD]), "not-a-guid");
+
+	exec_batch(p, &b, ACTION_DISABLE, guids, N);
+	for (i = 0; i < N; i++) {
+		if (i == GONE) {
+			assert_outcome(&b.res[i], STEP_OUTCOME_PERMANENT);
+			assert_string_equal(b.res[i].error_code, "noSuchObject");
+			assert_string_equal(b.res[i].message,
+			    "account not found in Active Directory");
+			continue;
+		}
+		if (i == BAD) {
+			assert_outcome(&b.res[i], STEP_OUTCOME_PERMANENT);
+			assert_string_equal(b.res[i].error_code, "invalidAccountRef");
+			continue;
+		}
+		assert_outcome(&b.res[i], STEP_OUTCOME_SUCCEEDED);
+		assert_string_equal(b.res[i].message, "disabled");
+		assert_string_equal(b.res[i].state, "disabled");
+		admin_read(ld, sams[i], &a);
+		assert_int_equal(a.uac, UAC_NOPW | UAC_DISABLE);
+	}
+
+	/* The provider's last known values go stale: a bit set on every even account
+	 * (GONE and BAD are odd). */
+	for (i = 0; i < N; i += 2) {
+		admin_read(ld, sams[i], &a);
+		assert_int_equal(admin_cas(ld, a.dn, a.uac, a.uac | UAC_NOT_DELEG),
+		    LDAP_SUCCESS);
+	}
+	memcpy(guids[TWICE], guids[0], sizeof(guids[0]));
+	exec_batch(p, &b, ACTION_ENABLE, guids, N);
+	for (i = 0; i < N; i++) {
+		if (i == GONE || i == BAD) {
+			assert_outcome(&b.res[i], STEP_OUTCOME_PERMANENT);
+			continue;
+		}
+		assert_outcome(&b.res[i], STEP_OUTCOME_SUCCEEDED);
+		assert_string_equal(b.res[i].state, "enabled");
+		if (i == 0 || i == TWICE) {
+			if (strcmp(b.res[i].message, "enabled") == 0)
+				enabled++;
+			else
+				assert_string_equal(b.res[i].message, "already enabled");
+			continue;
+		}
+		assert_string_equal(b.res[i].message, "enabled");
+		admin_read(ld, sams[i], &a);
+		assert_int_equal(a.uac, i % 2 == 0 ? UAC_NOPW | UAC_NOT_DELEG : UAC_NOPW);
+	}
+	assert_true(enabled >= 1);
+	admin_read(ld, sams[0], &a);
+	assert_int_equal(a.uac, UAC_NOPW | UAC_NOT_DELEG);
+	admin_read(ld, sams[TWICE], &a);
+	assert_int_equal(a.uac, UAC_NOPW | UAC_DISABLE);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+}
+
+struct flipper {
+	char (*sams)[32];
+	size_t n;
+	int rounds;
+	int flips[8];		/* successful flips of NOT_DELEGATED, per account */
+};
+
+static void *
+flip_many(void *arg)
+{
+	struct flipper *f = arg;
+	struct attrs a;
+	LDAP *ld = admin_connect();
+	int i;
+	size_t k;
+
+	for (i = 0; i < f->rounds; i++)
+		for (k = 0; k < f->n; k++) {
+			admin_read(ld, f->sams[k], &a);
+			if (admin_cas(ld, a.dn, a.uac, a.uac ^ UAC_NOT_DELEG) == LDAP_SUCCESS)
+				f->flips[k]++;
+		}
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	return NULL;
+}
+
+/*
+ * Another writer flips NOT_DELEGATED on the batch's accounts with its own
+ * compare-and-swap while batches disable and enable them: had a step of a batch ever
+ * written a stale value, a flip would be lost and that account's bit would not match
+ * its count of flips.
+ */
+static void
+test_batch_concurrent_writer(void **state)
+{
+	enum { N = 8, ROUNDS = 40 };
+	struct provider *p = *state;
+	struct flipper f = { .n = N, .rounds = 60 };
+	char sams[N][32], guids[N][40], last[600] = "";
+	struct batch b;
+	struct attrs a;
+	pthread_t t;
+	LDAP *ld = admin_connect();
+	size_t i;
+	int round, ok = 0, other = 0;
+
+	for (i = 0; i < N; i++) {
+		char tag[8];
+
+		snprintf(tag, sizeof(tag), "r%zu", i);
+		name(sams[i], sizeof(sams[i]), tag);
+		admin_add(ld, sams[i], guids[i]);
+	}
+	f.sams = sams;
+	assert_int_equal(pthread_create(&t, NULL, flip_many, &f), 0);
+	for (round = 0; round < ROUNDS; round++) {
+		exec_batch(p, &b, round % 2 == 0 ? ACTION_DISABLE : ACTION_ENABLE, guids, N);
+		for (i = 0; i < N; i++) {
+			if (b.res[i].outcome == STEP_OUTCOME_SUCCEEDED)
+				ok++;
+			else if (b.res[i].outcome != STEP_OUTCOME_TRANSIENT ||
+			    strcmp(b.res[i].error_code, "noSuchAttribute") != 0) {
+				other++;
+				snprintf(last, sizeof(last), "%s: %s", b.res[i].error_code,
+				    b.res[i].message);
+			}
+		}
+	}
+	pthread_join(t, NULL);
+	if (other > 0)
+		fail_msg("%d unexpected outcomes, last %s", other, last);
+	assert_true(ok > N * ROUNDS / 2);
+	/* Alone now, the last enable settles every account. */
+	exec_batch(p, &b, ACTION_ENABLE, guids, N);
+	for (i = 0; i < N; i++) {
+		assert_outcome(&b.res[i], STEP_OUTCOME_SUCCEEDED);
+		admin_read(ld, sams[i], &a);
+		assert_true(f.flips[i] > 0);
+		assert_int_equal(!!(a.uac & UAC_NOT_DELEG), f.flips[i] % 2);
+		assert_int_equal(a.uac & ~UAC_NOT_DELEG, UAC_NOPW);
+	}
+	ldap_unbind_ext_s(ld, NULL, NULL);
+}
+
 static int
 setup_provider(void **state)
 {
@@ -872,6 +1095,9 @@ main(void)
 		cmocka_unit_test(test_bad_password),
 		cmocka_unit_test(test_list_accounts),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test_setup_teardown(test_batch, setup_provider, teardown_provider),
+		cmocka_unit_test_setup_teardown(test_batch_concurrent_writer, setup_provider,
+		    teardown_provider),
 	};
 	char krb[600];
 	int r;
