@@ -300,7 +300,8 @@ render_action(const json_t *a, char **out)
 	return doc_close(&d, ok, out);
 }
 
-/* The plan for one previewed step: act, or skip and why. */
+/* The plan for one previewed step: act (with the warning the engine gave when its
+ * system will likely refuse it), or skip and why. */
 static char *
 plan(const json_t *step, const char *type)
 {
@@ -312,7 +313,8 @@ plan(const json_t *step, const char *type)
 		if (asprintf(&s, "skip: not applicable%s%s", msg ? " - " : "",
 		    msg ? msg : "") < 0)
 			return NULL;
-	} else if (asprintf(&s, "%s", type) < 0)
+	} else if (asprintf(&s, "%s%s%s", type, msg ? " - warning: " : "",
+	    msg ? msg : "") < 0)
 		return NULL;
 	c = render_clean(s);
 	free(s);

@@ -93,9 +93,12 @@ function stepLine(type, s, level) {
   const touched = s.status !== "not_applicable";
   const what = touched ? WHAT[type] + (type === "set_risk" ? " " + level : "")
     : (s.message || "its system does not support this action: skipped");
+  // A planned step with a message: its system will likely refuse it (the account's
+  // last known state), and the message says why and what to do instead.
+  const warn = touched && s.message ? h("span.warn", { role: "note", text: " — warning: " + s.message }) : null;
   return h("li.step" + (touched ? "" : ".skipped"), {},
     h("strong", { text: s.account_name || s.account_id }),
-    h("span.sys", { text: ` (${s.system})` }), " — ", h("span", { text: what }));
+    h("span.sys", { text: ` (${s.system})` }), " — ", h("span", { text: what }), warn);
 }
 
 // The confirmation dialog: preview → reason → explicit confirm → submitted action.

@@ -1,10 +1,26 @@
 """Okta through the whole daemon: quelld (SSWS API token) → Prism (Okta remediation
 subset) → the Okta emulator. Every test seeds its own users and syncs."""
 
+import secrets
+import subprocess
+
+import conftest as base
+
 from .cloudlib import CloudQuelld, no_contract_errors, only_step, tag, wait_for
 
 LIST = "GET /api/v1/users"
 SUSPEND = "POST /api/v1/users/{id}/lifecycle/suspend"
+DEACTIVATE = "POST /api/v1/users/{id}/lifecycle/deactivate"
+NOT_SUSPENDABLE = ("RECOVERY", "PASSWORD_EXPIRED", "LOCKED_OUT")
+
+
+def cannot_suspend(status):
+    return (f"Okta cannot suspend a user in {status} (only ACTIVE users): "
+            "revoke sessions or deactivate instead")
+
+
+def route_count(okta_emu, route):
+    return okta_emu.stats()["routes"].get(route, {}).get("count", 0)
 
 
 def seed(okta_emu, okta, n=1, hint="u", sync=True, **props):
@@ -72,6 +88,96 @@ def test_deactivate_needs_confirmation(okta_emu, okta):
     assert a["status"] == "failed" and s["status"] == "failed", a
     assert "DEPROVISIONED" in s["message"], s
     assert s["attempts"] == 1
+    # deactivating it again: already done, and no deactivation is sent
+    before = route_count(okta_emu, DEACTIVATE)
+    a = okta.run("deactivate", idn["id"], confirm_destructive=True)
+    s = only_step(a)
+    assert a["status"] == "completed" and s["status"] == "succeeded", a
+    assert s["message"] == "already deactivated", s
+    assert route_count(okta_emu, DEACTIVATE) == before
+
+
+def test_not_suspendable_states(okta_emu, okta):
+    """Okta suspends only ACTIVE users: the preview warns from the synced state, the
+    step fails once naming the state and what to do instead, and nothing changes;
+    revoking the sessions still works."""
+    pairs = []
+    for st in NOT_SUSPENDABLE:
+        pairs += seed(okta_emu, okta, hint=st[:3].lower(), sync=False, status=st)
+    okta.sync()
+    pairs = [(u, okta.identity_by("cloud", "username", u["login"])) for u in pairs]
+    for (u, idn), st in zip(pairs, NOT_SUSPENDABLE):
+        assert okta.account_of(idn, "cloud")["state"] == st.lower(), idn
+        before = route_count(okta_emu, SUSPEND)
+        pv = okta.admin.ok("POST", "/api/v1/actions", {
+            "type": "disable", "identity_id": idn["id"], "reason": "e2e",
+            "preview": True})
+        s = only_step(pv)
+        assert s["status"] == "queued" and s["message"] == cannot_suspend(st), pv
+        assert route_count(okta_emu, SUSPEND) == before  # a preview sends nothing
+        a = okta.run("disable", idn["id"])
+        s = only_step(a)
+        assert a["status"] == "failed" and s["status"] == "failed", a
+        assert s["message"] == cannot_suspend(st) and s["error_code"] == "E0000001", s
+        assert s["attempts"] == 1, s
+        assert okta_emu.user(u["id"])["status"] == st
+        revs = okta_emu.user(u["id"])["sessions_revocations"]
+        a = okta.run("revoke_sessions", idn["id"])
+        assert a["status"] == "completed", a
+        assert okta_emu.user(u["id"])["sessions_revocations"] == revs + 1
+    # an ACTIVE user's preview carries no warning
+    ((_, idn),) = seed(okta_emu, okta, hint="act")
+    pv = okta.admin.ok("POST", "/api/v1/actions", {
+        "type": "disable", "identity_id": idn["id"], "reason": "e2e", "preview": True})
+    assert only_step(pv)["message"] is None, pv
+
+
+def test_cli_preview_warns(okta_emu, okta, tmp_path):
+    ((u, idn),) = seed(okta_emu, okta, hint="clr", status="RECOVERY")
+    quell = base.QUELLD.parent.parent / "cli" / "quell"
+    tok = tmp_path / "tok"
+    tok.write_text(okta.admin_token)
+    env = {"QUELL_URL": f"http://127.0.0.1:{okta.port}", "QUELL_TOKEN_FILE": str(tok),
+           "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([str(quell), "disable", idn["id"], "--reason", "e2e"],
+                       capture_output=True, text=True, env=env, timeout=60,
+                       stdin=subprocess.DEVNULL, start_new_session=True)
+    assert r.returncode == 5, r  # no terminal to confirm on: nothing done
+    assert "disable - warning: " + cannot_suspend("RECOVERY") in r.stdout, r
+    assert okta_emu.user(u["id"])["status"] == "RECOVERY"
+
+
+def test_contain_still_revokes(okta_emu, cloud_dir):
+    """Automatic attack disruption's contain (disable and revoke_sessions) on a user in
+    RECOVERY: the disable fails naming the state, the sessions are revoked."""
+    d = cloud_dir / f"quelld-contain-{tag()}"
+    d.mkdir()
+    q = CloudQuelld(d, {"cloud": okta_emu.system(d)})
+    with open(q.conf, "a") as f:
+        f.write('\n[disruption "contain"]\ncategories = credential_theft\n'
+                "actions = contain\n")
+    detector = q.token("okta-detector", "detector")
+    try:
+        q.start()
+        ((u, idn),) = seed(okta_emu, q, hint="con", status="RECOVERY")
+        revs = okta_emu.user(u["id"])["sessions_revocations"]
+        r = q.admin.as_(detector).post("/api/v1/alerts", {
+            "id": "a-" + secrets.token_hex(6), "source": "e2e",
+            "time": "2026-11-25T08:00:00Z", "title": "Token theft",
+            "category": "credential_theft", "severity": "high", "confidence": 90,
+            "entities": {"accounts": [{"okta_id": u["id"]}]}})
+        assert r.status == 201, r
+        assert r.json["decisions"][0]["outcome"] == "contained", r.json
+        got = {x["type"]: q.admin.wait_terminal(x["id"], 30) for x in r.json["actions"]}
+    finally:
+        q.stop()
+    assert set(got) == {"disable", "revoke_sessions"}, got
+    s = only_step(got["disable"])
+    assert got["disable"]["status"] == "failed" and s["message"] == cannot_suspend(
+        "RECOVERY"), got["disable"]
+    assert got["revoke_sessions"]["status"] == "completed", got["revoke_sessions"]
+    assert okta_emu.user(u["id"])["sessions_revocations"] == revs + 1
+    assert okta_emu.user(u["id"])["status"] == "RECOVERY"
 
 
 def test_revoke_sessions(okta_emu, okta):

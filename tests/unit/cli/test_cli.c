@@ -399,8 +399,9 @@ render_preview_text(void **state)
 {
 	json_t *a = json_loads("{\"type\":\"disable\",\"steps\":["
 	    "{\"system\":\"corp\",\"account_name\":\"bob\",\"status\":\"queued\"},"
-	    "{\"system\":\"okta\",\"account_name\":\"bob@x\",\"status\":\"not_applicable\"}]}",
-	    0, NULL);
+	    "{\"system\":\"okta\",\"account_name\":\"bob@x\",\"status\":\"not_applicable\"},"
+	    "{\"system\":\"ok\",\"account_name\":\"bo\",\"status\":\"queued\","
+	    "\"message\":\"Okta cannot suspend a user in RECOVERY\"}]}", 0, NULL);
 	char *text = NULL;
 
 	(void)state;
@@ -410,7 +411,8 @@ render_preview_text(void **state)
 	    "SYSTEM  ACCOUNT  PLAN\n"
 	    "corp    bob      disable\n"
 	    "okta    bob@x    skip: not applicable\n"
-	    "1 account to act on, 1 skipped.\n");
+	    "ok      bo       disable - warning: Okta cannot suspend a user in RECOVERY\n"
+	    "2 accounts to act on, 1 skipped.\n");
 	free(text);
 	json_decref(a);
 }
