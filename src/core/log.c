@@ -53,6 +53,9 @@ log_level_name(enum log_level lvl)
 	return (unsigned)lvl < 4 ? level_names[lvl] : "info";
 }
 
+static void emit(enum log_level lvl, const char *event, const struct log_field *f,
+    size_t n, const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
 static void
 emit(enum log_level lvl, const char *event, const struct log_field *f, size_t n,
     const char *fmt, va_list ap)
