@@ -1,0 +1,1 @@
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 50) SELECT x, json_extract(detail, '$.why') FROM n, AuditEvents -- tail

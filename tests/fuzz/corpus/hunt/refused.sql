@@ -1,0 +1,1 @@
+SELECT * FROM tokens; ATTACH 'x.db' AS x

@@ -1,0 +1,1 @@
+SELECT identity_id, display_name FROM IdentityInfo

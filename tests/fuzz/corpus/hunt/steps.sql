@@ -1,0 +1,1 @@
+SELECT a.upn, s.status FROM IdentityAccounts a JOIN ActionSteps s USING (account_id) ORDER BY 1 LIMIT 5 /* c */;
