@@ -3,6 +3,9 @@
  * a user found by objectGUID, and list the domain's users. Every write is one modify
  * that deletes the userAccountControl value just read and adds the new one, so a
  * concurrent change makes it fail (noSuchAttribute) instead of being overwritten.
+ * The steps of a batch share one pooled connection with all their operations in flight
+ * at once (the DC, not the round trips, then sets the pace); each answer is matched to
+ * its step by message id, and each step's race is lost and retried on its own.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -503,26 +503,31 @@ test_change_between_steps(void **state)
 	ldap_unbind_ext_s(ld, NULL, NULL);
 }
 
-struct racer {
-	const char *sam;
+/* Another writer: flips NOT_DELEGATED on each of its accounts, round after round, with
+ * its own compare-and-swap, and counts the flips that took. */
+struct flipper {
+	char (*sams)[32];
+	size_t n;
 	int rounds;
-	int toggles;		/* successful flips of NOT_DELEGATED */
+	int flips[8];		/* successful flips of NOT_DELEGATED, per account */
 };
 
 static void *
-race_toggler(void *arg)
+flip_many(void *arg)
 {
-	struct racer *r = arg;
+	struct flipper *f = arg;
 	struct attrs a;
 	LDAP *ld = admin_connect();
 	int i;
+	size_t k;
 
-	for (i = 0; i < r->rounds; i++) {
-		admin_read(ld, r->sam, &a);
-		if (admin_cas(ld, a.dn, a.uac, a.uac ^ UAC_NOT_DELEG) == LDAP_SUCCESS)
-			r->toggles++;
-		usleep(500);
-	}
+	for (i = 0; i < f->rounds; i++)
+		for (k = 0; k < f->n; k++) {
+			admin_read(ld, f->sams[k], &a);
+			if (admin_cas(ld, a.dn, a.uac, a.uac ^ UAC_NOT_DELEG) == LDAP_SUCCESS)
+				f->flips[k]++;
+			usleep(500);
+		}
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return NULL;
 }
@@ -536,7 +541,7 @@ static void
 test_concurrent_writer(void **state)
 {
 	struct provider *p = *state;
-	struct racer r = { .rounds = 150 };
+	struct flipper f = { .n = 1, .rounds = 150 };
 	char sam[32], guid[40], last[600] = "";
 	struct step_result res;
 	struct attrs a;
@@ -546,8 +551,8 @@ test_concurrent_writer(void **state)
 
 	name(sam, sizeof(sam), "cw");
 	adduser(sam, sam, UAC_NORMAL, guid);
-	r.sam = sam;
-	assert_int_equal(pthread_create(&t, NULL, race_toggler, &r), 0);
+	f.sams = &sam;
+	assert_int_equal(pthread_create(&t, NULL, flip_many, &f), 0);
 	/* Losing every retry to the other writer is a transient failure, never a stale write. */
 	for (i = 0; i < 150; i++) {
 		exec_step(p, i % 2 == 0 ? ACTION_DISABLE : ACTION_ENABLE, guid, NULL, &res);
@@ -565,8 +570,8 @@ test_concurrent_writer(void **state)
 	assert_true(ok > 100);
 	ld = admin_connect();
 	admin_read(ld, sam, &a);
-	assert_true(r.toggles > 0);
-	assert_int_equal(!!(a.uac & UAC_NOT_DELEG), r.toggles % 2);
+	assert_true(f.flips[0] > 0);
+	assert_int_equal(!!(a.uac & UAC_NOT_DELEG), f.flips[0] % 2);
 	assert_int_equal(a.uac & ~UAC_NOT_DELEG, UAC_NORMAL);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 }
@@ -958,32 +963,6 @@ test_batch(void **state)
 	admin_read(ld, sams[TWICE], &a);
 	assert_int_equal(a.uac, UAC_NOPW | UAC_DISABLE);
 	ldap_unbind_ext_s(ld, NULL, NULL);
-}
-
-struct flipper {
-	char (*sams)[32];
-	size_t n;
-	int rounds;
-	int flips[8];		/* successful flips of NOT_DELEGATED, per account */
-};
-
-static void *
-flip_many(void *arg)
-{
-	struct flipper *f = arg;
-	struct attrs a;
-	LDAP *ld = admin_connect();
-	int i;
-	size_t k;
-
-	for (i = 0; i < f->rounds; i++)
-		for (k = 0; k < f->n; k++) {
-			admin_read(ld, f->sams[k], &a);
-			if (admin_cas(ld, a.dn, a.uac, a.uac ^ UAC_NOT_DELEG) == LDAP_SUCCESS)
-				f->flips[k]++;
-		}
-	ldap_unbind_ext_s(ld, NULL, NULL);
-	return NULL;
 }
 
 /*
