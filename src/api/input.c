@@ -72,7 +72,8 @@ req_only_keys(struct req *q, json_t *o, const char *prefix, const char *const *k
 			if (strcmp(k, keys[i]) == 0)
 				break;
 		if (keys[i] == NULL) {
-			snprintf(f, sizeof(f), "%s%.100s", prefix, k);
+			/* An empty name is named too: as "" (else the field would be left out). */
+			snprintf(f, sizeof(f), "%s%.100s", prefix, k[0] ? k : "\"\"");
 			return req_error(q, 400, "invalid_input", f, "unknown field '%s'", f),
 			    -1;
 		}
