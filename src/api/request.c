@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "internal.h"
 
 int
@@ -20,20 +21,44 @@ req_reply(struct req *q, unsigned status, json_t *o)
 	return 0;
 }
 
+/*
+ * An error quotes what the client sent, which need not be UTF-8, and a bound may cut
+ * it inside a character: such bytes become '?', else the answer could not be JSON
+ * and would lose its field and reason.
+ */
+static void
+utf8_scrub(char *s)
+{
+	size_t i = 0, k, n = strlen(s);
+
+	while (i < n) {
+		for (k = 1; k <= 4 && i + k <= n && !text_utf8_valid(s + i, k); k++)
+			;
+		if (k > 4 || i + k > n)
+			s[i++] = '?';
+		else
+			i += k;
+	}
+}
+
 int
 req_error(struct req *q, unsigned status, const char *code, const char *field,
     const char *fmt, ...)
 {
-	char msg[768];
+	char msg[768], f[256];
 	json_t *err;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_scrub(msg);
 	err = json_pack("{s:s, s:s}", "code", code, "message", msg);
-	if (field != NULL && field[0] != '\0')
-		json_object_set_new(err, "field", json_string(field));
+	if (field != NULL && field[0] != '\0') {
+		snprintf(f, sizeof(f), "%s", field);
+		utf8_scrub(f);
+		json_object_set_new(err, "field", json_string(f));
+	}
 	return req_reply(q, status, json_pack("{s:o}", "error", err));
 }
 
