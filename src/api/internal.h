@@ -173,6 +173,42 @@ int req_reply_page(struct req *q, const char *items, const struct list_ctx *c, i
 /* An optional {"reason": "..."} body; *o (caller decrefs) holds the reason. */
 int req_optional_reason(struct req *q, json_t **o, const char **reason);
 
+/*
+ * The bodies of POST /api/v1/actions, /actions/bulk and /alerts checked apart from
+ * what the handler then asks of the engine, so that they can be exercised on their
+ * own (tests/fuzz). Each returns 0, or -1 with the 400 answer set on q naming the
+ * field. Strings are borrowed from o.
+ */
+/* One action request; *params (caller frees) is its params as compact JSON. */
+int routes_action_parse(struct req *q, json_t *o, struct action_request *rq,
+    char **params);
+
+/* A bulk request's parts: the items as parsed (rq, params) and where each item of
+ * the body went (slot[i]: its index in rq, or -1 when it was refused already). */
+struct bulk_request {
+	const json_t *body;	/* borrowed */
+	const json_t *items;	/* the body's requests */
+	json_t *merged;		/* the items with the shared fields filled in */
+	json_t *results;	/* one per item, its error set when refused */
+	struct action_request *rq;
+	char **params;
+	long *slot;
+	size_t n, nrq;
+	bool preview, all_or_nothing;
+	size_t refused;
+	unsigned first_status;
+	json_t *first_error;
+};
+
+/* Fills *b, whose merged and results the caller made empty arrays; -1 only for the
+ * body as a whole: a refused item is in b->results. routes_bulk_free frees b's parts
+ * whatever the outcome. */
+int routes_bulk_parse(struct req *q, json_t *o, struct bulk_request *b);
+void routes_bulk_free(struct bulk_request *b);
+
+/* An alert; *a (caller clears with alert_clear) owns its strings. */
+int routes_alert_parse(struct req *q, json_t *o, struct alert *a);
+
 /* Handlers (routes_*.c), listed in the route table of routes.c. */
 int route_post_action(struct req *q);
 int route_post_actions_bulk(struct req *q);

@@ -69,8 +69,8 @@ confirm_destructive(struct req *q, json_t *o, const struct action_request *rq)
 	return 0;
 }
 
-static int
-parse_action_request(struct req *q, json_t *o, struct action_request *rq, char **params)
+int
+routes_action_parse(struct req *q, json_t *o, struct action_request *rq, char **params)
 {
 	static const char *const keys[] = { "type", "identity_id", "account_id", "reason",
 	    "params", "source", "preview", "confirm_destructive", NULL };
@@ -127,7 +127,7 @@ route_post_action(struct req *q)
 		return 0;
 	memset(&a, 0, sizeof(a));
 	qerr_clear(&e);
-	if (parse_action_request(q, o, &rq, &params) != 0)
+	if (routes_action_parse(q, o, &rq, &params) != 0)
 		goto out;
 	req_actor(q, &who);
 	r = engine_request(q->api->eng, &who, &rq, &a, &e);
@@ -153,30 +153,13 @@ out:
 /* At most this many requests in one POST /api/v1/actions/bulk. */
 #define ACTIONS_BULK_MAX 1000
 
-/* A bulk request's parts: the items as parsed (rq, params) and where each item of
- * the body went (slot[i]: its index in rq, or -1 when it was refused already). */
-struct bulk {
-	const json_t *body;	/* borrowed */
-	const json_t *items;	/* the body's requests */
-	json_t *merged;		/* the items with the shared fields filled in */
-	json_t *results;
-	struct action_request *rq;
-	char **params;
-	long *slot;
-	size_t n, nrq;
-	bool preview, all_or_nothing;
-	size_t refused;
-	unsigned first_status;
-	json_t *first_error;
-};
-
 /*
  * The error answer just set on q as one item's error, q's answer cleared. Its field
  * is named requests[i].field, unless the item took it from the bulk's shared fields.
  * The first refusal of its own (not an all_or_nothing consequence) answers for all.
  */
 static json_t *
-take_error(struct req *q, struct bulk *b, size_t i, const json_t *item, bool own)
+take_error(struct req *q, struct bulk_request *b, size_t i, const json_t *item, bool own)
 {
 	json_t *err = json_incref(json_object_get(q->resp, "error"));
 	const char *f = json_string_value(json_object_get(err, "field"));
@@ -220,7 +203,7 @@ item_result(size_t i, const json_t *item)
 /* One item of the body: parsed as POST /api/v1/actions parses a request, with the
  * bulk's shared fields for those it leaves out. */
 static void
-bulk_parse_item(struct req *q, struct bulk *b, size_t i, json_t *item, json_t *shared)
+bulk_parse_item(struct req *q, struct bulk_request *b, size_t i, json_t *item, json_t *shared)
 {
 	json_t *m = json_is_object(item) ? json_copy(item) : NULL, *res;
 
@@ -234,7 +217,7 @@ bulk_parse_item(struct req *q, struct bulk *b, size_t i, json_t *item, json_t *s
 	else if (m == NULL || json_object_update_missing(m, shared) != 0 ||
 	    json_object_set_new(m, "preview", json_boolean(b->preview)) != 0)
 		req_error(q, 500, "internal", NULL, "out of memory");
-	else if (parse_action_request(q, m, &b->rq[b->nrq], &b->params[b->nrq]) == 0)
+	else if (routes_action_parse(q, m, &b->rq[b->nrq], &b->params[b->nrq]) == 0)
 		b->slot[i] = (long)b->nrq++;
 	if (b->slot[i] < 0)
 		json_object_set_new(res, "error", take_error(q, b, i, item, true));
@@ -242,8 +225,8 @@ bulk_parse_item(struct req *q, struct bulk *b, size_t i, json_t *item, json_t *s
 	json_array_append_new(b->results, res);
 }
 
-static int
-bulk_parse(struct req *q, json_t *o, struct bulk *b)
+int
+routes_bulk_parse(struct req *q, json_t *o, struct bulk_request *b)
 {
 	static const char *const keys[] = { "requests", "all_or_nothing", "preview", "type",
 	    "reason", "params", "source", "confirm_destructive", NULL };
@@ -290,7 +273,7 @@ bulk_parse(struct req *q, json_t *o, struct bulk *b)
 
 /* An engine result as the item's result: its action, or its refusal. */
 static void
-bulk_result(struct req *q, struct bulk *b, size_t i, struct action_result *res)
+bulk_result(struct req *q, struct bulk_request *b, size_t i, struct action_result *res)
 {
 	json_t *o = json_array_get(b->results, i), *err;
 
@@ -313,8 +296,8 @@ bulk_result(struct req *q, struct bulk *b, size_t i, struct action_result *res)
 	json_object_set_new(o, "error", err);
 }
 
-static void
-bulk_free(struct bulk *b)
+void
+routes_bulk_free(struct bulk_request *b)
 {
 	size_t i;
 
@@ -331,7 +314,7 @@ bulk_free(struct bulk *b)
 /* 200 with a result per request; with all_or_nothing and a refusal, the first
  * refused request's own status and error, nothing requested. */
 static void
-bulk_reply(struct req *q, struct bulk *b)
+bulk_reply(struct req *q, struct bulk_request *b)
 {
 	json_t *o;
 
@@ -348,7 +331,7 @@ bulk_reply(struct req *q, struct bulk *b)
 int
 route_post_actions_bulk(struct req *q)
 {
-	struct bulk b = { .merged = json_array(), .results = json_array() };
+	struct bulk_request b = { .merged = json_array(), .results = json_array() };
 	struct action_result *res = NULL;
 	struct actor who;
 	struct qerr e;
@@ -357,7 +340,7 @@ route_post_actions_bulk(struct req *q)
 	int r;
 
 	qerr_clear(&e);
-	if ((o = req_json(q)) == NULL || bulk_parse(q, o, &b) != 0)
+	if ((o = req_json(q)) == NULL || routes_bulk_parse(q, o, &b) != 0)
 		goto out;
 	if (b.refused > 0 && b.all_or_nothing) {
 		bulk_reply(q, &b);
@@ -380,7 +363,7 @@ route_post_actions_bulk(struct req *q)
 out:
 	engine_results_clear(res, b.nrq);
 	free(res);
-	bulk_free(&b);
+	routes_bulk_free(&b);
 	json_decref(o);
 	return 0;
 }

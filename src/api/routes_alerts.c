@@ -206,8 +206,8 @@ parse_class(struct req *q, json_t *o, struct alert *a)
 	    (req_error(q, 500, "internal", NULL, "out of memory"), -1);
 }
 
-static int
-parse_alert(struct req *q, json_t *o, struct alert *a)
+int
+routes_alert_parse(struct req *q, json_t *o, struct alert *a)
 {
 	static const char *const keys[] = { "id", "source", "time", "title", "category",
 	    "severity", "confidence", "entities", NULL };
@@ -345,7 +345,7 @@ route_post_alert(struct req *q)
 	qerr_clear(&e);
 	if ((o = req_json(q)) == NULL)
 		return 0;
-	if (parse_alert(q, o, &a) == 0) {
+	if (routes_alert_parse(q, o, &a) == 0) {
 		if ((r = engine_alert(q->api->eng, &who, &a, &created, &e)) != 0)
 			req_qerr(q, r, &e);
 		else
