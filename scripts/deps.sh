@@ -19,6 +19,9 @@ if [ "$tests" = yes ]; then
   # The man pages' lint, the Debian package's build and lint, the unit's checks
   # (systemd-analyze) and the fresh root file system the package is installed in.
   pkgs+=(mandoc man-db debhelper dpkg-dev fakeroot lintian systemd mmdebstrap)
+  # The fuzz harnesses: clang (14) and its libFuzzer runtime, which Debian's clang
+  # only recommends (and recommends are not installed here).
+  pkgs+=(clang libclang-rt-14-dev)
   # Node.js runs the Graph and Okta emulators and Prism; a machine that already has a
   # node and npm (of any origin) keeps them.
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

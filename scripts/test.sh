@@ -123,10 +123,26 @@ count_package() {
 	failed=$((failed + f))
 }
 
+# The libFuzzer harnesses (scripts/fuzz.sh), FUZZ_SECONDS each (default 30) on a copy
+# of the committed corpus: each harness counts as one test, failed on any finding.
+run_fuzz() {
+	local out=$results/fuzz.txt p f
+	echo "== fuzzing (${FUZZ_SECONDS:-30} s per harness)"
+	bash scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-30}" --work "$results/fuzz" \
+	    2>&1 | tee "$out" || true
+	p=$(grep -c '^fuzz .*: ok' "$out" || true)
+	f=$(grep -c '^fuzz .*: FAILED' "$out" || true)
+	# Nothing ran at all (the build failed): one failure.
+	[ $((p + f)) -gt 0 ] || f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
 count_package
 run_build release
 run_emulator_tests
 run_build sanitize -Db_sanitize=address,undefined -Db_lundef=false
+run_fuzz
 
 # A skip hides a whole group when a tool is missing: under CI it fails, unless
 # tests/expected-skips lists it (a pattern and why, tab-separated).
