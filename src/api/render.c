@@ -22,11 +22,12 @@ render_time(int64_t ms)
 json_t *
 render_step(const struct step *s)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:o, s:o, s:o,"
-	    " s:o, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:o, s:o, s:o,"
+	    " s:o, s:o, s:o, s:o}",
 	    "id", s->id, "account_id", s->account_id, "system", s->system,
 	    "account_name", s->account_name, "type", action_type_name(s->type),
 	    "status", step_status_name(s->status), "attempts", s->attempts,
+	    "waits", s->waits, "wait_ms", (json_int_t)s->wait_ms,
 	    "request_id", str_or_null(s->request_id),
 	    "error_code", str_or_null(s->error_code),
 	    "message", str_or_null(s->message),

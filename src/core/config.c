@@ -198,6 +198,12 @@ engine_key(struct parser *p, const char *k, const char *v)
 		c->max_attempts = (int)n;
 		return 0;
 	}
+	if (strcmp(k, "step_deadline") == 0) {
+		if (config_duration(v, 1000, 30 * 86400000LL, &c->step_deadline_ms) != 0)
+			return fail(p, "step_deadline must be a span from 1s to 30d such as "
+			    "6h, 90m (a number and s, m, h or d), not '%s'", v);
+		return 0;
+	}
 	return fail(p, "unknown key '%s' in [engine]", k);
 }
 

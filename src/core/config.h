@@ -5,7 +5,8 @@
  *                       max_connections, max_connections_per_client,
  *                       header_timeout, idle_timeout, hunt_workers,
  *                       token_max_lifetime, log_format, log_level
- *   [engine]            lease_ms, retry_base_ms, retry_cap_ms, max_attempts
+ *   [engine]            lease_ms, retry_base_ms, retry_cap_ms, max_attempts,
+ *                       step_deadline
  *   [store]             path
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
  *   [role "responder"]  permissions = response.manage response.read …
@@ -112,6 +113,7 @@ struct config {
 	long retry_base_ms;	/* first retry delay; default 500 ms */
 	long retry_cap_ms;	/* longest retry delay; default 30 s */
 	int max_attempts;	/* attempts before a transient failure is final; 25 */
+	int64_t step_deadline_ms; /* a step's retries end this long after its start; 6 h */
 	char *store_path;
 	struct system_config *systems;
 	size_t nsystems;

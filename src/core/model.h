@@ -98,8 +98,10 @@ struct step {
 	enum action_type type;
 	enum step_status status;
 	char *params;		/* JSON object text copied from the action */
-	int attempts;
+	int attempts;		/* requests that reached the system and failed, + 1 running */
 	int64_t not_before;	/* retry_wait: not claimable before this */
+	int waits;		/* times told to wait: quell's pacing or the system's Retry-After */
+	int64_t wait_ms;	/* the time those waits asked for, in all */
 	char *lease_owner;
 	int64_t lease_expires;
 	char *request_id;	/* the provider's request / correlation id */

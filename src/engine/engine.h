@@ -58,6 +58,9 @@ struct engine_options {
 	int64_t retry_base_ms;	/* default 500 ms */
 	int64_t retry_cap_ms;	/* default 30 s */
 	int max_attempts;	/* default 25 */
+	/* A step is not retried past this long after its first attempt began, whatever
+	 * its attempts and waits; default 6 h. */
+	int64_t step_deadline_ms;
 	/* The provider of a system's kind; NULL: provider_lookup (the built-in kinds). */
 	const struct provider_ops *(*lookup)(const char *kind);
 	/* The clock (ms since the epoch) claims, leases and retry times are read on;

@@ -98,6 +98,7 @@ struct answer {
 	char summary[448];
 	json_t *body;		/* the parsed body when it is JSON, else NULL */
 	int attempt;		/* the step's (1 = first), for the backoff of a bare 429 */
+	bool concurrency;	/* a 429 for the concurrent-request limit */
 };
 
 /* Configuration */
@@ -470,6 +471,28 @@ bucket_update(struct provider *p, enum bucket_id id, const struct http_response 
 }
 
 /*
+ * Whether a 429 is Okta's concurrent-request limit rather than a rate limit: its
+ * X-Rate-Limit-* headers then give the concurrent values, a limit no more than quell's
+ * requests in flight, or below the bucket's known rate limit and within Okta's
+ * concurrent range. Such headers are no reading of the bucket.
+ */
+static bool
+concurrency_refusal(struct provider *p, enum bucket_id id,
+    const struct http_response *resp)
+{
+	long limit;
+	bool r;
+
+	if (resp->status != 429 || header_long(resp, "X-Rate-Limit-Limit", &limit) != 0)
+		return false;
+	pthread_mutex_lock(&p->mu);
+	r = limit <= p->inflight ||
+	    (limit < p->buckets[id].limit && limit <= CONCURRENCY_MAX);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+/*
  * How long to wait after a 429: its Retry-After, else until its bucket resets (its
  * X-Rate-Limit-Reset), else an exponential backoff by attempt.
  */
@@ -676,7 +699,8 @@ send_raw(struct provider *p, const char *method, const char *url, const char *pa
 	}
 	qerr_clear(&e);
 	r = http_do(p->http, &rq, &a->resp, &e);
-	bucket_update(p, bid, r == 0 ? &a->resp : NULL);
+	a->concurrency = r == 0 && concurrency_refusal(p, bid, &a->resp);
+	bucket_update(p, bid, r == 0 && !a->concurrency ? &a->resp : NULL);
 	if (r != 0) {
 		provider_result_set(res, r == QERR_PERMANENT ? STEP_OUTCOME_PERMANENT :
 		    STEP_OUTCOME_TRANSIENT, r == QERR_PERMANENT ? "tls" : "network",
@@ -735,7 +759,12 @@ result_from_answer(struct step_result *res, const struct answer *a)
 	snprintf(res->error_code, sizeof(res->error_code), "%s", a->code);
 	res->outcome = st == 429 || st >= 500 ? STEP_OUTCOME_TRANSIENT :
 	    STEP_OUTCOME_PERMANENT;
-	if (st == 429) {
+	if (st == 429 && a->concurrency) {
+		res->retry_after_ms = retry_after(&a->resp, a->attempt);
+		res->concurrency_limited = true;
+		snprintf(res->message, sizeof(res->message), "refused by Okta's limit of "
+		    "concurrent requests (%.400s); retrying with fewer at once", a->summary);
+	} else if (st == 429) {
 		res->retry_after_ms = retry_after(&a->resp, a->attempt);
 		snprintf(res->message, sizeof(res->message),
 		    "rate limited by Okta (%.400s); retrying when the limit resets", a->summary);

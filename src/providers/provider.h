@@ -35,6 +35,9 @@ struct step_result {
 	/* TRANSIENT without reaching the vendor (quell held the request back to stay
 	 * under a rate limit): a wait, not a failed attempt. */
 	bool not_sent;
+	/* TRANSIENT because the system refused a request over its limit of concurrent
+	 * requests: the engine lowers how many steps it runs there at once. */
+	bool concurrency_limited;
 };
 
 /* Called once per account found by list_accounts; non-zero stops the listing. */

@@ -223,6 +223,10 @@ static const char *const migrations[] = {
 	"  name TEXT PRIMARY KEY,"
 	"  seq INTEGER NOT NULL,"
 	"  updated_at INTEGER NOT NULL);",
+	/* Waiting is not failing: a step's waits (quell's pacing, a Retry-After) are
+	 * counted apart from its attempts, with the time they asked for. */
+	"ALTER TABLE steps ADD COLUMN waits INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE steps ADD COLUMN wait_ms INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))

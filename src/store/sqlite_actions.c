@@ -17,7 +17,8 @@
 	"requested_by_kind, decided_by_id, decided_by_kind"
 #define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
 	"type, status, params, attempts, not_before, lease_owner, lease_expires, " \
-	"request_id, error_code, message, created_at, updated_at, started_at, finished_at"
+	"request_id, error_code, message, created_at, updated_at, started_at, finished_at, " \
+	"waits, wait_ms"
 
 /* Action statuses (model.h names) whose steps may run. */
 #define ACT_RUNNABLE "('queued', 'running')"
@@ -56,7 +57,7 @@ static const char *const action_sql[AC_COUNT] = {
 	    " WHERE status IN ('pending_approval', 'queued', 'running') ORDER BY id",
 	[AC_STEP_INSERT] =
 	    "INSERT INTO steps (" STEP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-	    " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+	    " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
 	/* One statement, so that the pick and the take cannot be separated. */
 	[AC_STEP_CLAIM] =
 	    "UPDATE steps SET status = 'running', lease_owner = ?1,"
@@ -77,8 +78,8 @@ static const char *const action_sql[AC_COUNT] = {
 	[AC_STEP_UPDATE] =
 	    "UPDATE steps SET status = ?2, attempts = ?3, not_before = ?4,"
 	    " lease_owner = ?5, lease_expires = ?6, request_id = ?7, error_code = ?8,"
-	    " message = ?9, updated_at = ?10, started_at = ?11, finished_at = ?12"
-	    " WHERE id = ?1",
+	    " message = ?9, updated_at = ?10, started_at = ?11, finished_at = ?12,"
+	    " waits = ?13, wait_ms = ?14 WHERE id = ?1",
 	[AC_STEP_RENEW] =
 	    "UPDATE steps SET lease_expires = ?2"
 	    " WHERE status = 'running' AND lease_owner = ?1",
@@ -197,6 +198,8 @@ read_step(sqlite3_stmt *st, void *out, struct qerr *e)
 	s->updated_at = sqlite3_column_int64(st, 17);
 	s->started_at = sqlite3_column_int64(st, 18);
 	s->finished_at = sqlite3_column_int64(st, 19);
+	s->waits = sqlite3_column_int(st, 20);
+	s->wait_ms = sqlite3_column_int64(st, 21);
 	if (bad) {
 		step_clear(s);
 		return sq_nomem(e);
@@ -245,7 +248,9 @@ insert_step(struct store_conn *c, sqlite3_stmt *st, const char *action_id,
 	    sqlite3_bind_int64(st, 17, s->created_at) ||
 	    sqlite3_bind_int64(st, 18, s->updated_at) ||
 	    sqlite3_bind_int64(st, 19, s->started_at) ||
-	    sqlite3_bind_int64(st, 20, s->finished_at), "step insert", e);
+	    sqlite3_bind_int64(st, 20, s->finished_at) ||
+	    sqlite3_bind_int(st, 21, s->waits) || sqlite3_bind_int64(st, 22, s->wait_ms),
+	    "step insert", e);
 }
 
 int
@@ -561,7 +566,9 @@ sq_step_update(struct store_conn *c, const struct step *s, struct qerr *e)
 	    sq_bind_text(st, 9, s->message) ||
 	    sqlite3_bind_int64(st, 10, s->updated_at) ||
 	    sqlite3_bind_int64(st, 11, s->started_at) ||
-	    sqlite3_bind_int64(st, 12, s->finished_at), "step update", "step", e);
+	    sqlite3_bind_int64(st, 12, s->finished_at) ||
+	    sqlite3_bind_int(st, 13, s->waits) || sqlite3_bind_int64(st, 14, s->wait_ms),
+	    "step update", "step", e);
 }
 
 int
