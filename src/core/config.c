@@ -76,6 +76,8 @@ parse_int(struct parser *p, const char *key, const char *v, long min, long max,
 	char *end, why[128];
 	long n;
 
+	/* Set on failure too: at -O3 gcc cannot see that fail() never returns 0. */
+	*out = 0;
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || n < min || n > max) {
