@@ -26,6 +26,8 @@ struct store {
 	uint64_t audit_gen;
 	pthread_cond_t audit_cv;
 	bool kicked;
+	_Atomic uint64_t write_commits;	/* store_write_commits */
+	struct store_conn *listener;	/* store_wait_work's own, opened on first use */
 };
 
 struct store_tx {
@@ -132,6 +134,8 @@ store_close(struct store *st)
 		return;
 	for (i = 0; i < st->nconn; i++)
 		st->ops->close(st->conns[i]);
+	if (st->listener != NULL)
+		st->ops->close(st->listener);
 	free(st->idle);
 	free(st->conns);
 	pthread_cond_destroy(&st->audit_cv);
@@ -173,6 +177,8 @@ store_tx_commit(struct store_tx *tx, struct qerr *e)
 	 * goes back to the pool. */
 	if ((r = tx->st->ops->commit(tx->conn, e)) != 0)
 		tx->st->ops->rollback(tx->conn);
+	else if (tx->write)
+		atomic_fetch_add(&tx->st->write_commits, 1);
 	pool_give(tx->st, tx->conn);
 	if (r == 0 && tx->audited) {
 		pthread_mutex_lock(&tx->st->mu);
@@ -182,6 +188,12 @@ store_tx_commit(struct store_tx *tx, struct qerr *e)
 	}
 	free(tx);
 	return r;
+}
+
+uint64_t
+store_write_commits(struct store *st)
+{
+	return atomic_load(&st->write_commits);
 }
 
 uint64_t
@@ -226,6 +238,21 @@ store_audit_kick(struct store *st)
 	st->kicked = true;
 	pthread_cond_broadcast(&st->audit_cv);
 	pthread_mutex_unlock(&st->mu);
+}
+
+int
+store_wait_work(struct store *st, int timeout_ms, bool *woken, struct qerr *e)
+{
+	int r;
+
+	*woken = false;
+	if (st->ops->wait_work == NULL)
+		return qerr_set(e, QERR_UNSUPPORTED, NULL, "store %s: waiting for work "
+		    "is not supported", st->ops->kind);
+	if (st->listener == NULL &&
+	    (r = st->ops->open(st->location, &st->listener, e)) != 0)
+		return r;
+	return st->ops->wait_work(st->listener, timeout_ms, woken, e);
 }
 
 void

@@ -1,12 +1,13 @@
 /*
  * Durable storage behind one table of function pointers per backend (struct
- * store_ops): SQLite (default, sqlite.c) and, later, PostgreSQL. The wrappers below
- * are what the rest of quell calls.
+ * store_ops): SQLite (default, sqlite.c) and PostgreSQL (postgres.c, one database for
+ * many nodes). The wrappers below are what the rest of quell calls.
  *
  * Everything happens inside a transaction taken from the store's connection pool:
  * store_tx_begin() … store_tx_commit() or store_tx_rollback(). A state change and its
  * audit entry are written in the same transaction. A write transaction is exclusive
- * from its start (SQLite BEGIN IMMEDIATE), so read-then-write inside it is safe.
+ * from its start (SQLite BEGIN IMMEDIATE; PostgreSQL: an advisory lock taken at its
+ * begin, across every node), so read-then-write inside it is safe.
  * A struct store_tx is used by one thread at a time.
  */
 #ifndef QUELL_STORE_STORE_H
@@ -123,6 +124,11 @@ struct store_ops {
 	int (*begin)(struct store_conn *c, bool write, struct qerr *e);
 	int (*commit)(struct store_conn *c, struct qerr *e);
 	void (*rollback)(struct store_conn *c);
+	/* On a connection of its own, outside any transaction: waits up to timeout_ms
+	 * for another node's (or this one's) transaction that queued work to commit;
+	 * *woken says whether one did. NULL: the backend cannot tell (callers poll). */
+	int (*wait_work)(struct store_conn *c, int timeout_ms, bool *woken,
+	    struct qerr *e);
 
 	/* Stores t (its revoked_* and last_used_at are ignored: a new token is
 	 * neither) with the SHA-256 of the whole token; QERR_CONFLICT on a used id. */
@@ -279,6 +285,16 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite;
+extern const struct store_ops store_postgres;
+
+/*
+ * The location store_postgres opens for a libpq connection string (keyword=value or
+ * a postgresql:// URI) and, when passfile is not NULL, the password file libpq reads
+ * (*out, caller frees). A conninfo holding a password is refused (QERR_CONFIG naming
+ * "conninfo"): a password belongs in the password file or a service file.
+ */
+int store_pg_location(const char *conninfo, const char *passfile, char **out,
+    struct qerr *e);
 
 /* Opens a pool of nconn connections to location and migrates the schema. */
 int store_open(const struct store_ops *ops, const char *location, int nconn,
@@ -291,6 +307,9 @@ int store_tx_begin(struct store *st, bool write, struct store_tx **out, struct q
 int store_tx_commit(struct store_tx *tx, struct qerr *e);
 /* Rolls back and returns the connection; accepts NULL. */
 void store_tx_rollback(struct store_tx *tx);
+/* How many write transactions of this process have committed, each one a durable
+ * commit: what a path costs in commits is the difference across it. */
+uint64_t store_write_commits(struct store *st);
 
 int store_token_insert(struct store_tx *tx, const struct token_info *t,
     const unsigned char hash[32], struct qerr *e);
@@ -352,6 +371,13 @@ uint64_t store_audit_generation(struct store *st);
 void store_audit_wait(struct store *st, uint64_t seen, const _Atomic bool *stop,
     int timeout_ms);
 void store_audit_kick(struct store *st);
+/*
+ * Waits up to timeout_ms for a transaction that queued work (a new action, an
+ * approval, a step queued again, released leases) to commit, on any node: *woken
+ * tells whether one did. For one thread at a time (the engine's dispatcher).
+ * QERR_UNSUPPORTED when the backend cannot tell (SQLite: poll instead).
+ */
+int store_wait_work(struct store *st, int timeout_ms, bool *woken, struct qerr *e);
 int store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
     struct account_sync *out, struct qerr *e);
 int store_account_remove(struct store_tx *tx, const char *system,

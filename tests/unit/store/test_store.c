@@ -1,8 +1,13 @@
 /*
- * The SQLite store against a real database file in a fresh temporary directory per
- * test: schema migrations, every table's round trip, the claim rules the engine relies
- * on (order, skipped systems, leases, retry times), claims racing on four pooled
- * connections, and the audit chain detecting a row altered behind quell's back.
+ * The store against a real database, fresh for each test: schema migrations, every
+ * table's round trip, the claim rules the engine relies on (order, skipped systems,
+ * leases, retry times), claims racing on four pooled connections, and the audit chain
+ * detecting a row altered behind quell's back.
+ *
+ * SQLite by default: a database file in a temporary directory. With
+ * QUELL_TEST_STORE=postgres, PostgreSQL: a schema of its own in the database of
+ * QUELL_TEST_PG (a libpq connection string), or, without it, in a cluster this test
+ * starts with scripts/lib/pg.sh (QUELL_SRC names the source tree) and stops at the end.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "core/audit.h"
@@ -26,11 +32,20 @@
 #define RACE_STEPS	200
 #define RACE_THREADS	4
 
+#define PG_SCHEMA	"quell_store_test"
+
 struct fx {
 	char dir[256];
 	char path[300];
+	char loc[1024];		/* what store_open is given: path, or a conninfo */
 	struct store *st;
 };
+
+/* The backend under test (main). */
+static struct {
+	const struct store_ops *ops;
+	const char *pg;		/* PostgreSQL's connection string; NULL: SQLite */
+} T = { &store_sqlite, NULL };
 
 static const char *const hostile[] = {
 	"O'Brien \"quoted\"; DROP TABLE identities;--",
@@ -70,6 +85,36 @@ xstrdup(const char *s)
 	return d;
 }
 
+static void
+quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+/* Runs sql (statements without rows, or one returning a boolean) on conninfo; false
+ * when it failed or answered false. Fails the test when that is not want. */
+static bool
+pg_exec(const char *conninfo, const char *sql, bool want)
+{
+	PGconn *db = PQconnectdb(conninfo);
+	PGresult *res;
+	bool ok;
+
+	if (PQstatus(db) != CONNECTION_OK)
+		fail_msg("connect: %s", PQerrorMessage(db));
+	PQsetNoticeProcessor(db, quiet, NULL);
+	res = PQexec(db, sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    (PQresultStatus(res) == PGRES_TUPLES_OK &&
+	    strcmp(PQgetvalue(res, 0, 0), "t") == 0);
+	if (ok != want)
+		fail_msg("%s: %s", sql, ok ? "succeeded" : PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(db);
+	return ok;
+}
+
 static int
 setup(void **state)
 {
@@ -81,7 +126,14 @@ setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "%s/quell-store-XXXXXX", tmp ? tmp : "/tmp");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/quell.db", f->dir);
-	if (store_open(&store_sqlite, f->path, NCONN, &f->st, &e) != 0)
+	snprintf(f->loc, sizeof(f->loc), "%s", f->path);
+	if (T.pg != NULL) {
+		pg_exec(T.pg, "DROP SCHEMA IF EXISTS " PG_SCHEMA " CASCADE;"
+		    "CREATE SCHEMA " PG_SCHEMA, true);
+		snprintf(f->loc, sizeof(f->loc), "%s options='-c search_path=" PG_SCHEMA
+		    "'", T.pg);
+	}
+	if (store_open(T.ops, f->loc, NCONN, &f->st, &e) != 0)
 		fail_msg("store_open: %s", e.msg);
 	*state = f;
 	return 0;
@@ -136,10 +188,34 @@ raw_exec(const struct fx *f, const char *sql, int expect)
 {
 	sqlite3 *db = NULL;
 
+	if (T.pg != NULL) {
+		pg_exec(f->loc, sql, expect == SQLITE_OK);
+		return;
+	}
+
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), expect);
 	sqlite3_close(db);
+}
+
+/* Whether the one value sql selects is true. */
+static bool
+raw_true(const struct fx *f, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	bool yes;
+
+	if (T.pg != NULL)
+		return pg_exec(f->loc, sql, true);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	yes = sqlite3_column_int(q, 0) != 0;
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return yes;
 }
 
 static void
@@ -148,36 +224,28 @@ test_migrate(void **state)
 	struct fx *f = *state;
 	struct store *st = NULL;
 	struct qerr e = {0};
-	sqlite3 *db = NULL;
-	sqlite3_stmt *q = NULL;
 
 	/* Reopening applies nothing twice. */
 	store_close(f->st);
 	f->st = NULL;
-	assert_int_equal(store_open(&store_sqlite, f->path, 1, &st, &e), 0);
+	assert_int_equal(store_open(T.ops, f->loc, 1, &st, &e), 0);
 	store_close(st);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-	    "SELECT count(*), max(version) FROM schema_version", -1, &q, NULL),
-	    SQLITE_OK);
-	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(q, 0), sqlite3_column_int(q, 1));
-	assert_true(sqlite3_column_int(q, 0) >= 1);
-	sqlite3_finalize(q);
-	sqlite3_close(db);
+	assert_true(raw_true(f, "SELECT count(*) = max(version) AND count(*) >= 9"
+	    " FROM schema_version"));
 
 	/* A database from a newer quell is refused, and left as it was. */
 	raw_exec(f, "INSERT INTO schema_version VALUES (999, 0)", SQLITE_OK);
-	assert_int_equal(store_open(&store_sqlite, f->path, 2, &st, &e), QERR_STORE);
+	assert_int_equal(store_open(T.ops, f->loc, 2, &st, &e), QERR_STORE);
 	assert_null(st);
 	assert_non_null(strstr(e.msg, "999"));
 	assert_non_null(strstr(e.msg, "newer"));
 	raw_exec(f, "DELETE FROM schema_version WHERE version = 999", SQLITE_OK);
-	assert_int_equal(store_open(&store_sqlite, f->path, NCONN, &f->st, &e), 0);
+	assert_int_equal(store_open(T.ops, f->loc, NCONN, &f->st, &e), 0);
+	assert_int_equal(store_open(T.ops, f->loc, 0, &st, &e), QERR_INVALID);
 
 	/* WAL is refused nowhere but where it cannot work. */
-	assert_int_equal(store_open(&store_sqlite, ":memory:", 1, &st, &e), QERR_STORE);
-	assert_int_equal(store_open(&store_sqlite, f->path, 0, &st, &e), QERR_INVALID);
+	if (T.pg == NULL)
+		assert_int_equal(store_open(T.ops, ":memory:", 1, &st, &e), QERR_STORE);
 }
 
 static void
@@ -372,6 +440,8 @@ test_token_touch(void **state)
 /* Takes the schema back to version 6, as it was before migration 7 (and any
  * later one) existed. */
 static const char undo_after_6[] =
+    "ALTER TABLE steps DROP COLUMN waits;"
+    "ALTER TABLE steps DROP COLUMN wait_ms;"
     "DROP TABLE IF EXISTS siem_cursors;"
     "ALTER TABLE audit DROP COLUMN format;"
     "ALTER TABLE audit DROP COLUMN actor_kind;"
@@ -392,6 +462,9 @@ test_token_migration(void **state)
 	struct store_tx *tx;
 	struct qerr e = {0};
 
+	/* SQLite databases of before the lifecycle: PostgreSQL came after it. */
+	if (T.pg != NULL)
+		skip();
 	store_close(f->st);
 	f->st = NULL;
 	/* Back to the schema before the lifecycle columns, with a token of then. */
@@ -450,6 +523,9 @@ test_audit_migration(void **state)
 	char sql[1024];
 	int i;
 
+	/* SQLite databases of before format 2: PostgreSQL came after it. */
+	if (T.pg != NULL)
+		skip();
 	store_close(f->st);
 	f->st = NULL;
 	raw_exec(f, undo_after_6, SQLITE_OK);
@@ -1179,7 +1255,6 @@ test_claim(void **state)
 }
 
 struct race {
-	struct fx *f;
 	pthread_mutex_t mu;
 	int count[RACE_STEPS];
 	int errors;
@@ -1187,6 +1262,7 @@ struct race {
 
 struct racer {
 	struct race *race;
+	struct fx *fx;		/* whose store it claims through (a node's) */
 	char owner[16];
 };
 
@@ -1202,7 +1278,7 @@ race_run(void *arg)
 	int r, k;
 
 	for (;;) {
-		if (store_tx_begin(ra->f->st, true, &tx, &e) != 0)
+		if (store_tx_begin(me->fx->st, true, &tx, &e) != 0)
 			break;
 		cl.now = now_ms();
 		r = store_step_claim(tx, &cl, &s, &e);
@@ -1251,7 +1327,6 @@ test_race(void **state)
 	int i;
 
 	memset(&ra, 0, sizeof(ra));
-	ra.f = f;
 	pthread_mutex_init(&ra.mu, NULL);
 	mk_action(&a, "act_race", ACTION_DISABLE, ACTION_RUNNING, "idn_1", 1,
 	    RACE_STEPS, NULL);
@@ -1268,6 +1343,7 @@ test_race(void **state)
 	t0 = mono_s();
 	for (i = 0; i < RACE_THREADS; i++) {
 		rs[i].race = &ra;
+		rs[i].fx = f;
 		snprintf(rs[i].owner, sizeof(rs[i].owner), "w%d", i);
 		assert_int_equal(pthread_create(&th[i], NULL, race_run, &rs[i]), 0);
 	}
@@ -1383,8 +1459,11 @@ test_audit(void **state)
 
 	/* quell's own connection cannot rewrite history ... */
 	raw_exec(f, "UPDATE audit SET detail = '{\"n\":33}' WHERE seq = 3", SQLITE_CONSTRAINT);
+	raw_exec(f, "DELETE FROM audit WHERE seq = 6", SQLITE_CONSTRAINT);
 	/* ... and whoever gets around that is caught at the entry altered. */
-	raw_exec(f, "DROP TRIGGER audit_no_update;"
+	raw_exec(f, T.pg != NULL ? "DROP TRIGGER audit_no_update ON audit;"
+	    "UPDATE audit SET detail = '{\"n\":33,\"why\":\"x\"}' WHERE seq = 3" :
+	    "DROP TRIGGER audit_no_update;"
 	    "UPDATE audit SET detail = '{\"n\":33,\"why\":\"x\"}' WHERE seq = 3",
 	    SQLITE_OK);
 	ch = verify(f);
@@ -1422,9 +1501,256 @@ test_rollback(void **state)
 	assert_int_equal(verify(f).seq, 0);
 }
 
+struct opener {
+	const char *loc;
+	int r;
+	char msg[512];
+};
+
+static void *
+open_run(void *arg)
+{
+	struct opener *o = arg;
+	struct store *st = NULL;
+	struct qerr e = {0};
+
+	o->r = store_open(T.ops, o->loc, 2, &st, &e);
+	snprintf(o->msg, sizeof(o->msg), "%s", e.msg);
+	store_close(st);
+	return NULL;
+}
+
+/* Nodes starting together on an empty database: each migration is applied once. */
+static void
+test_pg_migrate_together(void **state)
+{
+	struct fx *f = *state;
+	struct opener o[4];
+	pthread_t th[4];
+	int i;
+
+	if (T.pg == NULL)
+		skip();
+	store_close(f->st);
+	f->st = NULL;
+	pg_exec(T.pg, "DROP SCHEMA " PG_SCHEMA " CASCADE; CREATE SCHEMA " PG_SCHEMA, true);
+	for (i = 0; i < 4; i++) {
+		o[i].loc = f->loc;
+		assert_int_equal(pthread_create(&th[i], NULL, open_run, &o[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		if (o[i].r != 0)
+			fail_msg("open %d: %s", i, o[i].msg);
+	}
+	assert_true(raw_true(f, "SELECT count(*) = max(version) AND count(*) >= 9"
+	    " FROM schema_version"));
+}
+
+/* Two nodes (two stores on one database) race for the same steps: each is taken
+ * once, and the audit entries both wrote form one chain. */
+static void
+test_pg_two_nodes(void **state)
+{
+	struct fx *f = *state, g;
+	struct race ra;
+	struct racer rs[RACE_THREADS];
+	pthread_t th[RACE_THREADS];
+	struct audit_entry ent;
+	struct store_tx *tx;
+	struct qerr e = {0};
+	struct action a;
+	char sid[32];
+	int i;
+
+	if (T.pg == NULL)
+		skip();
+	g = *f;
+	if (store_open(T.ops, f->loc, NCONN, &g.st, &e) != 0)
+		fail_msg("store_open: %s", e.msg);
+	memset(&ra, 0, sizeof(ra));
+	pthread_mutex_init(&ra.mu, NULL);
+	mk_action(&a, "act_race", ACTION_DISABLE, ACTION_RUNNING, "idn_1", 1,
+	    RACE_STEPS, NULL);
+	for (i = 0; i < RACE_STEPS; i++) {
+		free(a.steps[i].id);
+		snprintf(sid, sizeof(sid), "stp_race_%03d", i);
+		a.steps[i].id = xstrdup(sid);
+	}
+	tx = begin(f, true);
+	assert_int_equal(store_action_insert(tx, &a, NULL), 0);
+	commit(tx);
+	action_clear(&a);
+	for (i = 0; i < RACE_THREADS; i++) {
+		rs[i].race = &ra;
+		rs[i].fx = i % 2 ? &g : f;
+		snprintf(rs[i].owner, sizeof(rs[i].owner), "node%d", i % 2);
+		assert_int_equal(pthread_create(&th[i], NULL, race_run, &rs[i]), 0);
+	}
+	for (i = 0; i < 2 * 20; i++) {
+		memset(&ent, 0, sizeof(ent));
+		ent.event = xstrdup("action.requested");
+		ent.detail = xstrdup("{}");
+		tx = begin(i % 2 ? &g : f, true);
+		assert_int_equal(store_audit_append(tx, &ent, &e), 0);
+		commit(tx);
+		audit_entry_clear(&ent);
+	}
+	for (i = 0; i < RACE_THREADS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(ra.errors, 0);
+	for (i = 0; i < RACE_STEPS; i++)
+		if (ra.count[i] != 1)
+			fail_msg("step %d claimed %d times", i, ra.count[i]);
+	assert_int_equal(verify(&g).seq, 40);
+	assert_int_equal(verify(f).broken_at, 0);
+	store_close(g.st);
+	pthread_mutex_destroy(&ra.mu);
+}
+
+struct waiter {
+	struct store *st;
+	int rounds;
+	bool woken;
+	int r;
+};
+
+static void *
+wait_run(void *arg)
+{
+	struct waiter *w = arg;
+	struct qerr e = {0};
+	int i;
+
+	/* Up to a minute: what ends it is the other node's commit. */
+	for (i = 0; i < 600 && !w->woken && w->r == 0; i++) {
+		w->r = store_wait_work(w->st, 100, &w->woken, &e);
+		w->rounds++;
+	}
+	return NULL;
+}
+
+/* A node waiting for work is woken by another's commit that queued some, not by
+ * one that queued none; SQLite says it cannot tell. */
+static void
+test_wait_work(void **state)
+{
+	struct fx *f = *state;
+	struct waiter w = {0};
+	struct store *other = NULL;
+	struct store_tx *tx;
+	struct qerr e = {0};
+	pthread_t th;
+	bool woken = true;
+
+	if (T.pg == NULL) {
+		assert_int_equal(store_wait_work(f->st, 10, &woken, &e), QERR_UNSUPPORTED);
+		assert_false(woken);
+		return;
+	}
+	assert_int_equal(store_open(T.ops, f->loc, 1, &other, &e), 0);
+	/* Listening before anything commits; a commit without work wakes nobody. */
+	assert_int_equal(store_wait_work(f->st, 1, &woken, &e), 0);
+	assert_false(woken);
+	tx = begin(f, true);
+	put_identity(tx, "idn_1", "Alice", 0, NULL);
+	commit(tx);
+	assert_int_equal(store_wait_work(f->st, 200, &woken, &e), 0);
+	assert_false(woken);
+
+	w.st = f->st;
+	assert_int_equal(pthread_create(&th, NULL, wait_run, &w), 0);
+	if (store_tx_begin(other, true, &tx, &e) != 0)
+		fail_msg("begin: %s", e.msg);
+	{
+		struct action a;
+
+		mk_action(&a, "act_1", ACTION_DISABLE, ACTION_QUEUED, "idn_1", 1, 1, NULL);
+		assert_int_equal(store_action_insert(tx, &a, &e), 0);
+		action_clear(&a);
+	}
+	commit(tx);
+	pthread_join(th, NULL);
+	assert_int_equal(w.r, 0);
+	assert_true(w.woken);
+	store_close(other);
+}
+
+/* What the daemon hands store_postgres: never a password, the password file added. */
+static void
+test_pg_location(void **state)
+{
+	struct qerr e = {0};
+	char *loc = NULL;
+
+	(void)state;
+	assert_int_equal(store_pg_location("host=/run/pg dbname=quell sslmode=verify-full",
+	    "/etc/quell/pgpass", &loc, &e), 0);
+	assert_non_null(strstr(loc, "host='/run/pg'"));
+	assert_non_null(strstr(loc, "sslmode='verify-full'"));
+	assert_non_null(strstr(loc, "passfile='/etc/quell/pgpass'"));
+	free(loc);
+	assert_int_equal(store_pg_location("postgresql://quell@db.example:5433/q",
+	    "/p/it's", &loc, &e), 0);
+	assert_non_null(strstr(loc, "host='db.example'"));
+	assert_non_null(strstr(loc, "port='5433'"));
+	assert_non_null(strstr(loc, "passfile='/p/it\\'s'"));
+	free(loc);
+	assert_int_equal(store_pg_location("dbname=q", NULL, &loc, &e), 0);
+	assert_null(strstr(loc, "passfile"));
+	free(loc);
+	assert_int_equal(store_pg_location("host=db password=hunter2", NULL, &loc, &e),
+	    QERR_CONFIG);
+	assert_null(loc);
+	assert_string_equal(e.field, "conninfo");
+	assert_null(strstr(e.msg, "hunter2"));
+	assert_int_equal(store_pg_location("postgresql://u:hunter2@db/q", NULL, &loc, &e),
+	    QERR_CONFIG);
+	assert_null(strstr(e.msg, "hunter2"));
+	assert_int_equal(store_pg_location("host=db dbname", NULL, &loc, &e), QERR_CONFIG);
+	assert_null(loc);
+}
+
+/* Starts a cluster for the run (scripts/lib/pg.sh) when none is given; 0 or -1. */
+static int
+pg_start(char *dir, size_t n)
+{
+	const char *src = getenv("QUELL_SRC"), *tmp = getenv("TMPDIR");
+	char cmd[1024], line[1024], *q;
+	FILE *fp;
+
+	snprintf(dir, n, "%s/quell-pg-XXXXXX", tmp ? tmp : "/tmp");
+	if (src == NULL || mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "bash %s/scripts/lib/pg.sh up %s/c && cat %s/c/env",
+	    src, dir, dir);
+	if ((fp = popen(cmd, "r")) == NULL)
+		return -1;
+	line[0] = '\0';
+	if (fgets(line, sizeof(line), fp) == NULL || pclose(fp) != 0 ||
+	    (q = strchr(line, '\'')) == NULL)
+		return -1;
+	q[strcspn(q + 1, "'") + 1] = '\0';
+	return setenv("QUELL_TEST_PG", q + 1, 1);
+}
+
+static void
+pg_stop(const char *dir)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "bash %s/scripts/lib/pg.sh down %s/c; rmdir %s",
+	    getenv("QUELL_SRC"), dir, dir);
+	if (system(cmd) != 0)
+		print_message("could not stop the cluster in %s\n", dir);
+}
+
 int
 main(void)
 {
+	const char *want = getenv("QUELL_TEST_STORE");
+	char dir[512] = "";
+	int r;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token, setup, teardown),
@@ -1440,7 +1766,22 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wait_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_migrate_together, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_two_nodes, setup, teardown),
+		cmocka_unit_test(test_pg_location),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (want != NULL && strcmp(want, "postgres") == 0) {
+		if (getenv("QUELL_TEST_PG") == NULL && pg_start(dir, sizeof(dir)) != 0) {
+			fprintf(stderr, "no PostgreSQL: set QUELL_TEST_PG or QUELL_SRC\n");
+			return 1;
+		}
+		T.ops = &store_postgres;
+		T.pg = getenv("QUELL_TEST_PG");
+	}
+	r = cmocka_run_group_tests(tests, NULL, NULL);
+	if (dir[0] != '\0')
+		pg_stop(dir);
+	return r;
 }
