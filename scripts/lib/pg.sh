@@ -25,7 +25,11 @@ case "$cmd" in
 up)
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  [ "$(id -u)" -eq 0 ] && chown nobody: "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown nobody: "$dir"
+    runuser -u nobody -- test -w "$dir" ||
+      { echo "pg.sh: nobody cannot reach $dir: its parents must be searchable" >&2; exit 1; }
+  fi
   as_owner "$bin/initdb" -D "$dir/data" -U quell -A trust -E UTF8 --no-locale \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
   listen=''

@@ -531,6 +531,52 @@ siem_finish(struct parser *p, struct siem_config *s)
 	return 0;
 }
 
+/* [store]: SQLite's file, or PostgreSQL's connection (the store checks conninfo). */
+static int
+store_key(struct parser *p, const char *k, const char *v)
+{
+	struct config *c = p->cfg;
+
+	if (strcmp(k, "path") == 0)
+		return set_str(p, &c->store_path, v);
+	if (strcmp(k, "backend") == 0) {
+		if (strcmp(v, "sqlite") != 0 && strcmp(v, "postgres") != 0)
+			return fail(p, "[store] backend must be sqlite or postgres, not '%s'",
+			    v);
+		return set_str(p, &c->store_backend, v);
+	}
+	if (strcmp(k, "conninfo") == 0)
+		return set_str(p, &c->store_conninfo, v);
+	if (strcmp(k, "passfile") == 0)
+		return set_str(p, &c->store_passfile, v);
+	return fail(p, "unknown key '%s' in [store]", k);
+}
+
+/* Each backend's keys, and only its own. */
+static int
+store_finish(struct parser *p)
+{
+	struct config *c = p->cfg;
+	bool pg;
+
+	if (c->store_backend == NULL && (c->store_backend = strdup("sqlite")) == NULL)
+		return QERR_NOMEM;
+	pg = strcmp(c->store_backend, "postgres") == 0;
+	if (pg && c->store_conninfo == NULL)
+		return qerr_set(p->e, QERR_CONFIG, "conninfo", "%s: [store] backend = "
+		    "postgres needs conninfo (a libpq connection string)", c->file);
+	if (pg && c->store_path != NULL)
+		return qerr_set(p->e, QERR_CONFIG, "path", "%s: [store] path is SQLite's "
+		    "file: backend = postgres takes conninfo", c->file);
+	if (!pg && (c->store_conninfo != NULL || c->store_passfile != NULL))
+		return qerr_set(p->e, QERR_CONFIG, c->store_conninfo ? "conninfo" :
+		    "passfile", "%s: [store] conninfo and passfile are for backend = "
+		    "postgres", c->file);
+	if (c->store_path == NULL && (c->store_path = strdup(CONFIG_DEFAULT_STORE)) == NULL)
+		return QERR_NOMEM;
+	return 0;
+}
+
 static int
 section(struct parser *p, char *s)
 {
@@ -601,9 +647,7 @@ assignment(struct parser *p, char *s)
 	case SEC_ENGINE:
 		return engine_key(p, k, v);
 	case SEC_STORE:
-		if (strcmp(k, "path") == 0)
-			return set_str(p, &p->cfg->store_path, v);
-		return fail(p, "unknown key '%s' in [store]", k);
+		return store_key(p, k, v);
 	case SEC_SYSTEM:
 		return system_key(p, &p->cfg->systems[p->cfg->nsystems - 1], k, v);
 	case SEC_OIDC:
@@ -645,8 +689,8 @@ finish(struct parser *p)
 		    "%s: tls_cert and tls_key must be set together", c->file);
 	if (c->listen == NULL && (c->listen = strdup("127.0.0.1:8443")) == NULL)
 		return QERR_NOMEM;
-	if (c->store_path == NULL && (c->store_path = strdup(CONFIG_DEFAULT_STORE)) == NULL)
-		return QERR_NOMEM;
+	if ((r = store_finish(p)) != 0)
+		return r;
 	if (c->workers == 0)
 		c->workers = 8;
 	if (c->max_body == 0)
@@ -760,6 +804,9 @@ config_clear(struct config *cfg)
 	free(cfg->tls_key);
 	free(cfg->node_id);
 	free(cfg->store_path);
+	free(cfg->store_backend);
+	free(cfg->store_conninfo);
+	free(cfg->store_passfile);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -7,7 +7,8 @@
  *                       token_max_lifetime, log_format, log_level
  *   [engine]            lease_ms, retry_base_ms, retry_cap_ms, max_attempts,
  *                       step_deadline
- *   [store]             path
+ *   [store]             backend (sqlite, postgres), path (sqlite), conninfo and
+ *                       passfile (postgres)
  *   [system "corp"]     kind = ad, then keys the provider of that kind reads
  *   [role "responder"]  permissions = response.manage response.read …
  *   [grant "x"], [requirement "kind"], [approval "x"]   access policy (core/policy.c)
@@ -114,7 +115,10 @@ struct config {
 	long retry_cap_ms;	/* longest retry delay; default 30 s */
 	int max_attempts;	/* attempts before a transient failure is final; 25 */
 	int64_t step_deadline_ms; /* a step's retries end this long after its start; 6 h */
-	char *store_path;
+	char *store_path;	/* SQLite's file; set (the default) for postgres too */
+	char *store_backend;	/* "sqlite" (default) or "postgres" */
+	char *store_conninfo;	/* postgres: a libpq connection string, no password */
+	char *store_passfile;	/* postgres: libpq's password file; NULL: its default */
 	struct system_config *systems;
 	size_t nsystems;
 	struct role_config *roles;

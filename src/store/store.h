@@ -296,6 +296,17 @@ extern const struct store_ops store_postgres;
 int store_pg_location(const char *conninfo, const char *passfile, char **out,
     struct qerr *e);
 
+struct config;
+
+/* The store cfg's [store] names (select.c), as store_open opens it. */
+int store_open_config(const struct config *cfg, int nconn, struct store **out,
+    struct qerr *e);
+/* Whether a and b name the same store. */
+bool store_config_same(const struct config *a, const struct config *b);
+/* What names cfg's store in a log line: the path, or the connection string (which
+ * holds no password). Borrowed from cfg. */
+const char *store_config_name(const struct config *cfg);
+
 /* Opens a pool of nconn connections to location and migrates the schema. */
 int store_open(const struct store_ops *ops, const char *location, int nconn,
     struct store **out, struct qerr *e);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -1720,7 +1721,8 @@ pg_start(char *dir, size_t n)
 	FILE *fp;
 
 	snprintf(dir, n, "%s/quell-pg-XXXXXX", tmp ? tmp : "/tmp");
-	if (src == NULL || mkdtemp(dir) == NULL)
+	/* Searchable by the cluster's owner (nobody, when this runs as root). */
+	if (src == NULL || mkdtemp(dir) == NULL || chmod(dir, 0711) != 0)
 		return -1;
 	snprintf(cmd, sizeof(cmd), "bash %s/scripts/lib/pg.sh up %s/c && cat %s/c/env",
 	    src, dir, dir);
