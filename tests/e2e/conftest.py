@@ -6,6 +6,11 @@ Environment:
   QUELL_BUILD   meson build directory (quelld at src/daemon/quelld)      required
   LAB_DIR ...   an already running lab (source DIR/env, exported); when LAB_DIR is
                 unset the suite provisions and starts its own lab and stops it at the end
+  QUELL_E2E_STORE=postgres
+                every quelld keeps its store in PostgreSQL (a database of its own, or
+                one shared by the nodes of a cluster) instead of SQLite: in the
+                cluster of QUELL_TEST_PG (a libpq connection string), or else one the
+                suite starts with scripts/lib/pg.sh and stops at the end
   QUELL_E2E_REAL_OUTAGE=1
                 fault tests stop the real Samba (samba.sh down/up). By default they do
                 so only when the suite owns the lab; with a shared lab they cut a TCP
@@ -34,6 +39,8 @@ import contract
 
 REPO = Path(__file__).resolve().parents[2]
 SAMBA_SH = REPO / "scripts" / "lab" / "samba.sh"
+PG_SH = REPO / "scripts" / "lib" / "pg.sh"
+STORE = os.environ.get("QUELL_E2E_STORE", "sqlite")
 PASSWORD = "E2e-Pw-" + secrets.token_hex(4)
 ROLES = ("admin", "responder", "viewer", "detector")
 TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied"}
@@ -561,11 +568,92 @@ class Api:
             before = j["next"]
 
 
+# ------------------------------------------------------------------ PostgreSQL
+
+
+class Postgres:
+    """One PostgreSQL cluster for the session: QUELL_TEST_PG's, or one of its own."""
+
+    def __init__(self):
+        self.dir = None
+        self.conninfo = os.environ.get("QUELL_TEST_PG")
+        if self.conninfo is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="quell-e2e-pg-"))
+            self.dir.chmod(0o711)  # the cluster's owner (nobody, as root) reaches it
+            subprocess.run(["bash", str(PG_SH), "up", str(self.dir / "c")], check=True,
+                           timeout=120)
+            env = _read_env_file(self.dir / "c" / "env")
+            self.conninfo = env["QUELL_TEST_PG"].strip("'")
+
+    def sql(self, sql, db=None):
+        """Rows of sql (psql, unaligned), each a list of strings."""
+        conn = self.conninfo if db is None else f"{self.conninfo} dbname={db}"
+        r = subprocess.run(["psql", conn, "-qAtX", "-F", "\x1f", "-v", "ON_ERROR_STOP=1",
+                            "-c", sql], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"psql: {sql}: {r.stderr}"
+        return [line.split("\x1f") for line in r.stdout.splitlines()]
+
+    def new_db(self):
+        """A fresh database's connection string."""
+        name = "q_" + secrets.token_hex(6)
+        self.sql(f"CREATE DATABASE {name}")
+        return f"{self.conninfo} dbname={name}", name
+
+    def stop(self):
+        if self.dir is not None:
+            subprocess.run(["bash", str(PG_SH), "down", str(self.dir / "c")], timeout=120)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_PG = None
+
+
+def postgres():
+    """The session's cluster, started on first use."""
+    global _PG
+    if _PG is None:
+        _PG = Postgres()
+    return _PG
+
+
+def pytest_unconfigure(config):
+    if _PG is not None:
+        _PG.stop()
+
+
+class PgConn:
+    """What tests read a store through, for PostgreSQL: sqlite3's execute/fetch."""
+
+    def __init__(self, pg, db):
+        self.pg, self.db, self.rows = pg, db, []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def execute(self, sql, params=()):
+        assert not params, "PgConn takes no parameters"
+        self.rows = [tuple(int(v) if re.fullmatch(r"-?\d+", v) else v for v in row)
+                     for row in self.pg.sql(sql, self.db)]
+        return self
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self):
+        return self.rows
+
+
 # ---------------------------------------------------------------------- quelld
 
 
 class Quelld:
-    def __init__(self, lab, workdir, url=None, engine=None, server=None, system=None):
+    def __init__(self, lab, workdir, url=None, engine=None, server=None, system=None,
+                 store=None):
+        """store: the PostgreSQL connection string of a database to share with other
+        nodes; by default a store of its own (QUELL_E2E_STORE)."""
         self.lab = lab
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -584,7 +672,16 @@ class Quelld:
                 "password_file": lab.pw_file, "max_concurrency": 4, **(system or {})}
         lines = ["[server]"] + [f"{k} = {v}" for k, v in srv.items()]
         lines += ["", "[engine]"] + [f"{k} = {v}" for k, v in eng.items()]
-        lines += ["", "[store]", f"path = {self.db}"]
+        self.pg_db = None
+        if store is not None or STORE == "postgres":
+            if store is None:
+                store, self.pg_db = postgres().new_db()
+            else:
+                self.pg_db = re.search(r"dbname=(\S+)$", store).group(1)
+            lines += ["", "[store]", "backend = postgres", f"conninfo = {store}"]
+        else:
+            lines += ["", "[store]", f"path = {self.db}"]
+        self.store = store
         lines += ["", '[system "corp"]'] + [f"{k} = {v}" for k, v in sysc.items()]
         self.conf.write_text("\n".join(lines) + "\n")
         self.tokens = {role: self.token(f"e2e-{role}", role) for role in ROLES}
@@ -676,6 +773,8 @@ class Quelld:
         return hits[0]
 
     def db_conn(self):
+        if self.pg_db is not None:
+            return PgConn(postgres(), self.pg_db)
         return sqlite3.connect(str(self.db))
 
 

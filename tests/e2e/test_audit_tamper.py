@@ -2,6 +2,14 @@
 import json
 import shutil
 
+import pytest
+
+from conftest import STORE
+
+pytestmark = pytest.mark.skipif(
+    STORE == "postgres", reason="edits SQLite's database file behind quell's back "
+    "(PostgreSQL's append-only triggers and the chain: tests/unit/store test_audit)")
+
 
 def _files(db):
     return [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
