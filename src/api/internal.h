@@ -65,6 +65,9 @@ struct req {
 	int (*resume)(struct req *q);
 	void *job;
 	void (*job_free)(void *job);
+	/* Graph-compatible answers' request-id and client-request-id (routes_graph.c). */
+	char graph_rid[40];
+	char graph_crid[136];
 };
 
 /* The request helpers (request.c), for every handler. */
@@ -244,5 +247,17 @@ int route_release_identity(struct req *q);
 int route_hunt(struct req *q);
 int route_metrics(struct req *q);
 int route_readyz(struct req *q);
+int route_graph_list(struct req *q);
+int route_graph_get(struct req *q);
+int route_graph_invoke(struct req *q);
+
+/*
+ * The Graph-compatible API (routes_graph.c): whether path is under its prefix, and
+ * what req_send_json does to such answers: errors in Graph's shape (finish, before
+ * the body is written) and Graph's request-id headers (headers).
+ */
+bool routes_graph_path(const char *path);
+void routes_graph_finish(struct req *q);
+void routes_graph_headers(struct req *q, struct MHD_Response *resp);
 
 #endif

@@ -217,6 +217,7 @@ req_send_json(struct req *q, const char *cookie)
 	enum MHD_Result ret;
 	char *text;
 
+	routes_graph_finish(q);
 	if (q->text != NULL) {
 		/* A text answer (/metrics): handed to MHD, which frees it. */
 		text = q->text;
@@ -236,6 +237,7 @@ req_send_json(struct req *q, const char *cookie)
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	routes_graph_headers(q, resp);
 	if (q->status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		    "Bearer realm=\"quell\"");

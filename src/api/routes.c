@@ -64,6 +64,12 @@ static const struct route {
 	    route_release_identity },
 	{ "POST", "/api/v1/hunting/query", PERM_HUNTING_QUERY, route_hunt },
 	{ "GET", "/metrics", PERM_METRICS_READ, route_metrics },
+	{ "GET", "/graph/v1.0/security/identities/identityAccounts", PERM_IDENTITIES_READ,
+	    route_graph_list },
+	{ "GET", "/graph/v1.0/security/identities/identityAccounts/{}", PERM_IDENTITIES_READ,
+	    route_graph_get },
+	{ "POST", "/graph/v1.0/security/identities/identityAccounts/{}/invokeAction",
+	    PERM_IN_HANDLER, route_graph_invoke },
 };
 
 /* Matches path against pattern, capturing each {} segment into q->argbuf. */

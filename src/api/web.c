@@ -1321,7 +1321,8 @@ web_request(struct req *q, enum MHD_Result *ret)
 	if (strncmp(q->path, OIDC_PATH, strlen(OIDC_PATH)) == 0 &&
 	    (q->path[strlen(OIDC_PATH)] == '\0' || q->path[strlen(OIDC_PATH)] == '/'))
 		return *ret = oidc_request(q), true;
-	if (strncmp(q->path, "/api/", 5) == 0 || strcmp(q->path, "/api") == 0)
+	if (strncmp(q->path, "/api/", 5) == 0 || strcmp(q->path, "/api") == 0 ||
+	    routes_graph_path(q->path))
 		return false;
 	if (!get) {
 		req_error(q, 405, "method_not_allowed", NULL,

@@ -56,6 +56,9 @@ struct kind_self_account {
 
 struct kind_info {
 	const char *kind;
+	/* Its accounts' identityProvider in the Graph-compatible API (routes_graph.c);
+	 * NULL: Graph has no name for it, and that API leaves its accounts out. */
+	const char *graph_provider;
 	const struct kind_alert_id *alert_ids;
 	size_t nalert_ids;
 	const struct kind_corr_rule *corr_rules;

@@ -1717,6 +1717,7 @@ static const struct kind_self_account ad_self[] = {
 
 static const struct kind_info ad_info = {
 	.kind = "ad",
+	.graph_provider = "activeDirectory",
 	.alert_ids = ad_alert_ids,
 	.nalert_ids = sizeof(ad_alert_ids) / sizeof(ad_alert_ids[0]),
 	.self_accounts = ad_self,

@@ -1101,6 +1101,7 @@ static const struct kind_role_req entra_role_reqs[] = {
 
 static const struct kind_info entra_info = {
 	.kind = "entra",
+	.graph_provider = "entraID",
 	.alert_ids = entra_alert_ids,
 	.nalert_ids = sizeof(entra_alert_ids) / sizeof(entra_alert_ids[0]),
 	.corr_rules = entra_corr_rules,

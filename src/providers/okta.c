@@ -1482,6 +1482,7 @@ static const struct kind_role_req okta_role_reqs[] = {
 
 static const struct kind_info okta_info = {
 	.kind = "okta",
+	.graph_provider = "okta",
 	.alert_ids = okta_alert_ids,
 	.nalert_ids = sizeof(okta_alert_ids) / sizeof(okta_alert_ids[0]),
 	.corr_rules = okta_corr_rules,
