@@ -16,6 +16,8 @@ pkgs=(
 )
 if [ "$tests" = yes ]; then
   pkgs+=(python3 python3-pytest iproute2 util-linux chromium prometheus rsyslog rsyslog-openssl wrk)
+  # PostgreSQL 15: the store's suite and the nodes sharing a database (scripts/lib/pg.sh).
+  pkgs+=(postgresql-15 postgresql-client-15)
   # The man pages' lint, the Debian package's build and lint, the unit's checks
   # (systemd-analyze) and the fresh root file system the package is installed in.
   pkgs+=(mandoc man-db debhelper dpkg-dev fakeroot lintian systemd mmdebstrap)

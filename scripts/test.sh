@@ -30,11 +30,13 @@ fi
 
 lab=$(mktemp -d "${TMPDIR:-/tmp}/quell-lab.XXXXXX")
 results=$(mktemp -d "${TMPDIR:-/tmp}/quell-results.XXXXXX")
+pg=$(mktemp -d "${TMPDIR:-/tmp}/quell-pg.XXXXXX")
 cleanup() {
 	bash scripts/lab/samba.sh down "$lab" >/dev/null 2>&1 || true
+	bash scripts/lib/pg.sh down "$pg/c" >/dev/null 2>&1 || true
 	# Emulators and Prism proxies a crashed test could not stop (each test stops its own).
 	pkill -f "$top/tests/(emulators|contract|integration)/" 2>/dev/null || true
-	rm -rf "$lab" "$results" "${QUELL_PKGLOG:-}"
+	rm -rf "$lab" "$results" "$pg" "${QUELL_PKGLOG:-}"
 }
 trap cleanup EXIT
 
@@ -43,6 +45,16 @@ bash scripts/lab/samba.sh up "$lab"
 set -a
 # shellcheck disable=SC1091
 . "$lab/env"
+set +a
+
+# One PostgreSQL 15 cluster for every run: the store's suite on PostgreSQL
+# (QUELL_TEST_PG) and the end-to-end tests of quelld nodes sharing a database.
+echo "== starting PostgreSQL in $pg"
+chmod 711 "$pg"
+bash scripts/lib/pg.sh up "$pg/c"
+set -a
+# shellcheck disable=SC1091
+. "$pg/c/env"
 set +a
 
 passed=0
@@ -84,6 +96,15 @@ run_build() {
 	    "${only_asan[@]}" 2>&1 | tee "$out" || true
 	tally pytest "$out"
 	[ "$name" = release ] || return 0
+	# Once on PostgreSQL: two nodes on one database (test_pg_nodes), and tests of
+	# actions, a crash and lists with every quelld's store there (not hunting's:
+	# advanced hunting is SQLite's).
+	echo "== end-to-end tests on PostgreSQL (release)"
+	out=$results/pytest-postgres.txt
+	QUELL_E2E_STORE=postgres QUELL_BUILD=$top/$dir /usr/bin/python3 -m pytest -q -rs \
+	    -p no:cacheprovider tests/e2e/test_pg_nodes.py tests/e2e/test_ad_actions.py \
+	    tests/e2e/test_crash.py tests/e2e/test_list.py 2>&1 | tee "$out" || true
+	tally pytest "$out"
 	# quell's own contract: the API's answers to the tests that use the API as a
 	# client does, checked against docs/openapi.yaml by a Prism proxy
 	# (tests/e2e/contract.py). Left out: tests of the transport itself (raw bytes,
