@@ -65,18 +65,44 @@ hash_hex(const char *prev, const char *canon, char out[65])
 	return 0;
 }
 
+/*
+ * The entry's hash after prev. jansson's parser can lose a byte of a string when an
+ * allocation inside it fails and still succeed (its lexer ignores the failure), so
+ * the canonical form is computed twice: two that differ, or only one, mean memory
+ * ran out (QERR_NOMEM), not that the entry is bad (QERR_INVALID: neither parses).
+ */
+static int
+entry_hash(const struct audit_entry *ent, const char *prev, char out[65])
+{
+	char *one = audit_canonical(ent), *two = audit_canonical(ent);
+	int r = QERR_NOMEM;
+
+	if (one == NULL && two == NULL)
+		r = QERR_INVALID;
+	else if (one != NULL && two != NULL && strcmp(one, two) == 0) {
+		hash_hex(prev, one, out);
+		r = 0;
+	}
+	free(one);
+	free(two);
+	return r;
+}
+
 int
 audit_seal(struct audit_entry *ent, const char *prev, struct qerr *e)
 {
-	char *canon;
+
+	char h[65];
+	int r;
 
 	if (strlen(prev) != 64)
 		return qerr_set(e, QERR_INTERNAL, NULL, "audit: bad previous hash");
-	if ((canon = audit_canonical(ent)) == NULL)
+	if ((r = entry_hash(ent, prev, h)) == QERR_INVALID)
 		return qerr_set(e, QERR_INVALID, "detail", "audit detail is not a JSON object");
+	if (r != 0)
+		return qerr_set(e, QERR_NOMEM, NULL, "audit: out of memory");
 	memcpy(ent->prev_hash, prev, 65);
-	hash_hex(prev, canon, ent->hash);
-	free(canon);
+	memcpy(ent->hash, h, sizeof(h));
 	return 0;
 }
 
@@ -84,8 +110,8 @@ int
 audit_check(const struct audit_entry *ent, const char *prev, int64_t expect_seq,
     struct qerr *e)
 {
-	char *canon;
 	char h[65];
+	int r;
 
 	if (ent->seq != expect_seq)
 		return qerr_set(e, QERR_CONFLICT, NULL,
@@ -95,11 +121,12 @@ audit_check(const struct audit_entry *ent, const char *prev, int64_t expect_seq,
 		return qerr_set(e, QERR_CONFLICT, NULL,
 		    "entry %lld: prev_hash does not match the hash of entry %lld",
 		    (long long)ent->seq, (long long)ent->seq - 1);
-	if ((canon = audit_canonical(ent)) == NULL)
+	if ((r = entry_hash(ent, prev, h)) == QERR_INVALID)
 		return qerr_set(e, QERR_CONFLICT, NULL,
 		    "entry %lld: detail is not a JSON object", (long long)ent->seq);
-	hash_hex(prev, canon, h);
-	free(canon);
+	if (r != 0)
+		return qerr_set(e, QERR_NOMEM, NULL,
+		    "entry %lld: out of memory while checking it", (long long)ent->seq);
 	if (sodium_memcmp(h, ent->hash, 64) != 0)
 		return qerr_set(e, QERR_CONFLICT, NULL,
 		    "entry %lld: content does not match its hash (altered)",
