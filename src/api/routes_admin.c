@@ -77,10 +77,13 @@ static int
 verify_entry(const struct audit_entry *ent, void *arg)
 {
 	struct verify_ctx *v = arg;
+	int r;
 
-	if (audit_check(ent, v->prev, v->n + 1, &v->why) != 0) {
-		v->broken = v->n + 1;
-		return 1;
+	/* Only a mismatch is a broken chain; running out of memory is an error. */
+	if ((r = audit_check(ent, v->prev, v->n + 1, &v->why)) != 0) {
+		if (r == QERR_CONFLICT)
+			v->broken = v->n + 1;
+		return r;
 	}
 	memcpy(v->prev, ent->hash, sizeof(v->prev));
 	v->n++;
@@ -115,7 +118,7 @@ route_verify_audit(struct req *q)
 	refusals_flush(q->api->eng, true);
 	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
 	    ((r = store_audit_list(tx, 0, 0, verify_entry, &v, &e)) != 0 && v.broken == 0))
-		req_qerr(q, r, &e);
+		req_qerr(q, r, v.why.code != 0 ? &v.why : &e);
 	else if (v.broken != 0) {
 		note_verify(q, false, v.n, v.broken, v.why.msg);
 		req_reply(q, 200, json_pack("{s:b, s:I, s:I, s:s}", "ok", 0, "entries",
