@@ -50,7 +50,9 @@ kit_retry_after_parse(const char *v, int64_t now_ms, int64_t *out_ms)
 	 * weekday name first; curl would take much else ("now", bare numbers). */
 	if (!isalpha((unsigned char)v[0]) || (t = curl_getdate(v, NULL)) == -1)
 		return -1;
-	*out_ms = capped((int64_t)t * 1000 - now_ms);
+	/* A year so far ahead that its ms overflow is past the cap; before 1970, past. */
+	*out_ms = t > INT64_MAX / 1000 ? KIT_RETRY_AFTER_CAP_MS : t < 0 ? 0 :
+	    capped((int64_t)t * 1000 - now_ms);
 	return 0;
 }
 
