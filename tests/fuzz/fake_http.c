@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned ans_status = 200;
 static char *ans_headers, *ans_body, *ans_token_path;
 static size_t ans_len;
+static bool ans_used;	/* the answer was given: later requests get a 404 */
 
 /* Each "Name: value" line of the harness's headers that MHD takes. */
 static void
@@ -57,13 +59,20 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	pthread_mutex_lock(&mu);
 	token = ans_token_path != NULL &&
 	    strncmp(url, ans_token_path, strlen(ans_token_path)) == 0;
-	resp = token ? MHD_create_response_from_buffer(strlen(TOKEN_ANSWER),
-	    (void *)TOKEN_ANSWER, MHD_RESPMEM_PERSISTENT) :
-	    MHD_create_response_from_buffer(ans_len, ans_body, MHD_RESPMEM_MUST_COPY);
-	if (!token)
+	if (token)
+		resp = MHD_create_response_from_buffer(strlen(TOKEN_ANSWER),
+		    (void *)TOKEN_ANSWER, MHD_RESPMEM_PERSISTENT);
+	else if (ans_used)
+		resp = MHD_create_response_from_buffer(2, (void *)"{}",
+		    MHD_RESPMEM_PERSISTENT);
+	else {
+		resp = MHD_create_response_from_buffer(ans_len, ans_body,
+		    MHD_RESPMEM_MUST_COPY);
 		add_headers(resp, ans_headers);
+	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
-	ret = MHD_queue_response(conn, token ? 200 : ans_status, resp);
+	ret = MHD_queue_response(conn, token ? 200 : ans_used ? 404 : ans_status, resp);
+	ans_used = ans_used || !token;
 	pthread_mutex_unlock(&mu);
 	MHD_destroy_response(resp);
 	return ret;
@@ -111,5 +120,6 @@ fake_http_answer(unsigned status, const char *headers, const char *body, size_t 
 		memcpy(ans_body, body, len);
 	ans_len = ans_body != NULL ? len : 0;
 	ans_token_path = token_path ? strdup(token_path) : NULL;
+	ans_used = false;
 	pthread_mutex_unlock(&mu);
 }
