@@ -463,9 +463,6 @@ test_token_migration(void **state)
 	struct store_tx *tx;
 	struct qerr e = {0};
 
-	/* SQLite databases of before the lifecycle: PostgreSQL came after it. */
-	if (T.pg != NULL)
-		skip();
 	store_close(f->st);
 	f->st = NULL;
 	/* Back to the schema before the lifecycle columns, with a token of then. */
@@ -524,9 +521,6 @@ test_audit_migration(void **state)
 	char sql[1024];
 	int i;
 
-	/* SQLite databases of before format 2: PostgreSQL came after it. */
-	if (T.pg != NULL)
-		skip();
 	store_close(f->st);
 	f->st = NULL;
 	raw_exec(f, undo_after_6, SQLITE_OK);
@@ -1530,8 +1524,6 @@ test_pg_migrate_together(void **state)
 	pthread_t th[4];
 	int i;
 
-	if (T.pg == NULL)
-		skip();
 	store_close(f->st);
 	f->st = NULL;
 	pg_exec(T.pg, "DROP SCHEMA " PG_SCHEMA " CASCADE; CREATE SCHEMA " PG_SCHEMA, true);
@@ -1564,8 +1556,6 @@ test_pg_two_nodes(void **state)
 	char sid[32];
 	int i;
 
-	if (T.pg == NULL)
-		skip();
 	g = *f;
 	if (store_open(T.ops, f->loc, NCONN, &g.st, &e) != 0)
 		fail_msg("store_open: %s", e.msg);
@@ -1759,8 +1749,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_token_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_touch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_token_migration, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_audit_migration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_account, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_action, setup, teardown),
@@ -1769,9 +1757,18 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_work, setup, teardown),
+		cmocka_unit_test(test_pg_location),
+	};
+	/* SQLite databases of before the token lifecycle and audit format 2:
+	 * PostgreSQL came after both. */
+	const struct CMUnitTest sqlite_tests[] = {
+		cmocka_unit_test_setup_teardown(test_token_migration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_audit_migration, setup, teardown),
+	};
+	/* Nodes sharing one database. */
+	const struct CMUnitTest pg_tests[] = {
 		cmocka_unit_test_setup_teardown(test_pg_migrate_together, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_two_nodes, setup, teardown),
-		cmocka_unit_test(test_pg_location),
 	};
 
 	if (want != NULL && strcmp(want, "postgres") == 0) {
@@ -1782,7 +1779,13 @@ main(void)
 		T.ops = &store_postgres;
 		T.pg = getenv("QUELL_TEST_PG");
 	}
-	r = cmocka_run_group_tests(tests, NULL, NULL);
+	r = cmocka_run_group_tests_name(T.pg ? "store_postgres" : "store_sqlite", tests,
+	    NULL, NULL);
+	if (T.pg != NULL)
+		r |= cmocka_run_group_tests_name("store_postgres_nodes", pg_tests, NULL, NULL);
+	else
+		r |= cmocka_run_group_tests_name("store_sqlite_migrations", sqlite_tests, NULL,
+		    NULL);
 	if (dir[0] != '\0')
 		pg_stop(dir);
 	return r;
