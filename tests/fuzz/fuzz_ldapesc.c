@@ -13,28 +13,11 @@
 #include <ldap.h>
 
 #include "core/ldapesc.h"
+#include "core/text.h"
 #include "fuzz.h"
 
 /* libldap's filter encoder (ldap_pvt.h is not installed). */
 int ldap_pvt_put_filter(BerElement *ber, const char *str);
-
-static bool
-utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k, len;
-
-	while (i < n) {
-		len = s[i] < 0x80 ? 1 : (s[i] & 0xe0) == 0xc0 ? 2 : (s[i] & 0xf0) == 0xe0 ?
-		    3 : (s[i] & 0xf8) == 0xf0 ? 4 : 0;
-		if (len == 0 || i + len > n || (len == 2 && s[i] < 0xc2))
-			return false;
-		for (k = 1; k < len; k++)
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-		i += len;
-	}
-	return true;
-}
 
 static void
 dn_round_trip(const uint8_t *data, size_t size)
@@ -63,7 +46,7 @@ dn_round_trip(const uint8_t *data, size_t size)
 		    "ldap_str2dn reads back the value escaped");
 	} else
 		/* libldap refuses invalid UTF-8 in a string DN: that is all it may refuse. */
-		fuzz_check(size == 0 || !utf8_valid(data, size),
+		fuzz_check(size == 0 || !text_utf8_valid((const char *)data, size),
 		    "ldap_str2dn takes every escaped UTF-8 value");
 	ldap_dnfree(parsed);
 	free(dn);
