@@ -29,6 +29,7 @@
 #include "core/audit.h"
 #include "core/clock.h"
 #include "postgres_int.h"
+#include "shared.h"
 #include "strjson.h"
 
 /* Advisory lock keys: "quel" + 1 for writers, + 2 for migrations. */
@@ -1188,26 +1189,6 @@ pgs_identity_get(struct store_conn *c, const char *id, struct identity *out,
 	return r;
 }
 
-/* "%text%" with LIKE's wildcards and the escape character escaped. */
-static char *
-like_pattern(const char *text)
-{
-	size_t n = strlen(text), i, j = 0;
-	char *p;
-
-	if ((p = malloc(2 * n + 3)) == NULL)
-		return NULL;
-	p[j++] = '%';
-	for (i = 0; i < n; i++) {
-		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
-			p[j++] = '\\';
-		p[j++] = text[i];
-	}
-	p[j++] = '%';
-	p[j] = '\0';
-	return p;
-}
-
 static int
 pgs_identity_list(struct store_conn *c, const struct identity_filter *f,
     store_identity_cb cb, void *arg, struct qerr *e)
@@ -1222,7 +1203,7 @@ pgs_identity_list(struct store_conn *c, const struct identity_filter *f,
 	if (f->limit < 1 || f->limit > PG_LIST_MAX)
 		return qerr_set(e, QERR_INVALID, "limit", "limit must be within 1..%d",
 		    PG_LIST_MAX);
-	if (f->query != NULL && (pat = like_pattern(f->query)) == NULL)
+	if (f->query != NULL && (pat = store_like_pattern(f->query)) == NULL)
 		return pg_nomem(e);
 	pa_text(&a, f->after_id != NULL ? f->after_id : "");
 	pa_text(&a, pat);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "postgres_int.h"
+#include "shared.h"
 #include "strjson.h"
 
 #define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
@@ -184,23 +185,13 @@ read_step(const PGresult *res, int row, void *out, struct qerr *e)
 }
 
 static int
-check_enums(enum action_type t, const char *status, struct qerr *e)
-{
-	if ((unsigned)t >= ACTION_TYPE_COUNT)
-		return qerr_set(e, QERR_INVALID, "type", "unknown action type %d", (int)t);
-	if (strcmp(status, "unknown") == 0)
-		return qerr_set(e, QERR_INVALID, "status", "unknown status");
-	return 0;
-}
-
-static int
 insert_step(struct store_conn *c, const char *action_id, const struct step *s,
     struct qerr *e)
 {
 	struct pg_args a = { .n = 0 };
 	int r;
 
-	if ((r = check_enums(s->type, step_status_name(s->status), e)) != 0)
+	if ((r = store_check_enums(s->type, step_status_name(s->status), e)) != 0)
 		return r;
 	pa_text(&a, s->id);
 	pa_text(&a, action_id);
@@ -234,7 +225,7 @@ pg_action_insert(struct store_conn *c, const struct action *act, struct qerr *e)
 	size_t i;
 	int r;
 
-	if ((r = check_enums(act->type, action_status_name(act->status), e)) != 0)
+	if ((r = store_check_enums(act->type, action_status_name(act->status), e)) != 0)
 		return r;
 	pa_text(&a, act->id);
 	pa_text(&a, action_type_name(act->type));
@@ -356,7 +347,7 @@ pg_action_update(struct store_conn *c, const struct action *act, struct qerr *e)
 	struct pg_args a = { .n = 0 };
 	int r;
 
-	if ((r = check_enums(act->type, action_status_name(act->status), e)) != 0)
+	if ((r = store_check_enums(act->type, action_status_name(act->status), e)) != 0)
 		return r;
 	pa_text(&a, act->id);
 	pa_text(&a, action_status_name(act->status));
@@ -443,7 +434,7 @@ pg_step_update(struct store_conn *c, const struct step *s, struct qerr *e)
 	struct pg_args a = { .n = 0 };
 	int r;
 
-	if ((r = check_enums(s->type, step_status_name(s->status), e)) != 0)
+	if ((r = store_check_enums(s->type, step_status_name(s->status), e)) != 0)
 		return r;
 	pa_text(&a, s->id);
 	pa_text(&a, step_status_name(s->status));

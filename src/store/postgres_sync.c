@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "postgres_int.h"
+#include "shared.h"
 
 #define MATCH_LIMIT	"5"	/* more than CORR_HITS_MAX: a conflict needs two */
 #define MATCH_SQL(col) \
@@ -60,27 +61,6 @@ static const char sql_state_put[] = "INSERT INTO sync_state (system, cursor, ful
     " updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (system) DO UPDATE SET"
     " cursor = excluded.cursor, full_run = excluded.full_run,"
     " updated_at = excluded.updated_at";
-
-static bool
-same_str(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-/* Whether what was read differs from what is stored; an unknown state or risk
- * (NULL) never does. */
-static bool
-account_differs(const struct account *a, const struct account *cur)
-{
-	return !same_str(a->kind, cur->kind) || !same_str(a->sid, cur->sid) ||
-	    !same_str(a->dn, cur->dn) || !same_str(a->username, cur->username) ||
-	    !same_str(a->upn, cur->upn) || !same_str(a->display_name, cur->display_name) ||
-	    !same_str(a->email, cur->email) || a->synced != cur->synced ||
-	    (a->state != NULL && !same_str(a->state, cur->state)) ||
-	    (a->risk != NULL && !same_str(a->risk, cur->risk));
-}
 
 /* Fills *out with the row of (system, external_id); QERR_NOT_FOUND when none. */
 static int
@@ -175,7 +155,7 @@ pg_account_sync(struct store_conn *c, const struct account *a, int64_t seen_run,
 	} else if (r != 0)
 		return r;
 	else {
-		out->changed = account_differs(a, &out->cur);
+		out->changed = store_account_differs(a, &out->cur);
 		r = sync_update(c, out->cur.id, a, seen_run, e);
 		account_clear(&out->cur);
 		if (r != 0)

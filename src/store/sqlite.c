@@ -19,12 +19,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
 #include <sqlite3.h>
 
 #include "core/audit.h"
 #include "hunt.h"
+#include "shared.h"
 #include "sqlite_int.h"
+#include "strjson.h"
 
 #define BUSY_TIMEOUT_MS	10000
 
@@ -830,10 +831,6 @@ out:
 }
 /* Tokens. */
 
-static int strings_json(char *const *v, size_t n, char **out, struct qerr *e);
-static int json_strings(const char *text, char ***v, size_t *n, const char *what,
-    struct qerr *e);
-
 static int
 sq_token_insert(struct store_conn *c, const struct token_info *t,
     const unsigned char hash[32], struct qerr *e)
@@ -843,7 +840,7 @@ sq_token_insert(struct store_conn *c, const struct token_info *t,
 	char *scope = NULL;
 	int r;
 
-	if ((r = strings_json(p->scope, p->nscope, &scope, e)) != 0)
+	if ((r = strjson_dump(p->scope, p->nscope, "scope", "scope", &scope, e)) != 0)
 		return r;
 	if ((r = stmt(c, S_TOKEN_INSERT, &st, e)) != 0) {
 		free(scope);
@@ -876,7 +873,7 @@ read_token(sqlite3_stmt *st, struct token_info *t, struct qerr *e)
 	if (bad)
 		r = sq_nomem(e);
 	else
-		r = json_strings(sq_col_str(st, 4), &t->p.scope, &t->p.nscope, "token scope",
+		r = strjson_load(sq_col_str(st, 4), &t->p.scope, &t->p.nscope, "token scope",
 		    e);
 	if (r != 0)
 		token_info_clear(t);
@@ -1029,81 +1026,10 @@ sq_read_account(sqlite3_stmt *st, void *out, struct qerr *e)
 	return 0;
 }
 
-/* A list of strings (identity tags, token scope) as a JSON array, as stored. */
-static int
-strings_json(char *const *v, size_t n, char **out, struct qerr *e)
-{
-	json_t *arr, *s;
-	size_t i;
-	int r = QERR_INTERNAL;
-
-	*out = NULL;
-	if ((arr = json_array()) == NULL)
-		return sq_nomem(e);
-	for (i = 0; i < n; i++) {
-		if (v[i] == NULL || (s = json_string(v[i])) == NULL) {
-			r = qerr_set(e, QERR_INVALID, "tags", "tag %zu is not UTF-8 text",
-			    i);
-			goto out;
-		}
-		if (json_array_append_new(arr, s) != 0) {
-			r = sq_nomem(e);
-			goto out;
-		}
-	}
-	if ((*out = json_dumps(arr, JSON_COMPACT)) == NULL) {
-		r = sq_nomem(e);
-		goto out;
-	}
-	r = 0;
-out:
-	json_decref(arr);
-	return r;
-}
-
-/* The reverse of strings_json; what names the column for a damaged value. */
-static int
-json_strings(const char *text, char ***v, size_t *n, const char *what, struct qerr *e)
-{
-	json_t *arr;
-	const char *t;
-	size_t i, len;
-	int r = QERR_INTERNAL;
-
-	*v = NULL;
-	*n = 0;
-	if ((arr = json_loads(text ? text : "[]", 0, NULL)) == NULL ||
-	    !json_is_array(arr)) {
-		r = qerr_set(e, QERR_STORE, NULL, "%s: not a JSON array", what);
-		goto out;
-	}
-	len = json_array_size(arr);
-	if (len > 0 && (*v = calloc(len, sizeof(**v))) == NULL) {
-		r = sq_nomem(e);
-		goto out;
-	}
-	for (i = 0; i < len; i++) {
-		if ((t = json_string_value(json_array_get(arr, i))) == NULL) {
-			r = qerr_set(e, QERR_STORE, NULL, "%s: item %zu is not a string",
-			    what, i);
-			goto out;
-		}
-		if (((*v)[i] = strdup(t)) == NULL) {
-			r = sq_nomem(e);
-			goto out;
-		}
-		*n = i + 1;
-	}
-	r = 0;
-out:
-	json_decref(arr);
-	return r;
-}
-
 static int
 tags_json(const struct identity *idn, char **out, struct qerr *e)
 {
-	return strings_json(idn->tags, idn->ntags, out, e);
+	return strjson_dump(idn->tags, idn->ntags, "tags", "tag", out, e);
 }
 
 static int
@@ -1112,7 +1038,7 @@ tags_parse(const char *id, const char *text, struct identity *idn, struct qerr *
 	char what[96];
 
 	snprintf(what, sizeof(what), "identity %s: stored tags", id);
-	return json_strings(text, &idn->tags, &idn->ntags, what, e);
+	return strjson_load(text, &idn->tags, &idn->ntags, what, e);
 }
 
 /* Fills idn from a row of (id, display_name, tags, created_at). */
@@ -1201,26 +1127,6 @@ sq_identity_get(struct store_conn *c, const char *id, struct identity *out,
 	return r;
 }
 
-/* "%text%" with LIKE's wildcards and the escape character escaped. */
-static char *
-like_pattern(const char *text)
-{
-	size_t n = strlen(text), i, j = 0;
-	char *p;
-
-	if ((p = malloc(2 * n + 3)) == NULL)
-		return NULL;
-	p[j++] = '%';
-	for (i = 0; i < n; i++) {
-		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
-			p[j++] = '\\';
-		p[j++] = text[i];
-	}
-	p[j++] = '%';
-	p[j] = '\0';
-	return p;
-}
-
 static int
 sq_identity_list(struct store_conn *c, const struct identity_filter *f,
     store_identity_cb cb, void *arg, struct qerr *e)
@@ -1234,7 +1140,7 @@ sq_identity_list(struct store_conn *c, const struct identity_filter *f,
 	if (f->limit < 1 || f->limit > LIST_MAX)
 		return qerr_set(e, QERR_INVALID, "limit", "limit must be within 1..%d",
 		    LIST_MAX);
-	if (f->query != NULL && (pat = like_pattern(f->query)) == NULL)
+	if (f->query != NULL && (pat = store_like_pattern(f->query)) == NULL)
 		return sq_nomem(e);
 	if ((rows = calloc((size_t)f->limit, sizeof(*rows))) == NULL) {
 		r = sq_nomem(e);

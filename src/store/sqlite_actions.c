@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <sqlite3.h>
 
+#include "shared.h"
 #include "sqlite_int.h"
+#include "strjson.h"
 
 #define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
 	"reason, params, message, cancel_requested, created_at, updated_at, finished_at, " \
@@ -216,22 +217,12 @@ read_step(sqlite3_stmt *st, void *out, struct qerr *e)
 }
 
 static int
-check_enums(enum action_type t, const char *status, struct qerr *e)
-{
-	if ((unsigned)t >= ACTION_TYPE_COUNT)
-		return qerr_set(e, QERR_INVALID, "type", "unknown action type %d", (int)t);
-	if (strcmp(status, "unknown") == 0)
-		return qerr_set(e, QERR_INVALID, "status", "unknown status");
-	return 0;
-}
-
-static int
 insert_step(struct store_conn *c, sqlite3_stmt *st, const char *action_id,
     const struct step *s, struct qerr *e)
 {
 	int r;
 
-	if ((r = check_enums(s->type, step_status_name(s->status), e)) != 0)
+	if ((r = store_check_enums(s->type, step_status_name(s->status), e)) != 0)
 		return r;
 	return sq_run(c, st, sq_bind_text(st, 1, s->id) ||
 	    sq_bind_text(st, 2, action_id) || sq_bind_text(st, 3, s->account_id) ||
@@ -260,7 +251,7 @@ sq_action_insert(struct store_conn *c, const struct action *a, struct qerr *e)
 	size_t i;
 	int r;
 
-	if ((r = check_enums(a->type, action_status_name(a->status), e)) != 0)
+	if ((r = store_check_enums(a->type, action_status_name(a->status), e)) != 0)
 		return r;
 	if ((r = act_stmt(c, AC_INSERT, &st, e)) != 0)
 		return r;
@@ -410,7 +401,7 @@ sq_action_update(struct store_conn *c, const struct action *a, struct qerr *e)
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = check_enums(a->type, action_status_name(a->status), e)) != 0)
+	if ((r = store_check_enums(a->type, action_status_name(a->status), e)) != 0)
 		return r;
 	if ((r = act_stmt(c, AC_UPDATE, &st, e)) != 0)
 		return r;
@@ -469,39 +460,6 @@ out:
 	return r;
 }
 
-/* skip_systems as a JSON array, for json_each() in the claim statement. */
-static int
-skip_json(const struct step_claim *cl, char **out, struct qerr *e)
-{
-	json_t *arr, *s;
-	size_t i;
-	int r = QERR_INTERNAL;
-
-	*out = NULL;
-	if ((arr = json_array()) == NULL)
-		return sq_nomem(e);
-	for (i = 0; i < cl->nskip; i++) {
-		if (cl->skip_systems[i] == NULL ||
-		    (s = json_string(cl->skip_systems[i])) == NULL) {
-			r = qerr_set(e, QERR_INVALID, "skip_systems",
-			    "system name %zu is not UTF-8 text", i);
-			goto out;
-		}
-		if (json_array_append_new(arr, s) != 0) {
-			r = sq_nomem(e);
-			goto out;
-		}
-	}
-	if ((*out = json_dumps(arr, JSON_COMPACT)) == NULL) {
-		r = sq_nomem(e);
-		goto out;
-	}
-	r = 0;
-out:
-	json_decref(arr);
-	return r;
-}
-
 int
 sq_step_claim(struct store_conn *c, const struct step_claim *cl, struct step *out,
     struct qerr *e)
@@ -514,7 +472,9 @@ sq_step_claim(struct store_conn *c, const struct step_claim *cl, struct step *ou
 	if (cl->owner == NULL || cl->lease_ms <= 0)
 		return qerr_set(e, QERR_INVALID, "owner",
 		    "a claim needs an owner and a positive lease");
-	if (cl->nskip > 0 && (r = skip_json(cl, &skip, e)) != 0)
+	/* skip_systems as a JSON array, for json_each() in the claim statement. */
+	if (cl->nskip > 0 && (r = strjson_dump((char *const *)cl->skip_systems, cl->nskip,
+	    "skip_systems", "system name", &skip, e)) != 0)
 		return r;
 	if ((r = act_stmt(c, AC_STEP_CLAIM, &st, e)) != 0)
 		goto out;
@@ -552,7 +512,7 @@ sq_step_update(struct store_conn *c, const struct step *s, struct qerr *e)
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = check_enums(s->type, step_status_name(s->status), e)) != 0)
+	if ((r = store_check_enums(s->type, step_status_name(s->status), e)) != 0)
 		return r;
 	if ((r = act_stmt(c, AC_STEP_UPDATE, &st, e)) != 0)
 		return r;

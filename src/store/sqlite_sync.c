@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "shared.h"
 #include "sqlite_int.h"
 
 #define MATCH_LIMIT	"5"	/* more than CORR_HITS_MAX: a conflict needs two */
@@ -85,27 +86,6 @@ static int
 sstmt(struct store_conn *c, int id, sqlite3_stmt **out, struct qerr *e)
 {
 	return sq_prepare(c, &c->sync_stmt[id], sync_sql[id], out, e);
-}
-
-static bool
-same_str(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-/* Whether what was read differs from what is stored; an unknown state or risk
- * (NULL) never does. */
-static bool
-account_differs(const struct account *a, const struct account *cur)
-{
-	return !same_str(a->kind, cur->kind) || !same_str(a->sid, cur->sid) ||
-	    !same_str(a->dn, cur->dn) || !same_str(a->username, cur->username) ||
-	    !same_str(a->upn, cur->upn) || !same_str(a->display_name, cur->display_name) ||
-	    !same_str(a->email, cur->email) || a->synced != cur->synced ||
-	    (a->state != NULL && !same_str(a->state, cur->state)) ||
-	    (a->risk != NULL && !same_str(a->risk, cur->risk));
 }
 
 /* Fills *out with the row of (system, external_id); QERR_NOT_FOUND when none. */
@@ -200,7 +180,7 @@ sq_account_sync(struct store_conn *c, const struct account *a, int64_t seen_run,
 	} else if (r != 0)
 		return r;
 	else {
-		out->changed = account_differs(a, &out->cur);
+		out->changed = store_account_differs(a, &out->cur);
 		r = sync_update(c, out->cur.id, a, seen_run, e);
 		account_clear(&out->cur);
 		if (r != 0)
