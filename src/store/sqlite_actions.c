@@ -12,18 +12,6 @@
 #include "sqlite_int.h"
 #include "strjson.h"
 
-#define ACT_COLS "id, type, status, identity_id, account_id, requested_by, source, " \
-	"reason, params, message, cancel_requested, created_at, updated_at, finished_at, " \
-	"requested_by_id, undo_of, approval_rule, decided_by, approval_expires, alert_id, " \
-	"requested_by_kind, decided_by_id, decided_by_kind"
-#define STEP_COLS "id, action_id, account_id, system, account_ref, account_name, " \
-	"type, status, params, attempts, not_before, lease_owner, lease_expires, " \
-	"request_id, error_code, message, created_at, updated_at, started_at, finished_at, " \
-	"waits, wait_ms"
-
-/* Action statuses (model.h names) whose steps may run. */
-#define ACT_RUNNABLE "('queued', 'running')"
-
 enum {
 	AC_INSERT,
 	AC_GET,
