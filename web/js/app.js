@@ -5,6 +5,10 @@ import * as identities from "./identities.js";
 import * as identity from "./identity.js";
 import * as center from "./center.js";
 import * as audit from "./audit.js";
+import * as hunting from "./hunting.js";
+import * as alerts from "./alerts.js";
+import * as panel from "./panel.js";
+import { setUtc, utc } from "./dom.js";
 
 const main = document.getElementById("main");
 let gen = 0;	// bumps on every route change: stale pages stop polling
@@ -60,6 +64,7 @@ function signInPage() {
 function shell() {
   const s = api.session;
   document.getElementById("nav").hidden = false;
+  for (const a of document.querySelectorAll("#nav a[data-perm]")) a.hidden = !api.can(a.dataset.perm);
   document.getElementById("who").hidden = false;
   document.getElementById("who-name").textContent =
     s.role ? `${s.name} (${s.role})` : `${s.name} (OpenID Connect)`;
@@ -74,7 +79,7 @@ async function route() {
   const where = parts[0] || "identities";
   for (const a of document.querySelectorAll("#nav a")) {
     const on = a.dataset.nav === where || (where === "action" && a.dataset.nav === "actions") ||
-      (where === "identity" && a.dataset.nav === "identities");
+      (where === "identity" && a.dataset.nav === "identities") || (where === "alert" && a.dataset.nav === "alerts");
     if (on) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   const ctx = ctxFor(my);
@@ -84,6 +89,9 @@ async function route() {
     else if (where === "action" && parts[1]) await center.renderAction(main, decodeURIComponent(parts[1]), ctx);
     else if (where === "actions") await center.render(main, params, ctx);
     else if (where === "audit") await audit.render(main, params, ctx);
+    else if (where === "hunting") await hunting.render(main, params, ctx);
+    else if (where === "alert" && parts[1]) await alerts.renderAlert(main, decodeURIComponent(parts[1]), ctx);
+    else if (where === "alerts") await alerts.render(main, params, ctx);
     else await identities.render(main, params, ctx);
   } catch (e) {
     if (my === gen && api.session) clear(main).append(h("h1", { text: "Cannot show this page" }), h("p.error", { role: "alert", text: e.message }));
@@ -99,6 +107,10 @@ document.getElementById("sign-out").addEventListener("click", async () => {
 });
 window.addEventListener("quell-signed-out", () => { gen++; signInPage(); });
 window.addEventListener("hashchange", route);
+panel.install();
+const utcBox = document.getElementById("utc");
+utcBox.checked = utc();
+utcBox.addEventListener("change", () => setUtc(utcBox.checked));
 
 (async () => {
   if (await api.resume()) shell();

@@ -2,6 +2,7 @@
 // hash chain's verification status from quelld.
 import { h, clear, timeEl } from "./dom.js";
 import { get, qs } from "./api.js";
+import { learnNames, identityLink } from "./names.js";
 
 export async function render(main) {
   const verify = h("p.verify", { role: "status", text: "Verifying the hash chain…" });
@@ -28,7 +29,7 @@ export async function render(main) {
       body.append(h("tr", {}, h("td", { text: String(e.seq) }), h("td", {}, timeEl(e.time)),
         h("td", { text: e.actor }), h("td.mono", { text: e.event }),
         h("td", {}, e.action_id ? h("a", { href: `#/action/${e.action_id}`, text: e.action_id }) : "—"),
-        h("td", {}, e.identity_id ? h("a", { href: `#/identity/${e.identity_id}`, text: e.identity_id }) : "—"),
+        h("td", {}, identityLink(e.identity_id)),
         h("td.mono.detail", { text: JSON.stringify(e.detail || {}) })));
     }
   }
@@ -37,6 +38,7 @@ export async function render(main) {
     start = Math.max(0, end - PAGE);
     const j = await get("/api/v1/audit" + qs({ after: start, limit: Math.max(1, end - start) }));
     entries = entries.concat(j.entries.filter((e) => e.seq <= end).reverse());
+    await learnNames(entries.map((e) => e.identity_id));
     more.hidden = start === 0;
     draw();
   }

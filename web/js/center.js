@@ -3,17 +3,9 @@
 // polling while anything shown can still change.
 import { h, clear, timeEl, badge, actionLabel, ACTIONS, TERMINAL, toast, askReason } from "./dom.js";
 import { get, post, qs, can } from "./api.js";
+import { learnNames, nameOf, identityLink } from "./names.js";
+import { csvCell, download } from "./csv.js";
 
-// Identity display names, for rows that only carry the id. An approver decides on a
-// person, not on an id; a name that cannot be read leaves the id shown.
-const names = new Map();
-
-async function learnNames(ids) {
-  const missing = [...new Set(ids)].filter((id) => !names.has(id));
-  await Promise.all(missing.map(async (id) => {
-    try { names.set(id, (await get(`/api/v1/identities/${id}`)).display_name); } catch { names.set(id, null); }
-  }));
-}
 
 const STATUSES = ["pending_approval", "queued", "running", "completed", "partially_completed",
   "failed", "cancelled", "denied"];
@@ -26,23 +18,11 @@ function select(id, label, opts, value) {
       opts.map(([v, t]) => h("option", { value: v, text: t, selected: v === value }))));
 }
 
-function csvCell(v) {
-  const s = v === null || v === undefined ? "" : String(v);
-  // A leading = + - @ would make a spreadsheet run it as a formula.
-  const safe = /^[=+\-@\t\r]/.test(s) ? "'" + s : s;
-  return /[",\n\r]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
-
 function exportCsv(rows) {
-  const cols = ["id", "type", "status", "identity_id", "account_id", "requested_by", "source",
+  const cols = ["id", "type", "status", "identity_id", "identity_name", "account_id", "requested_by", "source",
     "reason", "message", "created_at", "updated_at", "finished_at"];
-  const text = [cols.join(",")].concat(rows.map((a) => cols.map((c) => csvCell(a[c])).join(","))).join("\r\n");
-  const url = URL.createObjectURL(new Blob([text + "\r\n"], { type: "text/csv" }));
-  const a = h("a", { href: url, download: "quell-actions.csv" });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  const row = (a) => cols.map((c) => csvCell(c === "identity_name" ? nameOf(a.identity_id) : a[c])).join(",");
+  download("quell-actions.csv", [cols.join(",")].concat(rows.map(row)));
 }
 
 function actionRow(a, extra) {
@@ -50,7 +30,7 @@ function actionRow(a, extra) {
     extra || null,
     h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
     h("td", {}, badge(a.status)),
-    h("td", {}, h("a", { href: `#/identity/${a.identity_id}`, text: a.identity_id })),
+    h("td", {}, identityLink(a.identity_id)),
     h("td", { text: a.requested_by }), h("td", { text: a.source }),
     h("td.reason", { text: a.reason || "" }), h("td", {}, timeEl(a.created_at)),
     h("td", {}, timeEl(a.finished_at)));
@@ -88,7 +68,7 @@ async function pending(panel, ctx) {
     for (const [id, msg] of list) err.append(h("p", {}, h("span.mono", { text: id + ": " }), h("span", { text: msg })));
   };
   async function decide(a, verb) {
-    const reason = await askReason({ title: `${VERB[verb]} ${actionLabel(a.type)} on ${a.identity_id}`,
+    const reason = await askReason({ title: `${VERB[verb]} ${actionLabel(a.type)} on ${nameOf(a.identity_id) || a.identity_id}`,
       confirm: VERB[verb], required: verb === "reject", danger: verb === "reject" });
     if (reason === null) return;
     try {
@@ -132,8 +112,7 @@ async function pending(panel, ctx) {
           h("button", { type: "button", text: "Approve", "aria-label": `Approve ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "approve") }),
           h("button", { type: "button", text: "Reject", "aria-label": `Reject ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "reject") }))) : null,
         h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
-        h("td", {}, h("a", { href: `#/identity/${a.identity_id}`, title: a.identity_id,
-          text: names.get(a.identity_id) || a.identity_id })),
+        h("td", {}, identityLink(a.identity_id)),
         h("td", { text: a.requested_by }), h("td.reason", { text: a.reason || "" }),
         h("td", { text: a.approval_rule || "—" }), h("td", {}, timeEl(a.approval_expires_at)),
         h("td", {}, timeEl(a.created_at))));
@@ -178,6 +157,7 @@ async function history(panel, params, ctx) {
     const j = await get("/api/v1/actions" + qs({ ...base, limit: 100, before: next }));
     loaded = loaded.concat(j.actions);
     next = j.next;
+    await learnNames(j.actions.map((a) => a.identity_id));
     draw();
   }
   // Refreshes what is shown (the first page and any loaded after it) while any runs.
@@ -187,6 +167,7 @@ async function history(panel, params, ctx) {
     const j = await get("/api/v1/actions" + qs({ ...base, limit: Math.max(100, Math.min(1000, loaded.length)) }));
     loaded = j.actions;
     next = j.next;
+    await learnNames(j.actions.map((a) => a.identity_id));
     draw();
     return loaded.some((a) => !TERMINAL.has(a.status));
   }
@@ -212,6 +193,7 @@ export async function renderAction(main, id, ctx) {
   clear(main).append(h("p", {}, h("a", { href: "#/actions", text: "← Action center" })), box);
   async function load() {
     const a = await get(`/api/v1/actions/${encodeURIComponent(id)}`);
+    await learnNames([a.identity_id]);
     const live = !TERMINAL.has(a.status);
     // The actions that undo this one: on the same identity, pointing back with undo_of.
     const undoneBy = TERMINAL.has(a.status) ? (await get("/api/v1/actions" +
@@ -244,7 +226,7 @@ export async function renderAction(main, id, ctx) {
         h("p.sub.mono", { text: a.id })), h("div.buttons", {}, undo, cancel)),
       err,
       h("dl.facts", {},
-        fact("Identity", h("a", { href: `#/identity/${a.identity_id}`, text: a.identity_id })),
+        fact("Identity", identityLink(a.identity_id)),
         fact("Requested by", a.requested_by), fact("Source", a.source),
         fact("Reason", a.reason), fact("Parameters", JSON.stringify(a.params || {})),
         fact("Message", a.message || "—"), links.flat(), fact("Requested", timeEl(a.created_at)),

@@ -25,15 +25,33 @@ export function clear(el) {
   return el;
 }
 
-const fmt = new Intl.DateTimeFormat(undefined, {
-  year: "numeric", month: "short", day: "2-digit",
-  hour: "2-digit", minute: "2-digit", second: "2-digit",
-});
+// Times show their zone: the browser's own, or UTC when the analyst compares with logs.
+const UTC_KEY = "quell.utc";
+const fmts = new Map();
+function fmt() {
+  const zone = utc() ? "UTC" : undefined;
+  if (!fmts.has(zone)) fmts.set(zone, new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZone: zone, timeZoneName: "short",
+  }));
+  return fmts.get(zone);
+}
+
+let utcOn = false;
+try { utcOn = localStorage.getItem(UTC_KEY) === "1"; } catch { /* no storage: local time */ }
+
+export const utc = () => utcOn;
+
+export function setUtc(on) {
+  utcOn = !!on;
+  try { localStorage.setItem(UTC_KEY, on ? "1" : "0"); } catch { /* no storage: this page only */ }
+  for (const el of document.querySelectorAll("time[datetime]")) el.textContent = when(el.getAttribute("datetime"));
+}
 
 export function when(t) {
   if (!t) return "—";
   const d = new Date(t);
-  return Number.isNaN(d.getTime()) ? String(t) : fmt.format(d);
+  return Number.isNaN(d.getTime()) ? String(t) : fmt().format(d);
 }
 
 export function timeEl(t) {

@@ -3,6 +3,9 @@ import { h, clear, timeEl, badge } from "./dom.js";
 import { get, qs } from "./api.js";
 import { showMenu, actionsButton } from "./menu.js";
 import { can } from "./api.js";
+import { identityLink, remember } from "./names.js";
+
+const byName = (a, b) => String(a.display_name).localeCompare(String(b.display_name), undefined, { sensitivity: "base" });
 
 export function accountCells(a) {
   return [
@@ -39,7 +42,8 @@ export async function render(main, params) {
   let after = null;
   async function page() {
     const j = await get("/api/v1/identities" + qs({ q, limit: 50, after }));
-    for (const idn of j.identities) addRow(idn);
+    // Sorted by name within each page: the API pages in its own order.
+    for (const idn of [...j.identities].sort(byName)) { remember(idn); addRow(idn); }
     if (!body.firstChild) body.append(h("tr", {}, h("td", { colspan: "6", text: "No identity matches." })));
     after = j.next;
     more.hidden = !after;
@@ -50,8 +54,7 @@ export async function render(main, params) {
       const tr = h("tr", { "data-identity": idn.id });
       if (i === 0) {
         tr.append(h("th", { scope: "row", rowspan: String(accts.length) },
-          h("a", { href: `#/identity/${encodeURIComponent(idn.id)}`, text: idn.display_name }),
-          h("div.sub.mono", { text: idn.id })),
+          identityLink(idn.id, idn.display_name)),
           h("td", { rowspan: String(accts.length) }, tags(idn.tags)));
       }
       tr.append(...(a.id ? accountCells(a) : [h("td", { colspan: "4", text: "no linked account" })]));

@@ -1,11 +1,16 @@
-// One identity: its accounts, the actions taken on it, and its Actions menu.
+// One identity: its accounts, its alerts and automatic containment, the actions taken
+// on it, and its Actions menu.
 import { h, clear, timeEl, badge, actionLabel, TERMINAL } from "./dom.js";
 import { get, qs, can } from "./api.js";
 import { actionsButton } from "./menu.js";
 import { accountCells, tags } from "./identities.js";
+import { remember } from "./names.js";
+import { forIdentity, alertList, containmentBanner } from "./alerts.js";
 
 export async function render(main, id, ctx) {
   const idn = await get(`/api/v1/identities/${encodeURIComponent(id)}`);
+  remember(idn);
+  const { alerts, contained } = await forIdentity(idn.id);
   const hist = h("tbody");
   const head = h("div.head", {},
     h("div", {}, h("h1", { text: idn.display_name }),
@@ -17,7 +22,8 @@ export async function render(main, id, ctx) {
       .map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, (idn.accounts || []).map((a) =>
       h("tr", {}, ...accountCells(a), h("td.mono.dn", { text: a.dn || "—" })))));
-  clear(main).append(head, h("div.scroll", {}, accts));
+  clear(main).append(head, containmentBanner(idn, contained, () => window.dispatchEvent(new HashChangeEvent("hashchange"))) || "",
+    h("div.scroll", {}, accts), h("h2.small", { text: "Alerts" }), alertList(alerts));
   if (!can("response.read")) return;
   main.append(h("div.scroll", {}, h("table.list", {},
     h("caption", { text: "Actions on this identity" }),

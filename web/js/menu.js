@@ -3,11 +3,17 @@
 import { h, clear, ACTIONS, actionLabel, badge, toast } from "./dom.js";
 import { post, can, systems, ApiError } from "./api.js";
 
-// [{type, ok, why}] for an identity: offered where one of its accounts' systems does it.
-export async function actionChoices(identity) {
+const many = (target) => Array.isArray(target) && target.length !== 1;
+const one = (target) => (Array.isArray(target) ? target[0] : target);
+const targetName = (target) => (many(target) ? `${target.length} identities` : one(target).display_name);
+
+// [{type, ok, why}] for an identity (or a list of them): offered where one of the
+// accounts' systems does it.
+export async function actionChoices(target) {
   const sys = await systems();
   const bySys = new Map(sys.map((s) => [s.name, s]));
-  const mine = [...new Set((identity.accounts || []).map((a) => a.system))];
+  const list = Array.isArray(target) ? target : [target];
+  const mine = [...new Set(list.flatMap((i) => i.accounts || []).map((a) => a.system))];
   return ACTIONS.map((type) => {
     if (!mine.length) return { type, ok: false, why: "no linked accounts" };
     const where = mine.filter((n) => (bySys.get(n)?.actions || []).includes(type));
@@ -35,7 +41,7 @@ function outside(ev) {
   if (open && !open.el.contains(ev.target) && ev.target !== open.opener) closeMenu(false);
 }
 
-// Shows the menu for identity below opener (a button), or at (x, y).
+// Shows the menu for identity (or a list of them) below opener (a button), or at (x, y).
 export async function showMenu(identity, { opener = null, x = 0, y = 0, onDone } = {}) {
   closeMenu(false);
   const choices = await actionChoices(identity);
@@ -44,7 +50,7 @@ export async function showMenu(identity, { opener = null, x = 0, y = 0, onDone }
     "data-action": c.type, tabindex: "-1",
     onclick: () => { if (c.ok) { closeMenu(); confirmAction(identity, c.type, onDone); } },
   }, h("span", { text: actionLabel(c.type) }), c.ok ? null : h("span.why", { text: c.why })));
-  const el = h("div.menu", { role: "menu", "aria-label": `Actions on ${identity.display_name}` },
+  const el = h("div.menu", { role: "menu", "aria-label": `Actions on ${targetName(identity)}` },
     items);
   el.addEventListener("keydown", (ev) => {
     const i = items.indexOf(document.activeElement);
@@ -70,11 +76,18 @@ export async function showMenu(identity, { opener = null, x = 0, y = 0, onDone }
 }
 
 // The Actions button of an identity, or nothing for a principal who may not act.
+// identity may be a function answering the identities to act on when clicked.
 export function actionsButton(identity, onDone) {
   if (!can("response.manage")) return null;
   const b = h("button.actions", {
     type: "button", "aria-haspopup": "menu", "aria-expanded": "false",
-    onclick: () => (open && open.opener === b ? closeMenu() : showMenu(identity, { opener: b, onDone })),
+    onclick: async () => {
+      if (open && open.opener === b) return closeMenu();
+      try {
+        const t = typeof identity === "function" ? await identity() : identity;
+        if (t && (!Array.isArray(t) || t.length)) await showMenu(t, { opener: b, onDone });
+      } catch (e) { toast(e.message); }
+    },
   }, "Actions ▾");
   return b;
 }
@@ -89,8 +102,17 @@ const WHAT = {
   set_risk: "risk level set to",
 };
 
-function stepLine(type, s, level) {
+// The account states in which an action has nothing left to change (as last synced).
+const ALREADY = {
+  disable: ["disabled", "suspended", "deactivated"], enable: ["enabled", "active"],
+  deactivate: ["deactivated"],
+};
+
+function stepLine(type, s, level, acct) {
   const touched = s.status !== "not_applicable";
+  const st = String(acct?.state || "").toLowerCase();
+  const already = touched && (ALREADY[type] || []).includes(st)
+    ? h("span.already", { role: "note", text: ` — already ${st} (as last synced): nothing to change` }) : null;
   const what = touched ? WHAT[type] + (type === "set_risk" ? " " + level : "")
     : (s.message || "its system does not support this action: skipped");
   // A planned step with a message: its system will likely refuse it (the account's
@@ -98,13 +120,24 @@ function stepLine(type, s, level) {
   const warn = touched && s.message ? h("span.warn", { role: "note", text: " — warning: " + s.message }) : null;
   return h("li.step" + (touched ? "" : ".skipped"), {},
     h("strong", { text: s.account_name || s.account_id }),
-    h("span.sys", { text: ` (${s.system})` }), " — ", h("span", { text: what }), warn);
+    h("span.sys", { text: ` (${s.system})` }), " — ", h("span", { text: what }), warn, already);
 }
 
-// The confirmation dialog: preview → reason → explicit confirm → submitted action.
+// What a previewed action says beyond its steps: it waits for a second person.
+function approvalLine(a) {
+  if (a.status !== "pending_approval") return null;
+  return h("p.approval", { role: "note",
+    text: `Will wait for approval${a.approval_rule ? ` (rule ${a.approval_rule})` : ""}: a second person must approve it before it runs.` });
+}
+
+// The confirmation dialog: preview → reason → explicit confirm → submitted action; for
+// several identities one bulk preview lists every account, and one bulk request follows.
 export function confirmAction(identity, type, onDone) {
+  if (many(identity)) return confirmBulk(identity, type, onDone);
+  identity = one(identity);
   const dlg = h("dialog.confirm", { "aria-labelledby": "dlg-title", "aria-describedby": "dlg-desc" });
   const title = h("h2", { id: "dlg-title", text: `${actionLabel(type)}: ${identity.display_name}` });
+  const note = h("div");
   const list = h("ul.plan", { "aria-label": "Accounts this action touches" });
   const desc = h("p", { id: "dlg-desc", text: "Loading what this will do…" });
   const err = h("p.error", { role: "alert" });
@@ -128,10 +161,12 @@ export function confirmAction(identity, type, onDone) {
         type, identity_id: identity.id, reason: reason.value.trim() || "preview",
         preview: true, params: params(),
       });
+      const accts = new Map((identity.accounts || []).map((x) => [x.id, x]));
       for (const s of a.steps || []) {
-        list.append(stepLine(type, s, level?.value));
+        list.append(stepLine(type, s, level?.value, accts.get(s.account_id)));
         if (s.status !== "not_applicable") planned++;
       }
+      clear(note).append(approvalLine(a) || "");
       desc.textContent = planned
         ? `${planned} account${planned === 1 ? "" : "s"} will be changed:`
         : "No linked account can take this action.";
@@ -145,7 +180,7 @@ export function confirmAction(identity, type, onDone) {
   destroy?.addEventListener("change", ready);
   level?.addEventListener("change", preview);
   const form = h("form", { method: "dialog" },
-    title, desc, list,
+    title, desc, list, note,
     level ? h("p.field", {}, h("label", { for: "dlg-level", text: "Risk level" }), level) : null,
     h("p.field", {}, h("label", { for: "dlg-reason", text: "Reason (recorded in the audit log)" }), reason),
     destroy ? h("p.check", {}, destroy, h("label", { for: "dlg-destroy",
@@ -163,6 +198,86 @@ export function confirmAction(identity, type, onDone) {
       dlg.close();
       toast(`${actionLabel(type)} requested (${a.id}): follow it in the action center`);
       if (onDone) onDone(a);
+    } catch (e) {
+      err.textContent = e instanceof ApiError && e.status === 403 ? "Refused: " + e.message : e.message;
+      ready();
+    }
+  });
+  dlg.append(form);
+  dlg.addEventListener("close", () => dlg.remove());
+  document.body.append(dlg);
+  dlg.showModal();
+  reason.focus();
+  preview();
+}
+
+// The bulk confirmation: every identity's accounts from one preview, then one request.
+function confirmBulk(idns, type, onDone) {
+  const dlg = h("dialog.confirm", { "aria-labelledby": "dlg-title", "aria-describedby": "dlg-desc" });
+  const list = h("ul.plan", { "aria-label": "Accounts this action touches" });
+  const desc = h("p", { id: "dlg-desc", text: "Loading what this will do…" });
+  const err = h("p.error", { role: "alert" });
+  const reason = h("textarea", { id: "dlg-reason", rows: "3", maxlength: "1000", required: true });
+  const level = type === "set_risk" ? h("select", { id: "dlg-level" },
+    ["HIGH", "MEDIUM", "LOW"].map((l) => h("option", { value: l, text: l }))) : null;
+  const destroy = type === "deactivate" ? h("input", { type: "checkbox", id: "dlg-destroy" }) : null;
+  const ok = h("button.danger", { type: "submit", disabled: true,
+    text: `Confirm ${actionLabel(type).toLowerCase()} (${idns.length} identities)` });
+  let planned = 0;
+  const ready = () => { ok.disabled = !(planned > 0 && reason.value.trim() && (!destroy || destroy.checked)); };
+  const byId = new Map(idns.map((i) => [i.id, i]));
+  const body = (preview, why) => ({ type, reason: why, preview, source: preview ? undefined : "manual",
+    params: level ? { risk_level: level.value } : undefined, confirm_destructive: destroy && !preview ? true : undefined,
+    requests: idns.map((i) => ({ identity_id: i.id })) });
+  async function preview() {
+    clear(list);
+    err.textContent = "";
+    planned = 0;
+    try {
+      const j = await post("/api/v1/actions/bulk", body(true, reason.value.trim() || "preview"));
+      let waits = 0;
+      for (const r of j.results) {
+        const idn = byId.get(r.identity_id) || { display_name: r.identity_id, accounts: [] };
+        const accts = new Map((idn.accounts || []).map((x) => [x.id, x]));
+        const steps = h("ul.plan");
+        for (const s of r.action?.steps || []) {
+          steps.append(stepLine(type, s, level?.value, accts.get(s.account_id)));
+          if (s.status !== "not_applicable") planned++;
+        }
+        if (r.action?.status === "pending_approval") waits++;
+        list.append(h("li.who", { "data-identity": r.identity_id }, h("strong", { text: idn.display_name }),
+          h("span.sub.mono", { text: ` ${r.identity_id}` }),
+          r.error ? h("p.error", { text: `Refused: ${r.error.message}` }) : null,
+          r.action ? approvalLine(r.action) : null, steps));
+      }
+      desc.textContent = `${planned} account${planned === 1 ? "" : "s"} of ${idns.length} identities will be changed` +
+        (waits ? `; ${waits} will wait for approval:` : ":");
+    } catch (e) {
+      desc.textContent = "";
+      err.textContent = e.message;
+    }
+    ready();
+  }
+  reason.addEventListener("input", ready);
+  destroy?.addEventListener("change", ready);
+  level?.addEventListener("change", preview);
+  const form = h("form", { method: "dialog" },
+    h("h2", { id: "dlg-title", text: `${actionLabel(type)}: ${idns.length} identities` }), desc, list,
+    level ? h("p.field", {}, h("label", { for: "dlg-level", text: "Risk level" }), level) : null,
+    h("p.field", {}, h("label", { for: "dlg-reason", text: "Reason (recorded in the audit log)" }), reason),
+    destroy ? h("p.check", {}, destroy, h("label", { for: "dlg-destroy",
+      text: "I understand deactivation deprovisions the accounts and their app assignments and cannot be undone" })) : null,
+    err, h("div.buttons", {}, h("button", { type: "button", text: "Cancel", onclick: () => dlg.close() }), ok));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    ok.disabled = true;
+    err.textContent = "";
+    try {
+      const j = await post("/api/v1/actions/bulk", body(false, reason.value.trim()));
+      const bad = j.results.filter((r) => r.error);
+      dlg.close();
+      toast(`${actionLabel(type)}: ${j.results.length - bad.length} requested, ${bad.length} refused: follow them in the action center`);
+      if (onDone) onDone(j);
     } catch (e) {
       err.textContent = e instanceof ApiError && e.status === 403 ? "Refused: " + e.message : e.message;
       ready();
