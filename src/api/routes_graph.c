@@ -540,25 +540,46 @@ parse_query(struct req *q, struct graph_query *g, bool list)
 	return parse_filter(q, g);
 }
 
-/* scheme://host of the request, for the absolute links Graph answers with; false
- * (400 set) when the Host header is missing or is not a host name. */
 static bool
-base_url(struct req *q, char *out, size_t len)
+host_ok(const char *h)
 {
-	const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_HOST);
 	size_t i, n = h != NULL ? strlen(h) : 0;
 
 	for (i = 0; i < n; i++)
 		if (!isalnum((unsigned char)h[i]) && strchr(".-:[]", h[i]) == NULL)
-			break;
-	if (n == 0 || n > 255 || i < n) {
-		req_error(q, 400, "invalid_input", "Host",
-		    "the Host header must name the host (letters, digits, . - : [ ])");
+			return false;
+	return n > 0 && n <= 255;
+}
+
+/*
+ * scheme://host of the request, for the absolute links Graph answers with. Behind a
+ * TLS-terminating proxy the client's URL is what X-Forwarded-Proto and
+ * X-Forwarded-Host say; trusting them misleads nobody but the caller, who could
+ * send any Host as well. False (400 set) when the host is missing or malformed.
+ */
+static bool
+base_url(struct req *q, char *out, size_t len)
+{
+	const char *h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+	    "X-Forwarded-Host"), *proto = MHD_lookup_connection_value(q->conn,
+	    MHD_HEADER_KIND, "X-Forwarded-Proto"), *field = "X-Forwarded-Host";
+
+	if (h == NULL) {
+		h = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+		field = "Host";
+	}
+	if (!host_ok(h)) {
+		req_error(q, 400, "invalid_input", field,
+		    "the %s header must name the host (letters, digits, . - : [ ])", field);
 		return false;
 	}
-	snprintf(out, len, "%s://%s%s", q->api->tls_cert ? "https" : "http", h,
-	    GRAPH_PREFIX);
+	if (proto != NULL && strcmp(proto, "https") != 0 && strcmp(proto, "http") != 0) {
+		req_error(q, 400, "invalid_input", "X-Forwarded-Proto",
+		    "X-Forwarded-Proto must be https or http");
+		return false;
+	}
+	snprintf(out, len, "%s://%s%s", proto != NULL ? proto : q->api->tls_cert ? "https" :
+	    "http", h, GRAPH_PREFIX);
 	return true;
 }
 
@@ -666,9 +687,13 @@ route_graph_list(struct req *q)
 		req_qerr(q, r, &e);
 		goto out;
 	}
-	o = json_pack("{s:s++, s:O}", "@odata.context", base,
+	o = json_pack("{s:s+, s:O}", "@odata.context", base,
 	    "/$metadata#security/identities/identityAccounts", "value", s.value);
-	if (o != NULL && s.more)
+	if (o == NULL) {
+		req_error(q, 500, "internal", NULL, "out of memory");
+		goto out;
+	}
+	if (s.more)
 		json_object_set_new(o, "@odata.nextLink", next_link(base, &g, s.last_match));
 	req_reply(q, 200, o);
 out:
@@ -709,7 +734,7 @@ route_graph_get(struct req *q)
 	if (parse_query(q, &g, false) == 0 && base_url(q, base, sizeof(base)) &&
 	    load_identity(q, &i)) {
 		o = render_graph_user(q, &i, g.select);
-		json_object_set_new(o, "@odata.context", json_pack("s++", base,
+		json_object_set_new(o, "@odata.context", json_pack("s+", base,
 		    "/$metadata#security/identities/identityAccounts/$entity"));
 		req_reply(q, 200, o);
 	}
@@ -782,7 +807,7 @@ invoke_reply(struct req *q, const struct graph_invoke *v, int r, const struct ac
 	}
 	if (!base_url(q, base, sizeof(base)))
 		return;
-	req_reply(q, 200, json_pack("{s:s++, s:s, s:s, s:s, s:s}", "@odata.context", base,
+	req_reply(q, 200, json_pack("{s:s+, s:s, s:s, s:s, s:s}", "@odata.context", base,
 	    "/$metadata#microsoft.graph.security.invokeActionResult", "accountId",
 	    v->account_id, "action", v->action, "identityProvider", v->provider,
 	    "correlationId", a->id));
