@@ -225,10 +225,38 @@ fail:
 	return NULL;
 }
 
+static struct metrics *quell_registry;
+static metrics_tap_fn quell_tap;
+
+void
+quell_metrics_tap(metrics_tap_fn tap)
+{
+	quell_tap = tap;
+}
+
 void
 metrics_update(struct metrics *m, size_t fam, enum metric_op op, double v, ...)
 {
 	va_list ap;
+	const char *vals[METRIC_MAX_LABELS] = { "", "", "" };
+	size_t k;
+
+	if (m == NULL || fam >= m->nfam)
+		return;
+	va_start(ap, v);
+	for (k = 0; k < m->fam[fam].def->nlabels; k++) {
+		const char *x = va_arg(ap, const char *);
+
+		vals[k] = x ? x : "";
+	}
+	va_end(ap);
+	metrics_update_labels(m, fam, op, v, vals);
+}
+
+void
+metrics_update_labels(struct metrics *m, size_t fam, enum metric_op op, double v,
+    const char *const *labels)
+{
 	const char *vals[METRIC_MAX_LABELS] = { "", "", "" };
 	struct family *f;
 	struct series *s;
@@ -237,13 +265,10 @@ metrics_update(struct metrics *m, size_t fam, enum metric_op op, double v, ...)
 	if (m == NULL || fam >= m->nfam)
 		return;
 	f = &m->fam[fam];
-	va_start(ap, v);
-	for (k = 0; k < f->def->nlabels; k++) {
-		const char *x = va_arg(ap, const char *);
-
-		vals[k] = x ? x : "";
-	}
-	va_end(ap);
+	for (k = 0; k < f->def->nlabels; k++)
+		vals[k] = labels[k] ? labels[k] : "";
+	if (m == quell_registry && quell_tap != NULL)
+		quell_tap(fam, op, v, vals);
 	pthread_mutex_lock(&m->mu);
 	if ((s = series_get(f, vals)) != NULL) {
 		if (op == METRIC_SET)
@@ -364,9 +389,19 @@ static const struct metric_def quell_defs[QM_COUNT] = {
 	[QM_SYNC_DURATION] = { "quell_sync_duration_seconds", "How long the last "
 	    "inventory sync of the system took, whether it succeeded or not.",
 	    METRIC_GAUGE, 1, { "system" }, NULL, 0 },
+	[QM_STEP_WAITS] = { "quell_step_waits_total", "Times a step was told to wait, "
+	    "by identity system and cause: pacing (quell held the request back; no "
+	    "attempt) or retry_after (the system refused it and named a wait).",
+	    METRIC_COUNTER, 2, { "system", "cause" }, NULL, 0 },
+	[QM_STEP_WAIT_SECONDS] = { "quell_step_wait_seconds_total", "Time steps were "
+	    "told to wait before their next try, by identity system and cause.",
+	    METRIC_COUNTER, 2, { "system", "cause" }, NULL, 0 },
+	[QM_PROVIDER_CONCURRENCY] = { "quell_provider_concurrency", "Steps quell lets "
+	    "run at once on the identity system: its max_concurrency, lowered while the "
+	    "system refuses concurrent requests and raised again when it stops.",
+	    METRIC_GAUGE, 1, { "system" }, NULL, 0 },
 };
 
-static struct metrics *quell_registry;
 static pthread_once_t quell_once = PTHREAD_ONCE_INIT;
 
 static void

@@ -58,6 +58,10 @@ enum metric_op { METRIC_ADD, METRIC_SET, METRIC_OBSERVE };
  */
 void metrics_update(struct metrics *m, size_t fam, enum metric_op op, double v, ...);
 
+/* metrics_update with the label values in an array of the family's nlabels. */
+void metrics_update_labels(struct metrics *m, size_t fam, enum metric_op op, double v,
+    const char *const *labels);
+
 /* Appends every family of m, in the order of defs, with its series. */
 void metrics_render(struct metrics *m, struct mtext *t);
 
@@ -81,10 +85,19 @@ enum quell_metric {
 	QM_AUDIT_VERIFY_TIME,	/* (none) gauge: unix seconds of the last verification */
 	QM_SYNC_LAST_SUCCESS,	/* system: unix seconds */
 	QM_SYNC_DURATION,	/* system: seconds of the last run */
+	QM_STEP_WAITS,		/* system, cause */
+	QM_STEP_WAIT_SECONDS,	/* system, cause */
+	QM_PROVIDER_CONCURRENCY, /* system: gauge, steps the engine lets run at once */
 	QM_COUNT
 };
 
 int quell_metrics_install(void);
+/* Called with every update of the installed registry (labels: one per label of the
+ * family), in the updating thread; NULL: none. For quelld's executor, which hands its
+ * providers' updates to the front's registry. Set before any thread starts. */
+typedef void (*metrics_tap_fn)(size_t fam, enum metric_op op, double v,
+    const char *const *labels);
+void quell_metrics_tap(metrics_tap_fn tap);
 /* The installed registry, or NULL. */
 struct metrics *quell_metrics(void);
 #define QM_ADD(fam, v, ...) \
