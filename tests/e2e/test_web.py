@@ -261,3 +261,45 @@ role = responder
     assert issuer.client_secret not in log
     for shot in ("oidc-sign-in.png", "oidc-signed-in.png", "oidc-refused.png"):
         assert (artifacts / shot).stat().st_size > 0, shot
+
+
+WEB_DISRUPTION = """
+[disruption "contain-web"]
+categories = ransomware
+min_severity = medium
+actions = contain
+"""
+
+
+def test_web_hunting_panel_alerts(lab, quelld, make_user, artifacts):
+    q = with_config(quelld, APPROVALS + WEB_DISRUPTION)
+    hunted = [make_user(q, "whunt", cn=f"Hunted {i} {lab.tag}") for i in (1, 2)]
+    vip = make_user(q, "wtier0", cn=f"Tier0 {lab.tag}")
+    q.admin.ok("PUT", f"/api/v1/identities/{vip.identity_id}/tags", {"tags": ["tier0"]})
+    off = make_user(q, "woff", cn=f"Already off {lab.tag}", uac=514)
+    victim = make_user(q, "wvict", cn=f"Victim {lab.tag}")
+    alert = {"id": "web-" + secrets.token_hex(6), "source": "mdi", "time": "2026-12-01T08:00:00Z",
+             "title": "Ransomware activity (web e2e)", "category": "ransomware",
+             "severity": "high", "confidence": 90,
+             "entities": {"accounts": [{"upn": victim.account["upn"]},
+                                       {"upn": f"nobody-{lab.tag}@nowhere.test"}]}}
+    r = q.api("detector").post("/api/v1/alerts", alert)
+    assert r.status == 201 and r.json["decisions"][0]["outcome"] == "contained", r.json
+    for a in r.json["actions"]:
+        assert q.admin.wait_terminal(a["id"])["status"] == "completed", a
+    run_node(q, artifacts, ["portal.test.mjs"], admin=q.tokens["admin"],
+             hunted=",".join(u.sam for u in hunted), notes=f"{vip.sam},{off.sam}",
+             victim_id=victim.identity_id, victim_name=victim.cn, alert=r.json["id"])
+    # the bulk disable reached AD: Kerberos refuses both; one request made both actions
+    for u in hunted:
+        rc, out = lab.kinit(u.sam, u.password)
+        assert rc != 0 and "revoked" in out.lower(), f"kinit {u.sam}: {out}"
+    mine = [a for a in q.admin.actions_all() if a["reason"] == "hunted: password spray (web e2e)"]
+    assert sorted(a["identity_id"] for a in mine) == sorted(u.identity_id for u in hunted), mine
+    # nothing was requested for the preview-only pair; the release enabled the victim
+    assert not [a for a in q.admin.actions_all() if a["identity_id"] in (vip.identity_id, off.identity_id)]
+    assert lab.kinit(victim.sam, victim.password)[0] == 0
+    for shot in ("hunting.png", "hunting-confirm.png", "history-names.png", "preview-notes.png",
+                 "panel-identities.png", "panel-actions.png", "panel-hunting.png", "alert.png",
+                 "contained.png", "released.png", "audit-names.png"):
+        assert (artifacts / shot).stat().st_size > 0, shot

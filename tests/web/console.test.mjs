@@ -67,7 +67,9 @@ test("responder: identity → Actions → Disable → confirm → action center 
   await page.keyboard.press("Escape");
   await menu.waitFor({ state: "detached" });
 
+  // a click on the name opens the side panel; the full page is one more click
   await row.getByRole("link").first().click();
+  await page.getByRole("dialog").getByRole("link", { name: "Open full page" }).click();
   await page.getByRole("button", { name: /Actions/ }).waitFor();
   await page.getByRole("table", { name: "Linked accounts" }).getByText(SAM, { exact: true }).waitFor();
   await page.screenshot({ path: path.join(ART, "identity.png") });

@@ -58,12 +58,23 @@ function entityRows(list) {
     h("td", {}, e.identity_id ? identityLink(e.identity_id) : "—")));
 }
 
+// A decision's detail as words: why, and the actions it requested or ended.
+function decisionDetail(d) {
+  const acts = (list) => (list || []).map((a) => typeof a === "string" ? { action_id: a } : a)
+    .map((a) => h("span", {}, h("a", { href: `#/action/${a.action_id}`, text: a.type ? actionLabel(a.type) : a.action_id }), " "));
+  const why = d.why || d.reason || d.message;
+  return [why ? h("div", { text: why }) : null,
+    d.actions?.length ? h("div", {}, "Actions: ", acts(d.actions)) : null,
+    d.ended?.length ? h("div", {}, "Ended: ", acts(d.ended)) : null,
+    d.by ? h("div.sub", { text: `by ${d.by}` }) : null];
+}
+
 function decisionRows(list) {
   return list.map((d) => h("tr", { "data-decision": d.outcome },
     h("td", {}, d.identity_id ? identityLink(d.identity_id) : "—"),
     h("td", {}, badge(d.outcome), h("div.sub", { text: OUTCOME[d.outcome] || "" })),
     h("td", { text: d.rule || "—" }),
-    h("td.mono.detail", { text: d.detail && d.detail.why ? d.detail.why : JSON.stringify(d.detail || {}) }),
+    h("td.detail", {}, decisionDetail(d.detail || {})),
     h("td", {}, timeEl(d.created_at))));
 }
 
@@ -75,7 +86,7 @@ export async function renderAlert(main, id) {
     h("h1", { text: a.title }), h("p.sub.mono", { text: a.id }),
     h("dl.facts", {}, [["Source", a.source], ["Source's id", a.source_alert_id],
       ["Category", a.category.replace(/_/g, " ")], ["Severity", a.severity], ["Confidence", String(a.confidence)]]
-      .map(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]),
+      .flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })]),
     h("dt", { text: "Time" }), h("dd", {}, timeEl(a.time)), h("dt", { text: "Received" }), h("dd", {}, timeEl(a.received_at))),
     h("div.scroll", {}, h("table.list", {}, h("caption", { text: "Entities" }),
       th(["Type", "Identifier", "Value", "Resolution", "Identity"]), h("tbody", {}, entityRows(ents)))),

@@ -60,7 +60,7 @@ export async function render(main) {
   const examples = h("ul.examples", {}, EXAMPLES.map(([name, sql]) => h("li", {},
     h("button", { type: "button", text: name, onclick: () => { editor.value = sql; editor.focus(); } }))));
   const schema = h("aside.schema", { "aria-label": "Tables" }, h("h2", { text: "Tables" }),
-    h("dl", {}, Object.entries(SCHEMA).map(([t, cols]) => [h("dt.mono", { text: t }), h("dd.sub", { text: cols })])),
+    h("dl", {}, Object.entries(SCHEMA).flatMap(([t, cols]) => [h("dt.mono", { text: t }), h("dd.sub", { text: cols })])),
     h("h2", { text: "Examples" }), examples);
   clear(main).append(h("h1", { text: "Advanced hunting" }),
     h("div.hunt-grid", {}, h("div", {}, form, err, stats, out), schema));

@@ -245,7 +245,7 @@ function confirmBulk(idns, type, onDone) {
           if (s.status !== "not_applicable") planned++;
         }
         if (r.action?.status === "pending_approval") waits++;
-        list.append(h("li.who", { "data-identity": r.identity_id }, h("strong", { text: idn.display_name }),
+        list.append(h("li.plan-idn", { "data-identity": r.identity_id }, h("strong", { text: idn.display_name }),
           h("span.sub.mono", { text: ` ${r.identity_id}` }),
           r.error ? h("p.error", { text: `Refused: ${r.error.message}` }) : null,
           r.action ? approvalLine(r.action) : null, steps));

@@ -48,7 +48,7 @@ export async function openPanel(id) {
     clear(body).append(
       h("p.sub.mono", { text: idn.id }), tags(idn.tags),
       h("div.bar", {}, actionsButton(idn, (a) => { close(); location.hash = `#/action/${a.id}`; }), full),
-      containmentBanner(idn, contained, open),
+      containmentBanner(idn, contained, open) || "",
       h("h3", { text: "Linked accounts" }), systemsBlock(idn.accounts),
       h("h3", { text: "Alerts" }), alertList(alerts));
   } catch (e) {

@@ -1,0 +1,194 @@
+// The analyst's console beyond one identity: hunting whose rows are disabled in one bulk
+// request, the identity side panel from several pages, an alert's containment banner and
+// its release, names in History and the audit log, and the bulk preview's notes. Run by
+// tests/e2e/test_web.py (which then checks kinit). Environment: QUELL_WEB_URL,
+// QUELL_WEB_ADMIN, QUELL_WEB_HUNTED (two sAMAccountNames, comma-separated, to disable),
+// QUELL_WEB_NOTES (a tier0 one and an already disabled one), QUELL_WEB_VICTIM_ID /
+// _NAME / _ALERT (contained by an alert), QUELL_WEB_ARTIFACTS.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { env, URL_, ART, signedIn } from "./lib.mjs";
+
+const HUNTED = env("QUELL_WEB_HUNTED").split(",");
+const NOTES = env("QUELL_WEB_NOTES").split(",");
+const VICTIM = env("QUELL_WEB_VICTIM_ID");
+const VICTIM_NAME = env("QUELL_WEB_VICTIM_NAME");
+const ALERT = env("QUELL_WEB_ALERT");
+const REASON = "hunted: password spray (web e2e)";
+
+const byUsername = (sams) => "SELECT identity_id, display_name, username, state FROM IdentityAccounts\n" +
+  `WHERE username IN (${sams.map((s) => `'${s}'`).join(", ")}) ORDER BY username`;
+
+async function hunt(page, sql) {
+  await page.goto(`${URL_}/#/hunting`);
+  await page.getByRole("heading", { name: "Advanced hunting" }).waitFor();
+  await page.getByLabel(/^Query/).fill(sql);
+  await page.getByRole("button", { name: "Run query" }).click();
+  return page.getByRole("table", { name: "Results" });
+}
+
+// The side panel is open on name: its heading, its accounts, a way to the full page.
+async function panelShows(page, name, where) {
+  const panel = page.getByRole("dialog", { name });
+  await panel.getByRole("heading", { name: "Linked accounts" }).waitFor();
+  await panel.getByRole("link", { name: "Open full page" }).waitFor();
+  await page.screenshot({ path: path.join(ART, `panel-${where}.png`) });
+  await panel.getByRole("button", { name: "Close the side panel" }).click();
+  await panel.waitFor({ state: "detached" });
+}
+
+test("hunting: rows selected, one bulk preview of every account, one bulk disable", async () => {
+  const { ctx, page, errors } = await signedIn(env("QUELL_WEB_ADMIN"));
+  const results = await hunt(page, byUsername(HUNTED));
+  await page.getByText(/^2 rows in \d+ ms$/).waitFor();
+  for (const s of HUNTED) await results.getByText(s, { exact: true }).waitFor();
+  await page.getByText("0 identities selected").waitFor();
+  await page.getByLabel("Select row 1").check();
+  await page.getByText("1 identity selected").waitFor();
+  await page.getByLabel("Select every row").check();
+  await page.getByText("2 identities selected").waitFor();
+  await page.screenshot({ path: path.join(ART, "hunting.png") });
+
+  const bulk = [];
+  page.on("request", (r) => { if (r.url().endsWith("/api/v1/actions/bulk")) bulk.push(JSON.parse(r.postData())); });
+  await page.getByRole("button", { name: /Actions/ }).click();
+  await page.getByRole("menuitem", { name: /^Disable/ }).click();
+  const dlg = page.getByRole("dialog", { name: "Disable: 2 identities" });
+  const plan = dlg.getByRole("list", { name: "Accounts this action touches" });
+  for (const s of HUNTED) await plan.getByText(s, { exact: true }).waitFor();
+  await dlg.getByText(/^2 accounts of 2 identities will be changed:$/).waitFor();
+  await dlg.getByLabel(/Reason/).fill(REASON);
+  await page.screenshot({ path: path.join(ART, "hunting-confirm.png") });
+  await dlg.getByRole("button", { name: "Confirm disable (2 identities)" }).click();
+  await page.waitForURL(/#\/actions/);
+  assert.equal(bulk.length, 2, "one preview, then one request");
+  assert.equal(bulk[0].preview, true);
+  assert.equal(bulk[1].preview, false);
+  assert.equal(bulk[1].requests.length, 2);
+
+  // History names the identities; each completes
+  const hist = page.getByRole("table", { name: "Actions" });
+  const rows = hist.locator("tr", { hasText: REASON });
+  await rows.nth(1).waitFor();
+  for (let i = 0; i < 2; i++) await rows.nth(i).getByText("completed").waitFor({ timeout: 60000 });
+  const names = (await rows.locator("td:nth-child(3) a").allTextContents()).sort();
+  assert.equal(names.length, 2);
+  for (const n of names) assert.doesNotMatch(n, /^idn_/, "the name, not the id");
+  await page.screenshot({ path: path.join(ART, "history-names.png") });
+
+  // CSV export of the results
+  await hunt(page, byUsername(HUNTED));
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
+  const csv = await (await import("node:fs/promises")).readFile(await dl.path(), "utf8");
+  assert.match(csv, /^identity_id,display_name,username,state\r\n/);
+  for (const s of HUNTED) assert.match(csv, new RegExp(`,${s},`));
+  assert.equal(csv.trimEnd().split("\r\n").length, 3, "a header and two rows");
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("the guard: a write is refused with the API's reason", async () => {
+  const { ctx, page } = await signedIn(env("QUELL_WEB_ADMIN"));
+  await hunt(page, "DELETE FROM Actions");
+  const err = page.locator("#hunt-error");
+  await err.getByText(/.+/).waitFor();
+  assert.match(await err.textContent(), /select|read-only|not allowed|refused/i);
+  await ctx.close();
+});
+
+test("preview notes: will wait for approval, already disabled", async () => {
+  const { ctx, page } = await signedIn(env("QUELL_WEB_ADMIN"));
+  await hunt(page, byUsername(NOTES));
+  await page.getByLabel("Select every row").check();
+  await page.getByRole("button", { name: /Actions/ }).click();
+  await page.getByRole("menuitem", { name: /^Disable/ }).click();
+  const dlg = page.getByRole("dialog", { name: "Disable: 2 identities" });
+  await dlg.getByText(/Will wait for approval \(rule tier0\)/).waitFor();
+  await dlg.getByText(/already disabled \(as last synced\): nothing to change/).waitFor();
+  await dlg.getByText(/1 will wait for approval/).waitFor();
+  await page.screenshot({ path: path.join(ART, "preview-notes.png") });
+  await dlg.getByRole("button", { name: "Cancel" }).click();
+  await dlg.waitFor({ state: "detached" });
+  await ctx.close();
+});
+
+test("side panel from the identities list, the action center, hunting and an alert", async () => {
+  const { ctx, page, errors } = await signedIn(env("QUELL_WEB_ADMIN"));
+  const who = HUNTED[0];
+  await page.getByLabel("Search identities").fill(who);
+  await page.getByRole("button", { name: "Search" }).click();
+  const link = page.locator("main table a[data-panel]").first();
+  const name = await link.textContent();
+  await link.click();
+  await panelShows(page, name, "identities");
+  assert.match(page.url(), /#\/identities/, "the page stayed");
+
+  await page.goto(`${URL_}/#/actions`);
+  await page.getByRole("table", { name: "Actions" }).getByRole("link", { name, exact: true }).first().click();
+  await panelShows(page, name, "actions");
+
+  const results = await hunt(page, byUsername([who]));
+  await results.getByRole("link", { name, exact: true }).click();
+  await panelShows(page, name, "hunting");
+
+  await page.goto(`${URL_}/#/alert/${ALERT}`);
+  await page.getByRole("table", { name: "Entities" }).getByRole("link", { name: VICTIM_NAME }).click();
+  const panel = page.getByRole("dialog", { name: VICTIM_NAME });
+  await panel.getByText("Contained automatically").waitFor();
+  await panel.getByRole("link", { name: "Open full page" }).click();
+  await page.waitForURL(new RegExp(`#/identity/${VICTIM}`));
+  await page.getByRole("table", { name: "Linked accounts" }).waitFor();
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("alerts: entities resolved or not, the decision, the banner and its release", async () => {
+  const { ctx, page, errors } = await signedIn(env("QUELL_WEB_ADMIN"));
+  await page.getByRole("link", { name: "Alerts" }).click();
+  await page.locator(`tr[data-alert="${ALERT}"]`).getByRole("link").click();
+  const ents = page.getByRole("table", { name: "Entities" });
+  await ents.getByText("no account in any system has this identifier").waitFor();
+  await ents.getByText("resolved to an identity").waitFor();
+  const dec = page.getByRole("table", { name: "Decisions, per identity" });
+  await dec.locator("tr[data-decision='contained']").getByText("contain-web", { exact: true }).waitFor();
+  await page.screenshot({ path: path.join(ART, "alert.png") });
+
+  await page.goto(`${URL_}/#/identity/${VICTIM}`);
+  const banner = page.getByRole("region", { name: "Automatic containment" });
+  await banner.getByText("contain-web").first().waitFor();
+  await banner.getByRole("link", { name: "Ransomware activity (web e2e)" }).first().waitFor();
+  await page.getByRole("list", { name: "Alerts on this identity" }).getByText("Ransomware activity (web e2e)").waitFor();
+  await page.screenshot({ path: path.join(ART, "contained.png") });
+  await banner.getByRole("button", { name: "Release" }).click();
+  const ask = page.getByRole("dialog", { name: `Release ${VICTIM_NAME}` });
+  await ask.getByLabel(/Reason/).fill("false positive (web e2e)");
+  await ask.getByRole("button", { name: "Release" }).click();
+  await banner.waitFor({ state: "detached", timeout: 60000 });
+  await page.getByRole("table", { name: "Actions on this identity" }).getByText("Enable").first().waitFor();
+  await page.screenshot({ path: path.join(ART, "released.png") });
+
+  // the decision list now says released
+  await page.goto(`${URL_}/#/alert/${ALERT}`);
+  await page.getByRole("table", { name: "Decisions, per identity" }).locator("tr[data-decision='released']").waitFor();
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("names and zones: the audit page names identities; the UTC toggle rewrites times", async () => {
+  const { ctx, page } = await signedIn(env("QUELL_WEB_ADMIN"));
+  await page.getByRole("link", { name: "Audit" }).click();
+  await page.getByText(/Hash chain verified/).waitFor();
+  await page.getByLabel("Event").fill("action.requested");
+  const rows = page.getByRole("table", { name: "Audit entries" }).locator("tbody tr");
+  await rows.first().waitFor();
+  const who = await rows.locator("td:nth-child(6) a").allTextContents();
+  assert.ok(who.length > 0);
+  for (const n of who) assert.doesNotMatch(n, /^idn_/, "the name, not the id");
+  await page.getByRole("table", { name: "Audit entries" }).getByText(VICTIM_NAME).first().waitFor();
+  const t = rows.first().locator("time");
+  await page.getByLabel("Times in UTC").check();
+  assert.match(await t.textContent(), /UTC/);
+  await page.screenshot({ path: path.join(ART, "audit-names.png") });
+  await ctx.close();
+});
