@@ -238,10 +238,24 @@ function createEmulator(startOpts = {}) {
       return;
     }
     const s = JSON.stringify(body);
-    res.setHeader('Content-Type', 'application/json');
+    const m = res.mangle;
+    res.setHeader('Content-Type', (m && m.content_type) || 'application/json');
+    if (m && (m.cut_at !== null || m.truncate_at !== null)) return sendCut(res, status, s, m);
     res.setHeader('Content-Length', Buffer.byteLength(s));
     res.writeHead(status);
     res.end(s);
+  }
+
+  // A fault's mangled body: cut_at sends its first K bytes under the full
+  // Content-Length and drops the connection (a transfer cut short); truncate_at sends
+  // them as the whole, well-framed answer (a short body).
+  function sendCut(res, status, s, m) {
+    const full = Buffer.from(s);
+    const k = Math.max(0, Math.min(full.length, m.cut_at !== null ? m.cut_at : m.truncate_at));
+    res.setHeader('Content-Length', m.cut_at !== null ? full.length : k);
+    res.writeHead(status);
+    if (m.cut_at === null) return res.end(full.subarray(0, k));
+    res.write(full.subarray(0, k), () => res.destroy());
   }
 
   function oktaError(res, code, { summary, causes = [], status, headers } = {}) {
@@ -684,10 +698,13 @@ function createEmulator(startOpts = {}) {
           } catch {
             return bad('bad path_regex');
           }
+          const num = (v) => (v === undefined || v === null ? null : Number(v));
+          const mangles = b.cut_at !== undefined || b.truncate_at !== undefined || !!b.content_type;
           const fault = { id: S.faults.length + 1 + '-' + rand(4), path_regex: b.path_regex || '.*', re,
             method: b.method ? String(b.method).toUpperCase() : null,
-            status: b.status !== undefined ? Number(b.status) : (b.delay_ms || b.drop ? null : 500),
+            status: b.status !== undefined ? Number(b.status) : (b.delay_ms || b.drop || mangles ? null : 500),
             delay_ms: Number(b.delay_ms) || 0, drop: !!b.drop,
+            cut_at: num(b.cut_at), truncate_at: num(b.truncate_at), content_type: b.content_type || null,
             count: b.count === undefined ? 1 : Number(b.count), hits: 0 };
           S.faults.push(fault);
           const { re: _re, ...shown } = fault;
@@ -789,6 +806,8 @@ function createEmulator(startOpts = {}) {
         req.socket.destroy();
         return;
       }
+      // The real answer, mangled on its way out (send).
+      if (f.cut_at !== null || f.truncate_at !== null || f.content_type) res.mangle = f;
       if (f.status) {
         if (f.status === 429) return oktaError(res, 'E0000047');
         if (f.status >= 500) return oktaError(res, 'E0000009', { status: f.status });
