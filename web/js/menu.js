@@ -130,46 +130,36 @@ function approvalLine(a) {
     text: `Will wait for approval${a.approval_rule ? ` (rule ${a.approval_rule})` : ""}: a second person must approve it before it runs.` });
 }
 
-// The confirmation dialog: preview → reason → explicit confirm → submitted action; for
-// several identities one bulk preview lists every account, and one bulk request follows.
-export function confirmAction(identity, type, onDone) {
-  if (many(identity)) return confirmBulk(identity, type, onDone);
-  identity = one(identity);
+// The dialog every confirmation goes through: preview → reason → explicit confirm.
+// plan(fields, list, note) fills the plan and answers {planned, desc}; submit(fields)
+// requests and answers {result, message}. fields: {reason, params, level, destructive}.
+function confirmDialog(type, { title, okText, destroyText, plan, submit, onDone }) {
   const dlg = h("dialog.confirm", { "aria-labelledby": "dlg-title", "aria-describedby": "dlg-desc" });
-  const title = h("h2", { id: "dlg-title", text: `${actionLabel(type)}: ${identity.display_name}` });
-  const note = h("div");
   const list = h("ul.plan", { "aria-label": "Accounts this action touches" });
+  const note = h("div");
   const desc = h("p", { id: "dlg-desc", text: "Loading what this will do…" });
   const err = h("p.error", { role: "alert" });
   const reason = h("textarea", { id: "dlg-reason", rows: "3", maxlength: "1000", required: true });
   const level = type === "set_risk" ? h("select", { id: "dlg-level" },
     ["HIGH", "MEDIUM", "LOW"].map((l) => h("option", { value: l, text: l }))) : null;
   const destroy = type === "deactivate" ? h("input", { type: "checkbox", id: "dlg-destroy" }) : null;
-  const ok = h("button.danger", { type: "submit", disabled: true, text: `Confirm ${actionLabel(type).toLowerCase()}` });
+  const ok = h("button.danger", { type: "submit", disabled: true, text: okText });
   const cancel = h("button", { type: "button", text: "Cancel", onclick: () => dlg.close() });
   let planned = 0;
   const ready = () => {
     ok.disabled = !(planned > 0 && reason.value.trim() && (!destroy || destroy.checked));
   };
-  const params = () => (level ? { risk_level: level.value } : undefined);
+  const fields = () => ({ reason: reason.value.trim(), params: level ? { risk_level: level.value } : undefined,
+    level: level?.value, destructive: !!destroy });
   async function preview() {
     clear(list);
+    clear(note);
     err.textContent = "";
     planned = 0;
     try {
-      const a = await post("/api/v1/actions", {
-        type, identity_id: identity.id, reason: reason.value.trim() || "preview",
-        preview: true, params: params(),
-      });
-      const accts = new Map((identity.accounts || []).map((x) => [x.id, x]));
-      for (const s of a.steps || []) {
-        list.append(stepLine(type, s, level?.value, accts.get(s.account_id)));
-        if (s.status !== "not_applicable") planned++;
-      }
-      clear(note).append(approvalLine(a) || "");
-      desc.textContent = planned
-        ? `${planned} account${planned === 1 ? "" : "s"} will be changed:`
-        : "No linked account can take this action.";
+      const p = await plan(fields(), list, note);
+      planned = p.planned;
+      desc.textContent = p.desc;
     } catch (e) {
       desc.textContent = "";
       err.textContent = e.message;
@@ -180,11 +170,10 @@ export function confirmAction(identity, type, onDone) {
   destroy?.addEventListener("change", ready);
   level?.addEventListener("change", preview);
   const form = h("form", { method: "dialog" },
-    title, desc, list, note,
+    h("h2", { id: "dlg-title", text: title }), desc, list, note,
     level ? h("p.field", {}, h("label", { for: "dlg-level", text: "Risk level" }), level) : null,
     h("p.field", {}, h("label", { for: "dlg-reason", text: "Reason (recorded in the audit log)" }), reason),
-    destroy ? h("p.check", {}, destroy, h("label", { for: "dlg-destroy",
-      text: "I understand deactivation deprovisions the account and its app assignments and cannot be undone" })) : null,
+    destroy ? h("p.check", {}, destroy, h("label", { for: "dlg-destroy", text: destroyText })) : null,
     err,
     h("div.buttons", {}, cancel, ok));
   form.addEventListener("submit", async (ev) => {
@@ -192,12 +181,10 @@ export function confirmAction(identity, type, onDone) {
     ok.disabled = true;
     err.textContent = "";
     try {
-      const body = { type, identity_id: identity.id, reason: reason.value.trim(), source: "manual", params: params() };
-      if (destroy) body.confirm_destructive = true;
-      const a = await post("/api/v1/actions", body);
+      const { result, message } = await submit(fields());
       dlg.close();
-      toast(`${actionLabel(type)} requested (${a.id}): follow it in the action center`);
-      if (onDone) onDone(a);
+      toast(message);
+      if (onDone) onDone(result);
     } catch (e) {
       err.textContent = e instanceof ApiError && e.status === 403 ? "Refused: " + e.message : e.message;
       ready();
@@ -211,84 +198,77 @@ export function confirmAction(identity, type, onDone) {
   preview();
 }
 
-// The bulk confirmation: every identity's accounts from one preview, then one request.
-function confirmBulk(idns, type, onDone) {
-  const dlg = h("dialog.confirm", { "aria-labelledby": "dlg-title", "aria-describedby": "dlg-desc" });
-  const list = h("ul.plan", { "aria-label": "Accounts this action touches" });
-  const desc = h("p", { id: "dlg-desc", text: "Loading what this will do…" });
-  const err = h("p.error", { role: "alert" });
-  const reason = h("textarea", { id: "dlg-reason", rows: "3", maxlength: "1000", required: true });
-  const level = type === "set_risk" ? h("select", { id: "dlg-level" },
-    ["HIGH", "MEDIUM", "LOW"].map((l) => h("option", { value: l, text: l }))) : null;
-  const destroy = type === "deactivate" ? h("input", { type: "checkbox", id: "dlg-destroy" }) : null;
-  const ok = h("button.danger", { type: "submit", disabled: true,
-    text: `Confirm ${actionLabel(type).toLowerCase()} (${idns.length} identities)` });
+// Appends a's steps to list; answers how many accounts it would change.
+function planSteps(type, a, level, idn, list) {
+  const accts = new Map((idn.accounts || []).map((x) => [x.id, x]));
   let planned = 0;
-  const ready = () => { ok.disabled = !(planned > 0 && reason.value.trim() && (!destroy || destroy.checked)); };
+  for (const s of a.steps || []) {
+    list.append(stepLine(type, s, level, accts.get(s.account_id)));
+    if (s.status !== "not_applicable") planned++;
+  }
+  return planned;
+}
+
+// The confirmation of one action; for several identities one bulk preview lists every
+// account, and one bulk request follows.
+export function confirmAction(identity, type, onDone) {
+  if (many(identity)) return confirmBulk(identity, type, onDone);
+  const idn = one(identity);
+  confirmDialog(type, {
+    title: `${actionLabel(type)}: ${idn.display_name}`,
+    okText: `Confirm ${actionLabel(type).toLowerCase()}`,
+    destroyText: "I understand deactivation deprovisions the account and its app assignments and cannot be undone",
+    onDone,
+    async plan(f, list, note) {
+      const a = await post("/api/v1/actions", {
+        type, identity_id: idn.id, reason: f.reason || "preview", preview: true, params: f.params,
+      });
+      const planned = planSteps(type, a, f.level, idn, list);
+      note.append(approvalLine(a) || "");
+      return { planned, desc: planned ? `${planned} account${planned === 1 ? "" : "s"} will be changed:`
+        : "No linked account can take this action." };
+    },
+    async submit(f) {
+      const body = { type, identity_id: idn.id, reason: f.reason, source: "manual", params: f.params };
+      if (f.destructive) body.confirm_destructive = true;
+      const a = await post("/api/v1/actions", body);
+      return { result: a, message: `${actionLabel(type)} requested (${a.id}): follow it in the action center` };
+    },
+  });
+}
+
+function confirmBulk(idns, type, onDone) {
   const byId = new Map(idns.map((i) => [i.id, i]));
-  const body = (preview, why) => ({ type, reason: why, preview, source: preview ? undefined : "manual",
-    params: level ? { risk_level: level.value } : undefined, confirm_destructive: destroy && !preview ? true : undefined,
+  const body = (f, preview) => ({ type, reason: f.reason || "preview", preview, source: preview ? undefined : "manual",
+    params: f.params, confirm_destructive: f.destructive && !preview ? true : undefined,
     requests: idns.map((i) => ({ identity_id: i.id })) });
-  async function preview() {
-    clear(list);
-    err.textContent = "";
-    planned = 0;
-    try {
-      const j = await post("/api/v1/actions/bulk", body(true, reason.value.trim() || "preview"));
-      let waits = 0;
+  confirmDialog(type, {
+    title: `${actionLabel(type)}: ${idns.length} identities`,
+    okText: `Confirm ${actionLabel(type).toLowerCase()} (${idns.length} identities)`,
+    destroyText: "I understand deactivation deprovisions the accounts and their app assignments and cannot be undone",
+    onDone,
+    async plan(f, list) {
+      const j = await post("/api/v1/actions/bulk", body(f, true));
+      let planned = 0, waits = 0;
       for (const r of j.results) {
         const idn = byId.get(r.identity_id) || { display_name: r.identity_id, accounts: [] };
-        const accts = new Map((idn.accounts || []).map((x) => [x.id, x]));
         const steps = h("ul.plan");
-        for (const s of r.action?.steps || []) {
-          steps.append(stepLine(type, s, level?.value, accts.get(s.account_id)));
-          if (s.status !== "not_applicable") planned++;
-        }
+        if (r.action) planned += planSteps(type, r.action, f.level, idn, steps);
         if (r.action?.status === "pending_approval") waits++;
         list.append(h("li.plan-idn", { "data-identity": r.identity_id }, h("strong", { text: idn.display_name }),
           h("span.sub.mono", { text: ` ${r.identity_id}` }),
           r.error ? h("p.error", { text: `Refused: ${r.error.message}` }) : null,
           r.action ? approvalLine(r.action) : null, steps));
       }
-      desc.textContent = `${planned} account${planned === 1 ? "" : "s"} of ${idns.length} identities will be changed` +
-        (waits ? `; ${waits} will wait for approval:` : ":");
-    } catch (e) {
-      desc.textContent = "";
-      err.textContent = e.message;
-    }
-    ready();
-  }
-  reason.addEventListener("input", ready);
-  destroy?.addEventListener("change", ready);
-  level?.addEventListener("change", preview);
-  const form = h("form", { method: "dialog" },
-    h("h2", { id: "dlg-title", text: `${actionLabel(type)}: ${idns.length} identities` }), desc, list,
-    level ? h("p.field", {}, h("label", { for: "dlg-level", text: "Risk level" }), level) : null,
-    h("p.field", {}, h("label", { for: "dlg-reason", text: "Reason (recorded in the audit log)" }), reason),
-    destroy ? h("p.check", {}, destroy, h("label", { for: "dlg-destroy",
-      text: "I understand deactivation deprovisions the accounts and their app assignments and cannot be undone" })) : null,
-    err, h("div.buttons", {}, h("button", { type: "button", text: "Cancel", onclick: () => dlg.close() }), ok));
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    ok.disabled = true;
-    err.textContent = "";
-    try {
-      const j = await post("/api/v1/actions/bulk", body(false, reason.value.trim()));
-      const bad = j.results.filter((r) => r.error);
-      dlg.close();
-      toast(`${actionLabel(type)}: ${j.results.length - bad.length} requested, ${bad.length} refused: follow them in the action center`);
-      if (onDone) onDone(j);
-    } catch (e) {
-      err.textContent = e instanceof ApiError && e.status === 403 ? "Refused: " + e.message : e.message;
-      ready();
-    }
+      return { planned, desc: `${planned} account${planned === 1 ? "" : "s"} of ${idns.length} identities will be changed` +
+        (waits ? `; ${waits} will wait for approval:` : ":") };
+    },
+    async submit(f) {
+      const j = await post("/api/v1/actions/bulk", body(f, false));
+      const bad = j.results.filter((r) => r.error).length;
+      return { result: j, message: `${actionLabel(type)}: ${j.results.length - bad} requested, ${bad} refused: follow them in the action center` };
+    },
   });
-  dlg.append(form);
-  dlg.addEventListener("close", () => dlg.remove());
-  document.body.append(dlg);
-  dlg.showModal();
-  reason.focus();
-  preview();
 }
 
 export { badge };
