@@ -10,7 +10,7 @@ tests=no
 pkgs=(
   build-essential meson ninja-build pkg-config
   libmicrohttpd-dev libcurl4-openssl-dev libldap-dev libsqlite3-dev libpq-dev
-  libjansson-dev libssl-dev libsodium-dev libsystemd-dev libcmocka-dev
+  libjansson-dev libssl-dev libsodium-dev libsystemd-dev libcmocka-dev libseccomp-dev
   samba samba-ad-provision samba-dsdb-modules samba-vfs-modules
   krb5-user ldap-utils sqlite3 openssl curl ca-certificates
 )

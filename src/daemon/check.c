@@ -19,12 +19,14 @@
 #include "core/policy.h"
 #include "daemon/daemon.h"
 #include "engine/siem.h"
+#include "privsep/privsep.h"
 #include "providers/provider.h"
+#include "store/store.h"
 
 #define CONFIG_MAX (1 << 20)
 
 int
-daemon_config_load(const char *path, struct config *cfg, struct qerr *e)
+daemon_config_load(const char *path, struct config *cfg, char **textp, struct qerr *e)
 {
 	char *text = NULL;
 	FILE *f = NULL;
@@ -60,6 +62,10 @@ daemon_config_load(const char *path, struct config *cfg, struct qerr *e)
 		}
 	}
 	r = 0;
+	if (textp != NULL) {
+		*textp = text;
+		text = NULL;
+	}
 out:
 	free(text);
 	if (f != NULL)
@@ -67,23 +73,16 @@ out:
 	return r;
 }
 
+/* In this process: for `quelld check`, which is not the long-running front (the
+ * daemon has its executor open them, privsep_load). */
 static int
 check_systems(const struct config *cfg, struct qerr *e)
 {
-	const struct provider_ops *ops;
-	struct provider *p = NULL;
-	size_t i;
-	int r;
+	struct privsep_systems *s = NULL;
+	int r = privsep_systems_open(cfg, &s, e);
 
-	for (i = 0; i < cfg->nsystems; i++) {
-		if ((ops = provider_lookup(cfg->systems[i].kind)) == NULL)
-			return qerr_set(e, QERR_CONFIG, "kind", "%s:%d: unknown kind '%s'",
-			    cfg->file, cfg->systems[i].line, cfg->systems[i].kind);
-		if ((r = provider_open(ops, &cfg->systems[i], &p, e)) != 0)
-			return r;
-		provider_close(ops, p);
-	}
-	return 0;
+	privsep_systems_close(s);
+	return r;
 }
 
 /* The access and disruption policies, the correlation rules, the console's and the
@@ -110,6 +109,22 @@ check_sections(const struct config *cfg, struct qerr *e)
 	return r;
 }
 
+/* PostgreSQL's connection string must parse and hold no password; whether the
+ * server takes it is known when the store opens. */
+static int
+check_conninfo(const struct config *cfg, struct qerr *e)
+{
+	char *loc = NULL, why[sizeof(e->msg)];
+	int r;
+
+	if ((r = store_pg_location(cfg->store_conninfo, cfg->store_passfile, &loc, e)) != 0) {
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return qerr_set(e, r, "conninfo", "%s: %s", cfg->file, why);
+	}
+	free(loc);
+	return 0;
+}
+
 /* SQLite creates the file, so its directory must exist and be writable; an existing
  * file must be readable and writable. */
 static int
@@ -120,6 +135,10 @@ check_store(const struct config *cfg, struct qerr *e)
 	struct stat st;
 	int r = 0;
 
+	if (strcmp(cfg->store_backend, "postgres") == 0) {
+		free(copy);
+		return check_conninfo(cfg, e);
+	}
 	if (copy == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	dir = dirname(copy);
@@ -149,12 +168,26 @@ daemon_config_check_local(const struct config *cfg, struct qerr *e)
 }
 
 int
-daemon_config_check(const struct config *cfg, struct qerr *e)
+daemon_config_check_split(const struct config *cfg,
+    int (*systems)(const struct config *cfg, void *arg, struct qerr *e), void *arg,
+    struct qerr *e)
 {
 	int r;
 
-	if ((r = daemon_config_check_local(cfg, e)) == 0 &&
-	    (r = check_systems(cfg, e)) == 0)
+	if ((r = daemon_config_check_local(cfg, e)) == 0 && (r = systems(cfg, arg, e)) == 0)
 		r = check_sections(cfg, e);
 	return r;
+}
+
+static int
+systems_here(const struct config *cfg, void *arg, struct qerr *e)
+{
+	(void)arg;
+	return check_systems(cfg, e);
+}
+
+int
+daemon_config_check(const struct config *cfg, struct qerr *e)
+{
+	return daemon_config_check_split(cfg, systems_here, NULL, e);
 }

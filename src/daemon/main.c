@@ -103,7 +103,7 @@ token_create(const struct config *cfg, int argc, char **argv)
 		free(scope);
 		return 2;
 	}
-	if ((r = store_open(&store_sqlite, cfg->store_path, 1, &st, &e)) == 0)
+	if ((r = store_open_config(cfg, 1, &st, &e)) == 0)
 		r = auth_token_create(st, &cli_actor, name, role, scope, nscope, life,
 		    &token, NULL, &e);
 	store_close(st);
@@ -150,6 +150,7 @@ main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_FILE;
 	bool version = false, help = false;
+	char *text = NULL;
 	struct config cfg;
 	struct qerr e;
 	int i, rc;
@@ -179,7 +180,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	qerr_clear(&e);
-	if (daemon_config_load(path, &cfg, &e) != 0) {
+	if (daemon_config_load(path, &cfg, &text, &e) != 0) {
 		fprintf(stderr, "quelld: %s\n", e.msg);
 		return 1;
 	}
@@ -191,11 +192,12 @@ main(int argc, char **argv)
 		    daemon_config_check(&cfg, &e)) == 0 ? 0 : 1) != 0)
 			fprintf(stderr, "quelld: %s\n", e.msg);
 		else if (i == argc)
-			rc = daemon_run(path, &cfg);
+			rc = daemon_run(path, &cfg, text);
 		else
 			printf("%s: ok\n", cfg.file);
 	} else
 		rc = token_create(&cfg, argc - i - 2, argv + i + 2);
 	config_clear(&cfg);
+	free(text);
 	return rc;
 }
