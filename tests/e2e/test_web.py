@@ -289,7 +289,8 @@ def test_web_hunting_panel_alerts(lab, quelld, make_user, artifacts):
         assert q.admin.wait_terminal(a["id"])["status"] == "completed", a
     run_node(q, artifacts, ["portal.test.mjs"], admin=q.tokens["admin"],
              hunted=",".join(u.sam for u in hunted), notes=f"{vip.sam},{off.sam}",
-             victim_id=victim.identity_id, victim_name=victim.cn, alert=r.json["id"])
+             victim_id=victim.identity_id, victim_name=victim.cn, alert=r.json["id"],
+             tag=lab.tag)
     # the bulk disable reached AD: Kerberos refuses both; one request made both actions
     for u in hunted:
         rc, out = lab.kinit(u.sam, u.password)

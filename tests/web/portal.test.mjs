@@ -4,7 +4,8 @@
 // tests/e2e/test_web.py (which then checks kinit). Environment: QUELL_WEB_URL,
 // QUELL_WEB_ADMIN, QUELL_WEB_HUNTED (two sAMAccountNames, comma-separated, to disable),
 // QUELL_WEB_NOTES (a tier0 one and an already disabled one), QUELL_WEB_VICTIM_ID /
-// _NAME / _ALERT (contained by an alert), QUELL_WEB_ARTIFACTS.
+// _NAME / _ALERT (contained by an alert), QUELL_WEB_TAG (in every one's name),
+// QUELL_WEB_ARTIFACTS.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -15,6 +16,7 @@ const NOTES = env("QUELL_WEB_NOTES").split(",");
 const VICTIM = env("QUELL_WEB_VICTIM_ID");
 const VICTIM_NAME = env("QUELL_WEB_VICTIM_NAME");
 const ALERT = env("QUELL_WEB_ALERT");
+const TAG = env("QUELL_WEB_TAG");
 const REASON = "hunted: password spray (web e2e)";
 
 const byUsername = (sams) => "SELECT identity_id, display_name, username, state FROM IdentityAccounts\n" +
@@ -110,6 +112,17 @@ test("preview notes: will wait for approval, already disabled", async () => {
   await page.screenshot({ path: path.join(ART, "preview-notes.png") });
   await dlg.getByRole("button", { name: "Cancel" }).click();
   await dlg.waitFor({ state: "detached" });
+  await ctx.close();
+});
+
+test("identities are listed by name", async () => {
+  const { ctx, page } = await signedIn(env("QUELL_WEB_ADMIN"));
+  await page.goto(`${URL_}/#/identities?q=${TAG}`);
+  const links = page.locator("main table tbody th a[data-panel]");
+  await links.nth(4).waitFor();
+  const names = await links.allTextContents();
+  assert.deepEqual(names, [...names].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: "base" })));
+  assert.ok(names.some((n) => n.startsWith("Victim")) && names.some((n) => n.startsWith("Already off")));
   await ctx.close();
 });
 

@@ -39,11 +39,13 @@ export async function render(main, params) {
       .map((t) => h("th", { scope: "col", text: t })))),
     body);
   clear(main).append(h("h1", { text: "Identities" }), form, h("div.scroll", {}, table), more);
-  let after = null;
+  let after = null, loaded = [];
   async function page() {
     const j = await get("/api/v1/identities" + qs({ q, limit: 50, after }));
-    // Sorted by name within each page: the API pages in its own order.
-    for (const idn of [...j.identities].sort(byName)) { remember(idn); addRow(idn); }
+    // Sorted by name over everything loaded: the API pages in id order.
+    loaded = loaded.concat(j.identities).sort(byName);
+    clear(body);
+    for (const idn of loaded) { remember(idn); addRow(idn); }
     if (!body.firstChild) body.append(h("tr", {}, h("td", { colspan: "6", text: "No identity matches." })));
     after = j.next;
     more.hidden = !after;
