@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sodium.h>
-
 #include "core/id.h"
 #include "core/kind.h"
 #include "core/text.h"
@@ -98,19 +96,6 @@ graph_code(int status)
 	return status >= 500 ? "generalException" : "invalidRequest";
 }
 
-static void
-make_uuid(char out[37])
-{
-	unsigned char b[16];
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-	    b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
 /* A client's client-request-id is echoed only when it is short, plain text. */
 static bool
 client_rid_ok(const char *s)
@@ -153,7 +138,7 @@ routes_graph_finish(struct req *q)
 
 	if (!routes_graph_path(q->path))
 		return;
-	make_uuid(q->graph_rid);
+	id_uuid4(q->graph_rid);
 	crid = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "client-request-id");
 	snprintf(q->graph_crid, sizeof(q->graph_crid), "%s", client_rid_ok(crid) ? crid :
 	    q->graph_rid);

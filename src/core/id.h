@@ -13,5 +13,8 @@
 void id_make(char out[ID_LEN], const char *prefix, int64_t now_ms);
 /* Whether s looks like an id with this prefix (for input validation). */
 bool id_valid(const char *s, const char *prefix);
+/* Writes a random (version 4) UUID, lower case, into out: the request ids of the
+ * vendors' APIs and of quell's Graph-compatible one. */
+void id_uuid4(char out[37]);
 
 #endif

@@ -17,10 +17,10 @@
 #include <strings.h>
 
 #include <jansson.h>
-#include <sodium.h>
 
 #include "core/clock.h"
 #include "core/entra_roles.h"
+#include "core/id.h"
 #include "core/jwt.h"
 #include "core/log.h"
 #include "providers/http.h"
@@ -90,19 +90,6 @@ struct gres {
 };
 
 enum budget { BUDGET_NONE, BUDGET_WRITE, BUDGET_IP };
-
-static void
-uuid4(char out[37])
-{
-	unsigned char b[16];
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-	    b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
 
 /* Configuration */
 
@@ -390,7 +377,7 @@ graph_once(struct provider *p, const char *method, const char *url, const char *
 	if (body == NULL && prefer != NULL)
 		hdrs[req.nheaders++] = (struct http_header){ "Prefer", prefer };
 
-	uuid4(crid);
+	id_uuid4(crid);
 	snprintf(g->request_id, sizeof(g->request_id), "%s", crid);
 	if ((r = http_do(p->http, &req, resp, e)) != 0)
 		return r;

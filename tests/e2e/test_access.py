@@ -48,6 +48,9 @@ PERMS = {
     ("POST", "/api/v1/identities/{idn}/release"): {R, W},
     ("POST", "/api/v1/hunting/query"): {W},
     ("GET", "/metrics"): {W},  # metrics.read: admin (and monitor)
+    ("GET", "/graph/v1.0/security/identities/identityAccounts"): {V, R, W},
+    ("GET", "/graph/v1.0/security/identities/identityAccounts/{idn}"): {V, R, W},
+    ("POST", "/graph/v1.0/security/identities/identityAccounts/{idn}/invokeAction"): {R, W},
 }
 
 # Routes whose allowed callers may meet the object in a state that refuses the call
@@ -229,6 +232,9 @@ def test_access_matrix(lab, quelld, make_user, relay):
                     "entities": {"accounts": []}}
         if path == "/api/v1/hunting/query":
             return {"query": "SELECT 1 AS one"}
+        if path.endswith("/invokeAction"):
+            return {"accountId": users[1].guid, "action": "disable",
+                    "identityProvider": "activeDirectory"}
         if method == "POST":
             return {}
         return None
@@ -268,14 +274,18 @@ def test_access_matrix(lab, quelld, make_user, relay):
             failures.append(f"{where}: want {want}, got {r}")
             return r
         code = "unauthenticated" if want == 401 else "forbidden"
-        if r.error.get("code") != code:
+        err = r.error
+        if tmpl.startswith("/graph/"):  # Graph's error shape: quell's in innerError
+            inner = err.get("innerError") or {}
+            err = {"code": inner.get("quellCode"), "action_id": inner.get("actionId")}
+        if err.get("code") != code:
             failures.append(f"{where}: error {r.error}")
         if want == 401 and not r.headers.get("www-authenticate", "").startswith("Bearer"):
             failures.append(f"{where}: 401 without WWW-Authenticate: Bearer")
         if want == 401:
             ev = "auth.failed"
         elif method == "POST" and (tmpl in ("/api/v1/actions", "/api/v1/actions/bulk") or
-                                   tmpl.endswith("/undo")):
+                                   tmpl.endswith("/undo") or tmpl.endswith("/invokeAction")):
             ev = "action.denied"
         else:
             ev = "access.denied"
@@ -289,7 +299,7 @@ def test_access_matrix(lab, quelld, make_user, relay):
                                         denials[0]["detail"].get("method") != method):
             failures.append(f"{where}: audit detail {denials[0]['detail']}")
         if ev == "action.denied":
-            aid = r.error.get("action_id")
+            aid = err.get("action_id")
             if not aid:
                 failures.append(f"{where}: no error.action_id in {r}")
             else:
@@ -307,11 +317,16 @@ def test_access_matrix(lab, quelld, make_user, relay):
         for caller in CALLERS:
             if method == "POST" and tmpl.endswith("/accounts") and caller == "admin":
                 continue  # after the unlink, below
+            if tmpl.endswith("/invokeAction"):
+                continue  # acts on the account: after it is linked back, below
             check(method, tmpl, caller, allowed)
     # the unlink above (as admin) left the account free: link it back, as admin
     check("POST", "/api/v1/identities/{idn}/accounts", "admin", {W})
     assert any(a["id"] == users[1].account_id
                for a in admin.ok("GET", f"/api/v1/identities/{users[1].identity_id}")["accounts"])
+    invoke = "/graph/v1.0/security/identities/identityAccounts/{idn}/invokeAction"
+    for caller in CALLERS:
+        check("POST", invoke, caller, PERMS[("POST", invoke)])
 
     # the sync routes need the directory: last, with the relay up again
     relay.up()

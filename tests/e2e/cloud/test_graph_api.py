@@ -187,7 +187,7 @@ def graph_error(res, status, code):
     # the client's GraphError keeps the answer's "error" object as its body
     body = json.loads(err["body"]) if isinstance(err["body"], str) else err["body"]
     inner = body["innerError"]
-    assert inner["request-id"] and inner["date"], body
+    assert uuid.UUID(inner["request-id"]).version == 4 and inner["date"], body
     return err, inner
 
 
