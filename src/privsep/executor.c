@@ -231,11 +231,33 @@ serve_execute(struct privsep_exec *x, const struct privsep_msg *m, struct privse
 	return privsep_put_result(out, &res, &e);
 }
 
+/* One step of a BATCH: checked alone, and against the batch's system and the type of
+ * the first step that passed. */
+static const struct privsep_system *
+batch_step(struct privsep_exec *x, const struct privsep_msg *batch, const struct step *s,
+    const char *system, const struct step *first, struct qerr *e)
+{
+	const struct privsep_system *sys;
+
+	if (strcmp(system, batch->f[PRIVSEP_BATCH_SYSTEM].s) != 0) {
+		qerr_set(e, QERR_INVALID, "system", "system: a batch holds steps of one "
+		    "system");
+		return NULL;
+	}
+	if ((sys = check_step(x, system, s, e)) != NULL && first != NULL &&
+	    s->type != first->type) {
+		qerr_set(e, QERR_INVALID, "type", "type: a batch holds steps of one type");
+		return NULL;
+	}
+	return sys;
+}
+
 /* BATCH: the n EXECUTE messages that follow, each checked alone; those that pass go
- * to the provider together, and the replies come in the order of the requests. */
+ * to the provider together, and the replies come in the order of the requests. A
+ * message that is no EXECUTE ends the channel (*e says why). */
 static int
 serve_batch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
-    struct privsep_buf *out)
+    struct privsep_buf *out, struct qerr *e)
 {
 	size_t n = (size_t)m->f[PRIVSEP_BATCH_N].i, i, k = 0;
 	const struct privsep_system *sys = NULL, *si;
@@ -251,39 +273,29 @@ serve_batch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
 	memset(in, 0, sizeof(in));
 	for (i = 0; i < n && r == 0; i++) {
 		qerr_clear(&err[i]);
-		if ((r = privsep_recv(fd, &in[i], &sm, &err[i])) != 0)
+		if ((r = privsep_recv(fd, &in[i], &sm, e)) != 0)
 			break;
 		if (sm.type != PRIVSEP_EXECUTE) {
-			r = qerr_set(&err[i], QERR_INVALID, "type", "a %s inside a batch",
+			r = qerr_set(e, QERR_INVALID, "type", "a %s inside a batch",
 			    privsep_type_name(sm.type));
 			break;
 		}
 		privsep_get_execute(&sm, &system, &s[i]);
-		si = strcmp(system, m->f[PRIVSEP_BATCH_SYSTEM].s) != 0 ? NULL :
-		    check_step(x, system, &s[i], &err[i]);
-		if (si != NULL && k > 0 && s[i].type != ok[0]->type)
-			si = NULL, qerr_set(&err[i], QERR_INVALID, "type", "type: a batch "
-			    "holds steps of one type");
-		else if (si == NULL && err[i].msg[0] == '\0')
-			qerr_set(&err[i], QERR_INVALID, "system", "system: a batch holds "
-			    "steps of one system");
-		if (si != NULL) {
-			sys = si;
-			ok[k++] = &s[i];
-		} else
+		if ((si = batch_step(x, m, &s[i], system, k > 0 ? ok[0] : NULL,
+		    &err[i])) == NULL) {
 			refused("BATCH", &err[i]);
+			continue;
+		}
+		sys = si;
+		ok[k++] = &s[i];
 	}
-	if (r == 0) {
-		if (k > 0)
-			provider_execute_batch(sys->ops, sys->p, ok, k, res);
-		for (i = 0, k = 0; i < n; i++)
-			if (err[i].msg[0] != '\0')
-				privsep_put_error(out, err[i].code, err[i].field, "%s",
-				    err[i].msg);
-			else
-				privsep_put_result(out, &res[k++], &err[i]);
-	} else
-		refused("BATCH", &err[i]);
+	if (r == 0 && k > 0)
+		provider_execute_batch(sys->ops, sys->p, ok, k, res);
+	for (i = 0, k = 0; i < n && r == 0; i++)
+		if (err[i].msg[0] != '\0')
+			privsep_put_error(out, err[i].code, err[i].field, "%s", err[i].msg);
+		else
+			privsep_put_result(out, &res[k++], &err[i]);
 	for (i = 0; i < n; i++)
 		privsep_buf_clear(&in[i]);
 	return r;
@@ -319,6 +331,7 @@ struct lister {
 	struct privsep_buf *out;
 	struct privsep_buf in;
 	int err;
+	struct qerr e;		/* why err */
 };
 
 static int
@@ -327,16 +340,16 @@ on_account(const struct account *a, void *arg)
 	struct lister *l = arg;
 	struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
 	struct privsep_msg m;
-	struct qerr e;
 
-	if (privsep_put_account(l->out, PRIVSEP_ACCOUNT, NULL, 0, a, &e) != 0)
+	if (privsep_put_account(l->out, PRIVSEP_ACCOUNT, NULL, 0, a, &l->e) != 0)
 		return 0;
-	if ((l->err = privsep_send(l->fd, l->out, &e)) != 0)
+	if ((l->err = privsep_send(l->fd, l->out, &l->e)) != 0)
 		return 1;
 	if (poll(&pfd, 1, 0) == 1) {
-		if ((l->err = privsep_recv(l->fd, &l->in, &m, &e)) == 0 &&
+		if ((l->err = privsep_recv(l->fd, &l->in, &m, &l->e)) == 0 &&
 		    m.type != PRIVSEP_STOP)
-			l->err = QERR_INVALID;
+			l->err = qerr_set(&l->e, QERR_INVALID, "type", "a %s during a "
+			    "listing", privsep_type_name(m.type));
 		return 1;
 	}
 	return 0;
@@ -344,7 +357,7 @@ on_account(const struct account *a, void *arg)
 
 static int
 serve_list(struct privsep_exec *x, int fd, const struct privsep_msg *m,
-    struct privsep_buf *out)
+    struct privsep_buf *out, struct qerr *err)
 {
 	struct lister l = { .fd = fd, .out = out };
 	const struct privsep_system *sys;
@@ -365,6 +378,7 @@ serve_list(struct privsep_exec *x, int fd, const struct privsep_msg *m,
 		r = provider_list_accounts(sys->ops, sys->p, on_account, &l, &e);
 	privsep_buf_clear(&l.in);
 	if (l.err != 0) {
+		*err = l.e;
 		free(next);
 		return l.err;
 	}
@@ -383,7 +397,7 @@ serve_list(struct privsep_exec *x, int fd, const struct privsep_msg *m,
 
 static int
 dispatch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
-    struct privsep_buf *out)
+    struct privsep_buf *out, struct qerr *err)
 {
 	struct qerr e;
 
@@ -391,11 +405,11 @@ dispatch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
 	case PRIVSEP_EXECUTE:
 		return serve_execute(x, m, out);
 	case PRIVSEP_BATCH:
-		return serve_batch(x, fd, m, out);
+		return serve_batch(x, fd, m, out, err);
 	case PRIVSEP_REFUSES:
 		return serve_refuses(x, m, out);
 	case PRIVSEP_LIST:
-		return serve_list(x, fd, m, out);
+		return serve_list(x, fd, m, out, err);
 	default:
 		qerr_set(&e, QERR_INVALID, "type", "a %s is no request on a data channel",
 		    privsep_type_name(m->type));
@@ -416,7 +430,7 @@ privsep_exec_serve(struct privsep_exec *x, int fd)
 	tap_out = &out;
 	while ((r = privsep_recv(fd, &in, &m, &e)) == 0) {
 		pthread_rwlock_rdlock(&x->lock);
-		r = dispatch(x, fd, &m, &out);
+		r = dispatch(x, fd, &m, &out, &e);
 		pthread_rwlock_unlock(&x->lock);
 		if (r == QERR_IO || r == QERR_INVALID ||
 		    (r = privsep_send(fd, &out, &e)) != 0)
