@@ -17,7 +17,7 @@ int
 cli_exit_for_action(const char *status)
 {
 	static const char *const bad[] = {
-		"failed", "partially_completed", "cancelled", "denied",
+		"failed", "partially_completed", "cancelled", "denied", "rejected",
 	};
 	size_t k;
 

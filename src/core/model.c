@@ -24,6 +24,7 @@ static const char *const action_status_names[ACTION_STATUS_COUNT] = {
 	[ACTION_FAILED] = "failed",
 	[ACTION_CANCELLED] = "cancelled",
 	[ACTION_DENIED] = "denied",
+	[ACTION_REJECTED] = "rejected",
 };
 
 static const char *const step_status_names[STEP_STATUS_COUNT] = {
@@ -104,7 +105,8 @@ bool
 action_status_terminal(enum action_status s)
 {
 	return s == ACTION_COMPLETED || s == ACTION_PARTIALLY_COMPLETED ||
-	    s == ACTION_FAILED || s == ACTION_CANCELLED || s == ACTION_DENIED;
+	    s == ACTION_FAILED || s == ACTION_CANCELLED || s == ACTION_DENIED ||
+	    s == ACTION_REJECTED;
 }
 
 bool

@@ -30,6 +30,7 @@ enum action_status {
 	ACTION_FAILED,
 	ACTION_CANCELLED,
 	ACTION_DENIED,
+	ACTION_REJECTED,	/* refused by the approver: nothing ran */
 	ACTION_STATUS_COUNT
 };
 

@@ -153,7 +153,9 @@ engine_rollup_tx(struct store_tx *tx, const struct actor *actor, const char *act
 		return r;
 	was = a.status;
 	st = lifecycle_rollup(&a, msg, sizeof(msg));
-	if (action_status_terminal(was) || was == ACTION_PENDING_APPROVAL ||
+	/* A cancelled request that waited for approval ends now: nothing will run. */
+	if (action_status_terminal(was) ||
+	    (was == ACTION_PENDING_APPROVAL && !a.cancel_requested) ||
 	    (st == was && !action_status_terminal(st))) {
 		action_clear(&a);
 		return 0;

@@ -172,7 +172,7 @@ def test_reject_and_bulk_approve(lab, quelld, make_user):
     requester, approver = q.api("responder"), token(q, "erin", "approver")
     ids = [requester.submit("disable", u.identity_id)["id"] for u in users]
     rej = approver.ok("POST", f"/api/v1/actions/{ids[0]}/reject", {"reason": "false positive"})
-    assert rej["status"] == "cancelled" and "rejected by erin" in rej["message"]
+    assert rej["status"] == "rejected" and "rejected by erin" in rej["message"]
     assert all(s["status"] == "cancelled" for s in rej["steps"])
     res = approver.ok("POST", "/api/v1/actions/approve", {"type": "disable"})["results"]
     assert sorted(x["id"] for x in res) == sorted(ids[1:])

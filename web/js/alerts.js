@@ -19,7 +19,7 @@ const OUTCOME = {
   out_of_scope: "beyond what the alert's poster may act on",
 };
 
-const ENDED = new Set(["failed", "cancelled", "denied"]);
+const ENDED = new Set(["failed", "cancelled", "denied", "rejected"]);
 const RELEASES = new Set(["released", "release_partial"]);
 
 function th(list) {

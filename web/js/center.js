@@ -8,7 +8,7 @@ import { csvCell, download } from "./csv.js";
 
 
 const STATUSES = ["pending_approval", "queued", "running", "completed", "partially_completed",
-  "failed", "cancelled", "denied"];
+  "failed", "cancelled", "denied", "rejected"];
 const PERIODS = [["1", "Last day"], ["7", "Last 7 days"], ["30", "Last 30 days"], ["182", "Last 6 months"]];
 const SOURCES = [["manual", "Manual"], ["api", "API"], ["automatic_attack_disruption", "Automatic attack disruption"]];
 
@@ -92,10 +92,14 @@ async function pending(panel, ctx) {
     } catch (e) { refusals([[type, e.message]]); }
     await load();
   }
+  // Deciding "all" of a type none of which is shown would act on nothing visible.
+  const bulk = appr ? [h("button", { type: "button", text: "Approve all", onclick: () => decideAll("approve") }),
+    h("button", { type: "button", text: "Reject all", onclick: () => decideAll("reject") })] : [];
+  const arm = () => { for (const b of bulk) b.disabled = !shown.some((a) => a.type === bulkType.value); };
+  if (appr) bulkType.addEventListener("change", arm);
   panel.append(
     appr ? h("div.bar", {}, h("span.field", {}, h("label", { for: "bulk-type", text: "All pending of type" }), bulkType),
-      h("button", { type: "button", text: "Approve all", onclick: () => decideAll("approve") }),
-      h("button", { type: "button", text: "Reject all", onclick: () => decideAll("reject") }))
+      ...bulk)
       : h("p.sub", { text: "Actions waiting for a second person's approval. Deciding needs the response.approve permission." }),
     err,
     h("div.scroll", {}, h("table.list", {}, h("caption.sr", { text: "Pending actions" }),
@@ -104,6 +108,7 @@ async function pending(panel, ctx) {
   async function load() {
     const j = await get("/api/v1/actions" + qs({ status: "pending_approval", limit: 200 }));
     shown = j.actions;
+    arm();
     await learnNames(shown.map((a) => a.identity_id));
     clear(body);
     for (const a of shown) {
@@ -179,7 +184,7 @@ async function history(panel, params, ctx) {
 // Undo runs the inverse action on the accounts whose steps succeeded; the engine knows
 // one for disable and enable only (the others it refuses with its reason).
 const UNDOABLE = new Set(["disable", "enable"]);
-const LIVE_UNDO = (x) => !["denied", "failed", "cancelled"].includes(x.status);
+const LIVE_UNDO = (x) => !["denied", "failed", "cancelled", "rejected"].includes(x.status);
 
 function mayUndo(a, undoneBy) {
   return can("response.manage") && UNDOABLE.has(a.type) && TERMINAL.has(a.status) &&

@@ -67,7 +67,7 @@ export const ACTIONS = Object.keys(LABELS);
 export const actionLabel = (t) => LABELS[t] || t;
 
 export const TERMINAL = new Set(["completed", "partially_completed", "failed", "cancelled",
-  "denied", "succeeded", "not_applicable"]);
+  "denied", "rejected", "succeeded", "not_applicable"]);
 
 export function badge(status) {
   return h("span.badge.st-" + String(status).replace(/[^a-z_]/g, ""), {
