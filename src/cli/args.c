@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,85 @@ static const struct cli_optspec common_opts[] = {
 	{ "url", OPT_VALUE, false },
 	{ "token-file", OPT_VALUE, false },
 	{ "ca", OPT_VALUE, false },
+	{ "wide", OPT_FLAG, false },
 	{ NULL, OPT_FLAG, false },
 };
+
+static size_t
+min2(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * Edits (insert, delete, substitute, swap two neighbours: the usual typos) turning
+ * a[0, la) into b[0, lb), for short words.
+ */
+static size_t
+distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	size_t d[CLI_WORD_MAX + 1][CLI_WORD_MAX + 1], i, j;
+
+	if (la > CLI_WORD_MAX || lb > CLI_WORD_MAX)
+		return SIZE_MAX;
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++)
+		for (j = 1; j <= lb; j++) {
+			d[i][j] = min2(min2(d[i - 1][j] + 1, d[i][j - 1] + 1),
+			    d[i - 1][j - 1] + (a[i - 1] != b[j - 1]));
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				d[i][j] = min2(d[i][j], d[i - 2][j - 2] + 1);
+		}
+	return d[la][lb];
+}
+
+const char *
+cli_nearest(const char *word, size_t len, const char *const *cands, size_t n)
+{
+	const char *best = NULL;
+	size_t k, d, bestd = SIZE_MAX;
+
+	/* Close enough to be a typo, not a different word: a third of it at most. */
+	for (k = 0; k < n; k++)
+		if ((d = distance(word, len, cands[k], strlen(cands[k]))) < bestd) {
+			bestd = d;
+			best = cands[k];
+		}
+	return bestd <= (len < 6 ? 1 : len / 3) ? best : NULL;
+}
+
+/* The option names of specs and the common ones, for a suggestion. */
+static const char *
+nearest_option(const struct cli_optspec *specs, const char *name, size_t len)
+{
+	const char *names[CLI_MAX_OPTS];
+	const struct cli_optspec *s;
+	size_t n = 0;
+
+	for (s = specs; s != NULL && s->name != NULL && n < CLI_MAX_OPTS; s++)
+		names[n++] = s->name;
+	for (s = common_opts; s->name != NULL && n < CLI_MAX_OPTS; s++)
+		names[n++] = s->name;
+	return cli_nearest(name, len, names, n);
+}
+
+static const char *
+nearest_command(const char *word)
+{
+	const char *words[CLI_MAX_OPTS + 1];
+	const struct cli_cmd *t;
+	size_t n, k, m = 0;
+
+	t = cli_commands(&n);
+	for (k = 0; k < n && m < CLI_MAX_OPTS; k++)
+		if (m == 0 || strcmp(words[m - 1], t[k].word) != 0)
+			words[m++] = t[k].word;
+	words[m++] = "help";
+	return cli_nearest(word, strlen(word), words, m);
+}
 
 const char *
 cli_opt_next(const struct cli_inv *inv, const char *name, size_t *i)
@@ -83,7 +161,7 @@ static int
 take_option(const struct cli_optspec *cmdopts, int argc, char *const argv[], int *i,
     struct cli_inv *inv, struct qerr *e)
 {
-	const char *arg = argv[*i], *eq, *value = NULL;
+	const char *arg = argv[*i], *eq, *value = NULL, *near;
 	const struct cli_optspec *spec;
 	char flag[72];
 	size_t len;
@@ -92,6 +170,8 @@ take_option(const struct cli_optspec *cmdopts, int argc, char *const argv[], int
 		inv->help = true;
 		return 0;
 	}
+	if (strcmp(arg, "-y") == 0 && (spec = find_spec(cmdopts, "yes", 3)) != NULL)
+		return add_opt(inv, spec, NULL, "--yes", e);
 	if (arg[1] != '-')
 		return qerr_set(e, QERR_INVALID, arg, "unknown option %s", arg);
 	arg += 2;
@@ -99,8 +179,12 @@ take_option(const struct cli_optspec *cmdopts, int argc, char *const argv[], int
 	len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
 	snprintf(flag, sizeof(flag), "--%.*s", (int)(len < 64 ? len : 64), arg);
 	if ((spec = find_spec(cmdopts, arg, len)) == NULL &&
-	    (spec = find_spec(common_opts, arg, len)) == NULL)
+	    (spec = find_spec(common_opts, arg, len)) == NULL) {
+		if ((near = nearest_option(cmdopts, arg, len)) != NULL)
+			return qerr_set(e, QERR_INVALID, flag, "unknown option %s (did you "
+			    "mean --%s?)", flag, near);
 		return qerr_set(e, QERR_INVALID, flag, "unknown option %s", flag);
+	}
 	if (spec->kind == OPT_FLAG && eq != NULL)
 		return qerr_set(e, QERR_INVALID, flag, "%s takes no value", flag);
 	if (spec->kind != OPT_FLAG) {
@@ -152,7 +236,7 @@ no_subcommand(const char *word, const char *sub, struct qerr *e)
 static int
 find_command(int argc, char *const argv[], int *i, struct cli_inv *inv, struct qerr *e)
 {
-	const char *word = argv[*i], *sub = *i + 1 < argc ? argv[*i + 1] : NULL;
+	const char *word = argv[*i], *sub = *i + 1 < argc ? argv[*i + 1] : NULL, *near;
 	const struct cli_cmd *t, *plain = NULL;
 	bool known = false;
 	size_t n, k;
@@ -175,10 +259,13 @@ find_command(int argc, char *const argv[], int *i, struct cli_inv *inv, struct q
 		*i += 1;
 		return 0;
 	}
+	if (!known && (near = nearest_command(word)) != NULL)
+		return qerr_set(e, QERR_INVALID, word, "unknown command '%s' (did you mean "
+		    "'%s'?)", word, near);
 	if (!known)
 		return qerr_set(e, QERR_INVALID, word, "unknown command '%s'", word);
 	inv->group = word;
-	if (help_follows(argc, argv, *i + 1)) {
+	if (inv->help || help_follows(argc, argv, *i + 1)) {
 		inv->help = true;
 		return 0;
 	}
@@ -221,7 +308,7 @@ check_int(const char *flag, const char *s, long long lo, long long hi, struct qe
 }
 
 static int
-check_value(const struct cli_opt *o, struct qerr *e)
+check_value(const struct cli_cmd *cmd, const struct cli_opt *o, struct qerr *e)
 {
 	enum action_status st;
 	enum action_type ty;
@@ -233,7 +320,8 @@ check_value(const struct cli_opt *o, struct qerr *e)
 	if (o->value[0] == '\0')
 		return qerr_set(e, QERR_INVALID, flag, "%s must not be empty", flag);
 	if (strcmp(o->name, "limit") == 0)
-		return check_int(flag, o->value, 1, 1000, e);
+		return check_int(flag, o->value, 1, cmd->id == CMD_HUNT ? CLI_HUNT_LIMIT_MAX :
+		    1000, e);
 	if (strcmp(o->name, "after") == 0)
 		return check_int(flag, o->value, 0, LLONG_MAX, e);
 	if (strcmp(o->name, "since") == 0)
@@ -295,7 +383,7 @@ check(const struct cli_inv *inv, struct qerr *e)
 			return qerr_set(e, QERR_INVALID, flag, "missing %s", flag);
 	}
 	for (k = 0; k < inv->nopts; k++)
-		if ((r = check_value(&inv->opts[k], e)) < 0)
+		if ((r = check_value(inv->cmd, &inv->opts[k], e)) < 0)
 			return r;
 	return 0;
 }
@@ -313,6 +401,11 @@ cli_parse(int argc, char *const argv[], struct cli_inv *inv, struct qerr *e)
 		}
 		if ((r = take_option(NULL, argc, argv, &i, inv, e)) < 0)
 			return r;
+	}
+	/* `quell help [COMMAND]` is `quell [COMMAND] --help`. */
+	if (i < argc && strcmp(argv[i], "help") == 0) {
+		inv->help = true;
+		i++;
 	}
 	if (i >= argc)
 		return inv->help ? 0 :

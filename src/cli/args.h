@@ -47,6 +47,7 @@ enum cli_cmd_id {
 	CMD_ALERTS_INGEST,
 	CMD_RELEASE,
 	CMD_HUNT,
+	CMD_COMPLETION,
 };
 
 enum cli_opt_kind {
@@ -72,6 +73,10 @@ struct cli_cmd {
 };
 
 #define CLI_MAX_OPTS 64
+/* Longest word a suggestion is looked for. */
+#define CLI_WORD_MAX 40
+/* hunt --limit: the most rows POST /api/v1/hunting/query returns (docs/hunting.md). */
+#define CLI_HUNT_LIMIT_MAX 10000
 #define CLI_MAX_POS 64
 
 struct cli_opt {
@@ -103,8 +108,17 @@ bool cli_flag(const struct cli_inv *inv, const char *name);
 /* Values of a repeatable option in order: start with *i = 0, NULL at the end. */
 const char *cli_opt_next(const struct cli_inv *inv, const char *name, size_t *i);
 
+/*
+ * The candidate nearest to word[0, len) when it is close enough to be a typo of it,
+ * else NULL; points into cands.
+ */
+const char *cli_nearest(const char *word, size_t len, const char *const *cands, size_t n);
+
 const struct cli_cmd *cli_commands(size_t *n);
 const char *cli_general_help(void);
+/* The bash completion script for the table's commands; the caller frees it. NULL when
+ * out of memory. */
+char *cli_completion_bash(void);
 /* The options every command takes, and the exit statuses. */
 const char *cli_common_help(void);
 

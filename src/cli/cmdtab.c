@@ -12,11 +12,13 @@
 	"  --url URL           quelld base URL (QUELL_URL, default http://127.0.0.1:8443)\n" \
 	"  --token-file FILE   file holding the API token (QUELL_TOKEN_FILE)\n" \
 	"  --ca FILE           CA certificates to verify quelld with (QUELL_CA)\n" \
+	"  --wide              let tables be wider than 100 columns\n" \
 	"  -h, --help          this help\n"
 
 #define EXIT_HELP \
-	"Exit status: 0 ok; 1 the action ended failed, partially_completed, cancelled or\n" \
-	"denied, or audit verify found a broken chain; 2 usage or configuration error;\n" \
+	"Exit status: 0 ok; 1 the action ended failed, partially_completed, cancelled,\n" \
+	"denied or rejected, or audit verify found a broken chain; 2 usage or\n" \
+	"configuration error;\n" \
 	"3 the API refused the request (4xx); 4 cannot reach quelld, or 5xx;\n" \
 	"5 not confirmed.\n"
 
@@ -28,7 +30,7 @@
 	"several are requested together in one bulk request (without --account).\n\n" \
 	"  --reason TEXT       why (required; recorded in the audit log)\n" \
 	"  --account ID        act on this linked account only\n" \
-	"  --yes               do not ask for confirmation\n" \
+	"  -y, --yes           do not ask for confirmation\n" \
 	"  --wait              follow the action until it ends, like `quell action --wait`\n"
 
 static const struct cli_optspec act_opts[] = {
@@ -173,6 +175,7 @@ static const char *const a_alert[] = { "<alert-id>", NULL };
 static const char *const a_file[] = { "FILE", NULL };
 static const char *const a_hunt[] = { "QUERY", NULL };
 static const char *const a_token[] = { "NAME|ID", NULL };
+static const char *const a_shell[] = { "bash", NULL };
 
 static const struct cli_cmd commands[] = {
 	{ CMD_DISABLE, "disable", NULL, act_opts, a_identities,
@@ -207,7 +210,8 @@ static const struct cli_cmd commands[] = {
 	    "       [--limit N] [--all]",
 	    "List actions, newest first.\n\n"
 	    "  --status S          pending_approval, queued, running, completed,\n"
-	    "                      partially_completed, failed, cancelled or denied\n"
+	    "                      partially_completed, failed, cancelled, denied or\n"
+	    "                      rejected\n"
 	    "  --type T            disable, enable, revoke_sessions, mark_compromised,\n"
 	    "                      force_password_change, deactivate or set_risk\n"
 	    "  --identity ID       actions on this identity\n"
@@ -318,7 +322,7 @@ static const struct cli_cmd commands[] = {
 	    "  --type T            every pending action of this type\n" },
 	{ CMD_REJECT, "reject", NULL, decide_opts, a_actions,
 	    "quell reject <action-id>... [--reason TEXT] | quell reject --type T",
-	    "Reject actions waiting for approval: they are cancelled, nothing runs.\n\n"
+	    "Reject actions waiting for approval: they end rejected, nothing runs.\n\n"
 	    "  --reason TEXT       why (recorded in the audit log)\n"
 	    "  --type T            every pending action of this type\n" },
 	{ CMD_UNDO, "undo", NULL, undo_opts, a_action,
@@ -336,7 +340,7 @@ static const struct cli_cmd commands[] = {
 	{ CMD_ALERT, "alert", NULL, no_opts, a_alert,
 	    "quell alert <alert-id>",
 	    "Show an alert: its entities and what each resolved to, the decisions automatic\n"
-	    "attack disruption made and the actions they caused (JSON).\n" },
+	    "attack disruption made and the actions they caused (--json: the API's JSON).\n" },
 	{ CMD_ALERTS_INGEST, "alerts", "ingest", no_opts, a_file,
 	    "quell alerts ingest FILE|-",
 	    "Post alerts from a file (or standard input), one JSON object a line, each as\n"
@@ -357,9 +361,16 @@ static const struct cli_cmd commands[] = {
 	    "  --limit N           rows, 1..10000 (default 100)\n"
 	    "  --then ACTION       act on every identity in the identity_id column: disable,\n"
 	    "                      enable, revoke_sessions, mark_compromised or\n"
-	    "                      force_password_change; previews each, asks once\n"
+	    "                      force_password_change; previews each, asks once;\n"
+	    "                      identities none of whose systems supports ACTION are\n"
+	    "                      skipped and listed\n"
 	    "  --reason TEXT       why (required with --then)\n"
-	    "  --yes               do not ask for confirmation\n" },
+	    "  -y, --yes           do not ask for confirmation\n" },
+	{ CMD_COMPLETION, "completion", NULL, no_opts, a_shell,
+	    "quell completion bash",
+	    "Print the bash completion script for quell: commands, their second words and\n"
+	    "options. The package installs it; to use it by hand,\n"
+	    "`source <(quell completion bash)`.\n" },
 };
 
 static const char general_help[] =
@@ -380,8 +391,10 @@ static const char general_help[] =
 	"  token create|list|revoke  create, list or revoke API tokens\n"
 	"  alerts [ingest FILE|-], alert <id>   alerts and what automation did\n"
 	"  release <identity> --reason TEXT     undo automatic containment\n"
-	"  hunt QUERY [--then ACTION]           advanced hunting\n\n"
-	"`quell <command> --help` describes a command.\n\n"
+	"  hunt QUERY [--then ACTION]           advanced hunting\n"
+	"  help [COMMAND]           this help, or a command's\n"
+	"  completion bash          the bash completion script\n\n"
+	"`quell help <command>` (or `quell <command> --help`) describes a command.\n\n"
 	"Options (also after the command):\n"
 	COMMON_HELP
 	"\nThe token is read from --token-file, QUELL_TOKEN_FILE or QUELL_TOKEN, else from\n"

@@ -219,8 +219,11 @@ static void
 note_change(FILE *f, const char *when, const char *what, const char *status,
     const char *msg)
 {
-	char *w = render_clean(when), *a = render_clean(what), *s = render_clean(status);
-	char *m = msg ? render_clean(msg) : NULL;
+	char t[64], *a = render_clean(what), *s = render_clean(status);
+	char *m = msg ? render_clean(msg) : NULL, *w;
+
+	w = when != NULL && render_local_time(when, t, sizeof(t)) == 0 ? strdup(t) :
+	    render_clean(when);
 
 	fprintf(f, "%s  %s %s%s%s\n", w ? w : "?", a ? a : "?", s ? s : "?",
 	    m ? ": " : "", m ? m : "");
@@ -1008,21 +1011,24 @@ sync_wait(struct cmd_ctx *x, const json_t *asked, struct qerr *e)
 {
 	struct timespec ts = { 0, 500 * 1000000L };
 	json_t *ans = NULL, *now;
-	bool failed = false;
+	bool failed = false, tty = isatty(STDERR_FILENO);
 	int r;
 
+	/* A line rewritten in place is noise in a log or a pipe: a terminal only. */
 	for (;;) {
 		if ((r = client_call(x->cl, "GET", "/api/v1/sync", NULL, &ans, e)) != 0)
 			return r;
 		now = json_object_get(ans, "systems");
-		progress(now);
+		if (tty)
+			progress(now);
 		if (sync_done(asked, now, &failed))
 			break;
 		json_decref(ans);
 		ans = NULL;
 		nanosleep(&ts, NULL);
 	}
-	fputs("\n", stderr);
+	if (tty)
+		fputs("\n", stderr);
 	r = emit(x, ans, render_sync, e);
 	if (r == 0 && failed)
 		x->status = CLI_EXIT_FAILED;
@@ -1425,7 +1431,7 @@ cmd_alert(struct cmd_ctx *x, struct qerr *e)
 
 	if ((r = call_id(x, "GET", "/api/v1/alerts", x->inv->pos[0], NULL, NULL, &a,
 	    e)) == 0)
-		r = dump(a, e);
+		r = emit(x, a, render_alert, e);
 	json_decref(a);
 	return r;
 }
@@ -1609,11 +1615,66 @@ hunt_identities(const json_t *ans, struct qerr *e)
 	return ids;
 }
 
-/* Previews the action on every identity, asks once, then requests them in bulk. */
+/* Sorts the results of one preview of idns[from, ...): an identity none of whose
+ * systems supports the action is listed as skipped, the others go to keep. */
+static int
+hunt_sort(const json_t *ans, const json_t *idns, size_t from, json_t *keep,
+    struct qerr *e)
+{
+	const json_t *res, *err;
+	const char *code;
+	char *id, *m;
+	size_t i;
+
+	json_array_foreach(json_object_get(ans, "results"), i, res) {
+		err = json_object_get(res, "error");
+		code = str(err, "code");
+		if (code == NULL || strcmp(code, "unsupported") != 0) {
+			if (json_array_append(keep, json_array_get(idns, from + i)) < 0)
+				return nomem(e);
+			continue;
+		}
+		id = render_clean(str(json_array_get(idns, from + i), "id"));
+		m = render_clean(str(err, "message"));
+		fprintf(stderr, "quell: skipped %s: %s\n", id ? id : "?", m ? m : "?");
+		free(m);
+		free(id);
+	}
+	return 0;
+}
+
+/* The identities of idns some system of which supports type, asked of quelld by a
+ * preview that is not all or nothing, so that one refusal does not hide the rest. */
+static int
+hunt_supported(struct cmd_ctx *x, const char *type, const json_t *idns, json_t *keep,
+    struct qerr *e)
+{
+	json_t *body, *ans;
+	size_t from, n;
+	int r = 0;
+
+	for (from = 0; r == 0 && from < json_array_size(idns); from += n) {
+		n = json_array_size(idns) - from;
+		n = n > BULK_MAX ? BULK_MAX : n;
+		ans = NULL;
+		if ((body = bulk_body(x, type, idns, from, n, true)) == NULL ||
+		    json_object_set_new(body, "all_or_nothing", json_false()) < 0)
+			r = nomem(e);
+		else if ((r = client_call(x->cl, "POST", "/api/v1/actions/bulk", body, &ans,
+		    e)) == 0)
+			r = hunt_sort(ans, idns, from, keep, e);
+		json_decref(ans);
+		json_decref(body);
+	}
+	return r;
+}
+
+/* Previews the action on every identity, skips those it cannot apply to, asks once,
+ * then requests the rest in bulk. */
 static int
 hunt_then(struct cmd_ctx *x, const json_t *ids, const char *type, struct qerr *e)
 {
-	json_t *idns = json_array();
+	json_t *idns = json_array(), *keep = json_array();
 	const json_t *id;
 	size_t i;
 	int r = 0;
@@ -1622,8 +1683,19 @@ hunt_then(struct cmd_ctx *x, const json_t *ids, const char *type, struct qerr *e
 		if (idns == NULL || json_array_append_new(idns, json_pack("{s:O, s:O}", "id",
 		    id, "display_name", id)) < 0)
 			r = nomem(e);
+	if (r == 0 && keep == NULL)
+		r = nomem(e);
 	if (r == 0)
-		r = act_bulk(x, type, idns, e);
+		r = hunt_supported(x, type, idns, keep, e);
+	if (r == 0 && json_array_size(keep) < json_array_size(idns))
+		fprintf(stderr, "quell: %zu of %zu identities skipped: no linked system "
+		    "supports %s\n", json_array_size(idns) - json_array_size(keep),
+		    json_array_size(idns), type);
+	if (r == 0 && json_array_size(keep) == 0)
+		fputs("quell: nothing to do\n", stderr);
+	else if (r == 0)
+		r = act_bulk(x, type, keep, e);
+	json_decref(keep);
 	json_decref(idns);
 	return r;
 }
@@ -1711,6 +1783,7 @@ cmd_run(struct cmd_ctx *x, struct qerr *e)
 	case CMD_ALERTS_INGEST: return cmd_alerts_ingest(x, e);
 	case CMD_RELEASE: return cmd_release(x, e);
 	case CMD_HUNT: return cmd_hunt(x, e);
+	case CMD_COMPLETION: break;	/* main prints it, without quelld */
 	}
 	return qerr_set(e, QERR_INTERNAL, NULL, "unknown command");
 }

@@ -47,6 +47,26 @@ help(const struct cli_inv *inv)
 	return CLI_EXIT_OK;
 }
 
+/* Needs neither quelld nor a token, so packaging can run it at build time. */
+static int
+completion(const struct cli_inv *inv)
+{
+	char *s;
+
+	if (strcmp(inv->pos[0], "bash") != 0) {
+		fprintf(stderr, "quell: completion for '%s' is not available (only bash)\n",
+		    inv->pos[0]);
+		return CLI_EXIT_USAGE;
+	}
+	if ((s = cli_completion_bash()) == NULL) {
+		fputs("quell: out of memory\n", stderr);
+		return CLI_EXIT_UNREACHABLE;
+	}
+	fputs(s, stdout);
+	free(s);
+	return CLI_EXIT_OK;
+}
+
 static int
 usage_error(const struct cli_inv *inv, const struct qerr *e)
 {
@@ -234,6 +254,9 @@ main(int argc, char *argv[])
 		return usage_error(&inv, &e);
 	if (inv.help)
 		return help(&inv);
+	if (inv.cmd->id == CMD_COMPLETION)
+		return completion(&inv);
+	render_set_width(cli_flag(&inv, "wide") ? 0 : RENDER_WIDTH);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fputs("quell: cannot initialise libcurl\n", stderr);
 		return CLI_EXIT_UNREACHABLE;

@@ -6,9 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/render.h"
 #include "core/err.h"
+#include "core/text.h"
+
+/* The widest a table may print; 0: no limit. */
+static size_t max_width = RENDER_WIDTH;
 
 struct table {
 	size_t ncols;
@@ -60,6 +65,51 @@ join(const json_t *arr)
 	return s;
 }
 
+void
+render_set_width(size_t cols)
+{
+	max_width = cols;
+}
+
+static bool
+time_key(const char *key)
+{
+	size_t n = strlen(key);
+
+	return strcmp(key, "time") == 0 || (n > 3 && strcmp(key + n - 3, "_at") == 0);
+}
+
+int
+render_local_time(const char *iso, char *out, size_t len)
+{
+	char zone[8];
+	struct tm tm;
+	int64_t ms;
+	time_t t;
+
+	if (text_time_parse(iso, &ms) < 0)
+		return -1;
+	t = (time_t)(ms / 1000);
+	if (localtime_r(&t, &tm) == NULL || strftime(zone, sizeof(zone), "%z", &tm) != 5 ||
+	    strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		return -1;
+	/* ISO 8601 wants the offset's colon, which strftime's %z leaves out. */
+	if (strlen(out) + 7 > len)
+		return -1;
+	snprintf(out + strlen(out), len - strlen(out), "%.3s:%.2s", zone, zone + 3);
+	return 0;
+}
+
+/* A time from quelld (UTC) in the local zone, with its offset. */
+static char *
+local_time(const char *iso)
+{
+	char buf[64];
+
+	return render_local_time(iso, buf, sizeof(buf)) == 0 ? strdup(buf) :
+	    render_clean(iso);
+}
+
 /* The text of o[key] for a cell: strings cleaned, null or absent as "-". */
 static char *
 val(const json_t *o, const char *key)
@@ -72,6 +122,8 @@ val(const json_t *o, const char *key)
 		return strdup("-");
 	switch (json_typeof(v)) {
 	case JSON_STRING:
+		if (time_key(key))
+			return local_time(json_string_value(v));
 		return render_clean(json_string_value(v));
 	case JSON_INTEGER:
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -161,6 +213,84 @@ width(const char *s)
 	return w;
 }
 
+/*
+ * Text may be cut, an id or a time may not: a column may narrow when a cell below
+ * its heading holds a space or is longer than any id or time.
+ */
+static void
+narrowable(const struct table *t, bool *ok)
+{
+	size_t i;
+
+	for (i = t->ncols; i < t->ncells; i++)
+		if (strchr(t->cells[i], ' ') != NULL || width(t->cells[i]) > 32)
+			ok[i % t->ncols] = true;
+}
+
+/*
+ * Narrows the widest column that ok allows, one character at a time, until a row
+ * fits max_width; none below RENDER_MIN_COL. False if it still does not fit.
+ */
+static bool
+narrow(const struct table *t, const bool *ok, size_t *w)
+{
+	size_t c, widest, total;
+
+	for (;;) {
+		for (total = 2 * (t->ncols - 1), widest = t->ncols, c = 0; c < t->ncols; c++) {
+			total += w[c];
+			if (ok[c] && w[c] > RENDER_MIN_COL &&
+			    (widest == t->ncols || w[c] > w[widest]))
+				widest = c;
+		}
+		if (total <= max_width || widest == t->ncols)
+			return total <= max_width;
+		w[widest]--;
+	}
+}
+
+/*
+ * Text columns narrow first; then, when ids and times are too many for the width,
+ * every column but the first and the ID, which name the row (--wide shows them
+ * whole).
+ * Key/value blocks (two columns) are left whole: a reason cut short would hide what
+ * a person needs to read.
+ */
+static void
+fit(const struct table *t, size_t *w)
+{
+	bool ok[16] = { false };
+	size_t c;
+
+	if (max_width == 0 || t->ncols < 3)
+		return;
+	narrowable(t, ok);
+	if (narrow(t, ok, w))
+		return;
+	for (c = 1; c < t->ncols; c++)
+		ok[c] = strcmp(t->cells[c], "ID") != 0;
+	narrow(t, ok, w);
+}
+
+/* s in at most w columns: cut with "…" when longer. Returns the columns used. */
+static size_t
+put_cell(const char *s, size_t w, FILE *f)
+{
+	size_t used = 0;
+
+	if (width(s) <= w) {
+		fputs(s, f);
+		return width(s);
+	}
+	for (; *s != '\0'; s++) {
+		if (((unsigned char)*s & 0xc0) != 0x80 && ++used == w)
+			break;
+		fputc(*s, f);
+	}
+	fputs("…", f);
+	return w;
+}
+
 static void
 table_print(const struct table *t, FILE *f)
 {
@@ -169,14 +299,15 @@ table_print(const struct table *t, FILE *f)
 	for (i = 0; i < t->ncells; i++)
 		if (width(t->cells[i]) > w[i % t->ncols])
 			w[i % t->ncols] = width(t->cells[i]);
+	fit(t, w);
 	for (i = 0; i < t->ncells; i++) {
 		c = i % t->ncols;
-		fputs(t->cells[i], f);
 		if (c + 1 == t->ncols) {
+			put_cell(t->cells[i], w[c], f);
 			fputc('\n', f);
 			continue;
 		}
-		for (pad = width(t->cells[i]); pad < w[c] + 2; pad++)
+		for (pad = put_cell(t->cells[i], w[c], f); pad < w[c] + 2; pad++)
 			fputc(' ', f);
 	}
 }
@@ -355,30 +486,47 @@ render_preview(const json_t *a, const char *identity_label, char **out)
 	return doc_close(&d, ok, out);
 }
 
+/* A table with one row per element of arr, printed to f; false when out of memory. */
+static bool
+rows(FILE *f, const json_t *arr, const char *const *titles, const char *const *keys)
+{
+	struct table t = { 0 };
+	const json_t *o;
+	size_t i;
+
+	for (t.ncols = 0; titles[t.ncols] != NULL; t.ncols++)
+		continue;
+	header(&t, titles);
+	json_array_foreach(arr, i, o)
+		row(&t, o, keys);
+	return table_flush(&t, f);
+}
+
 /* A table with one row per element of arr, or `none` when it is empty. */
 static int
 list(const json_t *arr, const char *const *titles, const char *const *keys,
     const char *none, char **out)
 {
-	struct table t = { 0 };
-	const json_t *o;
 	struct doc d;
-	size_t i;
-	bool ok;
 
-	for (t.ncols = 0; titles[t.ncols] != NULL; t.ncols++)
-		continue;
 	if (doc_open(&d) < 0)
 		return QERR_NOMEM;
 	if (json_array_size(arr) == 0) {
 		fprintf(d.f, "%s\n", none);
 		return doc_close(&d, true, out);
 	}
-	header(&t, titles);
-	json_array_foreach(arr, i, o)
-		row(&t, o, keys);
-	ok = table_flush(&t, d.f);
-	return doc_close(&d, ok, out);
+	return doc_close(&d, rows(d.f, arr, titles, keys), out);
+}
+
+/* A heading and a table of arr's rows, or nothing when arr is empty. */
+static bool
+section(FILE *f, const char *heading, const json_t *arr, const char *const *titles,
+    const char *const *keys)
+{
+	if (json_array_size(arr) == 0)
+		return true;
+	fprintf(f, "\n%s\n", heading);
+	return rows(f, arr, titles, keys);
 }
 
 int
@@ -412,6 +560,69 @@ render_alerts(const json_t *alerts, char **out)
 		"severity", "confidence", "title", NULL };
 
 	return list(alerts, titles, keys, "no alerts", out);
+}
+
+/* Decisions with the detail's "why" lifted into a column of its own. */
+static json_t *
+decisions_why(const json_t *decisions)
+{
+	json_t *out = json_array(), *c;
+	const json_t *o;
+	size_t i;
+
+	json_array_foreach(decisions, i, o) {
+		if ((c = json_deep_copy(o)) == NULL)
+			continue;
+		json_object_set(c, "why", json_object_get(json_object_get(o, "detail"),
+		    "why"));
+		json_array_append_new(out, c);
+	}
+	return out;
+}
+
+int
+render_alert(const json_t *a, char **out)
+{
+	static const char *const ent_titles[] = { "TYPE", "ID TYPE", "VALUE", "RESOLUTION",
+		"IDENTITY", "ACCOUNT", NULL };
+	static const char *const ent_keys[] = { "type", "id_type", "value", "resolution",
+		"identity_id", "account_id", NULL };
+	static const char *const dec_titles[] = { "IDENTITY", "RULE", "OUTCOME", "DECIDED",
+		"WHY", NULL };
+	static const char *const dec_keys[] = { "identity_id", "rule", "outcome",
+		"created_at", "why", NULL };
+	static const char *const act_titles[] = { "ACTION", "TYPE", "STATUS", "IDENTITY",
+		"CREATED", NULL };
+	static const char *const act_keys[] = { "id", "type", "status", "identity_id",
+		"created_at", NULL };
+	struct table t = { .ncols = 2 };
+	json_t *dec = decisions_why(json_object_get(a, "decisions"));
+	struct doc d;
+	bool ok;
+
+	if (dec == NULL || doc_open(&d) < 0) {
+		json_decref(dec);
+		return QERR_NOMEM;
+	}
+	kv(&t, "id:", a, "id");
+	kv(&t, "source:", a, "source");
+	kv(&t, "source id:", a, "source_alert_id");
+	kv(&t, "title:", a, "title");
+	kv(&t, "category:", a, "category");
+	kv(&t, "severity:", a, "severity");
+	kv(&t, "confidence:", a, "confidence");
+	kv(&t, "time:", a, "time");
+	kv(&t, "received:", a, "received_at");
+	ok = table_flush(&t, d.f);
+	ok = section(d.f, "Entities:", json_object_get(a, "entities"), ent_titles,
+	    ent_keys) && ok;
+	if (json_array_size(dec) == 0)
+		fputs("\nNo decision: automatic attack disruption did not act on it.\n", d.f);
+	ok = section(d.f, "Decisions:", dec, dec_titles, dec_keys) && ok;
+	ok = section(d.f, "Actions:", json_object_get(a, "actions"), act_titles,
+	    act_keys) && ok;
+	json_decref(dec);
+	return doc_close(&d, ok, out);
 }
 
 /* Identities with their number of linked accounts, which the API does not count. */

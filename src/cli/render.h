@@ -8,6 +8,18 @@
 
 #include <jansson.h>
 
+/* Tables fit this many columns unless render_set_width says otherwise (--wide). */
+#define RENDER_WIDTH 100
+/* A column narrowed to fit is never narrower than this. */
+#define RENDER_MIN_COL 8
+/* 0: no limit. Set once, before rendering. */
+void render_set_width(size_t cols);
+/*
+ * An RFC 3339 time from quelld as ISO 8601 in the local time zone with its offset
+ * ("2026-11-25T09:00:00+01:00") into out; -1 if iso is not a time or out too short.
+ */
+int render_local_time(const char *iso, char *out, size_t len);
+
 /* An action with its steps. */
 int render_action(const json_t *action, char **out);
 /* A preview (an action with planned steps): what will be acted on or skipped. */
@@ -17,6 +29,8 @@ int render_actions(const json_t *actions, char **out);
 int render_identities(const json_t *identities, char **out);
 int render_audit(const json_t *entries, char **out);
 int render_alerts(const json_t *alerts, char **out);
+/* GET /alerts/{id}: the alert, its entities, decisions and the actions they caused. */
+int render_alert(const json_t *alert, char **out);
 /* An identity with its accounts. */
 int render_identity(const json_t *identity, char **out);
 /* Whole answers of GET /systems, /whoami, /audit/verify, POST /sync/{system}. */

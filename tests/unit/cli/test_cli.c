@@ -334,16 +334,16 @@ static const char action_text[] =
 	"requested by:  ann\n"
 	"source:        manual\n"
 	"reason:        phished\n"
-	"created:       2026-11-25T08:00:00.123Z\n"
-	"updated:       2026-11-25T08:00:02.000Z\n"
-	"finished:      2026-11-25T08:00:02.000Z\n"
+	"created:       2026-11-25T08:00:00+00:00\n"
+	"updated:       2026-11-25T08:00:02+00:00\n"
+	"finished:      2026-11-25T08:00:02+00:00\n"
 	"\n"
 	"SYSTEM  ACCOUNT          STATUS     ATTEMPTS  REQUEST ID  ERROR"
 	"                        MESSAGE\n"
 	"corp    bob              succeeded  1         -           -"
 	"                            -\n"
 	"entra   b\xc3\xb6" "b@example.com  failed     1         9f1c        "
-	"Authorization_RequestDenied  refused by Entra ID: target holds a privileged role\n";
+	"Authorization_RequestDenied  refused by E\u2026\n";
 
 static void
 render_action_text(void **state)
@@ -378,7 +378,7 @@ render_action_approval(void **state)
 	assert_non_null(text);
 	assert_non_null(strstr(text, "undoes:         act_1\n"));
 	assert_non_null(strstr(text, "approval rule:  tier0\n"));
-	assert_non_null(strstr(text, "approve by:     2026-11-26T08:00:00.000Z\n"));
+	assert_non_null(strstr(text, "approve by:     2026-11-26T08:00:00+00:00\n"));
 	assert_null(strstr(text, "decided by:"));
 	assert_null(strstr(text, "alert:"));
 	free(text);
@@ -568,12 +568,15 @@ render_token_text(void **state)
 	    "scope", "created_at", "2026-11-01T08:00:00.000Z", "last_used_at",
 	    "2026-11-02T08:00:00.000Z", "expires_at", "status", "revoked");
 	assert_non_null(list);
+	/* eight columns of ids and times are wider than 100: --wide shows them whole */
+	render_set_width(0);
 	assert_int_equal(render_tokens(list, &out), 0);
+	render_set_width(RENDER_WIDTH);
 	assert_non_null(strstr(out, "NAME"));
 	assert_non_null(strstr(out, "LAST USED"));
 	assert_non_null(strstr(out, "soc-bot"));
 	assert_non_null(strstr(out, "qt_0123456789abcdef01234567"));
-	assert_non_null(strstr(out, "2026-12-25T08:00:00.000Z"));
+	assert_non_null(strstr(out, "2026-12-25T08:00:00+00:00"));
 	assert_non_null(strstr(out, "revoked"));
 	assert_non_null(strstr(out, "old?[2J"));
 	assert_null(strstr(out, "SECRET"));
@@ -596,15 +599,185 @@ render_token_text(void **state)
 	free(out);
 	json_object_set_new(one, "expires_at", json_string("2026-12-25T08:00:00.000Z"));
 	assert_int_equal(render_token(one, &out), 0);
-	assert_non_null(strstr(out, "2026-12-25T08:00:00.000Z"));
+	assert_non_null(strstr(out, "2026-12-25T08:00:00+00:00"));
 	free(out);
 	json_decref(one);
+}
+
+static void
+parse_help_and_typos(void **state)
+{
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "help"), 0);
+	assert_true(inv.help);
+	assert_null(inv.cmd);
+	assert_int_equal(PARSE(&inv, &e, "help", "disable"), 0);
+	assert_true(inv.help);
+	assert_int_equal(inv.cmd->id, CMD_DISABLE);
+	assert_int_equal(PARSE(&inv, &e, "help", "identity"), 0);
+	assert_true(inv.help);
+	assert_string_equal(inv.group, "identity");
+	assert_int_equal(PARSE(&inv, &e, "help", "audit", "verify"), 0);
+	assert_int_equal(inv.cmd->id, CMD_AUDIT_VERIFY);
+
+	assert_int_equal(PARSE(&inv, &e, "disbale", "x"), QERR_INVALID);
+	assert_string_equal(e.msg, "unknown command 'disbale' (did you mean 'disable'?)");
+	assert_int_equal(PARSE(&inv, &e, "identites"), QERR_INVALID);
+	assert_string_equal(e.msg, "unknown command 'identites' (did you mean "
+	    "'identities'?)");
+	assert_int_equal(PARSE(&inv, &e, "frobnicate"), QERR_INVALID);
+	assert_string_equal(e.msg, "unknown command 'frobnicate'");
+	assert_int_equal(PARSE(&inv, &e, "disable", "x", "--reasn", "y"), QERR_INVALID);
+	assert_string_equal(e.field, "--reasn");
+	assert_string_equal(e.msg, "unknown option --reasn (did you mean --reason?)");
+	assert_int_equal(PARSE(&inv, &e, "disable", "x", "--jsno"), QERR_INVALID);
+	assert_string_equal(e.msg, "unknown option --jsno (did you mean --json?)");
+	assert_int_equal(PARSE(&inv, &e, "disable", "x", "--zzzzzz"), QERR_INVALID);
+	assert_string_equal(e.msg, "unknown option --zzzzzz");
+
+	assert_non_null(cli_nearest("revoke-session", 14, (const char *const[]){
+	    "revoke-sessions", "release" }, 2));
+	assert_null(cli_nearest("ab", 2, (const char *const[]){ "cd" }, 1));
+}
+
+static void
+parse_yes_and_limits(void **state)
+{
+	struct cli_inv inv;
+	struct qerr e = { 0 };
+
+	(void)state;
+	assert_int_equal(PARSE(&inv, &e, "disable", "x", "--reason", "y", "-y"), 0);
+	assert_true(cli_flag(&inv, "yes"));
+	/* -y is --yes only where the command has --yes */
+	assert_int_equal(PARSE(&inv, &e, "actions", "-y"), QERR_INVALID);
+	assert_string_equal(e.field, "-y");
+	assert_int_equal(PARSE(&inv, &e, "actions", "--wide"), 0);
+	assert_true(cli_flag(&inv, "wide"));
+
+	assert_int_equal(PARSE(&inv, &e, "hunt", "SELECT 1", "--limit", "10000"), 0);
+	assert_string_equal(cli_opt(&inv, "limit"), "10000");
+	assert_int_equal(PARSE(&inv, &e, "hunt", "SELECT 1", "--limit", "10001"),
+	    QERR_INVALID);
+	assert_string_equal(e.msg, "--limit must be a number from 1 to 10000");
+	assert_int_equal(PARSE(&inv, &e, "actions", "--limit", "10000"), QERR_INVALID);
+	assert_string_equal(e.msg, "--limit must be a number from 1 to 1000");
+}
+
+static void
+completion_script(void **state)
+{
+	char *s = cli_completion_bash();
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(strstr(s, "complete -F _quell quell\n"));
+	/* every command word, the second words of a group, each command's options */
+	assert_non_null(strstr(s, " force-password-change "));
+	assert_non_null(strstr(s, " completion help\""));
+	assert_non_null(strstr(s, "identity) COMPREPLY=($(compgen -W \" show add link tag "
+	    "unlink conflicts\""));
+	assert_non_null(strstr(s, "\t\"disable \"*) opts=\"$opts --reason --account --yes -y "
+	    "--wait\" ;;\n"));
+	assert_non_null(strstr(s, "\t\"hunt \"*) opts=\"$opts --limit --then --reason --yes "
+	    "-y\" ;;\n"));
+	/* "audit verify" is matched before "audit *" */
+	assert_true(strstr(s, "\"audit verify\")") < strstr(s, "\"audit \"*)"));
+	free(s);
+}
+
+/* Characters up to the end of the line. */
+static size_t
+columns(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0' && *s != '\n'; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+static void
+render_times_and_width(void **state)
+{
+	json_t *j;
+	char *text = NULL, t[64];
+
+	(void)state;
+	setenv("TZ", "CET-1", 1);
+	tzset();
+	assert_int_equal(render_local_time("2026-11-25T08:00:00.123Z", t, sizeof(t)), 0);
+	assert_string_equal(t, "2026-11-25T09:00:00+01:00");
+	assert_int_equal(render_local_time("soon", t, sizeof(t)), -1);
+	setenv("TZ", "UTC0", 1);
+	tzset();
+	assert_int_equal(render_local_time("2026-11-25T08:00:00+02:00", t, sizeof(t)), 0);
+	assert_string_equal(t, "2026-11-25T06:00:00+00:00");
+
+	j = json_pack("[{s:s, s:s, s:s, s:s, s:s, s:s}]", "id", "act_0123456789abcdef01234567",
+	    "type", "force_password_change", "status", "partially_completed",
+	    "identity_id", "idn_0123456789abcdef01234567", "requested_by",
+	    "a-very-long-requester-name-from-an-oidc-directory@example.com",
+	    "created_at", "2026-11-25T08:00:00.000Z");
+	render_set_width(RENDER_WIDTH);
+	assert_int_equal(render_actions(j, &text), 0);
+	assert_int_equal(columns(strchr(text, '\n') + 1), 100);
+	assert_non_null(strstr(text, "…"));
+	/* the first column names the row: never cut */
+	assert_non_null(strstr(text, "\nact_0123456789abcdef01234567  "));
+	free(text);
+	render_set_width(0);
+	assert_int_equal(render_actions(j, &text), 0);
+	assert_null(strstr(text, "…"));
+	assert_non_null(strstr(text, "2026-11-25T08:00:00+00:00"));
+	assert_non_null(strstr(text, "oidc-directory@example.com"));
+	free(text);
+	render_set_width(RENDER_WIDTH);
+	json_decref(j);
+}
+
+static void
+render_alert_text(void **state)
+{
+	json_t *a = json_loads("{\"id\":\"alr_1\",\"source\":\"mdi\","
+	    "\"source_alert_id\":\"a-1\",\"title\":\"Ransomware\",\"category\":"
+	    "\"ransomware\",\"severity\":\"high\",\"confidence\":90,\"time\":"
+	    "\"2026-11-25T08:00:00Z\",\"received_at\":\"2026-11-25T08:00:01Z\","
+	    "\"entities\":[{\"type\":\"account\",\"id_type\":\"upn\",\"value\":"
+	    "\"bob@x\",\"resolution\":\"resolved\",\"identity_id\":\"idn_1\","
+	    "\"account_id\":\"acc_1\"}],\"decisions\":[{\"identity_id\":\"idn_1\","
+	    "\"rule\":\"watch\",\"outcome\":\"dry_run\",\"created_at\":"
+	    "\"2026-11-25T08:00:01Z\",\"detail\":{\"why\":\"planned only\"}}],"
+	    "\"actions\":[]}", 0, NULL);
+	char *text = NULL;
+
+	(void)state;
+	setenv("TZ", "UTC0", 1);
+	tzset();
+	assert_non_null(a);
+	assert_int_equal(render_alert(a, &text), 0);
+	assert_non_null(strstr(text, "id:          alr_1\n"));
+	assert_non_null(strstr(text, "time:        2026-11-25T08:00:00+00:00\n"));
+	assert_non_null(strstr(text, "\nEntities:\nTYPE     ID TYPE  VALUE  RESOLUTION"));
+	assert_non_null(strstr(text, "idn_1     watch  dry_run  2026-11-25T08:00:01+00:00  "
+	    "planned only\n"));
+	assert_null(strstr(text, "Actions:"));
+	free(text);
+	json_decref(a);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parse_help_and_typos),
+		cmocka_unit_test(parse_yes_and_limits),
+		cmocka_unit_test(completion_script),
+		cmocka_unit_test(render_times_and_width),
+		cmocka_unit_test(render_alert_text),
 		cmocka_unit_test(parse_disable),
 		cmocka_unit_test(parse_usage_errors),
 		cmocka_unit_test(parse_values),
@@ -623,5 +796,8 @@ main(void)
 		cmocka_unit_test(render_token_text),
 	};
 
+	/* Times are shown in the local zone: the expected text is UTC's. */
+	setenv("TZ", "UTC0", 1);
+	tzset();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
