@@ -234,6 +234,60 @@ route_metrics(struct req *q)
 	return 0;
 }
 
+static int
+add_node(const struct store_node *n, void *arg)
+{
+	json_t *nodes = arg;
+	int64_t now = engine_now_ms();
+
+	return json_array_append_new(nodes, json_pack("{s:s, s:I, s:I, s:b, s:[]}",
+	    "node_id", n->node_id, "started_at", (json_int_t)n->started_at, "last_seen",
+	    (json_int_t)n->last_seen, "alive", now - n->last_seen <= STORE_NODE_TTL_MS,
+	    "leases")) == 0 ? 0 : QERR_NOMEM;
+}
+
+/* Each lease still running goes to its holder's "leases". */
+static int
+add_lease(const struct store_lease *l, void *arg)
+{
+	json_t *nodes = arg, *n;
+	size_t i;
+
+	if (l->expires_at <= engine_now_ms())
+		return 0;
+	json_array_foreach(nodes, i, n) {
+		if (strcmp(json_string_value(json_object_get(n, "node_id")), l->owner) == 0)
+			return json_array_append_new(json_object_get(n, "leases"),
+			    json_string(l->name)) == 0 ? 0 : QERR_NOMEM;
+	}
+	return 0;
+}
+
+/*
+ * The nodes sharing the store, as their heartbeats say, and the once-per-cluster
+ * jobs each runs. On a store of one node there are no leases: every job is its own.
+ */
+static json_t *
+cluster_json(struct req *q)
+{
+	const char *self = q->api->cfg->node_id != NULL ? q->api->cfg->node_id : "";
+	json_t *nodes = json_array();
+	struct store_tx *tx = NULL;
+	struct qerr e;
+	int r;
+
+	qerr_clear(&e);
+	if (!store_shared(q->api->st))
+		return json_pack("{s:b, s:s, s:[{s:s, s:b, s:[]}]}", "shared", false, "node",
+		    self, "nodes", "node_id", self, "alive", true, "leases");
+	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) == 0 &&
+	    (r = store_node_list(tx, add_node, nodes, &e)) == 0)
+		r = store_lease_list(tx, add_lease, nodes, &e);
+	store_tx_rollback(tx);
+	return json_pack("{s:b, s:s, s:o, s:s?}", "shared", true, "node", self, "nodes",
+	    nodes, "error", r != 0 ? e.msg : NULL);
+}
+
 /*
  * Ready: the store takes a write transaction and the engine's threads run. A system
  * that does not answer makes the answer "degraded" but still 200: every node sees the
@@ -266,7 +320,8 @@ route_readyz(struct req *q)
 		    "unreachable"));
 	}
 	return req_reply(q, store_ok && engine_ok ? 200 : 503, json_pack(
-	    "{s:s, s:b, s:b, s:s?, s:o}", "status", !(store_ok && engine_ok) ?
+	    "{s:s, s:b, s:b, s:s?, s:o, s:o}", "status", !(store_ok && engine_ok) ?
 	    "not_ready" : degraded ? "degraded" : "ready", "store", store_ok, "engine",
-	    engine_ok, "reason", why[0] ? why : NULL, "systems", systems));
+	    engine_ok, "reason", why[0] ? why : NULL, "systems", systems, "cluster",
+	    cluster_json(q)));
 }

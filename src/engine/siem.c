@@ -34,6 +34,7 @@
 #include "core/version.h"
 #include "engine/engine.h"
 #include "engine/siem.h"
+#include "engine/wake.h"
 
 #define BATCH_MAX	256		/* entries per write and cursor update */
 #define CONNECT_MS	10000		/* connect and TLS handshake */
@@ -61,6 +62,8 @@ struct sink {
 	int64_t saved;			/* the cursor as last written to the store */
 	int64_t saved_at;		/* when, ms */
 	bool broke;			/* the last connection failed with data unconfirmed */
+	bool standby;			/* another node of the cluster forwards */
+	int64_t lease;			/* its lease note (engine_lease_hold) */
 	pthread_mutex_t mu;		/* guards the status fields below */
 	bool connected;
 	int64_t sent, resent, connects;
@@ -557,6 +560,38 @@ pause_ms(struct sink *k, int ms)
 	}
 }
 
+/*
+ * Whether this node forwards to k's server: one node of a cluster does at a time,
+ * so the server gets each entry from one sender. A node that takes over starts from
+ * the cursor its predecessor left; one that stands by saves its own and hangs up.
+ */
+static bool
+forwards_here(struct sink *k)
+{
+	char name[sizeof(k->error)];
+	struct qerr e;
+	bool held;
+
+	snprintf(name, sizeof(name), "siem:%s", k->cfg->name);
+	held = engine_lease_hold(k->st, k->node, name, &k->lease);
+	qerr_clear(&e);
+	if (held && k->standby) {
+		if (load_cursor(k, &e) != 0)
+			return false;
+		k->saved = k->cursor;
+		k->standby = false;
+	} else if (!held && !k->standby) {
+		flush_cursor(k, true);
+		disconnect(k);
+		pthread_mutex_lock(&k->mu);
+		k->connected = false;
+		snprintf(k->error, sizeof(k->error), "standing by: another node forwards");
+		pthread_mutex_unlock(&k->mu);
+		k->standby = true;
+	}
+	return held;
+}
+
 static void *
 sink_run(void *arg)
 {
@@ -582,6 +617,10 @@ sink_run(void *arg)
 	}
 	while (!atomic_load(&k->stop)) {
 		qerr_clear(&e);
+		if (!forwards_here(k)) {
+			pause_ms(k, STORE_NODE_TTL_MS / 2);
+			continue;
+		}
 		gen = store_audit_generation(k->st);
 		if (k->fd >= 0 && peer_gone(k)) {
 			disconnect(k);

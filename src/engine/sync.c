@@ -22,6 +22,7 @@
 #include "core/metrics.h"
 #include "core/rbac.h"
 #include "internal.h"
+#include "wake.h"
 
 #define SYNC_BATCH	500
 #define PROBES_MAX	32
@@ -40,6 +41,7 @@ struct sync_sys {
 	int64_t last_full_at;	/* under sy->mu: when a full listing last completed */
 	char who[128];		/* who asked */
 	struct sync_status st;	/* under sy->mu */
+	int64_t lease;		/* the scheduler's lease note (engine_lease_hold) */
 };
 
 struct syncer {
@@ -455,6 +457,27 @@ wait_turn(struct sync_sys *ss)
 	return !atomic_load(&sy->stop);
 }
 
+/*
+ * Under sy->mu: whether this node runs the system's scheduled syncs, which one node
+ * of a cluster does at a time; the others look again within half a lease, so the
+ * schedule moves soon after its node dies. Requested runs need no lease.
+ */
+static bool
+scheduled_here(struct sync_sys *ss)
+{
+	char name[sizeof(ss->st.system) + 8];
+	bool held;
+
+	snprintf(name, sizeof(name), "sync:%s", ss->st.system);
+	pthread_mutex_unlock(&ss->sy->mu);
+	held = engine_lease_hold(ss->sy->eng->st, ss->sy->eng->opt.node_id, name,
+	    &ss->lease);
+	pthread_mutex_lock(&ss->sy->mu);
+	if (!held)
+		ss->st.next_at = engine_now_ms() + STORE_NODE_TTL_MS / 2;
+	return held;
+}
+
 static void *
 sync_thread(void *arg)
 {
@@ -465,6 +488,8 @@ sync_thread(void *arg)
 
 	pthread_mutex_lock(&ss->sy->mu);
 	while (wait_turn(ss)) {
+		if (!ss->pending && !scheduled_here(ss))
+			continue;
 		snprintf(who, sizeof(who), "%s", ss->pending ? ss->who : SCHEDULER);
 		/* Incremental listings cannot see every deletion (AD's): a scheduled run
 		 * is a full one at least once a day, and the first after a start. */

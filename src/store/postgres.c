@@ -224,6 +224,14 @@ static const char *const migrations[] = {
 	"  updated_at BIGINT NOT NULL);",
 	"ALTER TABLE steps ADD COLUMN waits INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE steps ADD COLUMN wait_ms BIGINT NOT NULL DEFAULT 0;",
+	"CREATE TABLE nodes ("
+	"  node_id TEXT PRIMARY KEY,"
+	"  started_at BIGINT NOT NULL,"
+	"  last_seen BIGINT NOT NULL);"
+	"CREATE TABLE leases ("
+	"  name TEXT PRIMARY KEY,"
+	"  owner TEXT NOT NULL,"
+	"  expires_at BIGINT NOT NULL);",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1525,6 +1533,11 @@ const struct store_ops store_postgres = {
 	.audit_last_seq = pgs_audit_last_seq,
 	.siem_cursor_get = pgs_siem_cursor_get,
 	.siem_cursor_put = pgs_siem_cursor_put,
+	.lease_acquire = pg_lease_acquire,
+	.lease_release = pg_lease_release,
+	.node_beat = pg_node_beat,
+	.node_list = pg_node_list,
+	.lease_list = pg_lease_list,
 	.account_sync = pg_account_sync,
 	.account_remove = pg_account_remove,
 	.account_sweep = pg_account_sweep,

@@ -4,7 +4,8 @@
  * table in postgres.c (the connection, migrations, transactions, tokens, identities,
  * accounts and the audit log), postgres_actions.c (actions and their steps),
  * postgres_alerts.c (alerts and disruption decisions) and postgres_sync.c (inventory
- * sync and correlation). Nothing outside src/store includes this.
+ * sync and correlation); postgres_cluster.c holds node heartbeats and leases.
+ * Nothing outside src/store includes this.
  *
  * Every parameter goes over as text and every column comes back as text: the
  * statements cast where PostgreSQL cannot infer a type. A result is whole in memory
@@ -150,5 +151,15 @@ int pg_sync_state_get(struct store_conn *c, const char *system, char **cursor,
     int64_t *full_run, struct qerr *e);
 int pg_sync_state_put(struct store_conn *c, const char *system, const char *cursor,
     int64_t full_run, int64_t at, struct qerr *e);
+
+/* Node heartbeats and singleton leases (postgres_cluster.c). */
+int pg_lease_acquire(struct store_conn *c, const char *name, const char *owner,
+    int64_t now, int64_t ttl_ms, bool *held, struct qerr *e);
+int pg_lease_release(struct store_conn *c, const char *name, const char *owner,
+    struct qerr *e);
+int pg_node_beat(struct store_conn *c, const char *node_id, int64_t started_at,
+    int64_t now, int64_t ttl_ms, struct qerr *e);
+int pg_node_list(struct store_conn *c, store_node_cb cb, void *arg, struct qerr *e);
+int pg_lease_list(struct store_conn *c, store_lease_cb cb, void *arg, struct qerr *e);
 
 #endif

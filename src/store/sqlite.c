@@ -228,6 +228,16 @@ static const char *const migrations[] = {
 	 * counted apart from its attempts, with the time they asked for. */
 	"ALTER TABLE steps ADD COLUMN waits INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE steps ADD COLUMN wait_ms INTEGER NOT NULL DEFAULT 0;",
+	/* Several nodes on one database: each one's heartbeat, and the leases that
+	 * let exactly one of them run each once-per-cluster job. */
+	"CREATE TABLE nodes ("
+	"  node_id TEXT PRIMARY KEY,"
+	"  started_at INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL);"
+	"CREATE TABLE leases ("
+	"  name TEXT PRIMARY KEY,"
+	"  owner TEXT NOT NULL,"
+	"  expires_at INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -656,6 +666,8 @@ sq_close(struct store_conn *c)
 		sqlite3_finalize(c->sync_stmt[i]);
 	for (i = 0; i < ALERT_STMT_MAX; i++)
 		sqlite3_finalize(c->alert_stmt[i]);
+	for (i = 0; i < CLUSTER_STMT_MAX; i++)
+		sqlite3_finalize(c->cluster_stmt[i]);
 	sqlite3_close_v2(c->db);
 	gate_leave(c);
 	gate_unref(c->gate);
@@ -666,7 +678,7 @@ static int
 sq_open(const char *location, struct store_conn **out, struct qerr *e)
 {
 	struct store_conn *c = NULL;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = NULL, *st2 = NULL;
 	const char *mode;
 	int r = QERR_INTERNAL, rc;
 
@@ -710,6 +722,10 @@ sq_open(const char *location, struct store_conn **out, struct qerr *e)
 		r = sq_db_fail(c, rc, location, e);
 		goto out;
 	}
+	/* ROLLBACK is prepared now: prepared when first needed, it could fail for want
+	 * of memory and leave the transaction open on a connection back in the pool. */
+	if ((r = stmt(c, S_ROLLBACK, &st2, e)) != 0)
+		goto out;
 	*out = c;
 	c = NULL;
 	r = 0;
@@ -1467,6 +1483,11 @@ const struct store_ops store_sqlite = {
 	.audit_last_seq = sq_audit_last_seq,
 	.siem_cursor_get = sq_siem_cursor_get,
 	.siem_cursor_put = sq_siem_cursor_put,
+	.lease_acquire = sq_lease_acquire,
+	.lease_release = sq_lease_release,
+	.node_beat = sq_node_beat,
+	.node_list = sq_node_list,
+	.lease_list = sq_lease_list,
 	.account_sync = sq_account_sync,
 	.account_remove = sq_account_remove,
 	.account_sweep = sq_account_sweep,

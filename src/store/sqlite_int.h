@@ -4,7 +4,8 @@
  * table in sqlite.c (the connection, migrations, transactions, tokens, identities,
  * accounts and the audit log), sqlite_actions.c (actions and their steps),
  * sqlite_alerts.c (alerts and disruption decisions) and sqlite_sync.c (inventory
- * sync and correlation). Nothing outside src/store includes this.
+ * sync and correlation); sqlite_cluster.c holds node heartbeats and leases.
+ * Nothing outside src/store includes this.
  */
 #ifndef QUELL_STORE_SQLITE_INT_H
 #define QUELL_STORE_SQLITE_INT_H
@@ -30,6 +31,7 @@
 #define ACTION_LIST_MAX 64
 #define ALERT_STMT_MAX 16
 #define SYNC_STMT_MAX 16
+#define CLUSTER_STMT_MAX 8
 
 struct gate;
 
@@ -42,6 +44,7 @@ struct store_conn {
 	sqlite3_stmt *action_list[ACTION_LIST_MAX];
 	sqlite3_stmt *sync_stmt[SYNC_STMT_MAX];	/* sqlite_sync.c */
 	sqlite3_stmt *alert_stmt[ALERT_STMT_MAX];	/* sqlite_alerts.c */
+	sqlite3_stmt *cluster_stmt[CLUSTER_STMT_MAX];	/* sqlite_cluster.c */
 };
 
 /* Maps an SQLite result code to a quell error naming what failed; returns it. */
@@ -147,5 +150,15 @@ int sq_sync_state_get(struct store_conn *c, const char *system, char **cursor,
     int64_t *full_run, struct qerr *e);
 int sq_sync_state_put(struct store_conn *c, const char *system, const char *cursor,
     int64_t full_run, int64_t at, struct qerr *e);
+
+/* Node heartbeats and singleton leases (sqlite_cluster.c). */
+int sq_lease_acquire(struct store_conn *c, const char *name, const char *owner,
+    int64_t now, int64_t ttl_ms, bool *held, struct qerr *e);
+int sq_lease_release(struct store_conn *c, const char *name, const char *owner,
+    struct qerr *e);
+int sq_node_beat(struct store_conn *c, const char *node_id, int64_t started_at,
+    int64_t now, int64_t ttl_ms, struct qerr *e);
+int sq_node_list(struct store_conn *c, store_node_cb cb, void *arg, struct qerr *e);
+int sq_lease_list(struct store_conn *c, store_lease_cb cb, void *arg, struct qerr *e);
 
 #endif

@@ -604,6 +604,68 @@ store_siem_cursor_put(struct store_tx *tx, const char *name, int64_t seq, int64_
 	return tx->st->ops->siem_cursor_put(tx->conn, name, seq, at, e);
 }
 
+bool
+store_shared(const struct store *st)
+{
+	return st->ops->wait_work != NULL;
+}
+
+int
+store_lease_acquire(struct store_tx *tx, const char *name, const char *owner,
+    int64_t now, int64_t ttl_ms, bool *held, struct qerr *e)
+{
+	int r;
+
+	*held = false;
+	if (tx->st->ops->lease_acquire == NULL)
+		return unsupported(tx, "lease_acquire", e);
+	if ((r = need_write(tx, "lease_acquire", e)) != 0)
+		return r;
+	return tx->st->ops->lease_acquire(tx->conn, name, owner, now, ttl_ms, held, e);
+}
+
+int
+store_lease_release(struct store_tx *tx, const char *name, const char *owner,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->lease_release == NULL)
+		return unsupported(tx, "lease_release", e);
+	if ((r = need_write(tx, "lease_release", e)) != 0)
+		return r;
+	return tx->st->ops->lease_release(tx->conn, name, owner, e);
+}
+
+int
+store_node_beat(struct store_tx *tx, const char *node_id, int64_t started_at,
+    int64_t now, int64_t ttl_ms, struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->node_beat == NULL)
+		return unsupported(tx, "node_beat", e);
+	if ((r = need_write(tx, "node_beat", e)) != 0)
+		return r;
+	return tx->st->ops->node_beat(tx->conn, node_id, started_at, now, ttl_ms, e);
+}
+
+int
+store_node_list(struct store_tx *tx, store_node_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->node_list == NULL)
+		return unsupported(tx, "node_list", e);
+	return tx->st->ops->node_list(tx->conn, cb, arg, e);
+}
+
+int
+store_lease_list(struct store_tx *tx, store_lease_cb cb, void *arg, struct qerr *e)
+{
+	if (tx->st->ops->lease_list == NULL)
+		return unsupported(tx, "lease_list", e);
+	return tx->st->ops->lease_list(tx->conn, cb, arg, e);
+}
+
 int
 store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
     struct account_sync *out, struct qerr *e)

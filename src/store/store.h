@@ -115,6 +115,26 @@ typedef int (*store_alert_cb)(const struct alert *a, void *arg);
 typedef int (*store_account_cb)(const struct account *a, void *arg);
 typedef int (*store_decision_cb)(const struct alert_decision *d, void *arg);
 
+/* How long a node's heartbeat and leases last: a node silent this long is gone and
+ * its once-per-cluster jobs move to another. It beats several times within. */
+#define STORE_NODE_TTL_MS	10000
+
+/* A node of the cluster as its last heartbeat said (store_node_list). */
+struct store_node {
+	const char *node_id;
+	int64_t started_at;
+	int64_t last_seen;
+};
+
+/* A once-per-cluster job's lease (store_lease_list): owner runs it until expires_at. */
+struct store_lease {
+	const char *name;
+	const char *owner;
+	int64_t expires_at;
+};
+typedef int (*store_node_cb)(const struct store_node *n, void *arg);
+typedef int (*store_lease_cb)(const struct store_lease *l, void *arg);
+
 struct store_ops {
 	const char *kind;
 	int (*open)(const char *location, struct store_conn **out, struct qerr *e);
@@ -217,6 +237,25 @@ struct store_ops {
 	 * cannot undo each other's progress). */
 	int (*siem_cursor_put)(struct store_conn *c, const char *name, int64_t seq,
 	    int64_t at, struct qerr *e);
+	/*
+	 * Singletons: owner takes lease name (until now + ttl_ms) when nobody holds
+	 * it, its holder's time ran out, or owner holds it already (renewed); *held
+	 * says whether owner holds it now. SQLite serves one node: its owner always
+	 * wins. lease_release gives up name (NULL: every lease) if owner holds it.
+	 */
+	int (*lease_acquire)(struct store_conn *c, const char *name, const char *owner,
+	    int64_t now, int64_t ttl_ms, bool *held, struct qerr *e);
+	int (*lease_release)(struct store_conn *c, const char *name, const char *owner,
+	    struct qerr *e);
+	/* A node's heartbeat: records it seen at now and extends every lease it holds
+	 * to now + ttl_ms, so a job holds its lease for as long as its node lives. */
+	int (*node_beat)(struct store_conn *c, const char *node_id, int64_t started_at,
+	    int64_t now, int64_t ttl_ms, struct qerr *e);
+	/* Every node that ever beat, and every lease, expired or not, by name. */
+	int (*node_list)(struct store_conn *c, store_node_cb cb, void *arg,
+	    struct qerr *e);
+	int (*lease_list)(struct store_conn *c, store_lease_cb cb, void *arg,
+	    struct qerr *e);
 
 	/*
 	 * Inventory sync. account_sync writes one account read from its system: a new
@@ -389,6 +428,19 @@ void store_audit_kick(struct store *st);
  * QERR_UNSUPPORTED when the backend cannot tell (SQLite: poll instead).
  */
 int store_wait_work(struct store *st, int timeout_ms, bool *woken, struct qerr *e);
+/* Whether other nodes may share this store (its backend tells them when work is
+ * queued): only then do singletons need leases, and nodes heartbeats. */
+bool store_shared(const struct store *st);
+/* Cluster membership and singletons (store_ops' lease_acquire and on); the ones
+ * that write need a write transaction. */
+int store_lease_acquire(struct store_tx *tx, const char *name, const char *owner,
+    int64_t now, int64_t ttl_ms, bool *held, struct qerr *e);
+int store_lease_release(struct store_tx *tx, const char *name, const char *owner,
+    struct qerr *e);
+int store_node_beat(struct store_tx *tx, const char *node_id, int64_t started_at,
+    int64_t now, int64_t ttl_ms, struct qerr *e);
+int store_node_list(struct store_tx *tx, store_node_cb cb, void *arg, struct qerr *e);
+int store_lease_list(struct store_tx *tx, store_lease_cb cb, void *arg, struct qerr *e);
 int store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
     struct account_sync *out, struct qerr *e);
 int store_account_remove(struct store_tx *tx, const char *system,

@@ -441,6 +441,8 @@ test_token_touch(void **state)
 /* Takes the schema back to version 6, as it was before migration 7 (and any
  * later one) existed. */
 static const char undo_after_6[] =
+    "DROP TABLE IF EXISTS nodes;"
+    "DROP TABLE IF EXISTS leases;"
     "ALTER TABLE steps DROP COLUMN waits;"
     "ALTER TABLE steps DROP COLUMN wait_ms;"
     "DROP TABLE IF EXISTS siem_cursors;"
@@ -1702,6 +1704,100 @@ test_pg_location(void **state)
 	assert_null(loc);
 }
 
+/* The nodes and leases the store lists, as "id@last_seen" and "name=owner@expires"
+ * joined by spaces. */
+static int
+note_node(const struct store_node *n, void *arg)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s@%lld ", n->node_id,
+	    (long long)n->last_seen);
+	return 0;
+}
+
+static int
+note_lease(const struct store_lease *l, void *arg)
+{
+	char *out = arg;
+
+	snprintf(out + strlen(out), 256 - strlen(out), "%s=%s@%lld ", l->name, l->owner,
+	    (long long)l->expires_at);
+	return 0;
+}
+
+static void
+acquire(struct fx *f, const char *name, const char *owner, int64_t now, bool want)
+{
+	struct store_tx *tx = begin(f, true);
+	struct qerr e = {0};
+	bool held = !want;
+
+	if (store_lease_acquire(tx, name, owner, now, 100, &held, &e) != 0)
+		fail_msg("lease_acquire: %s", e.msg);
+	commit(tx);
+	if (held != want)
+		fail_msg("%s at %lld: held %d, want %d", owner, (long long)now, held, want);
+}
+
+static void
+listed(struct fx *f, const char *nodes, const char *leases)
+{
+	struct store_tx *tx = begin(f, false);
+	char n[256] = "", l[256] = "";
+	struct qerr e = {0};
+
+	assert_int_equal(store_node_list(tx, note_node, n, &e), 0);
+	assert_int_equal(store_lease_list(tx, note_lease, l, &e), 0);
+	store_tx_rollback(tx);
+	assert_string_equal(n, nodes);
+	assert_string_equal(l, leases);
+}
+
+static void
+beat(struct fx *f, const char *node, int64_t now)
+{
+	struct store_tx *tx = begin(f, true);
+	struct qerr e = {0};
+
+	assert_int_equal(store_node_beat(tx, node, 1, now, 100, &e), 0);
+	commit(tx);
+}
+
+/* A lease goes to one node until it runs out, its holder's heartbeat extends it, and
+ * only its holder gives it up; SQLite serves one node, which always wins. */
+static void
+test_leases(void **state)
+{
+	struct fx *f = *state;
+	struct store_tx *tx;
+	struct qerr e = {0};
+
+	beat(f, "a", 1000);
+	beat(f, "b", 1010);
+	listed(f, "a@1000 b@1010 ", "");
+	acquire(f, "job", "a", 1000, true);
+	acquire(f, "job", "b", 1050, T.pg == NULL);
+	if (T.pg == NULL)
+		return;
+	acquire(f, "job", "a", 1060, true);	/* its own: renewed to 1160 */
+	acquire(f, "job", "b", 1159, false);
+	acquire(f, "job", "b", 1160, true);	/* ran out */
+	acquire(f, "job", "a", 1170, false);
+	beat(f, "b", 1200);			/* extends b's lease to 1300 */
+	acquire(f, "job", "a", 1290, false);
+	listed(f, "a@1000 b@1200 ", "job=b@1300 ");
+	tx = begin(f, true);
+	assert_int_equal(store_lease_release(tx, "job", "a", &e), 0);	/* not a's */
+	commit(tx);
+	listed(f, "a@1000 b@1200 ", "job=b@1300 ");
+	tx = begin(f, true);
+	assert_int_equal(store_lease_release(tx, NULL, "b", &e), 0);
+	commit(tx);
+	listed(f, "a@1000 b@1200 ", "");
+	acquire(f, "job", "a", 1210, true);
+}
+
 /* Starts a cluster for the run (scripts/lib/pg.sh) when none is given; 0 or -1. */
 static int
 pg_start(char *dir, size_t n)
@@ -1757,6 +1853,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 		cmocka_unit_test(test_pg_location),
 	};
 	/* SQLite databases of before the token lifecycle and audit format 2:
