@@ -27,6 +27,15 @@
 #define LANDLOCK_ACCESS_FS_IOCTL_DEV	(1ULL << 15)
 #endif
 
+/* A sanitizer build's runtime: LeakSanitizer stops the world with ptrace from a
+ * thread of its own, and reports are symbolized by a program it starts. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
 #define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define FS_FILE (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | \
 	LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_TRUNCATE | \
@@ -141,6 +150,13 @@ static const char *const calls_front[] = {
 	"fchmod", "fchown", "umask", "flock", "wait4", "waitid",
 };
 
+#ifdef SANITIZED
+static const char *const calls_sanitizer[] = {
+	"ptrace", "process_vm_readv", "getdents", "execve", "fork", "vfork", "wait4",
+	"waitid",
+};
+#endif
+
 static int
 allow(scmp_filter_ctx ctx, const char *const *names, size_t n, struct qerr *e)
 {
@@ -174,6 +190,11 @@ filter(const char *who, bool front, struct qerr *e)
 	if ((r = allow(ctx, calls_common, sizeof(calls_common) / sizeof(calls_common[0]),
 	    e)) == 0 && front)
 		r = allow(ctx, calls_front, sizeof(calls_front) / sizeof(calls_front[0]), e);
+#ifdef SANITIZED
+	if (r == 0)
+		r = allow(ctx, calls_sanitizer, sizeof(calls_sanitizer) /
+		    sizeof(calls_sanitizer[0]), e);
+#endif
 	if (r == 0 && (r = seccomp_load(ctx)) != 0) {
 		if (r == -EINVAL || r == -ENOSYS) {
 			log_msg(LOG_LVL_WARN, "sandbox: seccomp is not available: the %s "

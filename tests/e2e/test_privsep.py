@@ -33,8 +33,14 @@ from cloud.conftest import Graph, Okta, cloud_dir, graph, okta_emu  # noqa: F401
 SYS_PIDFD_GETFD = 438  # x86_64, aarch64 and the rest of the unified table
 
 
+CHUNK = 64 << 20
+OVERLAP = 4096  # longer than any secret: one split across two chunks is still seen
+
+
 def read_memory(pid):
-    """Every readable mapping of pid, as one bytes object per region."""
+    """Every readable mapping of pid, in chunks that overlap. Mappings of 4 GiB or more
+    are left out: only a sanitizer's shadow memory is that large, and it holds shadow
+    bytes, never a copy of the program's data."""
     out = []
     with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
         for line in maps:
@@ -42,11 +48,14 @@ def read_memory(pid):
             if perms[0] != "r" or line.rstrip().endswith("[vvar]"):
                 continue
             lo, hi = (int(x, 16) for x in addr.split("-"))
-            try:
-                mem.seek(lo)
-                out.append(mem.read(hi - lo))
-            except OSError:
-                pass  # a guard page or a mapping gone meanwhile
+            if hi - lo >= 4 << 30:
+                continue
+            for at in range(lo, hi, CHUNK):
+                try:
+                    mem.seek(at)
+                    out.append(mem.read(min(CHUNK + OVERLAP, hi - at)))
+                except OSError:
+                    pass  # a guard page or a mapping gone meanwhile
     return out
 
 
