@@ -1,7 +1,7 @@
 /*
  * quelld's own pieces: reading and validating the configuration (check.c) and running
- * the service with reload and systemd notification (service.c). main.c parses the
- * arguments and picks one.
+ * the service with reload and systemd notification (service.c), moving a store into
+ * PostgreSQL (migrate.c). main.c parses the arguments and picks one.
  */
 #ifndef QUELL_DAEMON_DAEMON_H
 #define QUELL_DAEMON_DAEMON_H
@@ -37,5 +37,10 @@ int daemon_config_check_local(const struct config *cfg, struct qerr *e);
  * the configuration in force: on return it may be a newer one than the caller gave,
  * still owned by the caller. Returns the process exit status. */
 int daemon_run(const char *path, struct config *cfg, const char *text);
+
+/* quelld migrate --from sqlite:PATH --to postgres:CONNINFO [--passfile FILE]
+ * (migrate.c), argv after "migrate"; needs no configuration. Returns the exit
+ * status. */
+int daemon_migrate(int argc, char **argv);
 
 #endif

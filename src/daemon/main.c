@@ -50,6 +50,10 @@ usage(FILE *f)
 	    "                                       to identities tagged TAG when given,\n"
 	    "                                       expiring after SPAN (30d, 12h, 90m, 45s;\n"
 	    "                                       default and limit: token_max_lifetime)\n"
+	    "       quelld migrate --from sqlite:PATH --to postgres:CONNINFO\n"
+	    "                      [--passfile FILE]\n"
+	    "                                       copy a single node's store into an\n"
+	    "                                       empty PostgreSQL database\n"
 	    "       quelld --version | --help\n"
 	    "The configuration defaults to /etc/quell/quelld.conf; see quelld.conf(5).\n");
 }
@@ -136,7 +140,8 @@ parse_options(int argc, char **argv, const char **path, bool *version, bool *hel
 			return -1;
 		}
 	}
-	if (i < argc && !(strcmp(argv[i], "check") == 0 && i + 1 == argc) &&
+	if (i < argc && strcmp(argv[i], "migrate") != 0 &&
+	    !(strcmp(argv[i], "check") == 0 && i + 1 == argc) &&
 	    !(strcmp(argv[i], "token") == 0 && i + 1 < argc &&
 	    strcmp(argv[i + 1], "create") == 0)) {
 		fprintf(stderr, "quelld: unknown command '%s'\n", argv[i]);
@@ -174,6 +179,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_sink(log_stderr, LOG_LVL_INFO);
+	if (i < argc && strcmp(argv[i], "migrate") == 0)
+		return daemon_migrate(argc - i - 1, argv + i + 1);
 	/* Before any thread: the registry outlives reloads, so counters do too. */
 	if (quell_metrics_install() != 0) {
 		fprintf(stderr, "quelld: out of memory\n");

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/audit.h"
 #include "store.h"
 
 struct store {
@@ -862,4 +863,50 @@ store_hunt(struct store *st, const struct hunt_query *q, char **out, struct qerr
 		return qerr_set(e, QERR_UNSUPPORTED, NULL, "store %s: advanced hunting is "
 		    "not supported", st->ops->kind);
 	return st->ops->hunt(st->location, q, out, e);
+}
+
+struct verify {
+	char prev[65];
+	int64_t n;
+	int64_t broken;
+	struct qerr *why;
+};
+
+static int
+verify_entry(const struct audit_entry *ent, void *arg)
+{
+	struct verify *v = arg;
+	int r;
+
+	/* Only a mismatch is a broken chain; running out of memory is an error. */
+	if ((r = audit_check(ent, v->prev, v->n + 1, v->why)) != 0) {
+		if (r == QERR_CONFLICT)
+			v->broken = v->n + 1;
+		return r;
+	}
+	memcpy(v->prev, ent->hash, sizeof(v->prev));
+	v->n++;
+	return 0;
+}
+
+int
+store_audit_verify(struct store *st, int64_t *n, int64_t *broken, char head[65],
+    struct qerr *why, struct qerr *e)
+{
+	struct verify v = { .why = why };
+	struct store_tx *tx = NULL;
+	int r;
+
+	qerr_clear(why);
+	memcpy(v.prev, audit_genesis, sizeof(v.prev));
+	if ((r = store_tx_begin(st, false, &tx, e)) == 0) {
+		r = store_audit_list(tx, 0, 0, verify_entry, &v, e);
+		store_tx_rollback(tx);
+	}
+	*n = v.n;
+	*broken = v.broken;
+	memcpy(head, v.prev, 65);
+	if (r != 0 && v.broken == 0)
+		return why->code != 0 ? qerr_set(e, why->code, NULL, "%s", why->msg) : r;
+	return 0;
 }

@@ -474,6 +474,21 @@ int store_decision_list(struct store_tx *tx, const char *alert_id,
     const char *identity_id, store_decision_cb cb, void *arg, struct qerr *e);
 int store_decision_count(struct store_tx *tx, const char *outcome, int64_t since,
     long *n, struct qerr *e);
+/*
+ * The whole audit chain checked in one read transaction: *n entries, *broken the seq
+ * of the first that does not hold (0: none; why says how), head the last hash.
+ * Errors other than a broken chain are the return value.
+ */
+int store_audit_verify(struct store *st, int64_t *n, int64_t *broken, char head[65],
+    struct qerr *why, struct qerr *e);
+/*
+ * quelld migrate: copies every table of the SQLite database at path (at the current
+ * schema: opened with store_open first) into the PostgreSQL database at location
+ * (likewise, and holding no tokens, identities, actions or audit entries yet; else
+ * QERR_CONFLICT), in one transaction. *rows counts the rows copied.
+ */
+int store_copy_sqlite_pg(const char *path, const char *location, long *rows,
+    struct qerr *e);
 /* Outside any transaction: the hunt has a connection of its own. */
 int store_hunt(struct store *st, const struct hunt_query *q, char **out,
     struct qerr *e);
