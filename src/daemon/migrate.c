@@ -85,12 +85,15 @@ migrate(int argc, char **argv, struct qerr *e)
 	if ((path = after_prefix(from, "--from", "sqlite:", e)) == NULL ||
 	    (conninfo = after_prefix(to, "--to", "postgres:", e)) == NULL)
 		return e->code;
+	if ((r = store_pg_location(conninfo, passfile, &loc, e)) != 0)
+		goto out;
 	/* store_open would make an empty database of a path that names none. */
-	if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
-		return qerr_set(e, QERR_INVALID, "--from", "--from: %s is not a database file",
+	if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		r = qerr_set(e, QERR_INVALID, "--from", "--from: %s is not a database file",
 		    path);
-	if ((r = store_pg_location(conninfo, passfile, &loc, e)) != 0 ||
-	    (r = verified(&store_sqlite, path, "the source", &src, e)) != 0 ||
+		goto out;
+	}
+	if ((r = verified(&store_sqlite, path, "the source", &src, e)) != 0 ||
 	    (r = verified(&store_postgres, loc, "the target, before", &dst, e)) != 0)
 		goto out;
 	if ((r = store_copy_sqlite_pg(path, loc, &rows, e)) != 0 ||
@@ -119,5 +122,5 @@ daemon_migrate(int argc, char **argv)
 	if (migrate(argc, argv, &e) == 0)
 		return 0;
 	fprintf(stderr, "quelld: migrate: %s\n", e.msg);
-	return e.code == QERR_INVALID ? 2 : 1;
+	return e.code == QERR_INVALID || e.code == QERR_CONFIG ? 2 : 1;
 }

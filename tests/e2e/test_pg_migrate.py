@@ -87,7 +87,10 @@ def test_migrate_refusals():
             (("--from", "x.db", "--to", f"postgres:{store}"), 2, "--from must be"),
             (("--from", "sqlite:/x", "--to", store), 2, "--to must be postgres:"),
             (("--from", "sqlite:/x", "--from", "sqlite:/y"), 2, "is given twice"),
+            (("--from", "sqlite:/x", "--to", "postgres:host=db password=hunter2"), 2,
+             "conninfo"),
             (("--bogus",), 2, "unknown argument")):
         r = migrate(*args)
         assert r.returncode == code and words in r.stderr, (args, r.returncode, r.stderr)
+        assert "hunter2" not in r.stderr
 
