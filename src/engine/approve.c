@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/rbac.h"
 #include "internal.h"
+#include "wake.h"
 
 /* The same person, whichever of their tokens or sign-ins they use. */
 static bool
@@ -69,7 +70,7 @@ decide_tx(const struct actor *who, struct store_tx *tx,
 		    reason ? ": " : "", reason ? reason : "");
 		if ((r = engine_cancel_steps_tx(tx, who, a, now, e)) != 0)
 			return r;
-		a->status = ACTION_CANCELLED;
+		a->status = ACTION_REJECTED;
 		a->finished_at = now;
 	}
 	free(a->message);
@@ -212,9 +213,13 @@ engine_expire_approvals(struct engine *eng)
 	struct expired x = { .now = engine_now_ms() };
 	struct store_tx *tx = NULL;
 	struct qerr e;
+	int64_t lease = 0;
 	size_t i;
 	int r;
 
+	/* Once per cluster: the nodes would only queue behind each other's writes. */
+	if (!engine_lease_hold(eng->st, eng->opt.node_id, "approval-expiry", &lease))
+		return;
 	qerr_clear(&e);
 	if ((r = store_tx_begin(eng->st, true, &tx, &e)) != 0)
 		goto out;
@@ -278,7 +283,8 @@ find_undo(const struct action *a, void *arg)
 
 	/* An undo that enabled only some accounts may be tried again. */
 	if (a->status != ACTION_DENIED && a->status != ACTION_FAILED &&
-	    a->status != ACTION_CANCELLED && a->status != ACTION_PARTIALLY_COMPLETED &&
+	    a->status != ACTION_CANCELLED && a->status != ACTION_REJECTED &&
+	    a->status != ACTION_PARTIALLY_COMPLETED &&
 	    *found == NULL)
 		*found = a;
 	return *found != NULL;

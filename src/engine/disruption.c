@@ -5,8 +5,12 @@
  * only records the plan, an identity already contained is not contained again, and
  * past the blast-radius limit the actions wait for a person's approval and the breach
  * is raised as an alert of quell's own. The actions are requested as the built-in
- * principal automatic-attack-disruption, through engine_request, so they pass the
+ * principal automatic-attack-disruption, through the request path, so they pass the
  * same authorization as anyone's. Every decision is stored and audited.
+ *
+ * From the alert to the first provider call there is one durable commit: the alert,
+ * its decisions, the actions with their steps, every audit entry and the claim of the
+ * first steps are one transaction, whose claims go straight to the workers.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,56 +142,58 @@ received_detail(const struct alert *a)
 	    "received_us", (json_int_t)a->received_us);
 }
 
-/* Stores a new alert; QERR_CONFLICT when its (source, external_id) is known. */
+/* Names a new alert and stamps when it came (received_us is kept when the API took
+ * it earlier). */
 static int
-store_alert(struct engine *eng, const struct actor *poster, struct alert *a,
-    struct qerr *e)
+alert_stamp(struct alert *a, struct qerr *e)
 {
-	struct store_tx *tx = NULL;
-	struct alert old;
-	json_t *d = NULL;
+	char id[ID_LEN];
+
+	a->received_at = engine_now_ms();
+	if (a->received_us == 0)
+		a->received_us = engine_now_us();
+	id_make(id, "alr", a->received_at);
+	free(a->id);
+	if ((a->id = strdup(id)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
+/*
+ * Stores a new alert inside tx, its entities resolved, with its audit entry;
+ * QERR_CONFLICT, with the stored one in *old (caller clears), when its (source,
+ * external_id) is known. The write transaction is exclusive: no twin gets between
+ * the look-up and the insert.
+ */
+static int
+alert_tx(struct engine *eng, struct store_tx *tx, const struct actor *poster,
+    struct alert *a, struct alert *old, struct qerr *e)
+{
+	json_t *d;
 	size_t i;
 	int r;
 
-	memset(&old, 0, sizeof(old));
-	if ((r = store_tx_begin(eng->st, true, &tx, e)) != 0)
-		return r;
-	if ((r = store_alert_find(tx, a->source, a->external_id, &old, e)) != QERR_NOT_FOUND) {
-		if (r == 0)
-			r = qerr_set(e, QERR_CONFLICT, NULL, "alert %s/%s is known as %s",
-			    a->source, a->external_id, old.id);
-		goto out;
-	}
+	if ((r = store_alert_find(tx, a->source, a->external_id, old, e)) != QERR_NOT_FOUND)
+		return r == 0 ? QERR_CONFLICT : r;
 	for (i = 0, r = 0; i < a->nentities && r == 0; i++)
 		r = resolve_entity(eng, tx, &a->entities[i], e);
 	if (r != 0 || (r = store_alert_insert(tx, a, e)) != 0)
-		goto out;
-	d = received_detail(a);
-	if ((r = engine_audit_tx_as(tx, poster, "alert.received", NULL, NULL, NULL, d,
-	    e)) == 0) {
-		r = store_tx_commit(tx, e);
-		tx = NULL;
-	}
-out:
-	json_decref(d);
-	alert_clear(&old);
-	store_tx_rollback(tx);
-	return r;
-}
-
-static int
-find_alert(struct engine *eng, const char *source, const char *external_id,
-    struct alert *out, struct qerr *e)
-{
-	struct store_tx *tx = NULL;
-	int r;
-
-	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
 		return r;
-	r = store_alert_find(tx, source, external_id, out, e);
-	store_tx_rollback(tx);
+	if ((d = received_detail(a)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	r = engine_audit_tx_as(tx, poster, "alert.received", NULL, NULL, NULL, d, e);
+	json_decref(d);
 	return r;
 }
+
+/* One alert's disruption: everything it decides is written in tx. */
+struct run {
+	struct engine *eng;
+	struct store_tx *tx;
+	const struct alert *al;
+	const struct actor *poster;
+	bool queued;		/* an action was queued: its first steps are claimed */
+};
 
 /* Who a decision was taken for: the principal that posted the alert. */
 static json_t *
@@ -197,15 +203,14 @@ principal_json(const struct actor *who)
 	    "id", who->id, "name", who->name ? who->name : "");
 }
 
-/* Stores the decision (naming poster, when there is one) and its audit entry in one
- * transaction. */
+/* Stores the decision (naming poster, when there is one) and its audit entry inside
+ * tx. */
 static int
-record(struct engine *eng, const struct alert *al, const char *identity_id,
+record_tx(struct store_tx *tx, const struct alert *al, const char *identity_id,
     const struct disruption_rule *rule, const char *outcome,
     const struct actor *poster, json_t *detail, struct qerr *e)
 {
 	struct alert_decision d;
-	struct store_tx *tx = NULL;
 	char id[ID_LEN], ev[64];
 	int r;
 
@@ -226,15 +231,28 @@ record(struct engine *eng, const struct alert *al, const char *identity_id,
 	if ((d.detail = json_dumps(detail, JSON_COMPACT)) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	snprintf(ev, sizeof(ev), "disruption.%s", outcome);
+	if ((r = store_decision_insert(tx, &d, e)) == 0)
+		r = engine_audit_tx(tx, DISRUPTION_PRINCIPAL, ev, NULL, NULL, identity_id,
+		    detail, e);
+	free(d.detail);
+	return r;
+}
+
+/* record_tx in a transaction of its own. */
+static int
+record(struct engine *eng, const struct alert *al, const char *identity_id,
+    const struct disruption_rule *rule, const char *outcome,
+    const struct actor *poster, json_t *detail, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	int r;
+
 	if ((r = store_tx_begin(eng->st, true, &tx, e)) == 0 &&
-	    (r = store_decision_insert(tx, &d, e)) == 0 &&
-	    (r = engine_audit_tx(tx, DISRUPTION_PRINCIPAL, ev, NULL, NULL, identity_id,
-	    detail, e)) == 0) {
+	    (r = record_tx(tx, al, identity_id, rule, outcome, poster, detail, e)) == 0) {
 		r = store_tx_commit(tx, e);
 		tx = NULL;
 	}
 	store_tx_rollback(tx);
-	free(d.detail);
 	return r;
 }
 
@@ -281,38 +299,50 @@ plan_json(const struct action *a)
 	    action_status_name(a->status), "steps", steps);
 }
 
-/* Asks the engine for one action (or, dry, its exact plan); one entry of detail. */
+/* What came of one requested action, as an entry of the decision's detail. */
 static json_t *
-request_step(struct engine *eng, const struct alert *al,
-    const struct disruption_rule *rule, const char *identity_id,
-    const struct disruption_step *s, const char *hold, bool dry, bool *created)
+result_json(const struct disruption_step *s, const struct action_result *res, bool dry)
+{
+	const struct action *a = &res->a;
+
+	if (res->r == 0 && dry)
+		return plan_json(a);
+	if (res->r == 0)
+		return json_pack("{s:s, s:s, s:s}", "type", action_type_name(s->type),
+		    "action_id", a->id, "status", action_status_name(a->status));
+	/* Only a denied action is stored: another refusal has no id to name. */
+	return json_pack("{s:s, s:s, s:s, s:s?}", "type", action_type_name(s->type),
+	    "error", qerr_strerror(res->r), "message", res->e.msg, "action_id",
+	    a->status == ACTION_DENIED ? a->id : NULL);
+}
+
+/* Requests one action (or, dry, plans it exactly) inside the run's transaction and
+ * adds what came of it to list; an error is the whole transaction's. */
+static int
+request_step(struct run *x, const struct disruption_rule *rule, const char *identity_id,
+    const struct disruption_step *s, const char *hold, json_t *list, bool *created,
+    struct qerr *e)
 {
 	struct action_request req;
-	struct action a;
-	struct qerr e;
+	struct action_result res;
 	char reason[1024], *params = step_params(s);
-	json_t *o;
+	bool queued = false;
 	int r;
 
-	memset(&a, 0, sizeof(a));
-	qerr_clear(&e);
-	request_for(al, rule, identity_id, s, params, reason, sizeof(reason), &req);
-	req.preview = dry;
+	if (params == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	request_for(x->al, rule, identity_id, s, params, reason, sizeof(reason), &req);
+	req.preview = rule->dry_run;
 	req.hold_rule = hold;
-	r = params ? engine_request(eng, &eng->dactor, &req, &a, &e) :
-	    qerr_set(&e, QERR_NOMEM, NULL, "out of memory");
-	if (r == 0 && dry)
-		o = plan_json(&a);
-	else if (r == 0) {
-		*created = true;
-		o = json_pack("{s:s, s:s, s:s}", "type", action_type_name(s->type),
-		    "action_id", a.id, "status", action_status_name(a.status));
-	} else
-		o = json_pack("{s:s, s:s, s:s, s:s?}", "type", action_type_name(s->type),
-		    "error", qerr_strerror(r), "message", e.msg, "action_id", a.id);
-	action_clear(&a);
+	r = engine_request_tx(x->eng, &x->eng->dactor, x->tx, &req, 1, &res, &queued, e);
+	if (r == 0) {
+		x->queued |= queued;
+		*created |= res.r == 0 && !rule->dry_run;
+		json_array_append_new(list, result_json(s, &res, rule->dry_run));
+	}
+	engine_results_clear(&res, 1);
 	free(params);
-	return o;
+	return r;
 }
 
 /*
@@ -331,7 +361,8 @@ struct in_force {
 static bool
 live(enum action_status st)
 {
-	return st != ACTION_FAILED && st != ACTION_CANCELLED && st != ACTION_DENIED;
+	return st != ACTION_FAILED && st != ACTION_CANCELLED && st != ACTION_DENIED &&
+	    st != ACTION_REJECTED;
 }
 
 static int
@@ -397,12 +428,13 @@ in_force_clear(struct in_force *f)
 	memset(f, 0, sizeof(*f));
 }
 
+/* The identity's automatic actions in force, as tx sees them; *f (caller clears with
+ * in_force_clear) whatever the result. */
 static int
-in_force_load(struct engine *eng, const char *identity_id, struct in_force *f,
+in_force_read(struct store_tx *tx, const char *identity_id, struct in_force *f,
     struct qerr *e)
 {
 	struct action_filter af = { .identity_id = identity_id, .limit = 1000 };
-	struct store_tx *tx = NULL;
 	int r, t;
 
 	memset(f, 0, sizeof(*f));
@@ -410,29 +442,42 @@ in_force_load(struct engine *eng, const char *identity_id, struct in_force *f,
 	f->all = json_array();
 	for (t = 0; t < ACTION_TYPE_COUNT; t++)
 		f->ids[t] = json_array();
-	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
-		return r;
 	r = store_decision_list(tx, NULL, identity_id, note_release, f, e);
 	if (r >= 0 && (r = store_action_list(tx, &af, note_undo, f, e)) == 0)
 		r = store_action_list(tx, &af, note_auto, f, e);
+	return r;
+}
+
+/* in_force_read in a read transaction of its own. */
+static int
+in_force_load(struct engine *eng, const char *identity_id, struct in_force *f,
+    struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	int r;
+
+	memset(f, 0, sizeof(*f));
+	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+		return r;
+	r = in_force_read(tx, identity_id, f, e);
 	store_tx_rollback(tx);
 	return r;
 }
 
-/* Raises a blast-radius breach: audited each time, one quell alert per window. */
-static void
-raise_breach(struct engine *eng, const struct alert *cause, const char *identity_id,
-    long recent)
+/* Raises a blast-radius breach inside the run's transaction: audited each time, one
+ * quell alert per window. */
+static int
+raise_breach(struct run *x, const char *identity_id, long recent, struct qerr *e)
 {
-	const struct disruption_guard *g = &eng->dpol->guard;
-	struct alert a;
-	struct qerr e;
+	const struct disruption_guard *g = &x->eng->dpol->guard;
+	struct alert a, old;
 	char ext[64], title[256];
 	int64_t now = engine_now_ms();
-	json_t *d;
-	bool created = false;
+	json_t *d = NULL;
+	int r;
 
 	memset(&a, 0, sizeof(a));
+	memset(&old, 0, sizeof(old));
 	snprintf(ext, sizeof(ext), "blast-radius-%lld",
 	    (long long)(now - now % g->window_ms));
 	snprintf(title, sizeof(title), "automatic attack disruption reached its limit of "
@@ -445,21 +490,27 @@ raise_breach(struct engine *eng, const struct alert *cause, const char *identity
 	a.severity = ALERT_SEV_HIGH;
 	a.confidence = 100;
 	a.time = now;
-	qerr_clear(&e);
 	if (a.source == NULL || a.external_id == NULL || a.title == NULL ||
-	    a.category == NULL || engine_alert(eng, &eng->dactor, &a, &created,
-	    &e) != 0)
-		log_msg(LOG_LVL_WARN, "disruption: raising the blast-radius alert: %s",
-		    e.msg[0] ? e.msg : "out of memory");
-	d = json_pack("{s:s, s:s?, s:I, s:I, s:I}", "cause_alert_id", cause->id,
-	    "quell_alert_id", a.id, "recent", (json_int_t)recent, "limit",
-	    (json_int_t)g->max_containments, "window_ms", (json_int_t)g->window_ms);
-	if (d == NULL || engine_audit(eng, DISRUPTION_PRINCIPAL,
-	    "disruption.blast_radius_exceeded", identity_id, d, &e) != 0)
-		log_msg(LOG_LVL_WARN, "disruption: auditing the blast-radius breach: %s",
-		    d ? e.msg : "out of memory");
+	    a.category == NULL || (r = alert_stamp(&a, e)) != 0) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	/* Known already: this window's breach was raised by an earlier containment. */
+	r = alert_tx(x->eng, x->tx, &x->eng->dactor, &a, &old, e);
+	if (r != 0 && r != QERR_CONFLICT)
+		goto out;
+	d = json_pack("{s:s, s:s, s:I, s:I, s:I}", "cause_alert_id", x->al->id,
+	    "quell_alert_id", r == 0 ? a.id : old.id, "recent", (json_int_t)recent,
+	    "limit", (json_int_t)g->max_containments, "window_ms",
+	    (json_int_t)g->window_ms);
+	r = d == NULL ? qerr_set(e, QERR_NOMEM, NULL, "out of memory") :
+	    engine_audit_tx(x->tx, DISRUPTION_PRINCIPAL,
+	    "disruption.blast_radius_exceeded", NULL, NULL, identity_id, d, e);
+out:
 	json_decref(d);
+	alert_clear(&old);
 	alert_clear(&a);
+	return r;
 }
 
 /* Whether some linked account's system can carry out type. */
@@ -500,57 +551,46 @@ missing_steps(struct engine *eng, const struct disruption_rule *rule,
 	return n;
 }
 
+/* Requests the actions (or plans them, dry) and records what came of it. The count
+ * of recent containments includes this transaction's own. */
 static int
-count_recent(struct engine *eng, long *n, struct qerr *e)
-{
-	struct store_tx *tx = NULL;
-	int r;
-
-	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
-		return r;
-	r = store_decision_count(tx, DISRUPTION_CONTAINED,
-	    engine_now_ms() - eng->dpol->guard.window_ms, n, e);
-	store_tx_rollback(tx);
-	return r;
-}
-
-/* Requests the actions (or plans them, dry) and records what came of it. */
-static int
-act(struct engine *eng, const struct alert *al, const struct actor *poster,
-    const struct disruption_rule *rule, const char *identity_id,
+act(struct run *x, const struct disruption_rule *rule, const char *identity_id,
     const struct disruption_step *const *wanted, size_t n, json_t *na, struct qerr *e)
 {
+	const struct disruption_policy *pol = x->eng->dpol;
 	json_t *d = json_object(), *list = json_array();
 	const char *outcome = rule->dry_run ? DISRUPTION_DRY_RUN : DISRUPTION_CONTAINED;
 	bool created = false, held;
 	long recent = 0;
 	size_t i;
-	int r;
+	int r = 0;
 
-	if (!rule->dry_run && (r = count_recent(eng, &recent, e)) != 0)
+	if (!rule->dry_run && (r = store_decision_count(x->tx, DISRUPTION_CONTAINED,
+	    engine_now_ms() - pol->guard.window_ms, &recent, e)) != 0)
 		goto out;
-	held = !rule->dry_run && !disruption_within_limit(eng->dpol, recent);
+	held = !rule->dry_run && !disruption_within_limit(pol, recent);
 	if (held)
 		outcome = DISRUPTION_HELD;
-	for (i = 0; i < n; i++)
-		json_array_append_new(list, request_step(eng, al, rule, identity_id, wanted[i],
-		    held ? DISRUPTION_BLAST_RULE : NULL, rule->dry_run, &created));
+	for (i = 0; i < n && r == 0; i++)
+		r = request_step(x, rule, identity_id, wanted[i], held ?
+		    DISRUPTION_BLAST_RULE : NULL, list, &created, e);
+	if (r != 0)
+		goto out;
 	if (!rule->dry_run && !created) {
 		outcome = DISRUPTION_FAILED;
 		held = false;
 	}
 	json_object_set_new(d, rule->dry_run ? "plan" : "actions", list);
 	list = NULL;
-	json_object_set_new(d, "received_us", json_integer(al->received_us));
+	json_object_set_new(d, "received_us", json_integer(x->al->received_us));
 	json_object_set(d, "not_applicable", na);
 	if (held)
 		json_object_set_new(d, "why", json_sprintf("%ld automatic containments in the "
 		    "last %lld s reached the limit of %ld", recent,
-		    (long long)(eng->dpol->guard.window_ms / 1000),
-		    eng->dpol->guard.max_containments));
-	r = record(eng, al, identity_id, rule, outcome, poster, d, e);
+		    (long long)(pol->guard.window_ms / 1000), pol->guard.max_containments));
+	r = record_tx(x->tx, x->al, identity_id, rule, outcome, x->poster, d, e);
 	if (r == 0 && held)
-		raise_breach(eng, al, identity_id, recent);
+		r = raise_breach(x, identity_id, recent, e);
 out:
 	json_decref(list);
 	json_decref(d);
@@ -559,12 +599,12 @@ out:
 
 /* The decision for one identity an alert named; runs under eng->dmu. */
 static int
-disrupt(struct engine *eng, const struct alert *al, const struct actor *poster,
-    const char *identity_id, struct qerr *e)
+disrupt(struct run *x, const char *identity_id, struct qerr *e)
 {
 	const struct disruption_step *wanted[DISRUPTION_MAX_STEPS];
+	const struct disruption_policy *pol = x->eng->dpol;
+	const struct actor *poster = x->poster;
 	const struct disruption_rule *rule;
-	struct store_tx *tx = NULL;
 	struct in_force f;
 	struct identity idn;
 	json_t *d = json_object(), *dup = json_array(), *na = json_array();
@@ -574,21 +614,19 @@ disrupt(struct engine *eng, const struct alert *al, const struct actor *poster,
 
 	memset(&idn, 0, sizeof(idn));
 	memset(&f, 0, sizeof(f));
-	if ((r = store_tx_begin(eng->st, false, &tx, e)) != 0)
+	if ((r = store_identity_get(x->tx, identity_id, &idn, e)) != 0)
 		goto out;
-	r = store_identity_get(tx, identity_id, &idn, e);
-	store_tx_rollback(tx);
-	if (r != 0)
-		goto out;
-	if ((rule = disruption_match(eng->dpol, al, idn.tags, idn.ntags)) == NULL) {
+	if ((rule = disruption_match(pol, x->al, idn.tags, idn.ntags)) == NULL) {
 		json_object_set_new(d, "why", json_string("no [disruption] rule matches the "
 		    "alert and this identity"));
-		r = record(eng, al, identity_id, NULL, DISRUPTION_NO_RULE, poster, d, e);
+		r = record_tx(x->tx, x->al, identity_id, NULL, DISRUPTION_NO_RULE, poster, d,
+		    e);
 		goto out;
 	}
-	if (disruption_excluded(eng->dpol, rule, &idn, why, sizeof(why))) {
+	if (disruption_excluded(pol, rule, &idn, why, sizeof(why))) {
 		json_object_set_new(d, "why", json_string(why));
-		r = record(eng, al, identity_id, rule, DISRUPTION_EXCLUDED, poster, d, e);
+		r = record_tx(x->tx, x->al, identity_id, rule, DISRUPTION_EXCLUDED, poster,
+		    d, e);
 		goto out;
 	}
 	/*
@@ -600,25 +638,26 @@ disrupt(struct engine *eng, const struct alert *al, const struct actor *poster,
 		snprintf(why, sizeof(why), "identity %s is outside the scope in which %s "
 		    "may post alerts that act", identity_id, poster->name);
 		json_object_set_new(d, "why", json_string(why));
-		r = record(eng, al, identity_id, rule, DISRUPTION_OUT_OF_SCOPE, poster, d,
-		    e);
+		r = record_tx(x->tx, x->al, identity_id, rule, DISRUPTION_OUT_OF_SCOPE,
+		    poster, d, e);
 		goto out;
 	}
 	/* A dry run plans the whole rule: it never puts anything in force. */
-	if (!rule->dry_run && (r = in_force_load(eng, identity_id, &f, e)) != 0)
+	if (!rule->dry_run && (r = in_force_read(x->tx, identity_id, &f, e)) != 0)
 		goto out;
-	n = missing_steps(eng, rule, &idn, rule->dry_run ? NULL : &f, wanted, dup, na);
+	n = missing_steps(x->eng, rule, &idn, rule->dry_run ? NULL : &f, wanted, dup, na);
 	if (n == 0) {
 		json_object_set_new(d, "why", json_string(json_array_size(dup) > 0 ?
 		    "the identity is already contained by automatic actions in force" :
 		    "no linked account's system supports the rule's actions"));
 		json_object_set(d, "actions_in_force", dup);
 		json_object_set(d, "not_applicable", na);
-		r = record(eng, al, identity_id, rule, json_array_size(dup) > 0 ?
-		    DISRUPTION_DUPLICATE : DISRUPTION_FAILED, poster, d, e);
+		r = record_tx(x->tx, x->al, identity_id, rule, rule->dry_run ?
+		    DISRUPTION_DRY_RUN : json_array_size(dup) > 0 ? DISRUPTION_DUPLICATE :
+		    DISRUPTION_FAILED, poster, d, e);
 		goto out;
 	}
-	r = act(eng, al, poster, rule, identity_id, wanted, n, na, e);
+	r = act(x, rule, identity_id, wanted, n, na, e);
 out:
 	in_force_clear(&f);
 	identity_clear(&idn);
@@ -629,12 +668,13 @@ out:
 }
 
 /* Acts on every identity the alert's account entities resolved to, once each. */
-static void
-disrupt_all(struct engine *eng, const struct actor *poster, const struct alert *al)
+static int
+disrupt_all(struct run *x, struct qerr *e)
 {
+	const struct alert *al = x->al;
 	const struct alert_entity *en;
-	struct qerr e;
 	size_t i, k;
+	int r;
 
 	for (i = 0; i < al->nentities; i++) {
 		en = &al->entities[i];
@@ -646,45 +686,63 @@ disrupt_all(struct engine *eng, const struct actor *poster, const struct alert *
 				break;
 		if (k < i)
 			continue;
-		qerr_clear(&e);
-		pthread_mutex_lock(&eng->dmu);
-		if (disrupt(eng, al, poster, en->identity_id, &e) != 0)
+		if ((r = disrupt(x, en->identity_id, e)) != 0) {
 			log_msg(LOG_LVL_WARN, "disruption: alert %s, identity %s: %s", al->id,
-			    en->identity_id, e.msg);
-		pthread_mutex_unlock(&eng->dmu);
+			    en->identity_id, e->msg);
+			return r;
+		}
 	}
+	return 0;
 }
 
+/*
+ * The alert, its decisions, their actions and the claim of the first steps in one
+ * transaction, so that nothing is stored unless all of it is: a failure (or a crash)
+ * before the commit leaves no trace, and the poster may post the alert again.
+ */
 int
 engine_alert(struct engine *eng, const struct actor *poster, struct alert *a,
     bool *created, struct qerr *e)
 {
-	struct alert in;
-	char id[ID_LEN];
+	struct claimed got = { { NULL, NULL }, false };
+	struct run x = { .eng = eng, .al = a, .poster = poster };
+	struct alert old;
+	/* quell's own alerts report on automation; acting on them would loop. */
+	bool acts = strcmp(a->source, ALERT_SOURCE_QUELL) != 0;
 	int r;
 
 	*created = false;
-	a->received_at = engine_now_ms();
-	if (a->received_us == 0)
-		a->received_us = engine_now_us();
-	id_make(id, "alr", a->received_at);
-	free(a->id);
-	if ((a->id = strdup(id)) == NULL)
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	if ((r = store_alert(eng, poster, a, e)) == QERR_CONFLICT) {
-		/* A repeat (or a concurrent twin): the stored one answers. */
-		in = *a;
-		r = find_alert(eng, in.source, in.external_id, a, e);
-		alert_clear(&in);
+	memset(&old, 0, sizeof(old));
+	if ((r = alert_stamp(a, e)) != 0)
 		return r;
+	if (acts)
+		pthread_mutex_lock(&eng->dmu);
+	if ((r = store_tx_begin(eng->st, true, &x.tx, e)) != 0)
+		goto out;
+	if ((r = alert_tx(eng, x.tx, poster, a, &old, e)) == QERR_CONFLICT) {
+		/* A repeat: the stored one answers. */
+		alert_clear(a);
+		*a = old;
+		memset(&old, 0, sizeof(old));
+		r = 0;
+		goto out;
 	}
-	if (r != 0)
-		return r;
-	*created = true;
-	/* quell's own alerts report on automation; acting on them would loop. */
-	if (strcmp(a->source, ALERT_SOURCE_QUELL) != 0)
-		disrupt_all(eng, poster, a);
-	return 0;
+	if (r == 0 && acts)
+		r = disrupt_all(&x, e);
+	if (r == 0 && x.queued)
+		r = engine_claim_tx(eng, x.tx, &got, e);
+	if (r == 0) {
+		r = store_tx_commit(x.tx, e);
+		x.tx = NULL;
+		*created = r == 0;
+	}
+	engine_dispatch(eng, &got, r == 0);
+out:
+	store_tx_rollback(x.tx);
+	if (acts)
+		pthread_mutex_unlock(&eng->dmu);
+	alert_clear(&old);
+	return r;
 }
 
 /* How long a release waits for the accounts to be enabled again before it answers

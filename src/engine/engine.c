@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "internal.h"
 
 int64_t
@@ -103,6 +104,8 @@ open_systems(struct engine *eng, struct qerr *e)
 			    sc->kind, sc->name);
 		if ((r = provider_open(eng->sys[i].ops, sc, &eng->sys[i].p, e)) != 0)
 			return r;
+		eng->sys[i].limit = sc->max_concurrency;
+		QM_SET(QM_PROVIDER_CONCURRENCY, sc->max_concurrency, sc->name);
 		eng->nsys++;
 	}
 	return 0;
@@ -121,6 +124,8 @@ defaults(struct engine_options *o)
 		o->retry_cap_ms = 30000;
 	if (o->max_attempts <= 0)
 		o->max_attempts = 25;
+	if (o->step_deadline_ms <= 0)
+		o->step_deadline_ms = 6 * 3600000LL;
 	if (o->lookup == NULL)
 		o->lookup = provider_lookup;
 	if (o->clock_ms == NULL)
@@ -239,4 +244,17 @@ bool
 engine_system_reachable(struct engine *eng, size_t i)
 {
 	return i < eng->nsys && !atomic_load(&eng->sys[i].unreachable);
+}
+
+int
+engine_system_concurrency(struct engine *eng, size_t i)
+{
+	int n;
+
+	if (i >= eng->nsys)
+		return 0;
+	pthread_mutex_lock(&eng->mu);
+	n = (int)eng->sys[i].limit;
+	pthread_mutex_unlock(&eng->mu);
+	return n;
 }

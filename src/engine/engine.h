@@ -107,6 +107,9 @@ int engine_system_info(struct engine *eng, const char *name, const char **kind,
 size_t engine_system_count(struct engine *eng);
 /* false when the i-th system's last step or sync got no answer from it. */
 bool engine_system_reachable(struct engine *eng, size_t i);
+/* How many steps may run at once on the i-th system now: its max_concurrency, lower
+ * while it refuses concurrent requests (quell_provider_concurrency). */
+int engine_system_concurrency(struct engine *eng, size_t i);
 /* Whether every engine thread runs and the keeper woke within a lease; false with
  * why set otherwise (for /readyz). */
 bool engine_running(struct engine *eng, char *why, size_t n);

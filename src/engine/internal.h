@@ -16,6 +16,10 @@ struct engine_system {
 	const struct provider_ops *ops;
 	struct provider *p;
 	int inflight;
+	/* How many steps may run there at once (AIMD, under the engine's mu): the
+	 * system's max_concurrency, cut while it refuses concurrent requests. */
+	double limit;
+	int64_t cut_us;		/* the last cut: calls begun before it are that overload */
 	_Atomic bool unreachable; /* as last seen: logged once when it changes */
 	/* Rate-limit waits not yet logged (the committer's alone): one line a minute. */
 	long rl_waits;
@@ -38,6 +42,13 @@ struct job {
 struct job_queue {
 	struct job *head;
 	struct job *tail;
+};
+
+/* What one transaction claimed, and whether it stopped for want of room (steps may
+ * be left that the dispatcher claims once room frees up). */
+struct claimed {
+	struct job_queue jobs;
+	bool full;
 };
 
 /*
@@ -110,13 +121,27 @@ void engine_wake(struct engine *eng);
 
 /*
  * Claims, inside the caller's write transaction, as many ready steps as the workers
- * have room for (a request runs its first steps without waiting for the dispatcher).
- * After the commit, engine_dispatch hands them to the workers — or, when the
- * transaction failed, un-counts them.
+ * have room for (a request runs its first steps without waiting for the dispatcher),
+ * leases and all: got (zeroed by the caller) holds them until engine_dispatch. After
+ * the commit, engine_dispatch hands them straight to the workers and wakes the
+ * dispatcher only when the claim ran out of room; when the transaction failed, it
+ * un-counts and frees them.
  */
-int engine_claim_tx(struct engine *eng, struct store_tx *tx, struct job_queue *got,
+int engine_claim_tx(struct engine *eng, struct store_tx *tx, struct claimed *got,
     struct qerr *e);
-void engine_dispatch(struct engine *eng, struct job_queue *got, bool committed);
+void engine_dispatch(struct engine *eng, struct claimed *got, bool committed);
+
+/*
+ * engine_request_bulk's items (never all_or_nothing) inside the caller's write
+ * transaction tx: what they store commits with the caller's own writes, and nothing
+ * is claimed (the caller claims once, with engine_claim_tx, before it commits).
+ * *queued says whether an item was queued for the workers. Item outcomes go to res
+ * (the caller clears it with engine_results_clear, whatever the result); the return
+ * value is an error of the whole transaction, which the caller rolls back.
+ */
+int engine_request_tx(struct engine *eng, const struct actor *who, struct store_tx *tx,
+    const struct action_request *reqs, size_t n, struct action_result *res,
+    bool *queued, struct qerr *e);
 
 /* Cancels the steps of a that have not started, auditing each as actor. */
 int engine_cancel_steps_tx(struct store_tx *tx, const struct actor *actor, struct action *a,

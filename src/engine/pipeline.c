@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "core/text.h"
 #include "internal.h"
+#include "wake.h"
 
 void
 engine_wake(struct engine *eng)
@@ -83,7 +84,7 @@ full_systems(struct engine *eng, const char **skip)
 	size_t i, n = 0;
 
 	for (i = 0; i < eng->nsys; i++)
-		if (eng->sys[i].inflight >= eng->sys[i].cfg->max_concurrency)
+		if (eng->sys[i].inflight >= (int)eng->sys[i].limit)
 			skip[n++] = eng->sys[i].cfg->name;
 	return n;
 }
@@ -105,6 +106,9 @@ claim_one(struct engine *eng, struct store_tx *tx, struct step_claim *cl,
 	json_decref(d);
 	if (r == 0)
 		r = engine_rollup_tx(tx, &eng->nactor, s->action_id, cl->now, e);
+	/* The claim is rolled back with tx: the step read for it goes too. */
+	if (r != 0)
+		step_clear(s);
 	return r;
 }
 
@@ -169,7 +173,7 @@ release_jobs(struct engine *eng, struct job_queue *got)
  * rolls back and releases got).
  */
 static int
-claim_into(struct engine *eng, struct store_tx *tx, struct job_queue *got,
+claim_into(struct engine *eng, struct store_tx *tx, struct claimed *got,
     struct qerr *e)
 {
 	struct step_claim cl = { .owner = eng->opt.node_id, .lease_ms = eng->opt.lease_ms };
@@ -186,7 +190,7 @@ claim_into(struct engine *eng, struct store_tx *tx, struct job_queue *got,
 		room = eng->nworkers - eng->inflight;
 		cl.nskip = full_systems(eng, skip);
 		pthread_mutex_unlock(&eng->mu);
-		if (room <= 0)
+		if ((got->full = room <= 0))
 			break;
 		if ((r = claim_job(eng, tx, &cl, &j, e)) != 0)
 			break;
@@ -195,7 +199,7 @@ claim_into(struct engine *eng, struct store_tx *tx, struct job_queue *got,
 			j->sys->inflight++;
 		eng->inflight++;
 		pthread_mutex_unlock(&eng->mu);
-		queue_push(got, j);
+		queue_push(&got->jobs, j);
 		n++;
 	}
 	free(skip);
@@ -203,7 +207,7 @@ claim_into(struct engine *eng, struct store_tx *tx, struct job_queue *got,
 }
 
 int
-engine_claim_tx(struct engine *eng, struct store_tx *tx, struct job_queue *got,
+engine_claim_tx(struct engine *eng, struct store_tx *tx, struct claimed *got,
     struct qerr *e)
 {
 	int n = claim_into(eng, tx, got, e);
@@ -211,20 +215,31 @@ engine_claim_tx(struct engine *eng, struct store_tx *tx, struct job_queue *got,
 	return n < 0 ? n : 0;
 }
 
-void
-engine_dispatch(struct engine *eng, struct job_queue *got, bool committed)
+/* Hands committed claims to the workers. */
+static void
+hand_off(struct engine *eng, struct job_queue *jobs)
 {
 	struct job *j;
 
-	if (!committed) {
-		release_jobs(eng, got);
-		return;
-	}
 	pthread_mutex_lock(&eng->mu);
-	while ((j = queue_pop(got)) != NULL)
+	while ((j = queue_pop(jobs)) != NULL)
 		queue_push(&eng->run, j);
 	pthread_cond_broadcast(&eng->cv_run);
 	pthread_mutex_unlock(&eng->mu);
+}
+
+void
+engine_dispatch(struct engine *eng, struct claimed *got, bool committed)
+{
+	if (!committed) {
+		release_jobs(eng, &got->jobs);
+		return;
+	}
+	hand_off(eng, &got->jobs);
+	/* What the claim had no room for waits for the dispatcher; when it claimed all
+	 * there was, waking the dispatcher would only take the write lock for nothing. */
+	if (got->full)
+		engine_wake(eng);
 }
 
 /* Claims what there is room for in a transaction of its own and queues it for the
@@ -232,7 +247,7 @@ engine_dispatch(struct engine *eng, struct job_queue *got, bool committed)
 static int
 claim_batch(struct engine *eng)
 {
-	struct job_queue got = { NULL, NULL };
+	struct claimed got = { { NULL, NULL }, false };
 	struct store_tx *tx = NULL;
 	struct qerr e;
 	int n;
@@ -244,17 +259,17 @@ claim_batch(struct engine *eng)
 	}
 	if ((n = claim_into(eng, tx, &got, &e)) <= 0) {
 		store_tx_rollback(tx);
-		release_jobs(eng, &got);
+		release_jobs(eng, &got.jobs);
 		if (n < 0)
 			log_msg(LOG_LVL_WARN, "engine: claiming steps: %s", e.msg);
 		return 0;
 	}
 	if (store_tx_commit(tx, &e) != 0) {
 		log_msg(LOG_LVL_WARN, "engine: claiming steps: %s", e.msg);
-		release_jobs(eng, &got);
+		release_jobs(eng, &got.jobs);
 		return 0;
 	}
-	engine_dispatch(eng, &got, true);
+	hand_off(eng, &got.jobs);
 	return n;
 }
 
@@ -368,13 +383,73 @@ worker(void *arg)
 	return NULL;
 }
 
+/* A span as a config value reads: "6h", "90m", "45s", "1500ms". */
+static void
+span_text(int64_t ms, char *buf, size_t n)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = { { "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 } };
+	size_t i;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms % units[i].ms == 0) {
+			snprintf(buf, n, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	snprintf(buf, n, "%lldms", (long long)ms);
+}
+
+/*
+ * Whether a transient step stops trying rather than wait delay ms: at max_attempts,
+ * or when the wait would end past its deadline (step_deadline_ms after its first
+ * attempt). The message says which bound ended it.
+ */
+static bool
+give_up(struct engine *eng, struct step *s, int64_t now, int64_t delay, const char *why)
+{
+	int64_t end = (s->started_at > 0 ? s->started_at : s->created_at) +
+	    eng->opt.step_deadline_ms;
+	char span[32], msg[640];
+
+	if (s->attempts >= eng->opt.max_attempts)
+		snprintf(msg, sizeof(msg), "gave up after %d attempts: %s", s->attempts, why);
+	else if (now + delay > end) {
+		span_text(eng->opt.step_deadline_ms, span, sizeof(span));
+		snprintf(msg, sizeof(msg), "gave up: the step's deadline (%s) %s, after %d "
+		    "attempts and %d waits: %s", span, now >= end ? "passed" :
+		    "passes before its next try", s->attempts, s->waits, why);
+	} else
+		return false;
+	free(s->message);
+	s->message = strdup(msg);
+	return true;
+}
+
+/*
+ * The wait before the next try. Pacing (not sent) waits exactly as long as the pacer
+ * said: longer wastes the budget. Anything else backs off, at least for the
+ * system's Retry-After.
+ */
+static int64_t
+retry_delay(struct engine *eng, const struct step *s, const struct step_result *res)
+{
+	int64_t delay;
+
+	if (res->not_sent)
+		return res->retry_after_ms;
+	delay = backoff_delay_ms(s->attempts, eng->opt.retry_base_ms, eng->opt.retry_cap_ms,
+	    randombytes_random());
+	return res->retry_after_ms > delay ? res->retry_after_ms : delay;
+}
+
 /* The step's next state from the provider's answer. */
 static void
 apply_result(struct engine *eng, struct step *s, const struct step_result *res,
     int64_t now)
 {
 	int64_t delay;
-	char msg[640];
 
 	free(s->message);
 	free(s->error_code);
@@ -396,20 +471,17 @@ apply_result(struct engine *eng, struct step *s, const struct step_result *res,
 		 * claim counted one, which is taken back. */
 		if (res->not_sent && s->attempts > 0)
 			s->attempts--;
-		if (s->attempts < eng->opt.max_attempts) {
-			delay = backoff_delay_ms(s->attempts, eng->opt.retry_base_ms,
-			    eng->opt.retry_cap_ms, randombytes_random());
-			if (res->retry_after_ms > delay)
-				delay = res->retry_after_ms;
-			s->status = STEP_RETRY_WAIT;
-			s->not_before = now + delay;
-			return;
+		delay = retry_delay(eng, s, res);
+		if (give_up(eng, s, now, delay, res->message))
+			break;
+		/* Told to wait (pacing, a Retry-After), as opposed to backing off. */
+		if (res->not_sent || res->retry_after_ms > 0) {
+			s->waits++;
+			s->wait_ms += delay;
 		}
-		snprintf(msg, sizeof(msg), "gave up after %d attempts: %s", s->attempts,
-		    res->message);
-		free(s->message);
-		s->message = strdup(msg);
-		break;
+		s->status = STEP_RETRY_WAIT;
+		s->not_before = now + delay;
+		return;
 	case STEP_OUTCOME_PERMANENT:
 		break;
 	}
@@ -465,8 +537,11 @@ record_one(struct engine *eng, struct store_tx *tx, const struct job *j, struct 
 	    "account", s->account_name, "attempt", s->attempts, "message",
 	    s->message ? s->message : "", "error_code", s->error_code, "request_id",
 	    s->request_id);
-	if (s->status == STEP_RETRY_WAIT)
+	if (s->status == STEP_RETRY_WAIT) {
 		json_object_set_new(d, "retry_at_ms", json_integer(s->not_before));
+		json_object_set_new(d, "waits", json_integer(s->waits));
+		json_object_set_new(d, "wait_ms", json_integer(s->wait_ms));
+	}
 	if (res->not_sent)
 		json_object_set_new(d, "not_sent", json_true());
 	json_object_set_new(d, "call_started_us", json_integer(j->call_start_us));
@@ -517,8 +592,8 @@ no_answer(const struct step_result *res)
 	return false;
 }
 
-/* A step told to wait by the system's rate limit: counted at once, logged at most
- * once a minute per system with what accumulated since the last line. */
+/* A step told to wait by the system's rate limit or quell's pacing: counted at once,
+ * logged at most once a minute per system with what accumulated since the last line. */
 static void
 note_rate_limit(struct engine_system *sys, int ms)
 {
@@ -529,14 +604,91 @@ note_rate_limit(struct engine_system *sys, int ms)
 	sys->rl_wait_ms += ms;
 	if (now - sys->rl_logged_at < 60000)
 		return;
-	log_event(LOG_LVL_WARN, "ratelimit.wait", LOG_FIELDS(LOG_S("system",
+	log_event(LOG_LVL_INFO, "ratelimit.wait", LOG_FIELDS(LOG_S("system",
 	    sys->cfg->name), LOG_I("waits", sys->rl_waits), LOG_I("wait_ms",
-	    sys->rl_wait_ms)), "identity system %s rate-limits quell: %ld step(s) told "
-	    "to wait, %lld ms in all, since the last such line", sys->cfg->name,
-	    sys->rl_waits, (long long)sys->rl_wait_ms);
+	    sys->rl_wait_ms)), "identity system %s: %ld step(s) waited for its rate "
+	    "limit (quell's pacing or its Retry-After), %lld ms in all, since the last "
+	    "such line", sys->cfg->name, sys->rl_waits, (long long)sys->rl_wait_ms);
 	sys->rl_logged_at = now;
 	sys->rl_waits = 0;
 	sys->rl_wait_ms = 0;
+}
+
+/*
+ * A step waiting for its next try. A pacing wait is no failure: counted as a wait and
+ * logged at debug only (note_rate_limit sums them up); a refusal is an attempt that
+ * failed, and a Retry-After it named is counted as a wait too.
+ */
+static void
+observe_retry(const char *sysname, const struct step *s, const struct step_result *res)
+{
+	const char *cause = res->not_sent ? "pacing" : "retry_after";
+	char at[TEXT_TIME_LEN];
+
+	text_time_format(s->not_before, at);
+	if (res->not_sent || res->retry_after_ms > 0) {
+		QM_ADD(QM_STEP_WAITS, 1, sysname, cause);
+		QM_ADD(QM_STEP_WAIT_SECONDS, (double)(s->not_before - s->updated_at) / 1000.0,
+		    sysname, cause);
+	}
+	if (res->not_sent) {
+		log_event(LOG_LVL_DEBUG, "step.wait", LOG_FIELDS(LOG_S("action",
+		    s->action_id), LOG_S("step", s->id), LOG_S("system", sysname),
+		    LOG_I("waits", s->waits), LOG_S("next_attempt", at)), "step %s on %s "
+		    "held back by quell's pacing until %s: %s", s->id, sysname, at,
+		    s->message ? s->message : "");
+		return;
+	}
+	QM_ADD(QM_STEPS, 1, sysname, "retry");
+	log_event(LOG_LVL_WARN, "step.retry", LOG_FIELDS(LOG_S("action", s->action_id),
+	    LOG_S("step", s->id), LOG_S("system", sysname), LOG_S("account",
+	    s->account_name), LOG_I("attempt", s->attempts), LOG_S("error_code",
+	    s->error_code), LOG_S("reason", s->message), LOG_S("next_attempt", at)),
+	    "step %s on %s failed (attempt %d), retrying at %s: %s", s->id, sysname,
+	    s->attempts, at, s->message ? s->message : "");
+}
+
+/*
+ * AIMD on how many steps run at once on the job's system: a refusal for too many
+ * concurrent requests halves it (once per overload: refusals of calls begun before the
+ * last cut belong to the overload already cut for), and every call answered otherwise
+ * adds 1/limit (one step more per round of calls), up to max_concurrency.
+ */
+static void
+adapt_concurrency(struct engine *eng, const struct job *j)
+{
+	struct engine_system *sys = j->sys;
+	bool refused = false, answered = false;
+	int before, after;
+	size_t i;
+
+	if (sys == NULL)
+		return;
+	for (i = 0; i < j->n; i++) {
+		refused |= j->res[i].concurrency_limited;
+		answered |= !j->res[i].not_sent && !no_answer(&j->res[i]);
+	}
+	pthread_mutex_lock(&eng->mu);
+	before = (int)sys->limit;
+	if (refused && j->call_start_us >= sys->cut_us) {
+		sys->limit = sys->limit / 2 < 1 ? 1 : sys->limit / 2;
+		sys->cut_us = engine_now_us();
+	} else if (!refused && answered) {
+		sys->limit += 1 / sys->limit;
+		if (sys->limit > sys->cfg->max_concurrency)
+			sys->limit = sys->cfg->max_concurrency;
+	}
+	after = (int)sys->limit;
+	pthread_mutex_unlock(&eng->mu);
+	if (after == before)
+		return;
+	QM_SET(QM_PROVIDER_CONCURRENCY, after, sys->cfg->name);
+	log_event(after < before ? LOG_LVL_WARN : LOG_LVL_INFO, "system.concurrency",
+	    LOG_FIELDS(LOG_S("system", sys->cfg->name), LOG_I("concurrency", after),
+	    LOG_I("max_concurrency", sys->cfg->max_concurrency)), "identity system %s: "
+	    "%d step(s) at once (of max_concurrency %d)%s", sys->cfg->name, after,
+	    sys->cfg->max_concurrency, after < before ? ": it refused concurrent "
+	    "requests" : "");
 }
 
 /* Metrics and log lines of one finished job, once its steps are recorded. */
@@ -544,12 +696,12 @@ static void
 observe_job(struct engine *eng, const struct job *j)
 {
 	const char *sysname = j->sys != NULL ? j->sys->cfg->name : "unknown";
-	char at[TEXT_TIME_LEN];
 	const struct step *s;
 	size_t i;
 
 	QM_OBSERVE(QM_STEP_SECONDS, (double)(j->call_end_us - j->call_start_us) / 1e6,
 	    sysname);
+	adapt_concurrency(eng, j);
 	for (i = 0; i < j->n; i++) {
 		s = &j->s[i];
 		if (j->sys != NULL)
@@ -561,15 +713,7 @@ observe_job(struct engine *eng, const struct job *j)
 			QM_ADD(QM_STEPS, 1, sysname, "succeeded");
 			break;
 		case STEP_RETRY_WAIT:
-			QM_ADD(QM_STEPS, 1, sysname, "retry");
-			text_time_format(s->not_before, at);
-			log_event(LOG_LVL_WARN, "step.retry", LOG_FIELDS(LOG_S("action",
-			    s->action_id), LOG_S("step", s->id), LOG_S("system", sysname),
-			    LOG_S("account", s->account_name), LOG_I("attempt", s->attempts),
-			    LOG_S("error_code", s->error_code), LOG_S("reason", s->message),
-			    LOG_S("next_attempt", at)), "step %s on %s failed (attempt %d), "
-			    "retrying at %s: %s", s->id, sysname, s->attempts, at,
-			    s->message ? s->message : "");
+			observe_retry(sysname, s, &j->res[i]);
 			break;
 		case STEP_FAILED:
 			QM_ADD(QM_STEPS, 1, sysname, "failed");
@@ -585,7 +729,6 @@ observe_job(struct engine *eng, const struct job *j)
 			break;
 		}
 	}
-	(void)eng;
 }
 
 /*
@@ -704,6 +847,8 @@ engine_pipeline_start(struct engine *eng, struct qerr *e)
 	if (pthread_create(&eng->dispatcher, NULL, dispatcher, eng) != 0)
 		return r;
 	eng->started |= 1;
+	if ((r = engine_cluster_start(eng, e)) != 0)
+		return r;
 	qerr_clear(e);
 	return 0;
 }
@@ -737,6 +882,7 @@ engine_pipeline_stop(struct engine *eng)
 	pthread_mutex_unlock(&eng->mu);
 	if (eng->started & 2)
 		pthread_join(eng->committer, NULL);
+	engine_cluster_stop(eng);
 	while ((j = queue_pop(&eng->run)) != NULL)
 		job_free(j);
 	free(eng->workers);

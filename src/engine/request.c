@@ -243,6 +243,37 @@ store_request(const struct actor *who, struct store_tx *tx, struct action *a,
 }
 
 /*
+ * A preview's warning, as the message of each queued step its system will refuse
+ * given the account's last known state. The step stays planned: the state may be
+ * stale, and a refused step fails on its own without holding the others back.
+ */
+static int
+warn_refused(struct engine *eng, struct action *a, const struct identity *idn,
+    struct qerr *e)
+{
+	struct engine_system *sys;
+	struct step *s;
+	char why[512];
+	size_t i, k;
+
+	for (i = 0; i < a->nsteps; i++) {
+		s = &a->steps[i];
+		for (k = 0; k < idn->naccounts && strcmp(idn->accounts[k].id,
+		    s->account_id) != 0; k++)
+			continue;
+		sys = engine_find_system(eng, s->system);
+		if (s->status != STEP_QUEUED || k == idn->naccounts || sys == NULL ||
+		    !provider_refuses(sys->ops, sys->p, &idn->accounts[k], a->type, why,
+		    sizeof(why)))
+			continue;
+		free(s->message);
+		if ((s->message = strdup(why)) == NULL)
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	return 0;
+}
+
+/*
  * Authorizes and plans req inside tx into a: QERR_DENIED (a refused, not stored yet)
  * when who may not, another item error (nothing to store), or 0 with a queued or
  * waiting for approval.
@@ -269,7 +300,8 @@ plan_one(struct engine *eng, const struct actor *who, struct store_tx *tx,
 		goto out;
 	}
 	only_accounts(&idn, req);
-	if ((r = lifecycle_plan(a, idn.accounts, idn.naccounts, supports, eng, e)) != 0)
+	if ((r = lifecycle_plan(a, idn.accounts, idn.naccounts, supports, eng, e)) != 0 ||
+	    (req->preview && (r = warn_refused(eng, a, &idn, e)) != 0))
 		goto out;
 	if (!authorize_steps(eng, who, a, &idn, why, sizeof(why), allowed)) {
 		r = req->preview ? qerr_set(e, QERR_DENIED, NULL, "%s", why) :
@@ -362,14 +394,43 @@ engine_results_clear(struct action_result *res, size_t n)
 		action_clear(&res[i].a);
 }
 
+/* Every item inside tx; *refused and *queued say whether any was refused, queued. */
+static int
+request_items(struct engine *eng, const struct actor *who, struct store_tx *tx,
+    const struct action_request *reqs, size_t n, bool all_or_nothing,
+    struct action_result *res, bool *refused, bool *queued, struct qerr *e)
+{
+	size_t i;
+	int r = 0;
+
+	*refused = *queued = false;
+	for (i = 0; i < n && r == 0; i++) {
+		r = request_one(eng, who, tx, &reqs[i], all_or_nothing, &res[i], e);
+		*refused |= res[i].r != 0;
+		*queued |= res[i].r == 0 && res[i].a.status == ACTION_QUEUED;
+	}
+	return r;
+}
+
+int
+engine_request_tx(struct engine *eng, const struct actor *who, struct store_tx *tx,
+    const struct action_request *reqs, size_t n, struct action_result *res,
+    bool *queued, struct qerr *e)
+{
+	bool refused;
+
+	memset(res, 0, n * sizeof(*res));
+	return request_items(eng, who, tx, reqs, n, false, res, &refused, queued, e);
+}
+
 int
 engine_request_bulk(struct engine *eng, const struct actor *who,
     const struct action_request *reqs, size_t n, bool all_or_nothing,
     struct action_result *res, struct qerr *e)
 {
-	struct job_queue got = { NULL, NULL };
+	struct claimed got = { { NULL, NULL }, false };
 	struct store_tx *tx = NULL;
-	bool write = false, refused = false, queued = false;
+	bool write = false, refused, queued;
 	size_t i;
 	int r;
 
@@ -378,11 +439,8 @@ engine_request_bulk(struct engine *eng, const struct actor *who,
 		write |= !reqs[i].preview;
 	if ((r = store_tx_begin(eng->st, write, &tx, e)) != 0)
 		return r;
-	for (i = 0; i < n && r == 0; i++) {
-		r = request_one(eng, who, tx, &reqs[i], all_or_nothing, &res[i], e);
-		refused |= res[i].r != 0;
-		queued |= res[i].r == 0 && res[i].a.status == ACTION_QUEUED;
-	}
+	r = request_items(eng, who, tx, reqs, n, all_or_nothing, res, &refused, &queued,
+	    e);
 	if (r != 0 || !write || (refused && all_or_nothing)) {
 		store_tx_rollback(tx);
 		tx = NULL;
@@ -397,8 +455,6 @@ engine_request_bulk(struct engine *eng, const struct actor *who,
 		tx = NULL;
 	}
 	engine_dispatch(eng, &got, r == 0);
-	if (r == 0 && queued)
-		engine_wake(eng);
 out:
 	store_tx_rollback(tx);
 	if (r != 0)

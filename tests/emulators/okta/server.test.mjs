@@ -439,6 +439,23 @@ test('faults: 500, slow, dropped; count respected; stats record routes', async (
   assert.ok(st.recent.length > 0);
 });
 
+test('faults: a body cut mid-transfer, truncated, or under another content type', async () => {
+  const [u] = await seed([{ login: 'u@example.com' }]);
+  const full = (await api('GET', `/api/v1/users/${u}`)).text;
+  await ctl('POST', '/_emulator/faults', { path_regex: '^/api/v1/users/', method: 'GET', cut_at: 10 });
+  await assert.rejects(api('GET', `/api/v1/users/${u}`), /aborted|socket hang up|ECONNRESET/);
+  await ctl('POST', '/_emulator/faults', { path_regex: '^/api/v1/users/', method: 'GET', truncate_at: 10 });
+  const short = await api('GET', `/api/v1/users/${u}`);
+  assert.equal(short.status, 200);
+  assert.equal(short.text, full.slice(0, 10));
+  assert.equal(short.headers['content-length'], '10');
+  await ctl('POST', '/_emulator/faults', { path_regex: '^/api/v1/users/', method: 'GET', content_type: 'text/html' });
+  const html = await api('GET', `/api/v1/users/${u}`);
+  assert.equal(html.headers['content-type'], 'text/html');
+  assert.equal(html.text, full);
+  assert.equal((await api('GET', `/api/v1/users/${u}`)).headers['content-type'], 'application/json');
+});
+
 test('bulk seed: 100 000 users in one call, paged to the end', async (tc) => {
   const users = Array.from({ length: 100000 }, (_, i) => ({ login: `bulk${i}@example.com`, firstName: 'B', lastName: String(i) }));
   const t = Date.now();

@@ -28,6 +28,7 @@
 #define NODE		"n1"
 #define IDN		"idn_1"
 #define IDN2		"idn_2"
+#define IDN3		"idn_3"
 #define T0		INT64_C(1700000000000)
 #define MAX_RULES	16
 #define MAX_CALLS	64
@@ -50,6 +51,7 @@ struct call {
 	int attempts;		/* the step's attempts as the provider saw them */
 	int64_t at;		/* the engine's clock when the call came */
 	size_t batch;		/* steps in the call it came in (1: execute) */
+	uint64_t commits;	/* the store's write commits when the call came */
 };
 
 static struct {
@@ -63,6 +65,9 @@ static struct {
 	size_t batch_max;	/* 0: no execute_batch */
 	bool hold;		/* calls wait until the test lets go */
 	int held;
+	int let_go;		/* held calls that may go while hold stays on */
+	size_t refuse;		/* the first calls: refused for too many at once */
+	struct store *st;	/* whose commits a call notes */
 } fk = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static _Atomic int64_t fake_now;
@@ -140,7 +145,15 @@ answer(const struct step *s, size_t batch, struct step_result *res)
 	c->attempts = s->attempts;
 	c->at = fake_time();
 	c->batch = batch;
+	c->commits = store_write_commits(fk.st);
 	fk.ncalls++;
+	if (fk.ncalls <= fk.refuse) {
+		provider_result_set(res, STEP_OUTCOME_TRANSIENT, "E0000047", "too many "
+		    "requests at once");
+		res->retry_after_ms = 1000;
+		res->concurrency_limited = true;
+		return;
+	}
 	ru = rule_for(s->account_ref, calls_of(s->account_ref));
 	if (ru == NULL || ru->outcome == STEP_OUTCOME_SUCCEEDED) {
 		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "done");
@@ -159,9 +172,12 @@ wait_released(void)
 {
 	fk.held++;
 	pthread_cond_broadcast(&fk.cv);
-	while (fk.hold)
+	while (fk.hold && fk.let_go == 0)
 		pthread_cond_wait(&fk.cv, &fk.mu);
+	if (fk.hold)
+		fk.let_go--;
 	fk.held--;
+	pthread_cond_broadcast(&fk.cv);
 }
 
 static int
@@ -203,7 +219,12 @@ fake_close(struct provider *p)
 	free(p);
 }
 
-static const struct kind_info fake_info = { .kind = "fake" };
+/* Alerts name fake accounts by their object id. */
+static const struct kind_alert_id fake_alert_ids[] = {
+	{ .id_type = "fake_id", .match = KIND_MATCH_EXTERNAL_ID, .hint = "any text" },
+};
+static const struct kind_info fake_info = { .kind = "fake", .alert_ids = fake_alert_ids,
+	.nalert_ids = 1 };
 static const struct kind_info *const fake_kinds[] = { &fake_info };
 
 static const struct provider_ops fake_ops = {
@@ -269,7 +290,13 @@ static const char config_text[] =
 	"kind = fake\n"
 	"unsupported = disable\n"
 	"[system \"spare\"]\n"
-	"kind = fake\n";
+	"kind = fake\n"
+	"[system \"wide\"]\n"
+	"kind = fake\n"
+	"max_concurrency = 4\n"
+	"[disruption \"contain\"]\n"
+	"categories = ransomware\n"
+	"actions = contain\n";
 
 struct fx {
 	char dir[256];
@@ -290,6 +317,14 @@ static const struct actor analyst = {
 	.id = "tok_1", .name = "analyst", .kind = "token", .role = "responder",
 	.perms = PERM_RESPONSE_MANAGE, .subject = &analyst_subject,
 	.grants = &responder_grants,
+};
+static struct grant detector_grant = {
+	.role = "detector", .perms = PERM_ALERTS_INGEST, .source = "test",
+};
+static const struct grant_set detector_grants = { &detector_grant, 1 };
+static const struct actor detector = {
+	.id = "tok_2", .name = "detector", .kind = "token", .role = "detector",
+	.perms = PERM_ALERTS_INGEST, .grants = &detector_grants,
 };
 
 static char *
@@ -335,12 +370,14 @@ put_identity(struct store_tx *tx, const char *id)
 }
 
 /* Alice, Bob and Carol in "fake" and Dave in "other" are one identity; Zed in
- * "spare", the sentinel's, another. */
+ * "spare", the sentinel's, another; w1 to w8 in "wide" a third. */
 static void
 seed(struct store *st)
 {
 	struct store_tx *tx = NULL;
 	struct qerr e = {0};
+	char ref[8];
+	int i;
 
 	assert_int_equal(store_tx_begin(st, true, &tx, &e), 0);
 	put_identity(tx, IDN);
@@ -350,6 +387,11 @@ seed(struct store *st)
 	put_account(tx, IDN, "fake", "carol");
 	put_account(tx, IDN, "other", "dave");
 	put_account(tx, IDN2, "spare", "zed");
+	put_identity(tx, IDN3);
+	for (i = 1; i <= 8; i++) {
+		snprintf(ref, sizeof(ref), "w%d", i);
+		put_account(tx, IDN3, "wide", ref);
+	}
 	assert_int_equal(store_tx_commit(tx, &e), 0);
 }
 
@@ -364,7 +406,8 @@ setup(void **state)
 	pthread_mutex_lock(&fk.mu);
 	fk.nrules = fk.ncalls = fk.batch_calls = fk.batch_max = 0;
 	fk.hold = false;
-	fk.held = 0;
+	fk.held = fk.let_go = 0;
+	fk.refuse = 0;
 	pthread_mutex_unlock(&fk.mu);
 	fake_time_set(T0);
 	snprintf(f->dir, sizeof(f->dir), "%s/quell-engine-XXXXXX", tmp ? tmp : "/tmp");
@@ -375,6 +418,7 @@ setup(void **state)
 	f->cfg.kinds = (struct kind_table){ fake_kinds, 1 };
 	if (store_open(&store_sqlite, f->path, 4, &f->st, &e) != 0)
 		fail_msg("store_open: %s", e.msg);
+	fk.st = f->st;
 	seed(f->st);
 	f->opt = (struct engine_options){ .node_id = NODE, .workers = 4,
 		.lease_ms = 60000, .retry_base_ms = 100, .retry_cap_ms = 100,
@@ -1096,6 +1140,265 @@ test_batch_split_at_batch_max(void **state)
 	action_clear(&got);
 }
 
+/* ---- Waits, the step's deadline, adaptive concurrency ------------------------ */
+
+/*
+ * Five pacing waits (more than max_attempts = 3) and a refusal with a Retry-After:
+ * the step completes on its second attempt, with six waits and the time they asked
+ * for; the refusal is the one failed attempt.
+ */
+static void
+test_waits_recorded_apart_from_attempts(void **state)
+{
+	struct fx *f = *state;
+	struct action got;
+	const struct step *s;
+	int n;
+
+	for (n = 1; n <= 5; n++)
+		script("alice", n, STEP_OUTCOME_TRANSIENT, 1000, true);
+	script("alice", 6, STEP_OUTCOME_TRANSIENT, 2000, false);
+	start(f);
+	run_retries(f, "alice", &got);
+	s = step_of(&got, "alice");
+	assert_int_equal(s->status, STEP_SUCCEEDED);
+	assert_int_equal(s->attempts, 2);
+	assert_int_equal(s->waits, 6);
+	assert_int_equal(s->wait_ms, 5 * 1000 + 2000);
+	pthread_mutex_lock(&fk.mu);
+	assert_int_equal(fk.ncalls, 7);
+	assert_int_equal(fk.calls[5].attempts, 1);
+	assert_int_equal(fk.calls[6].attempts, 2);
+	assert_int_equal(fk.calls[6].at, T0 + 5 * 1000 + 2000);
+	pthread_mutex_unlock(&fk.mu);
+	action_clear(&got);
+}
+
+/* A step held back without end gives up once its next try would fall past its
+ * deadline, and says that bound ended it, not attempts. */
+static void
+test_deadline_ends_waiting_step(void **state)
+{
+	struct fx *f = *state;
+	struct action got;
+	const struct step *s;
+
+	f->opt.step_deadline_ms = 10000;
+	script("alice", 0, STEP_OUTCOME_TRANSIENT, 3000, true);
+	start(f);
+	run_retries(f, "alice", &got);
+	s = step_of(&got, "alice");
+	assert_int_equal(s->status, STEP_FAILED);
+	assert_int_equal(s->attempts, 0);
+	assert_int_equal(s->waits, 3);
+	assert_int_equal(s->wait_ms, 9000);
+	assert_non_null(strstr(s->message, "gave up: the step's deadline (10s) passes "
+	    "before its next try, after 0 attempts and 3 waits"));
+	assert_null(strstr(s->message, "gave up after"));
+	assert_int_equal(locked_calls_of("alice"), 4);
+	assert_int_equal(got.status, ACTION_FAILED);
+	action_clear(&got);
+}
+
+/* A call that comes back transient after the deadline has passed is not retried. */
+static void
+test_deadline_passed_during_call(void **state)
+{
+	struct fx *f = *state;
+	struct action a, got;
+	const struct step *s;
+
+	f->opt.step_deadline_ms = 60000;
+	script("alice", 0, STEP_OUTCOME_TRANSIENT, 0, false);
+	start(f);
+	hold_calls(true);
+	request(f, "alice", &a);
+	wait_held(1);
+	fake_time_set(T0 + 60000);
+	hold_calls(false);
+	wait_step(f, a.id, "alice", STEP_FAILED, &got);
+	s = step_of(&got, "alice");
+	assert_int_equal(s->attempts, 1);
+	assert_non_null(strstr(s->message, "gave up: the step's deadline (1m) passed"));
+	assert_int_equal(locked_calls_of("alice"), 1);
+	action_clear(&got);
+	action_clear(&a);
+}
+
+static int
+concurrency_of(struct fx *f, const char *system)
+{
+	size_t i;
+
+	for (i = 0; i < engine_system_count(f->eng); i++)
+		if (strcmp(engine_system_name(f->eng, i), system) == 0)
+			return engine_system_concurrency(f->eng, i);
+	fail_msg("no system %s", system);
+	return 0;
+}
+
+/* Until the fake has had ncalls calls and holds held of them; the bound only turns a
+ * hang into a failure. */
+static void
+wait_calls(size_t ncalls, int held)
+{
+	double until = clock_mono_s() + HANG_GUARD_S;
+	bool there;
+
+	for (;;) {
+		pthread_mutex_lock(&fk.mu);
+		there = fk.ncalls == ncalls && fk.held == held;
+		pthread_mutex_unlock(&fk.mu);
+		if (there)
+			return;
+		if (clock_mono_s() > until)
+			fail_msg("never %zu calls with %d held (%zu, %d)", ncalls, held,
+			    fk.ncalls, fk.held);
+		clock_sleep_ms(2);
+	}
+}
+
+static void
+let_go(int n)
+{
+	pthread_mutex_lock(&fk.mu);
+	fk.let_go += n;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+}
+
+/*
+ * "wide" allows 4 at once. Its first 4 calls are refused for too many concurrent
+ * requests: the limit halves once (the 4 were one overload), so only 2 of the 4 steps
+ * left run at once and 2 stay queued; the 8 successes that follow bring it back to 4.
+ */
+static void
+test_concurrency_adapts(void **state)
+{
+	struct fx *f = *state;
+	struct action a, z, got;
+	const struct step *s;
+	double until;
+	size_t i;
+
+	fk.refuse = 4;
+	start(f);
+	assert_int_equal(concurrency_of(f, "wide"), 4);
+	hold_calls(true);
+	request_on(f, IDN3, NULL, &a);
+	wait_calls(4, 4);
+	let_go(4);
+	wait_calls(6, 2);
+	assert_int_equal(concurrency_of(f, "wide"), 2);
+	/* A request claims what is claimable when it is made, and there are workers to
+	 * spare: w7 and w8 stay queued past the lowered limit. */
+	request_on(f, IDN2, "zed", &z);
+	get_action(f, a.id, &got);
+	pthread_mutex_lock(&fk.mu);
+	for (i = 0; i < got.nsteps; i++) {
+		s = &got.steps[i];
+		assert_int_equal(s->status, calls_of(s->account_ref) == 0 ? STEP_QUEUED :
+		    calls_of(s->account_ref) == 1 && (strcmp(fk.calls[4].ref,
+		    s->account_ref) == 0 || strcmp(fk.calls[5].ref, s->account_ref) == 0) ?
+		    STEP_RUNNING : STEP_RETRY_WAIT);
+	}
+	pthread_mutex_unlock(&fk.mu);
+	action_clear(&got);
+
+	hold_calls(false);
+	fake_time_set(T0 + 1000);
+	wait_action(f, a.id, ACTION_COMPLETED, &got);
+	until = clock_mono_s() + HANG_GUARD_S;
+	while (concurrency_of(f, "wide") < 4 && clock_mono_s() < until)
+		clock_sleep_ms(2);
+	assert_int_equal(concurrency_of(f, "wide"), 4);
+	pthread_mutex_lock(&fk.mu);
+	assert_int_equal(calls_of(fk.calls[0].ref), 2);
+	assert_int_equal(calls_of(fk.calls[4].ref), 1);
+	pthread_mutex_unlock(&fk.mu);
+	action_clear(&got);
+	action_clear(&z);
+	action_clear(&a);
+}
+
+/* ---- Automatic attack disruption --------------------------------------------- */
+
+/* A ransomware alert from the source edr, id ext, that names alice. */
+static void
+alert_on_alice(struct alert *a, const char *ext)
+{
+	memset(a, 0, sizeof(*a));
+	a->source = xstrdup("edr");
+	a->external_id = xstrdup(ext);
+	a->title = xstrdup("ransomware on a file server");
+	a->category = xstrdup("ransomware");
+	a->severity = ALERT_SEV_HIGH;
+	a->confidence = 95;
+	a->time = T0;
+	assert_non_null(a->entities = calloc(1, sizeof(*a->entities)));
+	a->nentities = 1;
+	a->entities[0].kind = xstrdup("account");
+	a->entities[0].id_type = xstrdup("fake_id");
+	a->entities[0].value = xstrdup("alice");
+}
+
+static int
+note_outcome(const struct alert_decision *d, void *arg)
+{
+	snprintf(arg, 32, "%s", d->outcome);
+	return 0;
+}
+
+/*
+ * From an alert to the first provider calls there is one durable commit: the alert,
+ * the decision, both actions of contain with their audit entries, and the claim of
+ * the first steps (one disable on "fake", whose limit is one, and dave's revoke on
+ * "other") are one transaction. A repeat of the alert commits nothing.
+ */
+static void
+test_alert_one_commit_before_first_calls(void **state)
+{
+	struct fx *f = *state;
+	struct store_tx *tx = NULL;
+	struct call calls[2];
+	struct alert a, again;
+	struct qerr e = {0};
+	char outcome[32] = "";
+	uint64_t before;
+	size_t ncalls;
+	bool created = false;
+
+	start(f);
+	hold_calls(true);
+	alert_on_alice(&a, "ext-1");
+	before = store_write_commits(f->st);
+	if (engine_alert(f->eng, &detector, &a, &created, &e) != 0)
+		fail_msg("engine_alert: %s", e.msg);
+	assert_true(created);
+	wait_held(2);
+	pthread_mutex_lock(&fk.mu);
+	ncalls = fk.ncalls;
+	memcpy(calls, fk.calls, sizeof(calls));
+	pthread_mutex_unlock(&fk.mu);
+	assert_int_equal(ncalls, 2);
+	assert_int_equal(calls[0].commits, before + 1);
+	assert_int_equal(calls[1].commits, before + 1);
+	assert_int_equal(store_tx_begin(f->st, false, &tx, &e), 0);
+	assert_true(store_decision_list(tx, a.id, NULL, note_outcome, outcome, &e) >= 0);
+	store_tx_rollback(tx);
+	assert_string_equal(outcome, "contained");
+
+	alert_on_alice(&again, "ext-1");
+	before = store_write_commits(f->st);
+	if (engine_alert(f->eng, &detector, &again, &created, &e) != 0)
+		fail_msg("engine_alert (repeat): %s", e.msg);
+	assert_false(created);
+	assert_string_equal(again.id, a.id);
+	assert_int_equal(store_write_commits(f->st), before);
+	alert_clear(&again);
+	alert_clear(&a);
+}
+
 int
 main(void)
 {
@@ -1109,6 +1412,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_backoff_bounds_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pacing_wait_is_no_attempt, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_waits_recorded_apart_from_attempts,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_ends_waiting_step, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_deadline_passed_during_call, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency_adapts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_permanent_failure_partial_rollup,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_step_fails_action_fails, setup,
@@ -1125,6 +1435,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_while_running_stops_retry,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_one_call_per_step_results,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alert_one_commit_before_first_calls,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_split_at_batch_max, setup,
 		    teardown),
