@@ -20,6 +20,7 @@ struct table {
 	char **cells;		/* row-major */
 	size_t ncells, cap;
 	bool oom;
+	bool whole;		/* never cut: what a person reads before confirming */
 };
 
 char *
@@ -253,8 +254,8 @@ narrow(const struct table *t, const bool *ok, size_t *w)
  * Text columns narrow first; then, when ids and times are too many for the width,
  * every column but the first and the ID, which name the row (--wide shows them
  * whole).
- * Key/value blocks (two columns) are left whole: a reason cut short would hide what
- * a person needs to read.
+ * Key/value blocks (two columns) and previews are left whole: a reason or a warning
+ * cut short would hide what a person needs to read.
  */
 static void
 fit(const struct table *t, size_t *w)
@@ -262,7 +263,7 @@ fit(const struct table *t, size_t *w)
 	bool ok[16] = { false };
 	size_t c;
 
-	if (max_width == 0 || t->ncols < 3)
+	if (max_width == 0 || t->ncols < 3 || t->whole)
 		return;
 	narrowable(t, ok);
 	if (narrow(t, ok, w))
@@ -459,7 +460,7 @@ render_preview(const json_t *a, const char *identity_label, char **out)
 	static const char *const keys[] = { "system", "account_name", NULL };
 	const json_t *steps = json_object_get(a, "steps"), *s;
 	const char *type = json_string_value(json_object_get(a, "type"));
-	struct table t = { .ncols = 3 };
+	struct table t = { .ncols = 3, .whole = true };
 	char *label = render_clean(identity_label), *ctype = render_clean(type), *p;
 	size_t i, act = 0;
 	struct doc d;

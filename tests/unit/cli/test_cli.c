@@ -417,6 +417,24 @@ render_preview_text(void **state)
 	json_decref(a);
 }
 
+/* A preview is read before confirming: a warning past 100 columns is never cut. */
+static void
+render_preview_whole(void **state)
+{
+	json_t *a = json_loads("{\"type\":\"disable\",\"steps\":[{\"system\":\"cloud\","
+	    "\"account_name\":\"someone.with.a.long.login@okta.example\",\"status\":"
+	    "\"queued\",\"message\":\"Okta cannot suspend a user in RECOVERY (only ACTIVE "
+	    "users): revoke sessions or deactivate instead\"}]}", 0, NULL);
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(render_preview(a, "Someone (idn_8)", &text), 0);
+	assert_non_null(strstr(text, "revoke sessions or deactivate instead\n"));
+	assert_null(strstr(text, "…"));
+	free(text);
+	json_decref(a);
+}
+
 static void
 render_lists(void **state)
 {
@@ -788,6 +806,7 @@ main(void)
 		cmocka_unit_test(render_action_text),
 		cmocka_unit_test(render_action_approval),
 		cmocka_unit_test(render_preview_text),
+		cmocka_unit_test(render_preview_whole),
 		cmocka_unit_test(render_lists),
 		cmocka_unit_test(clean),
 		cmocka_unit_test(exit_codes),
