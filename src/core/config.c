@@ -18,7 +18,7 @@
 
 enum section {
 	SEC_NONE, SEC_SERVER, SEC_ENGINE, SEC_STORE, SEC_SYSTEM, SEC_ROLE, SEC_OIDC, SEC_WEB,
-	SEC_POLICY, SEC_DISRUPTION_GUARD, SEC_SIEM
+	SEC_POLICY, SEC_DISRUPTION_GUARD, SEC_SIEM, SEC_SSF
 };
 
 struct parser {
@@ -377,7 +377,7 @@ static const char *
 policy_type(const char *s)
 {
 	static const char *const types[] = { "grant", "requirement", "approval",
-	    "disruption", "correlation" };
+	    "disruption", "correlation", "ssf_receiver" };
 	size_t i, n;
 
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -605,6 +605,11 @@ section(struct parser *p, char *s)
 			return r;
 		p->sec = SEC_DISRUPTION_GUARD;
 	}
+	else if (strcmp(s, "ssf") == 0) {
+		if ((r = kv_section(p, &p->cfg->ssf, s)) != 0)
+			return r;
+		p->sec = SEC_SSF;
+	}
 	else if (strncmp(s, "system", 6) == 0 && isspace((unsigned char)s[6])) {
 		if ((r = named_section(p, s + 6, &name)) != 0 || (r = add_system(p, name)))
 			return r;
@@ -658,6 +663,8 @@ assignment(struct parser *p, char *s)
 		return system_key(p, &p->cfg->web, k, v);
 	case SEC_DISRUPTION_GUARD:
 		return system_key(p, &p->cfg->disruption_guard, k, v);
+	case SEC_SSF:
+		return system_key(p, &p->cfg->ssf, k, v);
 	case SEC_ROLE:
 		return role_key(p, k, v);
 	case SEC_SIEM:
@@ -782,6 +789,7 @@ config_clear(struct config *cfg)
 		section_clear(&cfg->policy[i]);
 	free(cfg->policy);
 	section_clear(&cfg->oidc);
+	section_clear(&cfg->ssf);
 	section_clear(&cfg->web);
 	section_clear(&cfg->disruption_guard);
 	free(cfg->systems);

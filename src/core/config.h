@@ -17,6 +17,8 @@
  *                       (core/disruption_rules.c)
  *   [oidc]              keys the OpenID Connect verifier (src/api/oidc.c) reads
  *   [web]               keys the console (src/api/web.c) reads
+ *   [ssf], [ssf_receiver "x"]   OpenID Shared Signals (src/engine/ssf.c,
+ *                       src/api/routes_ssf.c); receivers are in policy
  *   [siem "x"]          where the audit log is delivered (src/engine/siem.c): host,
  *                       port, protocol, format, ca_file, cert_file, key_file,
  *                       server_name, allow_plaintext, facility, hostname
@@ -131,6 +133,7 @@ struct config {
 	struct system_config oidc;
 	struct system_config web;
 	struct system_config disruption_guard;
+	struct system_config ssf;	/* the SSF transmitter (src/engine/ssf.c) */
 	struct siem_config *siems;
 	size_t nsiems;
 };

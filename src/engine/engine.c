@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "internal.h"
+#include "ssf.h"
 
 int64_t
 engine_now_ms(void)
@@ -159,6 +160,7 @@ engine_start(const struct config *cfg, struct store *st,
 	    (r = open_systems(eng, e)) != 0 || (r = recover(eng, e)) != 0 ||
 	    (r = engine_sync_start(eng, e)) != 0 ||
 	    (r = siem_start(cfg, st, &eng->siem, e)) != 0 ||
+	    (r = ssf_start(cfg, st, &eng->ssf, e)) != 0 ||
 	    (r = engine_pipeline_start(eng, e)) != 0) {
 		engine_stop(eng);
 		return r;
@@ -178,6 +180,7 @@ engine_stop(struct engine *eng)
 		return;
 	/* First: whatever it had not delivered goes after the next start. */
 	siem_stop(eng->siem);
+	ssf_stop(eng->ssf);
 	engine_sync_stop(eng);
 	engine_pipeline_stop(eng);
 	for (i = 0; i < eng->nsys; i++)

@@ -90,6 +90,7 @@ struct engine {
 	struct grant_set dgrants;
 	struct actor dactor;
 	struct siem *siem;	/* the audit log's SIEM forwarders (siem.c) */
+	struct ssf *ssf;	/* the Shared Signals transmitter (ssf.c); NULL: none */
 	struct actor nactor;	/* this node, as the principal of the engine's own steps */
 };
 

@@ -232,6 +232,24 @@ static const char *const migrations[] = {
 	"  name TEXT PRIMARY KEY,"
 	"  owner TEXT NOT NULL,"
 	"  expires_at BIGINT NOT NULL);",
+	"CREATE TABLE ssf_streams ("
+	"  id TEXT PRIMARY KEY,"
+	"  config TEXT NOT NULL,"
+	"  updated_at BIGINT NOT NULL);"
+	"CREATE TABLE ssf_outbox ("
+	"  seq BIGSERIAL PRIMARY KEY,"
+	"  stream_id TEXT NOT NULL,"
+	"  jti TEXT NOT NULL,"
+	"  set_jwt TEXT NOT NULL,"
+	"  created_at BIGINT NOT NULL,"
+	"  acked_at BIGINT NOT NULL DEFAULT 0,"
+	"  UNIQUE (stream_id, jti));"
+	"CREATE INDEX ssf_outbox_pending ON ssf_outbox (stream_id, acked_at, seq);"
+	"CREATE TABLE ssf_jti ("
+	"  iss TEXT NOT NULL,"
+	"  jti TEXT NOT NULL,"
+	"  seen_at BIGINT NOT NULL,"
+	"  PRIMARY KEY (iss, jti));",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1538,6 +1556,13 @@ const struct store_ops store_postgres = {
 	.node_beat = pg_node_beat,
 	.node_list = pg_node_list,
 	.lease_list = pg_lease_list,
+	.ssf_stream_put = pg_ssf_stream_put,
+	.ssf_stream_delete = pg_ssf_stream_delete,
+	.ssf_stream_list = pg_ssf_stream_list,
+	.ssf_outbox_add = pg_ssf_outbox_add,
+	.ssf_outbox_pending = pg_ssf_outbox_pending,
+	.ssf_outbox_ack = pg_ssf_outbox_ack,
+	.ssf_jti_claim = pg_ssf_jti_claim,
 	.account_sync = pg_account_sync,
 	.account_remove = pg_account_remove,
 	.account_sweep = pg_account_sweep,

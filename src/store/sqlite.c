@@ -238,6 +238,27 @@ static const char *const migrations[] = {
 	"  name TEXT PRIMARY KEY,"
 	"  owner TEXT NOT NULL,"
 	"  expires_at INTEGER NOT NULL);",
+	/* Shared Signals (src/engine/ssf.c): the streams receivers made, the outbox of
+	 * signed SETs (in seq order per stream, kept until delivered or acknowledged)
+	 * and the jtis of the SETs received, so that none is taken twice. */
+	"CREATE TABLE ssf_streams ("
+	"  id TEXT PRIMARY KEY,"
+	"  config TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE TABLE ssf_outbox ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  stream_id TEXT NOT NULL,"
+	"  jti TEXT NOT NULL,"
+	"  set_jwt TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  acked_at INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (stream_id, jti));"
+	"CREATE INDEX ssf_outbox_pending ON ssf_outbox (stream_id, acked_at, seq);"
+	"CREATE TABLE ssf_jti ("
+	"  iss TEXT NOT NULL,"
+	"  jti TEXT NOT NULL,"
+	"  seen_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (iss, jti));",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1488,6 +1509,13 @@ const struct store_ops store_sqlite = {
 	.node_beat = sq_node_beat,
 	.node_list = sq_node_list,
 	.lease_list = sq_lease_list,
+	.ssf_stream_put = sq_ssf_stream_put,
+	.ssf_stream_delete = sq_ssf_stream_delete,
+	.ssf_stream_list = sq_ssf_stream_list,
+	.ssf_outbox_add = sq_ssf_outbox_add,
+	.ssf_outbox_pending = sq_ssf_outbox_pending,
+	.ssf_outbox_ack = sq_ssf_outbox_ack,
+	.ssf_jti_claim = sq_ssf_jti_claim,
 	.account_sync = sq_account_sync,
 	.account_remove = sq_account_remove,
 	.account_sweep = sq_account_sweep,

@@ -161,4 +161,19 @@ int sq_node_beat(struct store_conn *c, const char *node_id, int64_t started_at,
 int sq_node_list(struct store_conn *c, store_node_cb cb, void *arg, struct qerr *e);
 int sq_lease_list(struct store_conn *c, store_lease_cb cb, void *arg, struct qerr *e);
 
+/* The Shared Signals tables (sqlite_ssf.c). */
+int sq_ssf_stream_put(struct store_conn *c, const char *id, const char *config,
+    int64_t at, struct qerr *e);
+int sq_ssf_stream_delete(struct store_conn *c, const char *id, struct qerr *e);
+int sq_ssf_stream_list(struct store_conn *c, store_ssf_cb cb, void *arg,
+    struct qerr *e);
+int sq_ssf_outbox_add(struct store_conn *c, const char *stream_id, const char *jti,
+    const char *set, int64_t at, struct qerr *e);
+int sq_ssf_outbox_pending(struct store_conn *c, const char *stream_id, int limit,
+    store_ssf_cb cb, void *arg, struct qerr *e);
+int sq_ssf_outbox_ack(struct store_conn *c, const char *stream_id, const char *jti,
+    int64_t at, struct qerr *e);
+int sq_ssf_jti_claim(struct store_conn *c, const char *iss, const char *jti,
+    int64_t at, bool *fresh, struct qerr *e);
+
 #endif

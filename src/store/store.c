@@ -659,6 +659,71 @@ store_node_list(struct store_tx *tx, store_node_cb cb, void *arg, struct qerr *e
 	return tx->st->ops->node_list(tx->conn, cb, arg, e);
 }
 
+#define SSF_READ(op, ...) \
+	(tx->st->ops->op == NULL ? unsupported(tx, #op, e) : \
+	tx->st->ops->op(tx->conn, __VA_ARGS__))
+#define SSF_WRITE(op, ...) \
+	(tx->st->ops->op == NULL ? unsupported(tx, #op, e) : \
+	(r = need_write(tx, #op, e)) != 0 ? r : tx->st->ops->op(tx->conn, __VA_ARGS__))
+
+int
+store_ssf_stream_put(struct store_tx *tx, const char *id, const char *config,
+    int64_t at, struct qerr *e)
+{
+	int r;
+
+	return SSF_WRITE(ssf_stream_put, id, config, at, e);
+}
+
+int
+store_ssf_stream_delete(struct store_tx *tx, const char *id, struct qerr *e)
+{
+	int r;
+
+	return SSF_WRITE(ssf_stream_delete, id, e);
+}
+
+int
+store_ssf_stream_list(struct store_tx *tx, store_ssf_cb cb, void *arg, struct qerr *e)
+{
+	return SSF_READ(ssf_stream_list, cb, arg, e);
+}
+
+int
+store_ssf_outbox_add(struct store_tx *tx, const char *stream_id, const char *jti,
+    const char *set, int64_t at, struct qerr *e)
+{
+	int r;
+
+	return SSF_WRITE(ssf_outbox_add, stream_id, jti, set, at, e);
+}
+
+int
+store_ssf_outbox_pending(struct store_tx *tx, const char *stream_id, int limit,
+    store_ssf_cb cb, void *arg, struct qerr *e)
+{
+	return SSF_READ(ssf_outbox_pending, stream_id, limit, cb, arg, e);
+}
+
+int
+store_ssf_outbox_ack(struct store_tx *tx, const char *stream_id, const char *jti,
+    int64_t at, struct qerr *e)
+{
+	int r;
+
+	return SSF_WRITE(ssf_outbox_ack, stream_id, jti, at, e);
+}
+
+int
+store_ssf_jti_claim(struct store_tx *tx, const char *iss, const char *jti, int64_t at,
+    bool *fresh, struct qerr *e)
+{
+	int r;
+
+	*fresh = false;
+	return SSF_WRITE(ssf_jti_claim, iss, jti, at, fresh, e);
+}
+
 int
 store_lease_list(struct store_tx *tx, store_lease_cb cb, void *arg, struct qerr *e)
 {

@@ -134,6 +134,10 @@ struct store_lease {
 };
 typedef int (*store_node_cb)(const struct store_node *n, void *arg);
 typedef int (*store_lease_cb)(const struct store_lease *l, void *arg);
+/* A row of the Shared Signals tables (src/engine/ssf.c), borrowed for the call: a
+ * stream (key its id, text its JSON configuration) or a queued SET (key its jti,
+ * text the signed JWT, seq its place in its stream). */
+typedef int (*store_ssf_cb)(const char *key, const char *text, int64_t seq, void *arg);
 
 struct store_ops {
 	const char *kind;
@@ -254,6 +258,24 @@ struct store_ops {
 	/* Every node that ever beat, and every lease, expired or not, by name. */
 	int (*node_list)(struct store_conn *c, store_node_cb cb, void *arg,
 	    struct qerr *e);
+	/* SSF streams: put inserts or replaces id's configuration; delete removes it
+	 * and its queued SETs (QERR_NOT_FOUND when there is none). */
+	int (*ssf_stream_put)(struct store_conn *c, const char *id, const char *config,
+	    int64_t at, struct qerr *e);
+	int (*ssf_stream_delete)(struct store_conn *c, const char *id, struct qerr *e);
+	int (*ssf_stream_list)(struct store_conn *c, store_ssf_cb cb, void *arg,
+	    struct qerr *e);
+	/* The outbox: SETs appended in order per stream, listed unacknowledged in that
+	 * order (at most limit), acknowledged by jti (QERR_NOT_FOUND when unknown). */
+	int (*ssf_outbox_add)(struct store_conn *c, const char *stream_id, const char *jti,
+	    const char *set, int64_t at, struct qerr *e);
+	int (*ssf_outbox_pending)(struct store_conn *c, const char *stream_id, int limit,
+	    store_ssf_cb cb, void *arg, struct qerr *e);
+	int (*ssf_outbox_ack)(struct store_conn *c, const char *stream_id, const char *jti,
+	    int64_t at, struct qerr *e);
+	/* Records (iss, jti) as received; *fresh is false when it was already. */
+	int (*ssf_jti_claim)(struct store_conn *c, const char *iss, const char *jti,
+	    int64_t at, bool *fresh, struct qerr *e);
 	int (*lease_list)(struct store_conn *c, store_lease_cb cb, void *arg,
 	    struct qerr *e);
 
@@ -441,6 +463,20 @@ int store_node_beat(struct store_tx *tx, const char *node_id, int64_t started_at
     int64_t now, int64_t ttl_ms, struct qerr *e);
 int store_node_list(struct store_tx *tx, store_node_cb cb, void *arg, struct qerr *e);
 int store_lease_list(struct store_tx *tx, store_lease_cb cb, void *arg, struct qerr *e);
+/* Shared Signals (see the ops above); the writes need a write transaction. */
+int store_ssf_stream_put(struct store_tx *tx, const char *id, const char *config,
+    int64_t at, struct qerr *e);
+int store_ssf_stream_delete(struct store_tx *tx, const char *id, struct qerr *e);
+int store_ssf_stream_list(struct store_tx *tx, store_ssf_cb cb, void *arg,
+    struct qerr *e);
+int store_ssf_outbox_add(struct store_tx *tx, const char *stream_id, const char *jti,
+    const char *set, int64_t at, struct qerr *e);
+int store_ssf_outbox_pending(struct store_tx *tx, const char *stream_id, int limit,
+    store_ssf_cb cb, void *arg, struct qerr *e);
+int store_ssf_outbox_ack(struct store_tx *tx, const char *stream_id, const char *jti,
+    int64_t at, struct qerr *e);
+int store_ssf_jti_claim(struct store_tx *tx, const char *iss, const char *jti,
+    int64_t at, bool *fresh, struct qerr *e);
 int store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
     struct account_sync *out, struct qerr *e);
 int store_account_remove(struct store_tx *tx, const char *system,

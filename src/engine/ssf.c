@@ -1,0 +1,591 @@
+/*
+ * The SSF transmitter (ssf.h). One thread reads the audit log from its durable
+ * cursor ("ssf" among the SIEM cursors): each step.succeeded of a containment or a
+ * release becomes one signed SET per stream that asked for its event, written to the
+ * outbox in the same transaction that moves the cursor, so a crash neither loses
+ * nor reorders one. The same thread then pushes each push stream's SETs in order
+ * (RFC 8935) and marks each one the receiver accepted; poll streams (RFC 8936) are
+ * served by src/api/routes_ssf.c from the same outbox.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/id.h"
+#include "core/jws.h"
+#include "core/jwt.h"
+#include "core/log.h"
+#include "engine/engine.h"
+#include "engine/ssf.h"
+#include "providers/http.h"
+#include "providers/kit.h"
+
+#define CURSOR		"ssf"
+#define BATCH		128		/* audit entries per transaction */
+#define PUSH_BATCH	32		/* SETs per stream per round */
+#define WAIT_MS		1000
+#define BACKOFF_MIN_MS	250
+#define BACKOFF_MAX_MS	30000
+#define MAX_STREAMS	64
+#define KEY_MAX		(64 * 1024)
+
+const char *const ssf_events_supported[] = {
+	SSF_RISC "account-disabled", SSF_RISC "account-enabled",
+	SSF_RISC "credential-compromise", SSF_CAEP "session-revoked",
+	SSF_CAEP "credential-change", SSF_VERIFICATION, NULL
+};
+
+/* A push stream's retry state: a receiver that is down delays only itself. */
+struct retry {
+	char id[64];
+	int64_t next_ms;
+	int64_t delay_ms;
+};
+
+struct ssf {
+	struct ssf_conf conf;
+	struct store *st;
+	struct http_client *http;
+	pthread_t thread;
+	bool started;
+	_Atomic bool stop;
+	struct retry retry[MAX_STREAMS];
+	size_t nretry;
+};
+
+void
+ssf_conf_clear(struct ssf_conf *c)
+{
+	if (c == NULL)
+		return;
+	kit_free_str(c->key_pem);
+	json_decref(c->jwks);
+	memset(c, 0, sizeof(*c));
+}
+
+static int
+conf_key(const struct system_config *sc, const char *key, bool required,
+    const char **out, struct qerr *e)
+{
+	const struct config_kv *kv = config_system_get(sc, key);
+
+	*out = kv ? kv->value : NULL;
+	if (kv == NULL && required)
+		return config_error(e, sc, sc->line, key, "[ssf] needs %s", key);
+	return 0;
+}
+
+static int
+check_keys(const struct system_config *sc, struct qerr *e)
+{
+	static const char *const known[] = { "issuer", "key_file", "kid", NULL };
+	size_t i, k;
+
+	for (i = 0; i < sc->nkv; i++) {
+		for (k = 0; known[k] && strcmp(known[k], sc->kv[i].key) != 0; k++)
+			;
+		if (known[k] == NULL)
+			return config_error(e, sc, sc->kv[i].line, sc->kv[i].key,
+			    "unknown key '%s' in [ssf]", sc->kv[i].key);
+	}
+	return 0;
+}
+
+int
+ssf_conf_load(const struct config *cfg, struct ssf_conf *out, bool *enabled,
+    struct qerr *e)
+{
+	const struct system_config *sc = &cfg->ssf;
+	struct kit_secret key = { 0 };
+	json_t *jwk = NULL;
+	const char *file;
+	size_t n;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	*enabled = sc->line != 0;
+	if (!*enabled)
+		return 0;
+	if ((r = check_keys(sc, e)) != 0 || (r = conf_key(sc, "issuer", true,
+	    &out->issuer, e)) != 0 || (r = conf_key(sc, "kid", true, &out->kid, e)) != 0 ||
+	    (r = conf_key(sc, "key_file", true, &file, e)) != 0)
+		return r;
+	n = strlen(out->issuer);
+	if ((strncmp(out->issuer, "https://", 8) != 0 &&
+	    strncmp(out->issuer, "http://", 7) != 0) || out->issuer[n - 1] == '/')
+		return config_error(e, sc, config_system_get(sc, "issuer")->line, "issuer",
+		    "[ssf] issuer must be an http(s) URL without a trailing '/'");
+	if ((r = kit_file_read(sc, config_system_get(sc, "key_file"), KIT_FILE_SECRET,
+	    KEY_MAX, &key, e)) != 0)
+		return r;
+	if ((r = jws_public_jwk(key.buf, out->kid, &jwk, &out->alg, e)) != 0) {
+		r = config_error(e, sc, config_system_get(sc, "key_file")->line, "key_file",
+		    "[ssf] key_file %s: %s", file, e->msg);
+		goto out;
+	}
+	out->key_pem = key.buf;
+	key.buf = NULL;
+	if ((out->jwks = json_pack("{s:[o]}", "keys", jwk)) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	kit_secret_clear(&key);
+	if (r != 0)
+		ssf_conf_clear(out);
+	return r;
+}
+
+int
+ssf_sign(const struct ssf_conf *c, const json_t *stream, json_t *claims, char **jti,
+    char **jwt, struct qerr *e)
+{
+	char id[37], *hdr = NULL, *body = NULL;
+	json_t *h = json_pack("{s:s, s:s, s:s}", "alg", c->alg, "kid", c->kid, "typ",
+	    "secevent+jwt");
+	int r = QERR_NOMEM;
+
+	*jti = NULL;
+	*jwt = NULL;
+	id_uuid4(id);
+	if (json_object_set_new(claims, "iss", json_string(c->issuer)) != 0 ||
+	    json_object_set(claims, "aud", json_object_get(stream, "aud")) != 0 ||
+	    json_object_set_new(claims, "iat", json_integer(engine_now_ms() / 1000)) ||
+	    json_object_set_new(claims, "jti", json_string(id)) != 0 ||
+	    h == NULL || (hdr = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS)) == NULL ||
+	    (body = json_dumps(claims, JSON_COMPACT)) == NULL) {
+		qerr_set(e, r, NULL, "out of memory");
+		goto out;
+	}
+	if ((r = jwt_sign(c->alg, c->key_pem, hdr, body, jwt, e)) != 0)
+		goto out;
+	if ((*jti = strdup(id)) == NULL) {
+		free(*jwt);
+		*jwt = NULL;
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+out:
+	free(body);
+	free(hdr);
+	json_decref(h);
+	return r;
+}
+
+/* The event a successful step of type t is, with its members; NULL: none. */
+static const char *
+event_of(enum action_type t, int64_t at_s, json_t **body)
+{
+	*body = NULL;
+	switch (t) {
+	case ACTION_DISABLE:
+	case ACTION_DEACTIVATE:
+		*body = json_pack("{s:s}", "reason", "hijacking");
+		return SSF_RISC "account-disabled";
+	case ACTION_ENABLE:
+		*body = json_object();
+		return SSF_RISC "account-enabled";
+	case ACTION_MARK_COMPROMISED:
+		*body = json_pack("{s:s, s:I}", "credential_type", "password",
+		    "event_timestamp", (json_int_t)at_s);
+		return SSF_RISC "credential-compromise";
+	case ACTION_REVOKE_SESSIONS:
+		*body = json_pack("{s:I, s:s}", "event_timestamp", (json_int_t)at_s,
+		    "initiating_entity", "policy");
+		return SSF_CAEP "session-revoked";
+	case ACTION_FORCE_PASSWORD_CHANGE:
+		*body = json_pack("{s:I, s:s, s:s, s:s}", "event_timestamp",
+		    (json_int_t)at_s, "credential_type", "password", "change_type",
+		    "update", "initiating_entity", "policy");
+		return SSF_CAEP "credential-change";
+	case ACTION_SET_RISK:
+	case ACTION_TYPE_COUNT:
+		break;
+	}
+	return NULL;
+}
+
+/* RFC 9493: the account as the stream's format ("email" by default, "iss_sub" when
+ * the account has no address), "opaque" (its system's id), or "complex" (the user
+ * as email or iss_sub and the tenant as the quell system's name). */
+static json_t *
+subject(const struct ssf_conf *c, const struct account *a, const char *fmt)
+{
+	json_t *user;
+
+	if (fmt != NULL && strcmp(fmt, "opaque") == 0)
+		return json_pack("{s:s, s:s}", "format", "opaque", "id", a->external_id);
+	if (a->email != NULL && *a->email && (fmt == NULL || strcmp(fmt, "iss_sub") != 0))
+		user = json_pack("{s:s, s:s}", "format", "email", "email", a->email);
+	else
+		user = json_pack("{s:s, s:s, s:s}", "format", "iss_sub", "iss", c->issuer,
+		    "sub", a->external_id);
+	if (fmt == NULL || strcmp(fmt, "complex") != 0)
+		return user;
+	return json_pack("{s:s, s:o, s:{s:s, s:s}}", "format", "complex", "user", user,
+	    "tenant", "format", "opaque", "id", a->system);
+}
+
+static bool
+wants(const json_t *stream, const char *event, int64_t at)
+{
+	const json_t *v;
+	size_t i;
+
+	if (json_integer_value(json_object_get(stream, "created_at")) > at ||
+	    strcmp(json_string_value(json_object_get(stream, "status")) ?
+	    json_string_value(json_object_get(stream, "status")) : "", "disabled") == 0)
+		return false;
+	json_array_foreach(json_object_get(stream, "events_delivered"), i, v)
+		if (json_string_value(v) && strcmp(json_string_value(v), event) == 0)
+			return true;
+	return false;
+}
+
+struct fill {
+	struct ssf *s;
+	struct store_tx *tx;
+	json_t *streams;	/* the streams' configurations */
+	int64_t last;		/* the last entry seen */
+	struct qerr *e;
+};
+
+static int
+collect_stream(const char *key, const char *text, int64_t seq, void *arg)
+{
+	json_t *o = json_loads(text, 0, NULL);
+
+	(void)key;
+	(void)seq;
+	if (o == NULL)
+		return 0;
+	return json_array_append_new(arg, o) == 0 ? 0 : QERR_NOMEM;
+}
+
+/* Queues the SET of ev (its body taken) for every stream that wants it. */
+static int
+queue_event(struct fill *f, const struct account *acc, const char *ev, json_t *body,
+    const char *txn, int64_t at)
+{
+	char *jti = NULL, *jwt = NULL;
+	json_t *st, *claims;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(f->streams, i, st) {
+		if (!wants(st, ev, at))
+			continue;
+		claims = json_pack("{s:o?, s:{s:O}, s:s}", "sub_id", subject(&f->s->conf, acc,
+		    json_string_value(json_object_get(st, "quell_subject_format"))),
+		    "events", ev, body, "txn", txn);
+		if (claims == NULL)
+			r = qerr_set(f->e, QERR_NOMEM, NULL, "out of memory");
+		else if ((r = ssf_sign(&f->s->conf, st, claims, &jti, &jwt, f->e)) == 0)
+			r = store_ssf_outbox_add(f->tx, json_string_value(json_object_get(st,
+			    "stream_id")), jti, jwt, engine_now_ms(), f->e);
+		json_decref(claims);
+		free(jti);
+		free(jwt);
+		jti = jwt = NULL;
+		if (r != 0)
+			break;
+	}
+	json_decref(body);
+	return r;
+}
+
+static int
+entry(const struct audit_entry *ent, void *arg)
+{
+	struct fill *f = arg;
+	struct account acc;
+	struct action a;
+	const char *ev, *acc_id = NULL;
+	json_t *body;
+	size_t i;
+	int r;
+
+	f->last = ent->seq;
+	if (strcmp(ent->event, "step.succeeded") != 0 || ent->action_id == NULL ||
+	    ent->step_id == NULL)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	memset(&acc, 0, sizeof(acc));
+	if ((r = store_action_get(f->tx, ent->action_id, &a, f->e)) != 0)
+		goto out;
+	for (i = 0; i < a.nsteps; i++)
+		if (strcmp(a.steps[i].id, ent->step_id) == 0)
+			acc_id = a.steps[i].account_id;
+	if (acc_id == NULL || (ev = event_of(a.type, ent->time / 1000, &body)) == NULL)
+		goto out;
+	if ((r = store_account_get(f->tx, acc_id, &acc, f->e)) != 0) {
+		json_decref(body);
+		goto out;
+	}
+	r = queue_event(f, &acc, ev, body, a.id, ent->time);
+out:
+	/* An action or account gone since is skipped, not retried for ever. */
+	if (r == QERR_NOT_FOUND)
+		r = 0;
+	account_clear(&acc);
+	action_clear(&a);
+	return r;
+}
+
+/* One batch of the audit log into the outbox; *more when the batch was full. */
+static int
+fill_once(struct ssf *s, bool *more, struct qerr *e)
+{
+	struct fill f = { .s = s, .e = e };
+	int64_t cursor;
+	int r;
+
+	*more = false;
+	if ((f.streams = json_array()) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	if ((r = store_tx_begin(s->st, true, &f.tx, e)) != 0)
+		goto out;
+	if ((r = store_siem_cursor_get(f.tx, CURSOR, &cursor, e)) != 0 ||
+	    (r = store_ssf_stream_list(f.tx, collect_stream, f.streams, e)) != 0)
+		goto out;
+	f.last = cursor;
+	if ((r = store_audit_list(f.tx, cursor, BATCH, entry, &f, e)) != 0)
+		goto out;
+	*more = f.last - cursor >= BATCH;
+	if (f.last != cursor && (r = store_siem_cursor_put(f.tx, CURSOR, f.last,
+	    engine_now_ms(), e)) != 0)
+		goto out;
+	r = store_tx_commit(f.tx, e);
+	f.tx = NULL;
+out:
+	if (f.tx != NULL)
+		store_tx_rollback(f.tx);
+	json_decref(f.streams);
+	return r;
+}
+
+static struct retry *
+retry_of(struct ssf *s, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < s->nretry; i++)
+		if (strcmp(s->retry[i].id, id) == 0)
+			return &s->retry[i];
+	if (s->nretry == MAX_STREAMS || strlen(id) >= sizeof(s->retry[0].id))
+		return NULL;
+	snprintf(s->retry[s->nretry].id, sizeof(s->retry[0].id), "%s", id);
+	s->retry[s->nretry].next_ms = 0;
+	s->retry[s->nretry].delay_ms = 0;
+	return &s->retry[s->nretry++];
+}
+
+struct pending {
+	char **jti;
+	char **jwt;
+	size_t n;
+};
+
+static int
+collect_set(const char *key, const char *text, int64_t seq, void *arg)
+{
+	struct pending *p = arg;
+
+	(void)seq;
+	if (p->n == PUSH_BATCH)
+		return 0;
+	if ((p->jti[p->n] = strdup(key)) == NULL || (p->jwt[p->n] = strdup(text)) ==
+	    NULL) {
+		free(p->jti[p->n]);
+		return QERR_NOMEM;
+	}
+	p->n++;
+	return 0;
+}
+
+/*
+ * RFC 8935 2.2 and 2.3: 202 is taken; a 400 with an error is a SET the receiver will
+ * never take (logged, then dropped, or it would block the stream for ever); anything
+ * else is tried again later.
+ */
+static int
+push_one(struct ssf *s, const json_t *delivery, const char *jti, const char *jwt,
+    bool *taken, struct qerr *e)
+{
+	const char *auth = json_string_value(json_object_get(delivery,
+	    "authorization_header"));
+	struct http_header h[3] = {
+		{ "Content-Type", "application/secevent+jwt" },
+		{ "Accept", "application/json" },
+		{ "Authorization", auth },
+	};
+	struct http_request rq = { .method = "POST", .url = json_string_value(
+	    json_object_get(delivery, "endpoint_url")), .body = jwt, .body_len = strlen(jwt),
+	    .headers = h, .nheaders = auth ? 3 : 2 };
+	struct http_response resp = { 0 };
+	int r;
+
+	*taken = false;
+	if ((r = http_do(s->http, &rq, &resp, e)) != 0)
+		return r;
+	if (resp.status == 202 || resp.status == 200)
+		*taken = true;
+	else if (resp.status == 400) {
+		*taken = true;
+		log_event(LOG_LVL_WARN, "ssf.rejected", LOG_FIELDS(LOG_S("jti", jti),
+		    LOG_S("answer", resp.body)), "SSF receiver %s refused SET %s: %.200s",
+		    rq.url, jti, resp.body ? resp.body : "");
+	} else
+		r = qerr_set(e, QERR_TRANSIENT, NULL, "receiver %s answered %ld", rq.url,
+		    resp.status);
+	http_response_clear(&resp);
+	return r;
+}
+
+static int
+ack(struct ssf *s, const char *stream_id, const char *jti, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	int r;
+
+	if ((r = store_tx_begin(s->st, true, &tx, e)) != 0)
+		return r;
+	r = store_ssf_outbox_ack(tx, stream_id, jti, engine_now_ms(), e);
+	if (r == 0 || r == QERR_NOT_FOUND)
+		return store_tx_commit(tx, e);
+	store_tx_rollback(tx);
+	return r;
+}
+
+/* Pushes the stream's pending SETs in order until one is not taken. */
+static void
+push_stream(struct ssf *s, const json_t *stream, struct pending *p)
+{
+	const char *id = json_string_value(json_object_get(stream, "stream_id"));
+	struct retry *rt = retry_of(s, id);
+	struct store_tx *tx = NULL;
+	struct qerr e = { 0 };
+	bool taken = true;
+	size_t i;
+	int r;
+
+	if (rt == NULL || rt->next_ms > engine_now_ms())
+		return;
+	if ((r = store_tx_begin(s->st, false, &tx, &e)) != 0)
+		goto out;
+	r = store_ssf_outbox_pending(tx, id, PUSH_BATCH, collect_set, p, &e);
+	store_tx_rollback(tx);
+	for (i = 0; r == 0 && taken && i < p->n && !s->stop; i++)
+		if ((r = push_one(s, json_object_get(stream, "delivery"), p->jti[i],
+		    p->jwt[i], &taken, &e)) == 0 && taken)
+			r = ack(s, id, p->jti[i], &e);
+out:
+	for (i = 0; i < p->n; i++) {
+		free(p->jti[i]);
+		free(p->jwt[i]);
+	}
+	p->n = 0;
+	if (r == 0) {
+		rt->delay_ms = 0;
+		return;
+	}
+	rt->delay_ms = rt->delay_ms == 0 ? BACKOFF_MIN_MS : rt->delay_ms * 2;
+	if (rt->delay_ms > BACKOFF_MAX_MS)
+		rt->delay_ms = BACKOFF_MAX_MS;
+	rt->next_ms = engine_now_ms() + rt->delay_ms;
+	log_event(LOG_LVL_WARN, "ssf.push_failed", LOG_FIELDS(LOG_S("stream", id),
+	    LOG_S("why", e.msg), LOG_I("retry_ms", rt->delay_ms)),
+	    "SSF stream %s: %s; again in %lld ms", id, e.msg, (long long)rt->delay_ms);
+}
+
+static void
+push_all(struct ssf *s)
+{
+	char *jti[PUSH_BATCH], *jwt[PUSH_BATCH];
+	struct pending p = { .jti = jti, .jwt = jwt };
+	struct store_tx *tx = NULL;
+	struct qerr e = { 0 };
+	json_t *streams = json_array(), *st;
+	const char *m;
+	size_t i;
+
+	if (streams == NULL || store_tx_begin(s->st, false, &tx, &e) != 0) {
+		json_decref(streams);
+		return;
+	}
+	store_ssf_stream_list(tx, collect_stream, streams, &e);
+	store_tx_rollback(tx);
+	json_array_foreach(streams, i, st) {
+		m = json_string_value(json_object_get(json_object_get(st, "delivery"),
+		    "method"));
+		if (m != NULL && strcmp(m, SSF_PUSH) == 0 && !s->stop)
+			push_stream(s, st, &p);
+	}
+	json_decref(streams);
+}
+
+static void *
+run(void *arg)
+{
+	struct ssf *s = arg;
+	struct qerr e = { 0 };
+	uint64_t gen;
+	bool more;
+
+	while (!s->stop) {
+		gen = store_audit_generation(s->st);
+		do {
+			more = false;
+			if (fill_once(s, &more, &e) != 0)
+				log_event(LOG_LVL_WARN, "ssf.outbox_failed", LOG_FIELDS(
+				    LOG_S("why", e.msg)), "SSF outbox: %s", e.msg);
+		} while (more && !s->stop);
+		push_all(s);
+		store_audit_wait(s->st, gen, &s->stop, WAIT_MS);
+	}
+	return NULL;
+}
+
+int
+ssf_start(const struct config *cfg, struct store *st, struct ssf **out, struct qerr *e)
+{
+	struct http_options ho = { .timeout_ms = 10000 };
+	struct ssf *s;
+	bool on;
+	int r;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	s->st = st;
+	if ((r = ssf_conf_load(cfg, &s->conf, &on, e)) != 0 || !on ||
+	    (r = http_client_new(&ho, &s->http, e)) != 0)
+		goto fail;
+	if (pthread_create(&s->thread, NULL, run, s) != 0) {
+		r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the SSF thread");
+		goto fail;
+	}
+	s->started = true;
+	*out = s;
+	return 0;
+fail:
+	ssf_stop(s);
+	return r;
+}
+
+void
+ssf_stop(struct ssf *s)
+{
+	if (s == NULL)
+		return;
+	if (s->started) {
+		s->stop = true;
+		store_audit_kick(s->st);
+		pthread_join(s->thread, NULL);
+	}
+	http_client_free(s->http);
+	ssf_conf_clear(&s->conf);
+	free(s);
+}

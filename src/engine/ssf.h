@@ -1,0 +1,57 @@
+/*
+ * OpenID Shared Signals (SSF 1.0) transmitter: quell's successful containment and
+ * release steps become Security Event Tokens (RFC 8417), signed with the [ssf] key,
+ * one per stream that asked for the event, queued in the store's outbox in the
+ * order of the audit log, then pushed (RFC 8935) or left for polling (RFC 8936).
+ */
+#ifndef QUELL_ENGINE_SSF_H
+#define QUELL_ENGINE_SSF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "store/store.h"
+
+#define SSF_PUSH	"urn:ietf:rfc:8935"
+#define SSF_POLL	"urn:ietf:rfc:8936"
+#define SSF_RISC	"https://schemas.openid.net/secevent/risc/event-type/"
+#define SSF_CAEP	"https://schemas.openid.net/secevent/caep/event-type/"
+#define SSF_VERIFICATION	"https://schemas.openid.net/secevent/ssf/event-type/verification"
+
+/* The [ssf] section, validated: all borrowed from the configuration but key_pem
+ * (zeroed and freed by ssf_conf_clear) and jwks (decref'd there). */
+struct ssf_conf {
+	const char *issuer;	/* quell's public base URL, no trailing slash */
+	const char *kid;
+	const char *alg;	/* "ES256" or "RS256", from the key */
+	char *key_pem;
+	json_t *jwks;		/* {"keys": [the public key]} */
+};
+
+/* Loads [ssf]; *enabled is false (and out zeroed) when there is none. Errors name the
+ * key and the reason. */
+int ssf_conf_load(const struct config *cfg, struct ssf_conf *out, bool *enabled,
+    struct qerr *e);
+void ssf_conf_clear(struct ssf_conf *c);
+
+/* The event types quell transmits, NULL-terminated. */
+extern const char *const ssf_events_supported[];
+
+/* Signs the SET with claims (borrowed; iss, iat, jti are added) for stream config
+ * (its aud); *jti and *jwt are the caller's to free. */
+int ssf_sign(const struct ssf_conf *c, const json_t *stream, json_t *claims,
+    char **jti, char **jwt, struct qerr *e);
+
+struct ssf;
+
+/* Starts the thread that fills the outbox from the audit log and pushes; *out is
+ * NULL without [ssf]. Stopped (and freed) with ssf_stop, which accepts NULL. */
+int ssf_start(const struct config *cfg, struct store *st, struct ssf **out,
+    struct qerr *e);
+void ssf_stop(struct ssf *s);
+
+#endif
