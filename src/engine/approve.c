@@ -8,6 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
+
+
 #include "core/log.h"
 #include "core/rbac.h"
 #include "internal.h"
@@ -240,11 +243,16 @@ out:
 	free(x.ids);
 }
 
-/* The inverse of type, or NULL with why set when there is none. */
+/*
+ * The inverse of a: *inv, with *self when it is a's own type carried out with
+ * params.undo (the provider dismisses the risk, restores the level, withdraws the
+ * password change); or -1 with why set when there is none.
+ */
 static int
-inverse(enum action_type type, enum action_type *inv, const char **why)
+inverse(const struct action *a, enum action_type *inv, bool *self, const char **why)
 {
-	switch (type) {
+	*self = false;
+	switch (a->type) {
 	case ACTION_DISABLE:
 		*inv = ACTION_ENABLE;
 		return 0;
@@ -252,28 +260,98 @@ inverse(enum action_type type, enum action_type *inv, const char **why)
 		*inv = ACTION_DISABLE;
 		return 0;
 	case ACTION_REVOKE_SESSIONS:
-		*why = "ended sessions cannot be restored: the user signs in again";
-		break;
-	case ACTION_FORCE_PASSWORD_CHANGE:
-		*why = "a required password change cannot be withdrawn safely: the old "
-		    "password is presumed known to the attacker";
-		break;
+		*why = "revoking sessions has no inverse: ended sessions cannot be restored, "
+		    "the user signs in again";
+		return -1;
 	case ACTION_DEACTIVATE:
-		*why = "deactivation deprovisioned the account and its app assignments; "
-		    "reactivating needs a new activation, not an undo";
-		break;
+		*why = "Okta deactivation cannot be undone: it deprovisioned the account and "
+		    "its app assignments; reactivating needs a new activation";
+		return -1;
+	case ACTION_FORCE_PASSWORD_CHANGE:
 	case ACTION_MARK_COMPROMISED:
-		*why = "dismissing a confirmed compromise is not supported by this "
-		    "version's Entra ID connector";
-		break;
 	case ACTION_SET_RISK:
-		*why = "the risk level before the change was not recorded";
 		break;
 	default:
 		*why = "this action has no inverse";
-		break;
+		return -1;
 	}
-	return -1;
+	/* Undoing an undo of these would guess at a state nobody recorded. */
+	if (a->undo_of != NULL) {
+		*why = "it is itself an undo: request the action again instead";
+		return -1;
+	}
+	*inv = a->type;
+	*self = true;
+	return 0;
+}
+
+/*
+ * The level the Okta provider read before changing it, from the step's message
+ * ("risk level set to HIGH (was LOW)"), into lvl; false when none was recorded.
+ */
+static bool
+risk_before(const struct step *s, char *lvl, size_t len)
+{
+	const char *w = s->message != NULL ? strstr(s->message, "(was ") : NULL;
+	size_t n;
+
+	if (w == NULL)
+		return false;
+	w += strlen("(was ");
+	n = strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	if (n == 0 || n >= len || w[n] != ')')
+		return false;
+	memcpy(lvl, w, n);
+	lvl[n] = '\0';
+	return true;
+}
+
+/*
+ * The params of a's undo when it is a's own type (*out, caller frees):
+ * {"undo": true}, and for set_risk the level each account had before
+ * ("risk_level_before": {account_id: level}). Refused when a level is unknown.
+ */
+static int
+undo_params(const struct action *a, char **out, struct qerr *e)
+{
+	json_t *root = json_pack("{s:b}", "undo", 1), *before = json_object();
+	char lvl[16];
+	size_t i;
+	int r = QERR_NOMEM;
+
+	*out = NULL;
+	if (root == NULL || before == NULL)
+		goto out;
+	for (i = 0; a->type == ACTION_SET_RISK && i < a->nsteps; i++) {
+		if (a->steps[i].status != STEP_SUCCEEDED)
+			continue;
+		if (!risk_before(&a->steps[i], lvl, sizeof(lvl))) {
+			r = qerr_set(e, QERR_UNSUPPORTED, NULL, "set_risk cannot be undone: "
+			    "the level of %s before the change was not recorded",
+			    a->steps[i].account_name);
+			goto out;
+		}
+		if (strcmp(lvl, "NONE") == 0) {
+			r = qerr_set(e, QERR_UNSUPPORTED, NULL, "set_risk cannot be undone: "
+			    "%s had no risk level before, and Okta can set one but not clear it",
+			    a->steps[i].account_name);
+			goto out;
+		}
+		if (json_object_set_new(before, a->steps[i].account_id, json_string(lvl)) != 0)
+			goto out;
+	}
+	if (a->type == ACTION_SET_RISK &&
+	    json_object_set(root, "risk_level_before", before) != 0)
+		goto out;
+	if ((*out = json_dumps(root, JSON_COMPACT)) == NULL)
+		goto out;
+	r = 0;
+out:
+	if (r == QERR_NOMEM)
+		qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	json_decref(before);
+	json_decref(root);
+	return r;
 }
 
 static int
@@ -332,8 +410,9 @@ engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
 	struct store_tx *tx = NULL;
 	struct action orig;
 	const char *why = NULL;
-	char **accounts = NULL;
+	char **accounts = NULL, *params = NULL;
 	size_t n = 0;
+	bool self;
 	int r;
 
 	memset(&orig, 0, sizeof(orig));
@@ -343,7 +422,7 @@ engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
 	store_tx_rollback(tx);
 	if (r != 0)
 		return r;
-	if (inverse(orig.type, &req.type, &why) != 0) {
+	if (inverse(&orig, &req.type, &self, &why) != 0) {
 		r = qerr_set(e, QERR_UNSUPPORTED, NULL, "%s cannot be undone: %s",
 		    action_type_name(orig.type), why);
 		goto out;
@@ -359,10 +438,15 @@ engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
 	}
 	if ((r = undoable(eng, &orig, &accounts, &n, e)) != 0)
 		goto out;
+	if (self && (r = undo_params(&orig, &params, e)) != 0)
+		goto out;
+	if (params != NULL)
+		req.params = params;
 	req.only_accounts = accounts;
 	req.nonly = n;
 	r = engine_request(eng, who, &req, out, e);
 out:
+	free(params);
 	free(accounts);
 	action_clear(&orig);
 	return r;

@@ -154,8 +154,10 @@ int engine_decide(struct engine *eng, const struct actor *who, const char *actio
 
 /*
  * Requests the inverse of every step of a finished action that succeeded (disable ↔
- * enable), as a new action linked to it, authorized like any other. Refuses actions
- * that cannot be undone (deactivate, force_password_change, revoke_sessions, …).
+ * enable; mark_compromised, set_risk and force_password_change as their own type
+ * with params.undo), as a new action linked to it, authorized like any other.
+ * Refuses actions that cannot be undone (deactivate, revoke_sessions, an undo of
+ * the three, a set_risk whose earlier level is unknown).
  */
 int engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
     const char *reason, struct action *out, struct qerr *e);
@@ -203,6 +205,10 @@ int engine_audit_tx(struct store_tx *tx, const char *actor, const char *event,
     const char *action_id, const char *step_id, const char *identity_id,
     json_t *detail, struct qerr *e);
 
+/* The SSF transmitter's configuration (engine/ssf.h), borrowed while eng runs;
+ * NULL without [ssf]. */
+struct ssf_conf;
+const struct ssf_conf *engine_ssf_conf(struct engine *eng);
 int64_t engine_now_ms(void);
 /* Microseconds since the epoch, for latency measurements recorded in the audit log. */
 int64_t engine_now_us(void);

@@ -785,10 +785,27 @@ out:
 struct plan {
 	uint32_t uac;
 	bool must_change;
+	bool withdraw;		/* pwdLastSet 0 → -1, only while it is still 0 */
 	const char *done;	/* message when the write succeeds */
 	const char *already;	/* non-NULL: nothing to write */
 	const char *refuse;	/* non-NULL: permanent failure, nothing written */
 };
+
+/*
+ * An undo of a forced change: pwdLastSet back to -1 (now) while it is still 0. Once
+ * the user chose a new password, the old one, presumed known, is gone: nothing to
+ * give back.
+ */
+static void
+plan_withdraw(const struct user *u, struct plan *pl)
+{
+	if (!u->pwd_must_change) {
+		pl->refuse = "the password was changed since: nothing to undo";
+		return;
+	}
+	pl->withdraw = true;
+	pl->done = "the password no longer has to be changed at next sign-in";
+}
 
 static void
 plan_step(const struct step *step, const struct user *u, bool clear_dont_expire,
@@ -810,6 +827,10 @@ plan_step(const struct step *step, const struct user *u, bool clear_dont_expire,
 		pl->done = "enabled";
 		break;
 	case ACTION_FORCE_PASSWORD_CHANGE:
+		if (provider_step_undo(step)) {
+			plan_withdraw(u, pl);
+			break;
+		}
 		/* AD ignores pwdLastSet = 0 while the password never expires. */
 		if (u->uac & UAC_DONT_EXPIRE_PASSWD) {
 			if (!clear_dont_expire) {
@@ -947,21 +968,27 @@ send_read(struct provider *p, LDAP *ld, struct bstep *b)
 
 /*
  * One modify of dn, whose userAccountControl is old: delete that value, add b->pl's
- * and, when the plan says so, set pwdLastSet to 0 in the same atomic operation.
+ * and, when the plan says so, set pwdLastSet to 0, or swap its 0 for -1 (a change
+ * made since fails the delete with noSuchAttribute), in the same atomic operation.
  */
 static int
 send_write(LDAP *ld, struct bstep *b, enum bop op, const char *dn, const struct user *old)
 {
 	char newv[24], zero[] = "0";
 	char *oldvals[] = { (char *)old->uac_text, NULL }, *newvals[] = { newv, NULL };
-	char *zerovals[] = { zero, NULL };
+	char minus[] = "-1";
+	char *zerovals[] = { zero, NULL }, *minusvals[] = { minus, NULL };
 	LDAPMod del = { .mod_op = LDAP_MOD_DELETE, .mod_type = "userAccountControl",
 		.mod_values = oldvals };
 	LDAPMod add = { .mod_op = LDAP_MOD_ADD, .mod_type = "userAccountControl",
 		.mod_values = newvals };
 	LDAPMod pls = { .mod_op = LDAP_MOD_REPLACE, .mod_type = "pwdLastSet",
 		.mod_values = zerovals };
-	LDAPMod *mods[4] = { NULL };
+	LDAPMod pdel = { .mod_op = LDAP_MOD_DELETE, .mod_type = "pwdLastSet",
+		.mod_values = zerovals };
+	LDAPMod padd = { .mod_op = LDAP_MOD_ADD, .mod_type = "pwdLastSet",
+		.mod_values = minusvals };
+	LDAPMod *mods[5] = { NULL };
 	size_t n = 0;
 	int rc;
 
@@ -972,6 +999,10 @@ send_write(LDAP *ld, struct bstep *b, enum bop op, const char *dn, const struct 
 	}
 	if (b->pl.must_change)
 		mods[n++] = &pls;
+	if (b->pl.withdraw) {
+		mods[n++] = &pdel;
+		mods[n++] = &padd;
+	}
 	b->wdn = dn;
 	b->sent = provider_clock();
 	rc = ldap_modify_ext(ld, dn, mods, NULL, NULL, &b->msgid);

@@ -625,7 +625,7 @@ user_step(struct provider *p, const struct step *step, struct step_result *res)
 
 static int
 confirm_batch(struct provider *p, const struct step *const *steps, size_t n,
-    struct step_result *res);
+    bool dismiss, struct step_result *res);
 
 static int
 entra_execute(struct provider *p, const struct step *step, struct step_result *res)
@@ -642,7 +642,7 @@ entra_execute(struct provider *p, const struct step *step, struct step_result *r
 		return 0;
 	}
 	if (step->type == ACTION_MARK_COMPROMISED)
-		return confirm_batch(p, &step, 1, res);
+		return confirm_batch(p, &step, 1, provider_step_undo(step), res);
 	return user_step(p, step, res);
 }
 
@@ -677,10 +677,14 @@ copy_result(struct step_result *res, size_t n)
 		res[i] = res[0];
 }
 
-/* One confirmCompromised request for up to batch_size users, paced for Identity Protection. */
+/*
+ * One confirmCompromised request (dismiss: one dismiss, an undo's) for up to
+ * batch_size users, paced for Identity Protection. Both take {"userIds": […]} and
+ * answer 204.
+ */
 static int
 confirm_chunk(struct provider *p, const struct step *const *steps, size_t n,
-    struct step_result *res)
+    bool dismiss, struct step_result *res)
 {
 	struct http_response resp = { 0 };
 	struct qerr e = { 0 };
@@ -690,8 +694,8 @@ confirm_chunk(struct provider *p, const struct step *const *steps, size_t n,
 	int r;
 
 	if (confirm_body(steps, n, &body) != 0 ||
-	    asprintf(&url, "%s/identityProtection/riskyUsers/confirmCompromised",
-	    p->graph_base) < 0) {
+	    asprintf(&url, "%s/identityProtection/riskyUsers/%s", p->graph_base,
+	    dismiss ? "dismiss" : "confirmCompromised") < 0) {
 		free(body);
 		return QERR_NOMEM;
 	}
@@ -704,12 +708,15 @@ confirm_chunk(struct provider *p, const struct step *const *steps, size_t n,
 		/* One bad id fails the whole request: find it by sending each alone. */
 		http_response_clear(&resp);
 		for (i = 0; i < n; i++)
-			if ((r = confirm_chunk(p, steps + i, 1, res + i)) != 0)
+			if ((r = confirm_chunk(p, steps + i, 1, dismiss, res + i)) != 0)
 				return r;
 		return 0;
 	}
 	if (r != 0)
 		result_from_qerr(res, r, &e, &g);
+	else if (resp.status >= 200 && resp.status < 300 && dismiss)
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "user risk dismissed in "
+		    "Entra ID Identity Protection");
 	else if (resp.status >= 200 && resp.status < 300) {
 		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "confirmed compromised in Entra ID "
 		    "Identity Protection: user risk set to high");
@@ -721,9 +728,10 @@ confirm_chunk(struct provider *p, const struct step *const *steps, size_t n,
 	return 0;
 }
 
+/* The steps of the batch that confirm (dismiss: that dismiss); the others untouched. */
 static int
 confirm_batch(struct provider *p, const struct step *const *steps, size_t n,
-    struct step_result *res)
+    bool dismiss, struct step_result *res)
 {
 	const struct step **ok = NULL;
 	struct step_result *tmp = NULL;
@@ -735,6 +743,8 @@ confirm_batch(struct provider *p, const struct step *const *steps, size_t n,
 		goto out;
 	/* Bad references fail alone; the rest go in requests of batch_size. */
 	for (i = m = 0; i < n; i++) {
+		if (provider_step_undo(steps[i]) != dismiss)
+			continue;
 		memset(&res[i], 0, sizeof(res[i]));
 		if (steps[i]->type != ACTION_MARK_COMPROMISED || !ref_ok(steps[i]->account_ref))
 			provider_result_set(&res[i], STEP_OUTCOME_PERMANENT, "invalidAccountRef",
@@ -746,7 +756,7 @@ confirm_batch(struct provider *p, const struct step *const *steps, size_t n,
 	}
 	for (i = 0; i < m; i += chunk) {
 		chunk = m - i < (size_t)p->batch_size ? m - i : (size_t)p->batch_size;
-		if ((r = confirm_chunk(p, ok + i, chunk, tmp + i)) != 0)
+		if ((r = confirm_chunk(p, ok + i, chunk, dismiss, tmp + i)) != 0)
 			goto out;
 		for (j = 0; j < chunk; j++)
 			res[idx[i + j]] = tmp[i + j];
@@ -763,7 +773,10 @@ static int
 entra_execute_batch(struct provider *p, const struct step *const *steps, size_t n,
     struct step_result *res)
 {
-	return confirm_batch(p, steps, n, res);
+	int r = confirm_batch(p, steps, n, false, res);
+
+	/* One batch may hold both: the engine groups steps by type, not by params. */
+	return r != 0 ? r : confirm_batch(p, steps, n, true, res);
 }
 
 /* Listing */

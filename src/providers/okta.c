@@ -993,7 +993,10 @@ out:
 	return r;
 }
 
-/* Reads params.risk_level: HIGH, MEDIUM or LOW as routes.c lets through. */
+/*
+ * Reads params.risk_level: HIGH, MEDIUM or LOW as routes.c lets through; an undo's
+ * is the account's in params.risk_level_before, which engine_undo wrote.
+ */
 static int
 risk_body(const struct step *step, char *out, size_t len, struct step_result *res)
 {
@@ -1003,7 +1006,8 @@ risk_body(const struct step *step, char *out, size_t len, struct step_result *re
 
 	root = step->params != NULL ? json_loads(step->params, JSON_REJECT_DUPLICATES,
 	    &jerr) : NULL;
-	lvl = json_str(root, "risk_level");
+	lvl = provider_step_undo(step) ? json_str(json_object_get(root,
+	    "risk_level_before"), step->account_id) : json_str(root, "risk_level");
 	if (lvl == NULL || (strcmp(lvl, "HIGH") && strcmp(lvl, "MEDIUM") &&
 	    strcmp(lvl, "LOW"))) {
 		json_decref(root);
@@ -1028,18 +1032,51 @@ risk_scoring_off(const struct answer *a)
 	return strcmp(a->code, "E0000015") == 0;
 }
 
+static bool
+level_ok(const char *lvl)
+{
+	return lvl != NULL && *lvl != '\0' && strlen(lvl) < 16 &&
+	    strspn(lvl, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(lvl);
+}
+
+/*
+ * The user's risk level before the change (GET …/risk: NONE when none was set), into
+ * was, for an undo to restore; empty when it could not be read. A failed read does
+ * not hold the change back: it only leaves the change without an undo.
+ */
 static void
-risk_done(const struct answer *a, const char *sent, struct step_result *res)
+risk_read(struct provider *p, const struct step *step, char *was, size_t len)
+{
+	struct answer a = { .attempt = step->attempts + 1 };
+	struct step_result tmp = { 0 };
+	char path[256];
+	const char *lvl;
+
+	was[0] = '\0';
+	snprintf(path, sizeof(path), "/api/v1/users/%s/risk", step->account_ref);
+	if (call(p, "GET", path, NULL, &a, &tmp) == 0 && a.resp.status == 200 &&
+	    level_ok(lvl = json_str(a.body, "riskLevel")))
+		snprintf(was, len, "%s", lvl);
+	answer_clear(&a);
+}
+
+/* The message keeps "(was LEVEL)": engine_undo reads the level to restore there. */
+static void
+risk_done(const struct answer *a, const char *sent, const char *was,
+    struct step_result *res)
 {
 	const char *lvl = json_str(a->body, "riskLevel");
+	char before[32] = "";
 
-	if (lvl == NULL || strspn(lvl, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(lvl) ||
-	    strlen(lvl) > 16) {
-		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s "
-		    "(Okta's answer did not echo it)", sent);
+	if (was[0] != '\0')
+		snprintf(before, sizeof(before), " (was %s)", was);
+	if (!level_ok(lvl)) {
+		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s%s "
+		    "(Okta's answer did not echo it)", sent, before);
 		return;
 	}
-	provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s", lvl);
+	provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "risk level set to %s%s", lvl,
+	    before);
 }
 
 static bool
@@ -1055,14 +1092,14 @@ user_id_ok(const char *id)
 
 static void
 settle(struct provider *p, const struct step *step, const struct verb *v,
-    const struct answer *a, const char *sent, struct step_result *res)
+    const struct answer *a, const char *sent, const char *was, struct step_result *res)
 {
 	const char *status;
 
 	if (a->resp.status >= 200 && a->resp.status <= 299) {
 		snprintf(res->request_id, sizeof(res->request_id), "%s", a->request_id);
 		if (step->type == ACTION_SET_RISK) {
-			risk_done(a, sent, res);
+			risk_done(a, sent, was, res);
 			return;
 		}
 		provider_result_set(res, STEP_OUTCOME_SUCCEEDED, "", "%s", v->done);
@@ -1097,7 +1134,7 @@ okta_execute(struct provider *p, const struct step *step, struct step_result *re
 {
 	const struct verb *v = verb_of(step->type);
 	struct answer a = { .attempt = step->attempts + 1 };
-	char path[256], body[64] = "", sent[16] = "";
+	char path[256], body[64] = "", sent[16] = "", was[16] = "";
 
 	memset(res, 0, sizeof(*res));
 	if (v == NULL) {
@@ -1110,10 +1147,17 @@ okta_execute(struct provider *p, const struct step *step, struct step_result *re
 		    "account reference is not an Okta user id");
 		return 0;
 	}
+	if (provider_step_undo(step) && step->type != ACTION_SET_RISK) {
+		provider_result_set(res, STEP_OUTCOME_PERMANENT, "unsupported",
+		    "Okta cannot undo %s: an expired password is changed by the user, "
+		    "not withdrawn", action_type_name(step->type));
+		return 0;
+	}
 	if (step->type == ACTION_SET_RISK) {
 		if (risk_body(step, body, sizeof(body), res) != 0)
 			return 0;
 		sscanf(body, "{\"riskLevel\":\"%15[A-Z]", sent);
+		risk_read(p, step, was, sizeof(was));
 	}
 	if (step->type == ACTION_DEACTIVATE &&
 	    deactivated_already(p, v, step->account_ref, res) != 0)
@@ -1121,7 +1165,7 @@ okta_execute(struct provider *p, const struct step *step, struct step_result *re
 	/* The id is plain alphanumeric (checked above): no escaping needed. */
 	snprintf(path, sizeof(path), "/api/v1/users/%s%s", step->account_ref, v->suffix);
 	if (call(p, v->method, path, body[0] != '\0' ? body : NULL, &a, res) == 0)
-		settle(p, step, v, &a, sent, res);
+		settle(p, step, v, &a, sent, was, res);
 	answer_clear(&a);
 	return 0;
 }

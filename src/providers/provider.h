@@ -116,6 +116,13 @@ struct provider_ops {
 	void (*close)(struct provider *p);
 };
 
+/*
+ * Whether step undoes an earlier action of its own type (params.undo, which only
+ * engine_undo sets): mark_compromised dismisses the risk, set_risk restores the level
+ * recorded before, force_password_change withdraws a change not yet made.
+ */
+bool provider_step_undo(const struct step *step);
+
 /* Fills a step's outcome, error code and message (for providers). */
 void provider_result_set(struct step_result *res, enum step_outcome outcome,
     const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

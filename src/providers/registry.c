@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "provider.h"
@@ -36,6 +38,20 @@ provider_result_set(struct step_result *res, enum step_outcome outcome,
 	va_start(ap, fmt);
 	vsnprintf(res->message, sizeof(res->message), fmt, ap);
 	va_end(ap);
+}
+
+bool
+provider_step_undo(const struct step *step)
+{
+	json_t *root;
+	bool undo;
+
+	if (step->params == NULL)
+		return false;
+	root = json_loads(step->params, 0, NULL);
+	undo = json_is_true(json_object_get(root, "undo"));
+	json_decref(root);
+	return undo;
 }
 
 const struct provider_ops *

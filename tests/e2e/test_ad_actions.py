@@ -93,6 +93,55 @@ def test_force_password_change(lab, quelld, make_user):
     assert_kinit_expired(lab, v)
 
 
+def pwd_last_set(lab, sam):
+    (e,) = lab.search(f"(sAMAccountName={sam})", ("pwdLastSet",)).values()
+    return int(e["pwdlastset"][0])
+
+
+def reset_password(lab, sam, password):
+    """An administrator's reset over LDAPS: the password is changed, pwdLastSet is now."""
+    import base64
+    (dn,) = lab.search(f"(sAMAccountName={sam})", ("1.1",)).keys()
+    pw = base64.b64encode(f'"{password}"'.encode("utf-16-le")).decode()
+    lab.modify(f"dn: {dn}\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: {pw}\n")
+
+
+def test_undo_force_password_change(lab, quelld, make_user):
+    """The undo is a force_password_change with params.undo: pwdLastSet 0 is swapped for
+    -1 and kinit works again with the old password, no change asked; once the password
+    was changed, the undo fails and says why, and pwdLastSet stays as the user left it."""
+    q = quelld()
+    api = q.api("responder")
+    u = make_user(q, "ufp")
+    a = api.run("force_password_change", u.identity_id)
+    assert a["status"] == "completed", a
+    assert pwd_last_set(lab, u.sam) == 0
+    assert_kinit_expired(lab, u)
+    r = api.post(f"/api/v1/actions/{a['id']}/undo", {"reason": "false positive"})
+    assert r.status == 201, r
+    undo = api.wait_terminal(r.json["id"])
+    assert undo["type"] == "force_password_change" and undo["undo_of"] == a["id"], undo
+    assert undo["params"] == {"undo": True}, undo
+    assert undo["status"] == "completed", undo
+    assert "no longer has to be changed" in only_step(undo)["message"], undo
+    assert pwd_last_set(lab, u.sam) > 0
+    assert_kinit_ok(lab, u)
+
+    v = make_user(q, "ufq")
+    b = api.run("force_password_change", v.identity_id)
+    assert b["status"] == "completed", b
+    reset_password(lab, v.sam, v.password + "x")
+    changed = pwd_last_set(lab, v.sam)
+    assert changed > 0
+    r = api.post(f"/api/v1/actions/{b['id']}/undo", {"reason": "false positive"})
+    assert r.status == 201, r
+    undo = api.wait_terminal(r.json["id"])
+    s = only_step(undo)
+    assert undo["status"] == "failed" and s["attempts"] == 1, undo
+    assert s["message"] == "the password was changed since: nothing to undo", s
+    assert pwd_last_set(lab, v.sam) == changed
+
+
 def test_hostile_cn(lab, quelld, make_user):
     q = quelld()
     api = q.api("responder")

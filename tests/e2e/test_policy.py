@@ -220,6 +220,9 @@ def test_undo(lab, quelld, make_user):
 
     fpc = responder.run("force_password_change", u.identity_id)
     r = responder.post(f"/api/v1/actions/{fpc['id']}/undo", {"reason": "oops"})
+    assert r.status == 201 and r.json["type"] == "force_password_change", r
+    back = responder.wait_terminal(r.json["id"])
+    r = responder.post(f"/api/v1/actions/{back['id']}/undo", {"reason": "oops"})
     assert r.status == 400 and "cannot be undone" in r.error["message"], r
     r = q.api("viewer").post(f"/api/v1/actions/{a['id']}/undo", {"reason": "viewer"})
     assert r.status == 403

@@ -7,6 +7,7 @@ from .cloudlib import CloudQuelld, no_contract_errors, only_step, tag, wait_for
 PATCH = "PATCH /v1.0/users/{id}"
 REVOKE = "POST /v1.0/users/{id}/revokeSignInSessions"
 CONFIRM = "POST /v1.0/identityProtection/riskyUsers/confirmCompromised"
+DISMISS = "POST /v1.0/identityProtection/riskyUsers/dismiss"
 LIST = "GET /v1.0/users"
 DELTA = "GET /v1.0/users/delta"  # what a sync reads: the first round lists everyone
 
@@ -146,6 +147,33 @@ def test_mark_compromised_batched(graph, entra):
         st = graph.user(u["id"])
         assert st["riskState"] == "confirmedCompromised" and st["riskLevel"] == "high", st
     assert entra.admin.wait_terminal(blocker["id"])["status"] == "completed"
+
+
+def test_undo_mark_compromised_dismisses_the_risk(graph, entra):
+    """The undo of mark_compromised is a mark_compromised with params.undo: Graph sees
+    one dismiss for the user, whose risk is dismissed; revoke_sessions has no inverse,
+    and the undo itself cannot be undone."""
+    ((u, idn),) = seed(graph, entra, hint="umc")
+    a = entra.run("mark_compromised", idn["id"])
+    assert a["status"] == "completed", a
+    assert graph.user(u["id"])["riskState"] == "confirmedCompromised"
+    before = graph.stats()["requests"].get(DISMISS, 0)
+    r = entra.admin.post(f"/api/v1/actions/{a['id']}/undo", {"reason": "false positive"})
+    assert r.status == 201, r
+    undo = entra.admin.wait_terminal(r.json["id"])
+    no_contract_errors(undo)
+    assert undo["type"] == "mark_compromised" and undo["undo_of"] == a["id"], undo
+    assert undo["params"].get("undo") is True, undo
+    assert undo["status"] == "completed", undo
+    assert "dismissed" in only_step(undo)["message"], undo
+    assert graph.stats()["requests"].get(DISMISS, 0) == before + 1
+    st = graph.user(u["id"])
+    assert st["riskState"] == "dismissed" and st["riskLevel"] == "none", st
+    again = entra.admin.post(f"/api/v1/actions/{undo['id']}/undo", {"reason": "x"})
+    assert again.status == 400 and "itself an undo" in again.error["message"], again
+    rev = entra.run("revoke_sessions", idn["id"])
+    r = entra.admin.post(f"/api/v1/actions/{rev['id']}/undo", {"reason": "x"})
+    assert r.status == 400 and "revoking sessions has no inverse" in r.error["message"], r
 
 
 def test_privileged_target_refused_once(graph, entra):

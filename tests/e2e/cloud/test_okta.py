@@ -207,6 +207,48 @@ def test_set_risk(okta_emu, okta):
     assert okta_emu.user(u["id"])["riskLevel"] == "HIGH"
 
 
+def test_undo_set_risk_restores_the_level_read_before(okta_emu, okta):
+    """set_risk reads the level before changing it and says so in its message; the undo
+    is a set_risk with params.undo that puts that level back."""
+    ((u, idn),) = seed(okta_emu, okta, hint="urk", riskLevel="LOW")
+    a = okta.run("set_risk", idn["id"], params={"risk_level": "HIGH"})
+    assert a["status"] == "completed", a
+    assert only_step(a)["message"] == "risk level set to HIGH (was LOW)", a
+    assert okta_emu.user(u["id"])["riskLevel"] == "HIGH"
+    r = okta.admin.post(f"/api/v1/actions/{a['id']}/undo", {"reason": "false positive"})
+    assert r.status == 201, r
+    undo = okta.admin.wait_terminal(r.json["id"])
+    assert undo["type"] == "set_risk" and undo["undo_of"] == a["id"], undo
+    acct = only_step(a)["account_id"]
+    assert undo["params"] == {"undo": True, "risk_level_before": {acct: "LOW"}}, undo
+    assert undo["status"] == "completed", undo
+    assert only_step(undo)["message"] == "risk level set to LOW (was HIGH)", undo
+    assert okta_emu.user(u["id"])["riskLevel"] == "LOW"
+
+
+def test_undo_refused_without_an_inverse(okta_emu, okta):
+    """No level before (Okta cannot clear one), deactivation and a forced change on Okta
+    have no undo, each refused with its reason."""
+    ((u, idn),) = seed(okta_emu, okta, hint="urn")
+    a = okta.run("set_risk", idn["id"], params={"risk_level": "MEDIUM"})
+    assert only_step(a)["message"] == "risk level set to MEDIUM (was NONE)", a
+    r = okta.admin.post(f"/api/v1/actions/{a['id']}/undo", {"reason": "x"})
+    assert r.status == 400 and "had no risk level before" in r.error["message"], r
+    fpc = okta.run("force_password_change", idn["id"])
+    assert fpc["status"] == "completed", fpc
+    r = okta.admin.post(f"/api/v1/actions/{fpc['id']}/undo", {"reason": "x"})
+    assert r.status == 201, r
+    undo = okta.admin.wait_terminal(r.json["id"])
+    assert undo["status"] == "failed", undo
+    assert "Okta cannot undo force_password_change" in only_step(undo)["message"], undo
+    assert okta_emu.user(u["id"])["status"] == "PASSWORD_EXPIRED"
+    dea = okta.run("deactivate", idn["id"], confirm_destructive=True)
+    assert dea["status"] == "completed", dea
+    r = okta.admin.post(f"/api/v1/actions/{dea['id']}/undo", {"reason": "x"})
+    assert r.status == 400, r
+    assert "Okta deactivation cannot be undone" in r.error["message"], r
+
+
 def test_force_password_change(okta_emu, okta):
     ((u, idn),) = seed(okta_emu, okta, hint="pwd")
     a = okta.run("force_password_change", idn["id"])
