@@ -140,6 +140,19 @@ void hunt_pool_close(struct hunt_pool *p);
 typedef int (*route_fn)(struct req *q);
 
 int routes_dispatch(struct req *q);
+/* Shared Signals (routes_ssf.c): the unauthenticated endpoints (metadata, JWK Set,
+ * pushes to the receivers), answered when q is for one of them. */
+bool routes_ssf_public(struct req *q);
+void routes_ssf_receive(struct req *q, const char *name);
+int route_ssf_stream_create(struct req *q);
+int route_ssf_stream_get(struct req *q);
+int route_ssf_stream_update(struct req *q);
+int route_ssf_stream_delete(struct req *q);
+int route_ssf_status_get(struct req *q);
+int route_ssf_status_post(struct req *q);
+int route_ssf_subjects(struct req *q);
+int route_ssf_verify(struct req *q);
+int route_ssf_poll(struct req *q);
 
 /* A route checks the permission itself (and records a denial the engine's way). */
 #define PERM_IN_HANDLER 0x10000u

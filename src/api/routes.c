@@ -64,6 +64,17 @@ static const struct route {
 	    route_release_identity },
 	{ "POST", "/api/v1/hunting/query", PERM_HUNTING_QUERY, route_hunt },
 	{ "GET", "/metrics", PERM_METRICS_READ, route_metrics },
+	{ "POST", "/ssf/stream", PERM_SETTINGS_MANAGE, route_ssf_stream_create },
+	{ "GET", "/ssf/stream", PERM_SETTINGS_MANAGE, route_ssf_stream_get },
+	{ "PATCH", "/ssf/stream", PERM_SETTINGS_MANAGE, route_ssf_stream_update },
+	{ "PUT", "/ssf/stream", PERM_SETTINGS_MANAGE, route_ssf_stream_update },
+	{ "DELETE", "/ssf/stream", PERM_SETTINGS_MANAGE, route_ssf_stream_delete },
+	{ "GET", "/ssf/status", PERM_SETTINGS_MANAGE, route_ssf_status_get },
+	{ "POST", "/ssf/status", PERM_SETTINGS_MANAGE, route_ssf_status_post },
+	{ "POST", "/ssf/subjects:add", PERM_SETTINGS_MANAGE, route_ssf_subjects },
+	{ "POST", "/ssf/subjects:remove", PERM_SETTINGS_MANAGE, route_ssf_subjects },
+	{ "POST", "/ssf/verify", PERM_SETTINGS_MANAGE, route_ssf_verify },
+	{ "POST", "/ssf/poll/{}", PERM_SETTINGS_MANAGE, route_ssf_poll },
 	{ "GET", "/graph/v1.0/security/identities/identityAccounts", PERM_IDENTITIES_READ,
 	    route_graph_list },
 	{ "GET", "/graph/v1.0/security/identities/identityAccounts/{}", PERM_IDENTITIES_READ,
@@ -100,8 +111,8 @@ int
 routes_dispatch(struct req *q)
 {
 	/* Every method of the routes here is in this list: at most all of them. */
-	static const char *const methods[] = { "GET", "POST", "PUT", "DELETE" };
-	static __thread char allow[32];
+	static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE" };
+	static __thread char allow[40];
 	bool path_known = false;
 	unsigned known = 0;
 	size_t i, k;

@@ -120,6 +120,9 @@ handle(struct req *q)
 		route_readyz(q);
 		return;
 	}
+	/* Discovery and pushed SETs carry no quell credential (routes_ssf.c). */
+	if (routes_ssf_public(q))
+		return;
 	if (!authenticate(q) || !req_authorize(q))
 		return;
 	if (q->too_large) {

@@ -197,6 +197,12 @@ engine_stop(struct engine *eng)
 	free(eng);
 }
 
+const struct ssf_conf *
+engine_ssf_conf(struct engine *eng)
+{
+	return ssf_conf_of(eng->ssf);
+}
+
 int
 engine_system_info(struct engine *eng, const char *name, const char **kind,
     bool supported[ACTION_TYPE_COUNT])

@@ -548,6 +548,37 @@ run(void *arg)
 	return NULL;
 }
 
+/* Each [ssf_receiver] names its transmitter, the audience quell is, and the
+ * token a pusher must hold (src/api/routes_ssf_receive.c reads them). */
+static int
+check_receivers(const struct config *cfg, struct qerr *e)
+{
+	static const char *const need[] = { "issuer", "jwks_uri", "audience",
+	    "token_file" };
+	static const char *const known[] = { "issuer", "jwks_uri", "audience",
+	    "token_file", "map" };
+	const struct system_config *rc;
+	size_t i, k, j;
+
+	for (i = 0; i < cfg->npolicy; i++) {
+		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") != 0)
+			continue;
+		for (k = 0; k < 4; k++)
+			if (config_system_get(rc, need[k]) == NULL)
+				return config_error(e, rc, rc->line, need[k], "ssf_receiver "
+				    "'%s' needs %s", rc->name, need[k]);
+		for (k = 0; k < rc->nkv; k++) {
+			for (j = 0; j < 5 && strcmp(known[j], rc->kv[k].key) != 0; j++)
+				;
+			if (j == 5)
+				return config_error(e, rc, rc->kv[k].line, rc->kv[k].key,
+				    "unknown key '%s' in ssf_receiver '%s'", rc->kv[k].key,
+				    rc->name);
+		}
+	}
+	return 0;
+}
+
 int
 ssf_start(const struct config *cfg, struct store *st, struct ssf **out, struct qerr *e)
 {
@@ -557,6 +588,8 @@ ssf_start(const struct config *cfg, struct store *st, struct ssf **out, struct q
 	int r;
 
 	*out = NULL;
+	if ((r = check_receivers(cfg, e)) != 0)
+		return r;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	s->st = st;
@@ -573,6 +606,12 @@ ssf_start(const struct config *cfg, struct store *st, struct ssf **out, struct q
 fail:
 	ssf_stop(s);
 	return r;
+}
+
+const struct ssf_conf *
+ssf_conf_of(const struct ssf *s)
+{
+	return s ? &s->conf : NULL;
 }
 
 void

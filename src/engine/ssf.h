@@ -53,5 +53,7 @@ struct ssf;
 int ssf_start(const struct config *cfg, struct store *st, struct ssf **out,
     struct qerr *e);
 void ssf_stop(struct ssf *s);
+/* The running transmitter's [ssf], borrowed; NULL for s NULL. */
+const struct ssf_conf *ssf_conf_of(const struct ssf *s);
 
 #endif

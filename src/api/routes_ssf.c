@@ -1,0 +1,595 @@
+/*
+ * OpenID Shared Signals over HTTP (docs/ssf.md): the transmitter's metadata and
+ * JWK Set (unauthenticated, as receivers discover them), its stream management API
+ * and poll endpoint (RFC 8936) for quell principals holding settings.manage, and
+ * the receiver's push endpoints (RFC 8935), authenticated by their own bearer token.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "core/id.h"
+#include "engine/ssf.h"
+#include "internal.h"
+
+#define STREAM_BODY_MAX	64	/* events a stream may request */
+#define POLL_MAX	100
+
+static const struct ssf_conf *
+conf(struct req *q)
+{
+	const struct ssf_conf *c = engine_ssf_conf(q->api->eng);
+
+	if (c == NULL)
+		req_error(q, 404, "not_found", NULL, "%s", "quell transmits no shared "
+		    "signals: no [ssf] section");
+	return c;
+}
+
+static json_t *
+url(const struct ssf_conf *c, const char *path)
+{
+	return json_sprintf("%s%s", c->issuer, path);
+}
+
+static int
+metadata(struct req *q)
+{
+	const struct ssf_conf *c;
+	json_t *o;
+
+	if ((c = conf(q)) == NULL)
+		return 0;
+	o = json_pack("{s:s, s:s, s:o, s:[s,s], s:o, s:o, s:o, s:o, s:o,"
+	    " s:[{s:s}], s:s}", "spec_version", "1_0", "issuer", c->issuer, "jwks_uri",
+	    url(c, "/ssf/jwks.json"), "delivery_methods_supported", SSF_PUSH, SSF_POLL,
+	    "configuration_endpoint", url(c, "/ssf/stream"), "status_endpoint",
+	    url(c, "/ssf/status"), "add_subject_endpoint", url(c, "/ssf/subjects:add"),
+	    "remove_subject_endpoint", url(c, "/ssf/subjects:remove"),
+	    "verification_endpoint", url(c, "/ssf/verify"), "authorization_schemes",
+	    "spec_urn", "urn:ietf:rfc:6750", "default_subjects", "ALL");
+	return req_reply(q, 200, o);
+}
+
+static json_t *
+supported(void)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; ssf_events_supported[i] != NULL; i++)
+		json_array_append_new(a, json_string(ssf_events_supported[i]));
+	return a;
+}
+
+static bool
+is_supported(const char *ev)
+{
+	size_t i;
+
+	for (i = 0; ssf_events_supported[i] != NULL; i++)
+		if (strcmp(ssf_events_supported[i], ev) == 0)
+			return true;
+	return false;
+}
+
+/* The stream's configuration, or NULL (answered 404). */
+struct find {
+	const char *id;
+	json_t *found;
+	json_t *all;
+};
+
+static int
+find_cb(const char *key, const char *text, int64_t seq, void *arg)
+{
+	struct find *f = arg;
+	json_t *o;
+
+	(void)seq;
+	if (f->id != NULL && strcmp(key, f->id) != 0)
+		return 0;
+	if ((o = json_loads(text, 0, NULL)) == NULL)
+		return 0;
+	if (f->all != NULL)
+		return json_array_append_new(f->all, o) == 0 ? 0 : QERR_NOMEM;
+	json_decref(f->found);
+	f->found = o;
+	return 0;
+}
+
+static json_t *
+load_stream(struct req *q, struct store_tx *tx, const char *id)
+{
+	struct find f = { .id = id };
+	struct qerr e = { 0 };
+	int r;
+
+	if ((r = store_ssf_stream_list(tx, find_cb, &f, &e)) != 0) {
+		req_qerr(q, r, &e);
+		return NULL;
+	}
+	if (f.found == NULL)
+		req_error(q, 404, "not_found", "stream_id", "no stream '%s'", id);
+	return f.found;
+}
+
+static int
+save(struct req *q, struct store_tx *tx, json_t *st, unsigned status)
+{
+	struct qerr e = { 0 };
+	char *text = json_dumps(st, JSON_COMPACT);
+	int r;
+
+	if (text == NULL)
+		r = qerr_set(&e, QERR_NOMEM, NULL, "out of memory");
+	else if ((r = store_ssf_stream_put(tx, json_string_value(json_object_get(st,
+	    "stream_id")), text, engine_now_ms(), &e)) == 0)
+		r = store_tx_commit(tx, &e);
+	else
+		store_tx_rollback(tx);
+	free(text);
+	if (r != 0) {
+		json_decref(st);
+		return req_qerr(q, r, &e);
+	}
+	return req_reply(q, status, st);
+}
+
+/* events_requested, each a URI quell may send; events_delivered is what it will. */
+static int
+set_events(struct req *q, json_t *st, json_t *req)
+{
+	json_t *want = json_object_get(req, "events_requested"), *got, *v;
+	size_t i;
+
+	if (want == NULL)
+		return 0;
+	if (!json_is_array(want) || json_array_size(want) > STREAM_BODY_MAX)
+		return req_error(q, 400, "invalid", "events_requested", "must be an array "
+		    "of at most %d event type URIs", STREAM_BODY_MAX);
+	got = json_array();
+	json_array_foreach(want, i, v) {
+		if (!json_is_string(v)) {
+			json_decref(got);
+			return req_error(q, 400, "invalid", "events_requested", "item %zu is "
+			    "not a string", i);
+		}
+		if (is_supported(json_string_value(v)))
+			json_array_append(got, v);
+	}
+	json_object_set(st, "events_requested", want);
+	json_object_set_new(st, "events_delivered", got);
+	return 0;
+}
+
+/* delivery: push needs an http(s) endpoint_url; poll's is quell's own. */
+static int
+set_delivery(struct req *q, const struct ssf_conf *c, json_t *st, json_t *d)
+{
+	const char *m = json_string_value(json_object_get(d, "method"));
+	const char *ep = json_string_value(json_object_get(d, "endpoint_url"));
+	const json_t *auth = json_object_get(d, "authorization_header");
+	json_t *out;
+
+	if (m == NULL || (strcmp(m, SSF_PUSH) != 0 && strcmp(m, SSF_POLL) != 0))
+		return req_error(q, 400, "invalid", "delivery.method", "must be %s (push) "
+		    "or %s (poll)", SSF_PUSH, SSF_POLL);
+	if (auth != NULL && !json_is_string(auth))
+		return req_error(q, 400, "invalid", "delivery.authorization_header",
+		    "%s", "must be a string");
+	if (strcmp(m, SSF_PUSH) == 0) {
+		if (ep == NULL || (strncmp(ep, "https://", 8) != 0 &&
+		    strncmp(ep, "http://", 7) != 0) || strlen(ep) > 2048)
+			return req_error(q, 400, "invalid", "delivery.endpoint_url", "%s",
+			    "push needs an http(s) URL of at most 2048 characters");
+		out = json_pack("{s:s, s:s, s:O?}", "method", m, "endpoint_url", ep,
+		    "authorization_header", auth);
+	} else
+		out = json_pack("{s:s, s:o}", "method", m, "endpoint_url", json_sprintf(
+		    "%s/ssf/poll/%s", c->issuer, json_string_value(json_object_get(st,
+		    "stream_id"))));
+	return json_object_set_new(st, "delivery", out) == 0 ? 0 : req_error(q, 500,
+	    "internal", NULL, "%s", "out of memory");
+}
+
+static int
+set_options(struct req *q, json_t *st, json_t *o)
+{
+	static const char *const formats[] = { "email", "iss_sub", "opaque", "complex" };
+	const json_t *f = json_object_get(o, "quell_subject_format");
+	const json_t *d = json_object_get(o, "description");
+	size_t i;
+
+	if (d != NULL && (!json_is_string(d) || json_string_length(d) > 256))
+		return req_error(q, 400, "invalid", "description", "%s", "must be a string "
+		    "of at most 256 characters");
+	if (d != NULL)
+		json_object_set(st, "description", (json_t *)d);
+	if (f == NULL)
+		return 0;
+	for (i = 0; i < 4 && json_is_string(f); i++)
+		if (strcmp(json_string_value(f), formats[i]) == 0)
+			return json_object_set(st, "quell_subject_format", (json_t *)f);
+	return req_error(q, 400, "invalid", "quell_subject_format", "%s", "must be "
+	    "email, iss_sub, opaque or complex");
+}
+
+static int
+begin(struct req *q, bool write, struct store_tx **tx)
+{
+	struct qerr e = { 0 };
+	int r;
+
+	if ((r = store_tx_begin(q->api->st, write, tx, &e)) != 0)
+		return req_qerr(q, r, &e);
+	return 0;
+}
+
+int
+route_ssf_stream_create(struct req *q)
+{
+	const struct ssf_conf *c;
+	struct store_tx *tx = NULL;
+	char id[ID_LEN];
+	json_t *o, *st, *aud;
+
+	if ((c = conf(q)) == NULL || (o = req_json(q)) == NULL)
+		return 0;
+	id_make(id, "ssf", engine_now_ms());
+	/* The receiver names the audience it checks; by default, the stream. */
+	aud = json_object_get(o, "aud");
+	aud = aud && (json_is_string(aud) || json_is_array(aud)) ? json_incref(aud) :
+	    json_string(id);
+	st = json_pack("{s:s, s:s, s:o, s:o, s:s, s:I}", "stream_id", id, "iss",
+	    c->issuer, "aud", aud, "events_supported", supported(), "status", "enabled",
+	    "created_at", (json_int_t)engine_now_ms());
+	if (st == NULL || set_delivery(q, c, st, json_object_get(o, "delivery")) != 0 ||
+	    set_events(q, st, o) != 0 || set_options(q, st, o) != 0 ||
+	    begin(q, true, &tx) != 0) {
+		json_decref(st);
+		json_decref(o);
+		return 0;
+	}
+	json_decref(o);
+	return save(q, tx, st, 201);
+}
+
+static const char *
+stream_id_arg(struct req *q, json_t *o)
+{
+	const char *id = o ? json_string_value(json_object_get(o, "stream_id")) :
+	    req_query(q, "stream_id");
+
+	if (id == NULL || strlen(id) >= 64)
+		req_error(q, 400, "invalid", "stream_id", "%s", "a stream_id is required");
+	return id != NULL && strlen(id) < 64 ? id : NULL;
+}
+
+int
+route_ssf_stream_get(struct req *q)
+{
+	struct find f = { .id = req_query(q, "stream_id") };
+	struct store_tx *tx = NULL;
+	struct qerr e = { 0 };
+	int r;
+
+	if (conf(q) == NULL || begin(q, false, &tx) != 0)
+		return 0;
+	if (f.id == NULL)
+		f.all = json_array();
+	r = store_ssf_stream_list(tx, find_cb, &f, &e);
+	store_tx_rollback(tx);
+	if (r != 0) {
+		json_decref(f.all);
+		json_decref(f.found);
+		return req_qerr(q, r, &e);
+	}
+	if (f.all != NULL)
+		return req_reply(q, 200, f.all);
+	if (f.found == NULL)
+		return req_error(q, 404, "not_found", "stream_id", "no stream '%s'", f.id);
+	return req_reply(q, 200, f.found);
+}
+
+/* PATCH changes what the body names; PUT replaces events and delivery. */
+int
+route_ssf_stream_update(struct req *q)
+{
+	const struct ssf_conf *c;
+	struct store_tx *tx = NULL;
+	json_t *o, *st = NULL, *d;
+	const char *id;
+
+	if ((c = conf(q)) == NULL || (o = req_json(q)) == NULL)
+		return 0;
+	if ((id = stream_id_arg(q, o)) == NULL || begin(q, true, &tx) != 0)
+		goto fail;
+	if ((st = load_stream(q, tx, id)) == NULL)
+		goto fail;
+	d = json_object_get(o, "delivery");
+	if ((d != NULL || strcmp(q->method, "PUT") == 0) && set_delivery(q, c, st, d))
+		goto fail;
+	if (set_events(q, st, o) != 0 || set_options(q, st, o) != 0)
+		goto fail;
+	json_decref(o);
+	return save(q, tx, st, 200);
+fail:
+	if (tx != NULL)
+		store_tx_rollback(tx);
+	json_decref(st);
+	json_decref(o);
+	return 0;
+}
+
+int
+route_ssf_stream_delete(struct req *q)
+{
+	struct store_tx *tx = NULL;
+	struct qerr e = { 0 };
+	const char *id;
+	int r;
+
+	if (conf(q) == NULL || (id = stream_id_arg(q, NULL)) == NULL ||
+	    begin(q, true, &tx) != 0)
+		return 0;
+	if ((r = store_ssf_stream_delete(tx, id, &e)) == 0)
+		r = store_tx_commit(tx, &e);
+	else
+		store_tx_rollback(tx);
+	if (r != 0)
+		return req_qerr(q, r, &e);
+	return req_reply(q, 204, NULL);
+}
+
+int
+route_ssf_status_get(struct req *q)
+{
+	struct store_tx *tx = NULL;
+	const char *id;
+	json_t *st;
+
+	if (conf(q) == NULL || (id = stream_id_arg(q, NULL)) == NULL ||
+	    begin(q, false, &tx) != 0)
+		return 0;
+	st = load_stream(q, tx, id);
+	store_tx_rollback(tx);
+	if (st == NULL)
+		return 0;
+	req_reply(q, 200, json_pack("{s:s, s:O}", "stream_id", id, "status",
+	    json_object_get(st, "status")));
+	json_decref(st);
+	return 0;
+}
+
+int
+route_ssf_status_post(struct req *q)
+{
+	struct store_tx *tx = NULL;
+	const char *id, *s;
+	json_t *o, *st = NULL;
+
+	if (conf(q) == NULL || (o = req_json(q)) == NULL)
+		return 0;
+	s = json_string_value(json_object_get(o, "status"));
+	if ((id = stream_id_arg(q, o)) == NULL)
+		goto out;
+	if (s == NULL || (strcmp(s, "enabled") != 0 && strcmp(s, "paused") != 0 &&
+	    strcmp(s, "disabled") != 0)) {
+		req_error(q, 400, "invalid", "status", "%s", "must be enabled, paused or "
+		    "disabled");
+		goto out;
+	}
+	if (begin(q, true, &tx) != 0)
+		goto out;
+	if ((st = load_stream(q, tx, id)) == NULL) {
+		store_tx_rollback(tx);
+		goto out;
+	}
+	json_object_set_new(st, "status", json_string(s));
+	save(q, tx, st, 200);
+	/* The answer is the status object, not the whole configuration. */
+	if (q->status == 200)
+		req_reply(q, 200, json_pack("{s:s, s:s}", "stream_id", id, "status", s));
+out:
+	json_decref(o);
+	return 0;
+}
+
+/* quell transmits for every account it acts on (default_subjects ALL): a subject
+ * added or removed is checked and accepted, and changes nothing yet. */
+int
+route_ssf_subjects(struct req *q)
+{
+	struct store_tx *tx = NULL;
+	const char *id;
+	json_t *o, *st = NULL;
+
+	if (conf(q) == NULL || (o = req_json(q)) == NULL)
+		return 0;
+	if ((id = stream_id_arg(q, o)) == NULL)
+		goto out;
+	if (!json_is_object(json_object_get(o, "subject")) ||
+	    !json_is_string(json_object_get(json_object_get(o, "subject"), "format"))) {
+		req_error(q, 400, "invalid", "subject", "%s", "must be an RFC 9493 subject "
+		    "identifier with a format");
+		goto out;
+	}
+	if (begin(q, false, &tx) != 0)
+		goto out;
+	st = load_stream(q, tx, id);
+	store_tx_rollback(tx);
+	if (st != NULL)
+		req_reply(q, 200, NULL);
+out:
+	json_decref(st);
+	json_decref(o);
+	return 0;
+}
+
+/* SSF 8.1.4: a verification event, queued after whatever the stream already has. */
+int
+route_ssf_verify(struct req *q)
+{
+	const struct ssf_conf *c;
+	struct store_tx *tx = NULL;
+	struct qerr e = { 0 };
+	char *jti = NULL, *jwt = NULL;
+	const char *id, *state;
+	json_t *o, *st = NULL, *claims = NULL;
+	int r;
+
+	if ((c = conf(q)) == NULL || (o = req_json(q)) == NULL)
+		return 0;
+	state = json_string_value(json_object_get(o, "state"));
+	if ((id = stream_id_arg(q, o)) == NULL || begin(q, true, &tx) != 0)
+		goto out;
+	if ((st = load_stream(q, tx, id)) == NULL) {
+		store_tx_rollback(tx);
+		goto out;
+	}
+	claims = json_pack("{s:{s:s, s:s}, s:{s:{s:s?}}}", "sub_id", "format", "opaque",
+	    "id", id, "events", SSF_VERIFICATION, "state", state);
+	if (claims == NULL)
+		r = qerr_set(&e, QERR_NOMEM, NULL, "out of memory");
+	else if ((r = ssf_sign(c, st, claims, &jti, &jwt, &e)) == 0 &&
+	    (r = store_ssf_outbox_add(tx, id, jti, jwt, engine_now_ms(), &e)) == 0)
+		r = store_tx_commit(tx, &e);
+	if (r != 0) {
+		store_tx_rollback(tx);
+		req_qerr(q, r, &e);
+	} else {
+		store_audit_kick(q->api->st);
+		req_reply(q, 204, NULL);
+	}
+out:
+	free(jti);
+	free(jwt);
+	json_decref(claims);
+	json_decref(st);
+	json_decref(o);
+	return 0;
+}
+
+struct poll {
+	json_t *sets;
+	int max;
+	int n;
+	bool more;
+};
+
+static int
+poll_cb(const char *key, const char *text, int64_t seq, void *arg)
+{
+	struct poll *p = arg;
+
+	(void)seq;
+	if (p->n == p->max) {
+		p->more = true;
+		return 0;
+	}
+	p->n++;
+	return json_object_set_new(p->sets, key, json_string(text)) == 0 ? 0 :
+	    QERR_NOMEM;
+}
+
+/* RFC 8936 2.4: acknowledgements (ack, setErrs) first, then up to maxEvents SETs. */
+static int
+poll_acks(struct store_tx *tx, const char *id, json_t *o, struct qerr *e)
+{
+	const char *jti;
+	json_t *v;
+	size_t i;
+	int r;
+
+	json_array_foreach(json_object_get(o, "ack"), i, v)
+		if ((jti = json_string_value(v)) != NULL &&
+		    (r = store_ssf_outbox_ack(tx, id, jti, engine_now_ms(), e)) != 0 &&
+		    r != QERR_NOT_FOUND)
+			return r;
+	json_object_foreach(json_object_get(o, "setErrs"), jti, v)
+		if ((r = store_ssf_outbox_ack(tx, id, jti, engine_now_ms(), e)) != 0 &&
+		    r != QERR_NOT_FOUND)
+			return r;
+	return 0;
+}
+
+int
+route_ssf_poll(struct req *q)
+{
+	struct poll p = { .max = 10 };
+	struct store_tx *tx = NULL;
+	struct qerr e = { 0 };
+	const char *id = q->arg[0];
+	json_t *o, *st = NULL, *mx;
+	int r;
+
+	if (conf(q) == NULL || (o = req_json(q)) == NULL)
+		return 0;
+	mx = json_object_get(o, "maxEvents");
+	if (mx != NULL && (!json_is_integer(mx) || json_integer_value(mx) < 0 ||
+	    json_integer_value(mx) > POLL_MAX)) {
+		req_error(q, 400, "invalid", "maxEvents", "must be a whole number in "
+		    "[0, %d]", POLL_MAX);
+		goto out;
+	}
+	if (mx != NULL)
+		p.max = (int)json_integer_value(mx);
+	if (begin(q, true, &tx) != 0)
+		goto out;
+	if ((st = load_stream(q, tx, id)) == NULL) {
+		store_tx_rollback(tx);
+		goto out;
+	}
+	p.sets = json_object();
+	if ((r = poll_acks(tx, id, o, &e)) == 0 && (r = store_ssf_outbox_pending(tx, id,
+	    p.max + 1, poll_cb, &p, &e)) == 0)
+		r = store_tx_commit(tx, &e);
+	else
+		store_tx_rollback(tx);
+	if (r != 0) {
+		json_decref(p.sets);
+		req_qerr(q, r, &e);
+	} else
+		req_reply(q, 200, json_pack("{s:o, s:b}", "sets", p.sets, "moreAvailable",
+		    p.more));
+out:
+	json_decref(st);
+	json_decref(o);
+	return 0;
+}
+
+static int
+jwks(struct req *q)
+{
+	const struct ssf_conf *c;
+
+	if ((c = conf(q)) == NULL)
+		return 0;
+	return req_reply(q, 200, json_deep_copy(c->jwks));
+}
+
+bool
+routes_ssf_public(struct req *q)
+{
+	bool get = strcmp(q->method, "GET") == 0;
+
+	if (get && strcmp(q->path, "/.well-known/ssf-configuration") == 0) {
+		q->route = "/.well-known/ssf-configuration";
+		metadata(q);
+		return true;
+	}
+	if (get && strcmp(q->path, "/ssf/jwks.json") == 0) {
+		q->route = "/ssf/jwks.json";
+		jwks(q);
+		return true;
+	}
+	if (strncmp(q->path, "/ssf/receive/", 13) == 0) {
+		q->route = "/ssf/receive/{}";
+		routes_ssf_receive(q, q->path + 13);
+		return true;
+	}
+	return false;
+}
