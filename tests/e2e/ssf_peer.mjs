@@ -1,0 +1,102 @@
+// An SSF peer for tests/e2e/test_ssf.py, written with jose (tests/contract's pinned
+// copy): as a receiver it verifies every SET quell pushes against quell's jwks_uri
+// (signature, typ, iss, aud, claims) and can be "down" (503) for a while; as a
+// transmitter it signs SETs with its own P-256 key and serves that key's JWK Set.
+// Usage: node ssf_peer.mjs <quell issuer> <audience quell puts in its SETs>
+// Prints {"port": N} once listening. Control endpoints (JSON):
+//   GET  /received           the SETs pushed so far, in arrival order (verified claims)
+//   POST /down {"down":bool} answer pushes with 503 (true) or take them again
+//   POST /verify {"set": "<jwt>"}  verifies a SET quell served by poll: {claims}|{error}
+//   GET  /jwks.json          the transmitter's public keys
+//   POST /sign {"claims":{}, "forge":bool}  a SET signed by the transmitter's key, or
+//                            (forge) by another key under the same kid
+import http from 'node:http';
+import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+
+const [issuer, audience] = process.argv.slice(2);
+const quellKeys = createRemoteJWKSet(new URL(`${issuer}/ssf/jwks.json`));
+const received = [];
+const rejected = [];
+let down = false;
+
+const own = await generateKeyPair('ES256');
+const forged = await generateKeyPair('ES256');
+const pub = { ...(await exportJWK(own.publicKey)), kid: 'peer-1', use: 'sig', alg: 'ES256' };
+
+async function verify(set) {
+  const { payload, protectedHeader } = await jwtVerify(set, quellKeys, {
+    issuer, audience, typ: 'secevent+jwt', algorithms: ['ES256', 'RS256'],
+  });
+  if (typeof payload.jti !== 'string' || typeof payload.iat !== 'number' ||
+      typeof payload.events !== 'object' || Object.keys(payload.events).length !== 1)
+    throw new Error('a SET needs jti, iat and exactly one event');
+  if (payload.exp !== undefined || payload.sub !== undefined)
+    throw new Error('a SET carries neither exp nor sub (RFC 8417 2.2, SSF sub_id)');
+  const sub = payload.sub_id;
+  const ok = (s) => s && ((s.format === 'email' && /@/.test(s.email)) ||
+    (s.format === 'iss_sub' && s.iss && s.sub) || (s.format === 'opaque' && s.id) ||
+    (s.format === 'complex' && ok(s.user) && (!s.tenant || ok(s.tenant))));
+  if (!ok(sub)) throw new Error(`sub_id is no RFC 9493 subject: ${JSON.stringify(sub)}`);
+  return { claims: payload, kid: protectedHeader.kid };
+}
+
+function body(req) {
+  return new Promise((resolve) => {
+    let b = '';
+    req.on('data', (c) => { b += c; });
+    req.on('end', () => resolve(b));
+  });
+}
+
+function reply(res, status, obj) {
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(obj === undefined ? '' : JSON.stringify(obj));
+}
+
+async function sign(claims, forge) {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'ES256', kid: 'peer-1', typ: 'secevent+jwt' })
+    .sign(forge ? forged.privateKey : own.privateKey);
+}
+
+const server = http.createServer(async (req, res) => {
+  const text = await body(req);
+  try {
+    if (req.method === 'POST' && req.url === '/push') {
+      if (down) return reply(res, 503, { err: 'down' });
+      if (req.headers['content-type'] !== 'application/secevent+jwt')
+        return reply(res, 400, { err: 'invalid_request', description: 'content type' });
+      try {
+        received.push((await verify(text)).claims);
+        return reply(res, 202);
+      } catch (e) {
+        rejected.push(String(e));
+        return reply(res, 400, { err: 'invalid_key', description: String(e) });
+      }
+    }
+    if (req.method === 'GET' && req.url === '/received') return reply(res, 200, { received, rejected });
+    if (req.method === 'POST' && req.url === '/down') {
+      down = JSON.parse(text).down;
+      return reply(res, 200, { down });
+    }
+    if (req.method === 'POST' && req.url === '/verify') {
+      try {
+        return reply(res, 200, await verify(JSON.parse(text).set));
+      } catch (e) {
+        return reply(res, 200, { error: String(e) });
+      }
+    }
+    if (req.method === 'GET' && req.url === '/jwks.json') return reply(res, 200, { keys: [pub] });
+    if (req.method === 'POST' && req.url === '/sign') {
+      const j = JSON.parse(text);
+      return reply(res, 200, { set: await sign(j.claims, j.forge) });
+    }
+    return reply(res, 404, { err: 'no such path' });
+  } catch (e) {
+    return reply(res, 500, { err: String(e) });
+  }
+});
+
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+});

@@ -1,0 +1,256 @@
+"""OpenID Shared Signals through the whole daemon: quell as a transmitter (metadata,
+streams, SETs pushed to and polled by a receiver written with jose that verifies each
+one against quell's jwks_uri, a receiver that was down gets every event after, in
+order, none twice) and as a receiver (a SET signed by a jose transmitter contains the
+account under a rule; forged, wrong-audience, replayed, stale and unauthenticated
+SETs are refused with RFC 8935's errors and audited)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, Api, wait_for
+
+RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+VERIFY = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+PUSH, POLL = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"
+EVENTS = [RISC + "account-disabled", RISC + "account-enabled", CAEP + "session-revoked",
+          RISC + "credential-compromise", CAEP + "credential-change", VERIFY]
+NODE_MODULES = REPO / "tests" / "contract" / "node_modules"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Peer:
+    """tests/e2e/ssf_peer.mjs, run from a copy beside a link to tests/contract's
+    node_modules (ES modules resolve from the script's own directory)."""
+
+    def __init__(self, tmp, issuer, audience):
+        if shutil.which("node") is None or not (NODE_MODULES / "jose").is_dir():
+            pytest.skip("node or tests/contract's jose is missing (npm ci there)")
+        d = tmp / "peer"
+        d.mkdir()
+        shutil.copy(REPO / "tests" / "e2e" / "ssf_peer.mjs", d / "ssf_peer.mjs")
+        os.symlink(NODE_MODULES, d / "node_modules")
+        self.proc = subprocess.Popen(["node", str(d / "ssf_peer.mjs"), issuer, audience],
+                                     stdout=subprocess.PIPE, text=True)
+        self.port = json.loads(self.proc.stdout.readline())["port"]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = Api(self.port)
+
+    def call(self, method, path, body=None):
+        r = self.api.request(method, path, body=body)
+        assert r.status == 200, r
+        return r.json
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def ssf_quelld(quelld, tmp_path, extra=""):
+    port = free_port()
+    key = tmp_path / "ssf.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(key)], check=True,
+                   capture_output=True)
+    key.chmod(0o600)
+    q = quelld(start=False, server={"listen": f"127.0.0.1:{port}"})
+    with open(q.conf, "a") as f:
+        f.write(f"\n[ssf]\nissuer = http://127.0.0.1:{port}\nkey_file = {key}\n"
+                f"kid = quell-e2e\n{extra}\n")
+    q.start()
+    q.issuer = f"http://127.0.0.1:{port}"
+    # SSF's paths are not in the contract proxy's docs/openapi.yaml pass: direct.
+    q.ssf = Api(q.direct_port, q.tokens["admin"])
+    return q
+
+
+@pytest.fixture
+def peer(tmp_path):
+    made = []
+
+    def make(issuer, audience):
+        p = Peer(tmp_path / f"p{len(made)}", issuer, audience) if made else \
+            Peer(tmp_path, issuer, audience)
+        made.append(p)
+        return p
+    yield make
+    for p in made:
+        p.stop()
+
+
+def received(p, n, what):
+    return wait_for(lambda: (lambda j: j["received"] if len(j["received"]) >= n else None)(
+        p.call("GET", "/received")), 60, what=what)
+
+
+def event_of(claims):
+    (ev,) = claims["events"]
+    return ev
+
+
+def test_metadata_and_streams(quelld, tmp_path, make_user):
+    q = ssf_quelld(quelld, tmp_path)
+    anon = Api(q.direct_port)
+    meta = anon.get("/.well-known/ssf-configuration")
+    assert meta.status == 200, meta
+    assert meta.json["issuer"] == q.issuer
+    assert meta.json["jwks_uri"] == q.issuer + "/ssf/jwks.json"
+    assert set(meta.json["delivery_methods_supported"]) == {PUSH, POLL}
+    (k,) = anon.get("/ssf/jwks.json").json["keys"]
+    assert k["kid"] == "quell-e2e" and k["kty"] == "EC" and "d" not in k
+    # Stream management needs settings.manage; a viewer is refused.
+    body = {"delivery": {"method": POLL}, "events_requested": EVENTS + ["urn:x"]}
+    assert Api(q.direct_port, q.tokens["viewer"]).post("/ssf/stream", body).status == 403
+    st = q.ssf.post("/ssf/stream", body)
+    assert st.status == 201, st
+    sid = st.json["stream_id"]
+    assert "urn:x" not in st.json["events_delivered"]
+    assert st.json["delivery"]["endpoint_url"] == f"{q.issuer}/ssf/poll/{sid}"
+    assert q.ssf.get(f"/ssf/stream?stream_id={sid}").json["stream_id"] == sid
+    r = q.ssf.request("PATCH", "/ssf/stream", body={"stream_id": sid,
+                      "events_requested": [RISC + "account-disabled"]})
+    assert r.status == 200 and r.json["events_delivered"] == [RISC + "account-disabled"], r
+    assert q.ssf.post("/ssf/status", {"stream_id": sid, "status": "paused"}).json[
+        "status"] == "paused"
+    assert q.ssf.get(f"/ssf/status?stream_id={sid}").json["status"] == "paused"
+    bad = q.ssf.post("/ssf/stream", {"delivery": {"method": PUSH}})
+    assert bad.status == 400 and bad.error["field"] == "delivery.endpoint_url", bad
+    assert q.ssf.delete(f"/ssf/stream?stream_id={sid}").status == 204
+    assert q.ssf.get(f"/ssf/stream?stream_id={sid}").status == 404
+
+
+def test_push_survives_receiver_down(quelld, tmp_path, make_user, peer):
+    q = ssf_quelld(quelld, tmp_path)
+    p = peer(q.issuer, "peer-aud")
+    st = q.ssf.post("/ssf/stream", {"aud": "peer-aud", "events_requested": EVENTS,
+                                    "delivery": {"method": PUSH,
+                                                 "endpoint_url": p.url + "/push"}})
+    assert st.status == 201, st
+    sid = st.json["stream_id"]
+    u = make_user(q, "ssf")
+    assert q.admin.run("disable", u.identity_id)["status"] == "completed"
+    (first,) = received(p, 1, "the account-disabled SET")
+    assert event_of(first) == RISC + "account-disabled"
+    assert first["sub_id"]["format"] in ("email", "iss_sub"), first
+    if first["sub_id"]["format"] == "iss_sub":
+        assert first["sub_id"]["iss"] == q.issuer
+    # Down: what happens meanwhile waits in the outbox and arrives after, in order.
+    p.call("POST", "/down", {"down": True})
+    for t in ("enable", "revoke_sessions", "disable"):
+        assert q.admin.run(t, u.identity_id)["status"] == "completed"
+    assert q.ssf.post("/ssf/verify", {"stream_id": sid, "state": "s1"}).status == 204
+    time.sleep(2)
+    assert len(p.call("GET", "/received")["received"]) == 1
+    p.call("POST", "/down", {"down": False})
+    got = received(p, 5, "the SETs held while the receiver was down")
+    assert [event_of(c) for c in got] == [RISC + "account-disabled",
+                                          RISC + "account-enabled", CAEP + "session-revoked",
+                                          RISC + "account-disabled", VERIFY]
+    assert got[4]["events"][VERIFY]["state"] == "s1"
+    assert len({c["jti"] for c in got}) == 5
+    # Nothing twice once taken, across a restart too.
+    q.restart()
+    time.sleep(2)
+    j = p.call("GET", "/received")
+    assert len(j["received"]) == 5 and not j["rejected"], j
+
+
+def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
+    q = ssf_quelld(quelld, tmp_path)
+    p = peer(q.issuer, "poller")
+    sid = q.ssf.post("/ssf/stream", {"aud": "poller", "events_requested": EVENTS,
+                                     "quell_subject_format": "complex",
+                                     "delivery": {"method": POLL}}).json["stream_id"]
+    u = make_user(q, "ssp")
+    assert q.admin.run("mark_compromised", u.identity_id)["status"] in (
+        "completed", "failed")
+    assert q.admin.run("disable", u.identity_id)["status"] == "completed"
+
+    def sets():
+        r = q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10})
+        assert r.status == 200, r
+        return r.json["sets"] or None
+    got = wait_for(sets, 60, what="SETs to poll")
+    claims = []
+    for jti, jwt in got.items():
+        v = p.call("POST", "/verify", {"set": jwt})
+        assert "error" not in v, v
+        assert v["claims"]["jti"] == jti
+        assert v["claims"]["sub_id"]["format"] == "complex"
+        assert v["claims"]["sub_id"]["tenant"] == {"format": "opaque", "id": "corp"}
+        claims.append(v["claims"])
+    assert RISC + "account-disabled" in [event_of(c) for c in claims]
+    r = q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(got), "maxEvents": 10})
+    assert r.status == 200 and not (set(r.json["sets"]) & set(got)), r
+    assert q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10}).json["sets"] == {}
+
+
+RULE = """[disruption "ssf"]
+categories = credential_theft
+min_severity = medium
+actions = contain
+"""
+
+
+def test_receiver_contains_and_refuses(quelld, tmp_path, make_user, peer):
+    p = peer("http://127.0.0.1:1", "unused")
+    token = tmp_path / "push.token"
+    token.write_text("push-" + os.urandom(8).hex() + "\n")
+    token.chmod(0o600)
+    q = ssf_quelld(quelld, tmp_path, extra=RULE + f"""
+[ssf_receiver "peer"]
+issuer = https://peer.example
+jwks_uri = {p.url}/jwks.json
+audience = quell-e2e
+token_file = {token}
+""")
+    u = make_user(q, "ssr")
+    upn = u.account["upn"]
+    push = Api(q.direct_port, token.read_text().strip())
+
+    def set_(forge=False, **over):
+        claims = {"iss": "https://peer.example", "aud": "quell-e2e",
+                  "iat": int(time.time()), "jti": os.urandom(8).hex(),
+                  "sub_id": {"format": "email", "email": upn},
+                  "events": {RISC + "credential-compromise": {
+                      "credential_type": "password"}}}
+        claims.update(over)
+        return p.call("POST", "/sign", {"claims": claims, "forge": forge})["set"]
+
+    def send(jwt, api=push):
+        return api.post("/ssf/receive/peer", raw=jwt.encode(),
+                        content_type="application/secevent+jwt")
+    good = set_()
+    r = send(good)
+    assert r.status == 202, r
+    acts = wait_for(lambda: [a for a in q.admin.actions_all(f"identity_id={u.identity_id}")
+                             if a["source"] == "automatic_attack_disruption"] or None,
+                    60, what="the containment")
+    assert acts
+    refusals = [(set_(forge=True), 400, "invalid_key"),
+                (set_(aud="someone-else"), 400, "invalid_audience"),
+                (set_(iss="https://evil.example"), 400, "invalid_issuer"),
+                (good, 400, "invalid_request"),
+                (set_(iat=int(time.time()) - 3600), 400, "invalid_request")]
+    for jwt, status, err in refusals:
+        r = send(jwt)
+        assert r.status == status and r.json["err"] == err, (err, r)
+    r = send(set_(), api=Api(q.direct_port, "wrong"))
+    assert r.status == 401 and r.json["err"] == "authentication_failed", r
+    ev = [e for e in q.admin.audit_all() if e["event"] == "ssf.refused"]
+    assert sorted(json.loads(e["detail"])["err"] if isinstance(e["detail"], str)
+                  else e["detail"]["err"] for e in ev) == sorted(
+        ["invalid_key", "invalid_audience", "invalid_issuer", "invalid_request",
+         "invalid_request", "authentication_failed"])
+    assert [e for e in q.admin.audit_all() if e["event"] == "ssf.received"]
