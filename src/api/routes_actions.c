@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/id.h"
+#include "core/lifecycle.h"
 #include "core/rbac.h"
 #include "core/text.h"
 #include "internal.h"
@@ -368,6 +369,54 @@ out:
 	return 0;
 }
 
+/*
+ * {"name": display name or null, "accounts": {account id: name}} of identity iid, as
+ * cache holds it or read into it (borrowed from cache), so that a page of actions reads
+ * each identity once. An identity gone since has no names.
+ */
+static json_t *
+identity_names(struct store_tx *tx, const char *iid, json_t *cache)
+{
+	json_t *c = json_object_get(cache, iid), *accts;
+	struct identity idn;
+	struct qerr e;
+	const char *n;
+	size_t i;
+
+	if (c != NULL)
+		return c;
+	accts = json_object();
+	c = json_pack("{s:o, s:o}", "name", json_null(), "accounts", accts);
+	memset(&idn, 0, sizeof(idn));
+	if (c != NULL && store_identity_get(tx, iid, &idn, &e) == 0) {
+		if (idn.display_name != NULL)
+			json_object_set_new(c, "name", json_string(idn.display_name));
+		for (i = 0; i < idn.naccounts; i++)
+			if ((n = lifecycle_account_name(&idn.accounts[i])) != NULL)
+				json_object_set_new(accts, idn.accounts[i].id, json_string(n));
+	}
+	identity_clear(&idn);
+	json_object_set_new(cache, iid, c);
+	return c;
+}
+
+/*
+ * Adds identity_name and account_name (the account's, for an action on one account;
+ * else null) to the rendered action o: analysts know people by name, not by id.
+ */
+static void
+add_names(struct store_tx *tx, json_t *o, json_t *cache)
+{
+	const char *iid = json_string_value(json_object_get(o, "identity_id"));
+	const char *aid = json_string_value(json_object_get(o, "account_id"));
+	json_t *c = iid != NULL ? identity_names(tx, iid, cache) : NULL;
+	json_t *an = aid != NULL ? json_object_get(json_object_get(c, "accounts"), aid) : NULL;
+	json_t *in = json_object_get(c, "name");
+
+	json_object_set_new(o, "identity_name", in != NULL ? json_incref(in) : json_null());
+	json_object_set_new(o, "account_name", an != NULL ? json_incref(an) : json_null());
+}
+
 static int
 add_action(const struct action *a, void *arg)
 {
@@ -386,7 +435,9 @@ route_list_actions(struct req *q)
 	enum action_status st;
 	enum action_type ty;
 	const char *since;
+	json_t *cache = json_object(), *o;
 	struct qerr e;
+	size_t i;
 	int r;
 
 	memset(&f, 0, sizeof(f));
@@ -412,9 +463,12 @@ route_list_actions(struct req *q)
 	    (r = store_action_list(tx, &f, add_action, &c, &e)) != 0)
 		req_qerr(q, r, &e);
 	else {
+		json_array_foreach(c.arr, i, o)
+			add_names(tx, o, cache);
 		req_reply_page(q, "actions", &c, f.limit, "id");
 	}
 	store_tx_rollback(tx);
+	json_decref(cache);
 	json_decref(c.arr);
 	return 0;
 }
@@ -423,21 +477,27 @@ int
 route_get_action(struct req *q)
 {
 	struct store_tx *tx = NULL;
+	json_t *cache = json_object(), *o;
 	struct action a;
 	struct qerr e;
 	int r;
 
 	memset(&a, 0, sizeof(a));
 	if (req_check_id(q, "action_id", q->arg[0], "act") != 0)
-		return 0;
+		goto out;
 	if ((r = store_tx_begin(q->api->st, false, &tx, &e)) != 0 ||
 	    (r = store_action_get(tx, q->arg[0], &a, &e)) != 0) {
 		if (r == QERR_NOT_FOUND)
 			qerr_set(&e, r, "id", "no action %s", q->arg[0]);
 		req_qerr(q, r, &e);
-	} else
-		req_reply(q, 200, render_action(&a, true));
+	} else {
+		if ((o = render_action(&a, true)) != NULL)
+			add_names(tx, o, cache);
+		req_reply(q, 200, o);
+	}
+out:
 	store_tx_rollback(tx);
+	json_decref(cache);
 	action_clear(&a);
 	return 0;
 }

@@ -392,8 +392,12 @@ render_action(const json_t *a, char **out)
 	kv(&t, "type:", a, "type");
 	kv(&t, "status:", a, "status");
 	kv(&t, "identity:", a, "identity_id");
+	if (present(a, "identity_name"))
+		kv(&t, "name:", a, "identity_name");
 	if (present(a, "account_id"))
 		kv(&t, "account:", a, "account_id");
+	if (present(a, "account_name"))
+		kv(&t, "account name:", a, "account_name");
 	kv(&t, "requested by:", a, "requested_by");
 	/* A display name alone can be anyone's: the kind and stable id tell them apart. */
 	if (present(a, "requested_by_id"))
@@ -533,10 +537,10 @@ section(FILE *f, const char *heading, const json_t *arr, const char *const *titl
 int
 render_actions(const json_t *actions, char **out)
 {
-	static const char *const titles[] = { "ID", "TYPE", "STATUS", "IDENTITY",
-		"REQUESTED BY", "CREATED", NULL };
-	static const char *const keys[] = { "id", "type", "status", "identity_id",
-		"requested_by", "created_at", NULL };
+	static const char *const titles[] = { "ID", "TYPE", "STATUS", "NAME", "ACCOUNT",
+		"IDENTITY", "REQUESTED BY", "CREATED", NULL };
+	static const char *const keys[] = { "id", "type", "status", "identity_name",
+		"account_name", "identity_id", "requested_by", "created_at", NULL };
 
 	return list(actions, titles, keys, "no actions", out);
 }

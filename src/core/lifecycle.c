@@ -8,8 +8,8 @@
 #include "id.h"
 #include "lifecycle.h"
 
-static const char *
-acct_name(const struct account *acct)
+const char *
+lifecycle_account_name(const struct account *acct)
 {
 	if (acct->username != NULL)
 		return acct->username;
@@ -53,7 +53,7 @@ fill_step(struct step *s, const struct action *a, const struct account *acct,
 	s->account_id = strdup(acct->id);
 	s->system = strdup(acct->system);
 	s->account_ref = strdup(acct->external_id ? acct->external_id : "");
-	s->account_name = strdup(acct_name(acct) ? acct_name(acct) : "");
+	s->account_name = strdup(lifecycle_account_name(acct) ? lifecycle_account_name(acct) : "");
 	s->params = step_params(a, acct);
 	s->type = a->type;
 	s->created_at = s->updated_at = a->created_at;

@@ -15,6 +15,10 @@
 typedef bool (*lifecycle_supports_fn)(void *arg, const struct account *acct,
     enum action_type type);
 
+/* The name people know acct by: sAMAccountName or login, else UPN, else the
+ * external id (borrowed from acct). */
+const char *lifecycle_account_name(const struct account *acct);
+
 /*
  * Fills a->steps from the identity's linked accounts (or only a->account_id): a step
  * per account, queued where its system supports a->type and not_applicable elsewhere.

@@ -169,6 +169,10 @@ def test_undo_mark_compromised_dismisses_the_risk(graph, entra):
     assert graph.stats()["requests"].get(DISMISS, 0) == before + 1
     st = graph.user(u["id"])
     assert st["riskState"] == "dismissed" and st["riskLevel"] == "none", st
+    # people by name: the action, and the list, name the identity
+    assert entra.admin.action(undo["id"])["identity_name"] == u["displayName"]
+    page = entra.admin.ok("GET", f"/api/v1/actions?identity_id={idn['id']}")
+    assert {x["identity_name"] for x in page["actions"]} == {u["displayName"]}, page
     again = entra.admin.post(f"/api/v1/actions/{undo['id']}/undo", {"reason": "x"})
     assert again.status == 400 and "itself an undo" in again.error["message"], again
     rev = entra.run("revoke_sessions", idn["id"])

@@ -456,6 +456,20 @@ render_lists(void **state)
 	free(text);
 	json_decref(j);
 
+	/* people by name, the id beside it */
+	j = json_loads("[{\"id\":\"act_1\",\"type\":\"disable\",\"status\":\"completed\","
+	    "\"identity_id\":\"idn_1\",\"identity_name\":\"Ann Lee\",\"account_name\":\"ann\","
+	    "\"requested_by\":\"carol\",\"created_at\":\"2026-11-25T08:00:00.000Z\"}]", 0, NULL);
+	assert_int_equal(render_actions(j, &text), 0);
+	assert_non_null(strstr(text, "NAME     ACCOUNT  IDENTITY"));
+	assert_non_null(strstr(text, "Ann Lee  ann      idn_1"));
+	free(text);
+	assert_int_equal(render_action(json_array_get(j, 0), &text), 0);
+	assert_non_null(strstr(text, "identity:      idn_1\nname:          Ann Lee\n"));
+	assert_non_null(strstr(text, "account name:  ann\n"));
+	free(text);
+	json_decref(j);
+
 	j = json_loads("{\"ok\":false,\"entries\":9,\"first_broken\":4,"
 	    "\"reason\":\"hash mismatch\"}", 0, NULL);
 	assert_int_equal(render_verify(j, &text), 0);
