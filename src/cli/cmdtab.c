@@ -328,7 +328,9 @@ static const struct cli_cmd commands[] = {
 	{ CMD_UNDO, "undo", NULL, undo_opts, a_action,
 	    "quell undo <action-id> --reason TEXT [--wait]",
 	    "Request the inverse of a finished action on every account where it succeeded\n"
-	    "(disable <-> enable). Actions without an inverse are refused with the reason.\n\n"
+	    "(disable <-> enable; mark-compromised: the risk dismissed; set-risk: the level\n"
+	    "before; force-password-change on AD: while the password is unchanged).\n"
+	    "Actions without an inverse are refused with the reason.\n\n"
 	    "  --reason TEXT       why (required; recorded in the audit log)\n"
 	    "  --wait              follow the new action until it ends\n" },
 	{ CMD_ALERTS, "alerts", NULL, alerts_opts, a_none,
