@@ -143,6 +143,8 @@ int routes_dispatch(struct req *q);
 /* Shared Signals (routes_ssf.c): the unauthenticated endpoints (metadata, JWK Set,
  * pushes to the receivers), answered when q is for one of them. */
 bool routes_ssf_public(struct req *q);
+/* Whether path is one of SSF's (the console serves no file there). */
+bool routes_ssf_path(const char *path);
 void routes_ssf_receive(struct req *q, const char *name);
 int route_ssf_stream_create(struct req *q);
 int route_ssf_stream_get(struct req *q);

@@ -4,6 +4,7 @@
  * and poll endpoint (RFC 8936) for quell principals holding settings.manage, and
  * the receiver's push endpoints (RFC 8935), authenticated by their own bearer token.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,24 @@ save(struct req *q, struct store_tx *tx, json_t *st, unsigned status)
 	return req_reply(q, status, st);
 }
 
+/* A 400 naming field; -1, so that the caller stops. */
+static int
+invalid(struct req *q, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+invalid(struct req *q, const char *field, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	req_error(q, 400, "invalid", field, "%s", why);
+	return -1;
+}
+
 /* events_requested, each a URI quell may send; events_delivered is what it will. */
 static int
 set_events(struct req *q, json_t *st, json_t *req)
@@ -148,13 +167,13 @@ set_events(struct req *q, json_t *st, json_t *req)
 	if (want == NULL)
 		return 0;
 	if (!json_is_array(want) || json_array_size(want) > STREAM_BODY_MAX)
-		return req_error(q, 400, "invalid", "events_requested", "must be an array "
+		return invalid(q, "events_requested", "must be an array "
 		    "of at most %d event type URIs", STREAM_BODY_MAX);
 	got = json_array();
 	json_array_foreach(want, i, v) {
 		if (!json_is_string(v)) {
 			json_decref(got);
-			return req_error(q, 400, "invalid", "events_requested", "item %zu is "
+			return invalid(q, "events_requested", "item %zu is "
 			    "not a string", i);
 		}
 		if (is_supported(json_string_value(v)))
@@ -175,15 +194,15 @@ set_delivery(struct req *q, const struct ssf_conf *c, json_t *st, json_t *d)
 	json_t *out;
 
 	if (m == NULL || (strcmp(m, SSF_PUSH) != 0 && strcmp(m, SSF_POLL) != 0))
-		return req_error(q, 400, "invalid", "delivery.method", "must be %s (push) "
+		return invalid(q, "delivery.method", "must be %s (push) "
 		    "or %s (poll)", SSF_PUSH, SSF_POLL);
 	if (auth != NULL && !json_is_string(auth))
-		return req_error(q, 400, "invalid", "delivery.authorization_header",
+		return invalid(q, "delivery.authorization_header",
 		    "%s", "must be a string");
 	if (strcmp(m, SSF_PUSH) == 0) {
 		if (ep == NULL || (strncmp(ep, "https://", 8) != 0 &&
 		    strncmp(ep, "http://", 7) != 0) || strlen(ep) > 2048)
-			return req_error(q, 400, "invalid", "delivery.endpoint_url", "%s",
+			return invalid(q, "delivery.endpoint_url", "%s",
 			    "push needs an http(s) URL of at most 2048 characters");
 		out = json_pack("{s:s, s:s, s:O?}", "method", m, "endpoint_url", ep,
 		    "authorization_header", auth);
@@ -191,8 +210,9 @@ set_delivery(struct req *q, const struct ssf_conf *c, json_t *st, json_t *d)
 		out = json_pack("{s:s, s:o}", "method", m, "endpoint_url", json_sprintf(
 		    "%s/ssf/poll/%s", c->issuer, json_string_value(json_object_get(st,
 		    "stream_id"))));
-	return json_object_set_new(st, "delivery", out) == 0 ? 0 : req_error(q, 500,
-	    "internal", NULL, "%s", "out of memory");
+	if (json_object_set_new(st, "delivery", out) != 0)
+		return invalid(q, "delivery", "%s", "out of memory");
+	return 0;
 }
 
 static int
@@ -204,7 +224,7 @@ set_options(struct req *q, json_t *st, json_t *o)
 	size_t i;
 
 	if (d != NULL && (!json_is_string(d) || json_string_length(d) > 256))
-		return req_error(q, 400, "invalid", "description", "%s", "must be a string "
+		return invalid(q, "description", "%s", "must be a string "
 		    "of at most 256 characters");
 	if (d != NULL)
 		json_object_set(st, "description", (json_t *)d);
@@ -213,7 +233,7 @@ set_options(struct req *q, json_t *st, json_t *o)
 	for (i = 0; i < 4 && json_is_string(f); i++)
 		if (strcmp(json_string_value(f), formats[i]) == 0)
 			return json_object_set(st, "quell_subject_format", (json_t *)f);
-	return req_error(q, 400, "invalid", "quell_subject_format", "%s", "must be "
+	return invalid(q, "quell_subject_format", "%s", "must be "
 	    "email, iss_sub, opaque or complex");
 }
 
@@ -223,8 +243,10 @@ begin(struct req *q, bool write, struct store_tx **tx)
 	struct qerr e = { 0 };
 	int r;
 
-	if ((r = store_tx_begin(q->api->st, write, tx, &e)) != 0)
-		return req_qerr(q, r, &e);
+	if ((r = store_tx_begin(q->api->st, write, tx, &e)) != 0) {
+		req_qerr(q, r, &e);
+		return -1;
+	}
 	return 0;
 }
 
@@ -569,6 +591,13 @@ jwks(struct req *q)
 	if ((c = conf(q)) == NULL)
 		return 0;
 	return req_reply(q, 200, json_deep_copy(c->jwks));
+}
+
+bool
+routes_ssf_path(const char *path)
+{
+	return strncmp(path, "/ssf/", 5) == 0 ||
+	    strcmp(path, "/.well-known/ssf-configuration") == 0;
 }
 
 bool

@@ -266,18 +266,20 @@ make_alert(struct req *q, const struct system_config *rc, json_t *cl,
 	const char *ev = NULL, *email;
 	char cat[64], src[160], title[300];
 	struct alert a = { 0 };
-	struct actor who = { .name = src, .kind = "system" };
+	struct actor who = { .id = src, .name = src, .kind = "system" };
+	struct subject sub = { 0 };
+	struct grant_set gs = { 0 };
 	struct qerr e = { 0 };
-	json_t *body = NULL, *sub;
+	json_t *body = NULL, *sid;
 	bool created = false;
 	int r;
 
 	json_object_foreach(json_object_get(cl, "events"), ev, body)
 		break;
-	sub = json_object_get(cl, "sub_id");
-	if (sub == NULL)
-		sub = json_object_get(body, "subject");
-	if ((email = subject_email(sub)) == NULL)
+	sid = json_object_get(cl, "sub_id");
+	if (sid == NULL)
+		sid = json_object_get(body, "subject");
+	if ((email = subject_email(sid)) == NULL)
 		return refuse(f, 400, "invalid_request", "%s", "the subject must be an "
 		    "email (or complex with an email user): quell finds accounts by UPN");
 	snprintf(src, sizeof(src), "ssf:%s", rc->name);
@@ -304,7 +306,19 @@ make_alert(struct req *q, const struct system_config *rc, json_t *cl,
 	}
 	a.severity = strcmp(a.category, "credential_theft") == 0 ? ALERT_SEV_HIGH :
 	    ALERT_SEV_MEDIUM;
-	r = engine_alert(q->api->eng, &who, &a, &created, &e);
+	/* The pusher posts as its section's role (default detector), under the access
+	 * policy like any poster: what it may contain is what that role may. */
+	sub.id = src;
+	sub.name = src;
+	sub.role = key(rc, "role") ? key(rc, "role") : "detector";
+	if ((r = policy_grants(engine_policy(q->api->eng), &sub, &gs, &e)) == 0) {
+		who.role = sub.role;
+		who.subject = &sub;
+		who.grants = &gs;
+		who.perms = policy_perms(&gs);
+		r = engine_alert(q->api->eng, &who, &a, &created, &e);
+	}
+	free(gs.g);
 	alert_clear(&a);
 	if (r != 0)
 		return refuse(f, r == QERR_INVALID ? 400 : 503, "invalid_request", "%s",

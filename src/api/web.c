@@ -1322,7 +1322,7 @@ web_request(struct req *q, enum MHD_Result *ret)
 	    (q->path[strlen(OIDC_PATH)] == '\0' || q->path[strlen(OIDC_PATH)] == '/'))
 		return *ret = oidc_request(q), true;
 	if (strncmp(q->path, "/api/", 5) == 0 || strcmp(q->path, "/api") == 0 ||
-	    routes_graph_path(q->path))
+	    routes_graph_path(q->path) || routes_ssf_path(q->path))
 		return false;
 	if (!get) {
 		req_error(q, 405, "method_not_allowed", NULL,

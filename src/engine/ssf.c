@@ -556,7 +556,7 @@ check_receivers(const struct config *cfg, struct qerr *e)
 	static const char *const need[] = { "issuer", "jwks_uri", "audience",
 	    "token_file" };
 	static const char *const known[] = { "issuer", "jwks_uri", "audience",
-	    "token_file", "map" };
+	    "token_file", "map", "role" };
 	const struct system_config *rc;
 	size_t i, k, j;
 
@@ -568,9 +568,9 @@ check_receivers(const struct config *cfg, struct qerr *e)
 				return config_error(e, rc, rc->line, need[k], "ssf_receiver "
 				    "'%s' needs %s", rc->name, need[k]);
 		for (k = 0; k < rc->nkv; k++) {
-			for (j = 0; j < 5 && strcmp(known[j], rc->kv[k].key) != 0; j++)
+			for (j = 0; j < 6 && strcmp(known[j], rc->kv[k].key) != 0; j++)
 				;
-			if (j == 5)
+			if (j == 6)
 				return config_error(e, rc, rc->kv[k].line, rc->kv[k].key,
 				    "unknown key '%s' in ssf_receiver '%s'", rc->kv[k].key,
 				    rc->name);

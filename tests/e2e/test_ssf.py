@@ -19,7 +19,7 @@ RISC = "https://schemas.openid.net/secevent/risc/event-type/"
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 VERIFY = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 PUSH, POLL = "urn:ietf:rfc:8935", "urn:ietf:rfc:8936"
-EVENTS = [RISC + "account-disabled", RISC + "account-enabled", CAEP + "session-revoked",
+EVENTS = [RISC + "account-disabled", RISC + "account-enabled", CAEP + "credential-change",
           RISC + "credential-compromise", CAEP + "credential-change", VERIFY]
 NODE_MODULES = REPO / "tests" / "contract" / "node_modules"
 
@@ -147,7 +147,7 @@ def test_push_survives_receiver_down(quelld, tmp_path, make_user, peer):
         assert first["sub_id"]["iss"] == q.issuer
     # Down: what happens meanwhile waits in the outbox and arrives after, in order.
     p.call("POST", "/down", {"down": True})
-    for t in ("enable", "revoke_sessions", "disable"):
+    for t in ("enable", "force_password_change", "disable"):
         assert q.admin.run(t, u.identity_id)["status"] == "completed"
     assert q.ssf.post("/ssf/verify", {"stream_id": sid, "state": "s1"}).status == 204
     time.sleep(2)
@@ -155,7 +155,7 @@ def test_push_survives_receiver_down(quelld, tmp_path, make_user, peer):
     p.call("POST", "/down", {"down": False})
     got = received(p, 5, "the SETs held while the receiver was down")
     assert [event_of(c) for c in got] == [RISC + "account-disabled",
-                                          RISC + "account-enabled", CAEP + "session-revoked",
+                                          RISC + "account-enabled", CAEP + "credential-change",
                                           RISC + "account-disabled", VERIFY]
     assert got[4]["events"][VERIFY]["state"] == "s1"
     assert len({c["jti"] for c in got}) == 5
@@ -173,8 +173,7 @@ def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
                                      "quell_subject_format": "complex",
                                      "delivery": {"method": POLL}}).json["stream_id"]
     u = make_user(q, "ssp")
-    assert q.admin.run("mark_compromised", u.identity_id)["status"] in (
-        "completed", "failed")
+    assert q.admin.run("force_password_change", u.identity_id)["status"] == "completed"
     assert q.admin.run("disable", u.identity_id)["status"] == "completed"
 
     def sets():
@@ -190,7 +189,10 @@ def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
         assert v["claims"]["sub_id"]["format"] == "complex"
         assert v["claims"]["sub_id"]["tenant"] == {"format": "opaque", "id": "corp"}
         claims.append(v["claims"])
-    assert RISC + "account-disabled" in [event_of(c) for c in claims]
+    assert sorted(event_of(c) for c in claims) == [CAEP + "credential-change",
+                                                  RISC + "account-disabled"]
+    (cc,) = [c for c in claims if event_of(c) == CAEP + "credential-change"]
+    assert cc["events"][CAEP + "credential-change"]["credential_type"] == "password"
     r = q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(got), "maxEvents": 10})
     assert r.status == 200 and not (set(r.json["sets"]) & set(got)), r
     assert q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10}).json["sets"] == {}
