@@ -207,11 +207,16 @@ filter(const char *who, bool front, struct qerr *e)
 	return r;
 }
 
+/* no_new_privs comes first: without it (or CAP_SYS_ADMIN, which root has and the
+ * quell user does not) the kernel refuses landlock_restrict_self with EPERM. */
 int
 privsep_sandbox_front(const struct privsep_paths *paths, struct qerr *e)
 {
 	int r;
 
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return qerr_set(e, QERR_INTERNAL, NULL, "front: no_new_privs: %s",
+		    strerror(errno));
 	if ((r = landlock_front(paths, e)) == 0)
 		r = filter("front", true, e);
 	return r;
