@@ -441,6 +441,9 @@ test_token_touch(void **state)
 /* Takes the schema back to version 6, as it was before migration 7 (and any
  * later one) existed. */
 static const char undo_after_6[] =
+    "DROP TABLE IF EXISTS ssf_streams;"
+    "DROP TABLE IF EXISTS ssf_outbox;"
+    "DROP TABLE IF EXISTS ssf_jti;"
     "DROP TABLE IF EXISTS nodes;"
     "DROP TABLE IF EXISTS leases;"
     "ALTER TABLE steps DROP COLUMN waits;"
@@ -1833,6 +1836,76 @@ pg_stop(const char *dir)
 		print_message("could not stop the cluster in %s\n", dir);
 }
 
+/* The SSF outbox: in order per stream, acknowledged once, gone with its stream;
+ * a jti is received once. */
+static int
+ssf_collect(const char *key, const char *text, int64_t seq, void *arg)
+{
+	char *buf = arg;
+
+	(void)text;
+	(void)seq;
+	strcat(buf, key);
+	strcat(buf, " ");
+	return 0;
+}
+
+static void
+ssf_pending(struct fx *f, const char *stream, int limit, const char *want)
+{
+	struct store_tx *tx = begin(f, false);
+	struct qerr e = {0};
+	char got[256] = "";
+
+	assert_int_equal(store_ssf_outbox_pending(tx, stream, limit, ssf_collect, got, &e),
+	    0);
+	store_tx_rollback(tx);
+	assert_string_equal(got, want);
+}
+
+static void
+test_ssf_outbox(void **state)
+{
+	struct fx *f = *state;
+	struct store_tx *tx = begin(f, true);
+	struct qerr e = {0};
+	char ids[128] = "";
+	bool fresh = false;
+
+	assert_int_equal(store_ssf_stream_put(tx, "s1", "{\"v\":1}", 1, &e), 0);
+	assert_int_equal(store_ssf_stream_put(tx, "s1", "{\"v\":2}", 2, &e), 0);
+	assert_int_equal(store_ssf_stream_put(tx, "s2", "{}", 2, &e), 0);
+	assert_int_equal(store_ssf_outbox_add(tx, "s1", "c", "jwt-c", 3, &e), 0);
+	assert_int_equal(store_ssf_outbox_add(tx, "s2", "x", "jwt-x", 3, &e), 0);
+	assert_int_equal(store_ssf_outbox_add(tx, "s1", "a", "jwt-a", 4, &e), 0);
+	assert_int_equal(store_ssf_outbox_add(tx, "s1", "b", "jwt-b", 5, &e), 0);
+	assert_int_not_equal(store_ssf_outbox_add(tx, "s1", "a", "again", 6, &e), 0);
+	assert_int_equal(store_ssf_stream_list(tx, ssf_collect, ids, &e), 0);
+	commit(tx);
+	assert_string_equal(ids, "s1 s2 ");
+	/* In the order they were added, not by jti. */
+	ssf_pending(f, "s1", 2, "c a ");
+	tx = begin(f, true);
+	assert_int_equal(store_ssf_outbox_ack(tx, "s1", "a", 7, &e), 0);
+	assert_int_equal(store_ssf_outbox_ack(tx, "s1", "a", 8, &e), QERR_NOT_FOUND);
+	assert_int_equal(store_ssf_outbox_ack(tx, "s2", "c", 8, &e), QERR_NOT_FOUND);
+	assert_int_equal(store_ssf_jti_claim(tx, "iss", "j1", 9, &fresh, &e), 0);
+	assert_true(fresh);
+	assert_int_equal(store_ssf_jti_claim(tx, "iss", "j1", 9, &fresh, &e), 0);
+	assert_false(fresh);
+	assert_int_equal(store_ssf_jti_claim(tx, "other", "j1", 9, &fresh, &e), 0);
+	assert_true(fresh);
+	commit(tx);
+	ssf_pending(f, "s1", 10, "c b ");
+	ssf_pending(f, "s2", 10, "x ");
+	tx = begin(f, true);
+	assert_int_equal(store_ssf_stream_delete(tx, "s1", &e), 0);
+	assert_int_equal(store_ssf_stream_delete(tx, "s1", &e), QERR_NOT_FOUND);
+	commit(tx);
+	ssf_pending(f, "s1", 10, "");
+	ssf_pending(f, "s2", 10, "x ");
+}
+
 int
 main(void)
 {
@@ -1842,6 +1915,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ssf_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_touch, setup, teardown),
