@@ -237,7 +237,7 @@ static const char *const migrations[] = {
 	"  config TEXT NOT NULL,"
 	"  updated_at BIGINT NOT NULL);"
 	"CREATE TABLE ssf_outbox ("
-	"  seq BIGSERIAL PRIMARY KEY,"
+	"  seq BIGINT PRIMARY KEY,"
 	"  stream_id TEXT NOT NULL,"
 	"  jti TEXT NOT NULL,"
 	"  set_jwt TEXT NOT NULL,"

@@ -70,8 +70,11 @@ pg_ssf_outbox_add(struct store_conn *c, const char *stream_id, const char *jti,
 	pa_text(&a, jti);
 	pa_text(&a, set);
 	pa_i64(&a, at);
-	return pg_run(c, "INSERT INTO ssf_outbox (stream_id, jti, set_jwt, created_at)"
-	    " VALUES ($1, $2, $3, $4)", &a, "ssf outbox add", NULL, e);
+	/* seq as the audit log's: writers hold the write lock, so max + 1 is theirs,
+	 * and a copy from SQLite (quelld migrate) leaves no sequence behind. */
+	return pg_run(c, "INSERT INTO ssf_outbox (seq, stream_id, jti, set_jwt, created_at)"
+	    " SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4 FROM ssf_outbox", &a,
+	    "ssf outbox add", NULL, e);
 }
 
 int
