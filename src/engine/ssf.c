@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "engine/ssf.h"
+#include "engine/wake.h"
 #include "providers/http.h"
 #include "providers/kit.h"
 
@@ -47,6 +48,8 @@ struct retry {
 struct ssf {
 	struct ssf_conf conf;
 	struct store *st;
+	const char *node;		/* this node, the lease's owner */
+	int64_t lease;			/* its lease note (engine_lease_hold) */
 	struct http_client *http;
 	pthread_t thread;
 	bool started;
@@ -536,6 +539,12 @@ run(void *arg)
 
 	while (!s->stop) {
 		gen = store_audit_generation(s->st);
+		/* One node of a cluster fills and pushes: receivers get each SET once
+		 * from one sender, and one that takes over starts from the cursor. */
+		if (!engine_lease_hold(s->st, s->node, "ssf", &s->lease)) {
+			store_audit_wait(s->st, gen, &s->stop, WAIT_MS);
+			continue;
+		}
 		do {
 			more = false;
 			if (fill_once(s, &more, &e) != 0)
@@ -593,6 +602,7 @@ ssf_start(const struct config *cfg, struct store *st, struct ssf **out, struct q
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	s->st = st;
+	s->node = cfg->node_id;
 	if ((r = ssf_conf_load(cfg, &s->conf, &on, e)) != 0 || !on ||
 	    (r = http_client_new(&ho, &s->http, e)) != 0)
 		goto fail;
