@@ -107,24 +107,48 @@ check_bearer(struct req *q, const struct system_config *rc, struct refusal *f)
 	return 0;
 }
 
+/* GETs uri; the 200's body is the caller's to clear. */
 static int
-fetch_jwks(const char *uri, struct jwt_keyset **out, struct qerr *e)
+get(const char *uri, struct http_response *resp, struct qerr *e)
 {
 	struct http_options ho = { .timeout_ms = 10000, .max_response = JWT_JWKS_MAX_BYTES };
 	struct http_request rq = { .method = "GET", .url = uri };
-	struct http_response resp = { 0 };
 	int r;
 
 	if (http == NULL && (r = http_client_new(&ho, &http, e)) != 0)
 		return r;
-	if ((r = http_do(http, &rq, &resp, e)) != 0)
+	if ((r = http_do(http, &rq, resp, e)) != 0)
 		return r;
-	if (resp.status != 200)
-		r = qerr_set(e, QERR_TRANSIENT, "jwks_uri", "%s answered %ld", uri,
-		    resp.status);
-	else
+	if (resp->status == 200)
+		return 0;
+	http_response_clear(resp);
+	return qerr_set(e, QERR_TRANSIENT, NULL, "%s answered %ld", uri, resp->status);
+}
+
+/* The JWK Set at jwks_uri, or at the jwks_uri of the transmitter's metadata. */
+static int
+fetch_jwks(const struct system_config *rc, struct jwt_keyset **out, struct qerr *e)
+{
+	struct http_response resp = { 0 };
+	const char *uri = key(rc, "jwks_uri");
+	json_t *meta = NULL;
+	int r;
+
+	if (uri == NULL) {
+		if ((r = get(key(rc, "configuration_url"), &resp, e)) != 0)
+			return r;
+		meta = json_loadb(resp.body, resp.len, 0, NULL);
+		http_response_clear(&resp);
+		if ((uri = json_string_value(json_object_get(meta, "jwks_uri"))) == NULL) {
+			json_decref(meta);
+			return qerr_set(e, QERR_TRANSIENT, "configuration_url", "the "
+			    "transmitter's metadata names no jwks_uri");
+		}
+	}
+	if ((r = get(uri, &resp, e)) == 0)
 		r = jwt_jwks_parse(resp.body, resp.len, out, e);
 	http_response_clear(&resp);
+	json_decref(meta);
 	return r;
 }
 
@@ -134,7 +158,6 @@ static int
 verify(const struct system_config *rc, const char *set, json_t **claims,
     struct refusal *f)
 {
-	const char *uri = key(rc, "jwks_uri");
 	struct cached *c = NULL;
 	struct qerr e = { 0 };
 	json_t *hdr = NULL;
@@ -154,7 +177,7 @@ verify(const struct system_config *rc, const char *set, json_t **claims,
 			jwt_keyset_free(c->ks);
 			c->ks = NULL;
 			c->fetched_ms = engine_now_ms();
-			if ((r = fetch_jwks(uri, &c->ks, &e)) != 0)
+			if ((r = fetch_jwks(rc, &c->ks, &e)) != 0)
 				break;
 		}
 		r = jwt_verify(set, SET_MAX, c->ks, &hdr, claims, &e);

@@ -56,6 +56,10 @@ struct ssf {
 	_Atomic bool stop;
 	struct retry retry[MAX_STREAMS];
 	size_t nretry;
+	bool transmit;			/* [ssf] is set */
+	const struct system_config *subs[MAX_STREAMS];	/* receivers to subscribe */
+	size_t nsubs;
+	int64_t sub_next, sub_delay;	/* when to try them again, ms */
 };
 
 void
@@ -529,6 +533,42 @@ push_all(struct ssf *s)
 	json_decref(streams);
 }
 
+/* Tries the receivers not yet subscribed; the ones that failed again after a
+ * backoff (1 s doubling to 60 s). */
+static void
+subscribe_due(struct ssf *s)
+{
+	struct qerr e = { 0 };
+	size_t i, kept = 0;
+
+	if (s->nsubs == 0 || engine_now_ms() < s->sub_next)
+		return;
+	for (i = 0; i < s->nsubs; i++) {
+		if (ssf_subscribe(s->http, s->subs[i], &e) == 0)
+			continue;
+		log_event(LOG_LVL_WARN, "ssf.subscribe_failed", LOG_FIELDS(LOG_S("receiver",
+		    s->subs[i]->name), LOG_S("why", e.msg)), "SSF receiver %s: cannot "
+		    "subscribe: %s", s->subs[i]->name, e.msg);
+		s->subs[kept++] = s->subs[i];
+	}
+	s->nsubs = kept;
+	s->sub_delay = s->sub_delay == 0 ? 1000 : s->sub_delay * 2 > 60000 ? 60000 :
+	    s->sub_delay * 2;
+	s->sub_next = engine_now_ms() + s->sub_delay;
+}
+
+static void
+find_subs(struct ssf *s, const struct config *cfg)
+{
+	const struct system_config *rc;
+	size_t i;
+
+	for (i = 0; i < cfg->npolicy && s->nsubs < MAX_STREAMS; i++)
+		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") == 0 &&
+		    config_system_get(rc, "push_url") != NULL)
+			s->subs[s->nsubs++] = rc;
+}
+
 static void *
 run(void *arg)
 {
@@ -539,6 +579,11 @@ run(void *arg)
 
 	while (!s->stop) {
 		gen = store_audit_generation(s->st);
+		subscribe_due(s);
+		if (!s->transmit) {
+			store_audit_wait(s->st, gen, &s->stop, WAIT_MS);
+			continue;
+		}
 		/* One node of a cluster fills and pushes: receivers get each SET once
 		 * from one sender, and one that takes over starts from the cursor. */
 		if (!engine_lease_hold(s->st, s->node, "ssf", &s->lease)) {
@@ -562,24 +607,33 @@ run(void *arg)
 static int
 check_receivers(const struct config *cfg, struct qerr *e)
 {
-	static const char *const need[] = { "issuer", "jwks_uri", "audience",
-	    "token_file" };
+	static const char *const need[] = { "issuer", "audience", "token_file" };
 	static const char *const known[] = { "issuer", "jwks_uri", "audience",
-	    "token_file", "map", "role" };
+	    "token_file", "map", "role", "configuration_url", "push_url",
+	    "api_token_file", "events" };
 	const struct system_config *rc;
 	size_t i, k, j;
 
 	for (i = 0; i < cfg->npolicy; i++) {
 		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") != 0)
 			continue;
-		for (k = 0; k < 4; k++)
+		for (k = 0; k < 3; k++)
 			if (config_system_get(rc, need[k]) == NULL)
 				return config_error(e, rc, rc->line, need[k], "ssf_receiver "
 				    "'%s' needs %s", rc->name, need[k]);
+		if (config_system_get(rc, "jwks_uri") == NULL &&
+		    config_system_get(rc, "configuration_url") == NULL)
+			return config_error(e, rc, rc->line, "jwks_uri", "ssf_receiver '%s' "
+			    "needs jwks_uri or configuration_url", rc->name);
+		if (config_system_get(rc, "push_url") != NULL &&
+		    config_system_get(rc, "configuration_url") == NULL)
+			return config_error(e, rc, config_system_get(rc, "push_url")->line,
+			    "push_url", "ssf_receiver '%s': push_url subscribes through "
+			    "configuration_url, which is not set", rc->name);
 		for (k = 0; k < rc->nkv; k++) {
-			for (j = 0; j < 6 && strcmp(known[j], rc->kv[k].key) != 0; j++)
+			for (j = 0; j < 10 && strcmp(known[j], rc->kv[k].key) != 0; j++)
 				;
-			if (j == 6)
+			if (j == 10)
 				return config_error(e, rc, rc->kv[k].line, rc->kv[k].key,
 				    "unknown key '%s' in ssf_receiver '%s'", rc->kv[k].key,
 				    rc->name);
@@ -603,8 +657,11 @@ ssf_start(const struct config *cfg, struct store *st, struct ssf **out, struct q
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	s->st = st;
 	s->node = cfg->node_id;
-	if ((r = ssf_conf_load(cfg, &s->conf, &on, e)) != 0 || !on ||
-	    (r = http_client_new(&ho, &s->http, e)) != 0)
+	if ((r = ssf_conf_load(cfg, &s->conf, &on, e)) != 0)
+		goto fail;
+	s->transmit = on;
+	find_subs(s, cfg);
+	if ((!on && s->nsubs == 0) || (r = http_client_new(&ho, &s->http, e)) != 0)
 		goto fail;
 	if (pthread_create(&s->thread, NULL, run, s) != 0) {
 		r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the SSF thread");
@@ -621,7 +678,7 @@ fail:
 const struct ssf_conf *
 ssf_conf_of(const struct ssf *s)
 {
-	return s ? &s->conf : NULL;
+	return s && s->transmit ? &s->conf : NULL;
 }
 
 void

@@ -47,9 +47,16 @@ int ssf_sign(const struct ssf_conf *c, const json_t *stream, json_t *claims,
     char **jti, char **jwt, struct qerr *e);
 
 struct ssf;
+struct http_client;
 
-/* Starts the thread that fills the outbox from the audit log and pushes; *out is
- * NULL without [ssf]. Stopped (and freed) with ssf_stop, which accepts NULL. */
+/* Subscribes quell to the transmitter of an [ssf_receiver] with configuration_url
+ * and push_url (ssf_subscribe.c): creates a push stream to push_url there unless
+ * one exists. QERR_TRANSIENT (try again later) or QERR_PERMANENT, with the reason. */
+int ssf_subscribe(struct http_client *h, const struct system_config *rc,
+    struct qerr *e);
+
+/* Starts the thread that fills the outbox from the audit log and pushes, and
+ * subscribes the receivers that ask to; *out is NULL when there is neither. Stopped (and freed) with ssf_stop, which accepts NULL. */
 int ssf_start(const struct config *cfg, struct store *st, struct ssf **out,
     struct qerr *e);
 void ssf_stop(struct ssf *s);

@@ -10,6 +10,12 @@
 //   GET  /jwks.json          the transmitter's public keys
 //   POST /sign {"claims":{}, "forge":bool}  a SET signed by the transmitter's key, or
 //                            (forge) by another key under the same kid
+//   GET  /.well-known/ssf-configuration, GET|POST /stream  the transmitter's metadata
+//                            and stream management (bearer "peer-api-token"): quell
+//                            subscribes there
+//   GET  /streams            the streams receivers made
+//   POST /emit {"claims":{}} signs and pushes the SET to every stream, with the
+//                            stream's authorization header: [{status, body}]
 import http from 'node:http';
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 
@@ -18,6 +24,7 @@ const quellKeys = createRemoteJWKSet(new URL(`${issuer}/ssf/jwks.json`));
 const received = [];
 const rejected = [];
 let down = false;
+const streams = [];
 
 const own = await generateKeyPair('ES256');
 const forged = await generateKeyPair('ES256');
@@ -90,6 +97,29 @@ const server = http.createServer(async (req, res) => {
     if (req.method === 'POST' && req.url === '/sign') {
       const j = JSON.parse(text);
       return reply(res, 200, { set: await sign(j.claims, j.forge) });
+    }
+    const self = `http://127.0.0.1:${server.address().port}`;
+    if (req.method === 'GET' && req.url === '/.well-known/ssf-configuration')
+      return reply(res, 200, { issuer: 'https://peer.example', jwks_uri: `${self}/jwks.json`,
+        configuration_endpoint: `${self}/stream`, delivery_methods_supported: ['urn:ietf:rfc:8935'] });
+    if (req.url === '/stream') {
+      if (req.headers.authorization !== 'Bearer peer-api-token') return reply(res, 401, { err: 'token' });
+      if (req.method === 'GET') return reply(res, 200, streams);
+      const st = { ...JSON.parse(text), stream_id: `peer-${streams.length + 1}` };
+      streams.push(st);
+      return reply(res, 201, st);
+    }
+    if (req.method === 'GET' && req.url === '/streams') return reply(res, 200, streams);
+    if (req.method === 'POST' && req.url === '/emit') {
+      const set = await sign(JSON.parse(text).claims, false);
+      const out = [];
+      for (const st of streams) {
+        const r = await fetch(st.delivery.endpoint_url, { method: 'POST', body: set,
+          headers: { 'Content-Type': 'application/secevent+jwt',
+            Authorization: st.delivery.authorization_header } });
+        out.push({ status: r.status, body: await r.text() });
+      }
+      return reply(res, 200, out);
     }
     return reply(res, 404, { err: 'no such path' });
   } catch (e) {

@@ -67,7 +67,7 @@ def ssf_quelld(quelld, tmp_path, extra=""):
     q = quelld(start=False, server={"listen": f"127.0.0.1:{port}"})
     with open(q.conf, "a") as f:
         f.write(f"\n[ssf]\nissuer = http://127.0.0.1:{port}\nkey_file = {key}\n"
-                f"kid = quell-e2e\n{extra}\n")
+                f"kid = quell-e2e\n" + extra.replace("{port}", str(port)) + "\n")
     q.start()
     q.issuer = f"http://127.0.0.1:{port}"
     # SSF's paths are not in the contract proxy's docs/openapi.yaml pass: direct.
@@ -210,10 +210,16 @@ def test_receiver_contains_and_refuses(quelld, tmp_path, make_user, peer):
     token = tmp_path / "push.token"
     token.write_text("push-" + os.urandom(8).hex() + "\n")
     token.chmod(0o600)
+    api = tmp_path / "api.token"
+    api.write_text("peer-api-token\n")
+    api.chmod(0o600)
     q = ssf_quelld(quelld, tmp_path, extra=RULE + f"""
 [ssf_receiver "peer"]
 issuer = https://peer.example
-jwks_uri = {p.url}/jwks.json
+configuration_url = {p.url}/.well-known/ssf-configuration
+push_url = http://127.0.0.1:{{port}}/ssf/receive/peer
+api_token_file = {api}
+events = credential-compromise session-revoked
 audience = quell-e2e
 token_file = {token}
 """)
@@ -233,13 +239,25 @@ token_file = {token}
     def send(jwt, api=push):
         return api.post("/ssf/receive/peer", raw=jwt.encode(),
                         content_type="application/secevent+jwt")
+    # quell subscribed itself: a push stream to its receive endpoint, with the token
+    # it requires, for the events it asked for.
+    (st,) = wait_for(lambda: p.call("GET", "/streams") or None, 30, what="the stream")
+    assert st["delivery"] == {"method": PUSH, "endpoint_url": q.issuer + "/ssf/receive/peer",
+                              "authorization_header": "Bearer " + token.read_text().strip()}
+    assert st["events_requested"] == [RISC + "credential-compromise", CAEP + "session-revoked"]
     good = set_()
-    r = send(good)
-    assert r.status == 202, r
+    claims = {"iss": "https://peer.example", "aud": "quell-e2e", "iat": int(time.time()),
+              "jti": os.urandom(8).hex(), "sub_id": {"format": "email", "email": upn},
+              "events": {RISC + "credential-compromise": {"credential_type": "password"}}}
+    (r,) = p.call("POST", "/emit", {"claims": claims})
+    assert r["status"] == 202, r
     acts = wait_for(lambda: [a for a in q.admin.actions_all(f"identity_id={u.identity_id}")
                              if a["source"] == "automatic_attack_disruption"] or None,
                     60, what="the containment")
     assert acts
+    # Straight to the endpoint as well: taken once, refused as a replay after.
+    r = send(good)
+    assert r.status == 202, r
     refusals = [(set_(forge=True), 400, "invalid_key"),
                 (set_(aud="someone-else"), 400, "invalid_audience"),
                 (set_(iss="https://evil.example"), 400, "invalid_issuer"),

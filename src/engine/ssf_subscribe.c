@@ -1,0 +1,170 @@
+/*
+ * quell subscribing to a transmitter (ssf.h): for an [ssf_receiver] with
+ * configuration_url and push_url, the transmitter's metadata names its stream
+ * configuration endpoint; quell creates a push stream there to its own receive
+ * endpoint, with the token it will require as the stream's authorization header,
+ * unless a stream to that endpoint exists already.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "engine/ssf.h"
+#include "providers/http.h"
+#include "providers/kit.h"
+
+#define TOKEN_MAX	4096
+
+static const char *
+key(const struct system_config *rc, const char *k)
+{
+	const struct config_kv *kv = config_system_get(rc, k);
+
+	return kv ? kv->value : NULL;
+}
+
+/* GETs or POSTs url (body: JSON), as bearer auth when set; *out the JSON answer of a
+ * 2xx. */
+static int
+call(struct http_client *h, const char *method, const char *url, const char *auth,
+    const char *body, json_t **out, struct qerr *e)
+{
+	struct http_header hd[3];
+	struct http_request rq = { .method = method, .url = url, .body = body,
+	    .body_len = body ? strlen(body) : 0, .headers = hd };
+	struct http_response resp = { 0 };
+	int r;
+
+	*out = NULL;
+	hd[rq.nheaders++] = (struct http_header){ "Accept", "application/json" };
+	if (body != NULL)
+		hd[rq.nheaders++] = (struct http_header){ "Content-Type",
+		    "application/json" };
+	if (auth != NULL)
+		hd[rq.nheaders++] = (struct http_header){ "Authorization", auth };
+	if ((r = http_do(h, &rq, &resp, e)) != 0)
+		return r;
+	if (resp.status < 200 || resp.status > 299)
+		r = qerr_set(e, QERR_TRANSIENT, NULL, "%s %s answered %ld", method, url,
+		    resp.status);
+	else if ((*out = json_loadb(resp.body, resp.len, 0, NULL)) == NULL)
+		r = qerr_set(e, QERR_PERMANENT, NULL, "%s %s: the answer is not JSON", method,
+		    url);
+	http_response_clear(&resp);
+	return r;
+}
+
+/* Short names (credential-compromise) as the RISC or CAEP URI; URIs as they are. */
+static json_t *
+events(const char *list)
+{
+	static const char *const caep[] = { "session-revoked", "credential-change",
+	    "token-claims-change", "assurance-level-change", "device-compliance-change" };
+	json_t *a = json_array();
+	char name[256];
+	const char *p = list ? list : "credential-compromise account-disabled "
+	    "session-revoked credential-change";
+	size_t n, i;
+	bool is_caep;
+
+	while (a != NULL && *p) {
+		n = strcspn(p, " ");
+		if (n > 0 && n < sizeof(name)) {
+			snprintf(name, sizeof(name), "%.*s", (int)n, p);
+			for (i = 0, is_caep = false; i < sizeof(caep) / sizeof(caep[0]); i++)
+				is_caep |= strcmp(caep[i], name) == 0;
+			json_array_append_new(a, strchr(name, ':') ? json_string(name) :
+			    json_sprintf("%s%s", is_caep ? SSF_CAEP : SSF_RISC, name));
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+	return a;
+}
+
+static bool
+has_stream(const json_t *answer, const char *push_url)
+{
+	const json_t *st;
+	const char *ep;
+	size_t i;
+
+	if (json_is_object(answer))
+		answer = json_pack("[O]", answer);
+	else
+		json_incref((json_t *)answer);
+	json_array_foreach(answer, i, st) {
+		ep = json_string_value(json_object_get(json_object_get(st, "delivery"),
+		    "endpoint_url"));
+		if (ep != NULL && strcmp(ep, push_url) == 0) {
+			json_decref((json_t *)answer);
+			return true;
+		}
+	}
+	json_decref((json_t *)answer);
+	return false;
+}
+
+static int
+read_token(const struct system_config *rc, const char *k, char **out, struct qerr *e)
+{
+	struct kit_secret s = { 0 };
+	int r;
+
+	*out = NULL;
+	if (config_system_get(rc, k) == NULL)
+		return 0;
+	if ((r = kit_file_read(rc, config_system_get(rc, k), KIT_FILE_SECRET |
+	    KIT_FILE_ONE_LINE, TOKEN_MAX, &s, e)) != 0)
+		return r;
+	if ((*out = malloc(s.len + 8)) == NULL)
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	else
+		snprintf(*out, s.len + 8, "Bearer %s", s.buf);
+	kit_secret_clear(&s);
+	return r;
+}
+
+int
+ssf_subscribe(struct http_client *h, const struct system_config *rc, struct qerr *e)
+{
+	char *inbound = NULL, *api = NULL, *body = NULL;
+	json_t *meta = NULL, *have = NULL, *req = NULL, *made = NULL;
+	const char *ep, *push = key(rc, "push_url");
+	int r;
+
+	if ((r = call(h, "GET", key(rc, "configuration_url"), NULL, NULL, &meta, e)) != 0)
+		return r;
+	if ((ep = json_string_value(json_object_get(meta, "configuration_endpoint"))) ==
+	    NULL) {
+		r = qerr_set(e, QERR_PERMANENT, "configuration_url", "the transmitter's "
+		    "metadata names no configuration_endpoint");
+		goto out;
+	}
+	if ((r = read_token(rc, "token_file", &inbound, e)) != 0 ||
+	    (r = read_token(rc, "api_token_file", &api, e)) != 0 ||
+	    (r = call(h, "GET", ep, api, NULL, &have, e)) != 0 || has_stream(have, push))
+		goto out;
+	req = json_pack("{s:{s:s, s:s, s:s}, s:o, s:s}", "delivery", "method", SSF_PUSH,
+	    "endpoint_url", push, "authorization_header", inbound, "events_requested",
+	    events(key(rc, "events")), "description", "quell");
+	if (req == NULL || (body = json_dumps(req, JSON_COMPACT)) == NULL) {
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if ((r = call(h, "POST", ep, api, body, &made, e)) == 0)
+		log_event(LOG_LVL_INFO, "ssf.subscribed", LOG_FIELDS(LOG_S("receiver",
+		    rc->name), LOG_S("stream", json_string_value(json_object_get(made,
+		    "stream_id")))), "SSF receiver %s: subscribed, stream %s", rc->name,
+		    json_string_value(json_object_get(made, "stream_id")));
+out:
+	kit_free_str(body);
+	kit_free_str(inbound);
+	kit_free_str(api);
+	json_decref(made);
+	json_decref(req);
+	json_decref(have);
+	json_decref(meta);
+	return r;
+}
