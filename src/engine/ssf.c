@@ -235,6 +235,14 @@ subject(const struct ssf_conf *c, const struct account *a, const char *fmt)
 	    "tenant", "format", "opaque", "id", a->system);
 }
 
+static const char *
+stream_status(const json_t *stream)
+{
+	const char *v = json_string_value(json_object_get(stream, "status"));
+
+	return v ? v : "enabled";
+}
+
 static bool
 wants(const json_t *stream, const char *event, int64_t at)
 {
@@ -242,8 +250,7 @@ wants(const json_t *stream, const char *event, int64_t at)
 	size_t i;
 
 	if (json_integer_value(json_object_get(stream, "created_at")) > at ||
-	    strcmp(json_string_value(json_object_get(stream, "status")) ?
-	    json_string_value(json_object_get(stream, "status")) : "", "disabled") == 0)
+	    strcmp(stream_status(stream), "disabled") == 0)
 		return false;
 	json_array_foreach(json_object_get(stream, "events_delivered"), i, v)
 		if (json_string_value(v) && strcmp(json_string_value(v), event) == 0)
@@ -527,7 +534,9 @@ push_all(struct ssf *s)
 	json_array_foreach(streams, i, st) {
 		m = json_string_value(json_object_get(json_object_get(st, "delivery"),
 		    "method"));
-		if (m != NULL && strcmp(m, SSF_PUSH) == 0 && !s->stop)
+		/* A paused stream keeps its SETs for when it is enabled again. */
+		if (m != NULL && strcmp(m, SSF_PUSH) == 0 && !s->stop &&
+		    strcmp(stream_status(st), "enabled") == 0)
 			push_stream(s, st, &p);
 	}
 	json_decref(streams);

@@ -164,6 +164,15 @@ def test_push_survives_receiver_down(quelld, tmp_path, make_user, peer):
     time.sleep(2)
     j = p.call("GET", "/received")
     assert len(j["received"]) == 5 and not j["rejected"], j
+    # Paused: held, then delivered once enabled again.
+    q.ssf = Api(q.direct_port, q.tokens["admin"])
+    assert q.ssf.post("/ssf/status", {"stream_id": sid, "status": "paused"}).status == 200
+    assert q.admin.run("enable", u.identity_id)["status"] == "completed"
+    time.sleep(2)
+    assert len(p.call("GET", "/received")["received"]) == 5
+    assert q.ssf.post("/ssf/status", {"stream_id": sid, "status": "enabled"}).status == 200
+    got = received(p, 6, "the SET held while the stream was paused")
+    assert event_of(got[5]) == RISC + "account-enabled" and len(got) == 6
 
 
 def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
