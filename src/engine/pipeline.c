@@ -732,16 +732,47 @@ observe_job(struct engine *eng, const struct job *j)
 }
 
 /*
- * Records every finished step in one transaction. If that keeps failing the steps'
- * leases run out and they are claimed and run again (providers are idempotent)
- * rather than lost.
+ * One try at recording list: true when it is done with. A store that is away (a
+ * PostgreSQL restart) is waited for, with growing pauses, for as long as the engine
+ * runs: the keeper renews these steps' leases meanwhile, so giving up would leave
+ * them running for good. Once stopping, five tries.
+ */
+static bool
+record_tried(struct engine *eng, struct job *list, int tries)
+{
+	struct timespec ts = { 0, 0 };
+	struct qerr e;
+	bool stopping;
+	long ms;
+
+	qerr_clear(&e);
+	if (record_batch(eng, list, &e) == 0)
+		return true;
+	if (tries < 5 || tries % 50 == 0)
+		log_msg(LOG_LVL_WARN, "engine: recording finished steps (try %d): %s",
+		    tries + 1, e.msg);
+	pthread_mutex_lock(&eng->mu);
+	stopping = eng->stop_committer;
+	pthread_mutex_unlock(&eng->mu);
+	if (stopping && tries >= 4)
+		return true;
+	ms = tries < 5 ? 20L << tries : 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	ts.tv_sec = ms / 1000;
+	nanosleep(&ts, NULL);
+	return false;
+}
+
+/*
+ * Records every finished step in one transaction, trying again until the store
+ * takes it (record_tried). If this node dies first the steps' leases run out and
+ * they are claimed and run again (providers are idempotent) rather than lost.
  */
 static void *
 committer(void *arg)
 {
 	struct engine *eng = arg;
 	struct job *list, *j;
-	struct qerr e;
 	int64_t now;
 	size_t i;
 	int tries;
@@ -759,12 +790,8 @@ committer(void *arg)
 		for (j = list; j != NULL; j = j->next)
 			for (i = 0; i < j->n; i++)
 				apply_result(eng, &j->s[i], &j->res[i], now);
-		for (tries = 0; tries < 5; tries++) {
-			qerr_clear(&e);
-			if (record_batch(eng, list, &e) == 0)
-				break;
-			log_msg(LOG_LVL_WARN, "engine: recording finished steps: %s", e.msg);
-		}
+		for (tries = 0; !record_tried(eng, list, tries); tries++)
+			;
 		for (j = list; j != NULL; j = j->next)
 			observe_job(eng, j);
 		pthread_mutex_lock(&eng->mu);
