@@ -37,7 +37,7 @@
 #define IDN2		"idn_2"
 #define T0		INT64_C(1700000000000)
 #define MAX_N		20000
-#define STRIDE		16
+#define STRIDE		32
 /* A faulted flow may leave work for later: the dispatcher looks again within 1 s
  * after a failed claim, and the restart ends whatever is left. */
 #define FLOW_WAIT_S	2.5
