@@ -20,7 +20,7 @@ import time
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMBA = os.path.join(TOP, "scripts", "lab", "samba.sh")
 NODE = shutil.which("node") or "/usr/bin/node"
-TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied"}
+TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied", "rejected"}
 
 
 def _exchange(conn, method, path, body, token):

@@ -43,7 +43,7 @@ PG_SH = REPO / "scripts" / "lib" / "pg.sh"
 STORE = os.environ.get("QUELL_E2E_STORE", "sqlite")
 PASSWORD = "E2e-Pw-" + secrets.token_hex(4)
 ROLES = ("admin", "responder", "viewer", "detector")
-TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied"}
+TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied", "rejected"}
 UAC_DISABLE = 0x2
 UAC_DONT_EXPIRE = 0x10000
 

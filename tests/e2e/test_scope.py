@@ -196,7 +196,7 @@ def test_scoped_token_on_every_path(lab, quelld, make_user):
     # inside the scope the approver decides
     mine = q.admin.submit("force_password_change", inside.identity_id)["id"]
     r = approver.post(f"/api/v1/actions/{mine}/reject", {"reason": "inside"})
-    assert r.status == 200 and r.json["status"] == "cancelled", r
+    assert r.status == 200 and r.json["status"] == "rejected", r
     assert r.json["decided_by_id"] == atok["id"] and r.json["decided_by_kind"] == "token"
 
     # 9. the console: a session of the scoped token is held to the same scope
