@@ -119,3 +119,36 @@ kind_valid_guid(char *value)
 		value[i] = (char)tolower((unsigned char)value[i]);
 	return true;
 }
+
+bool
+kind_ref_guid(const char *ref)
+{
+	char copy[37];
+
+	if (strlen(ref) != 36)
+		return false;
+	memcpy(copy, ref, sizeof(copy));
+	return kind_valid_guid(copy);
+}
+
+bool
+kind_ref_alnum(const char *ref)
+{
+	size_t n = strlen(ref);
+
+	return n >= 1 && n <= 256 && strspn(ref, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n;
+}
+
+bool
+kind_ref_segment(const char *ref)
+{
+	size_t i, n = strlen(ref);
+
+	if (n < 1 || n > 256)
+		return false;
+	for (i = 0; i < n; i++)
+		if (ref[i] <= ' ' || ref[i] > '~' || strchr("/\\?#%", ref[i]) != NULL)
+			return false;
+	return true;
+}

@@ -59,6 +59,10 @@ struct kind_info {
 	/* Its accounts' identityProvider in the Graph-compatible API (routes_graph.c);
 	 * NULL: Graph has no name for it, and that API leaves its accounts out. */
 	const char *graph_provider;
+	/* The shape of a step's account reference (what the executor accepts from the
+	 * front process); NULL: kind_ref_segment. ref_hint names it in a refusal. */
+	bool (*ref_valid)(const char *ref);
+	const char *ref_hint;
 	const struct kind_alert_id *alert_ids;
 	size_t nalert_ids;
 	const struct kind_corr_rule *corr_rules;
@@ -88,6 +92,12 @@ const struct kind_alert_id *kind_alert_id_find(const struct kind_table *t,
 void kind_alert_id_list(const struct kind_table *t, char *buf, size_t len);
 /* The value of acct's attribute attr, or NULL. */
 const char *kind_account_value(const struct account *acct, enum kind_account_attr attr);
+
+/* Account reference shapes: a GUID; letters and digits; one URL path segment of
+ * printable ASCII without / \ ? # % (each 1 to 256 bytes). */
+bool kind_ref_guid(const char *ref);
+bool kind_ref_alnum(const char *ref);
+bool kind_ref_segment(const char *ref);
 
 /* Validators the providers share for their alert id types. */
 bool kind_valid_upn(char *value);	/* user@domain, no blanks */

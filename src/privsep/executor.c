@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 
-#include "core/ldapesc.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "privsep/internal.h"
@@ -115,29 +114,17 @@ privsep_exec_fini(struct privsep_exec *x)
 	pthread_rwlock_destroy(&x->lock);
 }
 
+/* The shape the kind's descriptor gives its account references. */
 bool
 privsep_ref_valid(const char *kind, const char *ref, char *why, size_t n)
 {
-	unsigned char guid[LDAPESC_GUID_LEN];
-	size_t i, len = strlen(ref);
+	const struct provider_ops *ops = provider_lookup(kind);
+	const struct kind_info *k = ops != NULL ? ops->info : NULL;
 
-	if (strcmp(kind, "ad") == 0 || strcmp(kind, "entra") == 0) {
-		if (ldapesc_guid_from_text(ref, guid) == 0)
-			return true;
-		snprintf(why, n, "account_ref: not a GUID, as %s references are", kind);
-		return false;
-	}
-	/* Okta ids are letters and digits; any other kind's go into a URL's path. */
-	for (i = 0; i < len && len <= 256; i++)
-		if (strcmp(kind, "okta") == 0 ? !((ref[i] >= '0' && ref[i] <= '9') ||
-		    ((ref[i] | 0x20) >= 'a' && (ref[i] | 0x20) <= 'z')) :
-		    (ref[i] <= ' ' || ref[i] > '~' || strchr("/\\?#%", ref[i]) != NULL))
-			break;
-	if (i == len && len > 0 && len <= 256)
+	if (k != NULL && k->ref_valid != NULL ? k->ref_valid(ref) : kind_ref_segment(ref))
 		return true;
-	snprintf(why, n, "account_ref: %s", strcmp(kind, "okta") == 0 ?
-	    "not an Okta id (letters and digits)" : "not one path segment of printable "
-	    "ASCII without / \\ ? # %");
+	snprintf(why, n, "account_ref: not %s", k != NULL && k->ref_hint != NULL ?
+	    k->ref_hint : "one path segment of printable ASCII without / \\ ? # %");
 	return false;
 }
 

@@ -62,12 +62,28 @@ shared_checks(void **state)
 	assert_false(kind_valid_upn(upn2));
 }
 
+static void
+ref_shapes(void **state)
+{
+	(void)state;
+	assert_true(kind_ref_guid("6F1C0A4E-2b7d-4c1a-9f00-0123456789ab"));
+	assert_false(kind_ref_guid("CN=Admin,DC=corp"));
+	assert_true(kind_ref_alnum("00u1abcDEF"));
+	assert_false(kind_ref_alnum("00u1/lifecycle"));
+	assert_false(kind_ref_alnum(""));
+	assert_true(kind_ref_segment("2819c223-7f76-453a-919d-413861904646"));
+	assert_false(kind_ref_segment("a b"));
+	assert_false(kind_ref_segment("x%2F"));
+	assert_false(kind_ref_segment("../x"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(id_types_are_found_with_their_kind),
 		cmocka_unit_test(shared_checks),
+		cmocka_unit_test(ref_shapes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

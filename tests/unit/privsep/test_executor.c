@@ -273,7 +273,7 @@ test_ref_shapes(void **state)
 	assert_true(privsep_ref_valid("ad", "6f1c0a4e-2b7d-4c1a-9f00-0123456789ab", why,
 	    sizeof(why)));
 	assert_false(privsep_ref_valid("ad", "CN=Admin,DC=corp", why, sizeof(why)));
-	assert_non_null(strstr(why, "not a GUID"));
+	assert_non_null(strstr(why, "not an objectGUID"));
 	assert_false(privsep_ref_valid("entra", "6f1c0a4e-2b7d-4c1a-9f00-0123456789a",
 	    why, sizeof(why)));
 	assert_true(privsep_ref_valid("okta", "00u1abcDEF", why, sizeof(why)));
