@@ -202,7 +202,7 @@ def test_forged_messages_refused(world):
                 i(0) + b"n" + i(0) + i(0))
         os.write(sock, frame(EXECUTE, step))
         type_, body = read_msg(sock)
-        assert type_ == ERROR and b"not a GUID" in body, (type_, body)
+        assert type_ == ERROR and b"not an objectGUID" in body, (type_, body)
         os.write(sock, frame(EXECUTE, b"s\xff\xff\xff\xff"))
         type_, body = read_msg(sock)
         assert type_ == ERROR and b"runs past the message" in body, (type_, body)
@@ -211,7 +211,7 @@ def test_forged_messages_refused(world):
         os.close(sock)
     log = q.log.read_text()
     assert "executor refused a EXECUTE request: system: no system 'nosuch'" in log
-    assert "executor refused a EXECUTE request: account_ref: not a GUID" in log
+    assert "executor refused a EXECUTE request: account_ref: not an objectGUID" in log
     assert "executor refused a malformed request" in log
     assert q.admin.get("/healthz", token=None).status == 200
 

@@ -119,7 +119,16 @@ test("identities are listed by name", async () => {
   const { ctx, page } = await signedIn(env("QUELL_WEB_ADMIN"));
   await page.goto(`${URL_}/#/identities?q=${TAG}`);
   const links = page.locator("main table tbody th a[data-panel]");
-  // Both ends of the alphabet are there before the order is read.
+  // The lab is shared by the whole suite: every page is loaded (the console sorts what
+  // it has), and both ends of the alphabet are there before the order is read.
+  await links.first().waitFor();
+  const more = page.getByRole("button", { name: "Load more" });
+  while (await more.isVisible()) {
+    const n = await links.count();
+    await more.click();
+    await page.waitForFunction(([sel, was]) => document.querySelectorAll(sel).length > was,
+      ["main table tbody th a[data-panel]", n]);
+  }
   await links.filter({ hasText: /^Victim/ }).first().waitFor();
   await links.filter({ hasText: /^Already off/ }).first().waitFor();
   const names = await links.allTextContents();
@@ -197,6 +206,13 @@ test("names and zones: the audit page names identities; the UTC toggle rewrites 
   await page.getByLabel("Event").fill("action.requested");
   const rows = page.getByRole("table", { name: "Audit entries" }).locator("tbody tr");
   await rows.first().waitFor();
+  // Names are looked up after the rows are drawn.
+  await page.waitForFunction(() => {
+    const t = [...document.querySelectorAll("table")]
+      .find((x) => x.caption && x.caption.textContent === "Audit entries");
+    const who = t ? [...t.querySelectorAll("tbody tr td:nth-child(6) a")] : [];
+    return who.length > 0 && who.every((a) => !/^idn_/.test(a.textContent));
+  }, null, { timeout: 10000 }).catch(() => {});
   const who = await rows.locator("td:nth-child(6) a").allTextContents();
   assert.ok(who.length > 0);
   for (const n of who) assert.doesNotMatch(n, /^idn_/, "the name, not the id");
