@@ -163,9 +163,11 @@ pg_account_sync(struct store_conn *c, const struct account *a, int64_t seen_run,
 	}
 	if ((r = sync_find(c, a->system, a->external_id, &out->cur, e)) != 0)
 		return r;
-	if (out->cur.identity_id != NULL)
-		return sync_sharing(c, out->cur.identity_id, &out->sharing, e);
-	return 0;
+	/* The row read above is the caller's only when the call succeeds. */
+	if (out->cur.identity_id != NULL &&
+	    (r = sync_sharing(c, out->cur.identity_id, &out->sharing, e)) != 0)
+		account_clear(&out->cur);
+	return r;
 }
 
 int
