@@ -1333,7 +1333,7 @@ ad_execute_batch(struct provider *p, const struct step *const *steps, size_t n,
 	struct lres lr = { 0 };
 	struct conn *c = NULL;
 	bool fresh, drop = false;
-	size_t i, todo = 0;
+	size_t i, unsettled = 0;
 	int rc = LDAP_SUCCESS, attempt;
 
 	if ((b = calloc(n, sizeof(*b))) == NULL) {
@@ -1344,9 +1344,9 @@ ad_execute_batch(struct provider *p, const struct step *const *steps, size_t n,
 	}
 	for (i = 0; i < n; i++) {
 		bstep_init(p, steps[i], &res[i], &b[i]);
-		todo += !b[i].done;
+		unsettled += !b[i].done;
 	}
-	if (todo == 0)
+	if (unsettled == 0)
 		goto out;
 	c = pool_get(p);
 	for (attempt = 0;; attempt++) {
