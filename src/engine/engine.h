@@ -107,6 +107,11 @@ int engine_system_info(struct engine *eng, const char *name, const char **kind,
 size_t engine_system_count(struct engine *eng);
 /* false when the i-th system's last step or sync got no answer from it. */
 bool engine_system_reachable(struct engine *eng, size_t i);
+
+/* How long a system's concurrency stays one below the level it last refused at
+ * before one step more is tried. */
+#define ENGINE_PROBE_MS	10000
+
 /* How many steps may run at once on the i-th system now: its max_concurrency, lower
  * while it refuses concurrent requests (quell_provider_concurrency). */
 int engine_system_concurrency(struct engine *eng, size_t i);

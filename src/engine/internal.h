@@ -20,6 +20,11 @@ struct engine_system {
 	 * system's max_concurrency, cut while it refuses concurrent requests. */
 	double limit;
 	int64_t cut_us;		/* the last cut: calls begun before it are that overload */
+	/* One below the limit it last refused at (0: none yet): the limit climbs back to
+	 * it at once, and past it one step per ENGINE_PROBE_MS without a refusal, so a
+	 * system at its true capacity is not refused again every few calls. */
+	double ceiling;
+	int64_t probe_ms;	/* engine clock of the last cut or probe past the ceiling */
 	_Atomic bool unreachable; /* as last seen: logged once when it changes */
 	/* Rate-limit waits not yet logged (the committer's alone): one line a minute. */
 	long rl_waits;

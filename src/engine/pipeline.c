@@ -651,9 +651,31 @@ observe_retry(const char *sysname, const struct step *s, const struct step_resul
 /*
  * AIMD on how many steps run at once on the job's system: a refusal for too many
  * concurrent requests halves it (once per overload: refusals of calls begun before the
- * last cut belong to the overload already cut for), and every call answered otherwise
- * adds 1/limit (one step more per round of calls), up to max_concurrency.
+ * last cut belong to the overload already cut for) and remembers one below the level
+ * refused as the ceiling; every call answered otherwise adds 1/limit (one step more per
+ * round of calls) up to the ceiling, and past it one step per ENGINE_PROBE_MS, up to
+ * max_concurrency. Without the ceiling a system at its capacity is probed, and refuses,
+ * every few calls.
  */
+static void
+grow_concurrency(struct engine *eng, struct engine_system *sys)
+{
+	int64_t now = eng->opt.clock_ms();
+
+	if (sys->ceiling > 0 && sys->limit >= sys->ceiling) {
+		if (now - sys->probe_ms < ENGINE_PROBE_MS)
+			return;
+		sys->probe_ms = now;
+		sys->ceiling = sys->limit = (int)sys->limit + 1;
+	} else {
+		sys->limit += 1 / sys->limit;
+		if (sys->ceiling > 0 && sys->limit > sys->ceiling)
+			sys->limit = sys->ceiling;
+	}
+	if (sys->limit > sys->cfg->max_concurrency)
+		sys->limit = sys->cfg->max_concurrency;
+}
+
 static void
 adapt_concurrency(struct engine *eng, const struct job *j)
 {
@@ -671,12 +693,12 @@ adapt_concurrency(struct engine *eng, const struct job *j)
 	pthread_mutex_lock(&eng->mu);
 	before = (int)sys->limit;
 	if (refused && j->call_start_us >= sys->cut_us) {
+		sys->ceiling = before - 1 < 1 ? 1 : before - 1;
 		sys->limit = sys->limit / 2 < 1 ? 1 : sys->limit / 2;
 		sys->cut_us = engine_now_us();
+		sys->probe_ms = eng->opt.clock_ms();
 	} else if (!refused && answered) {
-		sys->limit += 1 / sys->limit;
-		if (sys->limit > sys->cfg->max_concurrency)
-			sys->limit = sys->cfg->max_concurrency;
+		grow_concurrency(eng, sys);
 	}
 	after = (int)sys->limit;
 	pthread_mutex_unlock(&eng->mu);

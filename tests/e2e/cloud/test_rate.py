@@ -123,7 +123,8 @@ def test_retry_after_http_date_honoured(graph, cloud_dir):
 
 def test_concurrency_adapts(okta_direct, cloud_dir):
     """An org that takes 2 requests at once, quell allowed 8: the first burst is
-    refused, then quell runs fewer at once and the refusals fall away."""
+    refused, then quell runs fewer at once, stays one below the level refused and
+    the refusals fall away (no probe past it within ENGINE_PROBE_MS, 10 s)."""
     emu = okta_direct
     q = okta_quelld(cloud_dir, emu, max_concurrency=8)
     try:
@@ -141,7 +142,7 @@ def test_concurrency_adapts(okta_direct, cloud_dir):
         assert suspends.count(200) == 40
         first, last = suspends[:10].count(429), suspends[-20:].count(429)
         assert refused >= 1 and first >= 1, suspends
-        assert last < first, suspends
+        assert last < first and last <= 1, suspends
         assert refused <= 20, f"{refused} concurrency 429s for 40 writes"
         assert metric(q, "quell_provider_concurrency", system="cloud") < 8
     finally:

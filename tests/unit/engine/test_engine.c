@@ -1269,14 +1269,15 @@ let_go(int n)
 
 /*
  * "wide" allows 4 at once. Its first 4 calls are refused for too many concurrent
- * requests: the limit halves once (the 4 were one overload), so only 2 of the 4 steps
- * left run at once and 2 stay queued; the 8 successes that follow bring it back to 4.
+ * requests: the limit halves once (the 4 were one overload) and 3 becomes its ceiling,
+ * so only 2 of the 4 steps left run at once and 2 stay queued; the successes that
+ * follow bring it back to 3, and past 3 only once ENGINE_PROBE_MS has gone by.
  */
 static void
 test_concurrency_adapts(void **state)
 {
 	struct fx *f = *state;
-	struct action a, z, got;
+	struct action a, z, b, got;
 	const struct step *s;
 	double until;
 	size_t i;
@@ -1306,17 +1307,27 @@ test_concurrency_adapts(void **state)
 	action_clear(&got);
 
 	hold_calls(false);
-	fake_time_set(T0 + 1000);
+	fake_time_set(T0 + ENGINE_PROBE_MS - 1);
 	wait_action(f, a.id, ACTION_COMPLETED, &got);
+	action_clear(&got);
 	until = clock_mono_s() + HANG_GUARD_S;
-	while (concurrency_of(f, "wide") < 4 && clock_mono_s() < until)
+	while (concurrency_of(f, "wide") < 3 && clock_mono_s() < until)
 		clock_sleep_ms(2);
-	assert_int_equal(concurrency_of(f, "wide"), 4);
+	assert_int_equal(concurrency_of(f, "wide"), 3);
 	pthread_mutex_lock(&fk.mu);
 	assert_int_equal(calls_of(fk.calls[0].ref), 2);
 	assert_int_equal(calls_of(fk.calls[4].ref), 1);
 	pthread_mutex_unlock(&fk.mu);
+
+	fake_time_set(T0 + ENGINE_PROBE_MS);
+	request_on(f, IDN3, NULL, &b);
+	wait_action(f, b.id, ACTION_COMPLETED, &got);
+	until = clock_mono_s() + HANG_GUARD_S;
+	while (concurrency_of(f, "wide") < 4 && clock_mono_s() < until)
+		clock_sleep_ms(2);
+	assert_int_equal(concurrency_of(f, "wide"), 4);
 	action_clear(&got);
+	action_clear(&b);
 	action_clear(&z);
 	action_clear(&a);
 }
