@@ -8,13 +8,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
+# Each part's header says how long the run has taken so far (kept across the exec below).
+export QUELL_T0=${QUELL_T0:-$(date +%s)}
+phase() {
+	local t=$(($(date +%s) - QUELL_T0))
+	printf '== %s [%d:%02d]\n' "$*" $((t / 60)) $((t % 60))
+}
+
 bash scripts/deps.sh --test
 
 # The Debian package is built and installed on a fresh root file system first: apt
 # there needs Debian's mirror, which the network namespace below cannot reach. Its
 # checks ("ok: …" / "FAIL: …" lines) are counted with the rest.
 if [ "$(id -u)" -eq 0 ] && [ -z "${QUELL_NETNS:-}" ]; then
-	echo "== Debian package (tests/package/deb.sh)"
+	phase "Debian package (tests/package/deb.sh)"
 	pkglog=$(mktemp "${TMPDIR:-/tmp}/quell-deb.XXXXXX.log")
 	bash tests/package/deb.sh 2>&1 | tee "$pkglog" || true
 	export QUELL_PKGLOG=$pkglog
@@ -40,7 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== starting the Samba AD lab in $lab"
+phase "starting the Samba AD lab in $lab"
 bash scripts/lab/samba.sh up "$lab"
 set -a
 # shellcheck disable=SC1091
@@ -49,7 +56,7 @@ set +a
 
 # One PostgreSQL 15 cluster for every run: the store's suite on PostgreSQL
 # (QUELL_TEST_PG) and the end-to-end tests of quelld nodes sharing a database.
-echo "== starting PostgreSQL in $pg"
+phase "starting PostgreSQL in $pg"
 chmod 711 "$pg"
 bash scripts/lib/pg.sh up "$pg/c"
 set -a
@@ -77,12 +84,12 @@ tally() {
 run_build() {
 	local name=$1 dir=build/$1
 	shift
-	echo "== building ($name)"
+	phase "building ($name)"
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >/dev/null
 	fi
 	ninja -C "$dir" >/dev/null
-	echo "== unit and integration tests ($name)"
+	phase "unit and integration tests ($name)"
 	# TAP from cmocka, so that each of its tests is counted, not each program.
 	# The fault suite (tests/fault) only under the sanitizers: a failure path's leak
 	# or overflow is what it is there to find.
@@ -130,7 +137,7 @@ run_build() {
 # The Graph and Okta emulators' own tests (Node's test runner, TAP summary).
 run_emulator_tests() {
 	local out=$results/emulators.txt
-	echo "== emulator tests"
+	phase "emulator tests"
 	node --test tests/emulators/graph/ tests/emulators/okta/ tests/emulators/scim/ >"$out" 2>&1 || true
 	tail -n 8 "$out"
 	tally node "$out"
@@ -151,12 +158,12 @@ count_package() {
 	failed=$((failed + f))
 }
 
-# The libFuzzer harnesses (scripts/fuzz.sh), FUZZ_SECONDS each (default 30) on a copy
+# The libFuzzer harnesses (scripts/fuzz.sh), FUZZ_SECONDS each (default 20) on a copy
 # of the committed corpus: each harness counts as one test, failed on any finding.
 run_fuzz() {
 	local out=$results/fuzz.txt p f
-	echo "== fuzzing (${FUZZ_SECONDS:-30} s per harness)"
-	bash scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-30}" --work "$results/fuzz" \
+	phase "fuzzing (${FUZZ_SECONDS:-20} s per harness)"
+	bash scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-20}" --work "$results/fuzz" \
 	    2>&1 | tee "$out" || true
 	p=$(grep -c '^fuzz .*: ok' "$out" || true)
 	f=$(grep -c '^fuzz .*: FAILED' "$out" || true)
@@ -175,7 +182,7 @@ run_fuzz
 # A skip hides a whole group when a tool is missing: under CI it fails, unless
 # tests/expected-skips lists it (a pattern and why, tab-separated).
 if [ "$skipped" -gt 0 ]; then
-	echo "== skipped"
+	phase "skipped"
 	/usr/bin/python3 scripts/lib/tally.py skips "$skiplist" tests/expected-skips \
 	    >"$results/skips.txt" || echo 1 >>"$results/skips.txt"
 	sed '$d' "$results/skips.txt"
@@ -185,5 +192,6 @@ if [ "$skipped" -gt 0 ]; then
 		failed=$((failed + unexpected))
 	fi
 fi
+phase "done"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
