@@ -19,13 +19,19 @@ clock_mono_ms(void)
 	return ms_of(CLOCK_MONOTONIC);
 }
 
-int64_t
-clock_mono_us(void)
+static int64_t
+us_of(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+clock_mono_us(void)
+{
+	return us_of(CLOCK_MONOTONIC);
 }
 
 double
@@ -41,6 +47,12 @@ int64_t
 clock_real_ms(void)
 {
 	return ms_of(CLOCK_REALTIME);
+}
+
+int64_t
+clock_real_us(void)
+{
+	return us_of(CLOCK_REALTIME);
 }
 
 void

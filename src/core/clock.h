@@ -17,6 +17,8 @@ int64_t clock_mono_us(void);
 double clock_mono_s(void);
 /* Milliseconds since 1970 (UTC) on CLOCK_REALTIME. */
 int64_t clock_real_ms(void);
+/* Microseconds since 1970 (UTC) on CLOCK_REALTIME. */
+int64_t clock_real_us(void);
 /* Sleeps ms milliseconds (nothing when ms <= 0), through EINTR. */
 void clock_sleep_ms(int64_t ms);
 
