@@ -11,6 +11,15 @@ Environment:
                 one shared by the nodes of a cluster) instead of SQLite: in the
                 cluster of QUELL_TEST_PG (a libpq connection string), or else one the
                 suite starts with scripts/lib/pg.sh and stops at the end
+  QUELL_E2E_NODES=2 (with QUELL_E2E_STORE=postgres)
+                every quelld a test starts is two nodes on one database, each with
+                its own port, node_id, directory and log; q.api() spreads requests
+                across both (one after the other). q.proc, q.port, q.log and q.conf
+                are node 0's, and q.api(node=0) talks to node 0 only: what a test
+                inspects of one process (signals, log, metrics, /proc) is node 0's.
+                A test marked single_node (by nature one process: it reads the
+                process's log for what the engine did, or the SQLite file) keeps
+                one node; one marked sqlite keeps SQLite.
   QUELL_E2E_REAL_OUTAGE=1
                 fault tests stop the real Samba (samba.sh down/up). By default they do
                 so only when the suite owns the lab; with a shared lab they cut a TCP
@@ -18,6 +27,7 @@ Environment:
                 lab are not disturbed.
 """
 import http.client
+import itertools
 import json
 import os
 import re
@@ -41,6 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAMBA_SH = REPO / "scripts" / "lab" / "samba.sh"
 PG_SH = REPO / "scripts" / "lib" / "pg.sh"
 STORE = os.environ.get("QUELL_E2E_STORE", "sqlite")
+NODES = int(os.environ.get("QUELL_E2E_NODES", "1"))
 PASSWORD = "E2e-Pw-" + secrets.token_hex(4)
 ROLES = ("admin", "responder", "viewer", "detector")
 TERMINAL = {"completed", "partially_completed", "failed", "cancelled", "denied", "rejected"}
@@ -64,6 +75,12 @@ QUELLD = None
 def pytest_configure(config):
     global QUELLD
     QUELLD = _build()
+    if NODES not in (1, 2) or (NODES == 2 and STORE != "postgres"):
+        pytest.exit("QUELL_E2E_NODES=2 needs QUELL_E2E_STORE=postgres", returncode=2)
+    config.addinivalue_line("markers", "single_node(reason): the test's quellds run one "
+                            "node each (QUELL_E2E_NODES)")
+    config.addinivalue_line("markers", "sqlite(reason): the test's quellds keep SQLite "
+                            "stores whatever QUELL_E2E_STORE says")
 
 
 def wait_for(pred, timeout=60.0, interval=0.05, what="condition"):
@@ -82,7 +99,10 @@ def wait_for(pred, timeout=60.0, interval=0.05, what="condition"):
 def sync_and_wait(api, system=None, full=False, timeout=900):
     """POST /api/v1/sync[/{system}] (202), then polls GET /api/v1/sync until every
     system asked for has finished the run that serves the request. Returns that
-    system's status (or the list of them), with the old report keys as aliases."""
+    system's status (or the list of them), with the old report keys as aliases.
+    Request and polls go to one node: a run's number and progress are that node's
+    (engine/sync.c keeps them in memory), not the cluster's."""
+    api = api.one()
     path = "/api/v1/sync" + (f"/{system}" if system else "") + ("?full=true" if full else "")
     r = api.request("POST", path)
     assert r.status == 202, f"POST {path}: {r}"
@@ -470,15 +490,31 @@ class Resp:
         return f"<{self.status} {self.raw[:300]!r}>"
 
 
+_TURN = itertools.count()
+
+
 class Api:
-    """Plain HTTP to quelld; never raises on 4xx/5xx."""
+    """Plain HTTP to quelld; never raises on 4xx/5xx. Given several ports (the nodes of
+    one cluster), each request goes to the next one."""
 
     def __init__(self, port, token=None):
-        self.port = port
+        self.ports = list(port) if isinstance(port, (list, tuple)) else [port]
         self.token = token
 
+    @property
+    def port(self):
+        return self.ports[0]
+
     def as_(self, token):
-        return Api(self.port, token)
+        return Api(self.ports, token)
+
+    def one(self):
+        """The same client on one node: the next one in turn."""
+        return Api(self._next_port(), self.token)
+
+    def _next_port(self):
+        return self.ports[next(_TURN) % len(self.ports)] if len(self.ports) > 1 \
+            else self.ports[0]
 
     def request(self, method, path, body=None, token=..., headers=None, raw=None,
                 content_type="application/json"):
@@ -493,7 +529,7 @@ class Api:
             h["Content-Type"] = content_type
         if headers:
             h.update(headers)
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        c = http.client.HTTPConnection("127.0.0.1", self._next_port(), timeout=60)
         try:
             c.request(method, path, body=data, headers=h)
             r = c.getresponse()
@@ -649,11 +685,87 @@ class PgConn:
 # ---------------------------------------------------------------------- quelld
 
 
+def _launch(conf, log):
+    """quelld -c conf, its output appended to log: (process, where its output starts)."""
+    start_at = log.stat().st_size if log.exists() else 0
+    logf = open(log, "ab")
+    proc = subprocess.Popen([str(QUELLD), "-c", str(conf)], stdin=subprocess.DEVNULL,
+                            stdout=logf, stderr=logf)
+    logf.close()
+    return proc, start_at
+
+
+def _serving(proc, log, start_at):
+    """The port proc listens on, once it answers /healthz."""
+    def port():
+        if proc.poll() is not None:
+            raise AssertionError(f"quelld exited ({proc.returncode}): "
+                                 f"{log.read_text()[start_at:]}")
+        with open(log, "rb") as f:
+            f.seek(start_at)
+            m = re.search(rb"listening on \S+ \(port (\d+)\)", f.read())
+        return int(m.group(1)) if m else None
+    p = wait_for(port, 30, what="quelld to listen")
+
+    def healthy():
+        try:
+            return Api(p).get("/healthz", token=None).status == 200
+        except OSError:
+            return False
+    wait_for(healthy, 30, what="/healthz")
+    return p
+
+
+def _end(proc, gently):
+    if proc is None:
+        return
+    if not gently:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Peer:
+    """Another node of a Quelld (QUELL_E2E_NODES): the same configuration but its
+    node_id, in a directory of its own under the first node's."""
+
+    def __init__(self, first, i):
+        self.first = first
+        self.dir = first.dir / f"node{i}"
+        self.dir.mkdir(exist_ok=True)
+        self.conf = self.dir / "quelld.conf"
+        self.log = self.dir / "quelld.log"
+        self.node_id = f"{first.node_id}-{i}"
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        # Written at each start: a test edits the first node's file before it starts.
+        text = self.first.conf.read_text()
+        text, n = re.subn(r"(?m)^node_id = .*$", f"node_id = {self.node_id}", text, count=1)
+        assert n == 1, "the configuration names no node_id"
+        self.conf.write_text(text)
+        self.proc, at = _launch(self.conf, self.log)
+        self.port = _serving(self.proc, self.log, at)
+
+    def end(self, gently):
+        _end(self.proc, gently)
+        self.proc = None
+
+
 class Quelld:
     def __init__(self, lab, workdir, url=None, engine=None, server=None, system=None,
-                 store=None):
+                 store=None, nodes=None):
         """store: the PostgreSQL connection string of a database to share with other
-        nodes; by default a store of its own (QUELL_E2E_STORE)."""
+        nodes; by default a store of its own (QUELL_E2E_STORE). nodes: how many quelld
+        share that store of its own (QUELL_E2E_NODES by default; one with store=, or on
+        SQLite)."""
         self.lab = lab
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -673,17 +785,23 @@ class Quelld:
         lines = ["[server]"] + [f"{k} = {v}" for k, v in srv.items()]
         lines += ["", "[engine]"] + [f"{k} = {v}" for k, v in eng.items()]
         self.pg_db = None
-        if store is not None or STORE == "postgres":
+        nodes = _TEST_NODES if nodes is None else nodes
+        on_pg = store is not None or (STORE == "postgres" and nodes != "sqlite")
+        if on_pg:
             if store is None:
                 store, self.pg_db = postgres().new_db()
             else:
                 self.pg_db = re.search(r"dbname=(\S+)$", store).group(1)
+                nodes = 1
             lines += ["", "[store]", "backend = postgres", f"conninfo = {store}"]
         else:
             lines += ["", "[store]", f"path = {self.db}"]
         self.store = store
         lines += ["", '[system "corp"]'] + [f"{k} = {v}" for k, v in sysc.items()]
         self.conf.write_text("\n".join(lines) + "\n")
+        self.node_id = srv["node_id"]
+        n = (nodes if isinstance(nodes, int) else NODES) if on_pg else 1
+        self.peers = [Peer(self, i) for i in range(1, n)]
         self.tokens = {role: self.token(f"e2e-{role}", role) for role in ROLES}
 
     def token(self, name, role):
@@ -696,28 +814,10 @@ class Quelld:
 
     def start(self):
         assert self.proc is None
-        start_at = self.log.stat().st_size if self.log.exists() else 0
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([str(QUELLD), "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf)
-        logf.close()
-
-        def port():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"quelld exited ({self.proc.returncode}): "
-                                     f"{self.log.read_text()[start_at:]}")
-            with open(self.log, "rb") as f:
-                f.seek(start_at)
-                m = re.search(rb"listening on \S+ \(port (\d+)\)", f.read())
-            return int(m.group(1)) if m else None
-        self.port = wait_for(port, 30, what="quelld to listen")
-
-        def healthy():
-            try:
-                return Api(self.port).get("/healthz", token=None).status == 200
-            except OSError:
-                return False
-        wait_for(healthy, 30, what="/healthz")
+        self.proc, at = _launch(self.conf, self.log)
+        self.port = _serving(self.proc, self.log, at)
+        for p in self.peers:
+            p.start()
         # The contract pass: the suite talks to quelld through a validating proxy of
         # docs/openapi.yaml (tests/e2e/contract.py); direct_port bypasses it.
         self.direct_port = self.port
@@ -731,31 +831,33 @@ class Quelld:
             self.proxy.stop()
             self.proxy = None
 
-    def kill(self):
-        """SIGKILL: no cleanup of any kind."""
+    def _end(self, gently):
         self._stop_proxy()
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-            self.proc = None
+        for p in self.peers:
+            p.end(gently)
+        _end(self.proc, gently)
+        self.proc = None
+
+    def kill(self):
+        """SIGKILL to every node: no cleanup of any kind."""
+        self._end(False)
 
     def stop(self):
-        self._stop_proxy()
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        self._end(True)
 
     def restart(self):
         self.kill()
         return self.start()
 
-    def api(self, role="admin"):
-        return Api(self.port, self.tokens[role] if role else None)
+    @property
+    def ports(self):
+        """Every running node's port, node 0's first."""
+        return [self.port] + [p.port for p in self.peers if p.proc is not None]
+
+    def api(self, role="admin", node=None):
+        """Requests spread across the nodes, or all to one (node=0: this process)."""
+        ports = self.ports if node is None else self.ports[node]
+        return Api(ports, self.tokens[role] if role else None)
 
     @property
     def admin(self):
@@ -806,6 +908,21 @@ def api_contract():
         assert not bad, "answers that break docs/openapi.yaml:\n" + "\n".join(bad[:30])
 
 
+_TEST_NODES = None  # the running test's markers: "sqlite", 1, or None (QUELL_E2E_NODES)
+
+
+@pytest.fixture(autouse=True)
+def test_nodes(request):
+    """What the running test's markers ask of every Quelld it makes, however made."""
+    global _TEST_NODES
+    if request.node.get_closest_marker("sqlite") is not None:
+        _TEST_NODES = "sqlite"
+    elif request.node.get_closest_marker("single_node") is not None:
+        _TEST_NODES = 1
+    yield
+    _TEST_NODES = None
+
+
 @pytest.fixture
 def quelld(lab, tmp_path):
     """Factory: quelld(**opts) → a started Quelld on a fresh store; all are killed at
@@ -823,8 +940,10 @@ def quelld(lab, tmp_path):
         for q in made:
             if q.proc is not None and q.proc.poll() is None and not q.tampered:
                 tok = q.token(f"chain-check-{secrets.token_hex(3)}", "auditor")
-                v = Api(q.direct_port, tok).get("/api/v1/audit/verify")
-                assert v.status == 200 and v.json["ok"], f"{q.dir.name}: audit verify {v}"
+                for port in [q.direct_port] + q.ports[1:]:
+                    v = Api(port, tok).get("/api/v1/audit/verify")
+                    assert v.status == 200 and v.json["ok"], \
+                        f"{q.dir.name} (port {port}): audit verify {v}"
     finally:
         for q in made:
             q.kill()
