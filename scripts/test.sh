@@ -101,24 +101,19 @@ run_build() {
 	echo "== end-to-end tests ($name)"
 	local out=$results/pytest-$name.txt
 	# LeakSanitizer's own test needs the sanitize build: elsewhere it would only skip.
-	local only_asan=()
+	local only_asan=() cluster=()
 	[ "$name" = sanitize ] || only_asan=(--ignore=tests/e2e/test_leaks.py)
-	# Without QUELL_TEST_PG: the PostgreSQL failover test restarts a cluster of its
-	# session's own, never the one the store's unit tests share.
-	env -u QUELL_TEST_PG QUELL_BUILD=$top/$dir /usr/bin/python3 -m pytest -q -rs \
-	    -p no:cacheprovider tests/e2e \
+	# The release pass on PostgreSQL, every quelld two nodes on one database with
+	# requests spread across both; the sanitize pass on SQLite, the embedded default.
+	[ "$name" = release ] && cluster=(QUELL_E2E_STORE=postgres QUELL_E2E_NODES=2)
+	# Without QUELL_TEST_PG: the suite starts a PostgreSQL of its own (scripts/lib/pg.sh)
+	# and stops it at its end, so the failover test may restart it; never the one the
+	# store's unit tests share.
+	env -u QUELL_TEST_PG "${cluster[@]}" QUELL_BUILD=$top/$dir /usr/bin/python3 -m pytest \
+	    -q -rs -p no:cacheprovider tests/e2e \
 	    "${only_asan[@]}" 2>&1 | tee "$out" || true
 	tally pytest "$out"
 	[ "$name" = release ] || return 0
-	# Once on PostgreSQL: two nodes on one database (test_pg_nodes), and tests of
-	# actions, a crash and lists with every quelld's store there (not hunting's:
-	# advanced hunting is SQLite's).
-	echo "== end-to-end tests on PostgreSQL (release)"
-	out=$results/pytest-postgres.txt
-	QUELL_E2E_STORE=postgres QUELL_BUILD=$top/$dir /usr/bin/python3 -m pytest -q -rs \
-	    -p no:cacheprovider tests/e2e/test_pg_nodes.py tests/e2e/test_ad_actions.py \
-	    tests/e2e/test_crash.py tests/e2e/test_list.py 2>&1 | tee "$out" || true
-	tally pytest "$out"
 	# quell's own contract: the API's answers to the tests that use the API as a
 	# client does, checked against docs/openapi.yaml by a Prism proxy
 	# (tests/e2e/contract.py). Left out: tests of the transport itself (raw bytes,
