@@ -552,7 +552,9 @@ missing_steps(struct engine *eng, const struct disruption_rule *rule,
 }
 
 /* Requests the actions (or plans them, dry) and records what came of it. The count
- * of recent containments includes this transaction's own. */
+ * of recent containments includes this transaction's own, and is the cluster's: it
+ * is read from the store inside the write transaction, which excludes every other
+ * node's writer (store.h), so two nodes cannot both see room for the last one. */
 static int
 act(struct run *x, const struct disruption_rule *rule, const char *identity_id,
     const struct disruption_step *const *wanted, size_t n, json_t *na, struct qerr *e)
