@@ -19,6 +19,9 @@ int api_config_check(const struct config *cfg, struct qerr *e);
  * succeeds, the caller still does when it fails). cfg, st, eng outlive it. */
 int api_start(const struct config *cfg, struct store *st, struct engine *eng,
     int listen_fd, struct api **out, struct qerr *e);
+/* A listening socket on cfg->listen (*fd, the caller's until api_start takes it), for
+ * a daemon that binds before it drops root. */
+int api_listen_socket(const struct config *cfg, int *fd, struct qerr *e);
 /* Stops accepting connections but keeps the listening socket open, so clients queue
  * in its backlog instead of being refused while a reload swaps the API; returns the
  * socket (the caller owns it), or -1. Call api_stop after it. */

@@ -4,11 +4,14 @@
  * console (web.c) or the routes; the answer helpers are request.c's.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -318,6 +321,28 @@ parse_listen(const char *s, struct sockaddr_in *sa, struct qerr *e)
 		    "listen must be an IPv4 ADDRESS:PORT, not '%s'", s);
 	sa->sin_family = AF_INET;
 	sa->sin_port = htons((uint16_t)port);
+	return 0;
+}
+
+int
+api_listen_socket(const struct config *cfg, int *fd, struct qerr *e)
+{
+	struct sockaddr_in sa;
+	int one = 1, r;
+
+	*fd = -1;
+	if ((r = parse_listen(cfg->listen, &sa, e)) != 0)
+		return r;
+	if ((*fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(*fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(*fd, 128) != 0) {
+		r = qerr_set(e, QERR_IO, "listen", "cannot listen on %s: %s", cfg->listen,
+		    strerror(errno));
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return r;
+	}
 	return 0;
 }
 

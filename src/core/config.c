@@ -102,6 +102,10 @@ server_key(struct parser *p, const char *k, const char *v)
 		return set_str(p, &c->tls_cert, v);
 	if (strcmp(k, "tls_key") == 0)
 		return set_str(p, &c->tls_key, v);
+	if (strcmp(k, "user") == 0) {
+		c->user_line = p->line;
+		return set_str(p, &c->user, v);
+	}
 	if (strcmp(k, "node_id") == 0)
 		return set_str(p, &c->node_id, v);
 	if (strcmp(k, "workers") == 0) {
@@ -810,6 +814,7 @@ config_clear(struct config *cfg)
 	free(cfg->listen);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->user);
 	free(cfg->node_id);
 	free(cfg->store_path);
 	free(cfg->store_backend);

@@ -1,7 +1,7 @@
 /*
  * quelld's configuration as plain data. The parser (config.c) reads an INI-style file:
  *
- *   [server]            listen, tls_cert, tls_key, node_id, workers, max_body,
+ *   [server]            listen, tls_cert, tls_key, user, node_id, workers, max_body,
  *                       max_connections, max_connections_per_client,
  *                       header_timeout, idle_timeout, hunt_workers,
  *                       token_max_lifetime, log_format, log_level
@@ -98,6 +98,10 @@ struct config {
 	char *listen;		/* "127.0.0.1:8443" */
 	char *tls_cert;
 	char *tls_key;
+	/* The user quelld becomes once started as root (its processes drop to it);
+	 * NULL: it stays who started it. */
+	char *user;
+	int user_line;
 	char *node_id;
 	int workers;
 	size_t max_body;

@@ -22,6 +22,7 @@
 #include "core/text.h"
 #include "core/version.h"
 #include "daemon/daemon.h"
+#include "privsep/privsep.h"
 #include "store/store.h"
 
 /* One line per event, written at once so lines from several threads never mix. */
@@ -154,6 +155,7 @@ int
 main(int argc, char **argv)
 {
 	const char *path = CONFIG_DEFAULT_FILE;
+	struct privsep_user user;
 	bool version = false, help = false;
 	char *text = NULL;
 	struct config cfg;
@@ -196,12 +198,18 @@ main(int argc, char **argv)
 		/* A start refuses exactly what check refuses, in the same words: what the
 		 * start does not check itself is checked here first. */
 		if ((rc = (i == argc ? daemon_config_check_local(&cfg, &e) :
-		    daemon_config_check(&cfg, &e)) == 0 ? 0 : 1) != 0)
+		    daemon_config_check(&cfg, &e)) == 0 &&
+		    privsep_user_resolve(&cfg, &user, &e) == 0 ? 0 : 1) != 0)
 			fprintf(stderr, "quelld: %s\n", e.msg);
 		else if (i == argc)
 			rc = daemon_run(path, &cfg, text);
 		else
 			printf("%s: ok\n", cfg.file);
+	} else if (privsep_user_resolve(&cfg, &user, &e) != 0 ||
+	    privsep_become(&user, "quelld token create", &e) != 0) {
+		/* As the daemon's user, so a store it creates is the daemon's. */
+		fprintf(stderr, "quelld: %s\n", e.msg);
+		rc = 1;
 	} else
 		rc = token_create(&cfg, argc - i - 2, argv + i + 2);
 	config_clear(&cfg);

@@ -324,14 +324,36 @@ probe_secrets(const struct config *cfg)
  * reports what a bad configuration says before anything else starts. */
 static int
 start_executor(const char *path, const char *text, const struct config *cfg,
-    struct running *run, struct qerr *e)
+    const struct privsep_user *user, struct running *run, struct qerr *e)
 {
 	int r;
 
-	if ((r = privsep_start(cfg, &run->ps, e)) == 0 &&
+	if ((r = privsep_start(cfg, user, &run->ps, e)) == 0 &&
 	    (r = privsep_load(run->ps, path, text, e)) == 0)
 		r = privsep_swap(run->ps, e);
 	return r;
+}
+
+/* The front's part of leaving root, once the executor has read the secrets and
+ * become the user itself: the port is bound first (it may be below 1024), then the
+ * store is opened as the user, so its files are the user's. */
+static int
+drop_root(const struct config *cfg, const struct privsep_user *user, int *listen_fd,
+    struct qerr *e)
+{
+	int r;
+
+	if (!user->drop)
+		return 0;
+	if (geteuid() == 0 && (r = api_listen_socket(cfg, listen_fd, e)) != 0)
+		return r;
+	if ((r = privsep_become(user, "front", e)) != 0)
+		return r;
+	log_event(LOG_LVL_INFO, "privsep.user", LOG_FIELDS(LOG_S("user", user->name),
+	    LOG_I("uid", (long)user->uid), LOG_I("gid", (long)user->gid)), "privsep: both "
+	    "processes run as user %s (uid %ld, gid %ld)", user->name, (long)user->uid,
+	    (long)user->gid);
+	return 0;
 }
 
 /* The executor ended: say how, once. */
@@ -355,13 +377,20 @@ int
 daemon_run(const char *path, struct config *cfg, const char *text)
 {
 	struct running run = { 0 };
+	struct privsep_user user;
 	struct sigaction sa;
 	sigset_t mask, waiting;
 	struct qerr e;
-	int r;
+	int listen_fd = -1, r;
 
 	qerr_clear(&e);
-	if ((r = start_executor(path, text, cfg, &run, &e)) != 0)
+	if ((r = privsep_user_resolve(cfg, &user, &e)) != 0)
+		goto out;
+	if (!user.drop && geteuid() == 0)
+		log_msg(LOG_LVL_WARN, "quelld runs as root and [server] user is not set: "
+		    "both of its processes keep root");
+	if ((r = start_executor(path, text, cfg, &user, &run, &e)) != 0 ||
+	    (r = drop_root(cfg, &user, &listen_fd, &e)) != 0)
 		goto out;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
@@ -381,7 +410,7 @@ daemon_run(const char *path, struct config *cfg, const char *text)
 	sigaddset(&mask, SIGCHLD);
 	pthread_sigmask(SIG_BLOCK, &mask, &waiting);
 	if ((r = store_open_config(cfg, cfg->workers + 8, &run.st, &e)) ||
-	    (r = sandbox(path, cfg, &e)) || (r = start(cfg, &run, -1, &e)))
+	    (r = sandbox(path, cfg, &e)) || (r = start(cfg, &run, listen_fd, &e)))
 		goto out;
 	probe_secrets(cfg);
 	log_started(cfg, &run, "started");
@@ -405,6 +434,9 @@ daemon_run(const char *path, struct config *cfg, const char *text)
 out:
 	if (r != 0 && e.msg[0])
 		log_msg(LOG_LVL_ERROR, "%s", e.msg);
+	/* A socket bound for the API that did not start is still this function's. */
+	if (run.api == NULL && listen_fd >= 0)
+		close(listen_fd);
 	stop(&run, false);
 	store_close(run.st);
 	privsep_stop(run.ps);

@@ -468,6 +468,20 @@ control_load(struct privsep_exec *x, const struct privsep_msg *m, struct privsep
 	return 0;
 }
 
+/* Once the first LOAD has read the secret files, root has nothing left to do here:
+ * the user is become before the front hears the answer. */
+static int
+become_once(struct privsep_exec *x, struct qerr *e)
+{
+	int r;
+
+	if (!x->become.drop)
+		return 0;
+	if ((r = privsep_become(&x->become, "executor", e)) == 0)
+		x->become.drop = false;
+	return r;
+}
+
 int
 privsep_exec_control(struct privsep_exec *x, int fd)
 {
@@ -481,9 +495,10 @@ privsep_exec_control(struct privsep_exec *x, int fd)
 	qerr_clear(&e);
 	while ((r = privsep_recv(fd, &in, &m, &e)) == 0) {
 		answered = false;
-		if (m.type == PRIVSEP_LOAD)
-			r = control_load(x, &m, &out, &answered);
-		else if (m.type == PRIVSEP_SWAP) {
+		if (m.type == PRIVSEP_LOAD) {
+			if ((r = control_load(x, &m, &out, &answered)) == 0)
+				r = become_once(x, &e);
+		} else if (m.type == PRIVSEP_SWAP) {
 			pthread_rwlock_wrlock(&x->lock);
 			s = x->cur;
 			x->cur = x->next;
@@ -509,6 +524,8 @@ privsep_exec_control(struct privsep_exec *x, int fd)
 	}
 	if (r == QERR_INVALID)
 		refused("control", &e);
+	else if (r != 0 && r != QERR_IO)
+		log_msg(LOG_LVL_ERROR, "%s", e.msg);
 	privsep_buf_clear(&in);
 	privsep_buf_clear(&out);
 	return r == QERR_IO ? 0 : r;

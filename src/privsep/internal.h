@@ -34,6 +34,7 @@ struct privsep_exec {
 	pthread_rwlock_t lock;
 	struct privsep_systems *cur;
 	struct privsep_systems *next;
+	struct privsep_user become;	/* drop: who to become after the first LOAD */
 };
 
 void privsep_exec_init(struct privsep_exec *x);
@@ -49,7 +50,8 @@ int privsep_exec_control(struct privsep_exec *x, int fd);
 /* Whether ref has the shape of an account reference of kind (why says how not). */
 bool privsep_ref_valid(const char *kind, const char *ref, char *why, size_t n);
 
-/* The executor's seccomp filter and no_new_privs (sandbox.c), once it forked. */
-int privsep_sandbox_executor(struct qerr *e);
+/* The executor's seccomp filter and no_new_privs (sandbox.c), once it forked; setid
+ * lets it make the calls of privsep_become. */
+int privsep_sandbox_executor(bool setid, struct qerr *e);
 
 #endif

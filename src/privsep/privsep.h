@@ -17,13 +17,38 @@
 
 struct privsep;
 
+/* The unprivileged user both processes become after a start as root. */
+struct privsep_user {
+	bool drop;		/* false: stay who started quelld */
+	uid_t uid;
+	gid_t gid;
+	char name[64];
+};
+
+/*
+ * cfg's [server] user, looked up (drop is false when none is set). QERR_CONFIG naming
+ * "user" for a name the system does not know, or one whose uid or gid is root's.
+ */
+int privsep_user_resolve(const struct config *cfg, struct privsep_user *u,
+    struct qerr *e);
+/*
+ * Becomes u (who names the process in errors): no supplementary group, then u's gid
+ * and uid as real, effective and saved ids; then checks that root's cannot be taken
+ * back. A process not running as root that already is u has nothing to do; one that
+ * is someone else fails naming "user".
+ */
+int privsep_become(const struct privsep_user *u, const char *who, struct qerr *e);
+
 /*
  * Forks the executor, with enough channels for cfg's systems (the pool does not
  * grow on reload: callers beyond it wait for a free channel). Call before any thread
  * starts. The child never returns from here: it serves until the front's end closes,
- * then exits. *out is freed with privsep_stop. Nothing is loaded yet.
+ * then exits. With user->drop (user may be NULL), the executor becomes that user once
+ * its first LOAD has read the secret files, before it answers. *out is freed with
+ * privsep_stop. Nothing is loaded yet.
  */
-int privsep_start(const struct config *cfg, struct privsep **out, struct qerr *e);
+int privsep_start(const struct config *cfg, const struct privsep_user *user,
+    struct privsep **out, struct qerr *e);
 /* The executor's process id. */
 pid_t privsep_pid(const struct privsep *ps);
 

@@ -471,7 +471,8 @@ serve_thread(void *arg)
 /* The executor process: never returns. Signals meant for quelld (a terminal's ^C,
  * systemd's SIGTERM to the unit) leave it to end when the front closes its end. */
 static void
-executor_main(pid_t front, int ctl, const int *fds, size_t n)
+executor_main(pid_t front, int ctl, const int *fds, size_t n,
+    const struct privsep_user *user)
 {
 	struct privsep_exec x;
 	void **args = calloc(n, 2 * sizeof(*args));
@@ -487,11 +488,13 @@ executor_main(pid_t front, int ctl, const int *fds, size_t n)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	qerr_clear(&e);
-	if (privsep_sandbox_executor(&e) != 0) {
+	if (privsep_sandbox_executor(user != NULL && user->drop, &e) != 0) {
 		log_msg(LOG_LVL_ERROR, "executor: %s", e.msg);
 		_exit(1);
 	}
 	privsep_exec_init(&x);
+	if (user != NULL)
+		x.become = *user;
 	for (i = 0; i < n; i++) {
 		args[2 * i] = &x;
 		args[2 * i + 1] = (void *)(intptr_t)fds[i];
@@ -499,8 +502,7 @@ executor_main(pid_t front, int ctl, const int *fds, size_t n)
 			_exit(1);
 		pthread_detach(t);
 	}
-	privsep_exec_control(&x, ctl);
-	_exit(0);
+	_exit(privsep_exec_control(&x, ctl) == 0 ? 0 : 1);
 }
 
 /* Enough channels for every step the engine may run at once, a sync per system and a
@@ -526,7 +528,8 @@ fds_close(int *fds, size_t n)
 }
 
 int
-privsep_start(const struct config *cfg, struct privsep **out, struct qerr *e)
+privsep_start(const struct config *cfg, const struct privsep_user *user,
+    struct privsep **out, struct qerr *e)
 {
 	size_t n = channels_for(cfg), i;
 	struct privsep *ps = calloc(1, sizeof(*ps));
@@ -558,7 +561,7 @@ privsep_start(const struct config *cfg, struct privsep **out, struct qerr *e)
 	}
 	if (ps->pid == 0) {
 		fds_close(mine, n + 1);
-		executor_main(front, theirs[0], theirs + 1, n);
+		executor_main(front, theirs[0], theirs + 1, n, user);
 	}
 	fds_close(theirs, n + 1);
 	ps->ctl = mine[0];

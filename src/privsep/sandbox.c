@@ -150,6 +150,10 @@ static const char *const calls_front[] = {
 	"fchmod", "fchown", "umask", "flock", "wait4", "waitid",
 };
 
+/* The executor's, while it still has to drop root (privsep_become); once it has,
+ * the kernel refuses them whatever they ask. */
+static const char *const calls_setid[] = { "setgroups", "setresuid", "setresgid" };
+
 #ifdef SANITIZED
 static const char *const calls_sanitizer[] = {
 	"ptrace", "process_vm_readv", "getdents", "execve", "fork", "vfork", "wait4",
@@ -177,7 +181,7 @@ allow(scmp_filter_ctx ctx, const char *const *names, size_t n, struct qerr *e)
 /* no_new_privs, then the allow-list; anything else fails with EPERM rather than
  * killing the process, so a library's rare call shows as an error, not a crash. */
 static int
-filter(const char *who, bool front, struct qerr *e)
+filter(const char *who, bool front, bool setid, struct qerr *e)
 {
 	scmp_filter_ctx ctx;
 	int r;
@@ -190,6 +194,8 @@ filter(const char *who, bool front, struct qerr *e)
 	if ((r = allow(ctx, calls_common, sizeof(calls_common) / sizeof(calls_common[0]),
 	    e)) == 0 && front)
 		r = allow(ctx, calls_front, sizeof(calls_front) / sizeof(calls_front[0]), e);
+	if (r == 0 && setid)
+		r = allow(ctx, calls_setid, sizeof(calls_setid) / sizeof(calls_setid[0]), e);
 #ifdef SANITIZED
 	if (r == 0)
 		r = allow(ctx, calls_sanitizer, sizeof(calls_sanitizer) /
@@ -218,12 +224,12 @@ privsep_sandbox_front(const struct privsep_paths *paths, struct qerr *e)
 		return qerr_set(e, QERR_INTERNAL, NULL, "front: no_new_privs: %s",
 		    strerror(errno));
 	if ((r = landlock_front(paths, e)) == 0)
-		r = filter("front", true, e);
+		r = filter("front", true, false, e);
 	return r;
 }
 
 int
-privsep_sandbox_executor(struct qerr *e)
+privsep_sandbox_executor(bool setid, struct qerr *e)
 {
-	return filter("executor", false, e);
+	return filter("executor", false, setid, e);
 }

@@ -21,6 +21,8 @@ import re
 import shutil
 import signal
 import struct
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -239,3 +241,79 @@ def test_reload_and_crashes(world, lab, graph, okta_emu):  # noqa: F811
     base.wait_for(lambda: not Path(f"/proc/{executor}").exists() or
                   status(executor).get("State", "").startswith("Z"), 30,
                   what="the executor to exit")
+
+
+DROP_USER = "nobody"
+
+
+@pytest.fixture
+def dropped(graph, okta_emu, tmp_path):  # noqa: F811 (fixtures)
+    """quelld started as root with [server] user = nobody: its secrets root's alone
+    (in tmp_path, which only root may enter), its store in a directory of nobody's."""
+    if os.geteuid() != 0:
+        pytest.skip("starting as root needs root")  # CI runs the suite as root
+    import pwd
+    pw = pwd.getpwnam(DROP_USER)
+    sec = tmp_path / "secrets"
+    sec.mkdir()
+    systems = {"cloud": graph.system(sec), "okta": okta_emu.system(sec)}
+    work = Path(tempfile.mkdtemp(prefix="quell-privsep-drop-"))
+    os.chown(work, pw.pw_uid, pw.pw_gid)
+    q = CloudQuelld(work, systems, server={"user": DROP_USER})
+    try:
+        assert q.db.stat().st_uid == pw.pw_uid, "token create made the store as root"
+        q.start()
+        yield q, pw
+    finally:
+        q.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def ids(pid, what):
+    return [int(x) for x in status(pid)[what].split()]
+
+
+def test_started_as_root_both_drop(dropped, graph, okta_emu):  # noqa: F811
+    q, pw = dropped
+    front, executor, _ = pids(q)
+    log = q.log.read_text()
+    assert f"privsep: both processes run as user {DROP_USER} (uid {pw.pw_uid}, gid " \
+        f"{pw.pw_gid})" in log, log
+    for pid in (front, executor):
+        assert ids(pid, "Uid") == [pw.pw_uid] * 4, (pid, status(pid)["Uid"])
+        assert ids(pid, "Gid") == [pw.pw_gid] * 4, (pid, status(pid)["Gid"])
+        assert status(pid)["Groups"].split() == [], (pid, status(pid)["Groups"])
+        assert status(pid)["CapEff"].strip() == "0000000000000000", pid
+    assert "sandbox: secret files unreadable (EACCES) from the front process: 2 file(s)" \
+        in log, log
+    t = tag()
+    (eid,) = graph.seed([{"userPrincipalName": f"{t}@quelle2e.onmicrosoft.com",
+                          "displayName": f"{t} entra"}])
+    (oid,) = okta_emu.seed([{"login": f"{t}@okta.example", "email": f"{t}@mail.example",
+                             "firstName": t, "lastName": "Okta"}])
+    for system in ("cloud", "okta"):
+        q.sync(system)
+    ok = q.identity_by("okta", "username", f"{t}@okta.example")
+    en = q.identity_by("cloud", "upn", f"{t}@quelle2e.onmicrosoft.com")
+    for idn, system in ((ok, "okta"), (en, "cloud")):
+        a = q.admin.run("disable", idn["id"], account_id=q.account_of(idn, system)["id"])
+        assert a["status"] == "completed", a
+    assert okta_emu.user(oid)["status"] == "SUSPENDED"
+    assert graph.user(eid)["accountEnabled"] is False
+    assert all(p.stat().st_uid == pw.pw_uid for p in q.dir.glob("quell.db*"))
+
+
+@pytest.mark.parametrize("user, why", [
+    ("root", "[server] user: 'root' has root's uid 0: name an unprivileged user"),
+    ("quell-no-such-user", "[server] user: no user 'quell-no-such-user' on this system"),
+])
+def test_bad_user_refused(tmp_path, user, why):
+    conf = tmp_path / "quelld.conf"
+    conf.write_text(f"[server]\nlisten = 127.0.0.1:0\nuser = {user}\n\n"
+                    f"[store]\npath = {tmp_path / 'quell.db'}\n")
+    for args in ([], ["check"]):
+        r = subprocess.run([str(base.QUELLD), "-c", str(conf), *args], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert f"{conf}:3: {why}" in r.stderr, (args, r.stderr)
+    assert not (tmp_path / "quell.db").exists()
