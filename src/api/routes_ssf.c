@@ -44,13 +44,14 @@ metadata(struct req *q)
 	if ((c = conf(q)) == NULL)
 		return 0;
 	o = json_pack("{s:s, s:s, s:o, s:[s,s], s:o, s:o, s:o, s:o, s:o,"
-	    " s:[{s:s}], s:s}", "spec_version", "1_0", "issuer", c->issuer, "jwks_uri",
+	    " s:[{s:s},{s:s}], s:s}", "spec_version", "1_0", "issuer", c->issuer, "jwks_uri",
 	    url(c, "/ssf/jwks.json"), "delivery_methods_supported", SSF_PUSH, SSF_POLL,
 	    "configuration_endpoint", url(c, "/ssf/stream"), "status_endpoint",
 	    url(c, "/ssf/status"), "add_subject_endpoint", url(c, "/ssf/subjects:add"),
 	    "remove_subject_endpoint", url(c, "/ssf/subjects:remove"),
 	    "verification_endpoint", url(c, "/ssf/verify"), "authorization_schemes",
-	    "spec_urn", "urn:ietf:rfc:6750", "default_subjects", "ALL");
+	    "spec_urn", "urn:ietf:rfc:6749", "spec_urn", "urn:ietf:rfc:6750",
+	    "default_subjects", c->default_subjects);
 	return req_reply(q, 200, o);
 }
 
@@ -219,7 +220,9 @@ static int
 set_options(struct req *q, json_t *st, json_t *o)
 {
 	static const char *const formats[] = { "email", "iss_sub", "opaque", "complex" };
-	const json_t *f = json_object_get(o, "quell_subject_format");
+	const char *field = json_object_get(o, "format") ? "format" :
+	    "quell_subject_format";
+	const json_t *f = json_object_get(o, field);
 	const json_t *d = json_object_get(o, "description");
 	size_t i;
 
@@ -230,11 +233,14 @@ set_options(struct req *q, json_t *st, json_t *o)
 		json_object_set(st, "description", (json_t *)d);
 	if (f == NULL)
 		return 0;
+	/* SSF 1.0's "format" (the subject format the receiver wants) is the same
+	 * choice as quell's own key, which came first. */
 	for (i = 0; i < 4 && json_is_string(f); i++)
 		if (strcmp(json_string_value(f), formats[i]) == 0)
-			return json_object_set(st, "quell_subject_format", (json_t *)f);
-	return invalid(q, "quell_subject_format", "%s", "must be "
-	    "email, iss_sub, opaque or complex");
+			return json_object_set(st, "quell_subject_format", (json_t *)f) ||
+			    json_object_set(st, "format", (json_t *)f) ? invalid(q, field,
+			    "%s", "out of memory") : 0;
+	return invalid(q, field, "%s", "must be email, iss_sub, opaque or complex");
 }
 
 static int
@@ -265,9 +271,10 @@ route_ssf_stream_create(struct req *q)
 	aud = json_object_get(o, "aud");
 	aud = aud && (json_is_string(aud) || json_is_array(aud)) ? json_incref(aud) :
 	    json_string(id);
-	st = json_pack("{s:s, s:s, s:o, s:o, s:s, s:I}", "stream_id", id, "iss",
+	st = json_pack("{s:s, s:s, s:o, s:o, s:s, s:I, s:o}", "stream_id", id, "iss",
 	    c->issuer, "aud", aud, "events_supported", supported(), "status", "enabled",
-	    "created_at", (json_int_t)engine_now_ms());
+	    "created_at", (json_int_t)engine_now_ms(), SSF_SUBJECTS_KEY,
+	    ssf_subjects_new(c->default_subjects));
 	if (st == NULL || set_delivery(q, c, st, json_object_get(o, "delivery")) != 0 ||
 	    set_events(q, st, o) != 0 || set_options(q, st, o) != 0 ||
 	    begin(q, true, &tx) != 0) {
@@ -420,31 +427,44 @@ out:
 	return 0;
 }
 
-/* quell transmits for every account it acts on (default_subjects ALL): a subject
- * added or removed is checked and accepted, and changes nothing yet. */
+/* SSF 1.0 8.1.3: a subject added (200) or removed (204) changes which accounts the
+ * stream's events are about, from the next event on (ssf_stream_includes). */
 int
 route_ssf_subjects(struct req *q)
 {
+	bool add = strcmp(q->path, "/ssf/subjects:add") == 0;
 	struct store_tx *tx = NULL;
 	const char *id;
 	json_t *o, *st = NULL;
+	char why[160];
+	int r;
 
 	if (conf(q) == NULL || (o = req_json(q)) == NULL)
 		return 0;
 	if ((id = stream_id_arg(q, o)) == NULL)
 		goto out;
-	if (!json_is_object(json_object_get(o, "subject")) ||
-	    !json_is_string(json_object_get(json_object_get(o, "subject"), "format"))) {
-		req_error(q, 400, "invalid", "subject", "%s", "must be an RFC 9493 subject "
-		    "identifier with a format");
+	if (ssf_subject_check(json_object_get(o, "subject"), why, sizeof(why)) != 0) {
+		req_error(q, 400, "invalid", "subject", "subject: %s", why);
 		goto out;
 	}
-	if (begin(q, false, &tx) != 0)
+	if (begin(q, true, &tx) != 0)
 		goto out;
-	st = load_stream(q, tx, id);
-	store_tx_rollback(tx);
-	if (st != NULL)
-		req_reply(q, 200, NULL);
+	if ((st = load_stream(q, tx, id)) == NULL) {
+		store_tx_rollback(tx);
+		goto out;
+	}
+	if ((r = ssf_stream_subject_edit(st, json_object_get(o, "subject"), add, why,
+	    sizeof(why))) != 0) {
+		store_tx_rollback(tx);
+		req_error(q, r == QERR_NOT_FOUND ? 404 : r == QERR_INVALID ? 400 : 500,
+		    r == QERR_NOT_FOUND ? "not_found" : "invalid", "subject", "%s",
+		    r == QERR_NOMEM ? "out of memory" : why);
+		goto out;
+	}
+	save(q, tx, st, 200);
+	st = NULL;
+	if (q->status == 200)
+		req_reply(q, add ? 200 : 204, NULL);
 out:
 	json_decref(st);
 	json_decref(o);

@@ -87,7 +87,8 @@ conf_key(const struct system_config *sc, const char *key, bool required,
 static int
 check_keys(const struct system_config *sc, struct qerr *e)
 {
-	static const char *const known[] = { "issuer", "key_file", "kid", NULL };
+	static const char *const known[] = { "issuer", "key_file", "kid",
+	    "default_subjects", NULL };
 	size_t i, k;
 
 	for (i = 0; i < sc->nkv; i++) {
@@ -124,6 +125,14 @@ ssf_conf_load(const struct config *cfg, struct ssf_conf *out, bool *enabled,
 	    strncmp(out->issuer, "http://", 7) != 0) || out->issuer[n - 1] == '/')
 		return config_error(e, sc, config_system_get(sc, "issuer")->line, "issuer",
 		    "[ssf] issuer must be an http(s) URL without a trailing '/'");
+	if ((r = conf_key(sc, "default_subjects", false, &out->default_subjects, e)) != 0)
+		return r;
+	if (out->default_subjects == NULL)
+		out->default_subjects = "ALL";
+	if (strcmp(out->default_subjects, "ALL") != 0 &&
+	    strcmp(out->default_subjects, "NONE") != 0)
+		return config_error(e, sc, config_system_get(sc, "default_subjects")->line,
+		    "default_subjects", "[ssf] default_subjects must be ALL or NONE");
 	if ((r = kit_file_read(sc, config_system_get(sc, "key_file"), KIT_FILE_SECRET,
 	    KEY_MAX, &key, e)) != 0)
 		return r;
@@ -181,37 +190,71 @@ out:
 	return r;
 }
 
-/* The event a successful step of type t is, with its members; NULL: none. */
+/* CAEP's initiating_entity: a disruption rule is policy, a person (console, CLI,
+ * API token) an admin, anything else quell itself. */
 static const char *
-event_of(enum action_type t, int64_t at_s, json_t **body)
+initiator(const struct action *a)
 {
+	if (a->source != NULL && strcmp(a->source, "automatic_attack_disruption") == 0)
+		return "policy";
+	if (a->requested_by_kind != NULL && strcmp(a->requested_by_kind, "system") == 0)
+		return "system";
+	return "admin";
+}
+
+/*
+ * The event a successful step of action a is, with its members; NULL: none. Every
+ * event carries event_timestamp, initiating_entity and reason_admin (the CAEP
+ * Interoperability Profile requires a non-empty one): the action's type and id and
+ * who asked, never its free-text reason, which was written for quell's operators.
+ */
+static const char *
+event_of(const struct action *a, int64_t at_s, json_t **body)
+{
+	char why[200];
+	const char *ev = NULL;
+
 	*body = NULL;
-	switch (t) {
+	switch (a->type) {
 	case ACTION_DISABLE:
 	case ACTION_DEACTIVATE:
 		*body = json_pack("{s:s}", "reason", "hijacking");
-		return SSF_RISC "account-disabled";
+		ev = SSF_RISC "account-disabled";
+		break;
 	case ACTION_ENABLE:
 		*body = json_object();
-		return SSF_RISC "account-enabled";
+		ev = SSF_RISC "account-enabled";
+		break;
 	case ACTION_MARK_COMPROMISED:
-		*body = json_pack("{s:s, s:I}", "credential_type", "password",
-		    "event_timestamp", (json_int_t)at_s);
-		return SSF_RISC "credential-compromise";
+		*body = json_pack("{s:s}", "credential_type", "password");
+		ev = SSF_RISC "credential-compromise";
+		break;
 	case ACTION_REVOKE_SESSIONS:
-		*body = json_pack("{s:I, s:s}", "event_timestamp", (json_int_t)at_s,
-		    "initiating_entity", "policy");
-		return SSF_CAEP "session-revoked";
+		*body = json_object();
+		ev = SSF_CAEP "session-revoked";
+		break;
 	case ACTION_FORCE_PASSWORD_CHANGE:
-		*body = json_pack("{s:I, s:s, s:s, s:s}", "event_timestamp",
-		    (json_int_t)at_s, "credential_type", "password", "change_type",
-		    "update", "initiating_entity", "policy");
-		return SSF_CAEP "credential-change";
+		*body = json_pack("{s:s, s:s}", "credential_type", "password", "change_type",
+		    "update");
+		ev = SSF_CAEP "credential-change";
+		break;
 	case ACTION_SET_RISK:
 	case ACTION_TYPE_COUNT:
 		break;
 	}
-	return NULL;
+	if (*body == NULL)
+		return NULL;
+	snprintf(why, sizeof(why), "quell %s, action %s, %s by %s",
+	    action_type_name(a->type), a->id, a->source ? a->source : "requested",
+	    a->requested_by ? a->requested_by : "quell");
+	if (json_object_set_new(*body, "event_timestamp", json_integer(at_s)) != 0 ||
+	    json_object_set_new(*body, "initiating_entity", json_string(initiator(a))) ||
+	    json_object_set_new(*body, "reason_admin", json_pack("{s:s}", "en", why))) {
+		json_decref(*body);
+		*body = NULL;
+		return NULL;
+	}
+	return ev;
 }
 
 /* RFC 9493: the account as the stream's format ("email" by default, "iss_sub" when
@@ -289,7 +332,7 @@ queue_event(struct fill *f, const struct account *acc, const char *ev, json_t *b
 	int r = 0;
 
 	json_array_foreach(f->streams, i, st) {
-		if (!wants(st, ev, at))
+		if (!wants(st, ev, at) || !ssf_stream_includes(st, acc, f->s->conf.issuer))
 			continue;
 		claims = json_pack("{s:o?, s:{s:O}, s:s}", "sub_id", subject(&f->s->conf, acc,
 		    json_string_value(json_object_get(st, "quell_subject_format"))),
@@ -332,7 +375,7 @@ entry(const struct audit_entry *ent, void *arg)
 	for (i = 0; i < a.nsteps; i++)
 		if (strcmp(a.steps[i].id, ent->step_id) == 0)
 			acc_id = a.steps[i].account_id;
-	if (acc_id == NULL || (ev = event_of(a.type, ent->time / 1000, &body)) == NULL)
+	if (acc_id == NULL || (ev = event_of(&a, ent->time / 1000, &body)) == NULL)
 		goto out;
 	if ((r = store_account_get(f->tx, acc_id, &acc, f->e)) != 0) {
 		json_decref(body);

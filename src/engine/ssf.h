@@ -14,6 +14,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "core/model.h"
 #include "store/store.h"
 
 #define SSF_PUSH	"urn:ietf:rfc:8935"
@@ -28,6 +29,7 @@ struct ssf_conf {
 	const char *issuer;	/* quell's public base URL, no trailing slash */
 	const char *kid;
 	const char *alg;	/* "ES256" or "RS256", from the key */
+	const char *default_subjects;	/* "ALL" (the default) or "NONE" */
 	char *key_pem;
 	json_t *jwks;		/* {"keys": [the public key]} */
 };
@@ -45,6 +47,27 @@ extern const char *const ssf_events_supported[];
  * (its aud); *jti and *jwt are the caller's to free. */
 int ssf_sign(const struct ssf_conf *c, const json_t *stream, json_t *claims,
     char **jti, char **jwt, struct qerr *e);
+
+/* ssf_subjects.c. A stream's subjects live in its configuration under this key. */
+#define SSF_SUBJECTS_KEY	"quell_subjects"
+
+/* Whether sub is an RFC 9493 subject that can name a quell account (email, account,
+ * iss_sub, opaque, complex of user and tenant, aliases of those): 0, or -1 with the
+ * reason in why. */
+int ssf_subject_check(const json_t *sub, char *why, size_t n);
+/* Whether sub names account a; issuer is quell's, for iss_sub. */
+bool ssf_subject_names(const json_t *sub, const struct account *a, const char *issuer);
+/* The subjects of a new stream (a new reference), default_subjects "ALL" or "NONE". */
+json_t *ssf_subjects_new(const char *default_subjects);
+/* Whether the stream's events about a are delivered: per its default_subjects, less
+ * (ALL) or only (NONE) the subjects removed or added since. */
+bool ssf_stream_includes(const json_t *stream, const struct account *a,
+    const char *issuer);
+/* Adds (add) or removes sub (checked already) in the stream's configuration: 0,
+ * QERR_NOT_FOUND (removing a subject a NONE stream does not hold), QERR_INVALID (too
+ * many), with the reason in why; QERR_NOMEM. */
+int ssf_stream_subject_edit(json_t *stream, const json_t *sub, bool add, char *why,
+    size_t n);
 
 struct ssf;
 struct http_client;

@@ -20,6 +20,7 @@ import http from 'node:http';
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 
 const [issuer, audience] = process.argv.slice(2);
+const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
 const quellKeys = createRemoteJWKSet(new URL(`${issuer}/ssf/jwks.json`));
 const received = [];
 const rejected = [];
@@ -39,6 +40,19 @@ async function verify(set) {
     throw new Error('a SET needs jti, iat and exactly one event');
   if (payload.exp !== undefined || payload.sub !== undefined)
     throw new Error('a SET carries neither exp nor sub (RFC 8417 2.2, SSF sub_id)');
+  // The CAEP Interoperability Profile: a CAEP event has a non-empty reason_admin;
+  // CAEP 1.0's event_timestamp and initiating_entity are checked when present.
+  const [[type, ev]] = Object.entries(payload.events);
+  if (type.startsWith(CAEP)) {
+    const ra = ev.reason_admin;
+    if (!ra || typeof ra !== 'object' || !Object.values(ra).length ||
+        Object.values(ra).some((v) => typeof v !== 'string' || !v))
+      throw new Error(`${type}: reason_admin must be a non-empty language map`);
+    if (typeof ev.event_timestamp !== 'number')
+      throw new Error(`${type}: event_timestamp must be a number`);
+    if (!['admin', 'user', 'policy', 'system'].includes(ev.initiating_entity))
+      throw new Error(`${type}: initiating_entity ${ev.initiating_entity}`);
+  }
   const sub = payload.sub_id;
   const ok = (s) => s && ((s.format === 'email' && /@/.test(s.email)) ||
     (s.format === 'iss_sub' && s.iss && s.sub) || (s.format === 'opaque' && s.id) ||

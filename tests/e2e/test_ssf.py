@@ -57,10 +57,14 @@ class Peer:
         self.proc.wait()
 
 
-def ssf_quelld(quelld, tmp_path, extra=""):
+def ssf_quelld(quelld, tmp_path, extra="", rsa=False):
+    """quelld with [ssf] (extra: more of it, then other sections); rsa: an RSA 2048
+    key (RS256, as the CAEP Interoperability Profile requires) instead of P-256."""
     port = free_port()
     key = tmp_path / "ssf.key"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                    "rsa_keygen_bits:2048", "-out", str(key)] if rsa else
+                   ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-out", str(key)], check=True,
                    capture_output=True)
     key.chmod(0o600)
@@ -176,7 +180,9 @@ def test_push_survives_receiver_down(quelld, tmp_path, make_user, peer):
 
 
 def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
-    q = ssf_quelld(quelld, tmp_path)
+    q = ssf_quelld(quelld, tmp_path, rsa=True)
+    (k,) = Api(q.direct_port).get("/ssf/jwks.json").json["keys"]
+    assert k["kty"] == "RSA" and k["alg"] == "RS256", k
     p = peer(q.issuer, "poller")
     sid = q.ssf.post("/ssf/stream", {"aud": "poller", "events_requested": EVENTS,
                                      "quell_subject_format": "complex",
@@ -201,7 +207,11 @@ def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
     assert sorted(event_of(c) for c in claims) == [CAEP + "credential-change",
                                                   RISC + "account-disabled"]
     (cc,) = [c for c in claims if event_of(c) == CAEP + "credential-change"]
-    assert cc["events"][CAEP + "credential-change"]["credential_type"] == "password"
+    ev = cc["events"][CAEP + "credential-change"]
+    assert ev["credential_type"] == "password" and ev["change_type"] == "update"
+    # CAEP Interoperability Profile: a non-empty reason_admin; CAEP's common members.
+    assert cc["txn"] in ev["reason_admin"]["en"], ev
+    assert ev["initiating_entity"] == "admin" and isinstance(ev["event_timestamp"], int)
     r = q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(got), "maxEvents": 10})
     assert r.status == 200 and not (set(r.json["sets"]) & set(got)), r
     assert q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10}).json["sets"] == {}
@@ -283,3 +293,115 @@ token_file = {token}
         ["invalid_key", "invalid_audience", "invalid_issuer", "invalid_request",
          "invalid_request", "authentication_failed"])
     assert [e for e in q.admin.audit_all() if e["event"] == "ssf.received"]
+
+
+def claims_of(jwt):
+    """The payload of a compact JWS (quell signed it; the jose tests check that)."""
+    import base64
+    part = jwt.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def poll_until(q, sid, pred, what):
+    """Polls (acknowledging each batch) until pred holds for a SET's claims; returns
+    every SET's claims seen up to and including that one, in outbox order."""
+    seen = []
+
+    def once():
+        r = q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10})
+        assert r.status == 200, r
+        if r.json["sets"]:
+            assert q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(r.json["sets"]),
+                                                   "maxEvents": 0}).status == 200
+        batch = [claims_of(j) for j in r.json["sets"].values()]
+        batch.sort(key=lambda c: c["iat"])
+        seen.extend(batch)
+        return any(pred(c) for c in batch)
+    wait_for(once, 60, what=what)
+    return seen
+
+
+def about(u):
+    """Whether a SET is about user u: sent as its address, or (an AD account of the
+    lab has no mail) as iss_sub of its objectGUID, alone or as a complex's user."""
+    def simple(s):
+        return s.get("email", "").lower() == u.account["upn"].lower() or \
+            s.get("sub", "").lower() == u.guid.lower()
+    return lambda c: simple(c["sub_id"]) or simple(c["sub_id"].get("user", {}))
+
+
+def test_subjects_filter_default_all(quelld, tmp_path, make_user):
+    q = ssf_quelld(quelld, tmp_path)
+    meta = Api(q.direct_port).get("/.well-known/ssf-configuration").json
+    assert meta["default_subjects"] == "ALL"
+    assert {"spec_urn": "urn:ietf:rfc:6749"} in meta["authorization_schemes"]
+    assert meta["add_subject_endpoint"] == q.issuer + "/ssf/subjects:add"
+    sid = q.ssf.post("/ssf/stream", {"events_requested": EVENTS,
+                                     "delivery": {"method": POLL}}).json["stream_id"]
+    u1, u2 = make_user(q, "sa1"), make_user(q, "sa2")
+    up1, up2 = u1.account["upn"], u2.account["upn"]
+    for body, field in (({"stream_id": sid, "subject": {"format": "phone_number",
+                                                         "phone_number": "+1"}}, "subject"),
+                        ({"stream_id": sid, "subject": {"format": "email",
+                                                         "email": "nobody"}}, "subject"),
+                        ({"stream_id": sid}, "subject"),
+                        ({"subject": {"format": "email", "email": up1}}, "stream_id")):
+        r = q.ssf.post("/ssf/subjects:remove", body)
+        assert r.status == 400 and r.error["field"] == field, (body, r)
+    r = q.ssf.post("/ssf/subjects:remove", {"stream_id": "ssf_none", "subject": {
+        "format": "email", "email": up1}})
+    assert r.status == 404, r
+    # Removed (in another case than the directory's): u1's events stop, u2's go on.
+    r = q.ssf.post("/ssf/subjects:remove", {"stream_id": sid, "subject": {
+        "format": "email", "email": up1.upper()}})
+    assert r.status == 204, r
+    assert q.admin.run("disable", u1.identity_id)["status"] == "completed"
+    assert q.admin.run("disable", u2.identity_id)["status"] == "completed"
+    seen = poll_until(q, sid, about(u2), "u2's account-disabled")
+    assert not [c for c in seen if about(u1)(c)], seen
+    # Kept across a restart, and added back: u1's events again.
+    q.restart()
+    q.ssf = Api(q.direct_port, q.tokens["admin"])
+    st = q.ssf.get(f"/ssf/stream?stream_id={sid}").json
+    assert st["quell_subjects"] == {"default": "ALL", "except": [
+        {"format": "email", "email": up1.lower()}]}, st
+    assert q.admin.run("enable", u1.identity_id)["status"] == "completed"
+    assert q.admin.run("enable", u2.identity_id)["status"] == "completed"
+    seen = poll_until(q, sid, about(u2), "u2's account-enabled")
+    assert not [c for c in seen if about(u1)(c)], seen
+    r = q.ssf.post("/ssf/subjects:add", {"stream_id": sid, "subject": {
+        "format": "email", "email": up1}})
+    assert r.status == 200, r
+    assert q.admin.run("disable", u1.identity_id)["status"] == "completed"
+    seen = poll_until(q, sid, about(u1), "u1's account-disabled once added back")
+    assert event_of(seen[-1]) == RISC + "account-disabled"
+    # Verification events are the stream's, whatever its subjects.
+    assert q.ssf.post("/ssf/subjects:remove", {"stream_id": sid, "subject": {
+        "format": "opaque", "id": sid}}).status == 204
+    assert q.ssf.post("/ssf/verify", {"stream_id": sid, "state": "v"}).status == 204
+    poll_until(q, sid, lambda c: VERIFY in c["events"], "the verification event")
+
+
+def test_subjects_default_none(quelld, tmp_path, make_user):
+    q = ssf_quelld(quelld, tmp_path, extra="default_subjects = NONE\n")
+    assert Api(q.direct_port).get("/.well-known/ssf-configuration").json[
+        "default_subjects"] == "NONE"
+    sid = q.ssf.post("/ssf/stream", {"events_requested": EVENTS, "format": "complex",
+                                     "delivery": {"method": POLL}}).json["stream_id"]
+    u1, u2 = make_user(q, "sn1"), make_user(q, "sn2")
+    up1, up2 = u1.account["upn"], u2.account["upn"]
+    # Only what was added: u1, as a complex subject of its user and tenant.
+    sub = {"format": "complex", "user": {"format": "email", "email": up1},
+           "tenant": {"format": "opaque", "id": "corp"}}
+    assert q.ssf.post("/ssf/subjects:add", {"stream_id": sid, "subject": sub}).status == 200
+    bad = dict(sub, device={"format": "opaque", "id": "d"})
+    r = q.ssf.post("/ssf/subjects:add", {"stream_id": sid, "subject": bad})
+    assert r.status == 400 and r.error["field"] == "subject", r
+    assert q.admin.run("disable", u2.identity_id)["status"] == "completed"
+    assert q.admin.run("disable", u1.identity_id)["status"] == "completed"
+    seen = poll_until(q, sid, about(u1), "u1's account-disabled")
+    assert not [c for c in seen if about(u2)(c)], seen
+    assert seen[-1]["sub_id"]["format"] == "complex"
+    assert q.ssf.post("/ssf/subjects:remove", {"stream_id": sid, "subject": sub}).status == 204
+    r = q.ssf.post("/ssf/subjects:remove", {"stream_id": sid, "subject": sub})
+    assert r.status == 404 and r.error["field"] == "subject", r
