@@ -155,6 +155,14 @@ int route_ssf_status_post(struct req *q);
 int route_ssf_subjects(struct req *q);
 int route_ssf_verify(struct req *q);
 int route_ssf_poll(struct req *q);
+/* Long polls (routes_ssf_wait.c): suspends q until its stream has a SET or wait_s
+ * passed, then resume runs on MHD's thread; false (q untouched) when it cannot wait:
+ * answer at once. _close resumes every waiting poll and must run before
+ * MHD_stop_daemon; _open lets polls wait again (api_start). */
+bool routes_ssf_wait(struct req *q, const char *stream, int wait_s,
+    int (*resume)(struct req *q));
+void routes_ssf_wait_open(void);
+void routes_ssf_wait_close(void);
 
 /* A route checks the permission itself (and records a denial the engine's way). */
 #define PERM_IN_HANDLER 0x10000u

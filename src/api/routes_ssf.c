@@ -17,6 +17,7 @@
 
 #define STREAM_BODY_MAX	64	/* events a stream may request */
 #define POLL_MAX	100
+#define SSF_WAIT_MAX_S	30	/* the longest a long poll waits */
 
 static const struct ssf_conf *
 conf(struct req *q)
@@ -537,7 +538,16 @@ poll_cb(const char *key, const char *text, int64_t seq, void *arg)
 	    QERR_NOMEM;
 }
 
-/* RFC 8936 2.4: acknowledgements (ack, setErrs) first, then up to maxEvents SETs. */
+static int
+poll_seen(const char *key, const char *text, int64_t seq, void *arg)
+{
+	(void)key;
+	(void)text;
+	(void)seq;
+	*(bool *)arg = true;
+	return 0;
+}
+
 static int
 poll_acks(struct store_tx *tx, const char *id, json_t *o, struct qerr *e)
 {
@@ -558,45 +568,103 @@ poll_acks(struct store_tx *tx, const char *id, json_t *o, struct qerr *e)
 	return 0;
 }
 
+/* The stream's first max pending SETs as the poll's answer. */
+static int
+poll_answer(struct req *q, const char *id, int max)
+{
+	struct poll p = { .max = max };
+	struct store_tx *tx = NULL;
+	struct qerr e = { 0 };
+	int r;
+
+	if (begin(q, false, &tx) != 0)
+		return 0;
+	if ((p.sets = json_object()) == NULL)
+		r = qerr_set(&e, QERR_NOMEM, NULL, "out of memory");
+	else
+		r = store_ssf_outbox_pending(tx, id, p.max + 1, poll_cb, &p, &e);
+	store_tx_rollback(tx);
+	if (r != 0) {
+		json_decref(p.sets);
+		return req_qerr(q, r, &e);
+	}
+	return req_reply(q, 200, json_pack("{s:o, s:b}", "sets", p.sets, "moreAvailable",
+	    p.more));
+}
+
+/* maxEvents (default 10, at most POLL_MAX) and returnImmediately (default false: a
+ * long poll); -1 with the 400 set. */
+static int
+poll_args(struct req *q, const json_t *o, int *max, bool *now)
+{
+	const json_t *mx = json_object_get(o, "maxEvents");
+	const json_t *ri = json_object_get(o, "returnImmediately");
+
+	if (mx != NULL && (!json_is_integer(mx) || json_integer_value(mx) < 0 ||
+	    json_integer_value(mx) > POLL_MAX))
+		return invalid(q, "maxEvents", "must be a whole number in [0, %d]",
+		    POLL_MAX);
+	if (ri != NULL && !json_is_boolean(ri))
+		return invalid(q, "returnImmediately", "%s", "must be true or false");
+	*max = mx != NULL ? (int)json_integer_value(mx) : 10;
+	/* maxEvents 0 only acknowledges (RFC 8936 2.4): nothing to wait for. */
+	*now = json_is_true(ri) || *max == 0;
+	return 0;
+}
+
+/* In MHD's thread again, once the stream has a SET or the wait is over. */
+static int
+poll_resume(struct req *q)
+{
+	json_t *o = json_loadb(q->body, q->len, 0, NULL);
+	int max = 10;
+	bool now;
+
+	q->resume = NULL;
+	if (poll_args(q, o, &max, &now) == 0)
+		poll_answer(q, q->arg[0], max);
+	json_decref(o);
+	return 0;
+}
+
+/* The long poll's wait: SSF_WAIT_MAX_S, or less when connections idle out sooner. */
+static int
+wait_s(const struct req *q)
+{
+	int idle = (int)q->api->cfg->idle_timeout_s / 2;
+
+	return idle < 1 ? 1 : idle < SSF_WAIT_MAX_S ? idle : SSF_WAIT_MAX_S;
+}
+
+/* RFC 8936 2.4: acknowledgements (ack, setErrs) first, then up to maxEvents SETs;
+ * with none pending and returnImmediately false, the answer waits for one. */
 int
 route_ssf_poll(struct req *q)
 {
-	struct poll p = { .max = 10 };
 	struct store_tx *tx = NULL;
 	struct qerr e = { 0 };
 	const char *id = q->arg[0];
-	json_t *o, *st = NULL, *mx;
-	int r;
+	json_t *o, *st = NULL;
+	int r, max;
+	bool now, any = false;
 
 	if (conf(q) == NULL || (o = req_json(q)) == NULL)
 		return 0;
-	mx = json_object_get(o, "maxEvents");
-	if (mx != NULL && (!json_is_integer(mx) || json_integer_value(mx) < 0 ||
-	    json_integer_value(mx) > POLL_MAX)) {
-		req_error(q, 400, "invalid", "maxEvents", "must be a whole number in "
-		    "[0, %d]", POLL_MAX);
-		goto out;
-	}
-	if (mx != NULL)
-		p.max = (int)json_integer_value(mx);
-	if (begin(q, true, &tx) != 0)
+	if (poll_args(q, o, &max, &now) != 0 || begin(q, true, &tx) != 0)
 		goto out;
 	if ((st = load_stream(q, tx, id)) == NULL) {
 		store_tx_rollback(tx);
 		goto out;
 	}
-	p.sets = json_object();
-	if ((r = poll_acks(tx, id, o, &e)) == 0 && (r = store_ssf_outbox_pending(tx, id,
-	    p.max + 1, poll_cb, &p, &e)) == 0)
+	if ((r = poll_acks(tx, id, o, &e)) == 0 && (now || (r = store_ssf_outbox_pending(
+	    tx, id, 1, poll_seen, &any, &e)) == 0))
 		r = store_tx_commit(tx, &e);
 	else
 		store_tx_rollback(tx);
-	if (r != 0) {
-		json_decref(p.sets);
+	if (r != 0)
 		req_qerr(q, r, &e);
-	} else
-		req_reply(q, 200, json_pack("{s:o, s:b}", "sets", p.sets, "moreAvailable",
-		    p.more));
+	else if (now || any || !routes_ssf_wait(q, id, wait_s(q), poll_resume))
+		poll_answer(q, id, max);
 out:
 	json_decref(st);
 	json_decref(o);

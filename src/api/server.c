@@ -441,6 +441,7 @@ api_start(const struct config *cfg, struct store *st, struct engine *eng,
 		api_stop(api);
 		return r;
 	}
+	routes_ssf_wait_open();
 	/* A socket handed over by a reload replaces the address: MHD_OPTION_ARRAY
 	 * carries either an int or a pointer without a varargs cast. */
 	struct MHD_OptionItem where[] = {
@@ -487,8 +488,10 @@ api_stop(struct api *api)
 {
 	if (api == NULL)
 		return;
-	/* Hunts resume their suspended connections first: MHD cannot stop with one. */
+	/* Hunts and long polls resume their suspended connections first: MHD cannot
+	 * stop with one. */
 	hunt_pool_close(api->hunts);
+	routes_ssf_wait_close();
 	if (api->d != NULL)
 		MHD_stop_daemon(api->d);
 	/* Refusals still being counted are written before quelld goes. */

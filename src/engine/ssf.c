@@ -7,11 +7,13 @@
  * (RFC 8935) and marks each one the receiver accepted; poll streams (RFC 8936) are
  * served by src/api/routes_ssf.c from the same outbox.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/id.h"
 #include "core/jws.h"
@@ -61,6 +63,50 @@ struct ssf {
 	size_t nsubs;
 	int64_t sub_next, sub_delay;	/* when to try them again, ms */
 };
+
+/* One outbox per process: its generation is process-wide. */
+static pthread_mutex_t outbox_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t outbox_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t outbox_gen;
+
+uint64_t
+ssf_outbox_generation(void)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&outbox_mu);
+	g = outbox_gen;
+	pthread_mutex_unlock(&outbox_mu);
+	return g;
+}
+
+void
+ssf_outbox_queued(void)
+{
+	pthread_mutex_lock(&outbox_mu);
+	outbox_gen++;
+	pthread_cond_broadcast(&outbox_cv);
+	pthread_mutex_unlock(&outbox_mu);
+}
+
+void
+ssf_outbox_wait(uint64_t seen, const _Atomic bool *stop, int timeout_ms)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&outbox_mu);
+	while (outbox_gen == seen && !atomic_load(stop) && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&outbox_cv, &outbox_mu, &dl);
+	pthread_mutex_unlock(&outbox_mu);
+}
 
 void
 ssf_conf_clear(struct ssf_conf *c)
@@ -306,6 +352,7 @@ struct fill {
 	struct store_tx *tx;
 	json_t *streams;	/* the streams' configurations */
 	int64_t last;		/* the last entry seen */
+	size_t queued;		/* SETs written */
 	struct qerr *e;
 };
 
@@ -342,6 +389,8 @@ queue_event(struct fill *f, const struct account *acc, const char *ev, json_t *b
 		else if ((r = ssf_sign(&f->s->conf, st, claims, &jti, &jwt, f->e)) == 0)
 			r = store_ssf_outbox_add(f->tx, json_string_value(json_object_get(st,
 			    "stream_id")), jti, jwt, engine_now_ms(), f->e);
+		if (r == 0)
+			f->queued++;
 		json_decref(claims);
 		free(jti);
 		free(jwt);
@@ -416,6 +465,8 @@ fill_once(struct ssf *s, bool *more, struct qerr *e)
 		goto out;
 	r = store_tx_commit(f.tx, e);
 	f.tx = NULL;
+	if (r == 0 && f.queued > 0)
+		ssf_outbox_queued();
 out:
 	if (f.tx != NULL)
 		store_tx_rollback(f.tx);

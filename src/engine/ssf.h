@@ -69,6 +69,14 @@ bool ssf_stream_includes(const json_t *stream, const struct account *a,
 int ssf_stream_subject_edit(json_t *stream, const json_t *sub, bool add, char *why,
     size_t n);
 
+/* The outbox's generation in this process: it moves whenever SETs were queued
+ * (ssf_outbox_queued), so that a long poll (RFC 8936) answers at once.
+ * ssf_outbox_wait returns once it differs from seen, *stop is true (with a call
+ * to ssf_outbox_queued after setting it) or timeout_ms passed. */
+uint64_t ssf_outbox_generation(void);
+void ssf_outbox_queued(void);
+void ssf_outbox_wait(uint64_t seen, const _Atomic bool *stop, int timeout_ms);
+
 struct ssf;
 struct http_client;
 

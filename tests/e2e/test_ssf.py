@@ -192,7 +192,7 @@ def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
     assert q.admin.run("disable", u.identity_id)["status"] == "completed"
 
     def sets():
-        r = q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10})
+        r = q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10, "returnImmediately": True})
         assert r.status == 200, r
         return r.json["sets"] or None
     got = wait_for(sets, 60, what="SETs to poll")
@@ -212,9 +212,60 @@ def test_poll_and_acknowledge(quelld, tmp_path, make_user, peer):
     # CAEP Interoperability Profile: a non-empty reason_admin; CAEP's common members.
     assert cc["txn"] in ev["reason_admin"]["en"], ev
     assert ev["initiating_entity"] == "admin" and isinstance(ev["event_timestamp"], int)
-    r = q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(got), "maxEvents": 10})
+    r = q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(got), "maxEvents": 10,
+                                        "returnImmediately": True})
     assert r.status == 200 and not (set(r.json["sets"]) & set(got)), r
-    assert q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10}).json["sets"] == {}
+    assert q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10, "returnImmediately": True}
+                      ).json["sets"] == {}
+    r = q.ssf.post(f"/ssf/poll/{sid}", {"returnImmediately": "no"})
+    assert r.status == 400 and r.error["field"] == "returnImmediately", r
+
+
+def test_long_poll(quelld, tmp_path, make_user):
+    """RFC 8936's default: a poll with nothing pending waits and is answered as soon
+    as a SET is queued; meanwhile the server answers everything else (the poll waits
+    off its threads), and a poll with returnImmediately is answered at once."""
+    import threading
+    q = ssf_quelld(quelld, tmp_path)
+    sid = q.ssf.post("/ssf/stream", {"events_requested": EVENTS,
+                                     "delivery": {"method": POLL}}).json["stream_id"]
+    u = make_user(q, "slp")
+    assert q.ssf.post(f"/ssf/poll/{sid}", {"returnImmediately": True}).json["sets"] == {}
+    # More waiting polls than the web server has threads: other requests still go.
+    answers = {}
+
+    def poll(i):
+        answers[i] = Api(q.direct_port, q.tokens["admin"]).post(
+            f"/ssf/poll/{sid}", {"maxEvents": 10})
+    polls = [threading.Thread(target=poll, args=(i,)) for i in range(6)]
+    for t in polls:
+        t.start()
+    time.sleep(1)
+    assert not answers, answers
+    assert q.ssf.get(f"/ssf/status?stream_id={sid}").status == 200
+    assert q.admin.run("disable", u.identity_id)["status"] == "completed"
+    for t in polls:
+        t.join(10)
+    # Answered with the SET, well before the 30 s a long poll waits at most.
+    assert len(answers) == 6 and not any(t.is_alive() for t in polls), answers
+    for r in answers.values():
+        assert r.status == 200, r
+        (jwt,) = r.json["sets"].values()
+        assert event_of(claims_of(jwt)) == RISC + "account-disabled"
+    # Stopping with a poll waiting: answered (nothing), and quelld ends cleanly.
+    assert q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(r.json["sets"]),
+                                          "maxEvents": 0}).json["sets"] == {}
+    answers.clear()
+    t = threading.Thread(target=poll, args=(0,))
+    t.start()
+    time.sleep(1)
+    assert not answers, answers
+    proc = q.proc
+    q.stop()
+    assert proc.returncode == 0, proc.returncode
+    t.join(10)
+    assert not t.is_alive() and answers[0].status == 200, answers
+    assert answers[0].json == {"sets": {}, "moreAvailable": False}, answers
 
 
 RULE = """[disruption "ssf"]
@@ -308,7 +359,7 @@ def poll_until(q, sid, pred, what):
     seen = []
 
     def once():
-        r = q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10})
+        r = q.ssf.post(f"/ssf/poll/{sid}", {"maxEvents": 10, "returnImmediately": True})
         assert r.status == 200, r
         if r.json["sets"]:
             assert q.ssf.post(f"/ssf/poll/{sid}", {"ack": list(r.json["sets"]),
