@@ -113,6 +113,40 @@ routes_action_parse(struct req *q, json_t *o, struct action_request *rq, char **
 	return 0;
 }
 
+/* A previewed action with what its preview says (ActionPreview): each account's line
+ * and the warnings. */
+static json_t *
+render_previewed(const struct action_result *res)
+{
+	json_t *o = render_action(&res->a, true);
+
+	if (o != NULL && json_object_set(o, "preview", res->preview ? res->preview :
+	    json_null()) != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Previews rq: 200 with the previewed action, or the refusal as engine_request gives
+ * it. */
+static int
+preview_one(struct req *q, const struct actor *who, const struct action_request *rq,
+    struct qerr *e)
+{
+	struct action_result res;
+	int r;
+
+	if ((r = engine_request_bulk(q->api->eng, who, rq, 1, false, &res, e)) != 0)
+		return r;
+	if ((r = res.r) == 0)
+		req_reply(q, 200, render_previewed(&res));
+	else
+		*e = res.e;
+	engine_results_clear(&res, 1);
+	return r;
+}
+
 int
 route_post_action(struct req *q)
 {
@@ -131,10 +165,11 @@ route_post_action(struct req *q)
 	if (routes_action_parse(q, o, &rq, &params) != 0)
 		goto out;
 	req_actor(q, &who);
-	r = engine_request(q->api->eng, &who, &rq, &a, &e);
-	if (r == 0)
-		req_reply(q, rq.preview ? 200 : 201, render_action(&a, true));
-	else {
+	r = rq.preview ? preview_one(q, &who, &rq, &e) :
+	    engine_request(q->api->eng, &who, &rq, &a, &e);
+	if (r == 0 && !rq.preview)
+		req_reply(q, 201, render_action(&a, true));
+	else if (r != 0) {
 		req_qerr(q, r, &e);
 		/* A refused request is stored and audited by the engine; a refused
 		 * preview (hunt --then asks one first) is audited here. */
@@ -279,7 +314,7 @@ bulk_result(struct req *q, struct bulk_request *b, size_t i, struct action_resul
 	json_t *o = json_array_get(b->results, i), *err;
 
 	if (res->r == 0 && b->preview)
-		json_object_set_new(o, "action", render_action(&res->a, true));
+		json_object_set_new(o, "action", render_previewed(res));
 	else if (res->r == 0 || res->a.status == ACTION_DENIED) {
 		json_object_set_new(o, "action_id", json_string(res->a.id));
 		json_object_set_new(o, "status", json_string(action_status_name(
@@ -718,33 +753,42 @@ out:
 int
 route_undo_action(struct req *q)
 {
-	static const char *const keys[] = { "reason", NULL };
+	static const char *const keys[] = { "reason", "preview", NULL };
+	struct action_result res = { 0 };
 	struct actor who;
-	struct action a;
 	const char *reason;
 	struct qerr e;
-	json_t *o, *err;
+	json_t *o, *err, *pv;
+	bool preview;
 	int r;
 
-	memset(&a, 0, sizeof(a));
 	qerr_clear(&e);
 	if (req_check_id(q, "action_id", q->arg[0], "act") != 0 || (o = req_json(q)) == NULL)
 		return 0;
 	if (req_only_keys(q, o, "", keys) != 0 ||
 	    req_field_str(q, o, "reason", true, REASON_MAX, &reason) != 0)
 		goto out;
+	if ((pv = json_object_get(o, "preview")) != NULL && !json_is_boolean(pv)) {
+		req_error(q, 400, "invalid_input", "preview", "preview must be true or false");
+		goto out;
+	}
+	preview = json_is_true(pv);
 	req_actor(q, &who);
-	if ((r = engine_undo(q->api->eng, &who, q->arg[0], reason, &a, &e)) != 0) {
+	if ((r = engine_undo(q->api->eng, &who, q->arg[0], reason,
+	    preview ? &res.preview : NULL, &res.a, &e)) != 0) {
 		if (r == QERR_NOT_FOUND)
 			qerr_set(&e, r, "id", "no action %s", q->arg[0]);
 		req_qerr(q, r, &e);
-		if (r == QERR_DENIED && a.id != NULL &&
+		if (r == QERR_DENIED && preview)
+			req_audit_denial(q, "access.denied", e.msg);
+		if (r == QERR_DENIED && res.a.id != NULL &&
 		    (err = json_object_get(q->resp, "error")) != NULL)
-			json_object_set_new(err, "action_id", json_string(a.id));
-	} else if (req_reply(q, 201, render_action(&a, true)) == 0 && q->resp != NULL)
-		json_object_set_new(q->resp, "per_step", undo_per_step(q, &a));
+			json_object_set_new(err, "action_id", json_string(res.a.id));
+	} else if (req_reply(q, preview ? 200 : 201, preview ? render_previewed(&res) :
+	    render_action(&res.a, true)) == 0 && q->resp != NULL)
+		json_object_set_new(q->resp, "per_step", undo_per_step(q, &res.a));
 out:
-	action_clear(&a);
+	engine_results_clear(&res, 1);
 	json_decref(o);
 	return 0;
 }

@@ -360,8 +360,8 @@ account_listed(const struct strlist *l, const struct account *a)
 	    listed(l, a->external_id);
 }
 
-static bool
-is_self(const struct disruption_guard *g, const struct account *a)
+bool
+disruption_is_self(const struct disruption_guard *g, const struct account *a)
 {
 	const char *v;
 	size_t i;
@@ -383,7 +383,7 @@ account_excluded(const struct disruption_guard *g, const struct identity *idn,
 
 	for (i = 0; i < idn->naccounts; i++) {
 		a = &idn->accounts[i];
-		if (is_self(g, a)) {
+		if (disruption_is_self(g, a)) {
 			snprintf(why, len, "linked account %s/%s is the account quell signs "
 			    "in to %s with", a->system, a->username ? a->username : a->id,
 			    a->system);

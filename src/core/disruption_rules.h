@@ -116,6 +116,9 @@ const struct disruption_rule *disruption_match(const struct disruption_policy *p
 bool disruption_excluded(const struct disruption_policy *p,
     const struct disruption_rule *r, const struct identity *idn, char *why, size_t len);
 
+/* Whether a is an account quell itself signs in with (a kind's self account). */
+bool disruption_is_self(const struct disruption_guard *g, const struct account *a);
+
 /* Whether one more containment fits when recent ones happened in the window. */
 bool disruption_within_limit(const struct disruption_policy *p, long recent);
 

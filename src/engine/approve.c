@@ -404,9 +404,10 @@ undoable(struct engine *eng, const struct action *a, char ***accounts, size_t *n
 
 int
 engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
-    const char *reason, struct action *out, struct qerr *e)
+    const char *reason, json_t **preview, struct action *out, struct qerr *e)
 {
-	struct action_request req = { .reason = reason, .source = "api" };
+	struct action_request req = { .reason = reason, .source = "api",
+	    .preview = preview != NULL, .preview_out = preview };
 	struct store_tx *tx = NULL;
 	struct action orig;
 	const char *why = NULL;

@@ -864,7 +864,7 @@ release_one(struct engine *eng, const struct actor *who, json_t *item,
 		    "it is no longer counted as a containment in force"));
 		json_array_append_new(ended, json_string(id));
 	} else {
-		if ((r = engine_undo(eng, who, id, reason, &u, &e)) != 0)
+		if ((r = engine_undo(eng, who, id, reason, NULL, &u, &e)) != 0)
 			goto out;
 		json_object_set_new(item, "undo_action_id", json_string(u.id));
 		/* Waited for by release_wait, without holding up other decisions. */

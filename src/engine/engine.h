@@ -49,6 +49,8 @@ struct action_request {
 	size_t nonly;
 	const char *alert_id;	/* automatic attack disruption: the alert acted on */
 	const char *hold_rule;	/* non-NULL: wait for approval under this rule name */
+	/* A preview's ActionPreview goes here (the caller's to decref); NULL: dropped. */
+	json_t **preview_out;
 };
 
 struct engine_options {
@@ -134,6 +136,9 @@ struct action_result {
 	int r;
 	struct qerr e;
 	struct action a;
+	/* A preview's account lines and warnings (docs/openapi.yaml ActionPreview);
+	 * NULL unless a preview planned. */
+	json_t *preview;
 };
 
 /*
@@ -162,10 +167,11 @@ int engine_decide(struct engine *eng, const struct actor *who, const char *actio
  * enable; mark_compromised, set_risk and force_password_change as their own type
  * with params.undo), as a new action linked to it, authorized like any other.
  * Refuses actions that cannot be undone (deactivate, revoke_sessions, an undo of
- * the three, a set_risk whose earlier level is unknown).
+ * the three, a set_risk whose earlier level is unknown). preview non-NULL: plans
+ * only, out as a preview, *preview its ActionPreview (the caller's).
  */
 int engine_undo(struct engine *eng, const struct actor *who, const char *action_id,
-    const char *reason, struct action *out, struct qerr *e);
+    const char *reason, json_t **preview, struct action *out, struct qerr *e);
 
 /* The [siem] forwarders: how many, and the i-th one's delivery (its backlog is
  * out->backlog: audit entries not yet acknowledged by that SIEM). */

@@ -11,6 +11,7 @@
 #include "core/lifecycle.h"
 #include "core/log.h"
 #include "core/rbac.h"
+#include "core/strlist.h"
 #include "internal.h"
 
 static bool
@@ -242,34 +243,143 @@ store_request(const struct actor *who, struct store_tx *tx, struct action *a,
 	return 0;
 }
 
-/*
- * A preview's warning, as the message of each queued step its system will refuse
- * given the account's last known state. The step stays planned: the state may be
- * stale, and a refused step fails on its own without holding the others back.
- */
-static int
-warn_refused(struct engine *eng, struct action *a, const struct identity *idn,
-    struct qerr *e)
+/* The account states (as last read) in which type has nothing left to change. */
+static bool
+already(enum action_type type, const char *state)
 {
-	struct engine_system *sys;
-	struct step *s;
-	char why[512];
-	size_t i, k;
+	static const char *const off[] = { "disabled", "suspended", NULL };
+	static const char *const on[] = { "enabled", NULL };
+	static const char *const gone[] = { "deprovisioned", NULL };
+	const char *const *v = type == ACTION_DISABLE ? off : type == ACTION_ENABLE ? on :
+	    type == ACTION_DEACTIVATE ? gone : NULL;
 
-	for (i = 0; i < a->nsteps; i++) {
-		s = &a->steps[i];
-		for (k = 0; k < idn->naccounts && strcmp(idn->accounts[k].id,
-		    s->account_id) != 0; k++)
-			continue;
-		sys = engine_find_system(eng, s->system);
-		if (s->status != STEP_QUEUED || k == idn->naccounts || sys == NULL ||
-		    !provider_refuses(sys->ops, sys->p, &idn->accounts[k], a->type, why,
-		    sizeof(why)))
-			continue;
-		free(s->message);
-		if ((s->message = strdup(why)) == NULL)
-			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	for (; state != NULL && v != NULL && *v != NULL; v++)
+		if (strcmp(*v, state) == 0)
+			return true;
+	return false;
+}
+
+/* The request parameter that lifts a system's refusal when the refusal names it
+ * ("… ask again with clear_dont_expire"); NULL when none does. */
+static const char *
+lifting_param(enum action_type type, const char *why)
+{
+	return type == ACTION_FORCE_PASSWORD_CHANGE && strstr(why, "clear_dont_expire") ?
+	    "clear_dont_expire" : NULL;
+}
+
+static bool
+param_set(const struct action *a, const char *name)
+{
+	json_t *p = json_loads(a->params ? a->params : "{}", 0, NULL);
+	bool set = json_is_true(json_object_get(p, name));
+
+	json_decref(p);
+	return set;
+}
+
+/*
+ * What the preview says of step s on acct: change, already, refused (the system will
+ * likely refuse it given the account's last known state; the step stays planned: the
+ * state may be stale, and a refused step fails without holding the others back) or
+ * not_supported. A refusal is also the step's message, as the step list shows it.
+ */
+static json_t *
+preview_line(struct engine *eng, struct action *a, struct step *s,
+    const struct account *acct)
+{
+	struct engine_system *sys = engine_find_system(eng, s->system);
+	const char *outcome = "change", *option = NULL;
+	char why[512], note[640];
+
+	snprintf(note, sizeof(note), "will be changed");
+	if (s->status == STEP_NOT_APPLICABLE) {
+		outcome = "not_supported";
+		snprintf(note, sizeof(note), "%s", s->message ? s->message : "not supported");
+	} else if (sys != NULL && provider_refuses(sys->ops, sys->p, acct, a->type, why,
+	    sizeof(why))) {
+		option = lifting_param(a->type, why);
+		if (option != NULL && param_set(a, option))
+			snprintf(note, sizeof(note), "will be changed (%s is set: %s)", option,
+			    why);
+		else {
+			outcome = "refused";
+			snprintf(note, sizeof(note), "will be refused: %s", why);
+			free(s->message);
+			s->message = strdup(why);
+		}
+	} else if (already(a->type, acct->state)) {
+		outcome = "already";
+		snprintf(note, sizeof(note), "already %s: nothing to change", acct->state);
 	}
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s, s:s, s:s?}",
+	    "step_id", s->id, "account_id", s->account_id, "system", s->system,
+	    "kind", acct->kind ? acct->kind : "unknown", "account_name", s->account_name,
+	    "upn", acct->upn, "username", acct->username, "state", acct->state,
+	    "outcome", outcome, "note", note, "option", option);
+}
+
+static int
+add_warning(json_t *warnings, const char *code, const char *account_id,
+    const char *message)
+{
+	return json_array_append_new(warnings, json_pack("{s:s, s:s?, s:s}", "code", code,
+	    "account_id", account_id, "message", message));
+}
+
+/* The preview's warnings: an account quell itself signs in with, an identity tagged
+ * as automation leaves it alone ([disruption_guard] exclude_tags: tier0, breakglass). */
+static int
+preview_warnings(struct engine *eng, const struct identity *idn, json_t *warnings)
+{
+	const struct disruption_guard *g = eng->dpol ? &eng->dpol->guard : NULL;
+	const struct account *acct;
+	char msg[512];
+	size_t i;
+	int r = 0;
+
+	for (i = 0; g != NULL && i < idn->naccounts && r == 0; i++) {
+		acct = &idn->accounts[i];
+		if (!disruption_is_self(g, acct))
+			continue;
+		snprintf(msg, sizeof(msg), "%s/%s is the account quelld signs in to %s "
+		    "with: acting on it can cut quell off from %s", acct->system,
+		    acct->username ? acct->username : acct->id, acct->system, acct->system);
+		r = add_warning(warnings, "quell_account", acct->id, msg);
+	}
+	for (i = 0; g != NULL && i < idn->ntags && r == 0; i++) {
+		if (!strlist_has(g->exclude_tags.v, g->exclude_tags.n, idn->tags[i], true))
+			continue;
+		snprintf(msg, sizeof(msg), "the identity is tagged %s: a privileged or "
+		    "emergency account", idn->tags[i]);
+		r = add_warning(warnings, "protected_tag", NULL, msg);
+	}
+	return r;
+}
+
+/* A preview's account lines and warnings for a, planned on idn, into *out. */
+static int
+preview_build(struct engine *eng, struct action *a, const struct identity *idn,
+    json_t **out, struct qerr *e)
+{
+	json_t *o = json_object(), *lines = json_array(), *warnings = json_array();
+	size_t i, k;
+	int r = json_object_set_new(o, "accounts", lines) |
+	    json_object_set_new(o, "warnings", warnings);
+
+	for (i = 0; r == 0 && i < a->nsteps; i++) {
+		for (k = 0; k < idn->naccounts && strcmp(idn->accounts[k].id,
+		    a->steps[i].account_id) != 0; k++)
+			continue;
+		if (k < idn->naccounts)
+			r = json_array_append_new(lines, preview_line(eng, a, &a->steps[i],
+			    &idn->accounts[k]));
+	}
+	if (r != 0 || preview_warnings(eng, idn, warnings) != 0) {
+		json_decref(o);
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	*out = o;
 	return 0;
 }
 
@@ -280,7 +390,8 @@ warn_refused(struct engine *eng, struct action *a, const struct identity *idn,
  */
 static int
 plan_one(struct engine *eng, const struct actor *who, struct store_tx *tx,
-    const struct action_request *req, struct action *a, json_t *allowed, struct qerr *e)
+    const struct action_request *req, struct action *a, json_t *allowed,
+    json_t **preview, struct qerr *e)
 {
 	struct identity idn;
 	char why[1024];
@@ -301,7 +412,7 @@ plan_one(struct engine *eng, const struct actor *who, struct store_tx *tx,
 	}
 	only_accounts(&idn, req);
 	if ((r = lifecycle_plan(a, idn.accounts, idn.naccounts, supports, eng, e)) != 0 ||
-	    (req->preview && (r = warn_refused(eng, a, &idn, e)) != 0))
+	    (req->preview && (r = preview_build(eng, a, &idn, preview, e)) != 0))
 		goto out;
 	if (!authorize_steps(eng, who, a, &idn, why, sizeof(why), allowed)) {
 		r = req->preview ? qerr_set(e, QERR_DENIED, NULL, "%s", why) :
@@ -341,7 +452,7 @@ request_one(struct engine *eng, const struct actor *who, struct store_tx *tx,
 		json_decref(allowed);
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	}
-	res->r = plan_one(eng, who, tx, req, &res->a, allowed, &res->e);
+	res->r = plan_one(eng, who, tx, req, &res->a, allowed, &res->preview, &res->e);
 	r = item_error(res->r) ? 0 : res->r;
 	if (r == 0 && !req->preview && res->r == 0)
 		r = store_request(who, tx, &res->a, allowed, e);
@@ -390,8 +501,11 @@ engine_results_clear(struct action_result *res, size_t n)
 {
 	size_t i;
 
-	for (i = 0; res != NULL && i < n; i++)
+	for (i = 0; res != NULL && i < n; i++) {
 		action_clear(&res[i].a);
+		json_decref(res[i].preview);
+		res[i].preview = NULL;
+	}
 }
 
 /* Every item inside tx; *refused and *queued say whether any was refused, queued. */
@@ -472,6 +586,10 @@ engine_request(struct engine *eng, const struct actor *who,
 	if ((r = engine_request_bulk(eng, who, req, 1, false, &res, e)) != 0)
 		return r;
 	*e = res.e;
+	if (req->preview_out != NULL)
+		*req->preview_out = res.preview;
+	else
+		json_decref(res.preview);
 	if (res.r == 0 || res.a.status == ACTION_DENIED)
 		*out = res.a;
 	else

@@ -796,6 +796,11 @@ struct plan {
  * the user chose a new password, the old one, presumed known, is gone: nothing to
  * give back.
  */
+/* AD ignores pwdLastSet = 0 while the password never expires: the step's refusal,
+ * and the preview's (ad_refuses) from the flags last read. */
+#define DONT_EXPIRE_REFUSAL "password never expires is set on this account: AD " \
+	"ignores a forced change; ask again with clear_dont_expire to clear that flag"
+
 static void
 plan_withdraw(const struct user *u, struct plan *pl)
 {
@@ -834,9 +839,7 @@ plan_step(const struct step *step, const struct user *u, bool clear_dont_expire,
 		/* AD ignores pwdLastSet = 0 while the password never expires. */
 		if (u->uac & UAC_DONT_EXPIRE_PASSWD) {
 			if (!clear_dont_expire) {
-				pl->refuse = "password never expires is set on this account: "
-				    "AD ignores a forced change; ask again with "
-				    "clear_dont_expire to clear that flag";
+				pl->refuse = DONT_EXPIRE_REFUSAL;
 				break;
 			}
 			pl->uac &= ~UAC_DONT_EXPIRE_PASSWD;
@@ -1757,12 +1760,30 @@ static const struct kind_info ad_info = {
 	.nself_accounts = sizeof(ad_self) / sizeof(ad_self[0]),
 };
 
+/* The preview's warning, from the flags a sync or a step last read (the cache of
+ * userAccountControl values): a forced change where the password never expires. */
+static bool
+ad_refuses(const struct provider *p, const struct account *acct, enum action_type type,
+    char *why, size_t len)
+{
+	unsigned char guid[LDAPESC_GUID_LEN];
+	uint32_t uac;
+
+	if (type != ACTION_FORCE_PASSWORD_CHANGE || acct->external_id == NULL ||
+	    ldapesc_guid_from_text(acct->external_id, guid) != 0 ||
+	    !seen_get((struct provider *)p, guid, &uac) || !(uac & UAC_DONT_EXPIRE_PASSWD))
+		return false;
+	snprintf(why, len, "%s", DONT_EXPIRE_REFUSAL);
+	return true;
+}
+
 const struct provider_ops provider_ad = {
 	.kind = "ad",
 	.info = &ad_info,
 	.keys = ad_keys,
 	.open = ad_open,
 	.supports = ad_supports,
+	.refuses = ad_refuses,
 	.execute = ad_execute,
 	.batch_max = ad_batch_max,
 	.execute_batch = ad_execute_batch,

@@ -481,7 +481,7 @@ flow_undo(struct fx *f, struct qerr *e)
 		r = qerr_set(e, QERR_TRANSIENT, NULL, "%s still in flight", a.id);
 	if (r == 0) {
 		memset(&u, 0, sizeof(u));
-		r = engine_undo(f->eng, &analyst, a.id, "false positive", &u, e);
+		r = engine_undo(f->eng, &analyst, a.id, "false positive", NULL, &u, e);
 		action_clear(&u);
 	}
 	action_clear(&a);
