@@ -40,8 +40,6 @@
 #define URL_MAX			2048
 #define CLIENT_ID_MAX		256
 #define SECRET_MAX		1024
-/* A token endpoint's answer: an id token, an access token and a refresh token. */
-#define TOKEN_RESPONSE_MAX	(3 * TOKEN_MAX)
 #define CODE_MAX		4096
 #define ISSUER_TEXT_MAX		200
 
@@ -66,6 +64,7 @@ struct oidc {
 	char *token_endpoint;
 	char *redirect_uri;
 	bool plaintext;
+	bool holds_secret;	/* reads client_secret_file: no exchange elsewhere */
 	long leeway;
 	size_t max_token;
 	pthread_mutex_t mu;	/* keys, its refs, next_reload */
@@ -601,6 +600,15 @@ answer_wipe(json_t *o)
 			sodium_memzero((char *)json_string_value(v), json_string_length(v));
 }
 
+/* Who redeems codes when this process does not hold the client secret. */
+static oidc_exchange_fn exchange_elsewhere;
+
+void
+oidc_set_exchange(oidc_exchange_fn exchange)
+{
+	exchange_elsewhere = exchange;
+}
+
 /* Sends the form to the token endpoint; *resp is the answer (any status). */
 static int
 token_post(struct oidc *o, const char *form, struct http_response *resp, struct qerr *e)
@@ -613,15 +621,29 @@ token_post(struct oidc *o, const char *form, struct http_response *resp, struct 
 	    .body = form, .body_len = strlen(form), .headers = hdrs, .nheaders = 2 };
 	int r;
 
-	if ((r = http_do(o->http, &req, resp, e)) == 0 && resp->len > TOKEN_RESPONSE_MAX)
+	if ((r = http_do(o->http, &req, resp, e)) == 0 &&
+	    resp->len > OIDC_TOKEN_RESPONSE_MAX)
 		r = -1;
 	if (r == 0 || r == QERR_NOMEM)
 		return r;
 	if (r == -1 || (r == QERR_PERMANENT && strstr(e->msg, "larger than") != NULL))
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "the token endpoint's answer is "
-		    "larger than %d bytes", TOKEN_RESPONSE_MAX);
+		    "larger than %d bytes", OIDC_TOKEN_RESPONSE_MAX);
 	return qerr_set(e, QERR_TRANSIENT, NULL, "the token endpoint is unreachable: %.400s",
 	    e->msg);
+}
+
+int
+oidc_exchange(struct oidc *o, const char *code, const char *verifier,
+    const char *redirect_uri, struct http_response *resp, struct qerr *e)
+{
+	char *form = NULL;
+	int r;
+
+	if ((r = token_form(o, code, verifier, redirect_uri, &form, e)) == 0)
+		r = token_post(o, form, resp, e);
+	kit_free_str(form);
+	return r;
 }
 
 int
@@ -631,24 +653,20 @@ oidc_redeem(struct oidc *o, const char *code, const char *verifier,
 {
 	struct http_response resp = { 0 };
 	json_t *answer = NULL;
-	char *form = NULL;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (strlen(code) == 0 || strlen(code) > CODE_MAX)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed code");
-	if ((r = token_form(o, code, verifier, redirect_uri, &form, e)) != 0)
-		goto out;
-	if ((r = token_post(o, form, &resp, e)) == 0 &&
-	    (r = token_answer(&resp, &answer, e)) == 0)
+	r = o->holds_secret ? oidc_exchange(o, code, verifier, redirect_uri, &resp, e) :
+	    exchange_elsewhere(code, verifier, redirect_uri, &resp, e);
+	if (r == 0 && (r = token_answer(&resp, &answer, e)) == 0)
 		r = verify_id_token(o, json_string_value(json_object_get(answer,
 		    "id_token")), nonce, out, e);
-out:
 	if (answer != NULL)
 		answer_wipe(answer);
 	json_decref(answer);
 	http_response_clear(&resp);
-	kit_free_str(form);
 	return r;
 }
 
@@ -880,7 +898,7 @@ conf_code_flow(struct oidc *o, const struct system_config *s, struct qerr *e)
 	    (o->redirect_uri != NULL &&
 	    (r = conf_url(o, s, "redirect_uri", o->redirect_uri, e)) != 0))
 		return r;
-	if (o->client_secret_file != NULL)
+	if (o->client_secret_file != NULL && o->holds_secret)
 		return read_secret(o, s, e);
 	return 0;
 }
@@ -944,8 +962,10 @@ open_http(struct oidc *o, struct qerr *e)
 	return http_client_new(&ho, &o->http, e);
 }
 
-int
-oidc_open(const struct config *cfg, struct oidc **out, struct qerr *e)
+/* The verifier (client: false) or the holder of the client secret (client: true,
+ * which loads no JWK Set). */
+static int
+open_as(const struct config *cfg, bool client, struct oidc **out, struct qerr *e)
 {
 	struct oidc *o;
 	size_t i;
@@ -959,18 +979,36 @@ oidc_open(const struct config *cfg, struct oidc **out, struct qerr *e)
 	pthread_mutex_init(&o->mu, NULL);
 	o->leeway = LEEWAY_DEFAULT;
 	o->max_token = TOKEN_DEFAULT;
+	o->holds_secret = client || exchange_elsewhere == NULL;
 	for (i = 0; i < cfg->oidc.nkv; i++)
 		if ((r = conf_key(o, &cfg->oidc, &cfg->oidc.kv[i], e)) != 0)
 			goto out;
-	if ((r = conf_check(cfg, o, e)) != 0 || (r = open_http(o, e)) != 0)
+	if ((r = conf_check(cfg, o, e)) != 0)
 		goto out;
-	if ((r = first_load(o, &cfg->oidc, e)) != 0)
+	if (client && o->client_id == NULL) {
+		r = 0;
+		goto out;
+	}
+	if ((r = open_http(o, e)) != 0 || (!client && (r = first_load(o, &cfg->oidc,
+	    e)) != 0))
 		goto out;
 	*out = o;
 	o = NULL;
 out:
 	oidc_close(o);
 	return r;
+}
+
+int
+oidc_open(const struct config *cfg, struct oidc **out, struct qerr *e)
+{
+	return open_as(cfg, false, out, e);
+}
+
+int
+oidc_open_client(const struct config *cfg, struct oidc **out, struct qerr *e)
+{
+	return open_as(cfg, true, out, e);
 }
 
 void

@@ -74,6 +74,37 @@ int oidc_redeem(struct oidc *o, const char *code, const char *verifier,
     const char *redirect_uri, const char *nonce, struct oidc_claims *out,
     struct qerr *e);
 
+/* The largest answer a token endpoint may give: an id token, an access token and a
+ * refresh token. */
+#define OIDC_TOKEN_RESPONSE_MAX	(3 * 65536)
+
+struct http_response;
+
+/*
+ * Posts the code grant (code, PKCE verifier, redirect_uri) with the client's id and
+ * secret to the token endpoint; *resp (cleared by the caller with
+ * http_response_clear) is its answer, any status. QERR_UNAUTHENTICATED (an answer
+ * over OIDC_TOKEN_RESPONSE_MAX, a code that cannot be sent), QERR_TRANSIENT (the
+ * endpoint cannot be reached), QERR_NOMEM.
+ */
+typedef int (*oidc_exchange_fn)(const char *code, const char *verifier,
+    const char *redirect_uri, struct http_response *resp, struct qerr *e);
+/*
+ * Where the process that holds the client secret is another (privilege separation:
+ * the executor): set once, before any oidc_open. With it, oidc_open never reads
+ * client_secret_file and oidc_redeem hands the code to exchange.
+ */
+void oidc_set_exchange(oidc_exchange_fn exchange);
+/*
+ * For that other process: [oidc] checked as oidc_open checks it and the client secret
+ * read, but no JWK Set loaded; *out is NULL without [oidc] or client_id. Closed with
+ * oidc_close.
+ */
+int oidc_open_client(const struct config *cfg, struct oidc **out, struct qerr *e);
+/* The code grant of an oidc_open_client'ed o, as oidc_exchange_fn says. */
+int oidc_exchange(struct oidc *o, const char *code, const char *verifier,
+    const char *redirect_uri, struct http_response *resp, struct qerr *e);
+
 /* [oidc] default_role, or NULL. */
 const char *oidc_default_role(const struct oidc *o);
 

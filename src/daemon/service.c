@@ -31,6 +31,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "api/api.h"
+#include "api/oidc.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "daemon/daemon.h"
@@ -254,9 +255,11 @@ sandbox(const char *path, const struct config *cfg, struct qerr *e)
 		ro[n++] = cfg->tls_cert;
 	if (cfg->tls_key != NULL)
 		ro[n++] = cfg->tls_key;
+	/* Not client_secret_file: the executor redeems the console's codes. */
 	for (i = 0; i < cfg->oidc.nkv && n < 60; i++)
 		if (strlen(cfg->oidc.kv[i].key) > 5 && strcmp(cfg->oidc.kv[i].key +
-		    strlen(cfg->oidc.kv[i].key) - 5, "_file") == 0)
+		    strlen(cfg->oidc.kv[i].key) - 5, "_file") == 0 &&
+		    strcmp(cfg->oidc.kv[i].key, "client_secret_file") != 0)
 			ro[n++] = cfg->oidc.kv[i].value;
 	if ((kv = config_system_get(&cfg->ssf, "key_file")) != NULL)
 		ro[n++] = kv->value;
@@ -284,9 +287,27 @@ sandbox(const char *path, const struct config *cfg, struct qerr *e)
 	return r;
 }
 
-/* Tries each system's secret files once from the sandboxed front and says what the
- * kernel answered: the operator's (and the tests') evidence that only the executor
- * can read them. */
+/* Whether the sandboxed front can open path (said as an error), counted in *n. */
+static bool
+probe_one(const char *path, size_t *n)
+{
+	int fd;
+
+	(*n)++;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		close(fd);
+		log_msg(LOG_LVL_ERROR, "sandbox: the front process can read secret file %s",
+		    path);
+		return true;
+	}
+	if (errno != EACCES)
+		log_msg(LOG_LVL_WARN, "sandbox: secret file %s: %s", path, strerror(errno));
+	return false;
+}
+
+/* Tries each system's secret files and the console's OpenID Connect client secret
+ * once from the sandboxed front and says what the kernel answered: the operator's
+ * (and the tests') evidence that only the executor can read them. */
 static void
 probe_secrets(const struct config *cfg)
 {
@@ -294,26 +315,17 @@ probe_secrets(const struct config *cfg)
 	const struct provider_key *k;
 	const struct config_kv *kv;
 	size_t i, n = 0, open_ok = 0;
-	int fd;
 
 	for (i = 0; i < cfg->nsystems; i++) {
 		if ((ops = provider_lookup(cfg->systems[i].kind)) == NULL || ops->keys == NULL)
 			continue;
-		for (k = ops->keys; k->name != NULL; k++) {
-			if (k->type != PROVIDER_KEY_SECRET_FILE ||
-			    (kv = config_system_get(&cfg->systems[i], k->name)) == NULL)
-				continue;
-			n++;
-			if ((fd = open(kv->value, O_RDONLY | O_CLOEXEC)) >= 0) {
-				close(fd);
-				open_ok++;
-				log_msg(LOG_LVL_ERROR, "sandbox: the front process can read "
-				    "secret file %s", kv->value);
-			} else if (errno != EACCES)
-				log_msg(LOG_LVL_WARN, "sandbox: secret file %s: %s", kv->value,
-				    strerror(errno));
-		}
+		for (k = ops->keys; k->name != NULL; k++)
+			if (k->type == PROVIDER_KEY_SECRET_FILE &&
+			    (kv = config_system_get(&cfg->systems[i], k->name)) != NULL)
+				open_ok += probe_one(kv->value, &n);
 	}
+	if ((kv = config_system_get(&cfg->oidc, "client_secret_file")) != NULL)
+		open_ok += probe_one(kv->value, &n);
 	if (n > 0 && open_ok == 0)
 		log_event(LOG_LVL_INFO, "sandbox.secrets", LOG_FIELDS(LOG_I("files",
 		    (long)n)), "sandbox: secret files unreadable (EACCES) from the front "
@@ -392,6 +404,7 @@ daemon_run(const char *path, struct config *cfg, const char *text)
 	if ((r = start_executor(path, text, cfg, &user, &run, &e)) != 0 ||
 	    (r = drop_root(cfg, &user, &listen_fd, &e)) != 0)
 		goto out;
+	oidc_set_exchange(privsep_oidc_exchange);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);

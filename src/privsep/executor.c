@@ -14,7 +14,9 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/text.h"
 #include "privsep/internal.h"
+#include "providers/http.h"
 
 void
 privsep_systems_close(struct privsep_systems *s)
@@ -23,6 +25,7 @@ privsep_systems_close(struct privsep_systems *s)
 
 	if (s == NULL)
 		return;
+	oidc_close(s->oidc);
 	for (i = s->n; i > 0; i--)
 		provider_close(s->v[i - 1].ops, s->v[i - 1].p);
 	free(s->v);
@@ -86,7 +89,8 @@ systems_load(const char *path, const char *text, struct privsep_systems **out,
 	s->cfg = &s->owned;
 	if ((r = config_parse(path, text, &s->owned, e)) == 0) {
 		s->owned.kinds = provider_kinds();
-		r = systems_open(s, e);
+		if ((r = systems_open(s, e)) == 0)
+			r = oidc_open_client(&s->owned, &s->oidc, e);
 	}
 	if (r != 0) {
 		privsep_systems_close(s);
@@ -382,6 +386,47 @@ serve_list(struct privsep_exec *x, int fd, const struct privsep_msg *m,
 	return r;
 }
 
+/* What the TOKEN message carries: a status, and a body that is text (JSON is). */
+static bool
+answer_sendable(const struct http_response *resp)
+{
+	return resp->status >= 100 && resp->status <= 599 && (resp->len == 0 ||
+	    (resp->body != NULL && strlen(resp->body) == resp->len &&
+	    text_utf8_valid(resp->body, resp->len)));
+}
+
+/* REDEEM: the console's code, posted with the client secret only this process
+ * holds; the front checks the answer (the id token) itself. */
+static int
+serve_redeem(struct privsep_exec *x, const struct privsep_msg *m, struct privsep_buf *out)
+{
+	struct http_response resp = { 0 };
+	struct qerr e;
+	int r;
+
+	qerr_clear(&e);
+	if (x->cur == NULL || x->cur->oidc == NULL) {
+		qerr_set(&e, QERR_UNSUPPORTED, "type", "no [oidc] client_id is configured");
+		refused("REDEEM", &e);
+		return privsep_put_error(out, e.code, e.field, "%s", e.msg);
+	}
+	if ((r = oidc_exchange(x->cur->oidc, m->f[PRIVSEP_REDEEM_CODE].s,
+	    m->f[PRIVSEP_REDEEM_VERIFIER].s, m->f[PRIVSEP_REDEEM_REDIRECT_URI].s, &resp,
+	    &e)) == 0 && !answer_sendable(&resp))
+		r = qerr_set(&e, QERR_UNAUTHENTICATED, NULL, "the token endpoint's answer "
+		    "is not UTF-8 text with an HTTP status");
+	if (r != 0)
+		r = privsep_put_error(out, r, NULL, "%s", e.msg[0] ? e.msg : qerr_strerror(r));
+	else {
+		privsep_begin(out, PRIVSEP_TOKEN);
+		privsep_put_int(out, resp.status);
+		privsep_put_str(out, resp.len > 0 ? resp.body : "");
+		r = privsep_finish(out, &e);
+	}
+	http_response_clear(&resp);
+	return r;
+}
+
 static int
 dispatch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
     struct privsep_buf *out, struct qerr *err)
@@ -397,6 +442,8 @@ dispatch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
 		return serve_refuses(x, m, out);
 	case PRIVSEP_LIST:
 		return serve_list(x, fd, m, out, err);
+	case PRIVSEP_REDEEM:
+		return serve_redeem(x, m, out);
 	default:
 		qerr_set(&e, QERR_INVALID, "type", "a %s is no request on a data channel",
 		    privsep_type_name(m->type));

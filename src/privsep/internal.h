@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 
+#include "api/oidc.h"
 #include "privsep/msg.h"
 #include "privsep/privsep.h"
 
@@ -14,12 +15,14 @@ struct privsep_system {
 	struct provider *p;
 };
 
-/* Opened systems, over a configuration they own (parsed by the executor) or borrow. */
+/* Opened systems, over a configuration they own (parsed by the executor) or borrow;
+ * in the executor, the console's OpenID Connect client too (NULL: none). */
 struct privsep_systems {
 	struct config owned;
 	const struct config *cfg;
 	struct privsep_system *v;
 	size_t n;
+	struct oidc *oidc;
 };
 
 /* Writes b's messages to fd and empties b: 0, or QERR_IO with why in e. */

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "api/oidc.h"
 #include "core/metrics.h"
 #include "core/text.h"
 #include "privsep/msg.h"
@@ -82,6 +83,11 @@ static const struct type_spec specs[PRIVSEP_TYPE_END] = {
 	    OPT("label", T_LINE, 256) } },
 	[PRIVSEP_ERROR] = { "ERROR", 3, { INT("code", -100, -1), OPT("field", T_NAME, 64),
 	    STR("message", T_UTF8, 1, 1024) } },
+	/* A PKCE verifier is 43 to 128 characters (RFC 7636, 4.1). */
+	[PRIVSEP_REDEEM] = { "REDEEM", 3, { STR("code", T_NAME, 1, 4096),
+	    STR("verifier", T_NAME, 43, 128), STR("redirect_uri", T_LINE, 1, 2048) } },
+	[PRIVSEP_TOKEN] = { "TOKEN", 2, { INT("status", 100, 599),
+	    STR("body", T_UTF8, 0, OIDC_TOKEN_RESPONSE_MAX) } },
 };
 
 const char *

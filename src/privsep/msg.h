@@ -21,7 +21,8 @@
 #include "core/model.h"
 #include "providers/provider.h"
 
-#define PRIVSEP_MAGIC		0x5101u	/* 'Q', format version 1 */
+/* 'Q', format version 2 (version 1 had no REDEEM and TOKEN). */
+#define PRIVSEP_MAGIC		0x5102u
 #define PRIVSEP_HDR_LEN		8
 /* The largest payload: a configuration file (1 MiB) with room for its path. */
 #define PRIVSEP_PAYLOAD_MAX	((1u << 20) + 8192u)
@@ -45,6 +46,8 @@ enum privsep_type {
 	PRIVSEP_END,		/* executor: next cursor, full */
 	PRIVSEP_METRIC,		/* executor: one metrics update its providers made */
 	PRIVSEP_ERROR,		/* either: code, field, message */
+	PRIVSEP_REDEEM,		/* front: OIDC code, verifier, redirect_uri; TOKEN | ERROR */
+	PRIVSEP_TOKEN,		/* executor: the token endpoint's status and body */
 	PRIVSEP_TYPE_END
 };
 
@@ -117,6 +120,8 @@ enum { PRIVSEP_REFUSES_SYSTEM, PRIVSEP_REFUSES_TYPE };
 enum { PRIVSEP_REFUSAL_YES, PRIVSEP_REFUSAL_WHY };
 enum { PRIVSEP_LIST_SYSTEM, PRIVSEP_LIST_CHANGES, PRIVSEP_LIST_SINCE };
 enum { PRIVSEP_END_NEXT, PRIVSEP_END_FULL };
+enum { PRIVSEP_REDEEM_CODE, PRIVSEP_REDEEM_VERIFIER, PRIVSEP_REDEEM_REDIRECT_URI };
+enum { PRIVSEP_TOKEN_STATUS, PRIVSEP_TOKEN_BODY };
 /* fam, op, value in nanounits, then the label values. */
 enum { PRIVSEP_METRIC_FAM, PRIVSEP_METRIC_OP, PRIVSEP_METRIC_NANO, PRIVSEP_METRIC_LABEL };
 

@@ -72,6 +72,16 @@ int privsep_drop(struct privsep *ps, struct qerr *e);
 const struct provider_ops *privsep_lookup(const char *kind);
 
 /*
+ * The console's OpenID Connect code grant, posted by the executor, which alone reads
+ * [oidc] client_secret_file (an oidc_exchange_fn, for oidc_set_exchange); errors as
+ * oidc_exchange's, QERR_TRANSIENT when the executor does not answer. Needs a
+ * privsep_start'ed executor.
+ */
+struct http_response;
+int privsep_oidc_exchange(const char *code, const char *verifier,
+    const char *redirect_uri, struct http_response *resp, struct qerr *e);
+
+/*
  * Sandboxes the front once its store and listener are open (sandbox.c): Landlock
  * limits its files to paths, then no_new_privs and a seccomp allow-list of what it
  * uses. Logs one warning for each mechanism the kernel lacks and goes on.

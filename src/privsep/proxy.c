@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "privsep/internal.h"
+#include "providers/http.h"
 
 struct chan {
 	int fd;			/* -1 once broken */
@@ -240,6 +241,54 @@ proxy_refuses(const struct provider *p, const struct account *acct,
 
 /* Streams a listing's accounts into cb; once cb stops it, asks the executor to stop
  * too and reads on to the END, so the channel stays in step. */
+/* The TOKEN's answer, copied: the channel's buffer is the next caller's. */
+static int
+read_token(struct chan *c, struct http_response *resp, struct qerr *e)
+{
+	const struct privsep_field *body;
+	struct privsep_msg m;
+	int r;
+
+	if ((r = chan_recv(c, &m, e)) != 0)
+		return r;
+	if (m.type == PRIVSEP_ERROR)
+		return privsep_get_error(&m, e);
+	if (m.type != PRIVSEP_TOKEN)
+		return unexpected(c, &m, "TOKEN", e);
+	body = &m.f[PRIVSEP_TOKEN_BODY];
+	if ((resp->body = malloc(body->len + 1)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	memcpy(resp->body, body->s, body->len + 1);
+	resp->len = body->len;
+	resp->status = (long)m.f[PRIVSEP_TOKEN_STATUS].i;
+	return 0;
+}
+
+/* A code the message cannot carry is no code the issuer gave: refused as such; the
+ * executor gone makes the issuer unreachable for now. */
+int
+privsep_oidc_exchange(const char *code, const char *verifier, const char *redirect_uri,
+    struct http_response *resp, struct qerr *e)
+{
+	struct chan *c = chan_get(the);
+	int r;
+
+	memset(resp, 0, sizeof(*resp));
+	privsep_begin(&c->out, PRIVSEP_REDEEM);
+	privsep_put_str(&c->out, code);
+	privsep_put_str(&c->out, verifier);
+	privsep_put_str(&c->out, redirect_uri);
+	if ((r = privsep_finish(&c->out, e)) == QERR_INVALID)
+		r = QERR_UNAUTHENTICATED;
+	else if (r == 0 && (r = chan_send(c, e)) == 0)
+		r = read_token(c, resp, e);
+	if (r == QERR_IO || (r == QERR_INVALID && c->fd < 0))
+		r = qerr_set(e, QERR_TRANSIENT, NULL, "the executor did not answer: %.400s",
+		    e->msg);
+	chan_put(the, c);
+	return r;
+}
+
 static int
 list(struct provider *p, bool changes, const char *since, provider_account_cb cb,
     void *arg, char **next, bool *full, struct qerr *e)

@@ -12,10 +12,14 @@ each secret in a directory of its own, apart from the store.
 - A reload has the executor read the secrets again; actions still work after it.
 - Either process dying ends the other: the front exits non-zero when the executor is
   killed, and the executor goes when the front is.
-
-The OpenID Connect client secret (console sign-in) is held by the front and is not
-configured here: docs/quelld.8 says why."""
+- The console's OpenID Connect sign-in (FakeIssuer, test_web.py) works, and its client
+  secret is the executor's alone: the executor posts the code grant, the front neither
+  can open client_secret_file nor holds the secret in its memory, before and after a
+  reload.
+- Started as root with [server] user = nobody, both processes run as nobody and
+  actions still complete; user = root and an unknown user are refused."""
 import ctypes
+import http.client
 import os
 import re
 import shutil
@@ -24,6 +28,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -31,6 +36,7 @@ import pytest
 import conftest as base
 from cloud.cloudlib import CloudQuelld, tag
 from cloud.conftest import Graph, Okta, cloud_dir, graph, okta_emu  # noqa: F401 (fixtures)
+from test_web import issuer  # noqa: F401 (fixture)
 
 SYS_PIDFD_GETFD = 438  # x86_64, aarch64 and the rest of the unified table
 
@@ -84,7 +90,7 @@ def pidfd_getfd(pid, fd):
 
 
 def frame(type_, payload):
-    return struct.pack(">HHI", 0x5101, type_, len(payload)) + payload
+    return struct.pack(">HHI", 0x5102, type_, len(payload)) + payload
 
 
 def s(v):
@@ -112,12 +118,56 @@ def read_msg(sock):
     if hdr is None:
         return None, None
     magic, type_, n = struct.unpack(">HHI", hdr)
-    assert magic == 0x5101
+    assert magic == 0x5102
     return type_, exact(n)
 
 
+OIDC = """
+[oidc]
+issuer = {url}
+audience = api://quell-privsep-e2e
+jwks_file = {jwks}
+allow_plaintext = yes
+client_id = {client_id}
+client_secret_file = {secret}
+authorization_endpoint = {url}/authorize
+token_endpoint = {url}/token
+
+[grant "console-responders"]
+match = app_role:Quell.Responder
+role = responder
+"""
+
+
+def get(url, cookie=None):
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    try:
+        c.request("GET", u.path + (f"?{u.query}" if u.query else ""),
+                  headers={"Cookie": cookie} if cookie else {})
+        r = c.getresponse()
+        r.read()
+        return r.status, r.getheader("Location"), r.getheader("Set-Cookie")
+    finally:
+        c.close()
+
+
+def sign_in(q, issuer):  # noqa: F811 (fixture)
+    """The console's sign-in as a browser makes it, redirects followed by hand."""
+    before = len(issuer.token_requests)
+    st, to_issuer, login = get(f"http://127.0.0.1:{q.port}/api/v1/session/oidc/start")
+    assert st == 302 and to_issuer.startswith(f"{issuer.url}/authorize?"), (st, to_issuer)
+    st, back, _ = get(to_issuer)
+    assert st == 302 and back.startswith(f"http://127.0.0.1:{q.port}/"), (st, back)
+    st, where, session = get(back, cookie=login.split(";")[0])
+    assert (st, where) == (302, "/#/identities"), (st, where, q.log.read_text()[-2000:])
+    assert session.startswith("quell_session="), session
+    (form, outcome), = issuer.token_requests[before:]
+    assert outcome == "ok" and form["client_secret"] == issuer.client_secret, outcome
+
+
 @pytest.fixture
-def world(lab, graph, okta_emu, tmp_path):  # noqa: F811 (fixtures)
+def world(lab, graph, okta_emu, issuer, tmp_path):  # noqa: F811 (fixtures)
     sec = tmp_path / "secrets"
     sec.mkdir()
     ad_pw = sec / "ad.pw"
@@ -126,8 +176,12 @@ def world(lab, graph, okta_emu, tmp_path):  # noqa: F811 (fixtures)
             "bind_dn": lab.bind_dn, "password_file": ad_pw, "max_concurrency": 2}
     systems = {"corp": corp, "cloud": graph.system(sec), "okta": okta_emu.system(sec)}
     q = CloudQuelld(tmp_path / "q", systems)
+    q.conf.write_text(q.conf.read_text() + OIDC.format(
+        url=issuer.url, jwks=issuer.jwks, client_id=issuer.client_id,
+        secret=issuer.secret_file))
     secrets = {"ad": ad_pw.read_text().strip(), "entra": graph.secret,
-               "okta": (sec / "okta.token").read_text().strip()}
+               "okta": (sec / "okta.token").read_text().strip(),
+               "oidc": issuer.client_secret}
     assert all(len(v) >= 8 for v in secrets.values()), secrets.keys()
     q.start()
     try:
@@ -166,12 +220,13 @@ def act_everywhere(q, lab, graph, okta_emu):
     assert graph.user(eid)["accountEnabled"] is False
 
 
-def test_front_holds_no_secret(world, lab, graph, okta_emu):  # noqa: F811
+def test_front_holds_no_secret(world, lab, graph, okta_emu, issuer):  # noqa: F811
     q, secrets = world
     act_everywhere(q, lab, graph, okta_emu)
+    sign_in(q, issuer)
     front, executor, _ = pids(q)
     log = q.log.read_text()
-    assert "sandbox: secret files unreadable (EACCES) from the front process: 3 file(s)" \
+    assert "sandbox: secret files unreadable (EACCES) from the front process: 4 file(s)" \
         in log, log
     assert "the front process can read secret file" not in log
     for pid in (front, executor):
@@ -218,12 +273,13 @@ def test_forged_messages_refused(world):
     assert q.admin.get("/healthz", token=None).status == 200
 
 
-def test_reload_and_crashes(world, lab, graph, okta_emu):  # noqa: F811
+def test_reload_and_crashes(world, lab, graph, okta_emu, issuer):  # noqa: F811
     q, secrets = world
     front, executor, _ = pids(q)
     os.kill(front, signal.SIGHUP)
     base.wait_for(lambda: "reloaded: node" in q.log.read_text(), 60, what="the reload")
     act_everywhere(q, lab, graph, okta_emu)
+    sign_in(q, issuer)
     front_mem = read_memory(front)
     assert not any(holds(front_mem, v) for v in secrets.values())
     # The executor dies: the front says so and exits non-zero.

@@ -3,7 +3,8 @@
  * could write: any bytes as a whole message, and the bytes after the first as the
  * payload of a message of the type the first names. What it accepts must come back
  * byte for byte when encoded again from the typed reader's fields (a step, a result,
- * an account): nothing is dropped, added or read past the message.
+ * an account, a console code to redeem and the token endpoint's answer): nothing is
+ * dropped, added or read past the message.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,19 @@ round_trip(const uint8_t *data, size_t size, const struct privsep_msg *m)
 	case PRIVSEP_REFUSES:
 		privsep_get_account(m, &a);
 		r = privsep_put_account(&b, m->type, m->f[0].s, m->f[1].i, &a, &e);
+		break;
+	case PRIVSEP_REDEEM:
+		privsep_begin(&b, m->type);
+		privsep_put_str(&b, m->f[PRIVSEP_REDEEM_CODE].s);
+		privsep_put_str(&b, m->f[PRIVSEP_REDEEM_VERIFIER].s);
+		privsep_put_str(&b, m->f[PRIVSEP_REDEEM_REDIRECT_URI].s);
+		r = privsep_finish(&b, &e);
+		break;
+	case PRIVSEP_TOKEN:
+		privsep_begin(&b, m->type);
+		privsep_put_int(&b, m->f[PRIVSEP_TOKEN_STATUS].i);
+		privsep_put_str(&b, m->f[PRIVSEP_TOKEN_BODY].s);
+		r = privsep_finish(&b, &e);
 		break;
 	default:
 		return;

@@ -196,7 +196,7 @@ test_forged_requests(void **state)
 {
 	struct privsep_buf in = { 0 }, b = { 0 };
 	struct step st = { .id = "stp_1", .account_ref = "u-1", .type = ACTION_DISABLE };
-	static const unsigned char junk[] = { 0x51, 0x02, 0, 5, 0, 0, 0, 0 };
+	static const unsigned char junk[] = { 0x51, 0x01, 0, 5, 0, 0, 0, 0 };
 	struct step_result res = { 0 };
 	struct privsep_exec x;
 	struct privsep_msg m;
@@ -252,6 +252,14 @@ test_forged_requests(void **state)
 	st.account_ref = "?";
 	execute(fd, "hr", &st, &in, &m);
 	expect_error(&m, QERR_INVALID, "account_ref", "one path segment");
+	/* No [oidc] client_id here: a code to redeem is refused, the channel goes on. */
+	privsep_begin(&b, PRIVSEP_REDEEM);
+	privsep_put_str(&b, "code-1");
+	privsep_put_str(&b, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+	privsep_put_str(&b, "https://quell.test/api/v1/session/oidc/callback");
+	assert_int_equal(privsep_finish(&b, &e), 0);
+	ask(fd, &b, &in, &m);
+	expect_error(&m, QERR_UNSUPPORTED, "type", "no [oidc] client_id");
 	/* Bytes that cannot be framed: an ERROR, then the channel is closed. */
 	memcpy(b.p, junk, sizeof(junk));
 	b.len = sizeof(junk);

@@ -183,6 +183,56 @@ test_error_and_end(void **state)
 	privsep_buf_clear(&b);
 }
 
+/* A console code to redeem, as the front sends it: what the decoder accepts is what
+ * was put; a PKCE verifier shorter than RFC 7636's 43 characters, a code with a space
+ * and a token endpoint's status outside HTTP's are refused by name. */
+static void
+redeem(struct privsep_buf *b, const char *code, const char *verifier)
+{
+	privsep_begin(b, PRIVSEP_REDEEM);
+	privsep_put_str(b, code);
+	privsep_put_str(b, verifier);
+	privsep_put_str(b, "https://quell.test/api/v1/session/oidc/callback");
+}
+
+static void
+test_redeem_and_token(void **state)
+{
+	static const char verifier[] = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+	struct privsep_buf b = { 0 };
+	struct privsep_msg m;
+	struct qerr e;
+
+	(void)state;
+	redeem(&b, "SplxlOBeZQQYbYS6WxSbIA", verifier);
+	assert_int_equal(privsep_finish(&b, &e), 0);
+	decode_ok(&b, &m);
+	assert_string_equal(m.f[PRIVSEP_REDEEM_CODE].s, "SplxlOBeZQQYbYS6WxSbIA");
+	assert_string_equal(m.f[PRIVSEP_REDEEM_VERIFIER].s, verifier);
+	b.len = 0;
+	redeem(&b, "code", "too-short");
+	assert_int_equal(privsep_finish(&b, &e), QERR_INVALID);
+	assert_string_equal(e.field, "verifier");
+	redeem(&b, "two words", verifier);
+	assert_int_equal(privsep_finish(&b, &e), QERR_INVALID);
+	assert_string_equal(e.field, "code");
+	assert_int_equal(b.len, 0);
+	privsep_begin(&b, PRIVSEP_TOKEN);
+	privsep_put_int(&b, 200);
+	privsep_put_str(&b, "{\"id_token\":\"a.b.c\"}");
+	assert_int_equal(privsep_finish(&b, &e), 0);
+	decode_ok(&b, &m);
+	assert_int_equal(m.f[PRIVSEP_TOKEN_STATUS].i, 200);
+	assert_string_equal(m.f[PRIVSEP_TOKEN_BODY].s, "{\"id_token\":\"a.b.c\"}");
+	b.len = 0;
+	privsep_begin(&b, PRIVSEP_TOKEN);
+	privsep_put_int(&b, 600);
+	privsep_put_str(&b, "");
+	assert_int_equal(privsep_finish(&b, &e), QERR_INVALID);
+	assert_string_equal(e.field, "status");
+	privsep_buf_clear(&b);
+}
+
 /* The encoder refuses what the decoder would, and takes the message back. */
 static void
 test_encoder_refuses(void **state)
@@ -234,9 +284,11 @@ test_header_refused(void **state)
 	p[0] ^= 1;
 	refused(p, n, "magic");
 	p[0] ^= 1;
-	p[1] = 0x02;	/* version 2 */
+	p[1] = 0x01;	/* version 1: no REDEEM, TOKEN */
 	refused(p, n, "magic");
-	p[1] = 0x01;
+	p[1] = 0x03;
+	refused(p, n, "magic");
+	p[1] = 0x02;
 	p[2] = 0;
 	p[3] = 0;
 	refused(p, n, "type");
@@ -260,7 +312,7 @@ static size_t
 frame(unsigned char *out, enum privsep_type t, const unsigned char *payload, size_t n)
 {
 	out[0] = 0x51;
-	out[1] = 0x01;
+	out[1] = 0x02;
 	out[2] = 0;
 	out[3] = (unsigned char)t;
 	out[4] = (unsigned char)(n >> 24);
@@ -378,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_result_round_trip),
 		cmocka_unit_test(test_account_round_trip),
 		cmocka_unit_test(test_error_and_end),
+		cmocka_unit_test(test_redeem_and_token),
 		cmocka_unit_test(test_encoder_refuses),
 		cmocka_unit_test(test_header_refused),
 		cmocka_unit_test(test_fields_refused),
