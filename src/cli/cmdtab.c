@@ -24,19 +24,25 @@
 
 #define ACT_HELP(what) \
 	what " the accounts linked to an identity (or one of them with --account).\n" \
-	"First asks quelld for a preview and shows each account that will be acted on or\n" \
-	"skipped as not applicable, then asks for confirmation on the terminal.\n" \
+	"First asks quelld for a preview and shows each account (its login, its state)\n" \
+	"and what will happen there: acted on, already so, likely refused and why, or\n" \
+	"skipped as not supported; whether it waits for approval; warnings. Then asks\n" \
+	"for confirmation on the terminal.\n" \
 	"<identity> is an identity id (idn_...) or a search term matching one identity;\n" \
-	"several are requested together in one bulk request (without --account).\n\n" \
+	"several are requested together in one bulk request (without --account). A\n" \
+	"term matching several identities is refused with --yes unless --all says to\n" \
+	"act on every one of them.\n\n" \
 	"  --reason TEXT       why (required; recorded in the audit log)\n" \
 	"  --account ID        act on this linked account only\n" \
 	"  -y, --yes           do not ask for confirmation\n" \
+	"  --all               a term matching several identities: act on all of them\n" \
 	"  --wait              follow the action until it ends, like `quell action --wait`\n"
 
 static const struct cli_optspec act_opts[] = {
 	{ "reason", OPT_VALUE, true },
 	{ "account", OPT_VALUE, false },
 	{ "yes", OPT_FLAG, false },
+	{ "all", OPT_FLAG, false },
 	{ "wait", OPT_FLAG, false },
 	{ NULL, OPT_FLAG, false },
 };
@@ -45,6 +51,7 @@ static const struct cli_optspec fpc_opts[] = {
 	{ "reason", OPT_VALUE, true },
 	{ "account", OPT_VALUE, false },
 	{ "yes", OPT_FLAG, false },
+	{ "all", OPT_FLAG, false },
 	{ "wait", OPT_FLAG, false },
 	{ "clear-dont-expire", OPT_FLAG, false },
 	{ NULL, OPT_FLAG, false },
@@ -55,6 +62,7 @@ static const struct cli_optspec risk_opts[] = {
 	{ "level", OPT_VALUE, true },
 	{ "account", OPT_VALUE, false },
 	{ "yes", OPT_FLAG, false },
+	{ "all", OPT_FLAG, false },
 	{ "wait", OPT_FLAG, false },
 	{ NULL, OPT_FLAG, false },
 };
@@ -135,6 +143,12 @@ static const struct cli_optspec pending_opts[] = {
 static const struct cli_optspec undo_opts[] = {
 	{ "reason", OPT_VALUE, true },
 	{ "wait", OPT_FLAG, false },
+	{ "yes", OPT_FLAG, false },
+	{ NULL, OPT_FLAG, false },
+};
+
+static const struct cli_optspec cancel_opts[] = {
+	{ "yes", OPT_FLAG, false },
 	{ NULL, OPT_FLAG, false },
 };
 
@@ -179,30 +193,30 @@ static const char *const a_shell[] = { "bash", NULL };
 
 static const struct cli_cmd commands[] = {
 	{ CMD_DISABLE, "disable", NULL, act_opts, a_identities,
-	    "quell disable <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
+	    "quell disable <identity>... --reason TEXT [--account ID] [--yes] [--all] [--wait]",
 	    ACT_HELP("Disable (block sign-in to)") },
 	{ CMD_ENABLE, "enable", NULL, act_opts, a_identities,
-	    "quell enable <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
+	    "quell enable <identity>... --reason TEXT [--account ID] [--yes] [--all] [--wait]",
 	    ACT_HELP("Enable") },
 	{ CMD_FORCE_PASSWORD_CHANGE, "force-password-change", NULL, fpc_opts, a_identities,
 	    "quell force-password-change <identity>... --reason TEXT [--account ID]\n"
-	    "       [--clear-dont-expire] [--yes] [--wait]",
+	    "       [--clear-dont-expire] [--yes] [--all] [--wait]",
 	    ACT_HELP("Force a password change at next sign-in on")
 	    "  --clear-dont-expire also clear \"password never expires\"\n" },
 	{ CMD_REVOKE_SESSIONS, "revoke-sessions", NULL, act_opts, a_identities,
-	    "quell revoke-sessions <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
+	    "quell revoke-sessions <identity>... --reason TEXT [--account ID] [--yes] [--all] [--wait]",
 	    ACT_HELP("Revoke the sign-in sessions (and Okta OAuth tokens) of") },
 	{ CMD_MARK_COMPROMISED, "mark-compromised", NULL, act_opts, a_identities,
-	    "quell mark-compromised <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
+	    "quell mark-compromised <identity>... --reason TEXT [--account ID] [--yes] [--all] [--wait]",
 	    ACT_HELP("Confirm as compromised in Entra ID Identity Protection") },
 	{ CMD_DEACTIVATE, "deactivate", NULL, act_opts, a_identities,
-	    "quell deactivate <identity>... --reason TEXT [--account ID] [--yes] [--wait]",
+	    "quell deactivate <identity>... --reason TEXT [--account ID] [--yes] [--all] [--wait]",
 	    ACT_HELP("Permanently deactivate (deprovision, with app assignments) in Okta")
 	    "Deactivation cannot be undone: the request carries confirm_destructive only\n"
 	    "after the confirmation (or --yes).\n" },
 	{ CMD_SET_RISK, "set-risk", NULL, risk_opts, a_identities,
 	    "quell set-risk <identity>... --level HIGH|MEDIUM|LOW --reason TEXT [--account ID]\n"
-	    "       [--yes] [--wait]",
+	    "       [--yes] [--all] [--wait]",
 	    ACT_HELP("Set the Okta user risk level of")
 	    "  --level L           HIGH, MEDIUM or LOW\n" },
 	{ CMD_ACTIONS, "actions", NULL, actions_opts, a_none,
@@ -222,9 +236,12 @@ static const struct cli_cmd commands[] = {
 	    "quell action <action-id> [--wait]",
 	    "Show an action and its per-account steps.\n\n"
 	    "  --wait              poll until the action ends, printing each change\n" },
-	{ CMD_CANCEL, "cancel", NULL, no_opts, a_action,
-	    "quell cancel <action-id>",
-	    "Cancel an action that has not ended; steps already done are not undone.\n" },
+	{ CMD_CANCEL, "cancel", NULL, cancel_opts, a_action,
+	    "quell cancel <action-id> [--yes]",
+	    "Cancel an action that has not ended; steps already done are not undone.\n"
+	    "First shows what each step will do (one not started ends, one running\n"
+	    "finishes), then asks for confirmation on the terminal.\n\n"
+	    "  -y, --yes           do not ask for confirmation\n" },
 	{ CMD_IDENTITIES, "identities", NULL, list_opts, a_query,
 	    "quell identities [QUERY] [--limit N] [--all]",
 	    "List identities, or those matching QUERY.\n\n"
@@ -326,12 +343,15 @@ static const struct cli_cmd commands[] = {
 	    "  --reason TEXT       why (recorded in the audit log)\n"
 	    "  --type T            every pending action of this type\n" },
 	{ CMD_UNDO, "undo", NULL, undo_opts, a_action,
-	    "quell undo <action-id> --reason TEXT [--wait]",
+	    "quell undo <action-id> --reason TEXT [--yes] [--wait]",
 	    "Request the inverse of a finished action on every account where it succeeded\n"
 	    "(disable <-> enable; mark-compromised: the risk dismissed; set-risk: the level\n"
 	    "before; force-password-change on AD: while the password is unchanged).\n"
-	    "Actions without an inverse are refused with the reason.\n\n"
+	    "Actions without an inverse are refused with the reason. First shows the\n"
+	    "undo's preview (each account, its state, what will happen), then asks for\n"
+	    "confirmation on the terminal.\n\n"
 	    "  --reason TEXT       why (required; recorded in the audit log)\n"
+	    "  -y, --yes           do not ask for confirmation\n"
 	    "  --wait              follow the new action until it ends\n" },
 	{ CMD_ALERTS, "alerts", NULL, alerts_opts, a_none,
 	    "quell alerts [--source S] [--limit N] [--all]",

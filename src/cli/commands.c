@@ -150,23 +150,46 @@ ambiguous(const char *term, const json_t *list, struct qerr *e)
 	return QERR_INVALID;
 }
 
+/* The identities a search term matches (at most limit), in *ans. */
+static int
+search(struct cmd_ctx *x, const char *term, int limit, json_t **ans, struct qerr *e)
+{
+	char *qs = NULL, *path = NULL;
+	int r;
+
+	*ans = NULL;
+	if ((r = qs_add(x, &qs, "q", term, e)) < 0)
+		return r;
+	if (asprintf(&path, "/api/v1/identities%s&limit=%d", qs, limit) < 0)
+		path = NULL;
+	r = path == NULL ? nomem(e) : client_call(x->cl, "GET", path, NULL, ans, e);
+	free(path);
+	free(qs);
+	return r;
+}
+
+static int
+not_found(const char *term, struct qerr *e)
+{
+	char *t = render_clean(term);
+	int r;
+
+	r = qerr_set(e, QERR_NOT_FOUND, "<identity>", "no identity matches '%s'",
+	    t ? t : "?");
+	e->status = 404;
+	free(t);
+	return r;
+}
+
 /* Finds the identity id an id or a search term names. */
 static int
 search_identity(struct cmd_ctx *x, const char *term, char **id, struct qerr *e)
 {
 	json_t *ans = NULL;
 	const json_t *list, *pick;
-	char *qs = NULL, *path = NULL, *t;
 	int r;
 
-	if ((r = qs_add(x, &qs, "q", term, e)) < 0)
-		goto out;
-	r = nomem(e);
-	if (asprintf(&path, "/api/v1/identities%s&limit=20", qs) < 0) {
-		path = NULL;
-		goto out;
-	}
-	if ((r = client_call(x->cl, "GET", path, NULL, &ans, e)) < 0)
+	if ((r = search(x, term, 20, &ans, e)) < 0)
 		goto out;
 	list = json_object_get(ans, "identities");
 	if ((pick = json_array_size(list) == 1 ? json_array_get(list, 0) :
@@ -175,18 +198,12 @@ search_identity(struct cmd_ctx *x, const char *term, char **id, struct qerr *e)
 			r = ambiguous(term, list, e);
 			goto out;
 		}
-		t = render_clean(term);
-		r = qerr_set(e, QERR_NOT_FOUND, "<identity>", "no identity matches '%s'",
-		    t ? t : "?");
-		e->status = 404;
-		free(t);
+		r = not_found(term, e);
 		goto out;
 	}
 	r = (*id = strdup(str(pick, "id") ? str(pick, "id") : "")) ? 0 : nomem(e);
 out:
 	json_decref(ans);
-	free(path);
-	free(qs);
 	return r;
 }
 
@@ -203,6 +220,68 @@ resolve_identity(struct cmd_ctx *x, const char *arg, json_t **idn, struct qerr *
 	if ((r = search_identity(x, arg, &id, e)) == 0)
 		r = call_id(x, "GET", "/api/v1/identities", id, NULL, NULL, idn, e);
 	free(id);
+	return r;
+}
+
+/* At most this many identities one term acts on with --all. */
+#define ALL_MAX 1000
+
+/* Every identity of list, read whole (with accounts), appended to idns. */
+static int
+read_all(struct cmd_ctx *x, const json_t *list, json_t *idns, struct qerr *e)
+{
+	const json_t *one;
+	json_t *idn;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(list, i, one)
+		if (r == 0 && (r = call_id(x, "GET", "/api/v1/identities", str(one, "id") ?
+		    str(one, "id") : "", NULL, NULL, &idn, e)) == 0 &&
+		    json_array_append_new(idns, idn) < 0)
+			r = nomem(e);
+	return r;
+}
+
+/*
+ * The identities arg names for an action, appended to idns: an id's, or a search
+ * term's. A term matching several identities is acted on only as --all says (every
+ * one); with --yes and without --all it is refused, since nobody sees whom the term
+ * picked before it acts; otherwise the one it names exactly, as for any command.
+ */
+static int
+resolve_targets(struct cmd_ctx *x, const char *arg, json_t *idns, struct qerr *e)
+{
+	bool all = cli_flag(x->inv, "all");
+	const json_t *list;
+	json_t *ans = NULL, *idn = NULL;
+	char *t;
+	int r;
+
+	if (strncmp(arg, "idn_", 4) == 0 || (!all && !cli_flag(x->inv, "yes"))) {
+		if ((r = resolve_identity(x, arg, &idn, e)) == 0 &&
+		    json_array_append_new(idns, idn) < 0)
+			r = nomem(e);
+		return r;
+	}
+	if ((r = search(x, arg, all ? ALL_MAX : 20, &ans, e)) < 0)
+		return r;
+	list = json_object_get(ans, "identities");
+	t = render_clean(arg);
+	if (json_array_size(list) == 0)
+		r = not_found(arg, e);
+	else if (all && json_is_string(json_object_get(ans, "next")))
+		r = qerr_set(e, QERR_INVALID, "--all", "'%s' matches more than %d identities: "
+		    "narrow it down", t ? t : "?", ALL_MAX);
+	else if (json_array_size(list) > 1 && !all) {
+		ambiguous(arg, list, e);
+		r = qerr_set(e, QERR_INVALID, "--all", "'%s' matches %zu identities: with "
+		    "--yes give an id, or add --all to act on every one", t ? t : "?",
+		    json_array_size(list));
+	} else
+		r = read_all(x, list, idns, e);
+	free(t);
+	json_decref(ans);
 	return r;
 }
 
@@ -372,21 +451,34 @@ action_body(const struct cmd_ctx *x, const char *type, const char *identity_id)
 	return b;
 }
 
+/* Prints what a preview says will happen (to standard error with --json, whose
+ * standard output is the API's answers). */
 static int
-show_preview(const struct cmd_ctx *x, const json_t *idn, const json_t *preview,
+show_plan(const struct cmd_ctx *x, const char *label, const json_t *preview,
     struct qerr *e)
 {
-	char *label = NULL, *text = NULL;
+	char *text = NULL;
 	int r;
 
-	if (asprintf(&label, "%s (%s)", str(idn, "display_name") ? str(idn, "display_name") :
-	    "?", str(idn, "id") ? str(idn, "id") : "?") < 0)
-		return nomem(e);
 	r = render_preview(preview, label, &text) < 0 ? nomem(e) : 0;
 	if (r == 0)
 		fputs(text, x->json ? stderr : stdout);
 	fflush(x->json ? stderr : stdout);
 	free(text);
+	return r;
+}
+
+static int
+show_preview(const struct cmd_ctx *x, const json_t *idn, const json_t *preview,
+    struct qerr *e)
+{
+	char *label = NULL;
+	int r;
+
+	if (asprintf(&label, "%s (%s)", str(idn, "display_name") ? str(idn, "display_name") :
+	    "?", str(idn, "id") ? str(idn, "id") : "?") < 0)
+		return nomem(e);
+	r = show_plan(x, label, preview, e);
 	free(label);
 	return r;
 }
@@ -511,40 +603,13 @@ act_bulk(struct cmd_ctx *x, const char *type, const json_t *idns, struct qerr *e
 	return r;
 }
 
-/* Several identities on the command line: resolved each, then one bulk request. */
+/* One identity: its preview, the question, the request. */
 static int
-cmd_act_many(struct cmd_ctx *x, const char *type, struct qerr *e)
+act_one(struct cmd_ctx *x, const char *type, const json_t *idn, struct qerr *e)
 {
-	json_t *idns = json_array(), *idn;
-	size_t i;
-	int r = 0;
+	json_t *body = NULL, *preview = NULL, *a = NULL;
+	int r = nomem(e);
 
-	if (idns == NULL)
-		return nomem(e);
-	if (cli_opt(x->inv, "account") != NULL)
-		r = qerr_set(e, QERR_INVALID, "--account", "--account names one account: "
-		    "give one identity with it");
-	for (i = 0; r == 0 && i < x->inv->npos; i++)
-		if ((r = resolve_identity(x, x->inv->pos[i], &idn, e)) == 0 &&
-		    json_array_append_new(idns, idn) < 0)
-			r = nomem(e);
-	if (r == 0)
-		r = act_bulk(x, type, idns, e);
-	json_decref(idns);
-	return r;
-}
-
-static int
-cmd_act(struct cmd_ctx *x, const char *type, struct qerr *e)
-{
-	json_t *idn = NULL, *body = NULL, *preview = NULL, *a = NULL;
-	int r;
-
-	if (x->inv->npos > 1)
-		return cmd_act_many(x, type, e);
-	if ((r = resolve_identity(x, x->inv->pos[0], &idn, e)) < 0)
-		goto out;
-	r = nomem(e);
 	if (str(idn, "id") == NULL || (body = action_body(x, type, str(idn, "id"))) == NULL)
 		goto out;
 	if ((r = client_call(x->cl, "POST", "/api/v1/actions", body, &preview, e)) < 0 ||
@@ -574,7 +639,30 @@ out:
 	json_decref(a);
 	json_decref(preview);
 	json_decref(body);
-	json_decref(idn);
+	return r;
+}
+
+/* The identities the command line names: one is previewed and requested alone,
+ * several in one bulk request. */
+static int
+cmd_act(struct cmd_ctx *x, const char *type, struct qerr *e)
+{
+	json_t *idns = json_array();
+	size_t i;
+	int r = 0;
+
+	if (idns == NULL)
+		return nomem(e);
+	for (i = 0; r == 0 && i < x->inv->npos; i++)
+		r = resolve_targets(x, x->inv->pos[i], idns, e);
+	if (r == 0 && json_array_size(idns) > 1 && cli_opt(x->inv, "account") != NULL)
+		r = qerr_set(e, QERR_INVALID, "--account", "--account names one account: "
+		    "give one identity with it");
+	if (r == 0 && json_array_size(idns) > 1)
+		r = act_bulk(x, type, idns, e);
+	else if (r == 0)
+		r = act_one(x, type, json_array_get(idns, 0), e);
+	json_decref(idns);
 	return r;
 }
 
@@ -744,6 +832,29 @@ cmd_action(struct cmd_ctx *x, struct qerr *e)
 	return r;
 }
 
+/* The action as it is now and what cancelling it will do, then the question. */
+static int
+cancel_confirmed(struct cmd_ctx *x, struct qerr *e)
+{
+	json_t *a = NULL;
+	char *text = NULL;
+	int r;
+
+	if ((r = call_id(x, "GET", "/api/v1/actions", x->inv->pos[0], NULL, NULL, &a,
+	    e)) < 0)
+		return r;
+	if (render_cancel_plan(a, &text) < 0)
+		r = nomem(e);
+	else {
+		fputs(text, x->json ? stderr : stdout);
+		fflush(x->json ? stderr : stdout);
+		r = confirm(x) ? 0 : 1;
+	}
+	free(text);
+	json_decref(a);
+	return r;
+}
+
 static int
 cmd_cancel(struct cmd_ctx *x, struct qerr *e)
 {
@@ -752,9 +863,11 @@ cmd_cancel(struct cmd_ctx *x, struct qerr *e)
 
 	if (body == NULL)
 		return nomem(e);
-	if ((r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], "/cancel", body, &a,
+	if ((r = cancel_confirmed(x, e)) == 0 &&
+	    (r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], "/cancel", body, &a,
 	    e)) == 0)
 		r = emit(x, a, render_action, e);
+	r = r > 0 ? 0 : r;
 	json_decref(a);
 	json_decref(body);
 	return r;
@@ -827,6 +940,34 @@ out:
 	return r;
 }
 
+/* The undo's own preview, shown, then the question. */
+static int
+undo_confirmed(struct cmd_ctx *x, json_t *body, struct qerr *e)
+{
+	json_t *pv = NULL;
+	char *label = NULL;
+	int r;
+
+	if (json_object_set_new(body, "preview", json_true()) < 0)
+		return nomem(e);
+	if ((r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], "/undo", body, &pv,
+	    e)) < 0)
+		goto out;
+	r = nomem(e);
+	if (asprintf(&label, "%s (undo of %s)", str(pv, "identity_id") ?
+	    str(pv, "identity_id") : "?", x->inv->pos[0]) < 0) {
+		label = NULL;
+		goto out;
+	}
+	if ((r = show_plan(x, label, pv, e)) == 0 && !confirm(x))
+		r = 1;
+out:
+	json_object_del(body, "preview");
+	json_decref(pv);
+	free(label);
+	return r;
+}
+
 static int
 cmd_undo(struct cmd_ctx *x, struct qerr *e)
 {
@@ -835,9 +976,12 @@ cmd_undo(struct cmd_ctx *x, struct qerr *e)
 
 	if ((body = json_pack("{s:s}", "reason", cli_opt(x->inv, "reason"))) == NULL)
 		return nomem(e);
-	if ((r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], "/undo", body, &a,
-	    e)) < 0)
+	if ((r = undo_confirmed(x, body, e)) != 0 ||
+	    (r = call_id(x, "POST", "/api/v1/actions", x->inv->pos[0], "/undo", body, &a,
+	    e)) < 0) {
+		r = r > 0 ? 0 : r;
 		goto out;
+	}
 	if (cli_flag(x->inv, "wait") && str(a, "id") != NULL) {
 		if (!x->json)
 			printf("undo requested as action %s\n", str(a, "id"));

@@ -436,35 +436,91 @@ render_action(const json_t *a, char **out)
 	return doc_close(&d, ok, out);
 }
 
-/* The plan for one previewed step: act (with the warning the engine gave when its
- * system will likely refuse it), or skip and why. */
+/* The step's line of the preview (ActionPreview accounts[]), or NULL. */
+static const json_t *
+preview_line(const json_t *a, const json_t *step)
+{
+	const json_t *l;
+	const char *id = json_string_value(json_object_get(step, "id"));
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(a, "preview"), "accounts"), i, l)
+		if (id != NULL && json_equal(json_object_get(l, "step_id"),
+		    json_object_get(step, "id")))
+			return l;
+	return NULL;
+}
+
+/* The preview's plan for one step in words: act, already, will be refused (and the
+ * option that lifts it), or skip and why. */
 static char *
-plan(const json_t *step, const char *type)
+plan(const json_t *step, const json_t *line, const char *type)
 {
 	const char *st = json_string_value(json_object_get(step, "status"));
 	const char *msg = json_string_value(json_object_get(step, "message"));
-	char *s = NULL, *c;
+	const char *outcome = json_string_value(json_object_get(line, "outcome"));
+	const char *note = json_string_value(json_object_get(line, "note"));
+	const char *opt = json_string_value(json_object_get(line, "option"));
+	char *s = NULL, *c, flag[64];
+	size_t k;
+	int n;
 
-	if (st != NULL && strcmp(st, "not_applicable") == 0) {
-		if (asprintf(&s, "skip: not applicable%s%s", msg ? " - " : "",
-		    msg ? msg : "") < 0)
-			return NULL;
-	} else if (asprintf(&s, "%s%s%s", type, msg ? " - warning: " : "",
-	    msg ? msg : "") < 0)
+	/* The option as the command's flag: clear_dont_expire is --clear-dont-expire. */
+	for (k = 0; opt != NULL && opt[k] != '\0' && k + 1 < sizeof(flag); k++)
+		flag[k] = opt[k] == '_' ? '-' : opt[k];
+	flag[k] = '\0';
+	if (outcome == NULL)
+		outcome = st != NULL && strcmp(st, "not_applicable") == 0 ? "not_supported" :
+		    msg != NULL ? "refused" : "change";
+	if (strcmp(outcome, "not_supported") == 0)
+		n = asprintf(&s, "skip: %s", note ? note : msg ? msg : "not applicable");
+	else if (strcmp(outcome, "refused") == 0)
+		n = asprintf(&s, "%s%s%s%s%s", note ? note : "will be refused: ",
+		    note ? "" : msg ? msg : "", opt ? " (add --" : "", flag, opt ? ")" : "");
+	else if (strcmp(outcome, "already") == 0 && note != NULL)
+		n = asprintf(&s, "%s", note);
+	else
+		n = asprintf(&s, "%s%s%s", type, opt && note ? " - " : "",
+		    opt && note ? note : "");
+	if (n < 0)
 		return NULL;
 	c = render_clean(s);
 	free(s);
 	return c;
 }
 
+/* The lines beneath the preview's table: the approval it will wait for, warnings. */
+static void
+preview_notes(FILE *f, const json_t *a)
+{
+	const char *rule = json_string_value(json_object_get(a, "approval_rule"));
+	const char *status = json_string_value(json_object_get(a, "status"));
+	const json_t *w;
+	char *m;
+	size_t i;
+
+	if (status != NULL && strcmp(status, "pending_approval") == 0) {
+		m = render_clean(rule ? rule : "?");
+		fprintf(f, "will wait for approval (rule %s): a second person must approve "
+		    "it before it runs\n", m ? m : "?");
+		free(m);
+	}
+	json_array_foreach(json_object_get(json_object_get(a, "preview"), "warnings"), i, w) {
+		m = render_clean(json_string_value(json_object_get(w, "message")));
+		fprintf(f, "warning: %s\n", m ? m : "?");
+		free(m);
+	}
+}
+
 int
 render_preview(const json_t *a, const char *identity_label, char **out)
 {
-	static const char *const titles[] = { "SYSTEM", "ACCOUNT", "PLAN", NULL };
+	static const char *const titles[] = { "SYSTEM", "ACCOUNT", "LOGIN", "STATE", "PLAN",
+		NULL };
 	static const char *const keys[] = { "system", "account_name", NULL };
-	const json_t *steps = json_object_get(a, "steps"), *s;
+	const json_t *steps = json_object_get(a, "steps"), *s, *l;
 	const char *type = json_string_value(json_object_get(a, "type"));
-	struct table t = { .ncols = 3, .whole = true };
+	struct table t = { .ncols = 5, .whole = true };
 	char *label = render_clean(identity_label), *ctype = render_clean(type), *p;
 	size_t i, act = 0;
 	struct doc d;
@@ -478,16 +534,68 @@ render_preview(const json_t *a, const char *identity_label, char **out)
 	fprintf(d.f, "%s on %s:\n", ctype, label);
 	header(&t, titles);
 	json_array_foreach(steps, i, s) {
+		l = preview_line(a, s);
 		row(&t, s, keys);
-		cell(&t, (p = plan(s, ctype)));
+		cell(&t, present(l, "upn") ? val(l, "upn") : present(l, "username") ?
+		    val(l, "username") : strdup("-"));
+		cell(&t, present(l, "state") ? val(l, "state") : strdup("-"));
+		cell(&t, (p = plan(s, l, ctype)));
 		if (p != NULL && strncmp(p, "skip:", 5) != 0)
 			act++;
 	}
 	ok = table_flush(&t, d.f);
+	preview_notes(d.f, a);
 	fprintf(d.f, "%zu account%s to act on, %zu skipped.\n", act, act == 1 ? "" : "s",
 	    json_array_size(steps) - act);
 	free(label);
 	free(ctype);
+	return doc_close(&d, ok, out);
+}
+
+/* What a cancel does to a step in this status. */
+static const char *
+cancel_word(const char *status)
+{
+	if (status != NULL && strcmp(status, "queued") == 0)
+		return "will be cancelled before it starts";
+	if (status != NULL && strcmp(status, "retry_wait") == 0)
+		return "will be cancelled before its next try";
+	if (status != NULL && strcmp(status, "running") == 0)
+		return "is running: it finishes, its outcome stands";
+	return "already ended: stays so";
+}
+
+int
+render_cancel_plan(const json_t *a, char **out)
+{
+	static const char *const titles[] = { "SYSTEM", "ACCOUNT", "STATUS", "PLAN", NULL };
+	static const char *const keys[] = { "system", "account_name", "status", NULL };
+	const json_t *s;
+	struct table t = { .ncols = 4, .whole = true };
+	char *type = render_clean(json_string_value(json_object_get(a, "type")));
+	char *who = render_clean(json_string_value(json_object_get(a,
+	    present(a, "identity_name") ? "identity_name" : "identity_id")));
+	const char *st = json_string_value(json_object_get(a, "status"));
+	struct doc d;
+	size_t i;
+	bool ok;
+
+	if (type == NULL || who == NULL || doc_open(&d) < 0) {
+		free(type);
+		free(who);
+		return QERR_NOMEM;
+	}
+	fprintf(d.f, "cancel %s on %s:\n", type, who);
+	header(&t, titles);
+	json_array_foreach(json_object_get(a, "steps"), i, s) {
+		row(&t, s, keys);
+		cell(&t, strdup(cancel_word(json_string_value(json_object_get(s, "status")))));
+	}
+	ok = table_flush(&t, d.f);
+	if (st != NULL && strcmp(st, "pending_approval") == 0)
+		fputs("waiting for approval: it ends at once, nothing runs\n", d.f);
+	free(type);
+	free(who);
 	return doc_close(&d, ok, out);
 }
 

@@ -24,6 +24,8 @@ int render_local_time(const char *iso, char *out, size_t len);
 int render_action(const json_t *action, char **out);
 /* A preview (an action with planned steps): what will be acted on or skipped. */
 int render_preview(const json_t *action, const char *identity_label, char **out);
+/* What cancelling action (as it is now) will do, step by step. */
+int render_cancel_plan(const json_t *action, char **out);
 /* Arrays from the list answers. */
 int render_actions(const json_t *actions, char **out);
 int render_identities(const json_t *identities, char **out);

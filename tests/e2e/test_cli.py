@@ -83,3 +83,86 @@ def test_alert_as_text(lab, quelld, make_user, tmp_path):
                      re.M), r.stdout
     r = run("--json", "alert", made["id"], env=env)
     assert r.returncode == 0 and r.stdout.lstrip().startswith("{"), r
+
+
+APPROVALS = """
+[approval "tier0"]
+tags = tier0
+expire_after = 1h
+"""
+
+
+def test_preview_lines_undo_and_cancel(lab, quelld, make_user, tmp_path):
+    q = quelld(start=False)
+    with open(q.conf, "a") as f:
+        f.write(APPROVALS)
+    q.start()
+    env = env_for(q, tmp_path)
+    plain, off = make_user(q, "clp"), make_user(q, "clo", uac=514)
+    dxp, vip = make_user(q, "clx", uac=66048), make_user(q, "clv")
+    q.admin.ok("PUT", f"/api/v1/identities/{vip.identity_id}/tags", {"tags": ["tier0"]})
+    before = q.admin.actions_all()
+    # no terminal to ask on: the preview is shown, nothing is done (exit 5)
+    r = run("disable", off.sam, "--reason", "r", env=env)
+    assert r.returncode == 5 and "not confirmed" in r.stderr, r
+    assert "already disabled: nothing to change" in r.stdout, r.stdout
+    assert off.account["upn"] in r.stdout and " disabled " in r.stdout, r.stdout
+    r = run("force-password-change", dxp.sam, "--reason", "r", env=env)
+    assert r.returncode == 5, r
+    assert "will be refused: password never expires is set" in r.stdout, r.stdout
+    assert "(add --clear-dont-expire)" in r.stdout, r.stdout
+    r = run("force-password-change", dxp.sam, "--reason", "r", "--clear-dont-expire",
+            env=env)
+    assert r.returncode == 5 and "will be refused" not in r.stdout, r.stdout
+    r = run("disable", vip.identity_id, "--reason", "r", env=env)
+    assert "will wait for approval (rule tier0)" in r.stdout, r.stdout
+    assert "warning: the identity is tagged tier0" in r.stdout, r.stdout
+    r = run("disable", "Administrator", "--reason", "r", env=env)
+    assert r.returncode == 5, r
+    assert "warning: corp/Administrator is the account quelld signs in to corp" \
+        in r.stdout, r.stdout
+    assert q.admin.actions_all() == before
+
+    # cancel: what it will do, then the question
+    r = run("disable", vip.identity_id, "--reason", "r", "-y", env=env)
+    assert r.returncode == 0 and "pending_approval" in r.stdout, r
+    aid = next(w for w in r.stdout.split() if w.startswith("act_"))
+    r = run("cancel", aid, env=env)
+    assert r.returncode == 5 and "waiting for approval: it ends at once" in r.stdout, r
+    assert "will be cancelled before it starts" in r.stdout, r.stdout
+    assert q.admin.action(aid)["status"] == "pending_approval"
+    r = run("cancel", aid, "-y", env=env)
+    assert r.returncode == 0 and q.admin.action(aid)["status"] == "cancelled", r
+
+    # undo: the undo's own preview, then the question
+    r = run("disable", plain.identity_id, "--reason", "r", "-y", env=env)
+    aid = next(w for w in r.stdout.split() if w.startswith("act_"))
+    assert q.admin.wait_terminal(aid)["status"] == "completed"
+    n = len(q.admin.actions_all())
+    r = run("undo", aid, "--reason", "fp", env=env)
+    assert r.returncode == 5 and f"enable on {plain.identity_id} (undo of {aid})" \
+        in r.stdout, r
+    assert plain.sam in r.stdout and len(q.admin.actions_all()) == n
+    r = run("undo", aid, "--reason", "fp", "-y", "--wait", env=env)
+    assert r.returncode == 0 and len(q.admin.actions_all()) == n + 1, r
+    assert lab.kinit(plain.sam, plain.password)[0] == 0
+
+
+def test_term_matching_several_needs_all(lab, quelld, make_user, tmp_path):
+    q = quelld()
+    env = env_for(q, tmp_path)
+    term = f"Twin {lab.tag}"
+    a = make_user(q, "clt", cn=f"{term} a", sync=False)
+    b = make_user(q, "clt", cn=f"{term} b")
+    a.find(q)
+    before = q.admin.actions_all()
+    r = run("disable", term, "--reason", "r", "-y", env=env)
+    assert r.returncode == 2 and "add --all to act on every one" in r.stderr, r
+    assert a.identity_id in r.stderr and b.identity_id in r.stderr, r.stderr
+    assert q.admin.actions_all() == before
+    r = run("disable", term, "--reason", "r", "-y", "--all", env=env)
+    assert r.returncode == 0 and r.stdout.count("action act_") == 2, r
+    assert a.identity_id in r.stdout and b.identity_id in r.stdout, r.stdout
+    # one match is acted on with --yes as before
+    r = run("enable", a.sam, "--reason", "r", "-y", env=env)
+    assert r.returncode == 0 and r.stdout.count("action act_") == 1, r

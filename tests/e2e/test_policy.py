@@ -256,9 +256,9 @@ def test_cli_pending_approve_undo(lab, quelld, make_user):
     assert rc == 0, out
     assert q.admin.wait_terminal(aid)["status"] == "completed"
     # the undo is an action like any other: on a tier0 identity it waits for approval too
-    rc, out = quell(q, req_tok, "--json", "undo", aid, "--reason", "false positive")
+    rc, out = quell(q, req_tok, "--json", "undo", aid, "--reason", "false positive", "--yes")
     assert rc == 0, out
-    undo = json.loads(out)
+    undo = json.JSONDecoder().raw_decode(out)[0]  # the undo's preview follows, on stderr
     assert undo["status"] == "pending_approval" and undo["undo_of"] == aid, undo
     rc, out = quell(q, appr_tok, "approve", "--type", "enable")
     assert rc == 0 and undo["id"] in out, out
