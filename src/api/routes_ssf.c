@@ -505,6 +505,7 @@ route_ssf_verify(struct req *q)
 		req_qerr(q, r, &e);
 	} else {
 		store_audit_kick(q->api->st);
+		ssf_outbox_queued();
 		req_reply(q, 204, NULL);
 	}
 out:

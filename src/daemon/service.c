@@ -263,12 +263,14 @@ sandbox(const char *path, const struct config *cfg, struct qerr *e)
 			ro[n++] = cfg->oidc.kv[i].value;
 	if ((kv = config_system_get(&cfg->ssf, "key_file")) != NULL)
 		ro[n++] = kv->value;
-	for (i = 0; i < cfg->npolicy && n < 58; i++) {
+	for (i = 0; i < cfg->npolicy && n < 57; i++) {
 		if (strcmp(cfg->policy[i].kind, "ssf_receiver") != 0)
 			continue;
 		if ((kv = config_system_get(&cfg->policy[i], "token_file")) != NULL)
 			ro[n++] = kv->value;
 		if ((kv = config_system_get(&cfg->policy[i], "api_token_file")) != NULL)
+			ro[n++] = kv->value;
+		if ((kv = config_system_get(&cfg->policy[i], "client_secret_file")) != NULL)
 			ro[n++] = kv->value;
 	}
 	for (i = 0; i < cfg->nsiems && n + 3 <= 64; i++) {

@@ -59,7 +59,7 @@ struct ssf {
 	struct retry retry[MAX_STREAMS];
 	size_t nretry;
 	bool transmit;			/* [ssf] is set */
-	const struct system_config *subs[MAX_STREAMS];	/* receivers to subscribe */
+	struct ssf_sub subs[MAX_STREAMS];	/* receivers to subscribe */
 	size_t nsubs;
 	int64_t sub_next, sub_delay;	/* when to try them again, ms */
 };
@@ -642,34 +642,70 @@ static void
 subscribe_due(struct ssf *s)
 {
 	struct qerr e = { 0 };
-	size_t i, kept = 0;
+	size_t i;
+	bool left = false;
 
-	if (s->nsubs == 0 || engine_now_ms() < s->sub_next)
+	if (engine_now_ms() < s->sub_next)
 		return;
 	for (i = 0; i < s->nsubs; i++) {
-		if (ssf_subscribe(s->http, s->subs[i], &e) == 0)
+		if (s->subs[i].done)
 			continue;
+		if (ssf_subscribe(s->http, &s->subs[i], &e) == 0) {
+			s->subs[i].done = true;
+			continue;
+		}
+		left = true;
 		log_event(LOG_LVL_WARN, "ssf.subscribe_failed", LOG_FIELDS(LOG_S("receiver",
-		    s->subs[i]->name), LOG_S("why", e.msg)), "SSF receiver %s: cannot "
-		    "subscribe: %s", s->subs[i]->name, e.msg);
-		s->subs[kept++] = s->subs[i];
+		    s->subs[i].rc->name), LOG_S("why", e.msg)), "SSF receiver %s: cannot "
+		    "subscribe: %s", s->subs[i].rc->name, e.msg);
 	}
-	s->nsubs = kept;
-	s->sub_delay = s->sub_delay == 0 ? 1000 : s->sub_delay * 2 > 60000 ? 60000 :
-	    s->sub_delay * 2;
-	s->sub_next = engine_now_ms() + s->sub_delay;
+	s->sub_delay = !left ? 0 : s->sub_delay == 0 ? 1000 : s->sub_delay * 2 > 60000 ?
+	    60000 : s->sub_delay * 2;
+	s->sub_next = left ? engine_now_ms() + s->sub_delay : INT64_MAX;
 }
 
-static void
-find_subs(struct ssf *s, const struct config *cfg)
+static int
+oauth_send(void *arg, const struct http_request *rq, struct http_response *resp,
+    struct qerr *e)
+{
+	return http_do(arg, rq, resp, e);
+}
+
+/* The receivers that subscribe themselves (push_url), with the OAuth client
+ * credentials of those that have them (token_url): the secret is read now, so that
+ * a file quell cannot read stops it starting. */
+static int
+find_subs(struct ssf *s, const struct config *cfg, struct qerr *e)
 {
 	const struct system_config *rc;
+	struct ssf_sub *sub;
+	struct kit_oauth_config oc;
 	size_t i;
+	int r;
 
-	for (i = 0; i < cfg->npolicy && s->nsubs < MAX_STREAMS; i++)
-		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") == 0 &&
-		    config_system_get(rc, "push_url") != NULL)
-			s->subs[s->nsubs++] = rc;
+	for (i = 0; i < cfg->npolicy && s->nsubs < MAX_STREAMS; i++) {
+		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") != 0 ||
+		    config_system_get(rc, "push_url") == NULL)
+			continue;
+		sub = &s->subs[s->nsubs++];
+		sub->rc = rc;
+		if (config_system_get(rc, "token_url") == NULL)
+			continue;
+		if ((r = kit_file_read(rc, config_system_get(rc, "client_secret_file"),
+		    KIT_FILE_SECRET | KIT_FILE_ONE_LINE, KEY_MAX, &sub->secret, e)) != 0)
+			return r;
+		memset(&oc, 0, sizeof(oc));
+		oc.vendor = rc->name;
+		oc.token_url = config_system_get(rc, "token_url")->value;
+		oc.client_id = config_system_get(rc, "client_id")->value;
+		oc.scope = config_system_get(rc, "scope") ?
+		    config_system_get(rc, "scope")->value : NULL;
+		oc.secret = &sub->secret;
+		if ((r = kit_oauth_init(&sub->oauth, &oc, oauth_send, s->http, e)) != 0)
+			return r;
+		sub->oauth_on = true;
+	}
+	return 0;
 }
 
 static void *
@@ -705,6 +741,40 @@ run(void *arg)
 	return NULL;
 }
 
+/* The transmitter's stream API takes a bearer token (api_token_file) or one from
+ * the OAuth client credentials grant (token_url, client_id, client_secret_file,
+ * optional scope): all three or none, not both ways. */
+static int
+check_oauth(const struct system_config *rc, struct qerr *e)
+{
+	static const char *const need[] = { "token_url", "client_id",
+	    "client_secret_file" };
+	const struct config_kv *kv = config_system_get(rc, "token_url");
+	struct kit_url u;
+	size_t k, n = 0;
+
+	for (k = 0; k < 3; k++)
+		n += config_system_get(rc, need[k]) != NULL;
+	if (n == 0 && config_system_get(rc, "scope") == NULL)
+		return 0;
+	for (k = 0; k < 3; k++)
+		if (config_system_get(rc, need[k]) == NULL)
+			return config_error(e, rc, rc->line, need[k], "ssf_receiver '%s': "
+			    "OAuth client credentials need token_url, client_id and "
+			    "client_secret_file; %s is missing", rc->name, need[k]);
+	if (config_system_get(rc, "api_token_file") != NULL)
+		return config_error(e, rc, config_system_get(rc, "api_token_file")->line,
+		    "api_token_file", "ssf_receiver '%s': api_token_file or OAuth client "
+		    "credentials (token_url), not both", rc->name);
+	if (kit_url_parse(kv->value, "https http", &u) != 0)
+		return config_error(e, rc, kv->line, "token_url", "ssf_receiver '%s': "
+		    "token_url must be an http(s) URL", rc->name);
+	if (!kit_one_word(config_system_get(rc, "client_id")->value))
+		return config_error(e, rc, config_system_get(rc, "client_id")->line,
+		    "client_id", "ssf_receiver '%s': client_id must be one word", rc->name);
+	return 0;
+}
+
 /* Each [ssf_receiver] names its transmitter, the audience quell is, and the
  * token a pusher must hold (src/api/routes_ssf_receive.c reads them). */
 static int
@@ -713,9 +783,12 @@ check_receivers(const struct config *cfg, struct qerr *e)
 	static const char *const need[] = { "issuer", "audience", "token_file" };
 	static const char *const known[] = { "issuer", "jwks_uri", "audience",
 	    "token_file", "map", "role", "configuration_url", "push_url",
-	    "api_token_file", "events" };
+	    "api_token_file", "events", "token_url", "client_id",
+	    "client_secret_file", "scope" };
+#define NKNOWN (sizeof(known) / sizeof(known[0]))
 	const struct system_config *rc;
 	size_t i, k, j;
+	int r;
 
 	for (i = 0; i < cfg->npolicy; i++) {
 		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") != 0)
@@ -733,10 +806,12 @@ check_receivers(const struct config *cfg, struct qerr *e)
 			return config_error(e, rc, config_system_get(rc, "push_url")->line,
 			    "push_url", "ssf_receiver '%s': push_url subscribes through "
 			    "configuration_url, which is not set", rc->name);
+		if ((r = check_oauth(rc, e)) != 0)
+			return r;
 		for (k = 0; k < rc->nkv; k++) {
-			for (j = 0; j < 10 && strcmp(known[j], rc->kv[k].key) != 0; j++)
+			for (j = 0; j < NKNOWN && strcmp(known[j], rc->kv[k].key) != 0; j++)
 				;
-			if (j == 10)
+			if (j == NKNOWN)
 				return config_error(e, rc, rc->kv[k].line, rc->kv[k].key,
 				    "unknown key '%s' in ssf_receiver '%s'", rc->kv[k].key,
 				    rc->name);
@@ -763,8 +838,9 @@ ssf_start(const struct config *cfg, struct store *st, struct ssf **out, struct q
 	if ((r = ssf_conf_load(cfg, &s->conf, &on, e)) != 0)
 		goto fail;
 	s->transmit = on;
-	find_subs(s, cfg);
-	if ((!on && s->nsubs == 0) || (r = http_client_new(&ho, &s->http, e)) != 0)
+	if ((r = http_client_new(&ho, &s->http, e)) != 0 || (r = find_subs(s, cfg, e)))
+		goto fail;
+	if (!on && s->nsubs == 0)
 		goto fail;
 	if (pthread_create(&s->thread, NULL, run, s) != 0) {
 		r = qerr_set(e, QERR_INTERNAL, NULL, "cannot start the SSF thread");
@@ -787,12 +863,18 @@ ssf_conf_of(const struct ssf *s)
 void
 ssf_stop(struct ssf *s)
 {
+	size_t i;
+
 	if (s == NULL)
 		return;
 	if (s->started) {
 		s->stop = true;
 		store_audit_kick(s->st);
 		pthread_join(s->thread, NULL);
+	}
+	for (i = 0; i < s->nsubs; i++) {
+		kit_oauth_clear(&s->subs[i].oauth);
+		kit_secret_clear(&s->subs[i].secret);
 	}
 	http_client_free(s->http);
 	ssf_conf_clear(&s->conf);

@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/model.h"
+#include "providers/kit.h"
 #include "store/store.h"
 
 #define SSF_PUSH	"urn:ietf:rfc:8935"
@@ -80,11 +81,22 @@ void ssf_outbox_wait(uint64_t seen, const _Atomic bool *stop, int timeout_ms);
 struct ssf;
 struct http_client;
 
+/* An [ssf_receiver] that subscribes itself (push_url): borrowed from the
+ * configuration but for the client secret and the token cache of its OAuth client
+ * credentials (oauth_on), which ssf_stop clears. */
+struct ssf_sub {
+	const struct system_config *rc;
+	bool oauth_on;
+	bool done;			/* subscribed */
+	struct kit_secret secret;
+	struct kit_oauth oauth;
+};
+
 /* Subscribes quell to the transmitter of an [ssf_receiver] with configuration_url
  * and push_url (ssf_subscribe.c): creates a push stream to push_url there unless
- * one exists. QERR_TRANSIENT (try again later) or QERR_PERMANENT, with the reason. */
-int ssf_subscribe(struct http_client *h, const struct system_config *rc,
-    struct qerr *e);
+ * one exists, authenticated by api_token_file's token or one from the OAuth token
+ * endpoint. QERR_TRANSIENT (try again later) or QERR_PERMANENT, with the reason. */
+int ssf_subscribe(struct http_client *h, struct ssf_sub *sub, struct qerr *e);
 
 /* Starts the thread that fills the outbox from the audit log and pushes, and
  * subscribes the receivers that ask to; *out is NULL when there is neither. Stopped (and freed) with ssf_stop, which accepts NULL. */

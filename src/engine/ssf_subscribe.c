@@ -3,7 +3,9 @@
  * configuration_url and push_url, the transmitter's metadata names its stream
  * configuration endpoint; quell creates a push stream there to its own receive
  * endpoint, with the token it will require as the stream's authorization header,
- * unless a stream to that endpoint exists already.
+ * unless a stream to that endpoint exists already. The stream API is called with
+ * a bearer token from a file, or one from the transmitter's OAuth token endpoint
+ * (the client credentials grant, through the provider kit's token cache).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@ call(struct http_client *h, const char *method, const char *url, const char *aut
 	int r;
 
 	*out = NULL;
+	e->status = 0;
 	hd[rq.nheaders++] = (struct http_header){ "Accept", "application/json" };
 	if (body != NULL)
 		hd[rq.nheaders++] = (struct http_header){ "Content-Type",
@@ -45,9 +48,11 @@ call(struct http_client *h, const char *method, const char *url, const char *aut
 		hd[rq.nheaders++] = (struct http_header){ "Authorization", auth };
 	if ((r = http_do(h, &rq, &resp, e)) != 0)
 		return r;
-	if (resp.status < 200 || resp.status > 299)
+	if (resp.status < 200 || resp.status > 299) {
 		r = qerr_set(e, QERR_TRANSIENT, NULL, "%s %s answered %ld", method, url,
 		    resp.status);
+		e->status = (int)resp.status;
+	}
 	else if ((*out = json_loadb(resp.body, resp.len, 0, NULL)) == NULL)
 		r = qerr_set(e, QERR_PERMANENT, NULL, "%s %s: the answer is not JSON", method,
 		    url);
@@ -126,10 +131,46 @@ read_token(const struct system_config *rc, const char *k, char **out, struct qer
 	return r;
 }
 
-int
-ssf_subscribe(struct http_client *h, const struct system_config *rc, struct qerr *e)
+/* The stream API's Authorization: api_token_file's bearer token, or the OAuth
+ * token (stale_gen: the generation the API just refused, renewed; 0 none). */
+static int
+api_auth(struct ssf_sub *sub, unsigned stale_gen, char **auth, unsigned *gen,
+    struct qerr *e)
 {
-	char *inbound = NULL, *api = NULL, *body = NULL;
+	*gen = 0;
+	if (!sub->oauth_on)
+		return read_token(sub->rc, "api_token_file", auth, e);
+	return kit_oauth_get(&sub->oauth, stale_gen, auth, gen, e);
+}
+
+/* GET (body NULL) or POST to the stream API; a 401 to an OAuth token renews it and
+ * asks once more. */
+static int
+api_call(struct http_client *h, struct ssf_sub *sub, const char *ep, const char *body,
+    json_t **out, struct qerr *e)
+{
+	char *auth = NULL;
+	unsigned gen;
+	int r;
+
+	if ((r = api_auth(sub, 0, &auth, &gen, e)) != 0)
+		return r;
+	r = call(h, body ? "POST" : "GET", ep, auth, body, out, e);
+	if (r != 0 && sub->oauth_on && e->status == 401) {
+		kit_free_str(auth);
+		auth = NULL;
+		if ((r = api_auth(sub, gen, &auth, &gen, e)) == 0)
+			r = call(h, body ? "POST" : "GET", ep, auth, body, out, e);
+	}
+	kit_free_str(auth);
+	return r;
+}
+
+int
+ssf_subscribe(struct http_client *h, struct ssf_sub *sub, struct qerr *e)
+{
+	const struct system_config *rc = sub->rc;
+	char *inbound = NULL, *body = NULL;
 	json_t *meta = NULL, *have = NULL, *req = NULL, *made = NULL;
 	const char *ep, *push = key(rc, "push_url");
 	int r;
@@ -143,8 +184,7 @@ ssf_subscribe(struct http_client *h, const struct system_config *rc, struct qerr
 		goto out;
 	}
 	if ((r = read_token(rc, "token_file", &inbound, e)) != 0 ||
-	    (r = read_token(rc, "api_token_file", &api, e)) != 0 ||
-	    (r = call(h, "GET", ep, api, NULL, &have, e)) != 0 || has_stream(have, push))
+	    (r = api_call(h, sub, ep, NULL, &have, e)) != 0 || has_stream(have, push))
 		goto out;
 	req = json_pack("{s:{s:s, s:s, s:s}, s:o, s:s}", "delivery", "method", SSF_PUSH,
 	    "endpoint_url", push, "authorization_header", inbound, "events_requested",
@@ -153,7 +193,7 @@ ssf_subscribe(struct http_client *h, const struct system_config *rc, struct qerr
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	if ((r = call(h, "POST", ep, api, body, &made, e)) == 0)
+	if ((r = api_call(h, sub, ep, body, &made, e)) == 0)
 		log_event(LOG_LVL_INFO, "ssf.subscribed", LOG_FIELDS(LOG_S("receiver",
 		    rc->name), LOG_S("stream", json_string_value(json_object_get(made,
 		    "stream_id")))), "SSF receiver %s: subscribed, stream %s", rc->name,
@@ -161,7 +201,6 @@ ssf_subscribe(struct http_client *h, const struct system_config *rc, struct qerr
 out:
 	kit_free_str(body);
 	kit_free_str(inbound);
-	kit_free_str(api);
 	json_decref(made);
 	json_decref(req);
 	json_decref(have);

@@ -13,7 +13,10 @@
 //   GET  /.well-known/ssf-configuration, GET|POST /stream  the transmitter's metadata
 //                            and stream management (bearer "peer-api-token"): quell
 //                            subscribes there
-//   GET  /streams            the streams receivers made
+//   GET  /streams            the streams receivers made (made_with: 'static' or 'oauth')
+//   POST /token              OAuth client credentials (client quell-client, secret
+//                            peer-secret): an access token for the stream API
+//   GET  /grants             the token requests: [{client_id, scope, ok}]
 //   POST /emit {"claims":{}} signs and pushes the SET to every stream, with the
 //                            stream's authorization header: [{status, body}]
 import http from 'node:http';
@@ -26,6 +29,7 @@ const received = [];
 const rejected = [];
 let down = false;
 const streams = [];
+const grants = [];
 
 const own = await generateKeyPair('ES256');
 const forged = await generateKeyPair('ES256');
@@ -74,6 +78,20 @@ function reply(res, status, obj) {
   res.end(obj === undefined ? '' : JSON.stringify(obj));
 }
 
+// The stream API takes the static token or an access token /token issued with the
+// ssf.manage scope (the CAEP Interoperability Profile's): 'static', 'oauth' or null.
+async function streamAuth(h, self) {
+  if (h === 'Bearer peer-api-token') return 'static';
+  if (!h || !h.startsWith('Bearer ')) return null;
+  try {
+    const { payload } = await jwtVerify(h.slice(7), own.publicKey,
+      { issuer: 'https://peer.example', audience: self, typ: 'at+jwt' });
+    return payload.scope.split(' ').includes('ssf.manage') ? 'oauth' : null;
+  } catch {
+    return null;
+  }
+}
+
 async function sign(claims, forge) {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'ES256', kid: 'peer-1', typ: 'secevent+jwt' })
@@ -116,13 +134,27 @@ const server = http.createServer(async (req, res) => {
     if (req.method === 'GET' && req.url === '/.well-known/ssf-configuration')
       return reply(res, 200, { issuer: 'https://peer.example', jwks_uri: `${self}/jwks.json`,
         configuration_endpoint: `${self}/stream`, delivery_methods_supported: ['urn:ietf:rfc:8935'] });
+    if (req.method === 'POST' && req.url === '/token') {
+      const f = new URLSearchParams(text);
+      const ok = f.get('grant_type') === 'client_credentials' &&
+        f.get('client_id') === 'quell-client' && f.get('client_secret') === 'peer-secret';
+      grants.push({ client_id: f.get('client_id'), scope: f.get('scope'), ok });
+      if (!ok) return reply(res, 401, { error: 'invalid_client', error_description: 'no such client' });
+      const token = await new SignJWT({ scope: f.get('scope') || '', client_id: f.get('client_id') })
+        .setProtectedHeader({ alg: 'ES256', kid: 'peer-1', typ: 'at+jwt' })
+        .setIssuer('https://peer.example').setAudience(self).setIssuedAt().setExpirationTime('5m')
+        .sign(own.privateKey);
+      return reply(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 300 });
+    }
     if (req.url === '/stream') {
-      if (req.headers.authorization !== 'Bearer peer-api-token') return reply(res, 401, { err: 'token' });
+      const how = await streamAuth(req.headers.authorization, self);
+      if (!how) return reply(res, 401, { err: 'token' });
       if (req.method === 'GET') return reply(res, 200, streams);
-      const st = { ...JSON.parse(text), stream_id: `peer-${streams.length + 1}` };
+      const st = { ...JSON.parse(text), stream_id: `peer-${streams.length + 1}`, made_with: how };
       streams.push(st);
       return reply(res, 201, st);
     }
+    if (req.method === 'GET' && req.url === '/grants') return reply(res, 200, grants);
     if (req.method === 'GET' && req.url === '/streams') return reply(res, 200, streams);
     if (req.method === 'POST' && req.url === '/emit') {
       const set = await sign(JSON.parse(text).claims, false);

@@ -456,3 +456,39 @@ def test_subjects_default_none(quelld, tmp_path, make_user):
     assert q.ssf.post("/ssf/subjects:remove", {"stream_id": sid, "subject": sub}).status == 204
     r = q.ssf.post("/ssf/subjects:remove", {"stream_id": sid, "subject": sub})
     assert r.status == 404 and r.error["field"] == "subject", r
+
+
+def test_subscribe_with_client_credentials(quelld, tmp_path, peer):
+    """[ssf_receiver] with OAuth client credentials: quell gets an access token from
+    the transmitter's token endpoint (the jose peer) and creates its stream with it;
+    a wrong secret is refused there and no stream is made."""
+    p = peer("http://127.0.0.1:1", "unused")
+    token = tmp_path / "push.token"
+    token.write_text("push-" + os.urandom(8).hex() + "\n")
+    good, bad = tmp_path / "good.secret", tmp_path / "bad.secret"
+    good.write_text("peer-secret\n")
+    bad.write_text("not-the-secret\n")
+    for f in (token, good, bad):
+        f.chmod(0o600)
+    sections = ""
+    for name, secret in (("oauth", good), ("wrong", bad)):
+        sections += f"""
+[ssf_receiver "{name}"]
+issuer = https://peer.example
+configuration_url = {p.url}/.well-known/ssf-configuration
+push_url = http://127.0.0.1:{{port}}/ssf/receive/{name}
+token_url = {p.url}/token
+client_id = quell-client
+client_secret_file = {secret}
+scope = ssf.manage
+audience = quell-e2e
+token_file = {token}
+"""
+    q = ssf_quelld(quelld, tmp_path, extra=sections)
+    (st,) = wait_for(lambda: p.call("GET", "/streams") or None, 30, what="the stream")
+    assert st["made_with"] == "oauth", st
+    assert st["delivery"]["endpoint_url"] == q.issuer + "/ssf/receive/oauth"
+    grants = wait_for(lambda: (lambda g: g if any(not x["ok"] for x in g) else None)(
+        p.call("GET", "/grants")), 30, what="the refused token request")
+    assert {"client_id": "quell-client", "scope": "ssf.manage", "ok": True} in grants
+    assert len(p.call("GET", "/streams")) == 1
