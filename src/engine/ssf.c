@@ -33,6 +33,7 @@
 #define BACKOFF_MAX_MS	30000
 #define MAX_STREAMS	64
 #define KEY_MAX		(64 * 1024)
+#define REFUSED_WINDOW_MS	60000
 
 const char *const ssf_events_supported[] = {
 	SSF_RISC "account-disabled", SSF_RISC "account-enabled",
@@ -45,6 +46,13 @@ struct retry {
 	char id[64];
 	int64_t next_ms;
 	int64_t delay_ms;
+	/* SETs the receiver refused (400) in the window from win_ms: the first is
+	 * logged at once, the rest once as a count when the window ends, so a receiver
+	 * refusing everything writes two lines a minute, not one per SET. */
+	int64_t win_ms;
+	unsigned win_more;
+	char last_jti[64];
+	char last_why[200];
 };
 
 struct ssf {
@@ -484,9 +492,8 @@ retry_of(struct ssf *s, const char *id)
 			return &s->retry[i];
 	if (s->nretry == MAX_STREAMS || strlen(id) >= sizeof(s->retry[0].id))
 		return NULL;
+	memset(&s->retry[s->nretry], 0, sizeof(s->retry[0]));
 	snprintf(s->retry[s->nretry].id, sizeof(s->retry[0].id), "%s", id);
-	s->retry[s->nretry].next_ms = 0;
-	s->retry[s->nretry].delay_ms = 0;
 	return &s->retry[s->nretry++];
 }
 
@@ -513,14 +520,68 @@ collect_set(const char *key, const char *text, int64_t seq, void *arg)
 	return 0;
 }
 
+/* The refusals of a window that ended, as one line. */
+static void
+refused_flush(struct retry *rt, bool force)
+{
+	if (rt->win_more == 0 || (!force && engine_now_ms() - rt->win_ms <
+	    REFUSED_WINDOW_MS))
+		return;
+	log_event(LOG_LVL_WARN, "ssf.rejected", LOG_FIELDS(LOG_S("stream", rt->id),
+	    LOG_I("more", rt->win_more), LOG_S("jti", rt->last_jti),
+	    LOG_S("answer", rt->last_why)), "SSF stream %s: the receiver refused %u more "
+	    "SET(s) within a minute, the last %s: %s", rt->id, rt->win_more,
+	    rt->last_jti, rt->last_why);
+	rt->win_more = 0;
+}
+
+static void
+refused(struct retry *rt, const char *url, const char *jti, const char *answer)
+{
+	snprintf(rt->last_jti, sizeof(rt->last_jti), "%s", jti);
+	snprintf(rt->last_why, sizeof(rt->last_why), "%s", answer ? answer : "");
+	if (rt->win_ms != 0 && engine_now_ms() - rt->win_ms < REFUSED_WINDOW_MS) {
+		rt->win_more++;
+		return;
+	}
+	refused_flush(rt, true);
+	rt->win_ms = engine_now_ms();
+	log_event(LOG_LVL_WARN, "ssf.rejected", LOG_FIELDS(LOG_S("stream", rt->id),
+	    LOG_S("jti", jti), LOG_S("answer", rt->last_why)), "SSF receiver %s refused "
+	    "SET %s: %s (more within a minute are counted)", url, jti, rt->last_why);
+}
+
+/* Forgets the retry state of streams deleted since, or their slots would run out. */
+static void
+retry_prune(struct ssf *s, const json_t *streams)
+{
+	const json_t *st;
+	size_t i, k, kept = 0;
+	const char *id;
+	bool live;
+
+	for (i = 0; i < s->nretry; i++) {
+		live = false;
+		json_array_foreach(streams, k, st)
+			if ((id = json_string_value(json_object_get(st, "stream_id"))) &&
+			    strcmp(id, s->retry[i].id) == 0)
+				live = true;
+		if (!live)
+			refused_flush(&s->retry[i], true);
+		else if (kept++ != i)
+			s->retry[kept - 1] = s->retry[i];
+	}
+	s->nretry = kept;
+}
+
 /*
  * RFC 8935 2.2 and 2.3: 202 is taken; a 400 with an error is a SET the receiver will
  * never take (logged, then dropped, or it would block the stream for ever); anything
  * else is tried again later.
  */
 static int
-push_one(struct ssf *s, const json_t *delivery, const char *jti, const char *jwt,
-    bool *taken, struct qerr *e)
+push_one(struct ssf *s, struct retry *rt, const json_t *delivery, const char *jti,
+    const char *jwt, bool *taken, struct qerr *e)
 {
 	const char *auth = json_string_value(json_object_get(delivery,
 	    "authorization_header"));
@@ -542,9 +603,7 @@ push_one(struct ssf *s, const json_t *delivery, const char *jti, const char *jwt
 		*taken = true;
 	else if (resp.status == 400) {
 		*taken = true;
-		log_event(LOG_LVL_WARN, "ssf.rejected", LOG_FIELDS(LOG_S("jti", jti),
-		    LOG_S("answer", resp.body)), "SSF receiver %s refused SET %s: %.200s",
-		    rq.url, jti, resp.body ? resp.body : "");
+		refused(rt, rq.url, jti, resp.body);
 	} else
 		r = qerr_set(e, QERR_TRANSIENT, NULL, "receiver %s answered %ld", rq.url,
 		    resp.status);
@@ -579,14 +638,17 @@ push_stream(struct ssf *s, const json_t *stream, struct pending *p)
 	size_t i;
 	int r;
 
-	if (rt == NULL || rt->next_ms > engine_now_ms())
+	if (rt == NULL)
+		return;
+	refused_flush(rt, false);
+	if (rt->next_ms > engine_now_ms())
 		return;
 	if ((r = store_tx_begin(s->st, false, &tx, &e)) != 0)
 		goto out;
 	r = store_ssf_outbox_pending(tx, id, PUSH_BATCH, collect_set, p, &e);
 	store_tx_rollback(tx);
 	for (i = 0; r == 0 && taken && i < p->n && !s->stop; i++)
-		if ((r = push_one(s, json_object_get(stream, "delivery"), p->jti[i],
+		if ((r = push_one(s, rt, json_object_get(stream, "delivery"), p->jti[i],
 		    p->jwt[i], &taken, &e)) == 0 && taken)
 			r = ack(s, id, p->jti[i], &e);
 out:
@@ -618,13 +680,16 @@ push_all(struct ssf *s)
 	json_t *streams = json_array(), *st;
 	const char *m;
 	size_t i;
+	int r;
 
 	if (streams == NULL || store_tx_begin(s->st, false, &tx, &e) != 0) {
 		json_decref(streams);
 		return;
 	}
-	store_ssf_stream_list(tx, collect_stream, streams, &e);
+	r = store_ssf_stream_list(tx, collect_stream, streams, &e);
 	store_tx_rollback(tx);
+	if (r == 0)
+		retry_prune(s, streams);
 	json_array_foreach(streams, i, st) {
 		m = json_string_value(json_object_get(json_object_get(st, "delivery"),
 		    "method"));

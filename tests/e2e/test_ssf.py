@@ -492,3 +492,30 @@ token_file = {token}
         p.call("GET", "/grants")), 30, what="the refused token request")
     assert {"client_id": "quell-client", "scope": "ssf.manage", "ok": True} in grants
     assert len(p.call("GET", "/streams")) == 1
+
+
+def test_refused_pushes_logged_per_window(quelld, tmp_path, peer):
+    """SETs a receiver refuses (400) are dropped; the log has the first at once and
+    the others of the minute as one count (here: when the stream is deleted)."""
+    q = ssf_quelld(quelld, tmp_path)
+    p = peer(q.issuer, "peer-aud")
+    # The wrong audience: the jose receiver refuses every SET with 400.
+    sid = q.ssf.post("/ssf/stream", {"aud": "someone-else", "events_requested": EVENTS,
+                                     "delivery": {"method": PUSH,
+                                                  "endpoint_url": p.url + "/push"}}
+                     ).json["stream_id"]
+    for i in range(3):
+        assert q.ssf.post("/ssf/verify", {"stream_id": sid, "state": str(i)}).status == 204
+    wait_for(lambda: len(p.call("GET", "/received")["rejected"]) >= 3, 60,
+             what="three refusals")
+
+    def rejected():
+        return [line for line in q.log.read_text().splitlines()
+                if "ssf.rejected" in line and sid in line]
+    (first,) = wait_for(rejected, 30, what="the first refusal's line")
+    assert "more within a minute are counted" in first, first
+    assert q.ssf.delete(f"/ssf/stream?stream_id={sid}").status == 204
+    lines = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(rejected()), 30,
+                     what="the count of the others")
+    assert "refused 2 more" in lines[1], lines
+    assert len(p.call("GET", "/received")["rejected"]) == 3
