@@ -177,6 +177,11 @@ progress(void *arg)
 	return 0;
 }
 
+struct hunt_conn {
+	sqlite3 *db;
+	struct hunt h;		/* the authorizer's and progress handler's, per query */
+};
+
 /* A read-only connection with the views in place and every door but SELECT shut. */
 static int
 open_hunt(const char *location, struct hunt *h, sqlite3 **out, struct qerr *e)
@@ -323,42 +328,79 @@ run_query(sqlite3 *db, struct hunt *h, sqlite3_stmt *st, const struct hunt_query
 }
 
 int
-sqlite_hunt(const char *location, const struct hunt_query *q, char **out,
+sqlite_hunt_open(const char *location, struct hunt_conn **out, struct qerr *e)
+{
+	struct hunt_conn *c;
+	int r;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	if ((r = open_hunt(location, &c->h, &c->db, e)) != 0) {
+		free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+sqlite_hunt_close(struct hunt_conn *c)
+{
+	if (c == NULL)
+		return;
+	sqlite3_close_v2(c->db);
+	free(c);
+}
+
+int
+sqlite_hunt_run(struct hunt_conn *c, const struct hunt_query *q, char **out,
     struct qerr *e)
 {
-	struct hunt h;
-	sqlite3 *db = NULL;
+	struct hunt *h = &c->h;
 	sqlite3_stmt *st = NULL;
 	json_t *ans = NULL;
 	int r;
 
 	*out = NULL;
-	memset(&h, 0, sizeof(h));
+	memset(h, 0, sizeof(*h));
 	if (q->sql == NULL || strlen(q->sql) > SQL_MAX)
 		return qerr_set(e, QERR_INVALID, "query", "query must be at most %d bytes",
 		    SQL_MAX);
-	if ((r = open_hunt(location, &h, &db, e)) != 0)
-		return r;
-	clock_gettime(CLOCK_MONOTONIC, &h.deadline);
-	h.deadline.tv_sec += q->timeout_ms / 1000;
-	h.deadline.tv_nsec += (long)(q->timeout_ms % 1000) * 1000000L;
-	if (h.deadline.tv_nsec >= 1000000000L) {
-		h.deadline.tv_sec++;
-		h.deadline.tv_nsec -= 1000000000L;
+	clock_gettime(CLOCK_MONOTONIC, &h->deadline);
+	h->deadline.tv_sec += q->timeout_ms / 1000;
+	h->deadline.tv_nsec += (long)(q->timeout_ms % 1000) * 1000000L;
+	if (h->deadline.tv_nsec >= 1000000000L) {
+		h->deadline.tv_sec++;
+		h->deadline.tv_nsec -= 1000000000L;
 	}
-	if ((r = prepare_query(db, &h, q->sql, &st, e)) != 0)
+	if ((r = prepare_query(c->db, h, q->sql, &st, e)) != 0)
 		goto out;
 	if ((ans = json_object()) == NULL) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	if ((r = run_query(db, &h, st, q, ans, e)) != 0)
+	if ((r = run_query(c->db, h, st, q, ans, e)) != 0)
 		goto out;
 	if ((*out = json_dumps(ans, JSON_COMPACT)) == NULL)
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 out:
 	json_decref(ans);
 	sqlite3_finalize(st);
-	sqlite3_close_v2(db);
+	return r;
+}
+
+int
+sqlite_hunt(const char *location, const struct hunt_query *q, char **out,
+    struct qerr *e)
+{
+	struct hunt_conn *c = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = sqlite_hunt_open(location, &c, e)) != 0)
+		return r;
+	r = sqlite_hunt_run(c, q, out, e);
+	sqlite_hunt_close(c);
 	return r;
 }

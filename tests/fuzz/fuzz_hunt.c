@@ -5,7 +5,11 @@
  * connection committed: PRAGMA data_version), no file appeared beside it (ATTACH,
  * VACUUM INTO), and nothing of the tables behind no view (tokens, sync state) shows
  * in an answer: they hold a random mark, made afresh each run, that no query can
- * spell out by chance.
+ * spell out by chance. The mark is looked for by a loop libFuzzer does not see into:
+ * its strstr hook hands the needle to the mutator, which then spelled the mark as a
+ * column alias (SELECT 1 AS <mark>), a false finding.
+ * The queries share one guarded connection (sqlite_hunt_open): opening one per input
+ * cost 6 ms, nearly all of each run, and held the harness to 150 inputs a second.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -16,16 +20,36 @@
 #include "scratch.h"
 #include "store/hunt.h"
 
-static const char *path;
+static struct hunt_conn *conn;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	struct qerr e;
+
 	(void)argc, (void)argv;
-	path = fuzz_scratch_open();
+	qerr_clear(&e);
+	fuzz_check(sqlite_hunt_open(fuzz_scratch_open(), &conn, &e) == 0,
+	    "the hunting connection opens");
 	return 0;
+}
+
+/* Whether s holds the mark; no comparison here reaches libFuzzer's tracing. */
+__attribute__((no_sanitize("coverage"))) static bool
+shows_mark(const char *s)
+{
+	const char *m = fuzz_scratch_mark();
+	size_t i, j;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		for (j = 0; m[j] != '\0' && s[i + j] == m[j]; j++)
+			;
+		if (m[j] == '\0')
+			return true;
+	}
+	return false;
 }
 
 static long
@@ -60,7 +84,9 @@ listing(char *out, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct hunt_query q = { .limit = 100, .timeout_ms = 200, .max_bytes = 1 << 16 };
+	/* 10 ms, not the server's seconds: the fuzzer soon writes queries that never end,
+	 * and the guard's limit stops them the same way at any length. */
+	struct hunt_query q = { .limit = 100, .timeout_ms = 10, .max_bytes = 1 << 16 };
 	char before[512], after[512], *out = NULL, *sql = fuzz_text(data, size);
 	long v;
 	struct qerr e;
@@ -71,8 +97,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	qerr_clear(&e);
 	v = data_version();
 	listing(before, sizeof(before));
-	if (sqlite_hunt(path, &q, &out, &e) == 0)
-		fuzz_check(out != NULL && strstr(out, fuzz_scratch_mark()) == NULL,
+	if (sqlite_hunt_run(conn, &q, &out, &e) == 0)
+		fuzz_check(out != NULL && !shows_mark(out),
 		    "a hunting answer shows nothing of the tables behind no view");
 	else
 		fuzz_check(out == NULL && e.msg[0] != '\0', "a refused query says why");
