@@ -268,25 +268,40 @@ category(const struct system_config *rc, const char *ev, char *buf, size_t n)
 	return "suspicious_activity";
 }
 
-/* RFC 9493: email (and a complex subject's user as email) is an account by UPN. */
+/*
+ * RFC 9493 to an alert's account entity (a complex subject by its user): email is
+ * the account's UPN; iss_sub (of the transmitter's own iss) and opaque are the
+ * account's id in the transmitter's system, of the alert id type the section's
+ * sub_id_type names (okta_id, entra_id, ...). NULL: quell cannot tell the account.
+ */
 static const char *
-subject_email(const json_t *sub)
+subject_account(const struct system_config *rc, const json_t *sub,
+    const char **id_type)
 {
 	const char *fmt = json_string_value(json_object_get(sub, "format"));
 
 	if (fmt != NULL && strcmp(fmt, "complex") == 0)
 		sub = json_object_get(sub, "user");
 	fmt = json_string_value(json_object_get(sub, "format"));
-	if (fmt == NULL || strcmp(fmt, "email") != 0)
+	*id_type = "upn";
+	if (fmt != NULL && strcmp(fmt, "email") == 0)
+		return json_string_value(json_object_get(sub, "email"));
+	if (fmt == NULL || (*id_type = key(rc, "sub_id_type")) == NULL)
 		return NULL;
-	return json_string_value(json_object_get(sub, "email"));
+	if (strcmp(fmt, "opaque") == 0)
+		return json_string_value(json_object_get(sub, "id"));
+	if (strcmp(fmt, "iss_sub") == 0 && json_string_value(json_object_get(sub,
+	    "iss")) != NULL && strcmp(json_string_value(json_object_get(sub, "iss")),
+	    key(rc, "issuer")) == 0)
+		return json_string_value(json_object_get(sub, "sub"));
+	return NULL;
 }
 
 static int
 make_alert(struct req *q, const struct system_config *rc, json_t *cl,
     struct refusal *f)
 {
-	const char *ev = NULL, *email;
+	const char *ev = NULL, *email, *id_type;
 	char cat[64], src[160], title[300];
 	struct alert a = { 0 };
 	struct actor who = { .id = src, .name = src, .kind = "system" };
@@ -302,9 +317,10 @@ make_alert(struct req *q, const struct system_config *rc, json_t *cl,
 	sid = json_object_get(cl, "sub_id");
 	if (sid == NULL)
 		sid = json_object_get(body, "subject");
-	if ((email = subject_email(sid)) == NULL)
+	if ((email = subject_account(rc, sid, &id_type)) == NULL)
 		return refuse(f, 400, "invalid_request", "%s", "the subject must be an "
-		    "email (or complex with an email user): quell finds accounts by UPN");
+		    "email, or with sub_id_type set an opaque or iss_sub of the issuer, "
+		    "alone or as a complex subject's user");
 	snprintf(src, sizeof(src), "ssf:%s", rc->name);
 	snprintf(title, sizeof(title), "SSF %s", ev);
 	a.source = strdup(src);
@@ -318,7 +334,7 @@ make_alert(struct req *q, const struct system_config *rc, json_t *cl,
 	if ((a.entities = calloc(1, sizeof(*a.entities))) != NULL) {
 		a.nentities = 1;
 		a.entities[0].kind = strdup("account");
-		a.entities[0].id_type = strdup("upn");
+		a.entities[0].id_type = strdup(id_type);
 		a.entities[0].value = strdup(email);
 	}
 	if (a.source == NULL || a.external_id == NULL || a.title == NULL ||

@@ -17,6 +17,7 @@
 
 #include "core/id.h"
 #include "core/jws.h"
+#include "core/kind.h"
 #include "core/jwt.h"
 #include "core/log.h"
 #include "engine/engine.h"
@@ -849,9 +850,10 @@ check_receivers(const struct config *cfg, struct qerr *e)
 	static const char *const known[] = { "issuer", "jwks_uri", "audience",
 	    "token_file", "map", "role", "configuration_url", "push_url",
 	    "api_token_file", "events", "token_url", "client_id",
-	    "client_secret_file", "scope" };
+	    "client_secret_file", "scope", "sub_id_type" };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 	const struct system_config *rc;
+	const struct kind_info *owner;
 	size_t i, k, j;
 	int r;
 
@@ -873,6 +875,12 @@ check_receivers(const struct config *cfg, struct qerr *e)
 			    "configuration_url, which is not set", rc->name);
 		if ((r = check_oauth(rc, e)) != 0)
 			return r;
+		if (config_system_get(rc, "sub_id_type") != NULL && kind_alert_id_find(
+		    &cfg->kinds, config_system_get(rc, "sub_id_type")->value, &owner) == NULL)
+			return config_error(e, rc, config_system_get(rc, "sub_id_type")->line,
+			    "sub_id_type", "ssf_receiver '%s': sub_id_type must be an alert "
+			    "account id type of a configured kind (upn, sid, entra_id, okta_id)",
+			    rc->name);
 		for (k = 0; k < rc->nkv; k++) {
 			for (j = 0; j < NKNOWN && strcmp(known[j], rc->kv[k].key) != 0; j++)
 				;

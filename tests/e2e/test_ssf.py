@@ -4,6 +4,7 @@ one against quell's jwks_uri, a receiver that was down gets every event after, i
 order, none twice) and as a receiver (a SET signed by a jose transmitter contains the
 account under a rule; forged, wrong-audience, replayed, stale and unauthenticated
 SETs are refused with RFC 8935's errors and audited)."""
+import base64
 import json
 import os
 import shutil
@@ -292,6 +293,7 @@ api_token_file = {api}
 events = credential-compromise session-revoked
 audience = quell-e2e
 token_file = {token}
+sub_id_type = sid
 """)
     u = make_user(q, "ssr")
     upn = u.account["upn"]
@@ -338,6 +340,17 @@ token_file = {token}
         assert r.status == status and r.json["err"] == err, (err, r)
     r = send(set_(), api=Api(q.direct_port, "wrong"))
     assert r.status == 401 and r.json["err"] == "authentication_failed", r
+    # iss_sub of the transmitter's own iss: the account by sub_id_type (its SID).
+    jwt = set_(sub_id={"format": "iss_sub", "iss": "https://peer.example",
+                       "sub": u.account["sid"]})
+    r = send(jwt)
+    assert r.status == 202, r
+    jti = json.loads(base64url(jwt.split(".")[1]))["jti"]
+    (al,) = [a for a in q.admin.ok("GET", "/api/v1/alerts?limit=100")["alerts"]
+             if a["source_alert_id"] == jti]
+    al = q.admin.ok("GET", f"/api/v1/alerts/{al['id']}")
+    assert [(en["id_type"], en["account_id"]) for en in al["entities"]] == [
+        ("sid", u.account_id)], al
     ev = [e for e in q.admin.audit_all() if e["event"] == "ssf.refused"]
     assert sorted(json.loads(e["detail"])["err"] if isinstance(e["detail"], str)
                   else e["detail"]["err"] for e in ev) == sorted(
@@ -346,11 +359,13 @@ token_file = {token}
     assert [e for e in q.admin.audit_all() if e["event"] == "ssf.received"]
 
 
+def base64url(part):
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
 def claims_of(jwt):
     """The payload of a compact JWS (quell signed it; the jose tests check that)."""
-    import base64
-    part = jwt.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return json.loads(base64url(jwt.split(".")[1]))
 
 
 def poll_until(q, sid, pred, what):
