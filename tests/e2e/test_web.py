@@ -103,7 +103,8 @@ def test_web_approvals_and_undo(lab, quelld, make_user, artifacts):
     undo = [a for a in q.admin.actions_all() if a["undo_of"]]
     assert len(undo) == 1 and undo[0]["type"] == "enable" and \
         undo[0]["status"] == "completed" and undo[0]["requested_by"] == "e2e-carol", undo
-    for shot in ("pending.png", "pending-refused.png", "undo.png", "undo-linked.png"):
+    for shot in ("pending.png", "pending-refused.png", "undo-preview.png", "undo.png",
+                 "undo-linked.png"):
         assert (artifacts / shot).stat().st_size > 0, shot
 
 
@@ -277,6 +278,7 @@ def test_web_hunting_panel_alerts(lab, quelld, make_user, artifacts):
     vip = make_user(q, "wtier0", cn=f"Tier0 {lab.tag}")
     q.admin.ok("PUT", f"/api/v1/identities/{vip.identity_id}/tags", {"tags": ["tier0"]})
     off = make_user(q, "woff", cn=f"Already off {lab.tag}", uac=514)
+    noexp = make_user(q, "wnoexp", cn=f"Never expires {lab.tag}", uac=66048)
     victim = make_user(q, "wvict", cn=f"Victim {lab.tag}")
     alert = {"id": "web-" + secrets.token_hex(6), "source": "mdi", "time": "2026-12-01T08:00:00Z",
              "title": "Ransomware activity (web e2e)", "category": "ransomware",
@@ -289,6 +291,7 @@ def test_web_hunting_panel_alerts(lab, quelld, make_user, artifacts):
         assert q.admin.wait_terminal(a["id"])["status"] == "completed", a
     run_node(q, artifacts, ["portal.test.mjs"], admin=q.tokens["admin"],
              hunted=",".join(u.sam for u in hunted), notes=f"{vip.sam},{off.sam}",
+             noexpire=noexp.sam,
              victim_id=victim.identity_id, victim_name=victim.cn, alert=r.json["id"],
              tag=lab.tag)
     # the bulk disable reached AD: Kerberos refuses both; one request made both actions
@@ -298,9 +301,12 @@ def test_web_hunting_panel_alerts(lab, quelld, make_user, artifacts):
     mine = [a for a in q.admin.actions_all() if a["reason"] == "hunted: password spray (web e2e)"]
     assert sorted(a["identity_id"] for a in mine) == sorted(u.identity_id for u in hunted), mine
     # nothing was requested for the preview-only pair; the release enabled the victim
-    assert not [a for a in q.admin.actions_all() if a["identity_id"] in (vip.identity_id, off.identity_id)]
+    assert not [a for a in q.admin.actions_all()
+                if a["identity_id"] in (vip.identity_id, off.identity_id, noexp.identity_id)]
     assert lab.kinit(victim.sam, victim.password)[0] == 0
     for shot in ("hunting.png", "hunting-confirm.png", "history-names.png", "preview-notes.png",
+                 "preview-approval.png", "preview-already.png", "preview-dont-expire.png",
+                 "preview-dont-expire-cleared.png",
                  "panel-identities.png", "panel-actions.png", "panel-hunting.png", "alert.png",
-                 "contained.png", "released.png", "audit-names.png"):
+                 "contained.png", "release-preview.png", "released.png", "audit-names.png"):
         assert (artifacts / shot).stat().st_size > 0, shot

@@ -3,7 +3,8 @@
 // its release, names in History and the audit log, and the bulk preview's notes. Run by
 // tests/e2e/test_web.py (which then checks kinit). Environment: QUELL_WEB_URL,
 // QUELL_WEB_ADMIN, QUELL_WEB_HUNTED (two sAMAccountNames, comma-separated, to disable),
-// QUELL_WEB_NOTES (a tier0 one and an already disabled one), QUELL_WEB_VICTIM_ID /
+// QUELL_WEB_NOTES (a tier0 one and an already disabled one), QUELL_WEB_NOEXPIRE (a
+// sAMAccountName whose password never expires), QUELL_WEB_VICTIM_ID /
 // _NAME / _ALERT (contained by an alert), QUELL_WEB_TAG (in every one's name),
 // QUELL_WEB_ARTIFACTS.
 import { test } from "node:test";
@@ -13,6 +14,7 @@ import { env, URL_, ART, signedIn } from "./lib.mjs";
 
 const HUNTED = env("QUELL_WEB_HUNTED").split(",");
 const NOTES = env("QUELL_WEB_NOTES").split(",");
+const NOEXPIRE = env("QUELL_WEB_NOEXPIRE");
 const VICTIM = env("QUELL_WEB_VICTIM_ID");
 const VICTIM_NAME = env("QUELL_WEB_VICTIM_NAME");
 const ALERT = env("QUELL_WEB_ALERT");
@@ -115,6 +117,61 @@ test("preview notes: will wait for approval, already disabled", async () => {
   await ctx.close();
 });
 
+// One identity from the hunting results: the single preview's lines.
+async function previewOne(page, sam, label) {
+  await hunt(page, byUsername([sam]));
+  await page.getByLabel("Select row 1").check();
+  await page.getByRole("button", { name: /Actions/ }).click();
+  await page.getByRole("menuitem", { name: new RegExp(`^${label}`) }).click();
+  const dlg = page.getByRole("dialog", { name: new RegExp(`^${label}: `) });
+  const plan = dlg.getByRole("list", { name: "Accounts this action touches" });
+  await plan.getByText(sam, { exact: true }).waitFor();
+  return { dlg, plan };
+}
+
+test("preview of one: login and state, approval and the tier0 warning, already disabled", async () => {
+  const { ctx, page, errors } = await signedIn(env("QUELL_WEB_ADMIN"));
+  let { dlg, plan } = await previewOne(page, NOTES[0], "Disable");
+  await dlg.getByText(/Will wait for approval \(rule tier0\)/).waitFor();
+  await plan.getByText(/^Warning: the identity is tagged tier0/).waitFor();
+  await plan.locator("li[data-outcome='change'] .state").getByText("enabled").waitFor();
+  assert.match(await plan.locator("li[data-outcome='change'] .login").textContent(), /@/, "the UPN beside the name");
+  await page.screenshot({ path: path.join(ART, "preview-approval.png") });
+  await dlg.getByRole("button", { name: "Cancel" }).click();
+  await dlg.waitFor({ state: "detached" });
+
+  ({ dlg, plan } = await previewOne(page, NOTES[1], "Disable"));
+  await plan.locator("li[data-outcome='already']").getByText(/already disabled \(as last synced\): nothing to change/).waitFor();
+  await plan.locator("li[data-outcome='already'] .state").getByText("disabled").waitFor();
+  await page.screenshot({ path: path.join(ART, "preview-already.png") });
+  await dlg.getByRole("button", { name: "Cancel" }).click();
+  await dlg.waitFor({ state: "detached" });
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("preview: password never expires will be refused; clear_dont_expire offered and lifts it", async () => {
+  const { ctx, page, errors } = await signedIn(env("QUELL_WEB_ADMIN"));
+  const sent = [];
+  page.on("request", (r) => { if (r.url().endsWith("/api/v1/actions")) sent.push(JSON.parse(r.postData())); });
+  const { dlg, plan } = await previewOne(page, NOEXPIRE, "Force password change");
+  await plan.locator("li[data-outcome='refused']").getByText(/will be refused: password never expires is set/).waitFor();
+  const box = dlg.getByLabel(/clear_dont_expire/);
+  await box.waitFor();
+  await page.screenshot({ path: path.join(ART, "preview-dont-expire.png") });
+  await box.check();
+  await plan.locator("li[data-outcome='change']").getByText(NOEXPIRE, { exact: true }).waitFor();
+  assert.equal(await plan.locator("li[data-outcome='refused']").count(), 0);
+  assert.deepEqual(sent.at(-1).params, { clear_dont_expire: true }, "the preview asked with the option");
+  assert.equal(sent.at(-1).preview, true);
+  await page.screenshot({ path: path.join(ART, "preview-dont-expire-cleared.png") });
+  await dlg.getByRole("button", { name: "Cancel" }).click();
+  await dlg.waitFor({ state: "detached" });
+  assert.ok(sent.every((b) => b.preview === true), "nothing but previews was requested");
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test("identities are listed by name", async () => {
   const { ctx, page } = await signedIn(env("QUELL_WEB_ADMIN"));
   await page.goto(`${URL_}/#/identities?q=${TAG}`);
@@ -186,6 +243,12 @@ test("alerts: entities resolved or not, the decision, the banner and its release
   await page.screenshot({ path: path.join(ART, "contained.png") });
   await banner.getByRole("button", { name: "Release" }).click();
   const ask = page.getByRole("dialog", { name: `Release ${VICTIM_NAME}` });
+  // what the release will do: the containment's disable undone, account by account
+  const what = ask.getByRole("list", { name: "What this will do" });
+  await what.getByText("will be undone:").first().waitFor();
+  await what.locator("li[data-outcome='change'] .state").getByText("disabled").first().waitFor();
+  await what.getByText(/sign-in allowed again/).first().waitFor();
+  await page.screenshot({ path: path.join(ART, "release-preview.png") });
   await ask.getByLabel(/Reason/).fill("false positive (web e2e)");
   await ask.getByRole("button", { name: "Release" }).click();
   await banner.waitFor({ state: "detached", timeout: 60000 });

@@ -22,6 +22,13 @@ test("undo: enable again, approved in bulk, linked both ways", async () => {
   const dlg = page.getByRole("dialog");
   const confirm = dlg.getByRole("button", { name: "Undo: enable" });
   assert.ok(await confirm.isDisabled(), "undo needs a reason first");
+  // the undo's own preview: the account, as it is now, enabled again, after approval
+  const plan = dlg.getByRole("list", { name: "What this will do" });
+  await plan.locator("li[data-outcome='change'] .state").getByText("disabled").waitFor();
+  await plan.getByText(/sign-in allowed again/).waitFor();
+  await dlg.getByText(/Will wait for approval \(rule tier0\)/).waitFor();
+  await plan.getByText(/^Warning: the identity is tagged tier0/).waitFor();
+  await page.screenshot({ path: path.join(ART, "undo-preview.png") });
   await dlg.getByLabel(/Reason/).fill("false positive (web e2e)");
   await confirm.click();
   await page.waitForURL((u) => /#\/action\/act_/.test(u.hash) && !u.hash.endsWith(orig));

@@ -1,9 +1,10 @@
 // Alerts: what the detectors sent, which entities quell resolved to identities (and why
 // not), and what automatic attack disruption decided per identity; and an identity's
 // alerts with the automatic containment still in force, which Release ends.
-import { h, clear, timeEl, badge, actionLabel, toast, askReason } from "./dom.js";
+import { h, clear, timeEl, badge, actionLabel, toast, askReason, TERMINAL } from "./dom.js";
 import { get, post, qs, can } from "./api.js";
 import { identityLink, learnNames } from "./names.js";
+import { undoPreview } from "./center.js";
 
 const WHY = {
   resolved: "resolved to an identity",
@@ -146,11 +147,31 @@ export function alertList(alerts) {
 }
 
 // The "contained automatically" banner with its Release, or null when nothing is in force.
+// What releasing does to each containment in force, as the engine's release does it:
+// one not finished is cancelled, a finished disable undone (its undo's preview), any
+// other no longer counted.
+async function releasePreview(contained, list, note) {
+  for (const c of contained) {
+    const a = c.action;
+    const head = h("li.plan-idn", { "data-action": a.id }, h("strong", { text: actionLabel(a.type) }), ` (${a.id}) — `);
+    list.append(head);
+    if (!TERMINAL.has(a.status)) head.append(h("span", { text: `${a.status.replace(/_/g, " ")}: will be cancelled` }));
+    else if (a.type !== "disable") head.append(h("span", { text: "has no inverse: no longer counted as a containment in force" }));
+    else {
+      head.append(h("span", { text: "will be undone:" }));
+      const steps = h("ul.plan");
+      head.append(steps);
+      await undoPreview(a, steps, note);
+    }
+  }
+}
+
 export function containmentBanner(idn, contained, onReleased) {
   if (!contained.length) return null;
   const err = h("p.error", { role: "alert" });
   const release = can("response.manage") ? h("button", { type: "button", text: "Release", onclick: async () => {
-    const reason = await askReason({ title: `Release ${idn.display_name}`, confirm: "Release" });
+    const reason = await askReason({ title: `Release ${idn.display_name}`, confirm: "Release",
+      preview: (list, note) => releasePreview(contained, list, note) });
     if (reason === null) return;
     try {
       const j = await post(`/api/v1/identities/${encodeURIComponent(idn.id)}/release`, { reason });

@@ -5,6 +5,7 @@ import { h, clear, timeEl, badge, actionLabel, ACTIONS, TERMINAL, toast, askReas
 import { get, post, qs, can } from "./api.js";
 import { learnNames, nameOf, identityLink } from "./names.js";
 import { csvCell, download } from "./csv.js";
+import { planSteps, approvalLine } from "./menu.js";
 
 
 const STATUSES = ["pending_approval", "queued", "running", "completed", "partially_completed",
@@ -18,10 +19,16 @@ function select(id, label, opts, value) {
       opts.map(([v, t]) => h("option", { value: v, text: t, selected: v === value }))));
 }
 
+// The identity's name as the API gives it with the action (identity_name), else as
+// looked up; and who it acts on: the one account's name, or every linked account.
+const idnName = (a) => a.identity_name || nameOf(a.identity_id);
+const unnamed = (list) => list.filter((a) => !a.identity_name).map((a) => a.identity_id);
+const accountText = (a) => a.account_id ? a.account_name || a.account_id : "all linked accounts";
+
 function exportCsv(rows) {
-  const cols = ["id", "type", "status", "identity_id", "identity_name", "account_id", "requested_by", "source",
-    "reason", "message", "created_at", "updated_at", "finished_at"];
-  const row = (a) => cols.map((c) => csvCell(c === "identity_name" ? nameOf(a.identity_id) : a[c])).join(",");
+  const cols = ["id", "type", "status", "identity_id", "identity_name", "account_id", "account_name", "requested_by",
+    "source", "reason", "message", "created_at", "updated_at", "finished_at"];
+  const row = (a) => cols.map((c) => csvCell(c === "identity_name" ? idnName(a) : a[c])).join(",");
   download("quell-actions.csv", [cols.join(",")].concat(rows.map(row)));
 }
 
@@ -30,13 +37,13 @@ function actionRow(a, extra) {
     extra || null,
     h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
     h("td", {}, badge(a.status)),
-    h("td", {}, identityLink(a.identity_id)),
+    h("td", {}, identityLink(a.identity_id, idnName(a))), h("td", { text: accountText(a) }),
     h("td", { text: a.requested_by }), h("td", { text: a.source }),
     h("td.reason", { text: a.reason || "" }), h("td", {}, timeEl(a.created_at)),
     h("td", {}, timeEl(a.finished_at)));
 }
 
-const HEAD = ["Action", "Status", "Identity", "Requested by", "Source", "Reason", "Requested", "Finished"];
+const HEAD = ["Action", "Status", "Identity", "Account", "Requested by", "Source", "Reason", "Requested", "Finished"];
 
 export async function render(main, params, ctx) {
   const tab = params.get("tab") === "pending" ? "pending" : "history";
@@ -68,7 +75,7 @@ async function pending(panel, ctx) {
     for (const [id, msg] of list) err.append(h("p", {}, h("span.mono", { text: id + ": " }), h("span", { text: msg })));
   };
   async function decide(a, verb) {
-    const reason = await askReason({ title: `${VERB[verb]} ${actionLabel(a.type)} on ${nameOf(a.identity_id) || a.identity_id}`,
+    const reason = await askReason({ title: `${VERB[verb]} ${actionLabel(a.type)} on ${idnName(a) || a.identity_id}`,
       confirm: VERB[verb], required: verb === "reject", danger: verb === "reject" });
     if (reason === null) return;
     try {
@@ -109,7 +116,7 @@ async function pending(panel, ctx) {
     const j = await get("/api/v1/actions" + qs({ status: "pending_approval", limit: 200 }));
     shown = j.actions;
     arm();
-    await learnNames(shown.map((a) => a.identity_id));
+    await learnNames(unnamed(shown));
     clear(body);
     for (const a of shown) {
       body.append(h("tr", { "data-action": a.id },
@@ -117,7 +124,7 @@ async function pending(panel, ctx) {
           h("button", { type: "button", text: "Approve", "aria-label": `Approve ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "approve") }),
           h("button", { type: "button", text: "Reject", "aria-label": `Reject ${actionLabel(a.type)} ${a.id}`, onclick: () => decide(a, "reject") }))) : null,
         h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
-        h("td", {}, identityLink(a.identity_id)),
+        h("td", {}, identityLink(a.identity_id, idnName(a))),
         h("td", { text: a.requested_by }), h("td.reason", { text: a.reason || "" }),
         h("td", { text: a.approval_rule || "—" }), h("td", {}, timeEl(a.approval_expires_at)),
         h("td", {}, timeEl(a.created_at))));
@@ -162,7 +169,7 @@ async function history(panel, params, ctx) {
     const j = await get("/api/v1/actions" + qs({ ...base, limit: 100, before: next }));
     loaded = loaded.concat(j.actions);
     next = j.next;
-    await learnNames(j.actions.map((a) => a.identity_id));
+    await learnNames(unnamed(j.actions));
     draw();
   }
   // Refreshes what is shown (the first page and any loaded after it) while any runs.
@@ -172,7 +179,7 @@ async function history(panel, params, ctx) {
     const j = await get("/api/v1/actions" + qs({ ...base, limit: Math.max(100, Math.min(1000, loaded.length)) }));
     loaded = j.actions;
     next = j.next;
-    await learnNames(j.actions.map((a) => a.identity_id));
+    await learnNames(unnamed(j.actions));
     draw();
     return loaded.some((a) => !TERMINAL.has(a.status));
   }
@@ -181,9 +188,14 @@ async function history(panel, params, ctx) {
   ctx.poll(refresh);
 }
 
-// Undo runs the inverse action on the accounts whose steps succeeded; the engine knows
-// one for disable and enable only (the others it refuses with its reason).
-const UNDOABLE = new Set(["disable", "enable"]);
+// Undo runs the inverse action on the accounts whose steps succeeded: disable and
+// enable each other; mark_compromised, set_risk and force_password_change their own
+// undo. Deactivate and revoke sessions have none (the engine says so).
+const UNDO_WHAT = {
+  disable: "enable", enable: "disable", mark_compromised: "dismiss the risk",
+  set_risk: "restore the earlier risk level", force_password_change: "withdraw the forced change",
+};
+const UNDOABLE = new Set(Object.keys(UNDO_WHAT));
 const LIVE_UNDO = (x) => !["denied", "failed", "cancelled", "rejected"].includes(x.status);
 
 function mayUndo(a, undoneBy) {
@@ -198,20 +210,23 @@ export async function renderAction(main, id, ctx) {
   clear(main).append(h("p", {}, h("a", { href: "#/actions", text: "← Action center" })), box);
   async function load() {
     const a = await get(`/api/v1/actions/${encodeURIComponent(id)}`);
-    await learnNames([a.identity_id]);
+    await learnNames(unnamed([a]));
     const live = !TERMINAL.has(a.status);
     // The actions that undo this one: on the same identity, pointing back with undo_of.
     const undoneBy = TERMINAL.has(a.status) ? (await get("/api/v1/actions" +
       qs({ identity_id: a.identity_id, limit: 200 }))).actions.filter((x) => x.undo_of === a.id) : [];
     const cancel = live && can("response.manage") ? h("button.danger", { type: "button", text: "Cancel action",
       onclick: async () => {
+        const ok = await askReason({ title: `Cancel ${actionLabel(a.type).toLowerCase()} ${a.id}`,
+          confirm: "Cancel action", required: false, danger: true, preview: (list, note) => cancelPreview(a, list, note) });
+        if (ok === null) return;
         try { await post(`/api/v1/actions/${a.id}/cancel`, {}); toast("Cancel requested"); await load(); }
         catch (e) { err.textContent = e.message; }
       } }) : null;
     const undo = mayUndo(a, undoneBy) ? h("button", { type: "button", text: "Undo",
       onclick: async () => {
         const reason = await askReason({ title: `Undo ${actionLabel(a.type).toLowerCase()} ${a.id}`,
-          confirm: `Undo: ${actionLabel(a.type === "disable" ? "enable" : "disable").toLowerCase()}` });
+          confirm: `Undo: ${UNDO_WHAT[a.type]}`, preview: (list, note) => undoPreview(a, list, note) });
         if (reason === null) return;
         try {
           const u = await post(`/api/v1/actions/${a.id}/undo`, { reason });
@@ -231,7 +246,7 @@ export async function renderAction(main, id, ctx) {
         h("p.sub.mono", { text: a.id })), h("div.buttons", {}, undo, cancel)),
       err,
       h("dl.facts", {},
-        fact("Identity", identityLink(a.identity_id)),
+        fact("Identity", identityLink(a.identity_id, idnName(a))), fact("Accounts", accountText(a)),
         fact("Requested by", a.requested_by), fact("Source", a.source),
         fact("Reason", a.reason), fact("Parameters", JSON.stringify(a.params || {})),
         fact("Message", a.message || "—"), links.flat(), fact("Requested", timeEl(a.created_at)),
@@ -249,6 +264,30 @@ export async function renderAction(main, id, ctx) {
     return live;
   }
   ctx.poll(load);
+}
+
+// What undoing a will do, as the engine plans it (the undo's own preview).
+export async function undoPreview(a, list, note) {
+  const u = await post(`/api/v1/actions/${encodeURIComponent(a.id)}/undo`, { reason: "preview", preview: true });
+  planSteps(u.type, u, u.params?.risk_level, { accounts: [] }, list);
+  note.append(approvalLine(u) || "");
+  return u;
+}
+
+// What cancelling a will do, from its steps as they are now: those not started end
+// at once, a running one finishes; waiting for approval, it ends at once.
+export function cancelPreview(a, list, note) {
+  const word = {
+    queued: "will be cancelled before it starts", retry_wait: "will be cancelled before its next try",
+    running: "is running now: it finishes, its outcome stands",
+  };
+  for (const s of a.steps || []) {
+    list.append(h("li.step", { "data-status": s.status }, h("strong", { text: s.account_name || s.account_id }),
+      h("span.sys", { text: ` (${s.system})` }), " — ",
+      h("span", { text: word[s.status] || `already ${s.status.replace(/_/g, " ")}: stays so` })));
+  }
+  if (a.status === "pending_approval") note.append(h("p.approval", { role: "note", text: "Waiting for approval: it ends at once, nothing runs." }));
+  return Promise.resolve(a);
 }
 
 function fact(k, v) {

@@ -27,7 +27,7 @@ export async function render(main, id, ctx) {
   if (!can("response.read")) return;
   main.append(h("div.scroll", {}, h("table.list", {},
     h("caption", { text: "Actions on this identity" }),
-    h("thead", {}, h("tr", {}, ["Action", "Status", "Requested by", "Source", "Reason", "Requested"]
+    h("thead", {}, h("tr", {}, ["Action", "Status", "Account", "Requested by", "Source", "Reason", "Requested"]
       .map((t) => h("th", { scope: "col", text: t })))),
     hist)));
   async function load() {
@@ -36,11 +36,13 @@ export async function render(main, id, ctx) {
     for (const a of j.actions) {
       hist.append(h("tr", {},
         h("td", {}, h("a", { href: `#/action/${a.id}`, text: actionLabel(a.type) })),
-        h("td", {}, badge(a.status)), h("td", { text: a.requested_by }),
+        h("td", {}, badge(a.status)),
+        h("td", { text: a.account_id ? a.account_name || a.account_id : "all linked accounts" }),
+        h("td", { text: a.requested_by }),
         h("td", { text: a.source }), h("td.reason", { text: a.reason || "" }),
         h("td", {}, timeEl(a.created_at))));
     }
-    if (!j.actions.length) hist.append(h("tr", {}, h("td", { colspan: "6", text: "No actions yet." })));
+    if (!j.actions.length) hist.append(h("tr", {}, h("td", { colspan: "7", text: "No actions yet." })));
     return j.actions.some((a) => !TERMINAL.has(a.status));
   }
   ctx.poll(load);

@@ -108,23 +108,38 @@ const ALREADY = {
   deactivate: ["deactivated"],
 };
 
-function stepLine(type, s, level, acct) {
-  const touched = s.status !== "not_applicable";
-  const st = String(acct?.state || "").toLowerCase();
-  const already = touched && (ALREADY[type] || []).includes(st)
+// One account of the plan: its name, UPN or login and state as the preview read them,
+// what will change, and the preview's word on it (line: an ActionPreview account; an
+// answer without one falls back on the step and the synced account).
+export function stepLine(type, s, level, acct, line) {
+  const outcome = line?.outcome || (s.status === "not_applicable" ? "not_supported" : s.message ? "refused" : "change");
+  const touched = outcome !== "not_supported";
+  const st = String(line ? line.state || "" : acct?.state || "").toLowerCase();
+  const login = [line?.upn || acct?.upn, line?.username || acct?.username]
+    .filter((x) => x && x !== s.account_name)[0];
+  const already = touched && (outcome === "already" || (!line && (ALREADY[type] || []).includes(st)))
     ? h("span.already", { role: "note", text: ` — already ${st} (as last synced): nothing to change` }) : null;
-  const what = touched ? WHAT[type] + (type === "set_risk" ? " " + level : "")
-    : (s.message || "its system does not support this action: skipped");
-  // A planned step with a message: its system will likely refuse it (the account's
-  // last known state), and the message says why and what to do instead.
-  const warn = touched && s.message ? h("span.warn", { role: "note", text: " — warning: " + s.message }) : null;
-  return h("li.step" + (touched ? "" : ".skipped"), {},
+  const what = touched ? (WHAT[type] || type) + (type === "set_risk" ? " " + level : "")
+    : (line?.note || s.message || "its system does not support this action: skipped");
+  // Refused: its system will likely refuse the step (the account's last known state);
+  // the note says why and what to do instead.
+  const warn = outcome === "refused" ? h("span.warn", { role: "note", text: " — " + (line?.note || "will be refused: " + s.message) })
+    : touched && line?.option ? h("span.sub", { text: ` — ${line.note}` }) : null;
+  return h("li.step" + (touched ? "" : ".skipped"), { "data-outcome": outcome },
     h("strong", { text: s.account_name || s.account_id }),
-    h("span.sys", { text: ` (${s.system})` }), " — ", h("span", { text: what }), warn, already);
+    h("span.sys", { text: ` (${s.system})` }),
+    login ? h("span.login", { text: ` ${login}` }) : null,
+    st ? h("span.state", { text: ` · ${st}` }) : null,
+    " — ", h("span", { text: what }), warn, already);
+}
+
+// The preview's warnings (an account quelld binds with, a tier0 or breakglass tag).
+export function warningLines(p) {
+  return (p?.warnings || []).map((w) => h("li.warning", { role: "note", "data-warning": w.code, text: "Warning: " + w.message }));
 }
 
 // What a previewed action says beyond its steps: it waits for a second person.
-function approvalLine(a) {
+export function approvalLine(a) {
   if (a.status !== "pending_approval") return null;
   return h("p.approval", { role: "note",
     text: `Will wait for approval${a.approval_rule ? ` (rule ${a.approval_rule})` : ""}: a second person must approve it before it runs.` });
@@ -143,13 +158,18 @@ function confirmDialog(type, { title, okText, destroyText, plan, submit, onDone 
   const level = type === "set_risk" ? h("select", { id: "dlg-level" },
     ["HIGH", "MEDIUM", "LOW"].map((l) => h("option", { value: l, text: l }))) : null;
   const destroy = type === "deactivate" ? h("input", { type: "checkbox", id: "dlg-destroy" }) : null;
+  // Offered when the preview says AD will refuse: the password never expires.
+  const clearBox = type === "force_password_change" ? h("input", { type: "checkbox", id: "dlg-clear" }) : null;
+  const clearRow = clearBox ? h("p.check", { hidden: true }, clearBox, h("label", { for: "dlg-clear",
+    text: "Also clear “password never expires” (clear_dont_expire), so that the change is forced" })) : null;
   const ok = h("button.danger", { type: "submit", disabled: true, text: okText });
   const cancel = h("button", { type: "button", text: "Cancel", onclick: () => dlg.close() });
   let planned = 0;
   const ready = () => {
     ok.disabled = !(planned > 0 && reason.value.trim() && (!destroy || destroy.checked));
   };
-  const fields = () => ({ reason: reason.value.trim(), params: level ? { risk_level: level.value } : undefined,
+  const fields = () => ({ reason: reason.value.trim(),
+    params: level ? { risk_level: level.value } : clearBox?.checked ? { clear_dont_expire: true } : undefined,
     level: level?.value, destructive: !!destroy });
   async function preview() {
     clear(list);
@@ -160,6 +180,7 @@ function confirmDialog(type, { title, okText, destroyText, plan, submit, onDone 
       const p = await plan(fields(), list, note);
       planned = p.planned;
       desc.textContent = p.desc;
+      if (clearRow) clearRow.hidden = !(p.offer || clearBox.checked);
     } catch (e) {
       desc.textContent = "";
       err.textContent = e.message;
@@ -169,12 +190,13 @@ function confirmDialog(type, { title, okText, destroyText, plan, submit, onDone 
   reason.addEventListener("input", ready);
   destroy?.addEventListener("change", ready);
   level?.addEventListener("change", preview);
+  clearBox?.addEventListener("change", preview);
   const form = h("form", { method: "dialog" },
     h("h2", { id: "dlg-title", text: title }), desc, list, note,
     level ? h("p.field", {}, h("label", { for: "dlg-level", text: "Risk level" }), level) : null,
     h("p.field", {}, h("label", { for: "dlg-reason", text: "Reason (recorded in the audit log)" }), reason),
     destroy ? h("p.check", {}, destroy, h("label", { for: "dlg-destroy", text: destroyText })) : null,
-    err,
+    clearRow, err,
     h("div.buttons", {}, cancel, ok));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -198,16 +220,21 @@ function confirmDialog(type, { title, okText, destroyText, plan, submit, onDone 
   preview();
 }
 
-// Appends a's steps to list; answers how many accounts it would change.
-function planSteps(type, a, level, idn, list) {
+// Appends a's steps and the preview's warnings to list; answers how many accounts it
+// would change.
+export function planSteps(type, a, level, idn, list) {
   const accts = new Map((idn.accounts || []).map((x) => [x.id, x]));
+  const lines = new Map((a.preview?.accounts || []).map((x) => [x.step_id, x]));
   let planned = 0;
   for (const s of a.steps || []) {
-    list.append(stepLine(type, s, level, accts.get(s.account_id)));
+    list.append(stepLine(type, s, level, accts.get(s.account_id), lines.get(s.id)));
     if (s.status !== "not_applicable") planned++;
   }
+  list.append(...warningLines(a.preview));
   return planned;
 }
+
+const offers = (a, opt) => (a?.preview?.accounts || []).some((x) => x.option === opt);
 
 // The confirmation of one action; for several identities one bulk preview lists every
 // account, and one bulk request follows.
@@ -225,8 +252,9 @@ export function confirmAction(identity, type, onDone) {
       });
       const planned = planSteps(type, a, f.level, idn, list);
       note.append(approvalLine(a) || "");
-      return { planned, desc: planned ? `${planned} account${planned === 1 ? "" : "s"} will be changed:`
-        : "No linked account can take this action." };
+      return { planned, offer: offers(a, "clear_dont_expire"),
+        desc: planned ? `${planned} account${planned === 1 ? "" : "s"} will be changed:`
+          : "No linked account can take this action." };
     },
     async submit(f) {
       const body = { type, identity_id: idn.id, reason: f.reason, source: "manual", params: f.params };
@@ -249,8 +277,9 @@ function confirmBulk(idns, type, onDone) {
     onDone,
     async plan(f, list) {
       const j = await post("/api/v1/actions/bulk", body(f, true));
-      let planned = 0, waits = 0;
+      let planned = 0, waits = 0, offer = false;
       for (const r of j.results) {
+        offer ||= offers(r.action, "clear_dont_expire");
         const idn = byId.get(r.identity_id) || { display_name: r.identity_id, accounts: [] };
         const steps = h("ul.plan");
         if (r.action) planned += planSteps(type, r.action, f.level, idn, steps);
@@ -260,7 +289,7 @@ function confirmBulk(idns, type, onDone) {
           r.error ? h("p.error", { text: `Refused: ${r.error.message}` }) : null,
           r.action ? approvalLine(r.action) : null, steps));
       }
-      return { planned, desc: `${planned} account${planned === 1 ? "" : "s"} of ${idns.length} identities will be changed` +
+      return { planned, offer, desc: `${planned} account${planned === 1 ? "" : "s"} of ${idns.length} identities will be changed` +
         (waits ? `; ${waits} will wait for approval:` : ":") };
     },
     async submit(f) {
