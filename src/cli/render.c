@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cli/render.h"
@@ -738,34 +739,56 @@ render_alert(const json_t *a, char **out)
 	return doc_close(&d, ok, out);
 }
 
-/* Identities with their number of linked accounts, which the API does not count. */
+static int
+by_name(const void *a, const void *b)
+{
+	const char *x = json_string_value(json_object_get(*(json_t *const *)a,
+	    "display_name"));
+	const char *y = json_string_value(json_object_get(*(json_t *const *)b,
+	    "display_name"));
+
+	return strcasecmp(x ? x : "", y ? y : "");
+}
+
+/* Identities by name (the API pages them in id order), with their number of linked
+ * accounts, which the API does not count. */
 int
 render_identities(const json_t *identities, char **out)
 {
 	static const char *const titles[] = { "ID", "NAME", "TAGS", "ACCOUNTS", NULL };
 	static const char *const keys[] = { "id", "display_name", "tags", NULL };
 	struct table t = { .ncols = 4 };
+	size_t i, n = json_array_size(identities);
 	const json_t *o, *accs;
+	json_t **v;
 	struct doc d;
-	char *n;
-	size_t i;
+	char *c;
 	bool ok;
 
-	if (json_array_size(identities) == 0)
+	if (n == 0)
 		return list(identities, titles, keys, "no identities", out);
-	if (doc_open(&d) < 0)
+	if ((v = calloc(n, sizeof(*v))) == NULL)
 		return QERR_NOMEM;
+	if (doc_open(&d) < 0) {
+		free(v);
+		return QERR_NOMEM;
+	}
+	for (i = 0; i < n; i++)
+		v[i] = json_array_get(identities, i);
+	qsort(v, n, sizeof(*v), by_name);
 	header(&t, titles);
-	json_array_foreach(identities, i, o) {
+	for (i = 0; i < n; i++) {
+		o = v[i];
 		row(&t, o, keys);
 		accs = json_object_get(o, "accounts");
-		n = NULL;
+		c = NULL;
 		if (!json_is_array(accs))
-			n = strdup("-");
-		else if (asprintf(&n, "%zu", json_array_size(accs)) < 0)
-			n = NULL;
-		cell(&t, n);
+			c = strdup("-");
+		else if (asprintf(&c, "%zu", json_array_size(accs)) < 0)
+			c = NULL;
+		cell(&t, c);
 	}
+	free(v);
 	ok = table_flush(&t, d.f);
 	return doc_close(&d, ok, out);
 }

@@ -152,9 +152,12 @@ def test_term_matching_several_needs_all(lab, quelld, make_user, tmp_path):
     q = quelld()
     env = env_for(q, tmp_path)
     term = f"Twin {lab.tag}"
-    a = make_user(q, "clt", cn=f"{term} a", sync=False)
-    b = make_user(q, "clt", cn=f"{term} b")
-    a.find(q)
+    b = make_user(q, "clt", cn=f"{term} b", sync=False)
+    a = make_user(q, "clt", cn=f"{term} a")
+    b.find(q)
+    # listed by name, not in the API's id order
+    out = run("identities", term, env=env).stdout
+    assert out.index(f"{term} a") < out.index(f"{term} b"), out
     before = q.admin.actions_all()
     r = run("disable", term, "--reason", "r", "-y", env=env)
     assert r.returncode == 2 and "add --all to act on every one" in r.stderr, r

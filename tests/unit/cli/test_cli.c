@@ -408,11 +408,67 @@ render_preview_text(void **state)
 	assert_int_equal(render_preview(a, "Bob (idn_7)", &text), 0);
 	assert_string_equal(text,
 	    "disable on Bob (idn_7):\n"
-	    "SYSTEM  ACCOUNT  PLAN\n"
-	    "corp    bob      disable\n"
-	    "okta    bob@x    skip: not applicable\n"
-	    "ok      bo       disable - warning: Okta cannot suspend a user in RECOVERY\n"
+	    "SYSTEM  ACCOUNT  LOGIN  STATE  PLAN\n"
+	    "corp    bob      -      -      disable\n"
+	    "okta    bob@x    -      -      skip: not applicable\n"
+	    "ok      bo       -      -      will be refused: Okta cannot suspend a user in RECOVERY\n"
 	    "2 accounts to act on, 1 skipped.\n");
+	free(text);
+	json_decref(a);
+}
+
+/* The preview's own lines: login, state, outcome and option; approval; warnings. */
+static void
+render_preview_lines(void **state)
+{
+	json_t *a = json_loads("{\"type\":\"force_password_change\",\"status\":"
+	    "\"pending_approval\",\"approval_rule\":\"tier0\",\"steps\":["
+	    "{\"id\":\"s1\",\"system\":\"corp\",\"account_name\":\"bob\",\"status\":\"queued\"},"
+	    "{\"id\":\"s2\",\"system\":\"corp2\",\"account_name\":\"bo\",\"status\":\"queued\"}],"
+	    "\"preview\":{\"accounts\":["
+	    "{\"step_id\":\"s1\",\"upn\":\"bob@x\",\"username\":\"bob\",\"state\":\"enabled\","
+	    "\"outcome\":\"refused\",\"note\":\"will be refused: never expires\","
+	    "\"option\":\"clear_dont_expire\"},"
+	    "{\"step_id\":\"s2\",\"upn\":null,\"username\":\"bo\",\"state\":\"disabled\","
+	    "\"outcome\":\"already\",\"note\":\"already disabled: nothing to change\","
+	    "\"option\":null}],"
+	    "\"warnings\":[{\"code\":\"protected_tag\",\"message\":\"tagged tier0\"}]}}",
+	    0, NULL);
+	char *text = NULL;
+
+	(void)state;
+	assert_non_null(a);
+	assert_int_equal(render_preview(a, "Bob (idn_9)", &text), 0);
+	assert_string_equal(text,
+	    "force_password_change on Bob (idn_9):\n"
+	    "SYSTEM  ACCOUNT  LOGIN  STATE     PLAN\n"
+	    "corp    bob      bob@x  enabled   will be refused: never expires (add --clear-dont-expire)\n"
+	    "corp2   bo       bo     disabled  already disabled: nothing to change\n"
+	    "will wait for approval (rule tier0): a second person must approve it before it runs\n"
+	    "warning: tagged tier0\n"
+	    "2 accounts to act on, 0 skipped.\n");
+	free(text);
+	json_decref(a);
+}
+
+/* What a cancel will do to each step as it is now. */
+static void
+render_cancel_text(void **state)
+{
+	json_t *a = json_loads("{\"type\":\"disable\",\"status\":\"running\","
+	    "\"identity_id\":\"idn_1\",\"identity_name\":\"Ann\",\"steps\":["
+	    "{\"system\":\"corp\",\"account_name\":\"ann\",\"status\":\"running\"},"
+	    "{\"system\":\"okta\",\"account_name\":\"ann@x\",\"status\":\"queued\"}]}",
+	    0, NULL);
+	char *text = NULL;
+
+	(void)state;
+	assert_int_equal(render_cancel_plan(a, &text), 0);
+	assert_string_equal(text,
+	    "cancel disable on Ann:\n"
+	    "SYSTEM  ACCOUNT  STATUS   PLAN\n"
+	    "corp    ann      running  is running: it finishes, its outcome stands\n"
+	    "okta    ann@x    queued   will be cancelled before it starts\n");
 	free(text);
 	json_decref(a);
 }
@@ -447,6 +503,15 @@ render_lists(void **state)
 	assert_string_equal(text,
 	    "ID     NAME      TAGS          ACCOUNTS\n"
 	    "idn_1  Ann?[31m  tier0, staff  2\n");
+	free(text);
+	json_decref(j);
+
+	/* by name, whatever the API's order */
+	j = json_loads("[{\"id\":\"idn_1\",\"display_name\":\"zoe\",\"tags\":[]},"
+	    "{\"id\":\"idn_2\",\"display_name\":\"Adam\",\"tags\":[]}]", 0, NULL);
+	assert_int_equal(render_identities(j, &text), 0);
+	assert_non_null(strstr(text, "idn_2  Adam"));
+	assert_true(strstr(text, "idn_2") < strstr(text, "idn_1"));
 	free(text);
 	json_decref(j);
 
@@ -713,7 +778,7 @@ completion_script(void **state)
 	assert_non_null(strstr(s, "identity) COMPREPLY=($(compgen -W \" show add link tag "
 	    "unlink conflicts\""));
 	assert_non_null(strstr(s, "\t\"disable \"*) opts=\"$opts --reason --account --yes -y "
-	    "--wait\" ;;\n"));
+	    "--all --wait\" ;;\n"));
 	assert_non_null(strstr(s, "\t\"hunt \"*) opts=\"$opts --limit --then --reason --yes "
 	    "-y\" ;;\n"));
 	/* "audit verify" is matched before "audit *" */
@@ -820,6 +885,8 @@ main(void)
 		cmocka_unit_test(render_action_text),
 		cmocka_unit_test(render_action_approval),
 		cmocka_unit_test(render_preview_text),
+		cmocka_unit_test(render_preview_lines),
+		cmocka_unit_test(render_cancel_text),
 		cmocka_unit_test(render_preview_whole),
 		cmocka_unit_test(render_lists),
 		cmocka_unit_test(clean),
