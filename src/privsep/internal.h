@@ -9,6 +9,16 @@
 #include "privsep/msg.h"
 #include "privsep/privsep.h"
 
+/* A sanitizer build's runtime: LeakSanitizer stops the world with ptrace from a
+ * thread of its own, and reports are symbolized by a program it starts. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
 struct privsep_system {
 	const struct system_config *cfg;
 	const struct provider_ops *ops;

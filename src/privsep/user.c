@@ -9,9 +9,10 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
-#include "privsep/privsep.h"
+#include "privsep/internal.h"
 
 int
 privsep_user_resolve(const struct config *cfg, struct privsep_user *u, struct qerr *e)
@@ -37,6 +38,15 @@ privsep_user_resolve(const struct config *cfg, struct privsep_user *u, struct qe
 	snprintf(u->name, sizeof(u->name), "%s", cfg->user);
 	return 0;
 }
+
+/* Whatever fs.suid_dumpable says, nothing else running as the user may ptrace or
+ * read the memory of a process that read root's secrets. LeakSanitizer's tracer is
+ * such a thing: a sanitizer build leaves it possible. */
+#ifdef SANITIZED
+static const int dumpable = 1;
+#else
+static const int dumpable = 0;
+#endif
 
 /* Whether every id is u's and no supplementary group is left. */
 static bool
@@ -76,5 +86,8 @@ privsep_become(const struct privsep_user *u, const char *who, struct qerr *e)
 	if (!became(u) || regained())
 		return qerr_set(e, QERR_INTERNAL, "user", "%s: root's ids could be taken "
 		    "back after becoming user '%s'", who, u->name);
+	if (prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0) != 0)
+		return qerr_set(e, QERR_INTERNAL, "user", "%s: dumpable: %s", who,
+		    strerror(errno));
 	return 0;
 }

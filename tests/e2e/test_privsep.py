@@ -325,6 +325,11 @@ def dropped(graph, okta_emu, tmp_path):  # noqa: F811 (fixtures)
         shutil.rmtree(work, ignore_errors=True)
 
 
+def asan_build():
+    return "libasan" in subprocess.run(["ldd", str(base.QUELLD)], capture_output=True,
+                                       text=True).stdout
+
+
 def ids(pid, what):
     return [int(x) for x in status(pid)[what].split()]
 
@@ -340,6 +345,10 @@ def test_started_as_root_both_drop(dropped, graph, okta_emu):  # noqa: F811
         assert ids(pid, "Gid") == [pw.pw_gid] * 4, (pid, status(pid)["Gid"])
         assert status(pid)["Groups"].split() == [], (pid, status(pid)["Groups"])
         assert status(pid)["CapEff"].strip() == "0000000000000000", pid
+        # not dumpable: /proc/<pid> is root's, so no other process of the user may
+        # read its memory (a sanitizer build keeps it dumpable for LeakSanitizer)
+        assert Path(f"/proc/{pid}/mem").stat().st_uid == \
+            (pw.pw_uid if asan_build() else 0), pid
     assert "sandbox: secret files unreadable (EACCES) from the front process: 2 file(s)" \
         in log, log
     t = tag()
