@@ -196,6 +196,10 @@ const UNDO_WHAT = {
   set_risk: "restore the earlier risk level", force_password_change: "withdraw the forced change",
 };
 const UNDOABLE = new Set(Object.keys(UNDO_WHAT));
+const NO_UNDO = {
+  deactivate: "none: Okta deactivation cannot be undone",
+  revoke_sessions: "none: revoking sessions has no inverse",
+};
 const LIVE_UNDO = (x) => !["denied", "failed", "cancelled", "rejected"].includes(x.status);
 
 function mayUndo(a, undoneBy) {
@@ -238,6 +242,7 @@ export async function renderAction(main, id, ctx) {
     if (a.undo_of) links.push(fact("Undoes", h("a", { href: `#/action/${a.undo_of}`, text: a.undo_of })));
     if (undoneBy.length) links.push(fact("Undone by", undoneBy.map((x) => h("span", {},
       h("a", { href: `#/action/${x.id}`, text: x.id }), " ", badge(x.status), " "))));
+    if (NO_UNDO[a.type] && !a.undo_of) links.push(fact("Undo", NO_UNDO[a.type]));
     if (a.approval_rule) links.push(fact("Approval rule", a.approval_rule));
     if (a.approval_expires_at) links.push(fact("Approve before", timeEl(a.approval_expires_at)));
     if (a.decided_by) links.push(fact("Decided by", a.decided_by));
