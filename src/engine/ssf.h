@@ -80,6 +80,29 @@ void ssf_outbox_wait(uint64_t seen, const _Atomic bool *stop, int timeout_ms);
 
 struct ssf;
 struct http_client;
+struct engine;
+
+/* Why a SET was refused (ssf_receive.c): RFC 8935's err, the HTTP status a push is
+ * answered with (400, 401, 503) and the reason; replay: its jti was taken before. */
+struct ssf_refusal {
+	unsigned status;
+	const char *err;
+	char why[256];
+	bool replay;
+};
+
+/* The [ssf_receiver "name"] of cfg, borrowed; NULL when there is none. */
+const struct system_config *ssf_receiver_find(const struct config *cfg,
+    const char *name);
+/* Takes a SET from rc's transmitter: verified (signature, iss, aud, iat, a jti never
+ * seen), then an alert for eng's disruption rules. 0, or -1 with *f. *claims, the
+ * verified claims or NULL, is the caller's. */
+int ssf_receive(struct engine *eng, struct store *st, const struct system_config *rc,
+    const char *set, json_t **claims, struct ssf_refusal *f);
+/* Audits a SET taken (f NULL: ssf.received) or refused (ssf.refused, with f's err and
+ * reason), as the principal ssf:NAME; client: where it came from. */
+void ssf_receive_audit(struct engine *eng, const char *name, const char *client,
+    const json_t *claims, const struct ssf_refusal *f);
 
 /* An [ssf_receiver] that subscribes itself (push_url): borrowed from the
  * configuration but for the client secret and the token cache of its OAuth client
