@@ -192,6 +192,9 @@ reload(const char *path, struct config *cfg, struct running *run)
 		sd_notify(0, "READY=1\nSTATUS=reload refused; see the log");
 		return 0;
 	}
+	if ((cfg->user == NULL) != (neu.user == NULL) || (cfg->user != NULL &&
+	    strcmp(cfg->user, neu.user) != 0))
+		log_msg(LOG_LVL_WARN, "reload: [server] user takes effect at the next start");
 	fd = stop(run, strcmp(cfg->listen, neu.listen) == 0);
 	if ((r = swap_store(cfg, &neu, run, &e)) == 0 &&
 	    (r = privsep_swap(run->ps, &e)) == 0) {

@@ -366,6 +366,16 @@ def test_started_as_root_both_drop(dropped, graph, okta_emu):  # noqa: F811
     assert okta_emu.user(oid)["status"] == "SUSPENDED"
     assert graph.user(eid)["accountEnabled"] is False
     assert all(p.stat().st_uid == pw.pw_uid for p in q.dir.glob("quell.db*"))
+    # A reload reads the secrets again as nobody, who may not: refused, the systems
+    # in force keep serving.
+    os.kill(front, signal.SIGHUP)
+    base.wait_for(lambda: "reload refused, the configuration in force stays" in
+                  q.log.read_text(), 60, what="the reload to be refused")
+    assert re.search(r"reload refused, the configuration in force stays: \S+:\d+: "
+                     r"\w+_file \S+: Permission denied", q.log.read_text()), \
+        q.log.read_text()[-2000:]
+    q.sync("okta")
+    assert ids(executor, "Uid") == [pw.pw_uid] * 4
 
 
 @pytest.mark.parametrize("user, why", [
