@@ -3,8 +3,9 @@
 # dpkg-buildpackage, checked by lintian (errors fail, warnings are listed), installed
 # with apt on a fresh Debian 12 root file system (mmdebstrap, minbase) and tried there:
 # both --version, the example configuration validated, a minimal one accepted, the man
-# pages found, the unit verified and its sandbox scored, the quell user and its state
-# directory made, and quelld started from the package as that user answering /healthz.
+# pages found, the bash completion installed and completing, the unit verified and its
+# sandbox scored, the quell user and its state directory made, and quelld started from
+# the package as that user answering /healthz.
 # Needs root and the network to Debian's mirror (apt); prints "ok: …" per check passed
 # and "FAIL: …" per check failed; exit status 0 when every check passed.
 #   tests/package/deb.sh
@@ -47,6 +48,8 @@ fi
 version=$(sed -nE "s/^ *version *: *'([^']+)'.*/\1/p" "$top/meson.build" | head -n 1)
 deb=$work/src/quell_${version}_$(dpkg --print-architecture).deb
 [ -f "$deb" ] && ok "built $(basename "$deb")" || { fail "no $(basename "$deb")"; ls "$work/src"; exit 1; }
+check "dpkg -c lists the bash completion" sh -c \
+    "dpkg -c '$deb' | grep -Eq ' \./usr/share/bash-completion/completions/quell\$'"
 # Lintian runs as an unprivileged user; warnings and info are shown, errors fail.
 chmod a+rx "$work" && chmod -R a+rX "$work/src"
 lint=$(runuser -u nobody -- lintian --fail-on error --tag-display-limit 0 \
@@ -82,6 +85,10 @@ check "quell --version" inroot sh -c "quell --version | grep -qx 'quell $version
 for page in quell quelld quelld.conf; do
 	check "man -w $page" inroot man -w "$page"
 done
+# Where bash-completion loads it from on demand: it completes a command.
+check "the packaged completion completes quell revoke-s" inroot bash -c \
+    '. /usr/share/bash-completion/completions/quell && COMP_WORDS=(quell revoke-s) &&
+    COMP_CWORD=1 && _quell && test "${COMPREPLY[*]}" = revoke-sessions'
 # The example names files a fresh machine does not have: check must say which.
 out=$(inroot quelld -c /usr/share/doc/quell/examples/quelld.conf check 2>&1); rc=$?
 if [ "$rc" -eq 1 ] && grep -q "/usr/share/doc/quell/examples/quelld.conf:[0-9]*: .*/etc/quell/" <<<"$out"; then
