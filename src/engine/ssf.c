@@ -35,6 +35,7 @@
 #define MAX_STREAMS	64
 #define KEY_MAX		(64 * 1024)
 #define REFUSED_WINDOW_MS	60000
+#define RECEIVE_MS	2000		/* between polls of a transmitter */
 
 const char *const ssf_events_supported[] = {
 	SSF_RISC "account-disabled", SSF_RISC "account-enabled",
@@ -68,8 +69,9 @@ struct ssf {
 	struct retry retry[MAX_STREAMS];
 	size_t nretry;
 	bool transmit;			/* [ssf] is set */
-	struct ssf_sub subs[MAX_STREAMS];	/* receivers to subscribe */
+	struct ssf_sub subs[MAX_STREAMS];	/* receivers to subscribe or poll */
 	size_t nsubs;
+	struct engine *_Atomic eng;	/* for polled SETs' alerts (ssf_attach) */
 	int64_t sub_next, sub_delay;	/* when to try them again, ms */
 };
 
@@ -730,6 +732,58 @@ subscribe_due(struct ssf *s)
 	s->sub_next = left ? engine_now_ms() + s->sub_delay : INT64_MAX;
 }
 
+/* Whether quell polls this receiver's transmitter rather than being pushed to. */
+static bool
+polls(const struct system_config *rc)
+{
+	const struct config_kv *d = config_system_get(rc, "delivery");
+
+	return config_system_get(rc, "poll_url") != NULL ||
+	    (d != NULL && strcmp(d->value, "poll") == 0);
+}
+
+/* Polls the transmitters of the poll receivers that are due: again at once while
+ * SETs wait, else every RECEIVE_MS; one that fails after a backoff (1 s doubling to
+ * a minute). */
+static void
+receive_due(struct ssf *s)
+{
+	struct engine *eng = atomic_load(&s->eng);
+	struct ssf_sub *sub;
+	struct qerr e = { 0 };
+	bool more, failed;
+	size_t i;
+	int round;
+
+	for (i = 0; eng != NULL && i < s->nsubs && !s->stop; i++) {
+		sub = &s->subs[i];
+		if (!sub->poll || sub->poll_url == NULL || engine_now_ms() < sub->poll_next)
+			continue;
+		more = true;
+		failed = false;
+		for (round = 0; more && !failed && round < 8 && !s->stop; round++)
+			failed = ssf_poll_receive(s->http, eng, s->st, sub, &more, &e) != 0;
+		if (failed) {
+			sub->poll_delay = sub->poll_delay == 0 ? 1000 : sub->poll_delay * 2 >
+			    60000 ? 60000 : sub->poll_delay * 2;
+			log_event(LOG_LVL_WARN, "ssf.poll_failed", LOG_FIELDS(LOG_S("receiver",
+			    sub->rc->name), LOG_S("why", e.msg), LOG_I("retry_ms",
+			    sub->poll_delay)), "SSF receiver %s: polling: %s; again in %lld ms",
+			    sub->rc->name, e.msg, (long long)sub->poll_delay);
+		} else
+			sub->poll_delay = 0;
+		sub->poll_next = engine_now_ms() + (sub->poll_delay ? sub->poll_delay :
+		    RECEIVE_MS);
+	}
+}
+
+void
+ssf_attach(struct ssf *s, struct engine *eng)
+{
+	if (s != NULL)
+		atomic_store(&s->eng, eng);
+}
+
 static int
 oauth_send(void *arg, const struct http_request *rq, struct http_response *resp,
     struct qerr *e)
@@ -751,10 +805,20 @@ find_subs(struct ssf *s, const struct config *cfg, struct qerr *e)
 
 	for (i = 0; i < cfg->npolicy && s->nsubs < MAX_STREAMS; i++) {
 		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") != 0 ||
-		    config_system_get(rc, "push_url") == NULL)
+		    (config_system_get(rc, "push_url") == NULL && !polls(rc)))
 			continue;
 		sub = &s->subs[s->nsubs++];
 		sub->rc = rc;
+		if ((sub->poll = polls(rc)) && ((sub->acks = json_array()) == NULL ||
+		    (sub->errs = json_object()) == NULL))
+			return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		/* A poll_url is a stream made already: nothing to subscribe. */
+		if (config_system_get(rc, "poll_url") != NULL) {
+			sub->done = true;
+			if ((sub->poll_url = strdup(config_system_get(rc,
+			    "poll_url")->value)) == NULL)
+				return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+		}
 		if (config_system_get(rc, "token_url") == NULL)
 			continue;
 		if ((r = kit_file_read(rc, config_system_get(rc, "client_secret_file"),
@@ -785,6 +849,7 @@ run(void *arg)
 	while (!s->stop) {
 		gen = store_audit_generation(s->st);
 		subscribe_due(s);
+		receive_due(s);
 		if (!s->transmit) {
 			store_audit_wait(s->st, gen, &s->stop, WAIT_MS);
 			continue;
@@ -841,6 +906,33 @@ check_oauth(const struct system_config *rc, struct qerr *e)
 	return 0;
 }
 
+/* delivery: push (quell is pushed to; the default) or poll (quell subscribes a poll
+ * stream through configuration_url); poll_url: a poll stream made already. */
+static int
+check_delivery(const struct system_config *rc, struct qerr *e)
+{
+	const struct config_kv *d = config_system_get(rc, "delivery");
+	const struct config_kv *pu = config_system_get(rc, "poll_url");
+	struct kit_url u;
+
+	if (d != NULL && strcmp(d->value, "push") != 0 && strcmp(d->value, "poll") != 0)
+		return config_error(e, rc, d->line, "delivery", "ssf_receiver '%s': "
+		    "delivery must be push or poll", rc->name);
+	if (pu != NULL && kit_url_parse(pu->value, "https http", &u) != 0)
+		return config_error(e, rc, pu->line, "poll_url", "ssf_receiver '%s': "
+		    "poll_url must be an http(s) URL", rc->name);
+	if (polls(rc) && config_system_get(rc, "push_url") != NULL)
+		return config_error(e, rc, config_system_get(rc, "push_url")->line,
+		    "push_url", "ssf_receiver '%s': a receiver that polls has no push_url",
+		    rc->name);
+	if (d != NULL && strcmp(d->value, "poll") == 0 && pu == NULL &&
+	    config_system_get(rc, "configuration_url") == NULL)
+		return config_error(e, rc, d->line, "delivery", "ssf_receiver '%s': "
+		    "delivery = poll subscribes through configuration_url (or give "
+		    "poll_url)", rc->name);
+	return 0;
+}
+
 /* Each [ssf_receiver] names its transmitter, the audience quell is, and the
  * token a pusher must hold (src/api/routes_ssf_receive.c reads them). */
 static int
@@ -850,7 +942,7 @@ check_receivers(const struct config *cfg, struct qerr *e)
 	static const char *const known[] = { "issuer", "jwks_uri", "audience",
 	    "token_file", "map", "role", "configuration_url", "push_url",
 	    "api_token_file", "events", "token_url", "client_id",
-	    "client_secret_file", "scope", "sub_id_type" };
+	    "client_secret_file", "scope", "sub_id_type", "delivery", "poll_url" };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 	const struct system_config *rc;
 	const struct kind_info *owner;
@@ -860,10 +952,13 @@ check_receivers(const struct config *cfg, struct qerr *e)
 	for (i = 0; i < cfg->npolicy; i++) {
 		if (strcmp((rc = &cfg->policy[i])->kind, "ssf_receiver") != 0)
 			continue;
-		for (k = 0; k < 3; k++)
+		/* token_file is the pusher's: a receiver that polls has none. */
+		for (k = 0; k < (polls(rc) ? 2 : 3); k++)
 			if (config_system_get(rc, need[k]) == NULL)
 				return config_error(e, rc, rc->line, need[k], "ssf_receiver "
 				    "'%s' needs %s", rc->name, need[k]);
+		if ((r = check_delivery(rc, e)) != 0)
+			return r;
 		if (config_system_get(rc, "jwks_uri") == NULL &&
 		    config_system_get(rc, "configuration_url") == NULL)
 			return config_error(e, rc, rc->line, "jwks_uri", "ssf_receiver '%s' "
@@ -948,6 +1043,9 @@ ssf_stop(struct ssf *s)
 	for (i = 0; i < s->nsubs; i++) {
 		kit_oauth_clear(&s->subs[i].oauth);
 		kit_secret_clear(&s->subs[i].secret);
+		free(s->subs[i].poll_url);
+		json_decref(s->subs[i].acks);
+		json_decref(s->subs[i].errs);
 	}
 	http_client_free(s->http);
 	ssf_conf_clear(&s->conf);

@@ -111,8 +111,13 @@ struct ssf_sub {
 	const struct system_config *rc;
 	bool oauth_on;
 	bool done;			/* subscribed */
+	bool poll;			/* quell polls (delivery = poll, poll_url) */
 	struct kit_secret secret;
 	struct kit_oauth oauth;
+	char *poll_url;			/* the transmitter's poll endpoint, once known */
+	json_t *acks;			/* jtis to acknowledge with the next poll */
+	json_t *errs;			/* setErrs for it: {jti: {err, description}} */
+	int64_t poll_next, poll_delay;	/* ms: when to poll, the backoff */
 };
 
 /* Subscribes quell to the transmitter of an [ssf_receiver] with configuration_url
@@ -120,12 +125,23 @@ struct ssf_sub {
  * one exists, authenticated by api_token_file's token or one from the OAuth token
  * endpoint. QERR_TRANSIENT (try again later) or QERR_PERMANENT, with the reason. */
 int ssf_subscribe(struct http_client *h, struct ssf_sub *sub, struct qerr *e);
+/* One round of RFC 8936 polling of sub's transmitter (ssf_subscribe.c): the
+ * acknowledgements of the last round sent, each SET received taken as a pushed one
+ * (ssf_receive) and audited, then acknowledged (taken, or a replay), reported in
+ * setErrs (refused) or left for the transmitter to send again (quell could not
+ * decide: its store or the transmitter's keys unreachable). *more: SETs are waiting
+ * or acknowledgements are to be sent. */
+int ssf_poll_receive(struct http_client *h, struct engine *eng, struct store *st,
+    struct ssf_sub *sub, bool *more, struct qerr *e);
 
 /* Starts the thread that fills the outbox from the audit log and pushes, and
  * subscribes the receivers that ask to; *out is NULL when there is neither. Stopped (and freed) with ssf_stop, which accepts NULL. */
 int ssf_start(const struct config *cfg, struct store *st, struct ssf **out,
     struct qerr *e);
 void ssf_stop(struct ssf *s);
+/* Gives the running thread its engine, for the alerts of the SETs it polls; until
+ * then it polls none. */
+void ssf_attach(struct ssf *s, struct engine *eng);
 /* The running transmitter's [ssf], borrowed; NULL for s NULL. */
 const struct ssf_conf *ssf_conf_of(const struct ssf *s);
 

@@ -17,6 +17,7 @@
 #include "providers/kit.h"
 
 #define TOKEN_MAX	4096
+#define POLL_BATCH	25	/* SETs asked for per poll */
 
 static const char *
 key(const struct system_config *rc, const char *k)
@@ -88,27 +89,25 @@ events(const char *list)
 	return a;
 }
 
-static bool
-has_stream(const json_t *answer, const char *push_url)
+/* quell's stream in the transmitter's answer (one stream or a list), borrowed: to
+ * push_url, or (push_url NULL) a poll stream; NULL when there is none. */
+static const json_t *
+find_stream(const json_t *answer, const char *push_url)
 {
-	const json_t *st;
-	const char *ep;
-	size_t i;
+	const json_t *st, *d;
+	const char *ep, *m;
+	size_t i, n = json_is_array(answer) ? json_array_size(answer) : 1;
 
-	if (json_is_object(answer))
-		answer = json_pack("[O]", answer);
-	else
-		json_incref((json_t *)answer);
-	json_array_foreach(answer, i, st) {
-		ep = json_string_value(json_object_get(json_object_get(st, "delivery"),
-		    "endpoint_url"));
-		if (ep != NULL && strcmp(ep, push_url) == 0) {
-			json_decref((json_t *)answer);
-			return true;
-		}
+	for (i = 0; i < n; i++) {
+		st = json_is_array(answer) ? json_array_get(answer, i) : answer;
+		d = json_object_get(st, "delivery");
+		ep = json_string_value(json_object_get(d, "endpoint_url"));
+		m = json_string_value(json_object_get(d, "method"));
+		if (ep != NULL && (push_url != NULL ? strcmp(ep, push_url) == 0 :
+		    m != NULL && strcmp(m, SSF_POLL) == 0))
+			return st;
 	}
-	json_decref((json_t *)answer);
-	return false;
+	return NULL;
 }
 
 static int
@@ -166,6 +165,23 @@ api_call(struct http_client *h, struct ssf_sub *sub, const char *ep, const char 
 	return r;
 }
 
+/* A poll stream's endpoint (the transmitter's, RFC 8936) is where quell polls. */
+static int
+take_poll_url(struct ssf_sub *sub, const json_t *stream, struct qerr *e)
+{
+	const char *ep = json_string_value(json_object_get(json_object_get(stream,
+	    "delivery"), "endpoint_url"));
+	struct kit_url u;
+
+	if (ep == NULL || kit_url_parse(ep, "https http", &u) != 0)
+		return qerr_set(e, QERR_PERMANENT, "delivery.endpoint_url", "the "
+		    "transmitter's poll stream has no http(s) endpoint_url");
+	free(sub->poll_url);
+	if ((sub->poll_url = strdup(ep)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	return 0;
+}
+
 int
 ssf_subscribe(struct http_client *h, struct ssf_sub *sub, struct qerr *e)
 {
@@ -173,6 +189,7 @@ ssf_subscribe(struct http_client *h, struct ssf_sub *sub, struct qerr *e)
 	char *inbound = NULL, *body = NULL;
 	json_t *meta = NULL, *have = NULL, *req = NULL, *made = NULL;
 	const char *ep, *push = key(rc, "push_url");
+	const json_t *st;
 	int r;
 
 	if ((r = call(h, "GET", key(rc, "configuration_url"), NULL, NULL, &meta, e)) != 0)
@@ -183,21 +200,29 @@ ssf_subscribe(struct http_client *h, struct ssf_sub *sub, struct qerr *e)
 		    "metadata names no configuration_endpoint");
 		goto out;
 	}
-	if ((r = read_token(rc, "token_file", &inbound, e)) != 0 ||
-	    (r = api_call(h, sub, ep, NULL, &have, e)) != 0 || has_stream(have, push))
+	if ((!sub->poll && (r = read_token(rc, "token_file", &inbound, e)) != 0) ||
+	    (r = api_call(h, sub, ep, NULL, &have, e)) != 0)
 		goto out;
-	req = json_pack("{s:{s:s, s:s, s:s}, s:o, s:s}", "delivery", "method", SSF_PUSH,
+	if ((st = find_stream(have, push)) != NULL) {
+		r = sub->poll ? take_poll_url(sub, st, e) : 0;
+		goto out;
+	}
+	req = sub->poll ? json_pack("{s:{s:s}, s:o, s:s}", "delivery", "method", SSF_POLL,
+	    "events_requested", events(key(rc, "events")), "description", "quell") :
+	    json_pack("{s:{s:s, s:s, s:s}, s:o, s:s}", "delivery", "method", SSF_PUSH,
 	    "endpoint_url", push, "authorization_header", inbound, "events_requested",
 	    events(key(rc, "events")), "description", "quell");
 	if (req == NULL || (body = json_dumps(req, JSON_COMPACT)) == NULL) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
 	}
-	if ((r = api_call(h, sub, ep, body, &made, e)) == 0)
-		log_event(LOG_LVL_INFO, "ssf.subscribed", LOG_FIELDS(LOG_S("receiver",
-		    rc->name), LOG_S("stream", json_string_value(json_object_get(made,
-		    "stream_id")))), "SSF receiver %s: subscribed, stream %s", rc->name,
-		    json_string_value(json_object_get(made, "stream_id")));
+	if ((r = api_call(h, sub, ep, body, &made, e)) != 0 ||
+	    (sub->poll && (r = take_poll_url(sub, made, e)) != 0))
+		goto out;
+	log_event(LOG_LVL_INFO, "ssf.subscribed", LOG_FIELDS(LOG_S("receiver",
+	    rc->name), LOG_S("stream", json_string_value(json_object_get(made,
+	    "stream_id")))), "SSF receiver %s: subscribed, stream %s", rc->name,
+	    json_string_value(json_object_get(made, "stream_id")));
 out:
 	kit_free_str(body);
 	kit_free_str(inbound);
@@ -206,4 +231,67 @@ out:
 	json_decref(have);
 	json_decref(meta);
 	return r;
+}
+
+/* What the next poll acknowledges: sent, so forgotten. */
+static void
+acks_sent(struct ssf_sub *sub)
+{
+	json_array_clear(sub->acks);
+	json_object_clear(sub->errs);
+}
+
+/* One polled SET: taken (acknowledged), refused for good (setErrs) or left. */
+static void
+take_set(struct engine *eng, struct store *st, struct ssf_sub *sub, const char *jti,
+    const char *jwt)
+{
+	struct ssf_refusal f;
+	json_t *cl = NULL;
+	bool ok = ssf_receive(eng, st, sub->rc, jwt, &cl, &f) == 0;
+
+	ssf_receive_audit(eng, sub->rc->name, sub->poll_url, cl, ok ? NULL : &f);
+	/* The jti the transmitter filed it under is what it is acknowledged by. */
+	if (ok || f.replay)
+		json_array_append_new(sub->acks, json_string(jti));
+	else if (f.status == 400 || f.status == 401)
+		json_object_set_new(sub->errs, jti, json_pack("{s:s, s:s}", "err", f.err,
+		    "description", f.why));
+	json_decref(cl);
+}
+
+int
+ssf_poll_receive(struct http_client *h, struct engine *eng, struct store *st,
+    struct ssf_sub *sub, bool *more, struct qerr *e)
+{
+	json_t *req, *ans = NULL, *sets, *v;
+	char *body = NULL;
+	const char *jti;
+	int r;
+
+	*more = false;
+	req = json_pack("{s:O, s:O, s:i, s:b}", "ack", sub->acks, "setErrs", sub->errs,
+	    "maxEvents", POLL_BATCH, "returnImmediately", 1);
+	if (req == NULL || (body = json_dumps(req, JSON_COMPACT)) == NULL) {
+		json_decref(req);
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	}
+	json_decref(req);
+	r = api_call(h, sub, sub->poll_url, body, &ans, e);
+	free(body);
+	if (r != 0)
+		return r;
+	acks_sent(sub);
+	if (!json_is_object(sets = json_object_get(ans, "sets"))) {
+		json_decref(ans);
+		return qerr_set(e, QERR_TRANSIENT, NULL, "%s answered no sets object",
+		    sub->poll_url);
+	}
+	json_object_foreach(sets, jti, v)
+		if (json_is_string(v))
+			take_set(eng, st, sub, jti, json_string_value(v));
+	*more = json_is_true(json_object_get(ans, "moreAvailable")) ||
+	    json_array_size(sub->acks) > 0 || json_object_size(sub->errs) > 0;
+	json_decref(ans);
+	return 0;
 }

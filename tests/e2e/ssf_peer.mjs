@@ -17,6 +17,10 @@
 //   POST /token              OAuth client credentials (client quell-client, secret
 //                            peer-secret): an access token for the stream API
 //   GET  /grants             the token requests: [{client_id, scope, ok}]
+//   POST /poll/<stream>      RFC 8936 for a poll stream (the stream API's auth):
+//                            ack and setErrs, then up to maxEvents SETs
+//   GET  /polled             {acks: [jti], errs: {jti: {err, description}}} received
+//   POST /emit               ... for a poll stream: queued ({status: 'queued'})
 //   POST /emit {"claims":{}} signs and pushes the SET to every stream, with the
 //                            stream's authorization header: [{status, body}]
 import http from 'node:http';
@@ -30,6 +34,8 @@ const rejected = [];
 let down = false;
 const streams = [];
 const grants = [];
+const queues = {};   // poll streams' SETs not yet acknowledged: [[jti, set]]
+const polled = { acks: [], errs: {} };   // what quell acknowledged, and refused
 
 const own = await generateKeyPair('ES256');
 const forged = await generateKeyPair('ES256');
@@ -151,15 +157,40 @@ const server = http.createServer(async (req, res) => {
       if (!how) return reply(res, 401, { err: 'token' });
       if (req.method === 'GET') return reply(res, 200, streams);
       const st = { ...JSON.parse(text), stream_id: `peer-${streams.length + 1}`, made_with: how };
+      if (st.delivery.method === 'urn:ietf:rfc:8936') {
+        st.delivery.endpoint_url = `${self}/poll/${st.stream_id}`;
+        queues[st.stream_id] = [];
+      }
       streams.push(st);
       return reply(res, 201, st);
     }
+    if (req.method === 'POST' && req.url.startsWith('/poll/')) {
+      if (!(await streamAuth(req.headers.authorization, self))) return reply(res, 401, { err: 'token' });
+      const q = queues[req.url.slice(6)];
+      if (!q) return reply(res, 404, { err: 'no such stream' });
+      const j = JSON.parse(text);
+      for (const jti of j.ack || []) polled.acks.push(jti);
+      Object.assign(polled.errs, j.setErrs || {});
+      const done = new Set([...(j.ack || []), ...Object.keys(j.setErrs || {})]);
+      queues[req.url.slice(6)] = q.filter(([jti]) => !done.has(jti));
+      const left = queues[req.url.slice(6)];
+      const n = j.maxEvents ?? 10;
+      return reply(res, 200, { sets: Object.fromEntries(left.slice(0, n)),
+        moreAvailable: left.length > n });
+    }
+    if (req.method === 'GET' && req.url === '/polled') return reply(res, 200, polled);
     if (req.method === 'GET' && req.url === '/grants') return reply(res, 200, grants);
     if (req.method === 'GET' && req.url === '/streams') return reply(res, 200, streams);
     if (req.method === 'POST' && req.url === '/emit') {
-      const set = await sign(JSON.parse(text).claims, false);
+      const { claims } = JSON.parse(text);
+      const set = await sign(claims, false);
       const out = [];
       for (const st of streams) {
+        if (queues[st.stream_id]) {
+          queues[st.stream_id].push([claims.jti, set]);
+          out.push({ status: 'queued' });
+          continue;
+        }
         const r = await fetch(st.delivery.endpoint_url, { method: 'POST', body: set,
           headers: { 'Content-Type': 'application/secevent+jwt',
             Authorization: st.delivery.authorization_header } });

@@ -534,3 +534,46 @@ def test_refused_pushes_logged_per_window(quelld, tmp_path, peer):
                      what="the count of the others")
     assert "refused 2 more" in lines[1], lines
     assert len(p.call("GET", "/received")["rejected"]) == 3
+
+
+def test_receiver_polls(quelld, tmp_path, make_user, peer):
+    """[ssf_receiver] delivery = poll: quell creates a poll stream at the jose
+    transmitter and polls it (RFC 8936): a valid SET becomes an alert and is
+    acknowledged, a wrong-audience one goes back in setErrs, both are audited."""
+    p = peer("http://127.0.0.1:1", "unused")
+    api = tmp_path / "api.token"
+    api.write_text("peer-api-token\n")
+    api.chmod(0o600)
+    q = ssf_quelld(quelld, tmp_path, extra=f"""
+[ssf_receiver "pollpeer"]
+issuer = https://peer.example
+configuration_url = {p.url}/.well-known/ssf-configuration
+delivery = poll
+api_token_file = {api}
+events = credential-compromise
+audience = quell-e2e
+""")
+    u = make_user(q, "spr")
+    (st,) = wait_for(lambda: p.call("GET", "/streams") or None, 30, what="the stream")
+    assert st["delivery"]["method"] == POLL, st
+
+    def claims(**over):
+        c = {"iss": "https://peer.example", "aud": "quell-e2e", "iat": int(time.time()),
+             "jti": os.urandom(8).hex(), "sub_id": {"format": "email",
+                                                    "email": u.account["upn"]},
+             "events": {RISC + "credential-compromise": {"credential_type": "password"}}}
+        c.update(over)
+        return c
+    good, bad = claims(), claims(aud="someone-else")
+    for c in (good, bad):
+        assert p.call("POST", "/emit", {"claims": c}) == [{"status": "queued"}]
+    polled = wait_for(lambda: (lambda j: j if good["jti"] in j["acks"] and
+                               bad["jti"] in j["errs"] else None)(p.call("GET", "/polled")),
+                      30, what="the acknowledgement and the setErr")
+    assert polled["errs"][bad["jti"]]["err"] == "invalid_audience", polled
+    assert bad["jti"] not in polled["acks"] and polled["acks"].count(good["jti"]) == 1
+    (al,) = [a for a in q.admin.ok("GET", "/api/v1/alerts?limit=100")["alerts"]
+             if a["source_alert_id"] == good["jti"]]
+    assert al["source"] == "ssf:pollpeer" and al["category"] == "credential_theft", al
+    ev = [e for e in q.admin.audit_all() if e["event"] in ("ssf.received", "ssf.refused")]
+    assert sorted(e["event"] for e in ev) == ["ssf.received", "ssf.refused"], ev
