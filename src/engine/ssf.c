@@ -158,6 +158,15 @@ check_keys(const struct system_config *sc, struct qerr *e)
 	return 0;
 }
 
+/* Who holds the [ssf] key when this process does not. */
+static const struct ssf_key_holder *key_holder;
+
+void
+ssf_set_key_holder(const struct ssf_key_holder *holder)
+{
+	key_holder = holder;
+}
+
 int
 ssf_conf_load(const struct config *cfg, struct ssf_conf *out, bool *enabled,
     struct qerr *e)
@@ -190,16 +199,21 @@ ssf_conf_load(const struct config *cfg, struct ssf_conf *out, bool *enabled,
 	    strcmp(out->default_subjects, "NONE") != 0)
 		return config_error(e, sc, config_system_get(sc, "default_subjects")->line,
 		    "default_subjects", "[ssf] default_subjects must be ALL or NONE");
-	if ((r = kit_file_read(sc, config_system_get(sc, "key_file"), KIT_FILE_SECRET,
-	    KEY_MAX, &key, e)) != 0)
-		return r;
-	if ((r = jws_public_jwk(key.buf, out->kid, &jwk, &out->alg, e)) != 0) {
-		r = config_error(e, sc, config_system_get(sc, "key_file")->line, "key_file",
-		    "[ssf] key_file %s: %s", file, e->msg);
-		goto out;
+	if (key_holder != NULL) {
+		if ((r = key_holder->public_key(&jwk, &out->alg, e)) != 0)
+			return r;
+	} else {
+		if ((r = kit_file_read(sc, config_system_get(sc, "key_file"),
+		    KIT_FILE_SECRET, KEY_MAX, &key, e)) != 0)
+			return r;
+		if ((r = jws_public_jwk(key.buf, out->kid, &jwk, &out->alg, e)) != 0) {
+			r = config_error(e, sc, config_system_get(sc, "key_file")->line,
+			    "key_file", "[ssf] key_file %s: %s", file, e->msg);
+			goto out;
+		}
+		out->key_pem = key.buf;
+		key.buf = NULL;
 	}
-	out->key_pem = key.buf;
-	key.buf = NULL;
 	if ((out->jwks = json_pack("{s:[o]}", "keys", jwk)) == NULL) {
 		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 		goto out;
@@ -233,7 +247,8 @@ ssf_sign(const struct ssf_conf *c, const json_t *stream, json_t *claims, char **
 		qerr_set(e, r, NULL, "out of memory");
 		goto out;
 	}
-	if ((r = jwt_sign(c->alg, c->key_pem, hdr, body, jwt, e)) != 0)
+	if ((r = key_holder != NULL ? key_holder->sign(c->alg, hdr, body, jwt, e) :
+	    jwt_sign(c->alg, c->key_pem, hdr, body, jwt, e)) != 0)
 		goto out;
 	if ((*jti = strdup(id)) == NULL) {
 		free(*jwt);
@@ -848,15 +863,16 @@ run(void *arg)
 
 	while (!s->stop) {
 		gen = store_audit_generation(s->st);
-		subscribe_due(s);
-		receive_due(s);
-		if (!s->transmit) {
+		/* One node of a cluster subscribes, polls, fills and pushes: a
+		 * transmitter sees one subscriber and poller, receivers get each SET
+		 * once from one sender, and one that takes over starts from the cursor. */
+		if (!engine_lease_hold(s->st, s->node, "ssf", &s->lease)) {
 			store_audit_wait(s->st, gen, &s->stop, WAIT_MS);
 			continue;
 		}
-		/* One node of a cluster fills and pushes: receivers get each SET once
-		 * from one sender, and one that takes over starts from the cursor. */
-		if (!engine_lease_hold(s->st, s->node, "ssf", &s->lease)) {
+		subscribe_due(s);
+		receive_due(s);
+		if (!s->transmit) {
 			store_audit_wait(s->st, gen, &s->stop, WAIT_MS);
 			continue;
 		}
