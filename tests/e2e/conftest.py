@@ -750,6 +750,8 @@ class Peer:
         text = self.first.conf.read_text()
         text, n = re.subn(r"(?m)^node_id = .*$", f"node_id = {self.node_id}", text, count=1)
         assert n == 1, "the configuration names no node_id"
+        # A port the test chose is the first node's; this one takes any.
+        text = re.sub(r"(?m)^(listen = .*):\d+$", r"\1:0", text, count=1)
         self.conf.write_text(text)
         self.proc, at = _launch(self.conf, self.log)
         self.port = _serving(self.proc, self.log, at)
@@ -773,7 +775,7 @@ class Quelld:
         self.conf = self.dir / "quelld.conf"
         self.log = self.dir / "quelld.log"
         self.proc = None
-        self.port = None
+        self.port = self.direct_port = None
         self.tampered = False
         self.max_body = (server or {}).get("max_body", 65536)
         eng = {"retry_base_ms": 200, "retry_cap_ms": 1000, "lease_ms": 5000, **(engine or {})}
@@ -816,11 +818,11 @@ class Quelld:
         assert self.proc is None
         self.proc, at = _launch(self.conf, self.log)
         self.port = _serving(self.proc, self.log, at)
-        for p in self.peers:
-            p.start()
         # The contract pass: the suite talks to quelld through a validating proxy of
         # docs/openapi.yaml (tests/e2e/contract.py); direct_port bypasses it.
         self.direct_port = self.port
+        for p in self.peers:
+            p.start()
         if contract.ENABLED:
             self.proxy = contract.Proxy(self.port, self.dir, wait_for)
             self.port = self.proxy.port

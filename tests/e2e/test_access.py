@@ -5,6 +5,8 @@ import re
 import secrets
 import time
 
+import pytest
+
 from conftest import REPO
 
 DENIAL_EVENTS = {"auth.failed", "access.denied", "action.denied"}
@@ -185,6 +187,7 @@ def token_for(q, caller):
     return None  # basic: handled by the header
 
 
+@pytest.mark.single_node("an unauthenticated refusal after the first of its minute is counted by its node and written when that node's audit log is read (src/api/refusals.c)")
 def test_access_matrix(lab, quelld, make_user, relay):
     # actions stay open while the relay is down, so that cancel has something to cancel
     q = quelld(url=f"ldaps://127.0.0.1:{relay.port}", engine={"max_attempts": 1000})

@@ -4,11 +4,9 @@ import shutil
 
 import pytest
 
-from conftest import STORE
-
-pytestmark = pytest.mark.skipif(
-    STORE == "postgres", reason="edits SQLite's database file behind quell's back "
-    "(PostgreSQL's append-only triggers and the chain: tests/unit/store test_audit)")
+pytestmark = pytest.mark.sqlite(
+    "edits SQLite's database file behind quell's back (PostgreSQL's append-only "
+    "triggers and the chain: tests/unit/store test_audit)")
 
 
 def _files(db):

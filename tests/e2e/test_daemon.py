@@ -11,6 +11,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import conftest
 from conftest import REPO, wait_for
 
@@ -54,6 +56,7 @@ def test_arguments_before_configuration(tmp_path):
     assert r.returncode == 0 and "quelld --version" in r.stdout
 
 
+@pytest.mark.sqlite("edits [store] path")
 def test_check_refuses_what_a_start_refuses(quelld, tmp_path):
     q = quelld(start=False)
     good = q.conf.read_text()
@@ -93,6 +96,7 @@ def log_after(q, offset):
     return q.log.read_bytes()[offset:].decode(errors="replace")
 
 
+@pytest.mark.single_node("SIGHUP reloads one process")
 def test_reload_keeps_old_config_on_error_and_swaps_on_success(quelld, lab):
     q = quelld()
     port, pid = q.direct_port, q.proc.pid

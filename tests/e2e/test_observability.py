@@ -15,6 +15,8 @@ import pytest
 
 from conftest import PASSWORD, wait_for
 
+pytestmark = pytest.mark.single_node("what one process logs and counts: its log lines, /metrics, its /readyz view of a system")
+
 TOKEN_RE = re.compile(r"qt_[0-9a-f]{24}\.[A-Za-z0-9_-]{43}")
 # Every token and password this module used: grepped for in every log at the end.
 SECRETS = set()

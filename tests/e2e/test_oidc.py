@@ -272,6 +272,7 @@ class JwksServer:
         self.httpd.server_close()
 
 
+@pytest.mark.single_node("counts one process's JWKS fetches")
 def test_jwks_url(quelld, keys):
     srv = JwksServer(json.dumps({"keys": [keys["ec"].jwk()]}).encode())
     try:

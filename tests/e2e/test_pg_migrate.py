@@ -17,7 +17,7 @@ def migrate(*args):
                           text=True, timeout=120)
 
 
-@pytest.mark.skipif(conftest.STORE != "sqlite", reason="the source is a SQLite store")
+@pytest.mark.sqlite("the source is a SQLite store")
 def test_migrate_sqlite_to_postgres(lab, quelld, tmp_path):
     prefix = lab.tag + "mg"
     sams = lab.users(6, prefix, nopw=True)

@@ -23,8 +23,9 @@ from conftest import QUELLD, Quelld, wait_for
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 OSSL = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so")
 
-pytestmark = pytest.mark.skipif(not Path(RSYSLOGD).exists() or not OSSL.exists(),
-                                reason="rsyslog and rsyslog-openssl are not installed")
+pytestmark = [pytest.mark.skipif(not Path(RSYSLOGD).exists() or not OSSL.exists(),
+                                 reason="rsyslog and rsyslog-openssl are not installed"),
+              pytest.mark.sqlite("reads the forwarding cursor in SQLite's file")]
 
 # ------------------------------------------------------------------ parsers
 

@@ -10,6 +10,8 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from conftest import QUELLD, Api, wait_for
 
 TOKEN_RE = re.compile(r"qt_[0-9a-f]{24}\.[A-Za-z0-9_-]{43}")
@@ -112,6 +114,7 @@ def test_list_shows_no_secret(quelld, tmp_path):
     assert_no_secret_logged(q, [made["token"], *q.tokens.values()])
 
 
+@pytest.mark.sqlite("two nodes on one SQLite file (PostgreSQL's: every test of QUELL_E2E_NODES=2)")
 def test_revoke_refuses_at_once_on_every_node_and_is_audited(quelld, tmp_path):
     a = quelld(name="node-a")
     # a second node on the same store: it shares nothing with the first but the database
