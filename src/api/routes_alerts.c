@@ -404,10 +404,10 @@ route_list_alerts(struct req *q)
 int
 route_release_identity(struct req *q)
 {
-	static const char *const keys[] = { "reason", NULL };
+	static const char *const keys[] = { "reason", "preview", NULL };
 	struct actor who;
 	const char *reason;
-	json_t *o, *results = NULL;
+	json_t *o, *results = NULL, *pv;
 	struct qerr e;
 	int r;
 
@@ -417,8 +417,16 @@ route_release_identity(struct req *q)
 	if (req_only_keys(q, o, "", keys) != 0 ||
 	    req_field_str(q, o, "reason", true, REASON_MAX, &reason) != 0)
 		goto out;
+	if ((pv = json_object_get(o, "preview")) != NULL && !json_is_boolean(pv)) {
+		req_error(q, 400, "invalid_input", "preview", "preview must be true or false");
+		goto out;
+	}
 	req_actor(q, &who);
-	if ((r = engine_release(q->api->eng, &who, q->arg[0], reason, &results, &e)) != 0) {
+	/* A preview changes nothing: what each containment in force would become. */
+	r = json_is_true(pv) ? engine_release_preview(q->api->eng, &who, q->arg[0], reason,
+	    &results, &e) : engine_release(q->api->eng, &who, q->arg[0], reason, &results,
+	    &e);
+	if (r != 0) {
 		req_qerr(q, r, &e);
 		if (r == QERR_DENIED)
 			req_audit_denial(q, "access.denied", e.msg);

@@ -161,6 +161,7 @@ static const struct cli_optspec alerts_opts[] = {
 
 static const struct cli_optspec release_opts[] = {
 	{ "reason", OPT_VALUE, true },
+	{ "yes", OPT_FLAG, false },
 	{ NULL, OPT_FLAG, false },
 };
 
@@ -370,11 +371,14 @@ static const struct cli_cmd commands[] = {
 	    "id) is accepted and creates nothing. Refused lines are reported on standard\n"
 	    "error with their line number; the exit status is then 3.\n" },
 	{ CMD_RELEASE, "release", NULL, release_opts, a_identity,
-	    "quell release <identity> --reason TEXT",
+	    "quell release <identity> --reason TEXT [--yes]",
 	    "Undo every containment automatic attack disruption put on an identity that is\n"
 	    "still in force (disabled accounts are enabled again). Actions without an\n"
-	    "inverse (revoked sessions, a confirmed compromise) are listed as not undone.\n\n"
-	    "  --reason TEXT       why (required; recorded in the audit log)\n" },
+	    "inverse (revoked sessions, a confirmed compromise) are listed as not undone.\n"
+	    "First shows what the release will do to each containment (and, for an undo,\n"
+	    "to each account), then asks for confirmation on the terminal.\n\n"
+	    "  --reason TEXT       why (required; recorded in the audit log)\n"
+	    "  -y, --yes           do not ask for confirmation\n" },
 	{ CMD_HUNT, "hunt", NULL, hunt_opts, a_hunt,
 	    "quell hunt QUERY [--limit N] [--then ACTION --reason TEXT [--yes]]",
 	    "Run a read-only SQL SELECT over the hunting views IdentityInfo,\n"

@@ -1650,6 +1650,38 @@ cmd_alerts_ingest(struct cmd_ctx *x, struct qerr *e)
 	return r;
 }
 
+/* The release's preview, shown, then the question. */
+static int
+release_confirmed(struct cmd_ctx *x, const json_t *idn, json_t *body, struct qerr *e)
+{
+	json_t *pv = NULL;
+	char *label = NULL, *text = NULL;
+	int r;
+
+	if (json_object_set_new(body, "preview", json_true()) < 0)
+		return nomem(e);
+	if ((r = call_id(x, "POST", "/api/v1/identities", str(idn, "id"), "/release", body,
+	    &pv, e)) < 0)
+		goto out;
+	r = nomem(e);
+	if (asprintf(&label, "%s (%s)", str(idn, "display_name") ? str(idn, "display_name") :
+	    "?", str(idn, "id")) < 0) {
+		label = NULL;
+		goto out;
+	}
+	if (render_release_plan(pv, label, &text) < 0)
+		goto out;
+	fputs(text, x->json ? stderr : stdout);
+	fflush(x->json ? stderr : stdout);
+	r = confirm(x) ? 0 : 1;
+out:
+	json_object_del(body, "preview");
+	json_decref(pv);
+	free(label);
+	free(text);
+	return r;
+}
+
 static int
 cmd_release(struct cmd_ctx *x, struct qerr *e)
 {
@@ -1664,6 +1696,10 @@ cmd_release(struct cmd_ctx *x, struct qerr *e)
 	if ((id = str(idn, "id")) == NULL ||
 	    (body = json_pack("{s:s}", "reason", cli_opt(x->inv, "reason"))) == NULL)
 		goto out;
+	if ((r = release_confirmed(x, idn, body, e)) != 0) {
+		r = r > 0 ? 0 : r;
+		goto out;
+	}
 	if ((r = call_id(x, "POST", "/api/v1/identities", id, "/release", body, &ans,
 	    e)) < 0 || x->json) {
 		if (r == 0)

@@ -600,6 +600,68 @@ render_cancel_plan(const json_t *a, char **out)
 	return doc_close(&d, ok, out);
 }
 
+/* One containment of a release's preview: what becomes of it, and for an undo its
+ * accounts as the undo's preview has them. */
+static bool
+release_item(FILE *f, const json_t *it)
+{
+	static const char *const titles[] = { "  SYSTEM", "ACCOUNT", "LOGIN", "STATE", "PLAN",
+		NULL };
+	struct table t = { .ncols = 5, .whole = true };
+	const json_t *l, *p = json_object_get(it, "preview");
+	char *id = render_clean(json_string_value(json_object_get(it, "action_id")));
+	char *type = render_clean(json_string_value(json_object_get(it, "type")));
+	char *note = render_clean(json_string_value(json_object_get(it, "note")));
+	char *rule = render_clean(json_string_value(json_object_get(it, "approval_rule")));
+	char *s, *ind;
+	size_t i;
+	bool ok = id != NULL && type != NULL && note != NULL;
+
+	if (ok)
+		fprintf(f, "%s %s: %s%s%s%s\n", id, type, note, rule ? " (it will wait for "
+		    "approval, rule " : "", rule ? rule : "", rule ? ")" : "");
+	if (ok && p != NULL) {
+		header(&t, titles);
+		json_array_foreach(json_object_get(p, "accounts"), i, l) {
+			s = val(l, "system");
+			if (s == NULL || asprintf(&ind, "  %s", s) < 0)
+				ind = NULL;
+			free(s);
+			cell(&t, ind);
+			cell(&t, val(l, "account_name"));
+			cell(&t, present(l, "upn") ? val(l, "upn") : val(l, "username"));
+			cell(&t, val(l, "state"));
+			cell(&t, val(l, "note"));
+		}
+		ok = table_flush(&t, f);
+	}
+	free(id);
+	free(type);
+	free(note);
+	free(rule);
+	return ok;
+}
+
+int
+render_release_plan(const json_t *plan, const char *identity_label, char **out)
+{
+	char *label = render_clean(identity_label);
+	const json_t *it;
+	struct doc d;
+	size_t i;
+	bool ok = true;
+
+	if (label == NULL || doc_open(&d) < 0) {
+		free(label);
+		return QERR_NOMEM;
+	}
+	fprintf(d.f, "release %s:\n", label);
+	json_array_foreach(json_object_get(plan, "results"), i, it)
+		ok = release_item(d.f, it) && ok;
+	free(label);
+	return doc_close(&d, ok, out);
+}
+
 /* A table with one row per element of arr, printed to f; false when out of memory. */
 static bool
 rows(FILE *f, const json_t *arr, const char *const *titles, const char *const *keys)

@@ -26,6 +26,8 @@ int render_action(const json_t *action, char **out);
 int render_preview(const json_t *action, const char *identity_label, char **out);
 /* What cancelling action (as it is now) will do, step by step. */
 int render_cancel_plan(const json_t *action, char **out);
+/* What a release will do (the answer of a release preview) to each containment. */
+int render_release_plan(const json_t *plan, const char *identity_label, char **out);
 /* Arrays from the list answers. */
 int render_actions(const json_t *actions, char **out);
 int render_identities(const json_t *identities, char **out);

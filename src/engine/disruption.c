@@ -1065,3 +1065,79 @@ out:
 	json_decref(still);
 	return r;
 }
+
+static void
+plan_note(json_t *item, const char *outcome, const char *note)
+{
+	json_object_set_new(item, "outcome", json_string(outcome));
+	json_object_set_new(item, "note", json_string(note));
+}
+
+/* What releasing the in-force action item would do to it, into item: as release_one
+ * does it, the undo previewed. */
+static void
+release_plan(struct engine *eng, const struct actor *who, json_t *item,
+    const char *reason)
+{
+	const char *id = json_string_value(json_object_get(item, "action_id"));
+	const char *type = json_string_value(json_object_get(item, "type"));
+	enum action_status st;
+	json_t *pv = NULL;
+	struct action u;
+	struct qerr e;
+
+	memset(&u, 0, sizeof(u));
+	qerr_clear(&e);
+	if (action_status_parse(json_string_value(json_object_get(item, "status")),
+	    &st) != 0 || !action_status_terminal(st))
+		plan_note(item, "cancel", "not finished: it will be cancelled (a step "
+		    "already running finishes)");
+	else if (type == NULL || strcmp(type, action_type_name(ACTION_DISABLE)) != 0)
+		plan_note(item, "end", "this action has no inverse: it will no longer count "
+		    "as a containment in force");
+	else if (engine_undo(eng, who, id, reason, &pv, &u, &e) != 0)
+		plan_note(item, "refused", e.msg);
+	else {
+		plan_note(item, "undo", "it will be undone");
+		json_object_set_new(item, "undo_status", json_string(action_status_name(
+		    u.status)));
+		json_object_set_new(item, "approval_rule", u.approval_rule ?
+		    json_string(u.approval_rule) : json_null());
+		if (pv != NULL)
+			json_object_set_new(item, "preview", pv);
+		pv = NULL;
+	}
+	json_decref(pv);
+	action_clear(&u);
+}
+
+int
+engine_release_preview(struct engine *eng, const struct actor *who,
+    const char *identity_id, const char *reason, json_t **results, struct qerr *e)
+{
+	struct in_force f;
+	json_t *item, *list = json_array();
+	size_t i;
+	int r;
+
+	*results = NULL;
+	memset(&f, 0, sizeof(f));
+	if ((r = release_allowed(eng, who, identity_id, e)) != 0 ||
+	    (r = in_force_load(eng, identity_id, &f, e)) != 0)
+		goto out;
+	if (json_array_size(f.all) == 0) {
+		r = qerr_set(e, QERR_CONFLICT, NULL, "identity %s has no automatic "
+		    "containment in force", identity_id);
+		goto out;
+	}
+	json_array_foreach(f.all, i, item) {
+		json_array_append_new(list, json_deep_copy(item));
+		release_plan(eng, who, json_array_get(list, i), reason);
+	}
+	if ((*results = json_pack("{s:b, s:O}", "preview", 1, "results", list)) == NULL)
+		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+out:
+	in_force_clear(&f);
+	json_decref(list);
+	return r;
+}

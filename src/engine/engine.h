@@ -247,5 +247,13 @@ int engine_alert(struct engine *eng, const struct actor *poster, struct alert *a
  */
 int engine_release(struct engine *eng, const struct actor *who, const char *identity_id,
     const char *reason, json_t **results, struct qerr *e);
+/*
+ * What engine_release would do, nothing changed: *results (caller decrefs) is
+ * {preview: true, results: one object per action in force {action_id, type, status, outcome:
+ * cancel | undo | end | refused, note, and for undo the undo's undo_status,
+ * approval_rule and preview (ActionPreview)}}. Refused as engine_release is.
+ */
+int engine_release_preview(struct engine *eng, const struct actor *who,
+    const char *identity_id, const char *reason, json_t **results, struct qerr *e);
 
 #endif

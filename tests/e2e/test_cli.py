@@ -4,7 +4,7 @@ and an alert shown as text."""
 import re
 import subprocess
 
-from conftest import QUELLD
+from conftest import QUELLD, wait_for
 from test_disruption import alert, ref, with_rules
 
 QUELL = QUELLD.parent.parent / "cli" / "quell"
@@ -169,3 +169,19 @@ def test_term_matching_several_needs_all(lab, quelld, make_user, tmp_path):
     # one match is acted on with --yes as before
     r = run("enable", a.sam, "--reason", "r", "-y", env=env)
     assert r.returncode == 0 and r.stdout.count("action act_") == 1, r
+
+
+def test_release_previews_then_asks(lab, quelld, make_user, tmp_path):
+    q = with_rules(quelld)
+    env = env_for(q, tmp_path)
+    u = make_user(q, "clr")
+    made = q.api("detector").post("/api/v1/alerts", alert(ref(u))).json
+    (dis,) = [a for a in made["actions"] if a["type"] == "disable"]
+    assert q.admin.wait_terminal(dis["id"])["status"] == "completed"
+    n = len(q.admin.actions_all())
+    r = run("release", u.identity_id, "--reason", "fp", env=env)
+    assert r.returncode == 5 and f"{dis['id']} disable: it will be undone" in r.stdout, r
+    assert u.sam in r.stdout and len(q.admin.actions_all()) == n, r.stdout
+    r = run("release", u.identity_id, "--reason", "fp", "-y", env=env)
+    assert r.returncode == 0 and "undone by" in r.stdout, r
+    wait_for(lambda: lab.kinit(u.sam, u.password)[0] == 0, 30, what="kinit after release")

@@ -273,7 +273,7 @@ def test_cli_ingest_and_release(lab, quelld, make_user, tmp_path):
     (dis,) = [a for a in auto_actions(q, u.identity_id) if a["type"] == "disable"]
     q.admin.wait_terminal(dis["id"])
     assert lab.kinit(u.sam, u.password)[0] != 0
-    r = subprocess.run([str(quell), "release", u.identity_id, "--reason", "fp"],
+    r = subprocess.run([str(quell), "release", u.identity_id, "--reason", "fp", "--yes"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and "undone by" in r.stdout, r
     wait_for(lambda: lab.kinit(u.sam, u.password)[0] == 0, 30, what="kinit after release")

@@ -116,3 +116,34 @@ def test_undo_preview(lab, quelld, make_user):
     assert r.status == 201 and "preview" not in r.json, r
     assert api.wait_terminal(r.json["id"])["status"] == "completed"
     assert lab.kinit(u.sam, u.password)[0] == 0
+
+
+def test_release_preview(lab, quelld, make_user):
+    from test_disruption import alert, auto_actions, ref, with_rules
+    q = with_rules(quelld)
+    api = q.api("admin")
+    u = make_user(q, "pvr")
+    assert q.api("detector").post("/api/v1/alerts", alert(ref(u))).status == 201
+    (dis,) = [a for a in auto_actions(q, u.identity_id) if a["type"] == "disable"]
+    assert q.admin.wait_terminal(dis["id"])["status"] == "completed"
+    wait_for(lambda: q.identity_of(u.sam)["accounts"][0]["state"] == "disabled", 30,
+             what="the disabled state recorded")
+    before = q.admin.actions_all()
+    r = api.post(f"/api/v1/identities/{u.identity_id}/release",
+                 {"reason": "fp", "preview": True})
+    assert r.status == 200 and r.json["preview"] is True, r
+    assert r.json["identity_id"] == u.identity_id
+    (item,) = [x for x in r.json["results"] if x["action_id"] == dis["id"]]
+    assert item["outcome"] == "undo" and item["undo_status"] == "queued", item
+    (line,) = item["preview"]["accounts"]
+    assert line["account_id"] == u.account_id and line["state"] == "disabled", line
+    assert q.admin.actions_all() == before, "a release's preview changes nothing"
+    assert lab.kinit(u.sam, u.password)[0] != 0, "still contained"
+    r = api.post(f"/api/v1/identities/{u.identity_id}/release",
+                 {"reason": "fp", "preview": 1})
+    assert r.status == 400 and r.error["field"] == "preview", r
+    r = api.post(f"/api/v1/identities/{u.identity_id}/release", {"reason": "fp"})
+    assert r.status == 200 and r.json["released"] is True, r
+    r = api.post(f"/api/v1/identities/{u.identity_id}/release",
+                 {"reason": "fp", "preview": True})
+    assert r.status == 409, r

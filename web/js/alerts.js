@@ -1,10 +1,10 @@
 // Alerts: what the detectors sent, which entities quell resolved to identities (and why
 // not), and what automatic attack disruption decided per identity; and an identity's
 // alerts with the automatic containment still in force, which Release ends.
-import { h, clear, timeEl, badge, actionLabel, toast, askReason, TERMINAL } from "./dom.js";
+import { h, clear, timeEl, badge, actionLabel, toast, askReason } from "./dom.js";
 import { get, post, qs, can } from "./api.js";
 import { identityLink, learnNames } from "./names.js";
-import { undoPreview } from "./center.js";
+import { stepLine, warningLines } from "./menu.js";
 
 const WHY = {
   resolved: "resolved to an identity",
@@ -147,22 +147,24 @@ export function alertList(alerts) {
 }
 
 // The "contained automatically" banner with its Release, or null when nothing is in force.
-// What releasing does to each containment in force, as the engine's release does it:
-// one not finished is cancelled, a finished disable undone (its undo's preview), any
-// other no longer counted.
-async function releasePreview(contained, list, note) {
-  for (const c of contained) {
-    const a = c.action;
-    const head = h("li.plan-idn", { "data-action": a.id }, h("strong", { text: actionLabel(a.type) }), ` (${a.id}) — `);
-    list.append(head);
-    if (!TERMINAL.has(a.status)) head.append(h("span", { text: `${a.status.replace(/_/g, " ")}: will be cancelled` }));
-    else if (a.type !== "disable") head.append(h("span", { text: "has no inverse: no longer counted as a containment in force" }));
-    else {
-      head.append(h("span", { text: "will be undone:" }));
-      const steps = h("ul.plan");
-      head.append(steps);
-      await undoPreview(a, steps, note);
+// What releasing will do to each containment in force, as the release's own preview
+// says: cancelled, undone (the undo's accounts and whether it waits for approval),
+// no longer counted, or refused and why.
+async function releasePreview(idn, list) {
+  const j = await post(`/api/v1/identities/${encodeURIComponent(idn.id)}/release`, { reason: "preview", preview: true });
+  for (const c of j.results) {
+    const steps = h("ul.plan");
+    for (const l of c.preview?.accounts || []) {
+      const s = { id: l.step_id, account_name: l.account_name, system: l.system,
+        status: l.outcome === "not_supported" ? "not_applicable" : "queued" };
+      steps.append(stepLine("enable", s, null, null, l));
     }
+    steps.append(...warningLines(c.preview));
+    list.append(h("li.plan-idn", { "data-action": c.action_id, "data-outcome": c.outcome },
+      h("strong", { text: actionLabel(c.type) }), ` (${c.action_id}) — `,
+      h("span", { text: c.outcome === "undo" ? "will be undone:" : c.note }),
+      c.approval_rule ? h("p.approval", { role: "note", text: `Will wait for approval (rule ${c.approval_rule}).` }) : null,
+      steps));
   }
 }
 
@@ -171,7 +173,7 @@ export function containmentBanner(idn, contained, onReleased) {
   const err = h("p.error", { role: "alert" });
   const release = can("response.manage") ? h("button", { type: "button", text: "Release", onclick: async () => {
     const reason = await askReason({ title: `Release ${idn.display_name}`, confirm: "Release",
-      preview: (list, note) => releasePreview(contained, list, note) });
+      preview: (list) => releasePreview(idn, list) });
     if (reason === null) return;
     try {
       const j = await post(`/api/v1/identities/${encodeURIComponent(idn.id)}/release`, { reason });

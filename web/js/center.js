@@ -272,7 +272,7 @@ export async function renderAction(main, id, ctx) {
 }
 
 // What undoing a will do, as the engine plans it (the undo's own preview).
-export async function undoPreview(a, list, note) {
+async function undoPreview(a, list, note) {
   const u = await post(`/api/v1/actions/${encodeURIComponent(a.id)}/undo`, { reason: "preview", preview: true });
   planSteps(u.type, u, u.params?.risk_level, { accounts: [] }, list);
   note.append(approvalLine(u) || "");
