@@ -258,14 +258,13 @@ sandbox(const char *path, const struct config *cfg, struct qerr *e)
 		ro[n++] = cfg->tls_cert;
 	if (cfg->tls_key != NULL)
 		ro[n++] = cfg->tls_key;
-	/* Not client_secret_file: the executor redeems the console's codes. */
+	/* Not client_secret_file, nor [ssf] key_file: the executor redeems the
+	 * console's codes and signs the SETs. */
 	for (i = 0; i < cfg->oidc.nkv && n < 60; i++)
 		if (strlen(cfg->oidc.kv[i].key) > 5 && strcmp(cfg->oidc.kv[i].key +
 		    strlen(cfg->oidc.kv[i].key) - 5, "_file") == 0 &&
 		    strcmp(cfg->oidc.kv[i].key, "client_secret_file") != 0)
 			ro[n++] = cfg->oidc.kv[i].value;
-	if ((kv = config_system_get(&cfg->ssf, "key_file")) != NULL)
-		ro[n++] = kv->value;
 	for (i = 0; i < cfg->npolicy && n < 57; i++) {
 		if (strcmp(cfg->policy[i].kind, "ssf_receiver") != 0)
 			continue;
@@ -310,8 +309,8 @@ probe_one(const char *path, size_t *n)
 	return false;
 }
 
-/* Tries each system's secret files and the console's OpenID Connect client secret
- * once from the sandboxed front and says what the kernel answered: the operator's
+/* Tries each system's secret files, the console's OpenID Connect client secret and
+ * the SSF key once from the sandboxed front and says what the kernel answered: the operator's
  * (and the tests') evidence that only the executor can read them. */
 static void
 probe_secrets(const struct config *cfg)
@@ -330,6 +329,8 @@ probe_secrets(const struct config *cfg)
 				open_ok += probe_one(kv->value, &n);
 	}
 	if ((kv = config_system_get(&cfg->oidc, "client_secret_file")) != NULL)
+		open_ok += probe_one(kv->value, &n);
+	if ((kv = config_system_get(&cfg->ssf, "key_file")) != NULL)
 		open_ok += probe_one(kv->value, &n);
 	if (n > 0 && open_ok == 0)
 		log_event(LOG_LVL_INFO, "sandbox.secrets", LOG_FIELDS(LOG_I("files",
@@ -410,6 +411,7 @@ daemon_run(const char *path, struct config *cfg, const char *text)
 	    (r = drop_root(cfg, &user, &listen_fd, &e)) != 0)
 		goto out;
 	oidc_set_exchange(privsep_oidc_exchange);
+	ssf_set_key_holder(&privsep_ssf_keys);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);

@@ -35,6 +35,20 @@ struct ssf_conf {
 	json_t *jwks;		/* {"keys": [the public key]} */
 };
 
+/*
+ * Where the [ssf] key is another process's (privilege separation: the executor): set
+ * once, before any ssf_conf_load. With it, ssf_conf_load never reads key_file (its
+ * key_pem stays NULL) but takes the public JWK (a reference the caller owns) and alg
+ * ("ES256" or "RS256", static) from public_key, and ssf_sign has sign sign the SET
+ * as jwt_sign would. Errors as jwt_sign's.
+ */
+struct ssf_key_holder {
+	int (*public_key)(json_t **jwk, const char **alg, struct qerr *e);
+	int (*sign)(const char *alg, const char *header_json, const char *claims_json,
+	    char **jwt, struct qerr *e);
+};
+void ssf_set_key_holder(const struct ssf_key_holder *holder);
+
 /* Loads [ssf]; *enabled is false (and out zeroed) when there is none. Errors name the
  * key and the reason. */
 int ssf_conf_load(const struct config *cfg, struct ssf_conf *out, bool *enabled,

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "core/jwt.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/text.h"
@@ -25,6 +26,7 @@ privsep_systems_close(struct privsep_systems *s)
 
 	if (s == NULL)
 		return;
+	ssf_conf_clear(&s->ssf);
 	oidc_close(s->oidc);
 	for (i = s->n; i > 0; i--)
 		provider_close(s->v[i - 1].ops, s->v[i - 1].p);
@@ -89,8 +91,9 @@ systems_load(const char *path, const char *text, struct privsep_systems **out,
 	s->cfg = &s->owned;
 	if ((r = config_parse(path, text, &s->owned, e)) == 0) {
 		s->owned.kinds = provider_kinds();
-		if ((r = systems_open(s, e)) == 0)
-			r = oidc_open_client(&s->owned, &s->oidc, e);
+		if ((r = systems_open(s, e)) == 0 &&
+		    (r = oidc_open_client(&s->owned, &s->oidc, e)) == 0)
+			r = ssf_conf_load(&s->owned, &s->ssf, &s->ssf_on, e);
 	}
 	if (r != 0) {
 		privsep_systems_close(s);
@@ -427,6 +430,97 @@ serve_redeem(struct privsep_exec *x, const struct privsep_msg *m, struct privsep
 	return r;
 }
 
+/* The [ssf] key of the systems in force, or NULL (e says why). */
+static const struct ssf_conf *
+ssf_key(const struct privsep_exec *x, struct qerr *e)
+{
+	if (x->cur != NULL && x->cur->ssf_on)
+		return &x->cur->ssf;
+	qerr_set(e, QERR_UNSUPPORTED, "type", "no [ssf] is configured");
+	return NULL;
+}
+
+/* SSF_KEY: the public half, for the transmitter's JWK Set. */
+static int
+serve_ssf_key(struct privsep_exec *x, struct privsep_buf *out)
+{
+	const struct ssf_conf *c;
+	struct qerr e;
+	char *jwk;
+	int r;
+
+	qerr_clear(&e);
+	if ((c = ssf_key(x, &e)) == NULL) {
+		refused("SSF_KEY", &e);
+		return privsep_put_error(out, e.code, e.field, "%s", e.msg);
+	}
+	if ((jwk = json_dumps(json_array_get(json_object_get(c->jwks, "keys"), 0),
+	    JSON_COMPACT)) == NULL)
+		return privsep_put_error(out, QERR_NOMEM, NULL, "out of memory");
+	privsep_begin(out, PRIVSEP_SSF_PUBLIC);
+	privsep_put_str(out, c->alg);
+	privsep_put_str(out, jwk);
+	r = privsep_finish(out, &e);
+	free(jwk);
+	return r;
+}
+
+/* Whether o's member name is the string want (want NULL: is an object). */
+static bool
+member_is(const json_t *o, const char *name, const char *want)
+{
+	const json_t *v = json_object_get(o, name);
+
+	return want == NULL ? json_is_object(v) : json_is_string(v) &&
+	    strcmp(json_string_value(v), want) == 0;
+}
+
+/* Only SETs as quell makes them are signed: the key's alg and kid, a secevent+jwt,
+ * quell's issuer and an events object. */
+static int
+set_check(const struct ssf_conf *c, const struct privsep_msg *m, struct qerr *e)
+{
+	json_t *h = json_loads(m->f[PRIVSEP_SIGN_HEADER].s, JSON_REJECT_DUPLICATES, NULL);
+	json_t *b = json_loads(m->f[PRIVSEP_SIGN_CLAIMS].s, JSON_REJECT_DUPLICATES, NULL);
+	int r = 0;
+
+	if (!json_is_object(h) || !member_is(h, "alg", c->alg) ||
+	    !member_is(h, "kid", c->kid) || !member_is(h, "typ", "secevent+jwt"))
+		r = qerr_set(e, QERR_INVALID, "header", "header: not the JOSE header of "
+		    "a SET under the [ssf] key");
+	else if (!json_is_object(b) || !member_is(b, "iss", c->issuer) ||
+	    !member_is(b, "events", NULL))
+		r = qerr_set(e, QERR_INVALID, "claims", "claims: not a SET of quell's "
+		    "issuer with events");
+	json_decref(h);
+	json_decref(b);
+	return r;
+}
+
+/* SIGN: a SET the front made, signed with the key only this process holds. */
+static int
+serve_sign(struct privsep_exec *x, const struct privsep_msg *m, struct privsep_buf *out)
+{
+	const struct ssf_conf *c;
+	char *jwt = NULL;
+	struct qerr e;
+	int r;
+
+	qerr_clear(&e);
+	if ((c = ssf_key(x, &e)) == NULL || set_check(c, m, &e) != 0) {
+		refused("SIGN", &e);
+		return privsep_put_error(out, e.code, e.field, "%s", e.msg);
+	}
+	if ((r = jwt_sign(c->alg, c->key_pem, m->f[PRIVSEP_SIGN_HEADER].s,
+	    m->f[PRIVSEP_SIGN_CLAIMS].s, &jwt, &e)) != 0)
+		return privsep_put_error(out, r, NULL, "%s", e.msg);
+	privsep_begin(out, PRIVSEP_SIGNED);
+	privsep_put_str(out, jwt);
+	r = privsep_finish(out, &e);
+	free(jwt);
+	return r;
+}
+
 static int
 dispatch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
     struct privsep_buf *out, struct qerr *err)
@@ -444,6 +538,10 @@ dispatch(struct privsep_exec *x, int fd, const struct privsep_msg *m,
 		return serve_list(x, fd, m, out, err);
 	case PRIVSEP_REDEEM:
 		return serve_redeem(x, m, out);
+	case PRIVSEP_SSF_KEY:
+		return serve_ssf_key(x, out);
+	case PRIVSEP_SIGN:
+		return serve_sign(x, m, out);
 	default:
 		qerr_set(&e, QERR_INVALID, "type", "a %s is no request on a data channel",
 		    privsep_type_name(m->type));

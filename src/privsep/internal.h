@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "api/oidc.h"
+#include "engine/ssf.h"
 #include "privsep/msg.h"
 #include "privsep/privsep.h"
 
@@ -26,13 +27,16 @@ struct privsep_system {
 };
 
 /* Opened systems, over a configuration they own (parsed by the executor) or borrow;
- * in the executor, the console's OpenID Connect client too (NULL: none). */
+ * in the executor, the console's OpenID Connect client (NULL: none) and the SSF
+ * transmitter's key too. */
 struct privsep_systems {
 	struct config owned;
 	const struct config *cfg;
 	struct privsep_system *v;
 	size_t n;
 	struct oidc *oidc;
+	struct ssf_conf ssf;
+	bool ssf_on;
 };
 
 /* Writes b's messages to fd and empties b: 0, or QERR_IO with why in e. */

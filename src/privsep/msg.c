@@ -88,6 +88,13 @@ static const struct type_spec specs[PRIVSEP_TYPE_END] = {
 	    STR("verifier", T_NAME, 43, 128), STR("redirect_uri", T_LINE, 1, 2048) } },
 	[PRIVSEP_TOKEN] = { "TOKEN", 2, { INT("status", 100, 599),
 	    STR("body", T_UTF8, 0, OIDC_TOKEN_RESPONSE_MAX) } },
+	[PRIVSEP_SSF_KEY] = { "SSF_KEY", 0, { { 0 } } },
+	[PRIVSEP_SSF_PUBLIC] = { "SSF_PUBLIC", 2, { STR("alg", T_NAME, 5, 5),
+	    STR("jwk", T_LINE, 2, 16384) } },
+	/* A SET's claims: what one audit entry makes, well under 64 KiB. */
+	[PRIVSEP_SIGN] = { "SIGN", 2, { STR("header", T_LINE, 2, 1024),
+	    STR("claims", T_UTF8, 2, 65536) } },
+	[PRIVSEP_SIGNED] = { "SIGNED", 1, { STR("jwt", T_NAME, 5, 131072) } },
 };
 
 const char *

@@ -21,7 +21,7 @@
 #include "core/model.h"
 #include "providers/provider.h"
 
-/* 'Q', format version 2 (version 1 had no REDEEM and TOKEN). */
+/* 'Q', format version 2 (version 1 had none of REDEEM to SIGNED). */
 #define PRIVSEP_MAGIC		0x5102u
 #define PRIVSEP_HDR_LEN		8
 /* The largest payload: a configuration file (1 MiB) with room for its path. */
@@ -48,6 +48,10 @@ enum privsep_type {
 	PRIVSEP_ERROR,		/* either: code, field, message */
 	PRIVSEP_REDEEM,		/* front: OIDC code, verifier, redirect_uri; TOKEN | ERROR */
 	PRIVSEP_TOKEN,		/* executor: the token endpoint's status and body */
+	PRIVSEP_SSF_KEY,	/* front: the [ssf] key's public half; SSF_PUBLIC | ERROR */
+	PRIVSEP_SSF_PUBLIC,	/* executor: its alg and public JWK */
+	PRIVSEP_SIGN,		/* front: a SET's JOSE header and claims; SIGNED | ERROR */
+	PRIVSEP_SIGNED,		/* executor: the signed SET */
 	PRIVSEP_TYPE_END
 };
 
@@ -122,6 +126,9 @@ enum { PRIVSEP_LIST_SYSTEM, PRIVSEP_LIST_CHANGES, PRIVSEP_LIST_SINCE };
 enum { PRIVSEP_END_NEXT, PRIVSEP_END_FULL };
 enum { PRIVSEP_REDEEM_CODE, PRIVSEP_REDEEM_VERIFIER, PRIVSEP_REDEEM_REDIRECT_URI };
 enum { PRIVSEP_TOKEN_STATUS, PRIVSEP_TOKEN_BODY };
+enum { PRIVSEP_SSF_PUBLIC_ALG, PRIVSEP_SSF_PUBLIC_JWK };
+enum { PRIVSEP_SIGN_HEADER, PRIVSEP_SIGN_CLAIMS };
+enum { PRIVSEP_SIGNED_JWT };
 /* fam, op, value in nanounits, then the label values. */
 enum { PRIVSEP_METRIC_FAM, PRIVSEP_METRIC_OP, PRIVSEP_METRIC_NANO, PRIVSEP_METRIC_LABEL };
 

@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "engine/ssf.h"
 #include "providers/provider.h"
 
 struct privsep;
@@ -80,6 +81,11 @@ const struct provider_ops *privsep_lookup(const char *kind);
 struct http_response;
 int privsep_oidc_exchange(const char *code, const char *verifier,
     const char *redirect_uri, struct http_response *resp, struct qerr *e);
+
+/* The SSF transmitter's key, held by the executor, which alone reads [ssf] key_file
+ * and signs only SETs under it (for ssf_set_key_holder). Needs a privsep_start'ed
+ * executor. */
+extern const struct ssf_key_holder privsep_ssf_keys;
 
 /*
  * Sandboxes the front once its store and listener are open (sandbox.c): Landlock

@@ -241,36 +241,43 @@ proxy_refuses(const struct provider *p, const struct account *acct,
 
 /* Streams a listing's accounts into cb; once cb stops it, asks the executor to stop
  * too and reads on to the END, so the channel stays in step. */
-/* The TOKEN's answer, copied: the channel's buffer is the next caller's. */
+/* Sends the request c->out holds (finish's r) and reads its reply of type want, or
+ * the executor's ERROR; the reply's strings live in c->in until the next call. A
+ * request the message cannot carry (finish's QERR_INVALID) is the caller's to say;
+ * an executor that does not answer is QERR_TRANSIENT. */
 static int
-read_token(struct chan *c, struct http_response *resp, struct qerr *e)
+ask(struct chan *c, int r, enum privsep_type want, struct privsep_msg *m,
+    struct qerr *e)
 {
-	const struct privsep_field *body;
-	struct privsep_msg m;
-	int r;
-
-	if ((r = chan_recv(c, &m, e)) != 0)
-		return r;
-	if (m.type == PRIVSEP_ERROR)
-		return privsep_get_error(&m, e);
-	if (m.type != PRIVSEP_TOKEN)
-		return unexpected(c, &m, "TOKEN", e);
-	body = &m.f[PRIVSEP_TOKEN_BODY];
-	if ((resp->body = malloc(body->len + 1)) == NULL)
-		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-	memcpy(resp->body, body->s, body->len + 1);
-	resp->len = body->len;
-	resp->status = (long)m.f[PRIVSEP_TOKEN_STATUS].i;
-	return 0;
+	if (r == 0 && (r = chan_send(c, e)) == 0 && (r = chan_recv(c, m, e)) == 0)
+		r = m->type == want ? 0 : m->type == PRIVSEP_ERROR ?
+		    privsep_get_error(m, e) : unexpected(c, m, privsep_type_name(want), e);
+	if (r == QERR_IO || (r == QERR_INVALID && c->fd < 0))
+		r = qerr_set(e, QERR_TRANSIENT, NULL, "the executor did not answer: %.400s",
+		    e->msg);
+	return r;
 }
 
-/* A code the message cannot carry is no code the issuer gave: refused as such; the
- * executor gone makes the issuer unreachable for now. */
+/* A copy of a reply's string (the channel's buffer is the next caller's). */
+static char *
+field_dup(const struct privsep_field *f, struct qerr *e)
+{
+	char *s = malloc(f->len + 1);
+
+	if (s == NULL)
+		qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	else
+		memcpy(s, f->s, f->len + 1);
+	return s;
+}
+
+/* A code the message cannot carry is no code the issuer gave: refused as such. */
 int
 privsep_oidc_exchange(const char *code, const char *verifier, const char *redirect_uri,
     struct http_response *resp, struct qerr *e)
 {
 	struct chan *c = chan_get(the);
+	struct privsep_msg m;
 	int r;
 
 	memset(resp, 0, sizeof(*resp));
@@ -280,14 +287,69 @@ privsep_oidc_exchange(const char *code, const char *verifier, const char *redire
 	privsep_put_str(&c->out, redirect_uri);
 	if ((r = privsep_finish(&c->out, e)) == QERR_INVALID)
 		r = QERR_UNAUTHENTICATED;
-	else if (r == 0 && (r = chan_send(c, e)) == 0)
-		r = read_token(c, resp, e);
-	if (r == QERR_IO || (r == QERR_INVALID && c->fd < 0))
-		r = qerr_set(e, QERR_TRANSIENT, NULL, "the executor did not answer: %.400s",
-		    e->msg);
+	else if ((r = ask(c, r, PRIVSEP_TOKEN, &m, e)) == 0 &&
+	    (resp->body = field_dup(&m.f[PRIVSEP_TOKEN_BODY], e)) == NULL)
+		r = QERR_NOMEM;
+	else if (r == 0) {
+		resp->len = m.f[PRIVSEP_TOKEN_BODY].len;
+		resp->status = (long)m.f[PRIVSEP_TOKEN_STATUS].i;
+	}
 	chan_put(the, c);
 	return r;
 }
+
+static int
+ssf_public_key(json_t **jwk, const char **alg, struct qerr *e)
+{
+	struct chan *c = chan_get(the);
+	struct privsep_msg m;
+	const char *a;
+	int r;
+
+	*jwk = NULL;
+	privsep_begin(&c->out, PRIVSEP_SSF_KEY);
+	if ((r = ask(c, privsep_finish(&c->out, e), PRIVSEP_SSF_PUBLIC, &m, e)) == 0) {
+		a = m.f[PRIVSEP_SSF_PUBLIC_ALG].s;
+		/* alg outlives the reply: one of the two the key may have. */
+		*alg = strcmp(a, "ES256") == 0 ? "ES256" : strcmp(a, "RS256") == 0 ?
+		    "RS256" : NULL;
+		*jwk = json_loads(m.f[PRIVSEP_SSF_PUBLIC_JWK].s, JSON_REJECT_DUPLICATES,
+		    NULL);
+		if (*alg == NULL || !json_is_object(*jwk)) {
+			json_decref(*jwk);
+			*jwk = NULL;
+			r = qerr_set(e, QERR_INVALID, "jwk", "the executor's [ssf] public key "
+			    "is no ES256 or RS256 JWK");
+		}
+	}
+	chan_put(the, c);
+	return r;
+}
+
+static int
+ssf_sign_there(const char *alg, const char *header_json, const char *claims_json,
+    char **jwt, struct qerr *e)
+{
+	struct chan *c = chan_get(the);
+	struct privsep_msg m;
+	int r;
+
+	(void)alg;
+	*jwt = NULL;
+	privsep_begin(&c->out, PRIVSEP_SIGN);
+	privsep_put_str(&c->out, header_json);
+	privsep_put_str(&c->out, claims_json);
+	if ((r = ask(c, privsep_finish(&c->out, e), PRIVSEP_SIGNED, &m, e)) == 0 &&
+	    (*jwt = field_dup(&m.f[PRIVSEP_SIGNED_JWT], e)) == NULL)
+		r = QERR_NOMEM;
+	chan_put(the, c);
+	return r;
+}
+
+const struct ssf_key_holder privsep_ssf_keys = {
+	.public_key = ssf_public_key,
+	.sign = ssf_sign_there,
+};
 
 static int
 list(struct provider *p, bool changes, const char *since, provider_account_cb cb,

@@ -15,7 +15,8 @@ each secret in a directory of its own, apart from the store.
 - The console's OpenID Connect sign-in (FakeIssuer, test_web.py) works, and its client
   secret is the executor's alone: the executor posts the code grant, the front neither
   can open client_secret_file nor holds the secret in its memory, before and after a
-  reload.
+  reload. So is the SSF transmitter's key: the front serves the JWK Set the executor
+  gave it and never reads key_file (test_ssf.py's SETs are signed by the executor).
 - Started as root with [server] user = nobody, both processes run as nobody and
   actions still complete; user = root and an unknown user are refused."""
 import ctypes
@@ -37,6 +38,9 @@ import conftest as base
 from cloud.cloudlib import CloudQuelld, tag
 from cloud.conftest import Graph, Okta, cloud_dir, graph, okta_emu  # noqa: F401 (fixtures)
 from test_web import issuer  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.sqlite("one process's privilege separation: its pids, /proc, "
+                                "the owner of its SQLite files")
 
 SYS_PIDFD_GETFD = 438  # x86_64, aarch64 and the rest of the unified table
 
@@ -136,7 +140,22 @@ token_endpoint = {url}/token
 [grant "console-responders"]
 match = app_role:Quell.Responder
 role = responder
+
+[ssf]
+issuer = https://quell-privsep.example
+key_file = {ssf_key}
+kid = quell-privsep
 """
+
+
+def ssf_key(path):
+    """A P-256 key for the SSF transmitter, and the longest line of its PEM (what
+    the executor holds and the front must not)."""
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(path)], check=True,
+                   capture_output=True)
+    path.chmod(0o600)
+    return max((ln for ln in path.read_text().splitlines() if "-----" not in ln), key=len)
 
 
 def get(url, cookie=None):
@@ -176,12 +195,13 @@ def world(lab, graph, okta_emu, issuer, tmp_path):  # noqa: F811 (fixtures)
             "bind_dn": lab.bind_dn, "password_file": ad_pw, "max_concurrency": 2}
     systems = {"corp": corp, "cloud": graph.system(sec), "okta": okta_emu.system(sec)}
     q = CloudQuelld(tmp_path / "q", systems)
+    ssf_line = ssf_key(sec / "ssf.key")
     q.conf.write_text(q.conf.read_text() + OIDC.format(
         url=issuer.url, jwks=issuer.jwks, client_id=issuer.client_id,
-        secret=issuer.secret_file))
+        secret=issuer.secret_file, ssf_key=sec / "ssf.key"))
     secrets = {"ad": ad_pw.read_text().strip(), "entra": graph.secret,
                "okta": (sec / "okta.token").read_text().strip(),
-               "oidc": issuer.client_secret}
+               "oidc": issuer.client_secret, "ssf": ssf_line}
     assert all(len(v) >= 8 for v in secrets.values()), secrets.keys()
     q.start()
     try:
@@ -226,8 +246,12 @@ def test_front_holds_no_secret(world, lab, graph, okta_emu, issuer):  # noqa: F8
     sign_in(q, issuer)
     front, executor, _ = pids(q)
     log = q.log.read_text()
-    assert "sandbox: secret files unreadable (EACCES) from the front process: 4 file(s)" \
+    assert "sandbox: secret files unreadable (EACCES) from the front process: 5 file(s)" \
         in log, log
+    # the transmitter's JWK Set, from the executor's key
+    jwks = q.admin.get("/ssf/jwks.json", token=None)
+    assert jwks.status == 200 and [k["kid"] for k in jwks.json["keys"]] == \
+        ["quell-privsep"] and "d" not in jwks.json["keys"][0], jwks.json
     assert "the front process can read secret file" not in log
     for pid in (front, executor):
         st = status(pid)

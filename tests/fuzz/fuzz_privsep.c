@@ -3,8 +3,9 @@
  * could write: any bytes as a whole message, and the bytes after the first as the
  * payload of a message of the type the first names. What it accepts must come back
  * byte for byte when encoded again from the typed reader's fields (a step, a result,
- * an account, a console code to redeem and the token endpoint's answer): nothing is
- * dropped, added or read past the message.
+ * an account, a console code to redeem and the token endpoint's answer, a SET to
+ * sign, the signed SET and the public key): nothing is dropped, added or read past
+ * the message.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ round_trip(const uint8_t *data, size_t size, const struct privsep_msg *m)
 	struct account a;
 	struct step s;
 	struct qerr e;
+	size_t i;
 	int r;
 
 	switch (m->type) {
@@ -48,6 +50,14 @@ round_trip(const uint8_t *data, size_t size, const struct privsep_msg *m)
 		privsep_begin(&b, m->type);
 		privsep_put_int(&b, m->f[PRIVSEP_TOKEN_STATUS].i);
 		privsep_put_str(&b, m->f[PRIVSEP_TOKEN_BODY].s);
+		r = privsep_finish(&b, &e);
+		break;
+	case PRIVSEP_SSF_PUBLIC:
+	case PRIVSEP_SIGN:
+	case PRIVSEP_SIGNED:
+		privsep_begin(&b, m->type);
+		for (i = 0; i < m->n; i++)
+			privsep_put_str(&b, m->f[i].s);
 		r = privsep_finish(&b, &e);
 		break;
 	default:

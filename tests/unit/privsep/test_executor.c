@@ -260,6 +260,17 @@ test_forged_requests(void **state)
 	assert_int_equal(privsep_finish(&b, &e), 0);
 	ask(fd, &b, &in, &m);
 	expect_error(&m, QERR_UNSUPPORTED, "type", "no [oidc] client_id");
+	/* No [ssf] here either: nothing to sign with, no public key. */
+	privsep_begin(&b, PRIVSEP_SIGN);
+	privsep_put_str(&b, "{\"alg\":\"ES256\"}");
+	privsep_put_str(&b, "{\"events\":{}}");
+	assert_int_equal(privsep_finish(&b, &e), 0);
+	ask(fd, &b, &in, &m);
+	expect_error(&m, QERR_UNSUPPORTED, "type", "no [ssf]");
+	privsep_begin(&b, PRIVSEP_SSF_KEY);
+	assert_int_equal(privsep_finish(&b, &e), 0);
+	ask(fd, &b, &in, &m);
+	expect_error(&m, QERR_UNSUPPORTED, "type", "no [ssf]");
 	/* Bytes that cannot be framed: an ERROR, then the channel is closed. */
 	memcpy(b.p, junk, sizeof(junk));
 	b.len = sizeof(junk);

@@ -233,6 +233,41 @@ test_redeem_and_token(void **state)
 	privsep_buf_clear(&b);
 }
 
+/* A SET to sign and the executor's answers: the public key's alg is one of JOSE's
+ * five-letter names, the signed SET a JWS in compact form. */
+static void
+test_ssf_messages(void **state)
+{
+	struct privsep_buf b = { 0 };
+	struct privsep_msg m;
+	struct qerr e;
+
+	(void)state;
+	privsep_begin(&b, PRIVSEP_SIGN);
+	privsep_put_str(&b, "{\"alg\":\"ES256\"}");
+	privsep_put_str(&b, "{\"events\":{}}");
+	assert_int_equal(privsep_finish(&b, &e), 0);
+	decode_ok(&b, &m);
+	assert_string_equal(m.f[PRIVSEP_SIGN_CLAIMS].s, "{\"events\":{}}");
+	b.len = 0;
+	privsep_begin(&b, PRIVSEP_SIGN);
+	privsep_put_str(&b, "{\"alg\":\n\"ES256\"}");
+	privsep_put_str(&b, "{}");
+	assert_int_equal(privsep_finish(&b, &e), QERR_INVALID);
+	assert_string_equal(e.field, "header");
+	privsep_begin(&b, PRIVSEP_SSF_PUBLIC);
+	privsep_put_str(&b, "HS256x");
+	privsep_put_str(&b, "{}");
+	assert_int_equal(privsep_finish(&b, &e), QERR_INVALID);
+	assert_string_equal(e.field, "alg");
+	privsep_begin(&b, PRIVSEP_SIGNED);
+	privsep_put_str(&b, "a.b c");
+	assert_int_equal(privsep_finish(&b, &e), QERR_INVALID);
+	assert_string_equal(e.field, "jwt");
+	assert_int_equal(b.len, 0);
+	privsep_buf_clear(&b);
+}
+
 /* The encoder refuses what the decoder would, and takes the message back. */
 static void
 test_encoder_refuses(void **state)
@@ -431,6 +466,7 @@ main(void)
 		cmocka_unit_test(test_account_round_trip),
 		cmocka_unit_test(test_error_and_end),
 		cmocka_unit_test(test_redeem_and_token),
+		cmocka_unit_test(test_ssf_messages),
 		cmocka_unit_test(test_encoder_refuses),
 		cmocka_unit_test(test_header_refused),
 		cmocka_unit_test(test_fields_refused),
