@@ -25,6 +25,7 @@
 #include "core/clock.h"
 #include "core/ldapesc.h"
 #include "core/log.h"
+#include "providers/ad_int.h"
 #include "providers/kit.h"
 #include "providers/provider.h"
 
@@ -525,6 +526,16 @@ pool_put(struct provider *p, struct conn *c, bool drop)
 	c->busy = false;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+}
+
+void
+ad_adopt(struct provider *p, LDAP *ld)
+{
+	struct conn *c = pool_get(p);
+
+	conn_drop(c);
+	c->ld = ld;
+	pool_put(p, c, false);
 }
 
 /*
@@ -1252,7 +1263,15 @@ batch_run(struct provider *p, LDAP *ld, struct bstep *b, size_t n, bool *drop,
 		if (next != 0 && next - now < wait)
 			wait = next - now;
 		tv = timeval_of(wait);
+		msg = NULL;
 		rc = ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, &tv, &msg);
+		/* ldap_result returns an answer's type: one of type 0 reads as a timeout. */
+		if (rc == 0 && msg != NULL) {
+			ldap_msgfree(msg);
+			rc = LDAP_PROTOCOL_ERROR;
+			lres_set(lr, ld, rc, "%s sent an answer of no LDAP type", p->url);
+			goto lost;
+		}
 		if (rc < 0) {
 			ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &rc);
 			lres_set(lr, ld, rc, "reading answers from %s failed", p->url);
@@ -1564,9 +1583,10 @@ list_search(struct provider *p, const char *filter, provider_account_cb cb, void
 			goto out;
 		}
 		resp = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, sctrls, NULL);
-		if (resp != NULL &&
+		/* A control without a value fails an assertion in liblber's ber_init. */
+		if (resp != NULL && (resp->ldctl_value.bv_val == NULL ||
 		    ldap_parse_pageresponse_control(c->ld, resp, &estimate, &cookie) !=
-		    LDAP_SUCCESS) {
+		    LDAP_SUCCESS)) {
 			lres_set(&lr, c->ld, LDAP_DECODING_ERROR,
 			    "the server sent a malformed paged results control");
 			r = qerr_from_lres(e, &lr);
