@@ -239,8 +239,6 @@ proxy_refuses(const struct provider *p, const struct account *acct,
 	return yes;
 }
 
-/* Streams a listing's accounts into cb; once cb stops it, asks the executor to stop
- * too and reads on to the END, so the channel stays in step. */
 /* Sends the request c->out holds (finish's r) and reads its reply of type want, or
  * the executor's ERROR; the reply's strings live in c->in until the next call. A
  * request the message cannot carry (finish's QERR_INVALID) is the caller's to say;
@@ -351,6 +349,8 @@ const struct ssf_key_holder privsep_ssf_keys = {
 	.sign = ssf_sign_there,
 };
 
+/* Streams a listing's accounts into cb; once cb stops it, asks the executor to stop
+ * too and reads on to the END, so the channel stays in step. */
 static int
 list(struct provider *p, bool changes, const char *since, provider_account_cb cb,
     void *arg, char **next, bool *full, struct qerr *e)
