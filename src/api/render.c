@@ -1,6 +1,19 @@
-/* Model structs to the API's JSON. */
+/*
+ * Model structs to the API's JSON. An action is described once as a list of members
+ * (action_members), which becomes either a jansson object or, for the hot read of one
+ * action, text written straight to a buffer: the same bytes json_dumps would give
+ * (JSON_COMPACT), without an allocation per member.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/text.h"
 #include "render.h"
+
+/* A step's members, then an action's own (steps apart). */
+#define STEP_MEMBERS	16
+#define ACTION_MEMBERS	23
 
 static json_t *
 str_or_null(const char *s)
@@ -19,62 +32,332 @@ render_time(int64_t ms)
 	return json_string(buf);
 }
 
+/* Members whose kind says what s or i holds; a NULL string is JSON null. */
+static struct render_member
+str(const char *key, const char *s)
+{
+	return (struct render_member){ key, RENDER_STR, s, 0, false };
+}
+
+/* A member that must be a string: no value makes the whole rendering fail. */
+static struct render_member
+req_str(const char *key, const char *s)
+{
+	return (struct render_member){ key, RENDER_STR_REQUIRED, s, 0, false };
+}
+
+static struct render_member
+num(const char *key, int64_t i)
+{
+	return (struct render_member){ key, RENDER_INT, NULL, i, false };
+}
+
+static struct render_member
+time_of(const char *key, int64_t ms)
+{
+	return (struct render_member){ key, RENDER_TIME, NULL, ms, false };
+}
+
+static size_t
+step_members(const struct step *s, struct render_member m[STEP_MEMBERS])
+{
+	size_t n = 0;
+
+	m[n++] = req_str("id", s->id);
+	m[n++] = req_str("account_id", s->account_id);
+	m[n++] = req_str("system", s->system);
+	m[n++] = req_str("account_name", s->account_name);
+	m[n++] = req_str("type", action_type_name(s->type));
+	m[n++] = req_str("status", step_status_name(s->status));
+	m[n++] = num("attempts", s->attempts);
+	m[n++] = num("waits", s->waits);
+	m[n++] = num("wait_ms", s->wait_ms);
+	m[n++] = str("request_id", s->request_id);
+	m[n++] = str("error_code", s->error_code);
+	m[n++] = str("message", s->message);
+	m[n++] = time_of("created_at", s->created_at);
+	m[n++] = time_of("started_at", s->started_at);
+	m[n++] = time_of("finished_at", s->finished_at);
+	m[n++] = time_of("not_before", s->status == STEP_RETRY_WAIT ? s->not_before : 0);
+	return n;
+}
+
+static size_t
+action_members(const struct action *a, struct render_member m[ACTION_MEMBERS])
+{
+	size_t n = 0, first;
+
+	m[n++] = req_str("id", a->id);
+	m[n++] = req_str("type", action_type_name(a->type));
+	m[n++] = req_str("status", action_status_name(a->status));
+	m[n++] = req_str("identity_id", a->identity_id);
+	m[n++] = str("account_id", a->account_id);
+	m[n++] = req_str("requested_by", a->requested_by);
+	m[n++] = req_str("source", a->source);
+	m[n++] = req_str("reason", a->reason);
+	m[n++] = (struct render_member){ "params", RENDER_JSON, a->params, 0, false };
+	m[n++] = str("message", a->message);
+	m[n++] = (struct render_member){ "cancel_requested", RENDER_BOOL, NULL,
+	    a->cancel_requested, false };
+	m[n++] = time_of("created_at", a->created_at);
+	m[n++] = time_of("updated_at", a->updated_at);
+	m[n++] = time_of("finished_at", a->finished_at);
+	/* Added to the object one by one, these were always left out when not
+	 * renderable rather than failing the whole action. */
+	first = n;
+	m[n++] = str("undo_of", a->undo_of);
+	m[n++] = str("approval_rule", a->approval_rule);
+	m[n++] = str("requested_by_kind", a->requested_by_kind);
+	m[n++] = str("requested_by_id", a->requested_by_id);
+	m[n++] = str("decided_by", a->decided_by);
+	m[n++] = str("decided_by_kind", a->decided_by_kind);
+	m[n++] = str("decided_by_id", a->decided_by_id);
+	m[n++] = str("alert_id", a->alert_id);
+	m[n++] = time_of("approval_expires_at", a->status == ACTION_PENDING_APPROVAL ?
+	    a->approval_expires : 0);
+	while (first < n)
+		m[first++].optional = true;
+	return n;
+}
+
+/* Stored params that do not parse render as an empty object, as they always have. */
+static json_t *
+params_json(const char *text)
+{
+	json_t *p = json_loads(text ? text : "{}", 0, NULL);
+
+	return p ? p : json_object();
+}
+
+static json_t *
+member_json(const struct render_member *m)
+{
+	switch (m->kind) {
+	case RENDER_STR_REQUIRED:
+		return m->s ? json_string(m->s) : NULL;
+	case RENDER_STR:
+		return str_or_null(m->s);
+	case RENDER_INT:
+		return json_integer((json_int_t)m->i);
+	case RENDER_BOOL:
+		return json_boolean(m->i);
+	case RENDER_TIME:
+		return render_time(m->i);
+	case RENDER_JSON:
+		return params_json(m->s);
+	}
+	return NULL;
+}
+
+/* The object of members m; NULL (nothing leaked) if one has no JSON value. */
+static json_t *
+members_json(const struct render_member *m, size_t n)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o != NULL && i < n; i++)
+		if (json_object_set_new(o, m[i].key, member_json(&m[i])) != 0 &&
+		    !m[i].optional) {
+			json_decref(o);
+			o = NULL;
+		}
+	return o;
+}
+
 json_t *
 render_step(const struct step *s)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:o, s:o, s:o,"
-	    " s:o, s:o, s:o, s:o}",
-	    "id", s->id, "account_id", s->account_id, "system", s->system,
-	    "account_name", s->account_name, "type", action_type_name(s->type),
-	    "status", step_status_name(s->status), "attempts", s->attempts,
-	    "waits", s->waits, "wait_ms", (json_int_t)s->wait_ms,
-	    "request_id", str_or_null(s->request_id),
-	    "error_code", str_or_null(s->error_code),
-	    "message", str_or_null(s->message),
-	    "created_at", render_time(s->created_at),
-	    "started_at", render_time(s->started_at),
-	    "finished_at", render_time(s->finished_at),
-	    "not_before", s->status == STEP_RETRY_WAIT ? render_time(s->not_before) :
-	    json_null());
+	struct render_member m[STEP_MEMBERS];
+
+	return members_json(m, step_members(s, m));
 }
 
 json_t *
 render_action(const struct action *a, bool with_steps)
 {
-	json_t *o, *steps, *params;
+	struct render_member m[ACTION_MEMBERS];
+	json_t *o, *steps;
 	size_t i;
 
-	params = json_loads(a->params ? a->params : "{}", 0, NULL);
-	o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:b, s:o, s:o,"
-	    " s:o}",
-	    "id", a->id, "type", action_type_name(a->type),
-	    "status", action_status_name(a->status), "identity_id", a->identity_id,
-	    "account_id", str_or_null(a->account_id), "requested_by", a->requested_by,
-	    "source", a->source, "reason", a->reason,
-	    "params", params ? params : json_object(),
-	    "message", str_or_null(a->message), "cancel_requested", a->cancel_requested,
-	    "created_at", render_time(a->created_at),
-	    "updated_at", render_time(a->updated_at),
-	    "finished_at", render_time(a->finished_at));
-	if (o == NULL)
-		return NULL;
-	json_object_set_new(o, "undo_of", str_or_null(a->undo_of));
-	json_object_set_new(o, "approval_rule", str_or_null(a->approval_rule));
-	json_object_set_new(o, "requested_by_kind", str_or_null(a->requested_by_kind));
-	json_object_set_new(o, "requested_by_id", str_or_null(a->requested_by_id));
-	json_object_set_new(o, "decided_by", str_or_null(a->decided_by));
-	json_object_set_new(o, "decided_by_kind", str_or_null(a->decided_by_kind));
-	json_object_set_new(o, "decided_by_id", str_or_null(a->decided_by_id));
-	json_object_set_new(o, "alert_id", str_or_null(a->alert_id));
-	json_object_set_new(o, "approval_expires_at", a->status == ACTION_PENDING_APPROVAL ?
-	    render_time(a->approval_expires) : json_null());
-	if (!with_steps)
+	if ((o = members_json(m, action_members(a, m))) == NULL || !with_steps)
 		return o;
 	steps = json_array();
 	for (i = 0; i < a->nsteps; i++)
 		json_array_append_new(steps, render_step(&a->steps[i]));
 	json_object_set_new(o, "steps", steps);
 	return o;
+}
+
+/* JSON text being written; failed once a value cannot be written as json_dumps would. */
+struct jtext {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
+
+static void
+jt_put(struct jtext *t, const char *s, size_t n)
+{
+	char *nb;
+	size_t cap;
+
+	if (t->failed)
+		return;
+	if (t->len + n + 1 > t->cap) {
+		cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
+		if ((nb = realloc(t->buf, cap)) == NULL) {
+			t->failed = true;
+			return;
+		}
+		t->buf = nb;
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, s, n);
+	t->len += n;
+	t->buf[t->len] = '\0';
+}
+
+/* s quoted and escaped as jansson does: only '"', '\\' and controls are escaped. A
+ * string jansson would refuse (not UTF-8) fails the text. */
+static void
+jt_string(struct jtext *t, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, run = 0, n = strlen(s);
+	bool checked = false;
+	char esc[7];
+	unsigned char c;
+
+	jt_put(t, "\"", 1);
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		/* From the first byte past ASCII on, the rest is checked once. */
+		if (c >= 0x80 && !checked) {
+			checked = true;
+			if (!text_utf8_valid(s + i, n - i)) {
+				t->failed = true;
+				return;
+			}
+		}
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		jt_put(t, s + run, i - run);
+		run = i + 1;
+		esc[0] = '\\';
+		esc[1] = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b' : c == '\f' ?
+		    'f' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 'u';
+		if (esc[1] == 'u') {
+			memcpy(esc + 2, "00", 2);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+		}
+		jt_put(t, esc, esc[1] == 'u' ? 6 : 2);
+	}
+	jt_put(t, s + run, n - run);
+	jt_put(t, "\"", 1);
+}
+
+static void
+jt_params(struct jtext *t, const char *text)
+{
+	json_t *p;
+	char *d;
+
+	if (text == NULL || strcmp(text, "{}") == 0) {
+		jt_put(t, "{}", 2);
+		return;
+	}
+	p = params_json(text);
+	if ((d = p ? json_dumps(p, JSON_COMPACT) : NULL) == NULL)
+		t->failed = true;
+	else
+		jt_put(t, d, strlen(d));
+	free(d);
+	json_decref(p);
+}
+
+static void
+jt_member(struct jtext *t, const struct render_member *m)
+{
+	char num[TEXT_TIME_LEN];
+
+	/* Keys are this file's own ASCII literals: nothing in them to escape. */
+	jt_put(t, "\"", 1);
+	jt_put(t, m->key, strlen(m->key));
+	jt_put(t, "\":", 2);
+	switch (m->kind) {
+	case RENDER_STR_REQUIRED:
+		if (m->s == NULL)
+			t->failed = true;
+		/* FALLTHROUGH */
+	case RENDER_STR:
+		if (m->s != NULL)
+			jt_string(t, m->s);
+		else
+			jt_put(t, "null", 4);
+		return;
+	case RENDER_INT:
+		jt_put(t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)m->i));
+		return;
+	case RENDER_BOOL:
+		jt_put(t, m->i ? "true" : "false", m->i ? 4 : 5);
+		return;
+	case RENDER_TIME:
+		if (m->i == 0) {
+			jt_put(t, "null", 4);
+			return;
+		}
+		text_time_format(m->i, num);
+		jt_string(t, num);
+		return;
+	case RENDER_JSON:
+		jt_params(t, m->s);
+		return;
+	}
+}
+
+/* Members m as the body of an object: open is "{" or ",". */
+static void
+jt_members(struct jtext *t, const char *open, const struct render_member *m, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		jt_put(t, i == 0 ? open : ",", 1);
+		jt_member(t, &m[i]);
+	}
+}
+
+char *
+render_action_text(const struct action *a, const struct render_member *extra,
+    size_t nextra)
+{
+	struct render_member m[ACTION_MEMBERS > STEP_MEMBERS ? ACTION_MEMBERS :
+	    STEP_MEMBERS];
+	struct jtext t = { NULL, 0, 0, false };
+	size_t i;
+
+	/* Room for an action with a few steps, so that most need no realloc. */
+	if ((t.buf = malloc(t.cap = 2048)) == NULL)
+		return NULL;
+
+	jt_members(&t, "{", m, action_members(a, m));
+	jt_put(&t, ",\"steps\":[", 10);
+	for (i = 0; i < a->nsteps; i++) {
+		if (i > 0)
+			jt_put(&t, ",", 1);
+		jt_members(&t, "{", m, step_members(&a->steps[i], m));
+		jt_put(&t, "}", 1);
+	}
+	jt_put(&t, "]", 1);
+	jt_members(&t, ",", extra, nextra);
+	jt_put(&t, "}", 1);
+	if (t.failed) {
+		free(t.buf);
+		return NULL;
+	}
+	return t.buf;
 }
 
 json_t *

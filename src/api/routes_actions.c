@@ -508,11 +508,68 @@ route_list_actions(struct req *q)
 	return 0;
 }
 
+/*
+ * The members identity_name and account_name of action a, as add_names would add
+ * them (the account's name only while it is linked to the identity), borrowing from
+ * idn and acct (which the caller clears). Only the two rows named are read.
+ */
+static void
+action_names(struct store_tx *tx, const struct action *a, struct identity *idn,
+    struct account *acct, struct render_member names[2])
+{
+	const char *in = NULL, *an = NULL;
+	struct qerr e;
+
+	if (a->identity_id != NULL && store_identity_head(tx, a->identity_id, idn, &e) == 0) {
+		in = idn->display_name;
+		if (a->account_id != NULL && store_account_get(tx, a->account_id, acct,
+		    &e) == 0 && acct->identity_id != NULL &&
+		    strcmp(acct->identity_id, a->identity_id) == 0)
+			an = lifecycle_account_name(acct);
+	}
+	names[0] = (struct render_member){ "identity_name", RENDER_STR, in, 0, false };
+	names[1] = (struct render_member){ "account_name", RENDER_STR, an, 0, false };
+}
+
+/* A name as add_names sets it: JSON null when there is none or it is not UTF-8. */
+static json_t *
+name_json(const char *s)
+{
+	json_t *v = s != NULL ? json_string(s) : NULL;
+
+	return v != NULL ? v : json_null();
+}
+
+/* The most read answer is written as text straight from the structs; render_action
+ * takes over for what only jansson would decide. */
+static void
+reply_action(struct req *q, struct store_tx *tx, const struct action *a)
+{
+	struct render_member names[2];
+	struct identity idn;
+	struct account acct;
+	json_t *o;
+	size_t i;
+
+	memset(&idn, 0, sizeof(idn));
+	memset(&acct, 0, sizeof(acct));
+	action_names(tx, a, &idn, &acct, names);
+	if ((q->text = render_action_text(a, names, 2)) != NULL)
+		q->status = 200;
+	else {
+		if ((o = render_action(a, true)) != NULL)
+			for (i = 0; i < 2; i++)
+				json_object_set_new(o, names[i].key, name_json(names[i].s));
+		req_reply(q, 200, o);
+	}
+	account_clear(&acct);
+	identity_clear(&idn);
+}
+
 int
 route_get_action(struct req *q)
 {
 	struct store_tx *tx = NULL;
-	json_t *cache = json_object(), *o;
 	struct action a;
 	struct qerr e;
 	int r;
@@ -525,14 +582,10 @@ route_get_action(struct req *q)
 		if (r == QERR_NOT_FOUND)
 			qerr_set(&e, r, "id", "no action %s", q->arg[0]);
 		req_qerr(q, r, &e);
-	} else {
-		if ((o = render_action(&a, true)) != NULL)
-			add_names(tx, o, cache);
-		req_reply(q, 200, o);
-	}
+	} else
+		reply_action(q, tx, &a);
 out:
 	store_tx_rollback(tx);
-	json_decref(cache);
 	action_clear(&a);
 	return 0;
 }

@@ -94,16 +94,56 @@ text_utf8_truncate(char *s, size_t max)
 	s[max] = '\0';
 }
 
+/* Writes v as n decimal digits at p. */
+static char *
+put_digits(char *p, int64_t v, int n)
+{
+	int i;
+
+	for (i = n - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + n;
+}
+
+/* The API renders a dozen times per answer: years 1970..9999 are computed here
+ * (H. Hinnant's civil_from_days), without gmtime's time zone lock or snprintf. */
 void
 text_time_format(int64_t ms, char out[TEXT_TIME_LEN])
 {
 	time_t t = (time_t)(ms / 1000);
+	int64_t days = ms / 86400000, sod, doe, yoe, doy, mp, y, m;
 	struct tm tm;
+	char *p = out;
 
-	gmtime_r(&t, &tm);
-	snprintf(out, TEXT_TIME_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-	    tm.tm_sec, (int)(((ms % 1000) + 1000) % 1000));
+	if (ms < 0 || ms >= INT64_C(253402300800000)) {
+		gmtime_r(&t, &tm);
+		snprintf(out, TEXT_TIME_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec, (int)(((ms % 1000) + 1000) % 1000));
+		return;
+	}
+	sod = ms / 1000 % 86400;
+	days += 719468;
+	doe = days % 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y = yoe + days / 146097 * 400 + (m <= 2);
+	p = put_digits(p, y, 4);
+	*p++ = '-';
+	p = put_digits(p, m, 2);
+	*p++ = '-';
+	p = put_digits(p, doy - (153 * mp + 2) / 5 + 1, 2);
+	*p++ = 'T';
+	p = put_digits(p, sod / 3600, 2);
+	*p++ = ':';
+	p = put_digits(p, sod / 60 % 60, 2);
+	*p++ = ':';
+	p = put_digits(p, sod % 60, 2);
+	*p++ = '.';
+	p = put_digits(p, ms % 1000, 3);
+	memcpy(p, "Z", 2);
 }
 
 static int

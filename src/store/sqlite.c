@@ -1165,6 +1165,20 @@ sq_identity_get(struct store_conn *c, const char *id, struct identity *out,
 }
 
 static int
+sq_identity_head(struct store_conn *c, const char *id, struct identity *out,
+    struct qerr *e)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = stmt(c, S_IDN_GET, &st, e)) != 0)
+		return r;
+	return sq_get_one(c, st, id, NULL, read_identity, out, "identity get", "identity",
+	    e);
+}
+
+static int
 sq_identity_list(struct store_conn *c, const struct identity_filter *f,
     store_identity_cb cb, void *arg, struct qerr *e)
 {
@@ -1484,6 +1498,7 @@ const struct store_ops store_sqlite = {
 	.identity_insert = sq_identity_insert,
 	.identity_update = sq_identity_update,
 	.identity_get = sq_identity_get,
+	.identity_head = sq_identity_head,
 	.identity_list = sq_identity_list,
 	.account_upsert = sq_account_upsert,
 	.account_get = sq_account_get,

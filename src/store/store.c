@@ -387,6 +387,15 @@ store_identity_get(struct store_tx *tx, const char *id, struct identity *out,
 }
 
 int
+store_identity_head(struct store_tx *tx, const char *id, struct identity *out,
+    struct qerr *e)
+{
+	if (tx->st->ops->identity_head == NULL)
+		return store_identity_get(tx, id, out, e);
+	return tx->st->ops->identity_head(tx->conn, id, out, e);
+}
+
+int
 store_identity_list(struct store_tx *tx, const struct identity_filter *f,
     store_identity_cb cb, void *arg, struct qerr *e)
 {

@@ -183,6 +183,10 @@ struct store_ops {
 	/* With its linked accounts. QERR_NOT_FOUND if none. */
 	int (*identity_get)(struct store_conn *c, const char *id, struct identity *out,
 	    struct qerr *e);
+	/* The same without its accounts (naccounts 0); optional: store_identity_head
+	 * reads the whole identity from a backend without it. */
+	int (*identity_head)(struct store_conn *c, const char *id, struct identity *out,
+	    struct qerr *e);
 	int (*identity_list)(struct store_conn *c, const struct identity_filter *f,
 	    store_identity_cb cb, void *arg, struct qerr *e);
 
@@ -399,6 +403,10 @@ int store_token_touch(struct store_tx *tx, const char *id, int64_t at,
 int store_identity_insert(struct store_tx *tx, const struct identity *idn, struct qerr *e);
 int store_identity_update(struct store_tx *tx, const struct identity *idn, struct qerr *e);
 int store_identity_get(struct store_tx *tx, const char *id, struct identity *out,
+    struct qerr *e);
+/* Identity id's own fields, its accounts not read when the backend can do without
+ * (a reader of one field need not load them all). Caller clears out. */
+int store_identity_head(struct store_tx *tx, const char *id, struct identity *out,
     struct qerr *e);
 int store_identity_list(struct store_tx *tx, const struct identity_filter *f,
     store_identity_cb cb, void *arg, struct qerr *e);
