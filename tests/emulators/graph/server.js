@@ -14,6 +14,7 @@ const login = require('./lib/login');
 const graph = require('./lib/graph');
 const USER_PROPS = require('./lib/user-properties');
 const { uuid, readBody, BodyTooLarge, sleep, isoSeconds } = require('./lib/util');
+const { parseMangle, sendMangled } = require('./lib/cut');
 
 const GRAPH_JSON = 'application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8';
 
@@ -46,7 +47,9 @@ function parseArgs(argv) {
   return o;
 }
 
-function send(res, status, body, headers = {}, contentType = 'application/json; charset=utf-8') {
+// mangle: a fault's cut_at / truncate_at / content_type (lib/cut.js); a 204 has no
+// body to mangle.
+function send(res, status, body, headers = {}, contentType = 'application/json; charset=utf-8', mangle = null) {
   const h = { ...headers };
   let payload = null;
   if (body !== undefined && status !== 204) {
@@ -56,6 +59,7 @@ function send(res, status, body, headers = {}, contentType = 'application/json; 
   } else if (status !== 204) {
     h['Content-Length'] = 0;
   }
+  if (mangle && status !== 204) return sendMangled(res, status, h, payload, mangle);
   res.writeHead(status, h);
   res.end(payload);
 }
@@ -70,9 +74,10 @@ async function handleGraph(state, req, res, url) {
   let template = 'UNMATCHED';
   let tenant = null;
   const extra = { requestId };
+  let mangle = null;
   const reply = (status, body, more = {}) => {
     state.record(req.method, template, status, req, { ...extra, tenant });
-    send(res, status, body, { ...headers, ...more }, GRAPH_JSON);
+    send(res, status, body, { ...headers, ...more }, GRAPH_JSON, mangle);
   };
   const fail = (status, code, message, more = {}) => reply(status, graph.errorBody(status, code, message, ctx), more);
 
@@ -105,6 +110,7 @@ async function handleGraph(state, req, res, url) {
   const fault = state.takeFault(req.method, req.url);
   if (fault) {
     if (fault.delay_ms > 0) await sleep(fault.delay_ms);
+    mangle = fault.mangle;
     if (fault.status) {
       const more = {};
       if (fault.retry_after != null) { more['Retry-After'] = String(fault.retry_after); extra.retryAfter = fault.retry_after; }
@@ -326,11 +332,13 @@ async function handleControl(state, req, res, url) {
         if (body.status != null && ![429, 500, 502, 503, 504].includes(body.status)) return bad('status must be one of 429, 500, 502, 503, 504 (or null for delay only)');
         const count = body.count ?? 1;
         if (!Number.isInteger(count) || count < 1) return bad('count must be a positive integer');
+        const cut = parseMangle(body);
+        if (cut.error) return bad(cut.error);
         const f = {
           id: state.nextFaultId++, path_regex: body.path_regex ?? '.*', re,
           method: body.method ? String(body.method).toUpperCase() : null,
           status: body.status ?? null, retry_after: body.retry_after ?? null,
-          count, remaining: count, applied: 0, delay_ms: body.delay_ms || 0,
+          count, remaining: count, applied: 0, delay_ms: body.delay_ms || 0, mangle: cut.mangle,
         };
         state.faults.push(f);
         return send(res, 201, faultView(f));

@@ -500,6 +500,37 @@ describe('throttling, faults, token expiry, stats', () => {
     assert.ok(f.json.faults.every((x) => x.remaining === 0));
   });
 
+  test('fault mangling: cut_at drops the transfer, truncate_at shortens, content_type replaces', async () => {
+    const tok = await secretToken(emu.base);
+    const h = { authorization: `Bearer ${tok}` };
+    const whole = await http(emu.base, 'GET', '/v1.0/users/user-6', { headers: h });
+    const full = JSON.stringify(whole.json);
+    assert.equal((await ctl(emu.base, 'POST', '/faults', { path_regex: '/users/user-6', truncate_at: 10 })).status, 201);
+    let r = await http(emu.base, 'GET', '/v1.0/users/user-6', { headers: h });
+    assert.equal(r.status, 200);
+    assert.equal(r.json, full.slice(0, 10));
+    await ctl(emu.base, 'POST', '/faults', { path_regex: '/users/user-6', content_type: 'text/html' });
+    r = await http(emu.base, 'GET', '/v1.0/users/user-6', { headers: h });
+    assert.equal(r.headers.get('content-type'), 'text/html');
+    assert.deepEqual(r.json, whole.json);
+    await ctl(emu.base, 'POST', '/faults', { path_regex: '/users/user-6', cut_at: 10 });
+    const got = await new Promise((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port: emu.port, path: '/v1.0/users/user-6', headers: h }, (res) => {
+        let n = 0;
+        res.on('data', (c) => { n += c.length; });
+        res.on('end', () => resolve({ n, len: Number(res.headers['content-length']), ended: true }));
+        res.on('error', () => resolve({ n, len: Number(res.headers['content-length']), ended: false }));
+        res.on('aborted', () => resolve({ n, len: Number(res.headers['content-length']), ended: false }));
+      });
+      req.on('error', () => resolve({ n: 0, ended: false }));
+      req.end();
+    });
+    assert.deepEqual(got, { n: 10, len: Buffer.byteLength(full), ended: false });
+    for (const bad of [{ cut_at: -1 }, { truncate_at: 1.5 }, { cut_at: 1, truncate_at: 2 }, { content_type: 7 }]) {
+      assert.equal((await ctl(emu.base, 'POST', '/faults', { path_regex: 'x', ...bad })).status, 400);
+    }
+  });
+
   test('token expiry: short lifetime and /_emulator/tokens/expire', async () => {
     await ctl(emu.base, 'PUT', '/tenants/contoso', { token_lifetime_s: 1 });
     const r0 = await token(emu.base, 'contoso', { client_id: 'app-1', client_secret: 's3cret' });

@@ -4,7 +4,8 @@
 // and validated by SCIMMY itself (PatchOp messages, PUT bodies against the User
 // schema, filters, paging), and a control API at /_emulator for the tests: seed and
 // read users, switch filter and PATCH support, cap page sizes, inject errors, count
-// requests. Also an OAuth 2.0 token endpoint (client credentials) at /oauth/token.
+// requests, mangle answers (cut_at / truncate_at / content_type, as the Graph and Okta
+// emulators do). Also an OAuth 2.0 token endpoint (client credentials) at /oauth/token.
 //
 //   node server.js --port 0     prints "listening on <port>" once it is up
 
@@ -17,6 +18,7 @@ const contract = createRequire(path.join(__dirname, '..', '..', 'contract', 'pac
 const express = contract('express');
 const SCIMMY = contract('scimmy').default;
 const SCIMMYRouters = contract('scimmy-routers').default;
+const { parseMangle, sendMangled } = require('../graph/lib/cut');
 
 const BASE = '/scim/v2';
 const TOKEN_LIFE_S = 3600;
@@ -117,6 +119,17 @@ function authenticate(st) {
   };
 }
 
+// SCIMMY's answer to this request, mangled on its way out (a 204 has nothing to cut).
+function mangleAnswer(res, m) {
+  const send = res.send.bind(res);
+  res.send = (body) => {
+    if (res.statusCode === 204) return send(body);
+    const text = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    sendMangled(res, res.statusCode, { 'Content-Type': res.getHeader('Content-Type') || 'application/scim+json' }, text, m);
+    return res;
+  };
+}
+
 // Faults, page caps and feature switches, before SCIMMY sees the request.
 function gate(st) {
   return (req, res, next) => {
@@ -128,27 +141,36 @@ function gate(st) {
     const f = st.faults.find((x) => (!x.method || x.method === req.method) && (!x.route || x.route === route));
     if (f) {
       if (--f.times <= 0) st.faults.splice(st.faults.indexOf(f), 1);
+      if (f.mangle) {
+        mangleAnswer(res, f.mangle);
+        return gateOn(st, req, res, next);
+      }
       if (f.retry_after !== undefined) res.setHeader('Retry-After', String(f.retry_after));
       res.status(f.status).type('application/scim+json').send(JSON.stringify(
         scimError(f.status, f.scimType, f.detail)));
       return;
     }
-    if (req.method === 'PATCH' && !st.patch) {
-      res.status(501).type('application/scim+json').send(JSON.stringify(
-        scimError(501, null, 'PATCH is not supported by this service provider')));
-      return;
-    }
-    if (req.method === 'GET' && req.query.filter !== undefined && !SCIMMY.Config.get().filter.supported) {
-      res.status(400).type('application/scim+json').send(JSON.stringify(
-        scimError(400, 'invalidFilter', 'filtering is not supported by this service provider')));
-      return;
-    }
-    if (st.maxCount > 0 && req.method === 'GET') {
-      const c = Number(req.query.count);
-      if (!Number.isInteger(c) || c > st.maxCount) req.query.count = String(st.maxCount);
-    }
-    next();
+    gateOn(st, req, res, next);
   };
+}
+
+// The rest of the gate, once no fault answers in SCIMMY's place.
+function gateOn(st, req, res, next) {
+  if (req.method === 'PATCH' && !st.patch) {
+    res.status(501).type('application/scim+json').send(JSON.stringify(
+      scimError(501, null, 'PATCH is not supported by this service provider')));
+    return;
+  }
+  if (req.method === 'GET' && req.query.filter !== undefined && !SCIMMY.Config.get().filter.supported) {
+    res.status(400).type('application/scim+json').send(JSON.stringify(
+      scimError(400, 'invalidFilter', 'filtering is not supported by this service provider')));
+    return;
+  }
+  if (st.maxCount > 0 && req.method === 'GET') {
+    const c = Number(req.query.count);
+    if (!Number.isInteger(c) || c > st.maxCount) req.query.count = String(st.maxCount);
+  }
+  next();
 }
 
 function tokenEndpoint(st) {
@@ -203,7 +225,10 @@ function control(st) {
   r.post('/clients', (req, res) => { st.clients.set(req.body.client_id, req.body.secret); res.status(204).end(); });
   r.post('/faults', (req, res) => {
     const f = { times: 1, ...req.body };
-    if (!Number.isInteger(f.status)) return res.status(400).json({ error: 'status required' });
+    const cut = parseMangle(req.body);
+    if (cut.error) return res.status(400).json({ error: cut.error });
+    f.mangle = cut.mangle;
+    if (!f.mangle && !Number.isInteger(f.status)) return res.status(400).json({ error: 'status, or cut_at, truncate_at or content_type required' });
     st.faults.push(f);
     return res.status(204).end();
   });

@@ -117,6 +117,28 @@ test('an injected fault answers once with its SCIM error and Retry-After', async
   assert.equal((await scim('DELETE', `/Users/${u.id}`)).status, 404);
 });
 
+test('a mangling fault cuts, shortens or retypes SCIMMY\'s own answer once', async () => {
+  const path = '/Users?count=2';
+  const whole = await fetch(`${base}/scim/v2${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  const full = await whole.text();
+  const get = () => fetch(`${base}/scim/v2${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  await ctl('POST', '/faults', { method: 'GET', route: 'GET /Users', truncate_at: 7 });
+  let r = await get();
+  assert.equal(r.status, 200);
+  assert.equal(await r.text(), full.slice(0, 7));
+  await ctl('POST', '/faults', { method: 'GET', route: 'GET /Users', content_type: 'text/plain' });
+  r = await get();
+  assert.equal(r.headers.get('content-type'), 'text/plain');
+  assert.equal(await r.text(), full);
+  await ctl('POST', '/faults', { method: 'GET', route: 'GET /Users', cut_at: 7 });
+  r = await get();
+  assert.equal(Number(r.headers.get('content-length')), Buffer.byteLength(full));
+  await assert.rejects(r.text());
+  assert.equal(await (await get()).text(), full);
+  assert.equal((await ctl('POST', '/faults', { route: 'GET /Users', cut_at: -3 })).status, 400);
+  assert.equal((await ctl('POST', '/faults', { route: 'GET /Users' })).status, 400);
+});
+
 test('the token endpoint issues tokens for client credentials (Basic or form)', async () => {
   await ctl('POST', '/clients', { client_id: 'app', secret: 's3cr=t' });
   const basic = Buffer.from(`app:${encodeURIComponent('s3cr=t')}`).toString('base64');
