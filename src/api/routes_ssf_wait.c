@@ -7,12 +7,15 @@
  * every RECHECK_MS for what another node of a cluster queued, and resumes a poll as
  * soon as its stream has a SET or its wait (at most SSF_WAIT_MAX_S) is over; the
  * answer is then made on MHD's thread. At most WAITERS_MAX polls wait at once; one
- * more is answered at once (as RFC 8936 lets a transmitter do).
+ * more is answered at once (as RFC 8936 lets a transmitter do). A stop answers the
+ * waiting polls (empty) before the server goes.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "engine/ssf.h"
@@ -20,6 +23,7 @@
 
 #define WAITERS_MAX	16
 #define RECHECK_MS	1000
+#define ANSWER_WAIT_S	3	/* for the polls resumed at a stop to be answered */
 
 struct ssf_waiter {
 	struct ssf_waiter *next;
@@ -31,13 +35,27 @@ struct ssf_waiter {
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* a waiter was added, or stop */
+	pthread_cond_t gone;	/* a long poll's request ended */
 	pthread_t thread;
 	bool started;
 	_Atomic bool stop;
 	struct store *st;
 	struct ssf_waiter *head;
-	unsigned n;
-} W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	unsigned n;		/* waiting */
+	unsigned live;		/* waiting or resumed, their requests not yet ended */
+} W = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
+	.gone = PTHREAD_COND_INITIALIZER };
+
+/* The request's end (answered, or its connection gone): api_stop waits for it. */
+static void
+waiter_free(void *job)
+{
+	pthread_mutex_lock(&W.mu);
+	W.live--;
+	pthread_cond_broadcast(&W.gone);
+	pthread_mutex_unlock(&W.mu);
+	free(job);
+}
 
 static int
 seen_cb(const char *key, const char *text, int64_t seq, void *arg)
@@ -161,13 +179,14 @@ routes_ssf_wait(struct req *q, const char *stream, int wait_s, int (*resume)(str
 		/* Suspended before the thread can see it, so its resume never comes
 		 * first. */
 		q->job = w;
-		q->job_free = free;
+		q->job_free = waiter_free;
 		q->resume = resume;
 		q->suspended = true;
 		MHD_suspend_connection(q->conn);
 		w->next = W.head;
 		W.head = w;
 		W.n++;
+		W.live++;
 		pthread_cond_signal(&W.cv);
 	}
 	pthread_mutex_unlock(&W.mu);
@@ -179,6 +198,9 @@ routes_ssf_wait(struct req *q, const char *stream, int wait_s, int (*resume)(str
 void
 routes_ssf_wait_close(void)
 {
+	struct timespec dl;
+	int rc = 0;
+
 	pthread_mutex_lock(&W.mu);
 	if (!W.started) {
 		pthread_mutex_unlock(&W.mu);
@@ -190,8 +212,14 @@ routes_ssf_wait_close(void)
 	ssf_outbox_queued();
 	/* The thread resumes every waiting poll before it ends. */
 	pthread_join(W.thread, NULL);
-	/* Still stopped: a poll the server takes before it stops is answered at once. */
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ANSWER_WAIT_S;
+	/* Still stopped: a poll the server takes before it stops is answered at once.
+	 * The resumed ones are answered on MHD's threads, which MHD_stop_daemon would
+	 * cut short: they get a few seconds first. */
 	pthread_mutex_lock(&W.mu);
+	while (W.live > 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&W.gone, &W.mu, &dl);
 	W.started = false;
 	W.st = NULL;
 	pthread_mutex_unlock(&W.mu);

@@ -428,6 +428,38 @@ queue_event(struct fill *f, const struct account *acc, const char *ev, json_t *b
 	return r;
 }
 
+/* A verification request's SET, for its stream if it is still there. */
+static int
+verification(struct fill *f, const struct audit_entry *ent)
+{
+	json_t *d = json_loads(ent->detail ? ent->detail : "", 0, NULL), *st, *claims;
+	const char *id = json_string_value(json_object_get(d, "stream_id")), *sid;
+	char *jti = NULL, *jwt = NULL;
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(f->streams, i, st) {
+		sid = json_string_value(json_object_get(st, "stream_id"));
+		if (id == NULL || sid == NULL || strcmp(sid, id) != 0)
+			continue;
+		claims = json_pack("{s:{s:s, s:s}, s:{s:{s:O?}}}", "sub_id", "format",
+		    "opaque", "id", id, "events", SSF_VERIFICATION, "state",
+		    json_object_get(d, "state"));
+		if (claims == NULL)
+			r = qerr_set(f->e, QERR_NOMEM, NULL, "out of memory");
+		else if ((r = ssf_sign(&f->s->conf, st, claims, &jti, &jwt, f->e)) == 0 &&
+		    (r = store_ssf_outbox_add(f->tx, id, jti, jwt, engine_now_ms(),
+		    f->e)) == 0)
+			f->queued++;
+		json_decref(claims);
+		free(jti);
+		free(jwt);
+		break;
+	}
+	json_decref(d);
+	return r;
+}
+
 static int
 entry(const struct audit_entry *ent, void *arg)
 {
@@ -440,6 +472,8 @@ entry(const struct audit_entry *ent, void *arg)
 	int r;
 
 	f->last = ent->seq;
+	if (strcmp(ent->event, SSF_VERIFY_AUDIT) == 0)
+		return verification(f, ent);
 	if (strcmp(ent->event, "step.succeeded") != 0 || ent->action_id == NULL ||
 	    ent->step_id == NULL)
 		return 0;

@@ -23,6 +23,9 @@
 #define SSF_RISC	"https://schemas.openid.net/secevent/risc/event-type/"
 #define SSF_CAEP	"https://schemas.openid.net/secevent/caep/event-type/"
 #define SSF_VERIFICATION	"https://schemas.openid.net/secevent/ssf/event-type/verification"
+/* The audit entry of a verification request ({stream_id, state}): its SET is made
+ * from the log in order with the others. */
+#define SSF_VERIFY_AUDIT	"ssf.verification_requested"
 
 /* The [ssf] section, validated: all borrowed from the configuration but key_pem
  * (zeroed and freed by ssf_conf_clear) and jwks (decref'd there). */
