@@ -159,6 +159,8 @@ engine_start(const struct config *cfg, struct store *st,
 		engine_stop(eng);
 		return r;
 	}
+	/* The SETs quell polls become alerts through the engine, running from here. */
+	ssf_attach(eng->ssf, eng);
 	qerr_clear(e);
 	*out = eng;
 	return 0;
