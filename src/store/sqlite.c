@@ -695,6 +695,19 @@ sq_close(struct store_conn *c)
 	free(c);
 }
 
+static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
+
+/*
+ * Memory statistics make every SQLite allocation take one process-wide mutex, which
+ * the API's threads then queue on for nothing: quell never reads them. Only possible
+ * before SQLite initializes; if something else got there first, they stay on.
+ */
+static void
+sq_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int
 sq_open(const char *location, struct store_conn **out, struct qerr *e)
 {
@@ -704,6 +717,7 @@ sq_open(const char *location, struct store_conn **out, struct qerr *e)
 	int r = QERR_INTERNAL, rc;
 
 	*out = NULL;
+	pthread_once(&sq_config_once, sq_config);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return sq_nomem(e);
 	rc = sqlite3_open_v2(location, &c->db, SQLITE_OPEN_READWRITE |
@@ -719,19 +733,6 @@ sq_open(const char *location, struct store_conn **out, struct qerr *e)
 	}
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
 	if ((c->gate = gate_ref(sqlite3_db_filename(c->db, "main"))) == NULL) {
-static pthread_once_t sq_config_once = PTHREAD_ONCE_INIT;
-
-/*
- * Memory statistics make every SQLite allocation take one process-wide mutex, which
- * the API's threads then queue on for nothing: quell never reads them. Only possible
- * before SQLite initializes; if something else got there first, they stay on.
- */
-static void
-sq_config(void)
-{
-	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-}
-
 		r = sq_nomem(e);
 		goto out;
 	}
@@ -741,7 +742,6 @@ sq_config(void)
 	rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		mode = sq_col_str(st, 0);
-	pthread_once(&sq_config_once, sq_config);
 		if (strcmp(mode, "wal") != 0) {
 			r = qerr_set(e, QERR_STORE, "path",
 			    "%s: cannot use WAL journal mode (got \"%s\")", location, mode);
