@@ -30,6 +30,10 @@ struct engine_system {
 	long rl_waits;
 	int64_t rl_wait_ms;
 	int64_t rl_logged_at;
+	/* The cluster's budget there ([system] shared_rate, shared_burst): requests per
+	 * second all nodes together may send, taken from the store (0: no such budget). */
+	double shared_rate;
+	long shared_burst;
 };
 
 /* Claimed steps on their way through the pipeline: one step, or several of one
@@ -108,6 +112,9 @@ struct engine_system *engine_find_system(struct engine *eng, const char *name);
  */
 void engine_system_seen(struct engine_system *sys, bool reachable, const char *why);
 
+/* Reads sys's shared_rate and shared_burst (pipeline.c); QERR_CONFIG naming a bad
+ * one. */
+int engine_budget_parse(struct engine_system *sys, struct qerr *e);
 /* The pipeline's threads (pipeline.c): they start last, once the providers are open
  * and the store recovered, and stop before the providers close. */
 int engine_pipeline_start(struct engine *eng, struct qerr *e);

@@ -320,8 +320,87 @@ dispatcher(void *arg)
 	return NULL;
 }
 
+#define BUDGET_RATE_MAX 10000.0
+
+int
+engine_budget_parse(struct engine_system *sys, struct qerr *e)
+{
+	const struct system_config *sc = sys->cfg;
+	const struct config_kv *rate = config_system_get(sc, "shared_rate");
+	const struct config_kv *burst = config_system_get(sc, "shared_burst");
+	char *end;
+	double d;
+
+	if (rate == NULL) {
+		if (burst != NULL)
+			return config_error(e, sc, burst->line, "shared_burst",
+			    "shared_burst needs shared_rate (the requests per second it "
+			    "refills)");
+		return 0;
+	}
+	d = strtod(rate->value, &end);
+	if (end == rate->value || *end != '\0' || !(d >= 0.01 && d <= BUDGET_RATE_MAX))
+		return config_error(e, sc, rate->line, "shared_rate", "shared_rate must be "
+		    "the requests per second every node together may send, from 0.01 to "
+		    "%.0f, not \"%s\"", BUDGET_RATE_MAX, rate->value);
+	sys->shared_rate = d;
+	/* A second's worth at once by default, and never less than one request. */
+	sys->shared_burst = d < 1.0 ? 1 : (long)d;
+	if (burst != NULL && config_long(burst->value, 1, 100000, &sys->shared_burst) != 0)
+		return config_error(e, sc, burst->line, "shared_burst", "shared_burst must "
+		    "be a whole number of requests from 1 to 100000, not \"%s\"",
+		    burst->value);
+	return 0;
+}
+
+/*
+ * The cluster's budget at the system: one request is taken from the bucket that every
+ * node takes from before the call leaves. An empty bucket (or a store that cannot
+ * tell) holds the job's steps back, a wait and no attempt, until the bucket will have
+ * one; the provider's own pacing stays each node's guard. Whether it held them.
+ */
+static bool
+budget_held(struct engine *eng, struct job *j)
+{
+	struct engine_system *sys = j->sys;
+	struct store_tx *tx = NULL;
+	int64_t wait = 0;
+	struct qerr e;
+	size_t i;
+	int r;
+
+	if (sys->shared_rate <= 0)
+		return false;
+	qerr_clear(&e);
+	if ((r = store_tx_begin(eng->st, true, &tx, &e)) == 0 &&
+	    (r = store_rate_take(tx, sys->cfg->name, sys->shared_rate, sys->shared_burst,
+	    engine_now_ms(), &wait, &e)) == 0) {
+		r = store_tx_commit(tx, &e);
+		tx = NULL;
+	}
+	store_tx_rollback(tx);
+	if (r == 0 && wait == 0)
+		return false;
+	if (r != 0)
+		wait = 1000;
+	for (i = 0; i < j->n; i++) {
+		j->res[i].outcome = STEP_OUTCOME_TRANSIENT;
+		j->res[i].not_sent = true;
+		j->res[i].retry_after_ms = (int)wait;
+		if (r != 0)
+			snprintf(j->res[i].message, sizeof(j->res[i].message), "the cluster's "
+			    "budget at %s could not be read: %.300s", sys->cfg->name,
+			    e.msg);
+		else
+			snprintf(j->res[i].message, sizeof(j->res[i].message), "held back by "
+			    "the cluster's budget at %s (shared_rate %g per second)",
+			    sys->cfg->name, sys->shared_rate);
+	}
+	return true;
+}
+
 static void
-run_job_calls(struct job *j)
+run_job_calls(struct engine *eng, struct job *j)
 {
 	const struct step **steps;
 	size_t i;
@@ -334,6 +413,8 @@ run_job_calls(struct job *j)
 		}
 		return;
 	}
+	if (budget_held(eng, j))
+		return;
 	if (j->n == 1) {
 		provider_execute(j->sys->ops, j->sys->p, &j->s[0], &j->res[0]);
 		return;
@@ -353,10 +434,10 @@ run_job_calls(struct job *j)
 
 /* Runs the job's provider call, timing it for the audit log. */
 static void
-run_job(struct job *j)
+run_job(struct engine *eng, struct job *j)
 {
 	j->call_start_us = engine_now_us();
-	run_job_calls(j);
+	run_job_calls(eng, j);
 	j->call_end_us = engine_now_us();
 }
 
@@ -374,7 +455,7 @@ worker(void *arg)
 			break;
 		j = queue_pop(&eng->run);
 		pthread_mutex_unlock(&eng->mu);
-		run_job(j);
+		run_job(eng, j);
 		pthread_mutex_lock(&eng->mu);
 		queue_push(&eng->done, j);
 		pthread_cond_signal(&eng->cv_done);

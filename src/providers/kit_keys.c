@@ -13,7 +13,8 @@
 #include "providers/kit.h"
 
 /* The engine's keys, in every section: config.c and the engine check them. */
-static const char *const common_keys[] = { "kind", "max_concurrency", "sync_interval" };
+static const char *const common_keys[] = { "kind", "max_concurrency", "sync_interval",
+    "shared_rate", "shared_burst" };
 
 bool
 kit_one_word(const char *v)

@@ -162,6 +162,33 @@ int pg_node_beat(struct store_conn *c, const char *node_id, int64_t started_at,
 int pg_node_list(struct store_conn *c, store_node_cb cb, void *arg, struct qerr *e);
 int pg_lease_list(struct store_conn *c, store_lease_cb cb, void *arg, struct qerr *e);
 
+/* Advanced hunting (postgres_hunt.c): store_ops' hunt. */
+int pg_hunt(const char *location, const struct hunt_query *q, char **out,
+    struct qerr *e);
+
+/* Shared budgets and console sessions (postgres_share.c). */
+int pg_rate_get(struct store_conn *c, const char *system, int64_t *level, int64_t *at,
+    struct qerr *e);
+int pg_rate_put(struct store_conn *c, const char *system, int64_t level, int64_t at,
+    struct qerr *e);
+int pg_session_insert(struct store_conn *c, const struct store_session *s,
+    struct qerr *e);
+int pg_session_get(struct store_conn *c, const char *id_hash, struct store_session *out,
+    struct qerr *e);
+int pg_session_touch(struct store_conn *c, const char *id_hash, int64_t at,
+    struct qerr *e);
+int pg_session_delete(struct store_conn *c, const char *id_hash, const char *token_id,
+    struct qerr *e);
+int pg_session_prune(struct store_conn *c, int64_t idle_before, int64_t life_before,
+    struct qerr *e);
+int pg_session_count(struct store_conn *c, const char *principal_hash, long *all,
+    long *own, char **lru, struct qerr *e);
+int pg_login_insert(struct store_conn *c, const char *cookie_hash,
+    const char *redirect_uri, int64_t created_us, int64_t older_than, long max,
+    struct qerr *e);
+int pg_login_take(struct store_conn *c, const char *cookie_hash, char **redirect_uri,
+    int64_t *created_us, struct qerr *e);
+
 /* The Shared Signals tables (postgres_ssf.c). */
 int pg_ssf_stream_put(struct store_conn *c, const char *id, const char *config,
     int64_t at, struct qerr *e);

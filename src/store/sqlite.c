@@ -689,6 +689,8 @@ sq_close(struct store_conn *c)
 		sqlite3_finalize(c->alert_stmt[i]);
 	for (i = 0; i < CLUSTER_STMT_MAX; i++)
 		sqlite3_finalize(c->cluster_stmt[i]);
+	for (i = 0; i < SHARE_STMT_MAX; i++)
+		sqlite3_finalize(c->share_stmt[i]);
 	sqlite3_close_v2(c->db);
 	gate_leave(c);
 	gate_unref(c->gate);
@@ -1538,6 +1540,16 @@ const struct store_ops store_sqlite = {
 	.node_beat = sq_node_beat,
 	.node_list = sq_node_list,
 	.lease_list = sq_lease_list,
+	.rate_get = sq_rate_get,
+	.rate_put = sq_rate_put,
+	.session_insert = sq_session_insert,
+	.session_get = sq_session_get,
+	.session_touch = sq_session_touch,
+	.session_delete = sq_session_delete,
+	.session_prune = sq_session_prune,
+	.session_count = sq_session_count,
+	.login_insert = sq_login_insert,
+	.login_take = sq_login_take,
 	.ssf_stream_put = sq_ssf_stream_put,
 	.ssf_stream_delete = sq_ssf_stream_delete,
 	.ssf_stream_list = sq_ssf_stream_list,

@@ -32,6 +32,7 @@
 #define ALERT_STMT_MAX 16
 #define SYNC_STMT_MAX 16
 #define CLUSTER_STMT_MAX 8
+#define SHARE_STMT_MAX 16
 
 struct gate;
 
@@ -45,6 +46,7 @@ struct store_conn {
 	sqlite3_stmt *sync_stmt[SYNC_STMT_MAX];	/* sqlite_sync.c */
 	sqlite3_stmt *alert_stmt[ALERT_STMT_MAX];	/* sqlite_alerts.c */
 	sqlite3_stmt *cluster_stmt[CLUSTER_STMT_MAX];	/* sqlite_cluster.c */
+	sqlite3_stmt *share_stmt[SHARE_STMT_MAX];	/* sqlite_share.c */
 };
 
 /* Maps an SQLite result code to a quell error naming what failed; returns it. */
@@ -160,6 +162,29 @@ int sq_node_beat(struct store_conn *c, const char *node_id, int64_t started_at,
     int64_t now, int64_t ttl_ms, struct qerr *e);
 int sq_node_list(struct store_conn *c, store_node_cb cb, void *arg, struct qerr *e);
 int sq_lease_list(struct store_conn *c, store_lease_cb cb, void *arg, struct qerr *e);
+
+/* Shared budgets and console sessions (sqlite_share.c). */
+int sq_rate_get(struct store_conn *c, const char *system, int64_t *level, int64_t *at,
+    struct qerr *e);
+int sq_rate_put(struct store_conn *c, const char *system, int64_t level, int64_t at,
+    struct qerr *e);
+int sq_session_insert(struct store_conn *c, const struct store_session *s,
+    struct qerr *e);
+int sq_session_get(struct store_conn *c, const char *id_hash, struct store_session *out,
+    struct qerr *e);
+int sq_session_touch(struct store_conn *c, const char *id_hash, int64_t at,
+    struct qerr *e);
+int sq_session_delete(struct store_conn *c, const char *id_hash, const char *token_id,
+    struct qerr *e);
+int sq_session_prune(struct store_conn *c, int64_t idle_before, int64_t life_before,
+    struct qerr *e);
+int sq_session_count(struct store_conn *c, const char *principal_hash, long *all,
+    long *own, char **lru, struct qerr *e);
+int sq_login_insert(struct store_conn *c, const char *cookie_hash,
+    const char *redirect_uri, int64_t created_us, int64_t older_than, long max,
+    struct qerr *e);
+int sq_login_take(struct store_conn *c, const char *cookie_hash, char **redirect_uri,
+    int64_t *created_us, struct qerr *e);
 
 /* The Shared Signals tables (sqlite_ssf.c). */
 int sq_ssf_stream_put(struct store_conn *c, const char *id, const char *config,

@@ -741,6 +741,165 @@ store_lease_list(struct store_tx *tx, store_lease_cb cb, void *arg, struct qerr 
 	return tx->st->ops->lease_list(tx->conn, cb, arg, e);
 }
 
+/* A bucket is counted in thousandths of a request, so that a slow rate still fills
+ * it a little at every look. */
+#define RATE_ONE 1000
+
+int
+store_rate_take(struct store_tx *tx, const char *system, double rate, long burst,
+    int64_t now, int64_t *wait_ms, struct qerr *e)
+{
+	const struct store_ops *o = tx->st->ops;
+	int64_t level, at, full = (int64_t)burst * RATE_ONE;
+	double filled;
+	int r;
+
+	*wait_ms = 0;
+	if (o->rate_get == NULL || o->rate_put == NULL)
+		return unsupported(tx, "rate_take", e);
+	if ((r = need_write(tx, "rate_take", e)) != 0)
+		return r;
+	if ((r = o->rate_get(tx->conn, system, &level, &at, e)) == QERR_NOT_FOUND) {
+		level = full;
+		at = now;
+	} else if (r != 0)
+		return r;
+	/* A node whose clock is behind the last filler's adds nothing, takes nothing
+	 * back. */
+	if (now > at) {
+		filled = (double)level + (double)(now - at) * rate;
+		level = filled >= (double)full ? full : (int64_t)filled;
+		at = now;
+	}
+	if (level > full)
+		level = full;
+	if (level >= RATE_ONE)
+		level -= RATE_ONE;
+	else
+		*wait_ms = (int64_t)((double)(RATE_ONE - level) / rate) + 1;
+	return o->rate_put(tx->conn, system, level, at, e);
+}
+
+void
+store_session_clear(struct store_session *s)
+{
+	if (s == NULL)
+		return;
+	free(s->id_hash);
+	free(s->principal_hash);
+	free(s->token_id);
+	free(s->token_hash);
+	free(s->claims);
+	memset(s, 0, sizeof(*s));
+}
+
+int
+store_session_insert(struct store_tx *tx, const struct store_session *s,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->session_insert == NULL)
+		return unsupported(tx, "session_insert", e);
+	if ((r = need_write(tx, "session_insert", e)) != 0)
+		return r;
+	return tx->st->ops->session_insert(tx->conn, s, e);
+}
+
+int
+store_session_get(struct store_tx *tx, const char *id_hash, struct store_session *out,
+    struct qerr *e)
+{
+	memset(out, 0, sizeof(*out));
+	if (tx->st->ops->session_get == NULL)
+		return unsupported(tx, "session_get", e);
+	return tx->st->ops->session_get(tx->conn, id_hash, out, e);
+}
+
+int
+store_session_touch(struct store_tx *tx, const char *id_hash, int64_t at,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->session_touch == NULL)
+		return unsupported(tx, "session_touch", e);
+	if ((r = need_write(tx, "session_touch", e)) != 0)
+		return r;
+	return tx->st->ops->session_touch(tx->conn, id_hash, at, e);
+}
+
+int
+store_session_delete(struct store_tx *tx, const char *id_hash, const char *token_id,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->session_delete == NULL)
+		return unsupported(tx, "session_delete", e);
+	if ((r = need_write(tx, "session_delete", e)) != 0)
+		return r;
+	if ((id_hash == NULL) == (token_id == NULL))
+		return qerr_set(e, QERR_INTERNAL, NULL, "store: session_delete takes one "
+		    "of id_hash and token_id");
+	return tx->st->ops->session_delete(tx->conn, id_hash, token_id, e);
+}
+
+int
+store_session_prune(struct store_tx *tx, int64_t idle_before, int64_t life_before,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->session_prune == NULL)
+		return unsupported(tx, "session_prune", e);
+	if ((r = need_write(tx, "session_prune", e)) != 0)
+		return r;
+	return tx->st->ops->session_prune(tx->conn, idle_before, life_before, e);
+}
+
+int
+store_login_insert(struct store_tx *tx, const char *cookie_hash,
+    const char *redirect_uri, int64_t created_us, int64_t older_than, long max,
+    struct qerr *e)
+{
+	int r;
+
+	if (tx->st->ops->login_insert == NULL)
+		return unsupported(tx, "login_insert", e);
+	if ((r = need_write(tx, "login_insert", e)) != 0)
+		return r;
+	return tx->st->ops->login_insert(tx->conn, cookie_hash, redirect_uri, created_us,
+	    older_than, max, e);
+}
+
+int
+store_login_take(struct store_tx *tx, const char *cookie_hash, char **redirect_uri,
+    int64_t *created_us, struct qerr *e)
+{
+	int r;
+
+	*redirect_uri = NULL;
+	*created_us = 0;
+	if (tx->st->ops->login_take == NULL)
+		return unsupported(tx, "login_take", e);
+	if ((r = need_write(tx, "login_take", e)) != 0)
+		return r;
+	return tx->st->ops->login_take(tx->conn, cookie_hash, redirect_uri, created_us,
+	    e);
+}
+
+int
+store_session_count(struct store_tx *tx, const char *principal_hash, long *all,
+    long *own, char **lru, struct qerr *e)
+{
+	*all = *own = 0;
+	*lru = NULL;
+	if (tx->st->ops->session_count == NULL)
+		return unsupported(tx, "session_count", e);
+	return tx->st->ops->session_count(tx->conn, principal_hash, all, own, lru, e);
+}
+
 int
 store_account_sync(struct store_tx *tx, const struct account *a, int64_t seen_run,
     struct account_sync *out, struct qerr *e)

@@ -132,6 +132,24 @@ struct store_lease {
 	const char *owner;
 	int64_t expires_at;
 };
+/*
+ * A console session as stored (src/api/web.c): never the cookie's value, only its
+ * SHA-256; whose it is, what it was opened with (an API token and that token's
+ * stored hash, or an OpenID Connect id token's claims as JSON) and its times.
+ * Cleared with store_session_clear(), which accepts NULL.
+ */
+struct store_session {
+	char *id_hash;		/* hex SHA-256 of the cookie's value */
+	char *principal_hash;	/* hex SHA-256 of whose it is */
+	char *token_id;		/* NULL for an OpenID Connect session */
+	char *token_hash;	/* hex; NULL for an OpenID Connect session */
+	char *claims;		/* JSON; NULL for a token's session */
+	int64_t created_us;	/* microseconds, so that sign-ins in one ms keep order */
+	int64_t used_us;
+};
+
+void store_session_clear(struct store_session *s);
+
 typedef int (*store_node_cb)(const struct store_node *n, void *arg);
 typedef int (*store_lease_cb)(const struct store_lease *l, void *arg);
 /* A row of the Shared Signals tables (src/engine/ssf.c), borrowed for the call: a
@@ -282,6 +300,41 @@ struct store_ops {
 	    int64_t at, bool *fresh, struct qerr *e);
 	int (*lease_list)(struct store_conn *c, store_lease_cb cb, void *arg,
 	    struct qerr *e);
+	/* A vendor's budget shared by the nodes (store_rate_take): the bucket of
+	 * system, its level in thousandths of a request and when it was filled last;
+	 * QERR_NOT_FOUND when it has none yet. */
+	int (*rate_get)(struct store_conn *c, const char *system, int64_t *level,
+	    int64_t *at, struct qerr *e);
+	int (*rate_put)(struct store_conn *c, const char *system, int64_t level,
+	    int64_t at, struct qerr *e);
+	/* Console sessions, by the hash of their id. session_get fills *out (caller
+	 * clears), QERR_NOT_FOUND when none; session_delete removes id_hash's, or with
+	 * id_hash NULL every session opened with token_id; session_prune those unused
+	 * since idle_before or made before life_before (µs, as the session's times);
+	 * session_count counts all and
+	 * principal_hash's own, *lru (caller frees; NULL when none) naming its least
+	 * recently used. */
+	int (*session_insert)(struct store_conn *c, const struct store_session *s,
+	    struct qerr *e);
+	int (*session_get)(struct store_conn *c, const char *id_hash,
+	    struct store_session *out, struct qerr *e);
+	int (*session_touch)(struct store_conn *c, const char *id_hash, int64_t at_us,
+	    struct qerr *e);
+	int (*session_delete)(struct store_conn *c, const char *id_hash,
+	    const char *token_id, struct qerr *e);
+	int (*session_prune)(struct store_conn *c, int64_t idle_before,
+	    int64_t life_before, struct qerr *e);
+	int (*session_count)(struct store_conn *c, const char *principal_hash,
+	    long *all, long *own, char **lru, struct qerr *e);
+	/* OpenID Connect sign-ins under way, by the hash of their pre-session cookie:
+	 * login_insert drops those made before older_than and, past max, the oldest;
+	 * login_take reads (*redirect_uri, caller frees) and deletes one: one use only,
+	 * QERR_NOT_FOUND when there is none. */
+	int (*login_insert)(struct store_conn *c, const char *cookie_hash,
+	    const char *redirect_uri, int64_t created_us, int64_t older_than, long max,
+	    struct qerr *e);
+	int (*login_take)(struct store_conn *c, const char *cookie_hash,
+	    char **redirect_uri, int64_t *created_us, struct qerr *e);
 
 	/*
 	 * Inventory sync. account_sync writes one account read from its system: a new
@@ -471,6 +524,34 @@ int store_node_beat(struct store_tx *tx, const char *node_id, int64_t started_at
     int64_t now, int64_t ttl_ms, struct qerr *e);
 int store_node_list(struct store_tx *tx, store_node_cb cb, void *arg, struct qerr *e);
 int store_lease_list(struct store_tx *tx, store_lease_cb cb, void *arg, struct qerr *e);
+/*
+ * Takes one request from system's budget shared by every node: a token bucket of
+ * burst requests refilled at rate per second. *wait_ms is 0 when one was taken, else
+ * how long until one will be there (nothing taken). Write transactions only: the
+ * write lock makes the read and the write of the bucket one step for the cluster.
+ */
+int store_rate_take(struct store_tx *tx, const char *system, double rate, long burst,
+    int64_t now, int64_t *wait_ms, struct qerr *e);
+/* Console sessions (store_ops' session_insert and on); writes need a write
+ * transaction. *out of store_session_get and *lru: the caller's. */
+int store_session_insert(struct store_tx *tx, const struct store_session *s,
+    struct qerr *e);
+int store_session_get(struct store_tx *tx, const char *id_hash,
+    struct store_session *out, struct qerr *e);
+int store_session_touch(struct store_tx *tx, const char *id_hash, int64_t at,
+    struct qerr *e);
+int store_session_delete(struct store_tx *tx, const char *id_hash, const char *token_id,
+    struct qerr *e);
+int store_session_prune(struct store_tx *tx, int64_t idle_before, int64_t life_before,
+    struct qerr *e);
+int store_session_count(struct store_tx *tx, const char *principal_hash, long *all,
+    long *own, char **lru, struct qerr *e);
+/* Sign-ins under way (store_ops' login_insert, login_take); write transactions. */
+int store_login_insert(struct store_tx *tx, const char *cookie_hash,
+    const char *redirect_uri, int64_t created_us, int64_t older_than, long max,
+    struct qerr *e);
+int store_login_take(struct store_tx *tx, const char *cookie_hash, char **redirect_uri,
+    int64_t *created_us, struct qerr *e);
 /* Shared Signals (see the ops above); the writes need a write transaction. */
 int store_ssf_stream_put(struct store_tx *tx, const char *id, const char *config,
     int64_t at, struct qerr *e);
