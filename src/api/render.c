@@ -196,23 +196,32 @@ struct jtext {
 	bool failed;
 };
 
-static void
-jt_put(struct jtext *t, const char *s, size_t n)
+/* Room for n more bytes and the NUL; false (the text failed) if out of memory. */
+static bool
+jt_room(struct jtext *t, size_t n)
 {
 	char *nb;
 	size_t cap;
 
 	if (t->failed)
-		return;
-	if (t->len + n + 1 > t->cap) {
-		cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
-		if ((nb = realloc(t->buf, cap)) == NULL) {
-			t->failed = true;
-			return;
-		}
-		t->buf = nb;
-		t->cap = cap;
+		return false;
+	if (t->len + n + 1 <= t->cap)
+		return true;
+	cap = t->cap * 2 > t->len + n + 1 ? t->cap * 2 : t->len + n + 1;
+	if ((nb = realloc(t->buf, cap)) == NULL) {
+		t->failed = true;
+		return false;
 	}
+	t->buf = nb;
+	t->cap = cap;
+	return true;
+}
+
+static void
+jt_put(struct jtext *t, const char *s, size_t n)
+{
+	if (!jt_room(t, n))
+		return;
 	memcpy(t->buf + t->len, s, n);
 	t->len += n;
 	t->buf[t->len] = '\0';
@@ -224,38 +233,43 @@ static void
 jt_string(struct jtext *t, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t i, run = 0, n = strlen(s);
+	size_t i, n = strlen(s);
 	bool checked = false;
-	char esc[7];
 	unsigned char c;
+	char *p;
 
-	jt_put(t, "\"", 1);
+	/* Room for the worst case, six bytes (\u00XX) a byte, so nothing below checks. */
+	if (!jt_room(t, 6 * n + 2))
+		return;
+	p = t->buf + t->len;
+	*p++ = '"';
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)s[i];
-		/* From the first byte past ASCII on, the rest is checked once. */
-		if (c >= 0x80 && !checked) {
-			checked = true;
-			if (!text_utf8_valid(s + i, n - i)) {
-				t->failed = true;
-				return;
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			/* From the first byte past ASCII on, the rest is checked once. */
+			if (c >= 0x80 && !checked) {
+				checked = true;
+				if (!text_utf8_valid(s + i, n - i)) {
+					t->failed = true;
+					return;
+				}
 			}
-		}
-		if (c >= 0x20 && c != '"' && c != '\\')
+			*p++ = (char)c;
 			continue;
-		jt_put(t, s + run, i - run);
-		run = i + 1;
-		esc[0] = '\\';
-		esc[1] = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b' : c == '\f' ?
-		    'f' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 'u';
-		if (esc[1] == 'u') {
-			memcpy(esc + 2, "00", 2);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 0xf];
 		}
-		jt_put(t, esc, esc[1] == 'u' ? 6 : 2);
+		*p++ = '\\';
+		*p++ = c == '"' ? '"' : c == '\\' ? '\\' : c == '\b' ? 'b' : c == '\f' ?
+		    'f' : c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 'u';
+		if (p[-1] == 'u') {
+			*p++ = '0';
+			*p++ = '0';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 0xf];
+		}
 	}
-	jt_put(t, s + run, n - run);
-	jt_put(t, "\"", 1);
+	*p++ = '"';
+	*p = '\0';
+	t->len = (size_t)(p - t->buf);
 }
 
 static void
@@ -281,11 +295,15 @@ static void
 jt_member(struct jtext *t, const struct render_member *m)
 {
 	char num[TEXT_TIME_LEN];
+	size_t k = strlen(m->key);
 
 	/* Keys are this file's own ASCII literals: nothing in them to escape. */
-	jt_put(t, "\"", 1);
-	jt_put(t, m->key, strlen(m->key));
-	jt_put(t, "\":", 2);
+	if (!jt_room(t, k + 3))
+		return;
+	t->buf[t->len] = '"';
+	memcpy(t->buf + t->len + 1, m->key, k);
+	memcpy(t->buf + t->len + 1 + k, "\":", 3);
+	t->len += k + 3;
 	switch (m->kind) {
 	case RENDER_STR_REQUIRED:
 		if (m->s == NULL)
