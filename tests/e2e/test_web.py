@@ -300,13 +300,15 @@ def test_web_hunting_panel_alerts(lab, quelld, make_user, artifacts):
         assert rc != 0 and "revoked" in out.lower(), f"kinit {u.sam}: {out}"
     mine = [a for a in q.admin.actions_all() if a["reason"] == "hunted: password spray (web e2e)"]
     assert sorted(a["identity_id"] for a in mine) == sorted(u.identity_id for u in hunted), mine
-    # nothing was requested for the preview-only pair; the release enabled the victim
-    assert not [a for a in q.admin.actions_all()
-                if a["identity_id"] in (vip.identity_id, off.identity_id, noexp.identity_id)]
+    # nothing was requested for the preview-only ones but the disable cancelled while it
+    # waited; the release enabled the victim
+    mine = [a for a in q.admin.actions_all()
+            if a["identity_id"] in (vip.identity_id, off.identity_id, noexp.identity_id)]
+    assert [(a["identity_id"], a["status"]) for a in mine] == [(vip.identity_id, "cancelled")], mine
     assert lab.kinit(victim.sam, victim.password)[0] == 0
     for shot in ("hunting.png", "hunting-confirm.png", "history-names.png", "preview-notes.png",
                  "preview-approval.png", "preview-already.png", "preview-dont-expire.png",
-                 "preview-dont-expire-cleared.png",
+                 "preview-dont-expire-cleared.png", "cancel-preview.png",
                  "panel-identities.png", "panel-actions.png", "panel-hunting.png", "alert.png",
                  "contained.png", "release-preview.png", "released.png", "audit-names.png"):
         assert (artifacts / shot).stat().st_size > 0, shot

@@ -172,6 +172,30 @@ test("preview: password never expires will be refused; clear_dont_expire offered
   await ctx.close();
 });
 
+test("cancel: what it ends, then the question; the action waiting for approval ends at once", async () => {
+  const { ctx, page, errors } = await signedIn(env("QUELL_WEB_ADMIN"));
+  const { dlg } = await previewOne(page, NOTES[0], "Disable");
+  await dlg.getByText(/Will wait for approval/).waitFor();
+  await dlg.getByLabel(/Reason/).fill("to be cancelled (web e2e)");
+  await dlg.getByRole("button", { name: /^Confirm disable/ }).click();
+  await page.waitForURL(/#\/actions/);
+  await page.getByRole("table", { name: "Actions" }).locator("tr", { hasText: "to be cancelled (web e2e)" })
+    .getByRole("link", { name: "Disable" }).click();
+  await page.getByRole("heading", { level: 1 }).getByText("pending approval", { exact: true }).waitFor();
+  await page.getByRole("button", { name: "Cancel action" }).click();
+  const ask = page.getByRole("dialog", { name: /^Cancel disable act_/ });
+  const what = ask.getByRole("list", { name: "What this will do" });
+  await what.getByText(NOTES[0], { exact: true }).waitFor();
+  await what.getByText("will be cancelled before it starts").waitFor();
+  await ask.getByText("Waiting for approval: it ends at once, nothing runs.").waitFor();
+  assert.equal(await ask.getByLabel(/Reason/).count(), 0, "a cancel records no reason: none is asked for");
+  await page.screenshot({ path: path.join(ART, "cancel-preview.png") });
+  await ask.getByRole("button", { name: "Cancel action" }).click();
+  await page.getByRole("heading", { level: 1 }).getByText("cancelled", { exact: true }).waitFor();
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test("identities are listed by name", async () => {
   const { ctx, page } = await signedIn(env("QUELL_WEB_ADMIN"));
   await page.goto(`${URL_}/#/identities?q=${TAG}`);

@@ -222,7 +222,7 @@ export async function renderAction(main, id, ctx) {
     const cancel = live && can("response.manage") ? h("button.danger", { type: "button", text: "Cancel action",
       onclick: async () => {
         const ok = await askReason({ title: `Cancel ${actionLabel(a.type).toLowerCase()} ${a.id}`,
-          confirm: "Cancel action", required: false, danger: true, preview: (list, note) => cancelPreview(a, list, note) });
+          confirm: "Cancel action", danger: true, withReason: false, preview: (list, note) => cancelPreview(a, list, note) });
         if (ok === null) return;
         try { await post(`/api/v1/actions/${a.id}/cancel`, {}); toast("Cancel requested"); await load(); }
         catch (e) { err.textContent = e.message; }

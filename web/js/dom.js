@@ -87,22 +87,23 @@ export function toast(msg) {
 // Asks for a reason in a modal dialog: resolves to the text, or null when cancelled.
 // required: the confirm button waits for a reason.
 // preview(list, note), when given, fills the dialog with what confirming will do (a
-// list of lines, a note beneath) before the reason is asked for.
-export function askReason({ title, confirm, required = true, danger = false, preview = null }) {
+// list of lines, a note beneath) before the reason is asked for. withReason false:
+// a plain confirmation (the request records no reason); answers "" when confirmed.
+export function askReason({ title, confirm, required = true, danger = false, preview = null, withReason = true }) {
   return new Promise((resolve) => {
     const dlg = h("dialog.confirm", { "aria-labelledby": "ask-title" });
     const list = h("ul.plan", { "aria-label": "What this will do" });
     const note = h("div");
     const perr = h("p.error", { role: "alert" });
     const reason = h("textarea", { id: "ask-reason", rows: "3", maxlength: "1000", required });
-    const ok = h("button" + (danger ? ".danger" : ""), { type: "submit", text: confirm, disabled: required });
+    const ok = h("button" + (danger ? ".danger" : ""), { type: "submit", text: confirm, disabled: required && withReason });
     let answer = null;
     reason.addEventListener("input", () => { ok.disabled = required && !reason.value.trim(); });
     const form = h("form", { method: "dialog" },
       h("h2", { id: "ask-title", text: title }),
       preview ? [list, note, perr] : null,
-      h("p.field", {}, h("label", { for: "ask-reason",
-        text: required ? "Reason (recorded in the audit log)" : "Reason (optional, recorded in the audit log)" }), reason),
+      withReason ? h("p.field", {}, h("label", { for: "ask-reason",
+        text: required ? "Reason (recorded in the audit log)" : "Reason (optional, recorded in the audit log)" }), reason) : null,
       h("div.buttons", {}, h("button", { type: "button", text: "Cancel", onclick: () => dlg.close() }), ok));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -113,7 +114,7 @@ export function askReason({ title, confirm, required = true, danger = false, pre
     dlg.addEventListener("close", () => { dlg.remove(); resolve(answer); });
     document.body.append(dlg);
     dlg.showModal();
-    reason.focus();
+    (withReason ? reason : ok).focus();
     if (preview) preview(list, note).catch((e) => { perr.textContent = e.message; });
   });
 }
