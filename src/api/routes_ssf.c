@@ -14,6 +14,7 @@
 #include "core/id.h"
 #include "engine/ssf.h"
 #include "internal.h"
+#include "providers/kit.h"
 
 #define STREAM_BODY_MAX	64	/* events a stream may request */
 #define POLL_MAX	100
@@ -682,11 +683,30 @@ jwks(struct req *q)
 	return req_reply(q, 200, json_deep_copy(c->jwks));
 }
 
+#define WELL_KNOWN	"/.well-known/ssf-configuration"
+
 bool
 routes_ssf_path(const char *path)
 {
-	return strncmp(path, "/ssf/", 5) == 0 ||
-	    strcmp(path, "/.well-known/ssf-configuration") == 0;
+	return strncmp(path, "/ssf/", 5) == 0 || strcmp(path, WELL_KNOWN) == 0 ||
+	    strncmp(path, WELL_KNOWN "/", sizeof(WELL_KNOWN)) == 0;
+}
+
+/* SSF 1.0 7.2: the metadata of an issuer with a path is at
+ * /.well-known/ssf-configuration<path>; without [ssf], only the plain path is
+ * quell's (answered 404). */
+static bool
+metadata_path(struct req *q)
+{
+	const struct ssf_conf *c = engine_ssf_conf(q->api->eng);
+	struct kit_url u;
+
+	if (strcmp(q->path, WELL_KNOWN) == 0)
+		return true;
+	if (c == NULL || kit_url_parse(c->issuer, "https http", &u) != 0 || *u.path == '\0')
+		return false;
+	return strncmp(q->path, WELL_KNOWN, sizeof(WELL_KNOWN) - 1) == 0 &&
+	    strcmp(q->path + sizeof(WELL_KNOWN) - 1, u.path) == 0;
 }
 
 bool
@@ -694,8 +714,8 @@ routes_ssf_public(struct req *q)
 {
 	bool get = strcmp(q->method, "GET") == 0;
 
-	if (get && strcmp(q->path, "/.well-known/ssf-configuration") == 0) {
-		q->route = "/.well-known/ssf-configuration";
+	if (get && metadata_path(q)) {
+		q->route = WELL_KNOWN;
 		metadata(q);
 		return true;
 	}

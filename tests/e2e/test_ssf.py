@@ -58,9 +58,10 @@ class Peer:
         self.proc.wait()
 
 
-def ssf_quelld(quelld, tmp_path, extra="", rsa=False):
+def ssf_quelld(quelld, tmp_path, extra="", rsa=False, path=""):
     """quelld with [ssf] (extra: more of it, then other sections); rsa: an RSA 2048
-    key (RS256, as the CAEP Interoperability Profile requires) instead of P-256."""
+    key (RS256, as the CAEP Interoperability Profile requires) instead of P-256;
+    path: the issuer's (as behind a proxy)."""
     port = free_port()
     key = tmp_path / "ssf.key"
     subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
@@ -71,10 +72,10 @@ def ssf_quelld(quelld, tmp_path, extra="", rsa=False):
     key.chmod(0o600)
     q = quelld(start=False, server={"listen": f"127.0.0.1:{port}"})
     with open(q.conf, "a") as f:
-        f.write(f"\n[ssf]\nissuer = http://127.0.0.1:{port}\nkey_file = {key}\n"
+        f.write(f"\n[ssf]\nissuer = http://127.0.0.1:{port}{path}\nkey_file = {key}\n"
                 f"kid = quell-e2e\n" + extra.replace("{port}", str(port)) + "\n")
     q.start()
-    q.issuer = f"http://127.0.0.1:{port}"
+    q.issuer = f"http://127.0.0.1:{port}{path}"
     # SSF's paths are not in the contract proxy's docs/openapi.yaml pass: direct.
     q.ssf = Api(q.direct_port, q.tokens["admin"])
     return q
@@ -133,6 +134,18 @@ def test_metadata_and_streams(quelld, tmp_path, make_user):
     assert bad.status == 400 and bad.error["field"] == "delivery.endpoint_url", bad
     assert q.ssf.delete(f"/ssf/stream?stream_id={sid}").status == 204
     assert q.ssf.get(f"/ssf/stream?stream_id={sid}").status == 404
+
+
+def test_metadata_of_an_issuer_with_a_path(quelld, tmp_path):
+    """SSF 1.0 7.2: issuer https://host/quell has its metadata at
+    /.well-known/ssf-configuration/quell; its endpoints are under the issuer."""
+    q = ssf_quelld(quelld, tmp_path, path="/quell")
+    anon = Api(q.direct_port)
+    meta = anon.get("/.well-known/ssf-configuration/quell")
+    assert meta.status == 200 and meta.json["issuer"] == q.issuer, meta
+    assert meta.json["configuration_endpoint"] == q.issuer + "/ssf/stream"
+    # Another path is none of quell's public ones: it wants a token like any other.
+    assert anon.get("/.well-known/ssf-configuration/other").status == 401
 
 
 def test_push_survives_receiver_down(quelld, tmp_path, make_user, peer):
