@@ -1410,10 +1410,66 @@ test_alert_one_commit_before_first_calls(void **state)
 	alert_clear(&a);
 }
 
+/* A preview's lines: one per step, with what will happen there ("other" cannot
+ * disable: not_supported and why; an enable of enabled accounts: already), no
+ * warnings for an untagged identity. */
+static void
+test_preview_lines(void **state)
+{
+	struct fx *f = *state;
+	struct action_request req = { .type = ACTION_DISABLE, .identity_id = IDN,
+		.reason = "test", .source = "api", .preview = true };
+	struct action_result res;
+	struct qerr e = {0};
+	const json_t *l;
+	const char *sys, *outcome;
+	size_t i, change = 0, unsupported = 0;
+
+	start(f);
+	assert_int_equal(engine_request_bulk(f->eng, &analyst, &req, 1, false, &res, &e), 0);
+	assert_int_equal(res.r, 0);
+	assert_non_null(res.preview);
+	assert_int_equal(json_array_size(json_object_get(res.preview, "accounts")),
+	    res.a.nsteps);
+	json_array_foreach(json_object_get(res.preview, "accounts"), i, l) {
+		sys = json_string_value(json_object_get(l, "system"));
+		outcome = json_string_value(json_object_get(l, "outcome"));
+		assert_string_equal(json_string_value(json_object_get(l, "step_id")),
+		    res.a.steps[i].id);
+		assert_string_equal(json_string_value(json_object_get(l, "state")), "enabled");
+		if (strcmp(sys, "other") == 0) {
+			assert_string_equal(outcome, "not_supported");
+			assert_non_null(strstr(json_string_value(json_object_get(l, "note")),
+			    "not supported by other (fake)"));
+			unsupported++;
+		} else {
+			assert_string_equal(outcome, "change");
+			change++;
+		}
+	}
+	assert_int_equal(change, 3);
+	assert_int_equal(unsupported, 1);
+	assert_int_equal(json_array_size(json_object_get(res.preview, "warnings")), 0);
+	engine_results_clear(&res, 1);
+
+	/* enable on accounts last read enabled: already so, nothing to change */
+	req.type = ACTION_ENABLE;
+	assert_int_equal(engine_request_bulk(f->eng, &analyst, &req, 1, false, &res, &e), 0);
+	assert_int_equal(res.r, 0);
+	json_array_foreach(json_object_get(res.preview, "accounts"), i, l) {
+		assert_string_equal(json_string_value(json_object_get(l, "outcome")), "already");
+		assert_string_equal(json_string_value(json_object_get(l, "note")),
+		    "already enabled: nothing to change");
+	}
+	assert_int_equal(i, 4);
+	engine_results_clear(&res, 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_preview_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_succeeds_action_completes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_transient_waits_then_succeeds, setup,
