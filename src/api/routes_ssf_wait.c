@@ -202,11 +202,12 @@ routes_ssf_wait_close(void)
 	int rc = 0;
 
 	pthread_mutex_lock(&W.mu);
+	/* Stopped even when no poll ever waited: none may start waiting now. */
+	W.stop = true;
 	if (!W.started) {
 		pthread_mutex_unlock(&W.mu);
 		return;
 	}
-	W.stop = true;
 	pthread_cond_broadcast(&W.cv);
 	pthread_mutex_unlock(&W.mu);
 	ssf_outbox_queued();
