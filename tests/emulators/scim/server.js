@@ -232,6 +232,7 @@ function control(st) {
     st.faults.push(f);
     return res.status(204).end();
   });
+  r.delete('/faults', (req, res) => { st.faults = []; res.status(204).end(); });
   r.put('/config', (req, res) => {
     const b = req.body;
     if (b.max_count !== undefined) st.maxCount = b.max_count;

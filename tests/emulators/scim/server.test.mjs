@@ -137,6 +137,9 @@ test('a mangling fault cuts, shortens or retypes SCIMMY\'s own answer once', asy
   assert.equal(await (await get()).text(), full);
   assert.equal((await ctl('POST', '/faults', { route: 'GET /Users', cut_at: -3 })).status, 400);
   assert.equal((await ctl('POST', '/faults', { route: 'GET /Users' })).status, 400);
+  await ctl('POST', '/faults', { route: 'GET /Users', truncate_at: 1, times: 5 });
+  assert.equal((await ctl('DELETE', '/faults')).status, 204);
+  assert.equal(await (await get()).text(), full);
 });
 
 test('the token endpoint issues tokens for client credentials (Basic or form)', async () => {
