@@ -18,6 +18,7 @@
 #include "core/disruption_rules.h"
 #include "core/policy.h"
 #include "daemon/daemon.h"
+#include "engine/engine.h"
 #include "engine/siem.h"
 #include "privsep/privsep.h"
 #include "providers/provider.h"
@@ -95,7 +96,14 @@ check_sections(const struct config *cfg, struct qerr *e)
 	struct policy *pol = NULL;
 	struct oidc *o = NULL;
 	struct web *w = NULL;
+	double rate;
+	long burst;
+	size_t i;
 	int r;
+
+	for (i = 0; i < cfg->nsystems; i++)
+		if ((r = engine_budget_parse(&cfg->systems[i], &rate, &burst, e)) != 0)
+			return r;
 
 	if ((r = policy_load(cfg, &pol, e)) == 0 &&
 	    (r = corr_rules_load(cfg, &rules, e)) == 0 &&

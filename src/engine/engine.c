@@ -97,7 +97,8 @@ open_systems(struct engine *eng, struct qerr *e)
 			return qerr_set(e, QERR_CONFIG, "kind",
 			    "%s:%d: unknown kind '%s' for system '%s'", sc->file, sc->line,
 			    sc->kind, sc->name);
-		if ((r = engine_budget_parse(&eng->sys[i], e)) != 0 ||
+		if ((r = engine_budget_parse(sc, &eng->sys[i].shared_rate,
+		    &eng->sys[i].shared_burst, e)) != 0 ||
 		    (r = provider_open(eng->sys[i].ops, sc, &eng->sys[i].p, e)) != 0)
 			return r;
 		eng->sys[i].limit = sc->max_concurrency;

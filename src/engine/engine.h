@@ -100,6 +100,14 @@ struct sync_status {
  */
 int engine_start(const struct config *cfg, struct store *st,
     const struct engine_options *opt, struct engine **out, struct qerr *e);
+/*
+ * A system's share of the cluster's budget at its vendor ([system] shared_rate,
+ * shared_burst; pipeline.c): *rate 0 when it has none. QERR_CONFIG naming a bad key;
+ * quelld check and the engine's start read it alike.
+ */
+int engine_budget_parse(const struct system_config *sc, double *rate, long *burst,
+    struct qerr *e);
+
 /* Stops the workers (waiting for steps in flight) and closes the providers. */
 void engine_stop(struct engine *eng);
 

@@ -112,9 +112,6 @@ struct engine_system *engine_find_system(struct engine *eng, const char *name);
  */
 void engine_system_seen(struct engine_system *sys, bool reachable, const char *why);
 
-/* Reads sys's shared_rate and shared_burst (pipeline.c); QERR_CONFIG naming a bad
- * one. */
-int engine_budget_parse(struct engine_system *sys, struct qerr *e);
 /* The pipeline's threads (pipeline.c): they start last, once the providers are open
  * and the store recovered, and stop before the providers close. */
 int engine_pipeline_start(struct engine *eng, struct qerr *e);

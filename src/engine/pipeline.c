@@ -323,14 +323,16 @@ dispatcher(void *arg)
 #define BUDGET_RATE_MAX 10000.0
 
 int
-engine_budget_parse(struct engine_system *sys, struct qerr *e)
+engine_budget_parse(const struct system_config *sc, double *out_rate, long *out_burst,
+    struct qerr *e)
 {
-	const struct system_config *sc = sys->cfg;
 	const struct config_kv *rate = config_system_get(sc, "shared_rate");
 	const struct config_kv *burst = config_system_get(sc, "shared_burst");
 	char *end;
 	double d;
 
+	*out_rate = 0;
+	*out_burst = 0;
 	if (rate == NULL) {
 		if (burst != NULL)
 			return config_error(e, sc, burst->line, "shared_burst",
@@ -343,10 +345,10 @@ engine_budget_parse(struct engine_system *sys, struct qerr *e)
 		return config_error(e, sc, rate->line, "shared_rate", "shared_rate must be "
 		    "the requests per second every node together may send, from 0.01 to "
 		    "%.0f, not \"%s\"", BUDGET_RATE_MAX, rate->value);
-	sys->shared_rate = d;
+	*out_rate = d;
 	/* A second's worth at once by default, and never less than one request. */
-	sys->shared_burst = d < 1.0 ? 1 : (long)d;
-	if (burst != NULL && config_long(burst->value, 1, 100000, &sys->shared_burst) != 0)
+	*out_burst = d < 1.0 ? 1 : (long)d;
+	if (burst != NULL && config_long(burst->value, 1, 100000, out_burst) != 0)
 		return config_error(e, sc, burst->line, "shared_burst", "shared_burst must "
 		    "be a whole number of requests from 1 to 100000, not \"%s\"",
 		    burst->value);
