@@ -36,6 +36,9 @@
 #define PAGE_SIZE_DEFAULT	"500"
 #define PAGE_SIZE_MAX		1000	/* Windows' default MaxPageSize */
 #define TIMEOUT_DEFAULT		"10"
+/* The largest LDAP message taken from a server: liblber otherwise allocates whatever
+ * length a message's header announces, up to 4 GiB (an entry here is a few KiB). */
+#define MESSAGE_MAX		(16 * 1024 * 1024)
 
 #define UAC_SEEN_BUCKETS	4096
 #define UAC_SEEN_MAX		(1u << 20)
@@ -528,12 +531,25 @@ pool_put(struct provider *p, struct conn *c, bool drop)
 	pthread_mutex_unlock(&p->mu);
 }
 
+static int
+limit_incoming(LDAP *ld)
+{
+	ber_len_t max = MESSAGE_MAX;
+	Sockbuf *sb = NULL;
+
+	if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || sb == NULL ||
+	    ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max) != 1)
+		return LDAP_LOCAL_ERROR;
+	return LDAP_SUCCESS;
+}
+
 void
 ad_adopt(struct provider *p, LDAP *ld)
 {
 	struct conn *c = pool_get(p);
 
 	conn_drop(c);
+	(void)limit_incoming(ld);
 	c->ld = ld;
 	pool_put(p, c, false);
 }
@@ -607,7 +623,8 @@ conn_ready(struct provider *p, struct conn *c, bool *fresh, struct lres *lr)
 	    (rc = ldap_set_option(ld, LDAP_OPT_TIMELIMIT, &limit)) != LDAP_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand)) != LDAP_SUCCESS ||
 	    (rc = ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &tlsmin)) != LDAP_SUCCESS ||
-	    (rc = ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &c->cb)) != LDAP_SUCCESS) {
+	    (rc = ldap_set_option(ld, LDAP_OPT_CONNECT_CB, &c->cb)) != LDAP_SUCCESS ||
+	    (rc = limit_incoming(ld)) != LDAP_SUCCESS) {
 		lres_set(lr, ld, rc, "cannot set LDAP options for %s", p->url);
 		goto fail;
 	}

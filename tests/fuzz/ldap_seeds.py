@@ -112,6 +112,9 @@ SEEDS = {
     # A paged results control without its value (liblber's ber_init asserted).
     "list-paged-no-value": bytes([LIST]) + message(1, listed(1)) +
     done(1, controls=tlv(0xA0, tlv(0x30, octets(PAGED)))),
+    # A message announcing 4 GiB: liblber allocated it as announced (now refused
+    # past ad.c's MESSAGE_MAX).
+    "huge-length": bytes([LIST]) + bytes([0x30, 0x84, 0xF0, 0x00, 0x00, 0x00, 0x02]),
     "list-malformed": bytes([LIST]) + message(1, entry("CN=x", {"objectGUID": [b"short"]})) +
     done(1),
     "changes": bytes([CHANGES]) + rootdse(1) +
