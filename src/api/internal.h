@@ -40,6 +40,9 @@ struct req {
 	unsigned perms;
 	struct oidc_claims claims;	/* of a bearer JWT, for authorization */
 	bool has_claims;
+	/* The caller sent a bearer token: a 401 then says invalid_token and a 403
+	 * insufficient_scope in WWW-Authenticate (RFC 6750 3.1). */
+	bool bearer;
 	/* A console session cookie and no Authorization header (web_has_session),
 	 * read when the headers are in: the transport and req_actor ask this, so that
 	 * neither calls back into web.c. */

@@ -22,6 +22,7 @@
 #include "core/jwt.h"
 #include "core/log.h"
 #include "core/rbac.h"
+#include "core/strlist.h"
 #include "oidc.h"
 #include "providers/http.h"
 #include "providers/kit.h"
@@ -344,6 +345,29 @@ list_claim(const json_t *c, const char *name, char ***out, size_t *n, struct qer
 	return 0;
 }
 
+/* The OAuth scopes of an access token: "scope" (RFC 9068, space-separated), else
+ * Entra's "scp" (the same); absent is none. */
+static int
+scope_claim(const json_t *c, struct oidc_claims *out, struct qerr *e)
+{
+	const json_t *v = json_object_get(c, "scope");
+	struct strlist l = { 0 };
+
+	if (v == NULL && (v = json_object_get(c, "scp")) == NULL)
+		return 0;
+	if (!text_ok(v))
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed scope claim");
+	if (strlist_split(&l, json_string_value(v), " ") != 0)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
+	if (l.n > CLAIM_LIST_MAX) {
+		strlist_clear(&l);
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed scope claim");
+	}
+	out->scopes = l.v;
+	out->nscopes = l.n;
+	return 0;
+}
+
 static const json_t *
 first_text(const json_t *c, const char *a, const char *b, const char *d)
 {
@@ -369,7 +393,8 @@ fill_claims(const struct oidc *o, const json_t *c, struct oidc_claims *out,
 	    (out->username = strdup(json_string_value(user))) == NULL)
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	if ((r = list_claim(c, "roles", &out->roles, &out->nroles, e)) != 0 ||
-	    (r = list_claim(c, "wids", &out->wids, &out->nwids, e)) != 0)
+	    (r = list_claim(c, "wids", &out->wids, &out->nwids, e)) != 0 ||
+	    (r = scope_claim(c, out, e)) != 0)
 		return r;
 	return date_claim(c, "exp", &out->exp, e) < 0 ? QERR_UNAUTHENTICATED : 0;
 }
@@ -698,7 +723,8 @@ oidc_claims_copy(struct oidc_claims *dst, const struct oidc_claims *src,
 	if ((dst->subject = strdup(src->subject)) == NULL ||
 	    (dst->username = strdup(src->username)) == NULL ||
 	    copy_list(src->roles, src->nroles, &dst->roles, &dst->nroles) != 0 ||
-	    copy_list(src->wids, src->nwids, &dst->wids, &dst->nwids) != 0) {
+	    copy_list(src->wids, src->nwids, &dst->wids, &dst->nwids) != 0 ||
+	    copy_list(src->scopes, src->nscopes, &dst->scopes, &dst->nscopes) != 0) {
 		oidc_claims_clear(dst);
 		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	}
@@ -724,6 +750,7 @@ oidc_claims_clear(struct oidc_claims *c)
 	free(c->username);
 	free_list(c->roles, c->nroles);
 	free_list(c->wids, c->nwids);
+	free_list(c->scopes, c->nscopes);
 	memset(c, 0, sizeof(*c));
 }
 

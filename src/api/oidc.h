@@ -24,6 +24,8 @@ struct oidc_claims {
 	size_t nroles;
 	char **wids;		/* "wids": Entra directory role template ids */
 	size_t nwids;
+	char **scopes;		/* "scope" (RFC 9068), else Entra's "scp": OAuth scopes */
+	size_t nscopes;
 	int64_t exp;
 };
 

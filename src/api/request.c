@@ -182,6 +182,8 @@ req_authorize(struct req *q)
 		s->napp_roles = q->claims.nroles;
 		s->wids = q->claims.wids;
 		s->nwids = q->claims.nwids;
+		s->oauth_scopes = q->claims.scopes;
+		s->noauth_scopes = q->claims.nscopes;
 	}
 	qerr_clear(&e);
 	if (policy_grants(engine_policy(q->api->eng), s, &q->grants, &e) != 0) {
@@ -208,6 +210,20 @@ req_audit_denial(struct req *q, const char *event, const char *why)
 	if (engine_audit_as(q->api->eng, &who, event, NULL, d, &e) != 0)
 		log_msg(LOG_LVL_ERROR, "audit of a refused request failed: %s", e.msg);
 	json_decref(d);
+}
+
+/*
+ * RFC 6750 3.1: a request without a token is told the scheme only; a token refused
+ * is invalid_token, a token that may not do this insufficient_scope. Never the
+ * reason: that is in the body, for the caller only.
+ */
+static const char *
+bearer_challenge(const struct req *q)
+{
+	if (!q->bearer)
+		return "Bearer realm=\"quell\"";
+	return q->status == 401 ? "Bearer realm=\"quell\", error=\"invalid_token\"" :
+	    "Bearer realm=\"quell\", error=\"insufficient_scope\"";
 }
 
 enum MHD_Result
@@ -238,9 +254,9 @@ req_send_json(struct req *q, const char *cookie)
 	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
 	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 	routes_graph_headers(q, resp);
-	if (q->status == 401)
+	if (q->status == 401 || (q->status == 403 && q->bearer))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-		    "Bearer realm=\"quell\"");
+		    bearer_challenge(q));
 	if (cookie != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 	if (q->status == 405 && q->allow != NULL)

@@ -70,6 +70,7 @@ authenticate(struct req *q)
 		req_audit_denial(q, "auth.failed", "no bearer token");
 		return false;
 	}
+	q->bearer = true;
 	if (q->api->oidc != NULL && looks_like_jwt(h + 7))
 		r = oidc_authenticate(q, h + 7, &e);
 	else

@@ -55,7 +55,7 @@ static const struct {
 	{ HDA, "viewer" }, { DW, "viewer" },
 };
 
-enum match_kind { MATCH_APP_ROLE, MATCH_ENTRA_ROLE, MATCH_SUBJECT, MATCH_USER };
+enum match_kind { MATCH_APP_ROLE, MATCH_ENTRA_ROLE, MATCH_SUBJECT, MATCH_USER, MATCH_SCOPE };
 
 struct grant_rule {
 	const char *name;
@@ -170,6 +170,7 @@ load_match(struct qerr *e, const struct system_config *s, const struct config_kv
 	} kinds[] = {
 		{ "app_role:", MATCH_APP_ROLE }, { "entra_role:", MATCH_ENTRA_ROLE },
 		{ "subject:", MATCH_SUBJECT }, { "user:", MATCH_USER },
+		{ "oauth_scope:", MATCH_SCOPE },
 	};
 	const char *v = NULL, *id;
 	size_t i;
@@ -181,7 +182,7 @@ load_match(struct qerr *e, const struct system_config *s, const struct config_kv
 		}
 	if (v == NULL || *v == '\0')
 		return config_error(e, s, kv->line, NULL, "match must be app_role:NAME, entra_role:ROLE, "
-		    "subject:ID or user:NAME");
+		    "subject:ID, user:NAME or oauth_scope:NAME");
 	if (g->how == MATCH_ENTRA_ROLE) {
 		if ((id = entra_role_id(v)) == NULL && is_uuid(v))
 			id = v;
@@ -461,6 +462,8 @@ rule_matches(const struct grant_rule *g, const struct subject *s)
 		return strlist_has(s->app_roles, s->napp_roles, g->value, false);
 	case MATCH_ENTRA_ROLE:
 		return wid_held(s, g->value);
+	case MATCH_SCOPE:
+		return strlist_has(s->oauth_scopes, s->noauth_scopes, g->value, false);
 	case MATCH_SUBJECT:
 		return s->id != NULL && strncmp(s->id, "oidc:", 5) == 0 &&
 		    strcmp(s->id + 5, g->value) == 0;

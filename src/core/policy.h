@@ -29,6 +29,8 @@ struct subject {
 	size_t napp_roles;
 	char *const *wids;		/* OIDC "wids": Entra role template ids */
 	size_t nwids;
+	char *const *oauth_scopes;	/* OIDC "scope" / "scp": OAuth scopes */
+	size_t noauth_scopes;
 };
 
 /* One quell role held by a subject, limited to identities with a scope tag (if any)

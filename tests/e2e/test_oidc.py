@@ -227,6 +227,36 @@ def test_refusals(oidc_quelld, keys):
     refused(q, jwt(rsa, claims(oid=None, sub=None)), "token has no subject")
 
 
+def test_oauth_scope_grant_and_bearer_errors(quelld, keys, tmp_path):
+    """A [grant] matching oauth_scope: gives an access token whose scope (RFC 9068) or
+    scp (Entra) holds it the role; WWW-Authenticate carries RFC 6750's error codes."""
+    jwks = tmp_path / "jwks.json"
+    write_jwks(jwks, keys["rsa"])
+    q = quelld(start=False)
+    with open(q.conf, "a") as f:
+        f.write(f"\n[oidc]\nissuer = {ISSUER}\naudience = {AUDIENCE}\n"
+                f"jwks_file = {jwks}\n\n[grant \"ssf\"]\n"
+                "match = oauth_scope:ssf.manage\nrole = admin\n")
+    q.start()
+    rsa = keys["rsa"]
+    for c in (claims(scope="ssf.read ssf.manage"), claims(scp="ssf.manage")):
+        r = Api(q.port, jwt(rsa, c)).get("/api/v1/tokens")
+        assert r.status == 200, f"{c}: {r}"
+    r = Api(q.port, jwt(rsa, claims(scope="ssf.read"))).get("/api/v1/tokens")
+    assert r.status == 403, r
+    assert r.headers["www-authenticate"] == \
+        'Bearer realm="quell", error="insufficient_scope"', r.headers
+    # an app role of the same name is not a scope
+    r = Api(q.port, jwt(rsa, claims(roles=["ssf.manage"]))).get("/api/v1/tokens")
+    assert r.status == 403, r
+    refused(q, jwt(rsa, claims(scope=7)), "malformed scope claim")
+    r = Api(q.port).get("/api/v1/tokens", token=jwt(rsa, claims(exp=1)))
+    assert r.headers["www-authenticate"] == \
+        'Bearer realm="quell", error="invalid_token"', r.headers
+    r = Api(q.port).get("/api/v1/tokens", token=None)
+    assert r.status == 401 and r.headers["www-authenticate"] == 'Bearer realm="quell"'
+
+
 def test_unknown_kid_reloads_once_a_minute(oidc_quelld, keys):
     q = oidc_quelld
     assert reloads(q) == 0

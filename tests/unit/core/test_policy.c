@@ -138,6 +138,36 @@ user_match_is_for_signed_in_users(void **state)
 	unload(&f);
 }
 
+/* An access token's OAuth scope (e.g. the SSF profile's ssf.manage) is matched by
+ * oauth_scope:, exactly and never by an app role of the same name. */
+static void
+oauth_scope_match(void **state)
+{
+	char *manage[] = { "ssf.read", "ssf.manage" }, *read[] = { "ssf.read" };
+	struct subject jwt = { .id = "oidc:9", .name = "rx", .oauth_scopes = manage,
+	    .noauth_scopes = 2 };
+	struct qerr e;
+	struct fx f;
+
+	(void)state;
+	load(&f, "[grant \"ssf\"]\nmatch = oauth_scope:ssf.manage\nrole = admin\n");
+	assert_int_equal(policy_grants(f.pol, &jwt, &f.gs, &e), 0);
+	assert_true(policy_perms(&f.gs) & PERM_SETTINGS_MANAGE);
+	free(f.gs.g);
+	jwt.oauth_scopes = read;
+	jwt.noauth_scopes = 1;
+	assert_int_equal(policy_grants(f.pol, &jwt, &f.gs, &e), 0);
+	assert_false(policy_perms(&f.gs) & PERM_SETTINGS_MANAGE);
+	free(f.gs.g);
+	jwt.oauth_scopes = NULL;
+	jwt.noauth_scopes = 0;
+	jwt.app_roles = manage;
+	jwt.napp_roles = 2;
+	assert_int_equal(policy_grants(f.pol, &jwt, &f.gs, &e), 0);
+	assert_false(policy_perms(&f.gs) & PERM_SETTINGS_MANAGE);
+	unload(&f);
+}
+
 static void
 configured_requirements(void **state)
 {
@@ -212,8 +242,8 @@ errors_name_the_line(void **state)
 {
 	(void)state;
 	expect_error("[grant \"a\"]\nmatch = group:x\nrole = viewer\n",
-	    "q.conf:2: match must be app_role:NAME, entra_role:ROLE, subject:ID or "
-	    "user:NAME");
+	    "q.conf:2: match must be app_role:NAME, entra_role:ROLE, subject:ID, "
+	    "user:NAME or oauth_scope:NAME");
 	expect_error("[grant \"a\"]\nmatch = app_role:x\nrole = god\n",
 	    "q.conf:3: unknown role 'god'");
 	expect_error("[grant \"a\"]\nrole = viewer\n", "q.conf:1: [grant \"a\"] needs match "
@@ -241,6 +271,7 @@ main(void)
 		cmocka_unit_test(seed_table_for_entra_roles),
 		cmocka_unit_test(scoped_grants),
 		cmocka_unit_test(user_match_is_for_signed_in_users),
+		cmocka_unit_test(oauth_scope_match),
 		cmocka_unit_test(configured_requirements),
 		cmocka_unit_test(approval_rules),
 		cmocka_unit_test(errors_name_the_line),
