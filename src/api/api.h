@@ -52,10 +52,11 @@ int auth_token_create(struct store *st, const struct actor *who, const char *nam
 /* Zeroes and frees a token; accepts NULL. */
 void auth_token_free(char *token);
 /*
- * Checks a bearer token: its hash against the stored one in constant time, then
- * that it is neither revoked nor expired (QERR_UNAUTHENTICATED, e->msg "token
- * revoked (id)" or "token expired (id)"), and records its use. Fills *p (caller
- * clears).
+ * Checks a bearer token: its hash against the stored one in constant time (a token
+ * verified lately: its keyed BLAKE2b against the remembered one), then that it is
+ * neither revoked (read from the store each time) nor expired (QERR_UNAUTHENTICATED,
+ * e->msg "token revoked (id)" or "token expired (id)"), and records its use. Fills
+ * *p (caller clears).
  */
 int auth_token_check(struct store *st, const char *token, struct principal *p,
     struct qerr *e);

@@ -3,11 +3,14 @@
  * before the dot finds the row; the SHA-256 of the whole token is stored and compared
  * in constant time, so a database reader learns no usable token.
  *
- * A token's expiry and revocation live in its row and are read on every request, so
- * a revocation made through any node holds on every node at the next request: there
- * is no cache to wait out. Its last use is written at most once a minute per token,
- * so that authenticating does not cost a synchronous commit per request.
+ * A token's revocation lives in its row and is read on every request, so a
+ * revocation made through any node holds on every node at the next request: there
+ * is no cache to wait out. What a token stands for (its principal and expiry) never
+ * changes, so a token verified once is known again by a keyed BLAKE2b of it, without
+ * SHA-256 or reading its row whole. Its last use is written at most once a minute
+ * per token, so that authenticating does not cost a synchronous commit per request.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,23 @@
 #define SECRET_BYTES 32
 /* last_used_at is this coarse: the list says "used in the last minute", no finer. */
 #define TOUCH_GAP_MS 60000
+/* Tokens remembered as verified; a slot is taken over by the next token mapped to it. */
+#define VERIFIED_SLOTS 128
+
+struct verified {
+	unsigned char key[crypto_generichash_BYTES];
+	bool used;
+	struct principal p;
+	int64_t expires_at;
+};
+
+/* The key is random per process: a key of one token tells nothing outside it. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_once_t once;
+	unsigned char k[crypto_generichash_KEYBYTES];
+	struct verified slot[VERIFIED_SLOTS];
+} verified = { .mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT };
 
 static void
 token_hash(const char *token, unsigned char out[32])
@@ -151,6 +171,97 @@ out:
 	return r;
 }
 
+static void
+verified_init(void)
+{
+	randombytes_buf(verified.k, sizeof(verified.k));
+}
+
+static void
+verified_key(const char *token, unsigned char key[crypto_generichash_BYTES])
+{
+	pthread_once(&verified.once, verified_init);
+	crypto_generichash(key, crypto_generichash_BYTES, (const unsigned char *)token,
+	    strlen(token), verified.k, sizeof(verified.k));
+}
+
+static struct verified *
+verified_slot(const unsigned char *key)
+{
+	return &verified.slot[(key[0] | (unsigned)key[1] << 8) % VERIFIED_SLOTS];
+}
+
+/* A deep copy of src into dst (cleared on failure); 0 or QERR_NOMEM. */
+static int
+principal_copy(struct principal *dst, const struct principal *src)
+{
+	size_t i;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->created_at = src->created_at;
+	if ((src->id && (dst->id = strdup(src->id)) == NULL) ||
+	    (src->name && (dst->name = strdup(src->name)) == NULL) ||
+	    (src->role && (dst->role = strdup(src->role)) == NULL) ||
+	    (src->nscope && (dst->scope = calloc(src->nscope, sizeof(char *))) == NULL))
+		goto fail;
+	for (i = 0; i < src->nscope; i++, dst->nscope++)
+		if ((dst->scope[i] = strdup(src->scope[i])) == NULL)
+			goto fail;
+	return 0;
+fail:
+	principal_clear(dst);
+	return QERR_NOMEM;
+}
+
+/* The principal (a copy, caller clears) and expiry of the token with key; false if
+ * it was not verified lately. */
+static bool
+verified_get(const unsigned char *key, struct principal *p, int64_t *expires_at)
+{
+	struct verified *v;
+	bool hit;
+
+	pthread_mutex_lock(&verified.mu);
+	v = verified_slot(key);
+	hit = v->used && sodium_memcmp(v->key, key, sizeof(v->key)) == 0 &&
+	    principal_copy(p, &v->p) == 0;
+	if (hit)
+		*expires_at = v->expires_at;
+	pthread_mutex_unlock(&verified.mu);
+	return hit;
+}
+
+static void
+verified_put(const unsigned char *key, const struct principal *p, int64_t expires_at)
+{
+	struct principal copy;
+	struct verified *v;
+
+	if (principal_copy(&copy, p) != 0)
+		return;
+	pthread_mutex_lock(&verified.mu);
+	v = verified_slot(key);
+	principal_clear(&v->p);
+	memcpy(v->key, key, sizeof(v->key));
+	v->p = copy;
+	v->expires_at = expires_at;
+	v->used = true;
+	pthread_mutex_unlock(&verified.mu);
+}
+
+/* Why a token whose secret matched is refused, if it is. Revoked wins over expired:
+ * it is the more telling reason. */
+static int
+token_refused(const char *id, int64_t revoked_at, int64_t expires_at, int64_t now,
+    struct qerr *e)
+{
+	if (revoked_at != 0)
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "token revoked (%s)", id);
+	if (expires_at != 0 && now >= expires_at)
+		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "token expired (%s)", id);
+	return 0;
+}
+
 /* Records that token id was used at now, unless that was done less than a minute
  * ago. A failure costs only the record: the request itself goes on. */
 static void
@@ -174,9 +285,10 @@ touch(struct store *st, const char *id, int64_t now)
 		log_msg(LOG_LVL_WARN, "token %s: last use not recorded: %s", id, e.msg);
 }
 
-int
-auth_token_principal(struct store *st, const char *id, const unsigned char hash[32],
-    struct principal *p, struct qerr *e)
+/* auth_token_principal, telling the token's expiry too. */
+static int
+token_principal(struct store *st, const char *id, const unsigned char hash[32],
+    struct principal *p, int64_t *expires_at, struct qerr *e)
 {
 	unsigned char stored[32];
 	struct store_tx *tx = NULL;
@@ -198,11 +310,8 @@ auth_token_principal(struct store *st, const char *id, const unsigned char hash[
 	 */
 	if (sodium_memcmp(stored, hash, sizeof(stored)) != 0)
 		r = qerr_set(e, QERR_NOT_FOUND, "token", "no such token");
-	/* Revoked wins over expired: it is the more telling reason. */
-	else if (t.revoked_at != 0)
-		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "token revoked (%s)", id);
-	else if (t.expires_at != 0 && now >= t.expires_at)
-		r = qerr_set(e, QERR_UNAUTHENTICATED, NULL, "token expired (%s)", id);
+	else
+		r = token_refused(id, t.revoked_at, t.expires_at, now, e);
 	sodium_memzero(stored, sizeof(stored));
 	if (r != 0) {
 		token_info_clear(&t);
@@ -211,8 +320,38 @@ auth_token_principal(struct store *st, const char *id, const unsigned char hash[
 	if (now - t.last_used_at >= TOUCH_GAP_MS)
 		touch(st, id, now);
 	*p = t.p;
+	*expires_at = t.expires_at;
 	memset(&t.p, 0, sizeof(t.p));
 	token_info_clear(&t);
+	return 0;
+}
+
+int
+auth_token_principal(struct store *st, const char *id, const unsigned char hash[32],
+    struct principal *p, struct qerr *e)
+{
+	int64_t expires_at;
+
+	return token_principal(st, id, hash, p, &expires_at, e);
+}
+
+/* For a token verified before: whether it is still good (the store says whether it
+ * was revoked since) and its use recorded. */
+static int
+token_still_good(struct store *st, const char *id, int64_t expires_at, struct qerr *e)
+{
+	struct store_tx *tx = NULL;
+	int64_t now = engine_now_ms(), revoked_at = 0, last_used_at = 0;
+	int r;
+
+	if ((r = store_tx_begin(st, false, &tx, e)) != 0)
+		return r;
+	r = store_token_state(tx, id, &revoked_at, &last_used_at, e);
+	store_tx_rollback(tx);
+	if (r != 0 || (r = token_refused(id, revoked_at, expires_at, now, e)) != 0)
+		return r;
+	if (now - last_used_at >= TOUCH_GAP_MS)
+		touch(st, id, now);
 	return 0;
 }
 
@@ -220,9 +359,10 @@ int
 auth_token_check(struct store *st, const char *token, struct principal *p,
     struct qerr *e)
 {
-	unsigned char got[32];
+	unsigned char got[32], key[crypto_generichash_BYTES];
 	char id[ID_LEN];
 	const char *dot = strchr(token, '.');
+	int64_t expires_at = 0;
 	size_t idlen;
 	int r;
 
@@ -234,9 +374,17 @@ auth_token_check(struct store *st, const char *token, struct principal *p,
 	id[idlen] = '\0';
 	if (!id_valid(id, "qt"))
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "malformed token");
-	token_hash(token, got);
-	r = auth_token_principal(st, id, got, p, e);
-	sodium_memzero(got, sizeof(got));
+	verified_key(token, key);
+	if (verified_get(key, p, &expires_at)) {
+		if ((r = token_still_good(st, id, expires_at, e)) != 0)
+			principal_clear(p);
+	} else {
+		token_hash(token, got);
+		if ((r = token_principal(st, id, got, p, &expires_at, e)) == 0)
+			verified_put(key, p, expires_at);
+		sodium_memzero(got, sizeof(got));
+	}
+	sodium_memzero(key, sizeof(key));
 	if (r == QERR_NOT_FOUND)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL, "unknown token");
 	return r;

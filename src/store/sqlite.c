@@ -279,6 +279,7 @@ enum stmt_id {
 	S_TOKEN_REVOKE,
 	S_TOKEN_EXISTS,
 	S_TOKEN_TOUCH,
+	S_TOKEN_STATE,
 	S_IDN_INSERT,
 	S_IDN_UPDATE,
 	S_IDN_GET,
@@ -319,6 +320,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_TOKEN_TOUCH] =
 	    "UPDATE tokens SET last_used_at = ?2"
 	    " WHERE id = ?1 AND revoked_at = 0 AND last_used_at <= ?2 - ?3",
+	[S_TOKEN_STATE] = "SELECT revoked_at, last_used_at FROM tokens WHERE id = ?1",
 	[S_IDN_UPDATE] =
 	    "UPDATE identities SET display_name = ?2, tags = ?3 WHERE id = ?1",
 	[S_IDN_INSERT] =
@@ -1042,6 +1044,35 @@ sq_token_touch(struct store_conn *c, const char *id, int64_t at, int64_t min_gap
 	return r;
 }
 
+/* Where sq_token_state reads its two columns into. */
+struct token_state {
+	int64_t *revoked_at, *last_used_at;
+};
+
+static int
+read_token_state(sqlite3_stmt *st, void *out, struct qerr *e)
+{
+	struct token_state *ts = out;
+
+	(void)e;
+	*ts->revoked_at = sqlite3_column_int64(st, 0);
+	*ts->last_used_at = sqlite3_column_int64(st, 1);
+	return 0;
+}
+
+static int
+sq_token_state(struct store_conn *c, const char *id, int64_t *revoked_at,
+    int64_t *last_used_at, struct qerr *e)
+{
+	struct token_state ts = { revoked_at, last_used_at };
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = stmt(c, S_TOKEN_STATE, &st, e)) != 0)
+		return r;
+	return sq_get_one(c, st, id, NULL, read_token_state, &ts, "token get", "token", e);
+}
+
 /* Identities and accounts. */
 
 int
@@ -1511,6 +1542,7 @@ const struct store_ops store_sqlite = {
 	.token_list = sq_token_list,
 	.token_revoke = sq_token_revoke,
 	.token_touch = sq_token_touch,
+	.token_state = sq_token_state,
 	.identity_insert = sq_identity_insert,
 	.identity_update = sq_identity_update,
 	.identity_get = sq_identity_get,

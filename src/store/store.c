@@ -340,6 +340,24 @@ store_token_revoke(struct store_tx *tx, const char *id, int64_t at, const char *
 }
 
 int
+store_token_state(struct store_tx *tx, const char *id, int64_t *revoked_at,
+    int64_t *last_used_at, struct qerr *e)
+{
+	unsigned char hash[32];
+	struct token_info t;
+	int r;
+
+	if (tx->st->ops->token_state != NULL)
+		return tx->st->ops->token_state(tx->conn, id, revoked_at, last_used_at, e);
+	if ((r = store_token_get(tx, id, &t, hash, e)) != 0)
+		return r;
+	*revoked_at = t.revoked_at;
+	*last_used_at = t.last_used_at;
+	token_info_clear(&t);
+	return 0;
+}
+
+int
 store_token_touch(struct store_tx *tx, const char *id, int64_t at, int64_t min_gap_ms,
     bool *written, struct qerr *e)
 {

@@ -192,6 +192,11 @@ struct store_ops {
 	 * the token is revoked); *written tells whether the row changed. */
 	int (*token_touch)(struct store_conn *c, const char *id, int64_t at,
 	    int64_t min_gap_ms, bool *written, struct qerr *e);
+	/* Token id's revocation and last use alone, what a request with a token verified
+	 * before needs; optional (store_token_state reads the whole row without it).
+	 * QERR_NOT_FOUND if none. */
+	int (*token_state)(struct store_conn *c, const char *id, int64_t *revoked_at,
+	    int64_t *last_used_at, struct qerr *e);
 
 	int (*identity_insert)(struct store_conn *c, const struct identity *idn,
 	    struct qerr *e);
@@ -453,6 +458,8 @@ int store_token_revoke(struct store_tx *tx, const char *id, int64_t at, const ch
     struct qerr *e);
 int store_token_touch(struct store_tx *tx, const char *id, int64_t at,
     int64_t min_gap_ms, bool *written, struct qerr *e);
+int store_token_state(struct store_tx *tx, const char *id, int64_t *revoked_at,
+    int64_t *last_used_at, struct qerr *e);
 int store_identity_insert(struct store_tx *tx, const struct identity *idn, struct qerr *e);
 int store_identity_update(struct store_tx *tx, const struct identity *idn, struct qerr *e);
 int store_identity_get(struct store_tx *tx, const char *id, struct identity *out,
