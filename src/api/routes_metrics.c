@@ -15,6 +15,7 @@
 
 #include "core/metrics.h"
 #include "core/model.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "internal.h"
 
@@ -152,7 +153,8 @@ write_scraped(struct req *q, struct mtext *t, struct qerr *e)
 	static const char *const ver_key[] = { "version" };
 	const char *vals[1];
 	json_t *ans = NULL, *rows, *row;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = (int64_t)time(NULL), oldest_ms = 0;
+	const char *oldest;
 	size_t i, n;
 
 	if ((rows = query_rows(q->api->st, "SELECT type, status, count(*) FROM Actions "
@@ -160,18 +162,21 @@ write_scraped(struct req *q, struct mtext *t, struct qerr *e)
 		goto fail;
 	write_actions(t, rows);
 	json_decref(ans);
+	/* The oldest as the views' RFC 3339 text (which sorts as time does), read
+	 * here: the same query in either store's dialect. */
 	if ((rows = query_rows(q->api->st, "SELECT count(*), "
-	    "min(unixepoch(a.created_at)) FROM ActionSteps s JOIN Actions a ON "
+	    "min(a.created_at) FROM ActionSteps s JOIN Actions a ON "
 	    "a.action_id = s.action_id WHERE s.status IN ('queued', 'retry_wait') AND "
 	    "a.status IN ('queued', 'running')", &ans, e)) == NULL)
 		goto fail;
 	row = json_array_get(rows, 0);
 	write_one(t, "quell_queue_depth", "gauge", "Steps waiting to run (queued or "
 	    "waiting to retry), from the store.", num(json_array_get(row, 0)));
+	oldest = json_string_value(json_array_get(row, 1));
 	write_one(t, "quell_queue_oldest_age_seconds", "gauge", "Age of the action of "
 	    "the oldest step waiting to run; 0 when none waits.",
-	    json_is_number(json_array_get(row, 1)) ?
-	    (double)(now - (int64_t)num(json_array_get(row, 1))) : 0);
+	    oldest != NULL && text_time_parse(oldest, &oldest_ms) == 0 ?
+	    (double)(now - oldest_ms / 1000) : 0);
 	json_decref(ans);
 	if ((rows = query_rows(q->api->st, "SELECT count(*) FROM Actions WHERE status = "
 	    "'pending_approval'", &ans, e)) == NULL)
