@@ -1282,8 +1282,9 @@ batch_run(struct provider *p, LDAP *ld, struct bstep *b, size_t n, bool *drop,
 		tv = timeval_of(wait);
 		msg = NULL;
 		rc = ldap_result(ld, LDAP_RES_ANY, LDAP_MSG_ALL, &tv, &msg);
-		/* ldap_result returns an answer's type: one of type 0 reads as a timeout. */
-		if (rc == 0 && msg != NULL) {
+		/* ldap_result returns an answer's type as an int: a type of 0 reads as a
+		 * timeout, one past INT_MAX as a failure. */
+		if (rc <= 0 && msg != NULL) {
 			ldap_msgfree(msg);
 			rc = LDAP_PROTOCOL_ERROR;
 			lres_set(lr, ld, rc, "%s sent an answer of no LDAP type", p->url);
@@ -1291,6 +1292,9 @@ batch_run(struct provider *p, LDAP *ld, struct bstep *b, size_t n, bool *drop,
 		}
 		if (rc < 0) {
 			ldap_get_option(ld, LDAP_OPT_RESULT_CODE, &rc);
+			/* A failure is never a success, whatever the handle says. */
+			if (rc == LDAP_SUCCESS)
+				rc = LDAP_OTHER;
 			lres_set(lr, ld, rc, "reading answers from %s failed", p->url);
 			goto lost;
 		}

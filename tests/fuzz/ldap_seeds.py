@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the seeds of fuzz_ldap_resp (corpus/ldap_resp/): a call byte, then what a
 domain controller would send for it (BER, RFC 4511), in the order the provider asks.
-The directory also keeps what the fuzzer found (bad-length), which no seed here makes.
+The directory also keeps what the fuzzer found (bad-length, type-past-int-max), which
+no seed here makes.
   tests/fuzz/ldap_seeds.py [DIR]
 """
 import os
