@@ -4,8 +4,8 @@
 # (tests/fuzz/corpus/NAME, never changed here) plus the inputs it finds. A crash, a
 # leak, a sanitizer's report or a broken property is a finding: the run fails and the
 # reproducer's path is printed (replay it: build/fuzz/tests/fuzz/fuzz_NAME FILE).
-#   scripts/fuzz.sh [--minutes N | --seconds N] [--work DIR] [NAME ...]
-# Default 30 seconds per harness, every harness. One line per harness:
+#   scripts/fuzz.sh [--minutes N | --seconds N] [--work DIR] [--build DIR] [NAME ...]
+# Default 30 seconds per harness, every harness, built in build/fuzz. One line per harness:
 #   "fuzz NAME: ok, E executions, cov C, ft F" or "fuzz NAME: FAILED ...".
 # The work directory (default build/fuzz/work) keeps each run's corpus and log, so a
 # developer's next long run starts from what the last one found.
@@ -14,12 +14,14 @@ cd "$(dirname "$0")/.."
 
 seconds=30
 work=build/fuzz/work
+build=build/fuzz
 names=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--minutes) seconds=$(($2 * 60)); shift 2 ;;
 	--seconds) seconds=$2; shift 2 ;;
 	--work) work=$2; shift 2 ;;
+	--build) build=$2; shift 2 ;;
 	-h | --help) sed -n '2,11p' "$0"; exit 0 ;;
 	-*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
 	*) names+=("$1"); shift ;;
@@ -33,7 +35,6 @@ if [ "${#names[@]}" -eq 0 ]; then
 	done
 fi
 
-build=build/fuzz
 if [ ! -f "$build/build.ninja" ]; then
 	CC=clang meson setup "$build" -Dfuzz=true -Dtests=false \
 	    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
