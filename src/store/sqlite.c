@@ -382,6 +382,22 @@ struct gate {
 	bool held;
 	pthread_cond_t cv;
 	struct gate *next;
+	struct checkpointer *ck;	/* NULL: SQLite checkpoints in the committer */
+};
+
+/*
+ * A WAL checkpoint writes the log back into the database and syncs it: SQLite runs one
+ * in whichever commit takes the log past 1000 pages, so that commit (an alert's
+ * action, say) waits for it. Instead each file's commits only wake this thread, which
+ * checkpoints on a connection of its own (PASSIVE: it waits for no reader or writer).
+ */
+#define CHECKPOINT_PAGES 1000
+
+struct checkpointer {
+	sqlite3 *db;
+	pthread_t thread;
+	pthread_cond_t cv;	/* under gates_mu */
+	bool want, stop;
 };
 
 static pthread_mutex_t gates_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -589,6 +605,86 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void *
+checkpointer_run(void *arg)
+{
+	struct checkpointer *ck = arg;
+
+	pthread_mutex_lock(&gates_mu);
+	while (!ck->stop) {
+		if (!ck->want) {
+			pthread_cond_wait(&ck->cv, &gates_mu);
+			continue;
+		}
+		ck->want = false;
+		pthread_mutex_unlock(&gates_mu);
+		/* Failing (busy, out of memory) only leaves the log longer: the next
+		 * commit past the mark asks again. */
+		(void)sqlite3_wal_checkpoint_v2(ck->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+		    NULL);
+		pthread_mutex_lock(&gates_mu);
+	}
+	pthread_mutex_unlock(&gates_mu);
+	return NULL;
+}
+
+/* Called by SQLite after each commit in WAL mode, in the committing thread. */
+static int
+checkpointer_wake(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct checkpointer *ck = arg;
+
+	(void)db;
+	(void)name;
+	if (pages >= CHECKPOINT_PAGES) {
+		pthread_mutex_lock(&gates_mu);
+		ck->want = true;
+		pthread_cond_signal(&ck->cv);
+		pthread_mutex_unlock(&gates_mu);
+	}
+	return SQLITE_OK;
+}
+
+static void
+checkpointer_stop(struct checkpointer *ck)
+{
+	if (ck == NULL)
+		return;
+	pthread_mutex_lock(&gates_mu);
+	ck->stop = true;
+	pthread_cond_signal(&ck->cv);
+	pthread_mutex_unlock(&gates_mu);
+	pthread_join(ck->thread, NULL);
+	pthread_cond_destroy(&ck->cv);
+	sqlite3_close_v2(ck->db);
+	free(ck);
+}
+
+/* The checkpointer of file path, or NULL (SQLite's own checkpoints stay) if it
+ * cannot be had: an in-memory database, out of memory or threads. */
+static struct checkpointer *
+checkpointer_start(const char *path)
+{
+	struct checkpointer *ck;
+
+	if (path[0] == '\0' || (ck = calloc(1, sizeof(*ck))) == NULL)
+		return NULL;
+	if (sqlite3_open_v2(path, &ck->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK || pthread_cond_init(&ck->cv, NULL) != 0) {
+		sqlite3_close_v2(ck->db);
+		free(ck);
+		return NULL;
+	}
+	sqlite3_busy_timeout(ck->db, BUSY_TIMEOUT_MS);
+	if (pthread_create(&ck->thread, NULL, checkpointer_run, ck) != 0) {
+		pthread_cond_destroy(&ck->cv);
+		sqlite3_close_v2(ck->db);
+		free(ck);
+		return NULL;
+	}
+	return ck;
+}
+
 static struct gate *
 gate_ref(const char *path)
 {
@@ -605,6 +701,7 @@ gate_ref(const char *path)
 			free(g);
 			g = NULL;
 		} else {
+			g->ck = checkpointer_start(path);
 			g->next = gates;
 			gates = g;
 		}
@@ -623,15 +720,19 @@ gate_unref(struct gate *g)
 	if (g == NULL)
 		return;
 	pthread_mutex_lock(&gates_mu);
-	if (--g->refs == 0) {
-		for (pp = &gates; *pp != g; pp = &(*pp)->next)
-			;
-		*pp = g->next;
-		pthread_cond_destroy(&g->cv);
-		free(g->path);
-		free(g);
+	if (--g->refs != 0) {
+		pthread_mutex_unlock(&gates_mu);
+		return;
 	}
+	for (pp = &gates; *pp != g; pp = &(*pp)->next)
+		;
+	*pp = g->next;
 	pthread_mutex_unlock(&gates_mu);
+	/* Its connection closes last: SQLite's checkpoint at the last close is its. */
+	checkpointer_stop(g->ck);
+	pthread_cond_destroy(&g->cv);
+	free(g->path);
+	free(g);
 }
 
 /* Waits as long as SQLite's busy timeout would, so a stuck writer still surfaces
@@ -761,6 +862,9 @@ sq_open(const char *location, struct store_conn **out, struct qerr *e)
 		r = sq_db_fail(c, rc, location, e);
 		goto out;
 	}
+	/* In place of SQLite's checkpoint in the commit that crosses the mark. */
+	if (c->gate->ck != NULL)
+		sqlite3_wal_hook(c->db, checkpointer_wake, c->gate->ck);
 	/* ROLLBACK is prepared now: prepared when first needed, it could fail for want
 	 * of memory and leave the transaction open on a connection back in the pool. */
 	if ((r = stmt(c, S_ROLLBACK, &st2, e)) != 0)
