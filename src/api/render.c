@@ -4,7 +4,6 @@
  * action, text written straight to a buffer: the same bytes json_dumps would give
  * (JSON_COMPACT), without an allocation per member.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,6 +271,21 @@ jt_string(struct jtext *t, const char *s)
 	t->len = (size_t)(p - t->buf);
 }
 
+/* i in decimal, as "%lld" writes it. */
+static void
+jt_int(struct jtext *t, int64_t i)
+{
+	char d[24], *p = d + sizeof(d);
+	uint64_t u = i < 0 ? 0 - (uint64_t)i : (uint64_t)i;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (i < 0)
+		*--p = '-';
+	jt_put(t, p, (size_t)(d + sizeof(d) - p));
+}
+
 static void
 jt_params(struct jtext *t, const char *text)
 {
@@ -316,7 +330,7 @@ jt_member(struct jtext *t, const struct render_member *m)
 			jt_put(t, "null", 4);
 		return;
 	case RENDER_INT:
-		jt_put(t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)m->i));
+		jt_int(t, m->i);
 		return;
 	case RENDER_BOOL:
 		jt_put(t, m->i ? "true" : "false", m->i ? 4 : 5);

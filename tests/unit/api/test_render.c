@@ -103,6 +103,14 @@ test_plain_action_matches_jansson(void **state)
 	assert_same(&a, names, 2);
 	a.nsteps = 1;
 	assert_same(&a, NULL, 0);
+	/* Numbers at their bounds, written digit by digit. */
+	s[0].attempts = -1;
+	s[0].waits = 0;
+	s[0].wait_ms = INT64_MIN;
+	assert_same(&a, NULL, 0);
+	s[0].attempts = 2147483647;
+	s[0].wait_ms = INT64_MAX;
+	assert_same(&a, NULL, 0);
 }
 
 static void
