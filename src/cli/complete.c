@@ -15,6 +15,9 @@ struct buf {
 	bool failed;
 };
 
+static void put(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 put(struct buf *b, const char *fmt, ...)
 {
