@@ -1298,24 +1298,6 @@ sq_identity_update(struct store_conn *c, const struct identity *idn, struct qerr
 }
 
 static int
-sq_identity_get(struct store_conn *c, const char *id, struct identity *out,
-    struct qerr *e)
-{
-	sqlite3_stmt *st = NULL;
-	int r;
-
-	memset(out, 0, sizeof(*out));
-	if ((r = stmt(c, S_IDN_GET, &st, e)) != 0)
-		return r;
-	r = sq_get_one(c, st, id, NULL, read_identity, out, "identity get", "identity", e);
-	if (r == 0)
-		r = load_accounts(c, out, e);
-	if (r != 0)
-		identity_clear(out);
-	return r;
-}
-
-static int
 sq_identity_head(struct store_conn *c, const char *id, struct identity *out,
     struct qerr *e)
 {
@@ -1327,6 +1309,18 @@ sq_identity_head(struct store_conn *c, const char *id, struct identity *out,
 		return r;
 	return sq_get_one(c, st, id, NULL, read_identity, out, "identity get", "identity",
 	    e);
+}
+
+static int
+sq_identity_get(struct store_conn *c, const char *id, struct identity *out,
+    struct qerr *e)
+{
+	int r;
+
+	if ((r = sq_identity_head(c, id, out, e)) == 0 &&
+	    (r = load_accounts(c, out, e)) != 0)
+		identity_clear(out);
+	return r;
 }
 
 static int
