@@ -13,8 +13,8 @@
  *
  * The schema mirrors SQLite's, migration for migration, with the same version
  * numbers; migrations run under a session advisory lock (PG_MIGRATE_LOCK), so nodes
- * starting together apply each exactly once. Advanced hunting is not offered here
- * (its read-only sandbox is SQLite's).
+ * starting together apply each exactly once. Advanced hunting reads views of a schema
+ * of its own, "hunting" (postgres_hunt.c), so a database holds one quell store.
  *
  * This file holds the connection, migrations, transactions, tokens, identities,
  * accounts and the audit log; postgres_actions.c, postgres_alerts.c and
@@ -250,6 +250,74 @@ static const char *const migrations[] = {
 	"  jti TEXT NOT NULL,"
 	"  seen_at BIGINT NOT NULL,"
 	"  PRIMARY KEY (iss, jti));",
+	"CREATE TABLE rate_buckets ("
+	"  system TEXT PRIMARY KEY,"
+	"  level BIGINT NOT NULL,"
+	"  updated_at BIGINT NOT NULL);"
+	"CREATE TABLE console_sessions ("
+	"  id_hash TEXT PRIMARY KEY,"
+	"  principal_hash TEXT NOT NULL,"
+	"  token_id TEXT,"
+	"  token_hash TEXT,"
+	"  claims TEXT,"
+	"  created_us BIGINT NOT NULL,"
+	"  used_us BIGINT NOT NULL);"
+	"CREATE INDEX console_sessions_token ON console_sessions (token_id);"
+	"CREATE INDEX console_sessions_principal ON console_sessions"
+	"  (principal_hash, used_us);"
+	"CREATE TABLE console_logins ("
+	"  cookie_hash TEXT PRIMARY KEY,"
+	"  redirect_uri TEXT NOT NULL,"
+	"  created_us BIGINT NOT NULL);"
+	/* Advanced hunting (postgres_hunt.c): the documented views (docs/hunting.md),
+	 * in a schema of their own that a hunt's search_path holds alone; times as
+	 * SQLite's strftime writes them, RFC 3339 UTC text. */
+	"CREATE SCHEMA hunting;"
+	"CREATE VIEW hunting.identityinfo AS SELECT i.id AS identity_id,"
+	" i.display_name, i.tags, to_char(to_timestamp(i.created_at / 1000.0) AT"
+	" TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at,"
+	" (SELECT count(*) FROM accounts a WHERE a.identity_id = i.id) AS"
+	" accounts FROM identities i;"
+	"CREATE VIEW hunting.identityaccounts AS SELECT a.id AS account_id,"
+	" a.identity_id, a.system, a.kind, a.external_id, a.sid, a.dn,"
+	" a.username, a.upn, a.display_name, a.email, a.state, a.synced, a.risk,"
+	" a.link_rule, a.linked_by, CASE WHEN a.linked_at > 0 THEN"
+	" to_char(to_timestamp(a.linked_at / 1000.0) AT TIME ZONE 'UTC',"
+	" 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END AS linked_at, CASE WHEN"
+	" a.state_read_at > 0 THEN to_char(to_timestamp(a.state_read_at /"
+	" 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
+	" AS state_read_at FROM accounts a;"
+	"CREATE VIEW hunting.alerts AS SELECT l.id AS alert_id, l.source,"
+	" l.external_id AS source_alert_id, to_char(to_timestamp(l.time /"
+	" 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS"
+	" time, l.title, l.category, l.severity, l.confidence,"
+	" to_char(to_timestamp(l.received_at / 1000.0) AT TIME ZONE 'UTC',"
+	" 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS received_at FROM alerts l;"
+	"CREATE VIEW hunting.alertentities AS SELECT n.alert_id, n.seq, n.kind"
+	" AS entity_type, n.id_type, n.value, n.identity_id, n.account_id,"
+	" n.resolution FROM alert_entities n;"
+	"CREATE VIEW hunting.actions AS SELECT t.id AS action_id, t.type,"
+	" t.status, t.identity_id, t.account_id, t.requested_by, t.source,"
+	" t.alert_id, t.reason, t.message, t.undo_of, t.approval_rule,"
+	" t.decided_by, to_char(to_timestamp(t.created_at / 1000.0) AT TIME ZONE"
+	" 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at, CASE WHEN"
+	" t.finished_at > 0 THEN to_char(to_timestamp(t.finished_at / 1000.0) AT"
+	" TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END AS"
+	" finished_at FROM actions t;"
+	"CREATE VIEW hunting.actionsteps AS SELECT s.id AS step_id,"
+	" s.action_id, t.identity_id, s.account_id, s.system, s.account_name,"
+	" s.type, s.status, s.attempts, s.request_id, s.error_code, s.message,"
+	" CASE WHEN s.started_at > 0 THEN to_char(to_timestamp(s.started_at /"
+	" 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
+	" AS started_at, CASE WHEN s.finished_at > 0 THEN"
+	" to_char(to_timestamp(s.finished_at / 1000.0) AT TIME ZONE 'UTC',"
+	" 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END AS finished_at FROM steps s"
+	" JOIN actions t ON t.id = s.action_id;"
+	"CREATE VIEW hunting.auditevents AS SELECT u.seq,"
+	" to_char(to_timestamp(u.time / 1000.0) AT TIME ZONE 'UTC',"
+	" 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS time, u.actor, u.event,"
+	" u.action_id, u.step_id, u.identity_id, u.detail, u.actor_kind,"
+	" u.actor_id, u.client FROM audit u;",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -1566,6 +1634,7 @@ const struct store_ops store_postgres = {
 	.session_count = pg_session_count,
 	.login_insert = pg_login_insert,
 	.login_take = pg_login_take,
+	.hunt = pg_hunt,
 	.ssf_stream_put = pg_ssf_stream_put,
 	.ssf_stream_delete = pg_ssf_stream_delete,
 	.ssf_stream_list = pg_ssf_stream_list,

@@ -1,6 +1,7 @@
 /*
  * Advanced hunting on PostgreSQL: one SELECT a person writes, over the documented
- * views of the schema "hunting" (migration 13), on a connection of its own.
+ * views of the schema "hunting" (made with the store's tables), on a connection of
+ * its own.
  *
  * The database enforces what it can: a READ ONLY transaction (no write, no DDL, no
  * row lock, no sequence), statement_timeout, and search_path set to the views' schema
@@ -55,7 +56,8 @@ static const char *const keywords[] = {
 	"like", "ilike", "limit", "offset", "order", "partition", "window", "rows",
 	"range", "varchar", "numeric", "decimal", "char", "character", "time", "timestamp",
 	"interval", "float", "bit", "grouping", "cube", "rollup", "sets", "of", "escape",
-	"similar", "null", "true", "false", "asc", "desc", "nulls", "first", "last", NULL,
+	"similar", "null", "true", "false", "asc", "desc", "nulls", "first", "last",
+	"materialized", "to", "zone", NULL,
 };
 
 static bool
@@ -395,13 +397,15 @@ schemas_free(char **s, size_t n)
 static int
 begin_hunt(PGconn *db, const struct hunt_query *q, struct qerr *e)
 {
-	char sql[200];
+	char sql[300];
 	PGresult *res;
 	int ok;
 
+	/* Strings as the lexer read them: a backslash is no escape in '…'. */
 	snprintf(sql, sizeof(sql), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
 	    " SET LOCAL statement_timeout = %d; SET LOCAL lock_timeout = %d;"
-	    " SET LOCAL search_path = hunting", q->timeout_ms, q->timeout_ms);
+	    " SET LOCAL search_path = hunting;"
+	    " SET LOCAL standard_conforming_strings = on", q->timeout_ms, q->timeout_ms);
 	res = PQexec(db, sql);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	PQclear(res);

@@ -259,6 +259,29 @@ static const char *const migrations[] = {
 	"  jti TEXT NOT NULL,"
 	"  seen_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (iss, jti));",
+	/* What nodes share besides steps: each identity system's request budget (a
+	 * token bucket, its level in thousandths of a request), the console's
+	 * sessions and its sign-ins under way, kept by the SHA-256 of their ids,
+	 * never the ids. */
+	"CREATE TABLE rate_buckets ("
+	"  system TEXT PRIMARY KEY,"
+	"  level INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE TABLE console_sessions ("
+	"  id_hash TEXT PRIMARY KEY,"
+	"  principal_hash TEXT NOT NULL,"
+	"  token_id TEXT,"
+	"  token_hash TEXT,"
+	"  claims TEXT,"
+	"  created_us INTEGER NOT NULL,"
+	"  used_us INTEGER NOT NULL);"
+	"CREATE INDEX console_sessions_token ON console_sessions (token_id);"
+	"CREATE INDEX console_sessions_principal ON console_sessions"
+	"  (principal_hash, used_us);"
+	"CREATE TABLE console_logins ("
+	"  cookie_hash TEXT PRIMARY KEY,"
+	"  redirect_uri TEXT NOT NULL,"
+	"  created_us INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))

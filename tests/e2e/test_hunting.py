@@ -1,11 +1,16 @@
 """Advanced hunting through the whole daemon: read-only SQL over the documented views,
 enforced by SQLite's own authorizer, with row and time limits; results on a seeded
-data set; acting on the identities a query finds."""
+data set; acting on the identities a query finds. SQLite's dialect and its sandbox's
+words: PostgreSQL's hunting is test_pg_hunting.py's."""
 import re
 import subprocess
 import time
 
+import pytest
+
 from conftest import QUELLD, wait_for
+
+pytestmark = pytest.mark.sqlite("SQLite's SQL dialect and sandbox")
 
 LIMIT_MS = 5000  # the documented time limit (README, docs/hunting.md)
 

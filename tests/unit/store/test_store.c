@@ -129,7 +129,9 @@ setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/quell.db", f->dir);
 	snprintf(f->loc, sizeof(f->loc), "%s", f->path);
 	if (T.pg != NULL) {
+		/* The hunting views' schema is the database's, made with the store's. */
 		pg_exec(T.pg, "DROP SCHEMA IF EXISTS " PG_SCHEMA " CASCADE;"
+		    "DROP SCHEMA IF EXISTS hunting CASCADE;"
 		    "CREATE SCHEMA " PG_SCHEMA, true);
 		snprintf(f->loc, sizeof(f->loc), "%s options='-c search_path=" PG_SCHEMA
 		    "'", T.pg);
@@ -441,6 +443,9 @@ test_token_touch(void **state)
 /* Takes the schema back to version 6, as it was before migration 7 (and any
  * later one) existed. */
 static const char undo_after_6[] =
+    "DROP TABLE IF EXISTS rate_buckets;"
+    "DROP TABLE IF EXISTS console_sessions;"
+    "DROP TABLE IF EXISTS console_logins;"
     "DROP TABLE IF EXISTS ssf_streams;"
     "DROP TABLE IF EXISTS ssf_outbox;"
     "DROP TABLE IF EXISTS ssf_jti;"
@@ -1531,7 +1536,8 @@ test_pg_migrate_together(void **state)
 
 	store_close(f->st);
 	f->st = NULL;
-	pg_exec(T.pg, "DROP SCHEMA " PG_SCHEMA " CASCADE; CREATE SCHEMA " PG_SCHEMA, true);
+	pg_exec(T.pg, "DROP SCHEMA " PG_SCHEMA " CASCADE; DROP SCHEMA hunting CASCADE;"
+	    " CREATE SCHEMA " PG_SCHEMA, true);
 	for (i = 0; i < 4; i++) {
 		o[i].loc = f->loc;
 		assert_int_equal(pthread_create(&th[i], NULL, open_run, &o[i]), 0);
@@ -1906,6 +1912,323 @@ test_ssf_outbox(void **state)
 	ssf_pending(f, "s2", 10, "x ");
 }
 
+/* One take from a bucket of burst 2 refilled at 4 per second, at time now (ms): the
+ * wait it answers (0: taken). */
+static int64_t
+take(struct fx *f, const char *sys, int64_t now)
+{
+	struct store_tx *tx = begin(f, true);
+	struct qerr e = {0};
+	int64_t wait = -1;
+
+	assert_int_equal(store_rate_take(tx, sys, 4.0, 2, now, &wait, &e), 0);
+	commit(tx);
+	return wait;
+}
+
+static void
+test_rate_bucket(void **state)
+{
+	struct fx *f = *state;
+	struct store_tx *tx;
+	struct qerr e = {0};
+	int64_t wait = 0;
+
+	/* A new bucket is full: the burst goes at once, then one every 250 ms. */
+	assert_int_equal(take(f, "okta", 1000), 0);
+	assert_int_equal(take(f, "okta", 1000), 0);
+	wait = take(f, "okta", 1000);
+	assert_true(wait > 240 && wait <= 251);
+	/* Refused takes take nothing: 100 ms later a quarter of it has come back. */
+	wait = take(f, "okta", 1100);
+	assert_true(wait > 140 && wait <= 151);
+	assert_int_equal(take(f, "okta", 1250), 0);
+	assert_true(take(f, "okta", 1250) > 0);
+	/* Each system has a bucket of its own. */
+	assert_int_equal(take(f, "graph", 1250), 0);
+	/* An idle bucket fills up to its burst, no further. */
+	assert_int_equal(take(f, "okta", 60000), 0);
+	assert_int_equal(take(f, "okta", 60000), 0);
+	assert_true(take(f, "okta", 60000) > 0);
+	/* A clock behind the last one's neither fills nor empties it. */
+	assert_true(take(f, "okta", 59000) > 0);
+	/* Only a write transaction may take. */
+	tx = begin(f, false);
+	assert_int_equal(store_rate_take(tx, "okta", 4.0, 2, 90000, &wait, &e),
+	    QERR_INTERNAL);
+	store_tx_rollback(tx);
+}
+
+static void
+sess_put(struct fx *f, const char *id, const char *who, const char *token, int64_t at)
+{
+	struct store_session s = { (char *)id, (char *)who, (char *)token,
+	    token ? (char *)"th" : NULL, token ? NULL : (char *)"{\"sub\":\"x\"}", at,
+	    at };
+	struct store_tx *tx = begin(f, true);
+	struct qerr e = {0};
+
+	assert_int_equal(store_session_insert(tx, &s, &e), 0);
+	commit(tx);
+}
+
+static bool
+sess_there(struct fx *f, const char *id)
+{
+	struct store_session s;
+	struct store_tx *tx = begin(f, false);
+	struct qerr e = {0};
+	int r = store_session_get(tx, id, &s, &e);
+
+	store_tx_rollback(tx);
+	assert_true(r == 0 || r == QERR_NOT_FOUND);
+	store_session_clear(&s);
+	return r == 0;
+}
+
+static void
+test_sessions(void **state)
+{
+	struct fx *f = *state;
+	struct store_session s;
+	struct store_tx *tx;
+	struct qerr e = {0};
+	long all = -1, own = -1;
+	char *lru = NULL;
+
+	sess_put(f, "h1", "alice", "qt_a", 100);
+	sess_put(f, "h2", "alice", "qt_a", 200);
+	sess_put(f, "h3", "bob", NULL, 300);
+	tx = begin(f, true);
+	assert_int_not_equal(store_session_insert(tx, &(struct store_session){ "h1",
+	    "eve", NULL, NULL, "{}", 1, 1 }, &e), 0);
+	store_tx_rollback(tx);
+
+	tx = begin(f, false);
+	assert_int_equal(store_session_get(tx, "h3", &s, &e), 0);
+	assert_string_equal(s.principal_hash, "bob");
+	assert_null(s.token_id);
+	assert_null(s.token_hash);
+	assert_string_equal(s.claims, "{\"sub\":\"x\"}");
+	assert_int_equal(s.created_us, 300);
+	store_session_clear(&s);
+	assert_int_equal(store_session_get(tx, "h1", &s, &e), 0);
+	assert_string_equal(s.token_id, "qt_a");
+	assert_string_equal(s.token_hash, "th");
+	store_session_clear(&s);
+	/* alice's least recently used is h1, until it is used. */
+	assert_int_equal(store_session_count(tx, "alice", &all, &own, &lru, &e), 0);
+	assert_int_equal(all, 3);
+	assert_int_equal(own, 2);
+	assert_string_equal(lru, "h1");
+	free(lru);
+	store_tx_rollback(tx);
+
+	tx = begin(f, true);
+	assert_int_equal(store_session_touch(tx, "h1", 400, &e), 0);
+	/* A touch never moves a use back. */
+	assert_int_equal(store_session_touch(tx, "h2", 150, &e), 0);
+	assert_int_equal(store_session_count(tx, "alice", &all, &own, &lru, &e), 0);
+	assert_string_equal(lru, "h2");
+	free(lru);
+	assert_int_equal(store_session_count(tx, "carol", &all, &own, &lru, &e), 0);
+	assert_int_equal(own, 0);
+	assert_null(lru);
+	commit(tx);
+
+	/* Pruned by idleness (h2 unused since 200), then by age (h1 made at 100, used
+	 * since). */
+	tx = begin(f, true);
+	assert_int_equal(store_session_prune(tx, 250, 50, &e), 0);
+	commit(tx);
+	assert_true(sess_there(f, "h1"));
+	assert_false(sess_there(f, "h2"));
+	assert_true(sess_there(f, "h3"));
+	tx = begin(f, true);
+	assert_int_equal(store_session_prune(tx, 0, 150, &e), 0);
+	commit(tx);
+	assert_false(sess_there(f, "h1"));
+	assert_true(sess_there(f, "h3"));
+
+	/* Ended one by one, or every session of a token at once. */
+	sess_put(f, "h4", "alice", "qt_a", 500);
+	sess_put(f, "h5", "bob", "qt_b", 500);
+	tx = begin(f, true);
+	assert_int_equal(store_session_delete(tx, NULL, "qt_a", &e), 0);
+	commit(tx);
+	assert_false(sess_there(f, "h4"));
+	assert_true(sess_there(f, "h3"));
+	assert_true(sess_there(f, "h5"));
+	tx = begin(f, true);
+	assert_int_equal(store_session_delete(tx, "h5", NULL, &e), 0);
+	assert_int_equal(store_session_delete(tx, NULL, NULL, &e), QERR_INTERNAL);
+	commit(tx);
+	assert_false(sess_there(f, "h5"));
+}
+
+/* A hunt's answer, or NULL with *r its refusal (e.msg into why). */
+static char *
+hunt(struct fx *f, const char *sql, int timeout_ms, int *r, char *why, size_t n)
+{
+	struct hunt_query q = { sql, 10, timeout_ms, 1 << 20 };
+	struct qerr e = {0};
+	char *out = NULL;
+
+	*r = store_hunt(f->st, &q, &out, &e);
+	snprintf(why, n, "%s", e.msg);
+	return out;
+}
+
+static void
+hunt_refused(struct fx *f, const char *sql, const char *says)
+{
+	char why[512], *out;
+	int r;
+
+	out = hunt(f, sql, 5000, &r, why, sizeof(why));
+	if (r != QERR_INVALID || out != NULL)
+		fail_msg("%s: not refused (%d, %s)", sql, r, out ? out : why);
+	if (says != NULL && strstr(why, says) == NULL)
+		fail_msg("%s: refused as \"%s\", not \"%s\"", sql, why, says);
+}
+
+static void
+hunt_answers(struct fx *f, const char *sql, const char *want)
+{
+	char why[512], *out;
+	int r;
+
+	out = hunt(f, sql, 5000, &r, why, sizeof(why));
+	if (r != 0 || out == NULL)
+		fail_msg("%s: refused (%d): %s", sql, r, why);
+	if (strstr(out, want) == NULL)
+		fail_msg("%s: answered %s, not %s", sql, out, want);
+	free(out);
+}
+
+/* What a read-only transaction would let through is refused before it runs, on
+ * either backend; a long query is stopped at its time limit. */
+static void
+test_hunt_guard(void **state)
+{
+	static const char *const refused[] = {
+		"DELETE FROM Actions",
+		"UPDATE Actions SET reason = 'x'",
+		"INSERT INTO Actions (action_id) VALUES ('x')",
+		"CREATE TABLE evil (a INTEGER)",
+		"DROP VIEW Actions",
+		"SELECT pg_read_file('/etc/passwd')",
+		"SELECT set_config('statement_timeout', '0', false)",
+		"SELECT * FROM dblink('dbname=postgres', 'SELECT 1') AS t(a int)",
+		"COPY (SELECT 1) TO '/tmp/quell-hunt-copy'",
+		"SELECT pg_sleep(30)",
+		"SELECT * FROM tokens",
+		"SELECT 1; SELECT 2",
+		"SELECT 1) AS x; DROP TABLE actions; --",
+		"SELECT readfile('/etc/passwd')",
+		"SELECT load_extension('x')",
+		NULL,
+	};
+	static const char *const pg_refused[] = {
+		"SELECT * FROM public.tokens",
+		"SELECT * FROM pg_authid",
+		"SELECT current_setting('data_directory')",
+		"SELECT pg_advisory_lock(1)",
+		"SELECT \"pg_read_file\"('/etc/passwd')",
+		"SELECT lo_import('/etc/passwd')",
+		"SELECT 1 FROM Actions FOR UPDATE",
+		"SELECT E'\\'' , pg_read_file('/etc/passwd')",
+		"SELECT 'a' , /* /* nested */ pg_read_file('/etc/passwd') --*/",
+		"WITH x AS (DELETE FROM actions RETURNING 1) SELECT * FROM x",
+		"SET statement_timeout = 0",
+		"SELECT $1",
+		NULL,
+	};
+	struct fx *f = *state;
+	char why[512], *out;
+	size_t i;
+	int r;
+
+	for (i = 0; refused[i] != NULL; i++)
+		hunt_refused(f, refused[i], NULL);
+	for (i = 0; T.pg != NULL && pg_refused[i] != NULL; i++)
+		hunt_refused(f, pg_refused[i], NULL);
+	if (T.pg != NULL) {
+		hunt_refused(f, "SELECT pg_read_file('/etc/passwd')", "pg_read_file");
+		hunt_refused(f, "SELECT set_config('a.b', 'c', true)", "set_config");
+		/* A string or a dollar quote is text, whatever it holds. */
+		hunt_answers(f, "SELECT 'a'';pg_read_file(' AS s", "\"a';pg_read_file(\"");
+		hunt_answers(f, "SELECT $q$ pg_sleep( $q$ AS s", "pg_sleep(");
+		hunt_answers(f, "SELECT 'a\\' AS s, 'b' AS t", "\"b\"");
+		hunt_answers(f, "WITH x AS MATERIALIZED (SELECT 2 AS n) SELECT n FROM x",
+		    "[[2]]");
+		hunt_refused(f, "SELECT query_to_xml('SELECT pg_read_file(''/etc/passwd'')', "
+		    "true, true, '')", "query_to_xml");
+		hunt_answers(f, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+		    "FROM c WHERE x < 5) SELECT sum(x) AS n FROM c;", "[[15]]");
+	}
+	hunt_answers(f, "SELECT count(*) AS n FROM Actions", "\"rows\":[[0]]");
+	hunt_answers(f, "SELECT count(*) AS n FROM IdentityInfo", "\"columns\":[\"n\"]");
+	/* Stopped at its time limit, not left running. */
+	out = hunt(f, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+	    "SELECT count(*) FROM c", 300, &r, why, sizeof(why));
+	assert_null(out);
+	assert_int_equal(r, QERR_INVALID);
+	assert_non_null(strstr(why, "query stopped"));
+}
+
+static void
+login_put(struct fx *f, const char *h, int64_t at, int64_t older_than, long max)
+{
+	struct store_tx *tx = begin(f, true);
+	struct qerr e = {0};
+
+	assert_int_equal(store_login_insert(tx, h, "https://q/cb", at, older_than, max, &e),
+	    0);
+	commit(tx);
+}
+
+/* The login's created time, or -1 when there is none; taking it ends it. */
+static int64_t
+login_take(struct fx *f, const char *h)
+{
+	struct store_tx *tx = begin(f, true);
+	struct qerr e = {0};
+	char *uri = NULL;
+	int64_t at = 0;
+	int r = store_login_take(tx, h, &uri, &at, &e);
+
+	commit(tx);
+	if (r == QERR_NOT_FOUND)
+		return -1;
+	assert_int_equal(r, 0);
+	assert_string_equal(uri, "https://q/cb");
+	free(uri);
+	return at;
+}
+
+/* Sign-ins under way: one use each, the stale dropped, at most max kept (the oldest
+ * give way). */
+static void
+test_logins(void **state)
+{
+	struct fx *f = *state;
+
+	login_put(f, "l1", 100, 0, 3);
+	login_put(f, "l2", 200, 0, 3);
+	assert_int_equal(login_take(f, "l1"), 100);
+	assert_int_equal(login_take(f, "l1"), -1);
+	login_put(f, "l3", 300, 0, 3);
+	login_put(f, "l4", 400, 0, 3);
+	login_put(f, "l5", 500, 0, 3);
+	assert_int_equal(login_take(f, "l2"), -1);
+	assert_int_equal(login_take(f, "l3"), 300);
+	login_put(f, "l6", 900, 450, 3);
+	assert_int_equal(login_take(f, "l4"), -1);
+	assert_int_equal(login_take(f, "l5"), 500);
+	assert_int_equal(login_take(f, "l6"), 900);
+}
+
 int
 main(void)
 {
@@ -1928,6 +2251,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_bucket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hunt_guard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logins, setup, teardown),
 		cmocka_unit_test(test_pg_location),
 	};
 	/* SQLite databases of before the token lifecycle and audit format 2:
