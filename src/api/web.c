@@ -7,8 +7,11 @@
  *
  * Sessions: a browser signs in by posting an API token, which is checked exactly as a
  * bearer token is. The session id (256 random bits) goes to the browser in an
- * HttpOnly, SameSite=Strict cookie and is kept here only as its SHA-256, so a memory
- * dump of the table yields no usable cookie. Each request re-reads the token's
+ * HttpOnly, SameSite=Strict cookie and is stored only as its SHA-256, so a copy of the
+ * database yields no usable cookie. Sessions are rows of the store, so a session
+ * opened on one node of a cluster is good on every other, and a sign-out on one ends
+ * it on all. The CSRF token is derived from the id (a hash under another prefix): it
+ * is stored nowhere, and the stored hash gives neither back. Each request re-reads the token's
  * principal from the store, so a changed role applies at once and a removed token
  * ends its sessions. Every state change made with the cookie must carry the session's
  * CSRF token in X-CSRF-Token: SameSite already keeps other sites' requests from
@@ -16,10 +19,11 @@
  * open.
  *
  * OpenID Connect (authorization code + PKCE) where [oidc] names a client_id: /start
- * sends the browser to the issuer with a fresh state, nonce and PKCE challenge, all
- * kept here under a short-lived pre-session cookie (SameSite=Lax: the issuer's
- * redirect back is a cross-site navigation, which a Strict cookie would not survive);
- * /callback takes that login out of the table (one use only), checks the state,
+ * sends the browser to the issuer with a state, nonce and PKCE challenge derived from
+ * a fresh short-lived pre-session cookie (SameSite=Lax: the issuer's redirect back is
+ * a cross-site navigation, which a Strict cookie would not survive), whose hash the
+ * store keeps so that the callback may reach any node; /callback takes that login
+ * out of the store (one use only), checks the state,
  * redeems the code with the verifier (oidc.c) and opens a session holding the id
  * token's claims. Such a session is authorized from those claims through the same
  * policy as a bearer JWT; they are fixed at sign-in, so a role changed at the issuer
@@ -28,7 +32,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,24 +77,10 @@ static const char csp[] =
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'";
 
-struct session {
-	bool live;
-	unsigned char id_hash[32];	/* SHA-256 of the cookie's value */
-	char csrf[SECRET_B64 + 1];
-	char token_id[ID_LEN];	/* the API token it was opened with */
-	unsigned char token_hash[32];	/* that token's stored hash at sign-in */
-	bool oidc;		/* opened by OpenID Connect: claims, no token */
-	struct oidc_claims claims;
-	unsigned char principal_hash[32];	/* SHA-256 of whose it is (req who.id) */
-	int64_t created_ms;
-	int64_t used_ms;
-	uint64_t touched;	/* w->clock at its last use: orders uses within one ms */
-};
-
-/* An OpenID Connect sign-in between /start and /callback. */
+/* An OpenID Connect sign-in between /start and /callback: a row of the store (the
+ * pre-session cookie's hash, the redirect URI, when it began); its state, nonce and
+ * PKCE verifier are derived from the cookie, so the store holds none of them. */
 struct login {
-	bool live;
-	unsigned char cookie_hash[32];	/* SHA-256 of the pre-session cookie */
 	char state[SECRET_B64 + 1];
 	char nonce[SECRET_B64 + 1];
 	char verifier[SECRET_B64 + 1];	/* PKCE: never leaves quelld but to the issuer */
@@ -107,10 +96,6 @@ struct web {
 	int64_t life_ms;
 	size_t max;
 	size_t per_principal;	/* sessions one principal may hold at once */
-	pthread_mutex_t mu;
-	uint64_t clock;		/* counts session uses, for least recently used */
-	struct session *s;	/* max slots */
-	struct login *logins;	/* LOGINS_MAX slots, under mu */
 };
 
 /* What a looked-up session lends the request, copied out from under the lock. */
@@ -122,13 +107,6 @@ struct session_view {
 	struct oidc_claims claims;	/* a copy, the view's own */
 	int64_t expires_ms;
 };
-
-static void
-session_wipe(struct session *s)
-{
-	oidc_claims_clear(&s->claims);
-	sodium_memzero(s, sizeof(*s));
-}
 
 static void
 view_wipe(struct session_view *v)
@@ -283,7 +261,6 @@ web_open(const struct config *cfg, bool tls, struct web **out, struct qerr *e)
 	w->life_ms = LIFE_DEFAULT_S * 1000L;
 	w->max = SESSIONS_DEFAULT;
 	w->per_principal = PER_PRINCIPAL_DEFAULT;
-	pthread_mutex_init(&w->mu, NULL);
 	if ((r = parse_config(w, cfg, &root, e)) != 0)
 		goto out;
 	if (root != NULL)
@@ -293,11 +270,6 @@ web_open(const struct config *cfg, bool tls, struct web **out, struct qerr *e)
 		    NULL, cfg, e);
 	if (r != 0)
 		goto out;
-	if ((w->s = calloc(w->max, sizeof(*w->s))) == NULL ||
-	    (w->logins = calloc(LOGINS_MAX, sizeof(*w->logins))) == NULL) {
-		r = qerr_set(e, QERR_NOMEM, NULL, "out of memory");
-		goto out;
-	}
 	*out = w;
 	w = NULL;
 out:
@@ -308,21 +280,8 @@ out:
 void
 web_close(struct web *w)
 {
-	size_t i;
-
 	if (w == NULL)
 		return;
-	if (w->s != NULL) {
-		for (i = 0; i < w->max; i++)
-			session_wipe(&w->s[i]);
-		free(w->s);
-	}
-	if (w->logins != NULL) {
-		for (i = 0; i < LOGINS_MAX; i++)
-			login_wipe(&w->logins[i]);
-		free(w->logins);
-	}
-	pthread_mutex_destroy(&w->mu);
 	free(w->root);
 	free(w);
 }
@@ -496,28 +455,43 @@ hash_id(const char *id, unsigned char out[32])
 	crypto_hash_sha256(out, (const unsigned char *)id, strlen(id));
 }
 
-static bool
-expired(const struct web *w, const struct session *s, int64_t now)
+/* SHA-256 of text as the store keeps it, 64 hex digits into out (65 bytes). */
+static void
+hash_hex(const char *text, char *out)
 {
-	return now - s->used_ms > w->idle_ms || now - s->created_ms > w->life_ms;
+	unsigned char h[32];
+
+	hash_id(text, h);
+	sodium_bin2hex(out, 65, h, sizeof(h));
+	sodium_memzero(h, sizeof(h));
 }
 
-/* The live session whose id hashes to h, expired ones wiped on the way; w->mu held. */
-static struct session *
-session_find(struct web *w, const unsigned char h[32], int64_t now)
+/* A secret derived from the secret id for one use (label), as base64url text into
+ * out (SECRET_B64 + 1 bytes): a hash under the label, which neither the id's stored
+ * hash nor another label's secret gives back. */
+static void
+derive(const char *id, const char *label, char *out)
 {
-	struct session *found = NULL;
-	size_t i;
+	crypto_hash_sha256_state st;
+	unsigned char h[32];
 
-	for (i = 0; i < w->max; i++) {
-		if (!w->s[i].live)
-			continue;
-		if (expired(w, &w->s[i], now))
-			session_wipe(&w->s[i]);
-		else if (found == NULL && sodium_memcmp(w->s[i].id_hash, h, 32) == 0)
-			found = &w->s[i];
-	}
-	return found;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const unsigned char *)"quell ", 6);
+	crypto_hash_sha256_update(&st, (const unsigned char *)label, strlen(label));
+	crypto_hash_sha256_update(&st, (const unsigned char *)":", 1);
+	crypto_hash_sha256_update(&st, (const unsigned char *)id, strlen(id));
+	crypto_hash_sha256_final(&st, h);
+	sodium_bin2base64(out, SECRET_B64 + 1, h, sizeof(h),
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(h, sizeof(h));
+	sodium_memzero(&st, sizeof(st));
+}
+
+/* The session's CSRF token (SECRET_B64 + 1 bytes into out), from its id. */
+static void
+csrf_of(const char *id, char *out)
+{
+	derive(id, "console csrf", out);
 }
 
 /* 256 random bits as base64url text into out (SECRET_B64 + 1 bytes). */
@@ -532,119 +506,251 @@ random_text(char *out)
 	sodium_memzero(raw, sizeof(raw));
 }
 
-/*
- * Opens a session for principal (the request's who.id) of API token token_id (whose
- * stored hash is token_hash), or, with claims (taken: emptied here), for the OpenID
- * Connect principal they describe: writes the cookie's value into id and the CSRF
- * token into csrf (both SECRET_B64 + 1 bytes). A principal at its cap gives up its
- * own least recently used session; a full table refuses (QERR_BUSY) rather than
- * evict anyone else's, so no principal can sign another out. 0 or QERR_BUSY.
- */
-static int
-session_new(struct web *w, const char *principal, const char *token_id,
-    const unsigned char token_hash[32], struct oidc_claims *claims, char *id,
-    char *csrf, int64_t now)
+static json_t *
+strings_json(char *const *v, size_t n)
 {
-	struct session *s = NULL, *own_lru = NULL;
-	unsigned char ph[32];
-	size_t i, own = 0;
+	json_t *a = json_array();
+	size_t i;
 
-	crypto_hash_sha256(ph, (const unsigned char *)principal, strlen(principal));
-	random_text(id);
-	random_text(csrf);
-	pthread_mutex_lock(&w->mu);
-	for (i = 0; i < w->max; i++) {
-		if (w->s[i].live && expired(w, &w->s[i], now))
-			session_wipe(&w->s[i]);
-		if (!w->s[i].live) {
-			if (s == NULL)
-				s = &w->s[i];
-			continue;
-		}
-		if (sodium_memcmp(w->s[i].principal_hash, ph, 32) != 0)
-			continue;
-		own++;
-		if (own_lru == NULL || w->s[i].touched < own_lru->touched)
-			own_lru = &w->s[i];
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+/* An OpenID Connect session's claims as the store keeps them; NULL: out of memory. */
+static char *
+claims_dump(const struct oidc_claims *c)
+{
+	json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:I}", "subject", c->subject,
+	    "username", c->username, "roles", strings_json(c->roles, c->nroles), "wids",
+	    strings_json(c->wids, c->nwids), "exp", (json_int_t)c->exp);
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
+static int
+strings_load(const json_t *a, char ***v, size_t *n)
+{
+	size_t i;
+
+	if (!json_is_array(a))
+		return -1;
+	if (json_array_size(a) > 0 &&
+	    (*v = calloc(json_array_size(a), sizeof(**v))) == NULL)
+		return -1;
+	for (i = 0; i < json_array_size(a); i++) {
+		if (!json_is_string(json_array_get(a, i)) ||
+		    ((*v)[i] = strdup(json_string_value(json_array_get(a, i)))) == NULL)
+			return -1;
+		*n = i + 1;
 	}
-	if (own >= w->per_principal || (s == NULL && own_lru != NULL))
-		s = own_lru;
-	if (s == NULL) {
-		pthread_mutex_unlock(&w->mu);
-		return QERR_BUSY;
+	return 0;
+}
+
+/* The claims claims_dump wrote into *c (cleared on failure). */
+static int
+claims_load(const char *text, struct oidc_claims *c, struct qerr *e)
+{
+	json_t *o = json_loads(text, 0, NULL);
+	const char *sub = json_string_value(json_object_get(o, "subject"));
+	const char *user = json_string_value(json_object_get(o, "username"));
+	int r = 0;
+
+	memset(c, 0, sizeof(*c));
+	if (sub == NULL || user == NULL || (c->subject = strdup(sub)) == NULL ||
+	    (c->username = strdup(user)) == NULL ||
+	    strings_load(json_object_get(o, "roles"), &c->roles, &c->nroles) != 0 ||
+	    strings_load(json_object_get(o, "wids"), &c->wids, &c->nwids) != 0) {
+		oidc_claims_clear(c);
+		r = qerr_set(e, QERR_INTERNAL, NULL, "a stored console session's claims "
+		    "cannot be read");
+	} else
+		c->exp = json_integer_value(json_object_get(o, "exp"));
+	json_decref(o);
+	return r;
+}
+
+static bool
+expired(const struct web *w, const struct store_session *s, int64_t now_us)
+{
+	return now_us - s->used_us > w->idle_ms * 1000 ||
+	    now_us - s->created_us > w->life_ms * 1000;
+}
+
+/* A session's use is written at most this often: a tenth of the idle time, at most
+ * a minute, so that reading pages does not make every request a write. */
+static int64_t
+touch_gap_us(const struct web *w)
+{
+	int64_t gap = w->idle_ms * 100;
+
+	return gap < 60000000 ? gap : 60000000;
+}
+
+/* The row of a new session for principal; fields borrowed from the arguments. */
+static int
+session_row(const char *idh, const char *ph, const char *token_id, const char *th,
+    const struct oidc_claims *claims, int64_t now, struct store_session *s,
+    struct qerr *e)
+{
+	memset(s, 0, sizeof(*s));
+	s->id_hash = (char *)idh;
+	s->principal_hash = (char *)ph;
+	s->created_us = s->used_us = now;
+	if (claims == NULL) {
+		s->token_id = (char *)token_id;
+		s->token_hash = (char *)th;
+		return 0;
 	}
-	session_wipe(s);
-	s->live = true;
-	hash_id(id, s->id_hash);
-	memcpy(s->principal_hash, ph, 32);
-	memcpy(s->csrf, csrf, SECRET_B64 + 1);
-	if (claims != NULL) {
-		s->oidc = true;
-		s->claims = *claims;
-		memset(claims, 0, sizeof(*claims));
-	} else {
-		snprintf(s->token_id, sizeof(s->token_id), "%s", token_id);
-		memcpy(s->token_hash, token_hash, 32);
-	}
-	s->created_ms = s->used_ms = now;
-	s->touched = ++w->clock;
-	pthread_mutex_unlock(&w->mu);
+	if ((s->claims = claims_dump(claims)) == NULL)
+		return qerr_set(e, QERR_NOMEM, NULL, "out of memory");
 	return 0;
 }
 
 /*
- * Looks the cookie's session up, marks it used and copies it into *v: 1 found, 0 not,
- * QERR_NOMEM (copying the claims).
+ * Opens a session for principal (the request's who.id) of API token token_id (whose
+ * stored hash is token_hash), or, with claims, for the OpenID Connect principal they
+ * describe: writes the cookie's value into id and the CSRF token into csrf (both
+ * SECRET_B64 + 1 bytes). A principal at its cap gives up its own least recently used
+ * session; a full table refuses (QERR_BUSY) rather than evict anyone else's, so no
+ * principal can sign another out. One write transaction: two nodes cannot both fill
+ * the last place.
  */
 static int
-session_use(struct web *w, const char *id, struct session_view *v, int64_t now,
+session_new(struct web *w, struct store *st, const char *principal,
+    const char *token_id, const unsigned char token_hash[32],
+    const struct oidc_claims *claims, char *id, char *csrf, struct qerr *e)
+{
+	struct store_session s;
+	struct store_tx *tx = NULL;
+	char idh[65], ph[65], th[65] = "";
+	int64_t now = engine_now_us();
+	long all = 0, own = 0;
+	char *lru = NULL;
+	int r;
+
+	random_text(id);
+	csrf_of(id, csrf);
+	hash_hex(id, idh);
+	hash_hex(principal, ph);
+	if (claims == NULL)
+		sodium_bin2hex(th, sizeof(th), token_hash, 32);
+	if ((r = session_row(idh, ph, token_id, th, claims, now, &s, e)) != 0)
+		return r;
+	if ((r = store_tx_begin(st, true, &tx, e)) != 0 ||
+	    (r = store_session_prune(tx, now - w->idle_ms * 1000, now - w->life_ms * 1000,
+	    e)) != 0 || (r = store_session_count(tx, ph, &all, &own, &lru, e)) != 0)
+		goto out;
+	if (lru != NULL && ((size_t)own >= w->per_principal || (size_t)all >= w->max))
+		r = store_session_delete(tx, lru, NULL, e);
+	else if ((size_t)all >= w->max)
+		r = qerr_set(e, QERR_BUSY, NULL, "the console's session table is full "
+		    "([web] max_sessions): try again when sessions have expired");
+	if (r == 0 && (r = store_session_insert(tx, &s, e)) == 0) {
+		r = store_tx_commit(tx, e);
+		tx = NULL;
+	}
+out:
+	store_tx_rollback(tx);
+	free(lru);
+	free(s.claims);
+	sodium_memzero(idh, sizeof(idh));
+	return r;
+}
+
+/* Marks the session used, when it was not lately; a failure only loses the mark. */
+static void
+session_touch(struct web *w, struct store *st, const struct store_session *s,
+    int64_t now)
+{
+	struct store_tx *tx = NULL;
+	struct qerr e;
+
+	if (now - s->used_us < touch_gap_us(w))
+		return;
+	if (store_tx_begin(st, true, &tx, &e) == 0 &&
+	    store_session_touch(tx, s->id_hash, now, &e) == 0 &&
+	    store_tx_commit(tx, &e) == 0)
+		tx = NULL;
+	store_tx_rollback(tx);
+}
+
+/* What the request needs of the stored session s whose cookie is id. */
+static int
+session_view_fill(struct web *w, const char *id, const struct store_session *s,
+    struct session_view *v, struct qerr *e)
+{
+	csrf_of(id, v->csrf);
+	v->expires_ms = (s->created_us + w->life_ms * 1000) / 1000;
+	if (s->claims != NULL) {
+		v->oidc = true;
+		return claims_load(s->claims, &v->claims, e);
+	}
+	if (s->token_id == NULL || s->token_hash == NULL ||
+	    strlen(s->token_id) >= sizeof(v->token_id) ||
+	    sodium_hex2bin(v->token_hash, sizeof(v->token_hash), s->token_hash,
+	    strlen(s->token_hash), NULL, NULL, NULL) != 0)
+		return qerr_set(e, QERR_INTERNAL, NULL, "a stored console session's token "
+		    "cannot be read");
+	snprintf(v->token_id, sizeof(v->token_id), "%s", s->token_id);
+	return 0;
+}
+
+/*
+ * Looks the cookie's session up in the store, marks it used and copies it into *v:
+ * 1 found, 0 not (or expired), a negative error from the store.
+ */
+static int
+session_use(struct web *w, struct store *st, const char *id, struct session_view *v,
     struct qerr *e)
 {
-	unsigned char h[32];
-	struct session *s;
-	int r = 0;
+	struct store_session s;
+	struct store_tx *tx = NULL;
+	int64_t now = engine_now_us();
+	char idh[65];
+	int r;
 
-	hash_id(id, h);
-	pthread_mutex_lock(&w->mu);
-	if ((s = session_find(w, h, now)) != NULL) {
-		s->used_ms = now;
-		s->touched = ++w->clock;
-		memcpy(v->csrf, s->csrf, sizeof(v->csrf));
-		memcpy(v->token_id, s->token_id, sizeof(v->token_id));
-		memcpy(v->token_hash, s->token_hash, sizeof(v->token_hash));
-		v->oidc = s->oidc;
-		v->expires_ms = s->created_ms + w->life_ms;
-		r = s->oidc ? oidc_claims_copy(&v->claims, &s->claims, e) : 0;
+	memset(&s, 0, sizeof(s));
+	hash_hex(id, idh);
+	if ((r = store_tx_begin(st, false, &tx, e)) != 0)
+		return r;
+	r = store_session_get(tx, idh, &s, e);
+	store_tx_rollback(tx);
+	if (r == QERR_NOT_FOUND || (r == 0 && expired(w, &s, now))) {
+		r = 0;
+		goto out;
 	}
-	pthread_mutex_unlock(&w->mu);
-	return r != 0 ? r : s != NULL;
+	if (r != 0)
+		goto out;
+	session_touch(w, st, &s, now);
+	r = session_view_fill(w, id, &s, v, e);
+	r = r != 0 ? r : 1;
+out:
+	store_session_clear(&s);
+	sodium_memzero(idh, sizeof(idh));
+	return r;
 }
 
+/* Ends the session of cookie id, or (id NULL) every session of token_id. */
 static void
-session_end(struct web *w, const char *id)
+session_end(struct store *st, const char *id, const char *token_id)
 {
-	unsigned char h[32];
-	struct session *s;
+	struct store_tx *tx = NULL;
+	char idh[65];
+	struct qerr e;
 
-	hash_id(id, h);
-	pthread_mutex_lock(&w->mu);
-	if ((s = session_find(w, h, engine_now_ms())) != NULL)
-		session_wipe(s);
-	pthread_mutex_unlock(&w->mu);
-}
-
-/* Ends every session opened with token_id (it is gone from the store). */
-static void
-sessions_of_token_end(struct web *w, const char *token_id)
-{
-	size_t i;
-
-	pthread_mutex_lock(&w->mu);
-	for (i = 0; i < w->max; i++)
-		if (w->s[i].live && !w->s[i].oidc &&
-		    strcmp(w->s[i].token_id, token_id) == 0)
-			session_wipe(&w->s[i]);
-	pthread_mutex_unlock(&w->mu);
+	if (id != NULL)
+		hash_hex(id, idh);
+	if (store_tx_begin(st, true, &tx, &e) == 0 &&
+	    store_session_delete(tx, id != NULL ? idh : NULL, token_id, &e) == 0 &&
+	    store_tx_commit(tx, &e) == 0)
+		tx = NULL;
+	else
+		log_msg(LOG_LVL_WARN, "console session end: %s", e.msg);
+	store_tx_rollback(tx);
+	sodium_memzero(idh, sizeof(idh));
 }
 
 /*
@@ -679,7 +785,7 @@ session_principal(struct req *q, struct session_view *v, struct qerr *e)
 		return session_claims(q, &v->claims, e);
 	r = auth_token_principal(q->api->st, v->token_id, v->token_hash, &q->who, e);
 	if (r == QERR_NOT_FOUND || r == QERR_UNAUTHENTICATED)
-		sessions_of_token_end(q->api->web, v->token_id);
+		session_end(q->api->st, NULL, v->token_id);
 	if (r == QERR_NOT_FOUND)
 		return qerr_set(e, QERR_UNAUTHENTICATED, NULL,
 		    "the token this session was opened with no longer exists");
@@ -719,8 +825,8 @@ authenticate_session(struct req *q, struct session_view *v)
 
 	qerr_clear(&e);
 	memset(v, 0, sizeof(*v));
-	if (cookie_value(q, id) != 1 || (r = session_use(q->api->web, id, v,
-	    engine_now_ms(), &e)) == 0) {
+	if (cookie_value(q, id) != 1 || (r = session_use(q->api->web, q->api->st, id, v,
+	    &e)) == 0) {
 		req_error(q, 401, "unauthenticated", NULL,
 		    "the session has expired or was ended: sign in again");
 		req_audit_denial(q, "auth.failed", "no live session for the cookie");
@@ -855,9 +961,12 @@ sign_in(struct req *q)
 	/* The same hash auth.c stores: the session is bound to this very token. */
 	crypto_hash_sha256(th, (const unsigned char *)tok, strlen(tok));
 	now = engine_now_ms();
-	if (session_new(w, q->who.id, q->who.id, th, NULL, id, csrf, now) != 0) {
-		req_error(q, 503, "unavailable", NULL, "the console's session table is "
-		    "full ([web] max_sessions): try again when sessions have expired");
+	if ((r = session_new(w, q->api->st, q->who.id, q->who.id, th, NULL, id, csrf,
+	    &e)) != 0) {
+		if (r == QERR_BUSY)
+			req_error(q, 503, "unavailable", NULL, "%s", e.msg);
+		else
+			req_qerr(q, r, &e);
 		goto out;
 	}
 	snprintf(cookie, sizeof(cookie),
@@ -903,7 +1012,7 @@ sign_out(struct req *q)
 
 	if (authenticate_session(q, &v)) {
 		if (cookie_value(q, id) == 1)
-			session_end(q->api->web, id);
+			session_end(q->api->st, id, NULL);
 		sodium_memzero(id, sizeof(id));
 		audit_session(q, "session.ended", v.token_id);
 		req_reply(q, 200, json_pack("{s:b}", "signed_out", 1));
@@ -915,58 +1024,62 @@ sign_out(struct req *q)
 
 /* ------------------------------------------------------------ OpenID Connect */
 
-/* Opens a login for the pre-session cookie pre; the oldest gives way when full. */
+/* A login's state, nonce and verifier, from its pre-session cookie pre. */
 static void
-login_new(struct web *w, const char *pre, const char *state, const char *nonce,
-    const char *verifier, const char *redirect_uri, int64_t now)
+login_secrets(const char *pre, struct login *l)
 {
-	struct login *l = NULL;
-	size_t i;
-
-	pthread_mutex_lock(&w->mu);
-	for (i = 0; i < LOGINS_MAX; i++) {
-		if (w->logins[i].live &&
-		    now - w->logins[i].created_ms > LOGIN_TTL_S * 1000L)
-			login_wipe(&w->logins[i]);
-		if (!w->logins[i].live) {
-			l = &w->logins[i];
-			break;
-		}
-		if (l == NULL || w->logins[i].created_ms < l->created_ms)
-			l = &w->logins[i];
-	}
-	login_wipe(l);
-	l->live = true;
-	hash_id(pre, l->cookie_hash);
-	memcpy(l->state, state, sizeof(l->state));
-	memcpy(l->nonce, nonce, sizeof(l->nonce));
-	memcpy(l->verifier, verifier, sizeof(l->verifier));
-	snprintf(l->redirect_uri, sizeof(l->redirect_uri), "%s", redirect_uri);
-	l->created_ms = now;
-	pthread_mutex_unlock(&w->mu);
+	derive(pre, "oidc state", l->state);
+	derive(pre, "oidc nonce", l->nonce);
+	derive(pre, "oidc verifier", l->verifier);
 }
 
-/* Takes the live login of pre-session cookie pre out of the table: one use only. */
-static bool
-login_take(struct web *w, const char *pre, struct login *out, int64_t now)
+/* Opens a login for the pre-session cookie pre (LOGINS_MAX at most under way: the
+ * oldest gives way), shared by every node: the callback may reach another. */
+static int
+login_new(struct store *st, const char *pre, const char *redirect_uri, struct qerr *e)
 {
-	unsigned char h[32];
-	bool found = false;
-	size_t i;
+	struct store_tx *tx = NULL;
+	int64_t now = engine_now_us();
+	char h[65];
+	int r;
 
-	hash_id(pre, h);
-	pthread_mutex_lock(&w->mu);
-	for (i = 0; i < LOGINS_MAX && !found; i++) {
-		if (!w->logins[i].live ||
-		    sodium_memcmp(w->logins[i].cookie_hash, h, 32) != 0)
-			continue;
-		if (now - w->logins[i].created_ms <= LOGIN_TTL_S * 1000L) {
-			*out = w->logins[i];
-			found = true;
-		}
-		login_wipe(&w->logins[i]);
+	hash_hex(pre, h);
+	if ((r = store_tx_begin(st, true, &tx, e)) == 0 &&
+	    (r = store_login_insert(tx, h, redirect_uri, now, now - LOGIN_TTL_S *
+	    1000000LL, LOGINS_MAX, e)) == 0) {
+		r = store_tx_commit(tx, e);
+		tx = NULL;
 	}
-	pthread_mutex_unlock(&w->mu);
+	store_tx_rollback(tx);
+	sodium_memzero(h, sizeof(h));
+	return r;
+}
+
+/* Takes the live login of pre-session cookie pre out of the store: one use only. */
+static bool
+login_take(struct store *st, const char *pre, struct login *out)
+{
+	struct store_tx *tx = NULL;
+	int64_t now = engine_now_us(), at = 0;
+	char h[65], *uri = NULL;
+	struct qerr e;
+	bool found = false;
+
+	hash_hex(pre, h);
+	if (store_tx_begin(st, true, &tx, &e) == 0 &&
+	    store_login_take(tx, h, &uri, &at, &e) == 0 &&
+	    store_tx_commit(tx, &e) == 0) {
+		tx = NULL;
+		found = now - at <= LOGIN_TTL_S * 1000000LL &&
+		    strlen(uri) < sizeof(out->redirect_uri);
+	}
+	store_tx_rollback(tx);
+	if (found) {
+		login_secrets(pre, out);
+		snprintf(out->redirect_uri, sizeof(out->redirect_uri), "%s", uri);
+		out->created_ms = at / 1000;
+	}
+	free(uri);
 	sodium_memzero(h, sizeof(h));
 	return found;
 }
@@ -1124,8 +1237,8 @@ static enum MHD_Result
 oidc_start(struct req *q)
 {
 	struct web *w = q->api->web;
-	char pre[SECRET_B64 + 1], state[SECRET_B64 + 1], nonce[SECRET_B64 + 1];
-	char verifier[SECRET_B64 + 1], challenge[SECRET_B64 + 1];
+	char pre[SECRET_B64 + 1], challenge[SECRET_B64 + 1];
+	struct login l;
 	char redirect[REDIRECT_MAX], cookie[200];
 	unsigned char digest[32];
 	enum MHD_Result ret;
@@ -1137,19 +1250,20 @@ oidc_start(struct req *q)
 		return oidc_fail(q, 400, "invalid_input", "the request's Host header "
 		    "cannot make a redirect URI: set [oidc] redirect_uri");
 	random_text(pre);
-	random_text(state);
-	random_text(nonce);
-	random_text(verifier);
+	login_secrets(pre, &l);
 	/* PKCE S256 (RFC 7636): the issuer sees the challenge now, the verifier later. */
-	crypto_hash_sha256(digest, (const unsigned char *)verifier, strlen(verifier));
+	crypto_hash_sha256(digest, (const unsigned char *)l.verifier, strlen(l.verifier));
 	sodium_bin2base64(challenge, sizeof(challenge), digest, sizeof(digest),
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	if (oidc_authorize_url(q->api->oidc, redirect, state, nonce, challenge, &url,
+	if (oidc_authorize_url(q->api->oidc, redirect, l.state, l.nonce, challenge, &url,
 	    &e) != 0) {
 		ret = oidc_fail(q, 500, "internal", e.msg);
 		goto out;
 	}
-	login_new(w, pre, state, nonce, verifier, redirect, engine_now_ms());
+	if (login_new(q->api->st, pre, redirect, &e) != 0) {
+		ret = oidc_fail(q, 503, "unavailable", e.msg);
+		goto out;
+	}
 	snprintf(cookie, sizeof(cookie), LOGIN_COOKIE "=%s; Path=" OIDC_PATH
 	    "; HttpOnly; SameSite=Lax; Max-Age=%d%s", pre, LOGIN_TTL_S,
 	    w->tls ? "; Secure" : "");
@@ -1158,9 +1272,7 @@ out:
 	free(url);
 	sodium_memzero(cookie, sizeof(cookie));
 	sodium_memzero(pre, sizeof(pre));
-	sodium_memzero(state, sizeof(state));
-	sodium_memzero(nonce, sizeof(nonce));
-	sodium_memzero(verifier, sizeof(verifier));
+	login_wipe(&l);
 	sodium_memzero(digest, sizeof(digest));
 	return ret;
 }
@@ -1216,7 +1328,6 @@ oidc_callback(struct req *q)
 	struct login l;
 	enum MHD_Result ret;
 	struct qerr e;
-	int64_t now = engine_now_ms();
 	int r;
 
 	memset(&l, 0, sizeof(l));
@@ -1227,7 +1338,7 @@ oidc_callback(struct req *q)
 	memset(csrf, 0, sizeof(csrf));
 	cookie[0] = '\0';
 	qerr_clear(&e);
-	if (named_cookie(q, LOGIN_COOKIE, pre) != 1 || !login_take(w, pre, &l, now)) {
+	if (named_cookie(q, LOGIN_COOKIE, pre) != 1 || !login_take(q->api->st, pre, &l)) {
 		ret = oidc_fail(q, 400, "invalid_input", "no sign-in is under way in this "
 		    "browser (it was used already, is older than 10 minutes, or cookies are "
 		    "off): start again");
@@ -1249,9 +1360,8 @@ oidc_callback(struct req *q)
 		ret = oidc_fail(q, 500, "internal", "out of memory");
 		goto out;
 	}
-	if (session_new(w, q->who.id, NULL, NULL, &keep, id, csrf, now) != 0) {
-		ret = oidc_fail(q, 503, "unavailable", "the console's session table is "
-		    "full ([web] max_sessions): try again when sessions have expired");
+	if (session_new(w, q->api->st, q->who.id, NULL, NULL, &keep, id, csrf, &e) != 0) {
+		ret = oidc_fail(q, 503, "unavailable", e.msg);
 		goto out;
 	}
 	snprintf(cookie, sizeof(cookie),

@@ -14,7 +14,7 @@ struct web;
 
 /* Validates cfg->web (errors say "file:line: reason") and finds the files' root. */
 int web_open(const struct config *cfg, bool tls, struct web **out, struct qerr *e);
-/* Forgets every session (their secrets zeroed); accepts NULL. */
+/* Frees w (the sessions are the store's and stay there); accepts NULL. */
 void web_close(struct web *w);
 
 /*
