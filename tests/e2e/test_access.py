@@ -187,7 +187,9 @@ def token_for(q, caller):
     return None  # basic: handled by the header
 
 
-@pytest.mark.single_node("an unauthenticated refusal after the first of its minute is counted by its node and written when that node's audit log is read (src/api/refusals.c)")
+@pytest.mark.sqlite("its hunt is SQLite's dialect; and an unauthenticated refusal after "
+                    "the first of its minute is counted by its node and written when that "
+                    "node's audit log is read (src/api/refusals.c)")
 def test_access_matrix(lab, quelld, make_user, relay):
     # actions stay open while the relay is down, so that cancel has something to cancel
     q = quelld(url=f"ldaps://127.0.0.1:{relay.port}", engine={"max_attempts": 1000})

@@ -1,6 +1,8 @@
 """Bad input is refused with the field named, and nothing is written."""
 import json
 
+import pytest
+
 MAX_BODY = 16384  # above the 10 kB strings below
 
 HOSTILE = {
@@ -170,6 +172,7 @@ def test_bad_input(quelld, make_user):
 BIDI = {f"U+{c:04X}": chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 
+@pytest.mark.sqlite("hunts in SQLite's dialect, the mode of SQLite's files")
 def test_smaller_holes(quelld, make_user):
     """Issue 12, hole 8: each of these was accepted (or failed) before."""
     import os

@@ -127,6 +127,7 @@ def prometheus(tmp_path):
         p.stop()
 
 
+@pytest.mark.sqlite("its hunt is SQLite's dialect (unixepoch)")
 def test_metrics_scraped_by_prometheus(quelld, make_user, prometheus):
     q = remember(quelld())
     monitor = q.token("e2e-monitor", "monitor")

@@ -169,9 +169,11 @@ def no_contract_errors(action):
 
 
 class CloudQuelld:
-    """quelld on a private store with the given [system] sections."""
+    """quelld on a private store with the given [system] sections: SQLite, or as the
+    parent suite's Quelld on PostgreSQL (QUELL_E2E_STORE), two nodes with QUELL_E2E_NODES=2
+    (admin spreads requests across both; port, proc and log are the first node's)."""
 
-    def __init__(self, workdir, systems, engine=None, server=None):
+    def __init__(self, workdir, systems, engine=None, server=None, nodes=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.db = self.dir / "quell.db"
@@ -184,13 +186,21 @@ class CloudQuelld:
         self.server = {"listen": "127.0.0.1:0", "workers": 8, "node_id": "cloud-e2e",
                        **(server or {})}
         self.systems = systems
+        nodes = base._TEST_NODES if nodes is None else nodes
+        self.store = None
+        if base.STORE == "postgres" and nodes != "sqlite":
+            self.store, _ = base.postgres().new_db()
+        self.node_id = self.server["node_id"]
+        n = (nodes if isinstance(nodes, int) else base.NODES) if self.store else 1
+        self.peers = [base.Peer(self, i) for i in range(1, n)]
         self.write_conf()
         self.admin_token = self.token("cloud-admin", "admin")
 
     def write_conf(self):
         lines = ["[server]"] + [f"{k} = {v}" for k, v in self.server.items()]
         lines += ["", "[engine]"] + [f"{k} = {v}" for k, v in self.engine.items()]
-        lines += ["", "[store]", f"path = {self.db}"]
+        lines += ["", "[store]"] + ([f"path = {self.db}"] if self.store is None else
+                                    ["backend = postgres", f"conninfo = {self.store}"])
         for name, kv in self.systems.items():
             lines += ["", f'[system "{name}"]'] + [f"{k} = {v}" for k, v in kv.items()]
         self.conf.write_text("\n".join(lines) + "\n")
@@ -219,12 +229,16 @@ class CloudQuelld:
                 m = re.search(rb"listening on \S+ \(port (\d+)\)", f.read())
             return int(m.group(1)) if m else None
         self.port = wait_for(port, 30, what="quelld to listen")
-        self.admin = Api(self.port, self.admin_token)
-        wait_for(lambda: self.admin.get("/healthz", token=None).status == 200, 30,
+        wait_for(lambda: Api(self.port).get("/healthz", token=None).status == 200, 30,
                  what="/healthz")
+        for p in self.peers:
+            p.start()
+        self.admin = Api([self.port] + [p.port for p in self.peers], self.admin_token)
         return self
 
     def stop(self):
+        for p in self.peers:
+            p.end(True)
         stop_proc(self.proc, 30)
         self.proc = None
 

@@ -109,7 +109,9 @@ def entra(graph, cloud_dir):
     one job at a time, so ready mark_compromised steps gather into full batches)."""
     d = cloud_dir / "quelld-entra"
     d.mkdir()
-    q = CloudQuelld(d, {"cloud": graph.system(d)})
+    # One node: Identity Protection's 1 request/s per tenant is paced per node (ip_rps),
+    # and ready steps gather into batches per node.
+    q = CloudQuelld(d, {"cloud": graph.system(d)}, nodes=1)
     q.start()
     yield q
     q.stop()

@@ -62,6 +62,7 @@ def metric(q, name, **labels):
     return total
 
 
+@pytest.mark.sqlite("reads one process's /metrics; and what Okta's rate-limit headers say is learned per node: two nodes each spend the bucket")
 def test_pacing_waits_beyond_max_attempts_complete(okta_direct, cloud_dir):
     """12 suspensions through a bucket of 4 requests per 3 s with max_attempts = 2:
     most steps are held back several times, none fails, and each took one attempt."""
@@ -121,6 +122,7 @@ def test_retry_after_http_date_honoured(graph, cloud_dir):
         q.stop()
 
 
+@pytest.mark.sqlite("reads one process's /metrics: its adaptive concurrency")
 def test_concurrency_adapts(okta_direct, cloud_dir):
     """An org that takes 2 requests at once, quell allowed 8: the first burst is
     refused, then quell runs fewer at once, stays one below the level refused and
