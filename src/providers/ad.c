@@ -1801,18 +1801,62 @@ static const struct kind_info ad_info = {
 	.nself_accounts = sizeof(ad_self) / sizeof(ad_self[0]),
 };
 
-/* The preview's warning, from the flags a sync or a step last read (the cache of
- * userAccountControl values): a forced change where the password never expires. */
+/*
+ * The account's userAccountControl read now, on a pooled connection: another node's
+ * sync or step may have changed it, and this node's cache holds only what it read
+ * itself. 0, or -1 (unreachable, not found: the caller falls back to the cache).
+ */
+static int
+read_uac_now(struct provider *p, const unsigned char guid[LDAPESC_GUID_LEN],
+    uint32_t *uac)
+{
+	struct timeval tv = { .tv_sec = p->timeout };
+	struct lres lr = { 0 };
+	LDAPMessage *msg = NULL;
+	struct user u = { 0 };
+	struct conn *c = pool_get(p);
+	char *esc = NULL, *filter = NULL;
+	bool fresh, drop = false;
+	int rc = -1;
+
+	if (conn_ready(p, c, &fresh, &lr) != LDAP_SUCCESS)
+		goto out;
+	if (ldapesc_filter_binary(guid, LDAPESC_GUID_LEN, &esc) != 0 ||
+	    asprintf(&filter, "(objectGUID=%s)", esc) == -1) {
+		filter = NULL;
+		goto out;
+	}
+	rc = ldap_search_ext_s(c->ld, p->base_dn, LDAP_SCOPE_SUBTREE, filter,
+	    (char **)user_attrs, 0, NULL, NULL, &tv, 2, &msg);
+	drop = ldap_code_breaks_conn(rc);
+	rc = user_from_result(p, c->ld, msg, rc, &u, &lr) == LDAP_SUCCESS ? 0 : -1;
+	if (rc == 0) {
+		*uac = u.uac;
+		seen_put(p, guid, u.uac);
+	}
+out:
+	user_clear(&u);
+	ldap_msgfree(msg);
+	free(filter);
+	free(esc);
+	pool_put(p, c, drop);
+	return rc;
+}
+
+/* The preview's warning: a forced change where the password never expires, from the
+ * flags read now (else the ones a sync or a step of this node last read). */
 static bool
 ad_refuses(const struct provider *p, const struct account *acct, enum action_type type,
     char *why, size_t len)
 {
+	struct provider *rw = (struct provider *)p;
 	unsigned char guid[LDAPESC_GUID_LEN];
 	uint32_t uac;
 
 	if (type != ACTION_FORCE_PASSWORD_CHANGE || acct->external_id == NULL ||
 	    ldapesc_guid_from_text(acct->external_id, guid) != 0 ||
-	    !seen_get((struct provider *)p, guid, &uac) || !(uac & UAC_DONT_EXPIRE_PASSWD))
+	    (read_uac_now(rw, guid, &uac) != 0 && !seen_get(rw, guid, &uac)) ||
+	    !(uac & UAC_DONT_EXPIRE_PASSWD))
 		return false;
 	snprintf(why, len, "%s", DONT_EXPIRE_REFUSAL);
 	return true;
