@@ -20,7 +20,8 @@ const SCHEMA = {
 const EXAMPLES = [
   ["Enabled AD accounts", "SELECT identity_id, display_name, username, state\nFROM IdentityAccounts\nWHERE kind = 'ad' AND state = 'enabled'\nORDER BY display_name"],
   ["Identities in password-spray alerts", "SELECT e.identity_id, count(*) AS alerts\nFROM AlertEntities e JOIN Alerts a USING (alert_id)\nWHERE a.category = 'password_spray' AND e.identity_id IS NOT NULL\nGROUP BY 1 ORDER BY alerts DESC"],
-  ["Failed steps, last 7 days", "SELECT action_id, identity_id, account_name, system, error_code, message\nFROM ActionSteps\nWHERE status = 'failed' AND finished_at >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')"],
+  // The examples run on either store's hunting (SQLite's, PostgreSQL's): no date functions.
+  ["Failed steps, newest first", "SELECT action_id, identity_id, account_name, system, error_code, message, finished_at\nFROM ActionSteps\nWHERE status = 'failed'\nORDER BY finished_at DESC\nLIMIT 200"],
   ["Unresolved alert entities", "SELECT alert_id, entity_type, id_type, value, resolution\nFROM AlertEntities WHERE resolution <> 'resolved'"],
 ];
 
