@@ -98,7 +98,7 @@ run_build() {
 	CMOCKA_MESSAGE_OUTPUT=tap meson test -C "$dir" --print-errorlogs --num-processes 1 \
 	    --suite unit --suite integration "${fault[@]}" || true
 	tally meson "$dir/meson-logs/testlog.json"
-	echo "== end-to-end tests ($name)"
+	phase "end-to-end tests ($name)"
 	local out=$results/pytest-$name.txt
 	# LeakSanitizer's own test needs the sanitize build: elsewhere it would only skip.
 	local only_asan=() cluster=()
@@ -121,7 +121,7 @@ run_build() {
 	local contract_tests=(test_access test_actors test_ad_actions test_audit_flood
 	    test_audit_tamper test_disruption test_hunting test_list test_oidc test_policy
 	    test_release test_scope test_siem test_sync_schedule test_tokens)
-	echo "== API contract pass (release): ${contract_tests[*]}"
+	phase "API contract pass (release): ${contract_tests[*]}"
 	out=$results/pytest-contract.txt
 	local files=("${contract_tests[@]/#/tests/e2e/}")
 	QUELL_E2E_CONTRACT=1 QUELL_BUILD=$top/$dir /usr/bin/python3 -m pytest -q -rs \
