@@ -1,11 +1,15 @@
 """Three quelld nodes on one PostgreSQL database and the Samba lab, under trouble:
-hundreds of disables submitted through all three while one node is killed with -9
+a thousand disables submitted through all three while one node is killed with -9
 mid-batch and later another restarts, or while PostgreSQL itself restarts. Every
 action ends in exactly one terminal state, every account is disabled, no step was
-carried out by two nodes unless the first died holding it, and the one audit chain
-verifies from every node."""
+carried out by two nodes unless the first died holding it, every account's
+userAccountControl was written once (its replication metadata version, which the DC
+raises on each write, went up by exactly what one disable raises it by), and the one audit chain verifies from
+every node."""
+import base64
 import glob
 import os
+import struct
 import subprocess
 import threading
 import time
@@ -15,6 +19,43 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import TERMINAL, UAC_DISABLE, postgres, wait_for
+
+
+# ATT_USER_ACCOUNT_CONTROL in replPropertyMetaData (MS-ADTS attribute ids).
+ATTID_UAC = 0x00090008
+
+
+def uac_writes(lab, prefix):
+    """{sam: version} of each user's userAccountControl: how many times the DC wrote
+    it (replPropertyMetaDataBlob, MS-DRSR 5.11: version 1 with a count at byte 8, then
+    48-byte entries whose first two words are the attribute id and its version)."""
+    e = lab.search(f"(sAMAccountName={prefix}*)", ("sAMAccountName", "replPropertyMetaData"))
+    out = {}
+    for v in e.values():
+        blob = base64.b64decode(v["replpropertymetadata"][0])
+        (count,) = struct.unpack_from("<I", blob, 8)
+        for i in range(count):
+            attid, version = struct.unpack_from("<II", blob, 16 + 48 * i)
+            if attid == ATTID_UAC:
+                out[v["samaccountname"][0]] = version
+    return out
+
+
+def one_disable_writes(lab, quelld):
+    """How far one disable by quell raises a user's userAccountControl version on
+    this DC (its compare-and-swap is a delete and an add in one modify), measured
+    on a user of its own through a quelld of its own."""
+    prefix = lab.tag + "cz"
+    (sam,) = lab.users(1, prefix, nopw=True)
+    before = uac_writes(lab, prefix)[sam]
+    q = quelld(name="cz")
+    q.sync()
+    a = q.admin.run("disable", q.identity_of(sam)["id"])
+    assert a["status"] == "completed", a
+    q.stop()
+    d = uac_writes(lab, prefix)[sam] - before
+    assert d >= 1, d
+    return d
 
 
 def three_nodes(quelld):
@@ -113,8 +154,11 @@ def verify_everywhere(nodes, n_entries):
 
 def test_kill_one_restart_another(lab, quelld):
     prefix = lab.tag + "ch"
-    n = 300
+    n = 1000
     sams = lab.users(n, prefix, nopw=True)
+    before = uac_writes(lab, prefix)
+    assert len(before) == n, len(before)
+    once = one_disable_writes(lab, quelld)
     a, b, c = three_nodes(quelld)
     a.sync()
     ids = {s: a.identity_of(s)["id"] for s in sams}
@@ -139,6 +183,10 @@ def test_kill_one_restart_another(lab, quelld):
     acts = settle(viewer, n)
     entries = a.api("admin").audit_all()
     check_outcome(lab, prefix, ids, acts, entries, died={"cc"})
+    after = uac_writes(lab, prefix)
+    twice = {k: (before[k], v) for k, v in after.items() if v != before[k] + once}
+    assert not twice, f"{len(twice)} accounts written more than once (one disable " \
+        f"raises the version by {once}): {list(twice.items())[:10]}"
     verify_everywhere([a, b], len(entries))
     # c comes back to the same chain.
     c.start()
