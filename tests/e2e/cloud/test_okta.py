@@ -143,7 +143,8 @@ def test_cli_preview_warns(okta_emu, okta, tmp_path):
                        capture_output=True, text=True, env=env, timeout=60,
                        stdin=subprocess.DEVNULL, start_new_session=True)
     assert r.returncode == 5, r  # no terminal to confirm on: nothing done
-    assert "disable - warning: " + cannot_suspend("RECOVERY") in r.stdout, r
+    # the preview's plan for the account, before any confirmation
+    assert "will be refused: " + cannot_suspend("RECOVERY") in r.stdout, r
     assert okta_emu.user(u["id"])["status"] == "RECOVERY"
 
 
