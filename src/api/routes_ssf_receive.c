@@ -5,7 +5,6 @@
  * src/engine/ssf_receive.c. Every refusal is answered with RFC 8935's error and
  * audited as ssf.refused.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,23 +14,6 @@
 #include "engine/ssf.h"
 #include "internal.h"
 #include "providers/kit.h"
-
-static int
-refuse(struct ssf_refusal *f, unsigned status, const char *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-refuse(struct ssf_refusal *f, unsigned status, const char *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	f->status = status;
-	f->err = err;
-	va_start(ap, fmt);
-	vsnprintf(f->why, sizeof(f->why), fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* The pusher's Authorization must be "Bearer <token_file's token>". */
 static int
@@ -44,16 +26,16 @@ check_bearer(struct req *q, const struct system_config *rc, struct ssf_refusal *
 	int r;
 
 	if (config_system_get(rc, "token_file") == NULL)
-		return refuse(f, 500, "access_denied", "receiver '%s' has no token_file",
+		return ssf_refuse(f, 500, "access_denied", "receiver '%s' has no token_file",
 		    rc->name);
 	if (kit_file_read(rc, config_system_get(rc, "token_file"), KIT_FILE_SECRET |
 	    KIT_FILE_ONE_LINE, 4096, &tok, &e) != 0)
-		return refuse(f, 500, "access_denied", "%s", e.msg);
+		return ssf_refuse(f, 500, "access_denied", "%s", e.msg);
 	r = h != NULL && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == tok.len &&
 	    sodium_memcmp(h + 7, tok.buf, tok.len) == 0 ? 0 : -1;
 	kit_secret_clear(&tok);
 	if (r != 0)
-		return refuse(f, 401, "authentication_failed", "%s", h == NULL ?
+		return ssf_refuse(f, 401, "authentication_failed", "%s", h == NULL ?
 		    "no Authorization header" : "the bearer token is not the receiver's");
 	return 0;
 }
@@ -77,7 +59,7 @@ routes_ssf_receive(struct req *q, const char *name)
 	}
 	if (check_bearer(q, rc, &f) == 0) {
 		if (q->too_large || q->body == NULL || q->len == 0)
-			refuse(&f, 400, "invalid_request", "%s", "the body must be one SET "
+			ssf_refuse(&f, 400, "invalid_request", "%s", "the body must be one SET "
 			    "(application/secevent+jwt) of at most the server's max_body");
 		else
 			taken = ssf_receive(q->api->eng, q->api->st, rc, q->body, &cl, &f) == 0;

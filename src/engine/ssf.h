@@ -108,6 +108,11 @@ struct ssf_refusal {
 	bool replay;
 };
 
+/* Fills f (HTTP status, RFC 8935 error code, the reason) and returns -1, for a
+ * refusing check to return. */
+int ssf_refuse(struct ssf_refusal *f, unsigned status, const char *err, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
 /* The [ssf_receiver "name"] of cfg, borrowed; NULL when there is none. */
 const struct system_config *ssf_receiver_find(const struct config *cfg,
     const char *name);

@@ -36,12 +36,8 @@ static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct cached cache[RECEIVERS_MAX];
 static struct http_client *http;
 
-static int
-refuse(struct ssf_refusal *f, unsigned status, const char *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-refuse(struct ssf_refusal *f, unsigned status, const char *err, const char *fmt, ...)
+int
+ssf_refuse(struct ssf_refusal *f, unsigned status, const char *err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -154,10 +150,10 @@ verify(const struct system_config *rc, const char *set, json_t **claims,
 	json_decref(hdr);
 	if (r == QERR_NOT_FOUND || r == QERR_UNAUTHENTICATED || r == QERR_INVALID ||
 	    r == QERR_TOO_LARGE)
-		return refuse(f, 400, r == QERR_INVALID || r == QERR_TOO_LARGE ?
+		return ssf_refuse(f, 400, r == QERR_INVALID || r == QERR_TOO_LARGE ?
 		    "invalid_request" : "invalid_key", "%s", e.msg);
 	if (r != 0)
-		return refuse(f, 503, "invalid_key", "the transmitter's keys: %s", e.msg);
+		return ssf_refuse(f, 503, "invalid_key", "the transmitter's keys: %s", e.msg);
 	return 0;
 }
 
@@ -189,18 +185,18 @@ check_claims(struct store *st, const struct system_config *rc, json_t *cl,
 	int r;
 
 	if (iss == NULL || strcmp(iss, key(rc, "issuer")) != 0)
-		return refuse(f, 400, "invalid_issuer", "iss '%s' is not '%s'", iss ? iss :
+		return ssf_refuse(f, 400, "invalid_issuer", "iss '%s' is not '%s'", iss ? iss :
 		    "", key(rc, "issuer"));
 	if (!aud_has(json_object_get(cl, "aud"), key(rc, "audience")))
-		return refuse(f, 400, "invalid_audience", "aud does not name '%s'",
+		return ssf_refuse(f, 400, "invalid_audience", "aud does not name '%s'",
 		    key(rc, "audience"));
 	if (!json_is_integer(iat) || json_integer_value(iat) < now - IAT_SKEW_S ||
 	    json_integer_value(iat) > now + IAT_SKEW_S)
-		return refuse(f, 400, "invalid_request", "iat is not within %d seconds of "
+		return ssf_refuse(f, 400, "invalid_request", "iat is not within %d seconds of "
 		    "now", IAT_SKEW_S);
 	if (jti == NULL || *jti == '\0' || strlen(jti) > 256 ||
 	    !json_is_object(json_object_get(cl, "events")))
-		return refuse(f, 400, "invalid_request", "%s", "a SET needs a jti of at "
+		return ssf_refuse(f, 400, "invalid_request", "%s", "a SET needs a jti of at "
 		    "most 256 characters and an events object");
 	if ((r = store_tx_begin(st, true, &tx, &e)) == 0 &&
 	    (r = store_ssf_jti_claim(tx, iss, jti, engine_now_ms(), &fresh, &e)) == 0)
@@ -208,10 +204,10 @@ check_claims(struct store *st, const struct system_config *rc, json_t *cl,
 	else if (tx != NULL)
 		store_tx_rollback(tx);
 	if (r != 0)
-		return refuse(f, 503, "invalid_request", "%s", e.msg);
+		return ssf_refuse(f, 503, "invalid_request", "%s", e.msg);
 	if (!fresh) {
 		f->replay = true;
-		return refuse(f, 400, "invalid_request", "jti '%s' was received before",
+		return ssf_refuse(f, 400, "invalid_request", "jti '%s' was received before",
 		    jti);
 	}
 	return 0;
@@ -286,7 +282,7 @@ make_alert(struct engine *eng, const struct system_config *rc, json_t *cl,
 	if (sid == NULL)
 		sid = json_object_get(body, "subject");
 	if ((email = subject_account(rc, sid, &id_type)) == NULL)
-		return refuse(f, 400, "invalid_request", "%s", "the subject must be an "
+		return ssf_refuse(f, 400, "invalid_request", "%s", "the subject must be an "
 		    "email, or with sub_id_type set an opaque or iss_sub of the issuer, "
 		    "alone or as a complex subject's user");
 	snprintf(src, sizeof(src), "ssf:%s", rc->name);
@@ -309,7 +305,7 @@ make_alert(struct engine *eng, const struct system_config *rc, json_t *cl,
 	    a.category == NULL || a.entities == NULL || a.entities[0].kind == NULL ||
 	    a.entities[0].id_type == NULL || a.entities[0].value == NULL) {
 		alert_clear(&a);
-		return refuse(f, 503, "invalid_request", "%s", "out of memory");
+		return ssf_refuse(f, 503, "invalid_request", "%s", "out of memory");
 	}
 	a.severity = strcmp(a.category, "credential_theft") == 0 ? ALERT_SEV_HIGH :
 	    ALERT_SEV_MEDIUM;
@@ -328,7 +324,7 @@ make_alert(struct engine *eng, const struct system_config *rc, json_t *cl,
 	free(gs.g);
 	alert_clear(&a);
 	if (r != 0)
-		return refuse(f, r == QERR_INVALID ? 400 : 503, "invalid_request", "%s",
+		return ssf_refuse(f, r == QERR_INVALID ? 400 : 503, "invalid_request", "%s",
 		    e.msg);
 	return 0;
 }
