@@ -283,4 +283,7 @@ def test_rate_limited_burst(okta_emu, cloud_dir):
         assert a["status"] == "completed", a
     for u, _ in pairs:
         assert okta_emu.user(u["id"])["status"] == "SUSPENDED"
-    assert limited <= 1, f"{limited} 429s for a burst of {n}"
+    # One per node: each learns the window from its own first answers (the headers
+    # are a node's; shared_rate is how nodes share a budget).
+    nodes = 1 + len(q.peers)
+    assert limited <= nodes, f"{limited} 429s for a burst of {n} on {nodes} node(s)"
