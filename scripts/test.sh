@@ -153,12 +153,12 @@ count_package() {
 	failed=$((failed + f))
 }
 
-# The libFuzzer harnesses (scripts/fuzz.sh), FUZZ_SECONDS each (default 20) on a copy
+# The libFuzzer harnesses (scripts/fuzz.sh), FUZZ_SECONDS each (default 15) on a copy
 # of the committed corpus: each harness counts as one test, failed on any finding.
 run_fuzz() {
 	local out=$results/fuzz.txt p f
-	phase "fuzzing (${FUZZ_SECONDS:-20} s per harness)"
-	bash scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-20}" --work "$results/fuzz" \
+	phase "fuzzing (${FUZZ_SECONDS:-15} s per harness)"
+	bash scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-15}" --work "$results/fuzz" \
 	    2>&1 | tee "$out" || true
 	p=$(grep -c '^fuzz .*: ok' "$out" || true)
 	f=$(grep -c '^fuzz .*: FAILED' "$out" || true)
