@@ -54,12 +54,7 @@ watch(void *arg)
 				t->cut = true;
 			}
 		/* A quarter of a second past a deadline at most. */
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += 250 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		clock_deadline(CLOCK_MONOTONIC, 250, &until);
 		while (!g->stopping && pthread_cond_timedwait(&g->wake, &g->mu, &until) !=
 		    ETIMEDOUT)
 			;

@@ -56,6 +56,18 @@ clock_real_us(void)
 }
 
 void
+clock_deadline(clockid_t id, int64_t ms, struct timespec *out)
+{
+	clock_gettime(id, out);
+	out->tv_sec += (time_t)(ms / 1000);
+	out->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (out->tv_nsec >= 1000000000L) {
+		out->tv_sec++;
+		out->tv_nsec -= 1000000000L;
+	}
+}
+
+void
 clock_sleep_ms(int64_t ms)
 {
 	struct timespec ts;

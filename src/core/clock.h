@@ -8,6 +8,7 @@
 #define QUELL_CORE_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Milliseconds on CLOCK_MONOTONIC: only differences mean anything. */
 int64_t clock_mono_ms(void);
@@ -19,6 +20,8 @@ double clock_mono_s(void);
 int64_t clock_real_ms(void);
 /* Microseconds since 1970 (UTC) on CLOCK_REALTIME. */
 int64_t clock_real_us(void);
+/* The time ms milliseconds from now on clock id, for pthread_cond_timedwait. */
+void clock_deadline(clockid_t id, int64_t ms, struct timespec *out);
 /* Sleeps ms milliseconds (nothing when ms <= 0), through EINTR. */
 void clock_sleep_ms(int64_t ms);
 

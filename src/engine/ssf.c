@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/id.h"
 #include "core/jws.h"
 #include "core/kind.h"
@@ -106,13 +107,7 @@ ssf_outbox_wait(uint64_t seen, const _Atomic bool *stop, int timeout_ms)
 	struct timespec dl;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	clock_deadline(CLOCK_REALTIME, timeout_ms, &dl);
 	pthread_mutex_lock(&outbox_mu);
 	while (outbox_gen == seen && !atomic_load(stop) && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&outbox_cv, &outbox_mu, &dl);

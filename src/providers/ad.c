@@ -347,12 +347,7 @@ watchdog(void *arg)
 				shutdown(p->conns[i].fd, SHUT_RDWR);
 				p->conns[i].deadline = 0;
 			}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		clock_deadline(CLOCK_REALTIME, 200, &ts);
 		pthread_cond_timedwait(&p->wd_cv, &p->mu, &ts);
 	}
 	pthread_mutex_unlock(&p->mu);

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "core/clock.h"
 #include "hunt.h"
 
 #define SQL_MAX 10000
@@ -367,13 +368,7 @@ sqlite_hunt_run(struct hunt_conn *c, const struct hunt_query *q, char **out,
 	if (q->sql == NULL || strlen(q->sql) > SQL_MAX)
 		return qerr_set(e, QERR_INVALID, "query", "query must be at most %d bytes",
 		    SQL_MAX);
-	clock_gettime(CLOCK_MONOTONIC, &h->deadline);
-	h->deadline.tv_sec += q->timeout_ms / 1000;
-	h->deadline.tv_nsec += (long)(q->timeout_ms % 1000) * 1000000L;
-	if (h->deadline.tv_nsec >= 1000000000L) {
-		h->deadline.tv_sec++;
-		h->deadline.tv_nsec -= 1000000000L;
-	}
+	clock_deadline(CLOCK_MONOTONIC, q->timeout_ms, &h->deadline);
 	if ((r = prepare_query(c->db, h, q->sql, &st, e)) != 0)
 		goto out;
 	if ((ans = json_object()) == NULL) {

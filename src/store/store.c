@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "core/audit.h"
+#include "core/clock.h"
 #include "store.h"
 
 struct store {
@@ -215,13 +216,7 @@ store_audit_wait(struct store *st, uint64_t seen, const _Atomic bool *stop,
 	struct timespec dl;
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	clock_deadline(CLOCK_REALTIME, timeout_ms, &dl);
 	pthread_mutex_lock(&st->mu);
 	/* *stop is read under mu, and store_audit_kick takes mu after it is set, so a
 	 * stop between the check and the wait is never missed. */
