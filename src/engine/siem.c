@@ -47,6 +47,16 @@
  * single writer. A crash sends again what came after the last write: duplicates,
  * which at least once allows, never a gap. */
 #define CURSOR_SAVE_MS	500
+/*
+ * A server's TCP stack acknowledges bytes its program has not read yet, and a server
+ * that stops with them unread (rsyslog on SIGTERM) drops them. So an entry counts as
+ * delivered only once RESEND_BYTES more have been acknowledged after it on the same
+ * connection, or the connection stayed up CONFIRM_MS after the last acknowledgement:
+ * when the server ends a connection, what it may have dropped goes again.
+ */
+#define RESEND_BYTES	(256 * 1024)
+#define CONFIRM_MS	1000
+#define UNCONFIRMED_MAX	1024		/* batches held; the oldest is confirmed first */
 
 struct sink {
 	const struct siem_config *cfg;
@@ -58,10 +68,17 @@ struct sink {
 	_Atomic bool stop;
 	int fd;
 	SSL *ssl;
-	int64_t cursor;			/* delivered (acknowledged) up to here */
+	int64_t cursor;			/* delivered (confirmed) up to here */
 	int64_t saved;			/* the cursor as last written to the store */
 	int64_t saved_at;		/* when, ms */
-	bool broke;			/* the last connection failed with data unconfirmed */
+	int64_t acked;			/* acknowledged on this connection up to here */
+	int64_t acked_at;		/* when the last batch was, ms */
+	int64_t resend_to;		/* entries up to here are being sent again */
+	struct unconfirmed {
+		int64_t last;		/* the batch's last seq */
+		size_t bytes;
+	} unc[UNCONFIRMED_MAX];		/* acknowledged, not yet confirmed, oldest first */
+	size_t unc_head, unc_n, unc_bytes;
 	bool standby;			/* another node of the cluster forwards */
 	int64_t lease;			/* its lease note (engine_lease_hold) */
 	pthread_mutex_t mu;		/* guards the status fields below */
@@ -428,6 +445,7 @@ struct batch {
 	size_t len, cap;
 	size_t *ends;		/* UDP: where each datagram ends */
 	size_t n;
+	size_t nresent;		/* of them, entries sent before (seq <= resend_to) */
 	int64_t last;
 	struct qerr *e;
 };
@@ -458,6 +476,7 @@ add_entry(const struct audit_entry *ent, void *arg)
 	memcpy(b->buf + b->len + hl, msg, len);
 	b->len = need;
 	b->ends[b->n++] = need;
+	b->nresent += ent->seq <= b->k->resend_to;
 	b->last = ent->seq;
 	free(msg);
 	return 0;
@@ -486,11 +505,12 @@ read_batch(struct sink *k, struct batch *b, struct qerr *e)
 	int r;
 
 	b->len = b->n = 0;
-	b->last = k->cursor;
+	b->last = k->acked;
+	b->nresent = 0;
 	b->e = e;
 	if ((r = store_tx_begin(k->st, false, &tx, e)) != 0)
 		return r;
-	r = store_audit_list(tx, k->cursor, BATCH_MAX, add_entry, b, e);
+	r = store_audit_list(tx, k->acked, BATCH_MAX, add_entry, b, e);
 	store_tx_rollback(tx);
 	return r;
 }
@@ -524,7 +544,70 @@ load_cursor(struct sink *k, struct qerr *e)
 	pthread_mutex_lock(&k->mu);
 	k->cursor = seq;
 	pthread_mutex_unlock(&k->mu);
+	k->acked = seq;
+	k->unc_n = k->unc_bytes = 0;
 	return r;
+}
+
+/* Moves the cursor to last (entries up to it are delivered). */
+static void
+set_cursor(struct sink *k, int64_t last)
+{
+	pthread_mutex_lock(&k->mu);
+	k->cursor = last;
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* Confirms the oldest unconfirmed batches that RESEND_BYTES followed, or all of them
+ * once the connection has stayed up CONFIRM_MS since the last acknowledgement. */
+static void
+confirm(struct sink *k, bool all)
+{
+	struct unconfirmed *u;
+
+	while (k->unc_n > 0) {
+		u = &k->unc[k->unc_head];
+		if (!all && k->unc_n < UNCONFIRMED_MAX &&
+		    k->unc_bytes - u->bytes < RESEND_BYTES)
+			break;
+		set_cursor(k, u->last);
+		k->unc_bytes -= u->bytes;
+		k->unc_head = (k->unc_head + 1) % UNCONFIRMED_MAX;
+		k->unc_n--;
+	}
+}
+
+/* A batch the server's TCP stack acknowledged. */
+static void
+acknowledged(struct sink *k, const struct batch *b)
+{
+	struct unconfirmed *u;
+
+	if (k->unc_n == UNCONFIRMED_MAX)
+		confirm(k, false);
+	u = &k->unc[(k->unc_head + k->unc_n) % UNCONFIRMED_MAX];
+	u->last = b->last;
+	u->bytes = b->len;
+	k->unc_n++;
+	k->unc_bytes += b->len;
+	k->acked = b->last;
+	k->acked_at = engine_now_ms();
+	pthread_mutex_lock(&k->mu);
+	k->sent += (int64_t)b->n;
+	k->resent += (int64_t)b->nresent;
+	pthread_mutex_unlock(&k->mu);
+	/* Over UDP nothing will ever say more. */
+	confirm(k, k->cfg->protocol == SIEM_UDP);
+}
+
+/* The server ended the connection: what it did not confirm goes again. */
+static void
+connection_lost(struct sink *k)
+{
+	if (k->acked > k->resend_to)
+		k->resend_to = k->acked;
+	k->acked = k->cursor;
+	k->unc_n = k->unc_bytes = 0;
 }
 
 /* Writes the cursor when it moved and, unless now, CURSOR_SAVE_MS have passed since
@@ -624,7 +707,10 @@ sink_run(void *arg)
 		gen = store_audit_generation(k->st);
 		if (k->fd >= 0 && peer_gone(k)) {
 			disconnect(k);
+			connection_lost(k);
 			set_status(k, false, "the server closed the connection");
+		} else if (k->unc_n > 0 && engine_now_ms() - k->acked_at >= CONFIRM_MS) {
+			confirm(k, true);
 		}
 		if (k->fd < 0) {
 			if (sink_connect(k, why, sizeof(why)) != 0) {
@@ -649,25 +735,23 @@ sink_run(void *arg)
 		}
 		if (send_batch(k, &b, why, sizeof(why)) != 0 ||
 		    wait_acked(k, why, sizeof(why)) != 0) {
-			/* Not acknowledged: the cursor stays, and the batch goes again. */
+			/* Not acknowledged: the batch goes again, and so does what
+			 * the server had not confirmed. */
 			disconnect(k);
-			k->broke = true;
+			if (k->acked < b.last && b.last > k->resend_to)
+				k->resend_to = b.last;
+			connection_lost(k);
 			if (!atomic_load(&k->stop))
 				set_status(k, false, why);
 			continue;
 		}
-		pthread_mutex_lock(&k->mu);
-		k->sent += (int64_t)b.n;
-		if (k->broke)
-			k->resent += (int64_t)b.n;
-		pthread_mutex_unlock(&k->mu);
-		k->broke = false;
 		backoff = BACKOFF_MIN_MS;
-		pthread_mutex_lock(&k->mu);
-		k->cursor = b.last;
-		pthread_mutex_unlock(&k->mu);
+		acknowledged(k, &b);
 		flush_cursor(k, false);
 	}
+	/* Stopping with the server still there: it reads what it was sent. */
+	if (k->fd >= 0 && !peer_gone(k))
+		confirm(k, true);
 	flush_cursor(k, true);
 	disconnect(k);
 	free(b.buf);

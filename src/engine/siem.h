@@ -4,14 +4,17 @@
  * over TLS (RFC 5425 octet counting) or, for tests, plain TCP or UDP.
  *
  * At least once and in order: each SIEM has a cursor in the store (the last seq it
- * took); a batch is sent from the cursor on, and the cursor moves past it only once
- * the server's TCP stack has acknowledged every byte of it (the socket's send queue
- * is empty and the connection still established). The store's copy of the cursor is
- * written at most every half second (and when idle or stopping), so it never runs
- * ahead of what was acknowledged. Whatever was not acknowledged, or acknowledged
- * after the last write of the cursor, is sent again after a reconnect or a restart:
- * a SIEM may see an entry twice but never miss one. Over UDP nothing is acknowledged: a datagram handed to the kernel
- * counts as delivered.
+ * took); a batch is sent from the cursor on once the server's TCP stack has
+ * acknowledged every byte of the one before (the socket's send queue is empty and the
+ * connection still established). A TCP acknowledgement says the bytes reached the
+ * server's kernel, not its program, and a server that stops with them unread drops
+ * them; so the cursor moves past a batch only once 256 KiB more were acknowledged on
+ * the same connection, or the connection stayed up a second after the last
+ * acknowledgement. The store's copy of the cursor is written at most every half
+ * second (and when idle or stopping). Whatever was not confirmed so is sent again
+ * after a reconnect or a restart: a SIEM may see an entry twice but never miss one.
+ * Over UDP nothing is acknowledged: a datagram handed to the kernel counts as
+ * delivered.
  */
 #ifndef QUELL_ENGINE_SIEM_H
 #define QUELL_ENGINE_SIEM_H

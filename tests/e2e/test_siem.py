@@ -390,3 +390,58 @@ def test_config_errors(lab, tmp_path):
     assert r.returncode != 0
     assert re.search(r"quelld\.conf:\d+: siem 'x': protocol tcp sends the audit log in "
                      r"clear text", r.stderr + r.stdout), r.stderr
+
+
+def _frames(buf):
+    """The whole RFC 5425 frames ("LEN MSG") at the start of buf, as text."""
+    out, i = [], 0
+    while (sp := buf.find(b" ", i)) > 0:
+        n = int(buf[i:sp])
+        if sp + 1 + n > len(buf):
+            break
+        out.append(buf[sp + 1:sp + 1 + n].decode())
+        i = sp + 1 + n
+    return out
+
+
+def test_server_that_stops_with_entries_unread(lab, tmp_path):
+    """A server's TCP stack acknowledges bytes its program has not read, and a server
+    that stops with them unread drops them (rsyslog does on SIGTERM). quell sends them
+    again on the next connection: nothing the server did not read is lost."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(60)
+    q = Quelld(lab, tmp_path / "q")
+    with open(q.conf, "a") as f:
+        f.write(f'\n[siem "s"]\nhost = 127.0.0.1\nport = {srv.getsockname()[1]}\n'
+                "protocol = tcp\nallow_plaintext = yes\nformat = rfc5424\n")
+    q.start()
+    ev = Refusals(q)
+    ev.many(5)
+    c, _ = srv.accept()
+    c.settimeout(30)
+    read = c.recv(65536)
+    # Entries keep coming, so quell never sees the connection idle; they pile up
+    # unread in the kernel's buffer, acknowledged, until the server drops them.
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: [ev.one() for _ in iter(stop.is_set, True)])
+    t.start()
+    try:
+        wait_for(lambda: len(c.recv(1 << 20, socket.MSG_PEEK)) > 20000, 60,
+                 what="entries waiting unread")
+        c.close()   # unread data: the kernel answers with a reset
+    finally:
+        stop.set()
+        t.join(60)
+    n = last_seq(q)
+    got = {int(parse_5424(m)[1]["quell@32473"]["seq"]) for m in _frames(read)}
+    c2, _ = srv.accept()
+    c2.settimeout(30)
+    buf = b""
+    while not set(range(1, n + 1)) <= got | {
+            int(parse_5424(m)[1]["quell@32473"]["seq"]) for m in _frames(buf)}:
+        chunk = c2.recv(65536)
+        assert chunk, "the server's second connection ended early"
+        buf += chunk
+    c2.close()
+    srv.close()
+    q.stop()
