@@ -39,6 +39,7 @@ lab=$(mktemp -d "${TMPDIR:-/tmp}/quell-lab.XXXXXX")
 results=$(mktemp -d "${TMPDIR:-/tmp}/quell-results.XXXXXX")
 pg=$(mktemp -d "${TMPDIR:-/tmp}/quell-pg.XXXXXX")
 cleanup() {
+	[ -z "${fuzz_pid:-}" ] || kill "$fuzz_pid" 2>/dev/null || true
 	bash scripts/lab/samba.sh down "$lab" >/dev/null 2>&1 || true
 	bash scripts/lib/pg.sh down "$pg/c" >/dev/null 2>&1 || true
 	# Emulators and Prism proxies a crashed test could not stop (each test stops its own).
@@ -98,6 +99,11 @@ run_build() {
 	CMOCKA_MESSAGE_OUTPUT=tap meson test -C "$dir" --print-errorlogs --num-processes 1 \
 	    --suite unit --suite integration "${fault[@]}" || true
 	tally meson "$dir/meson-logs/testlog.json"
+}
+
+# The end-to-end suite (pytest) on build/NAME.
+run_e2e() {
+	local name=$1 dir=build/$1
 	# quell's own contract: the API's answers to the tests that use the API as a
 	# client does, checked against docs/openapi.yaml by a Prism proxy
 	# (tests/e2e/contract.py), in the sanitize pass (one node: the proxy has one
@@ -159,11 +165,21 @@ count_package() {
 
 # The libFuzzer harnesses (scripts/fuzz.sh), FUZZ_SECONDS each (default 15) on a copy
 # of the committed corpus: each harness counts as one test, failed on any finding.
-run_fuzz() {
-	local out=$results/fuzz.txt p f
-	phase "fuzzing (${FUZZ_SECONDS:-15} s per harness)"
+# They run on one core beside the sanitize build and its unit tests (one process at a
+# time), and are waited for before the end-to-end tests, whose daemons want both.
+fuzz_pid=
+fuzz_start() {
+	phase "fuzzing starts (${FUZZ_SECONDS:-15} s per harness), beside what follows"
 	bash scripts/fuzz.sh --seconds "${FUZZ_SECONDS:-15}" --work "$results/fuzz" \
-	    2>&1 | tee "$out" || true
+	    >"$results/fuzz.txt" 2>&1 &
+	fuzz_pid=$!
+}
+
+fuzz_end() {
+	local out=$results/fuzz.txt p f
+	wait "$fuzz_pid" || true
+	phase "fuzzing (${FUZZ_SECONDS:-15} s per harness)"
+	cat "$out"
 	p=$(grep -c '^fuzz .*: ok' "$out" || true)
 	f=$(grep -c '^fuzz .*: FAILED' "$out" || true)
 	# Nothing ran at all (the build failed): one failure.
@@ -174,9 +190,12 @@ run_fuzz() {
 
 count_package
 run_build release
+run_e2e release
 run_emulator_tests
+fuzz_start
 run_build sanitize -Db_sanitize=address,undefined -Db_lundef=false
-run_fuzz
+fuzz_end
+run_e2e sanitize
 
 # A skip hides a whole group when a tool is missing: under CI it fails, unless
 # tests/expected-skips lists it (a pattern and why, tab-separated).
