@@ -20,6 +20,7 @@
 #include "daemon/daemon.h"
 #include "engine/engine.h"
 #include "engine/siem.h"
+#include "engine/ssf.h"
 #include "privsep/privsep.h"
 #include "providers/provider.h"
 #include "store/store.h"
@@ -197,5 +198,11 @@ systems_here(const struct config *cfg, void *arg, struct qerr *e)
 int
 daemon_config_check(const struct config *cfg, struct qerr *e)
 {
-	return daemon_config_check_split(cfg, systems_here, NULL, e);
+	int r;
+
+	/* The SSF sections after the rest, as a start meets them: the engine checks
+	 * them when it starts (ssf_start), and a reload in the front has no key_file. */
+	if ((r = daemon_config_check_split(cfg, systems_here, NULL, e)) == 0)
+		r = ssf_check(cfg, e);
+	return r;
 }

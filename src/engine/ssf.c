@@ -1067,6 +1067,33 @@ fail:
 	return r;
 }
 
+int
+ssf_check(const struct config *cfg, struct qerr *e)
+{
+	struct ssf_conf c;
+	struct kit_secret secret = { 0 };
+	const struct system_config *rc;
+	bool on;
+	size_t i;
+	int r;
+
+	if ((r = check_receivers(cfg, e)) != 0 || (r = ssf_conf_load(cfg, &c, &on, e)) != 0)
+		return r;
+	ssf_conf_clear(&c);
+	for (i = 0; i < cfg->npolicy; i++) {
+		rc = &cfg->policy[i];
+		if (strcmp(rc->kind, "ssf_receiver") != 0 ||
+		    config_system_get(rc, "token_url") == NULL)
+			continue;
+		r = kit_file_read(rc, config_system_get(rc, "client_secret_file"),
+		    KIT_FILE_SECRET | KIT_FILE_ONE_LINE, KEY_MAX, &secret, e);
+		kit_secret_clear(&secret);
+		if (r != 0)
+			return r;
+	}
+	return 0;
+}
+
 const struct ssf_conf *
 ssf_conf_of(const struct ssf *s)
 {

@@ -156,6 +156,11 @@ int ssf_subscribe(struct http_client *h, struct ssf_sub *sub, struct qerr *e);
 int ssf_poll_receive(struct http_client *h, struct engine *eng, struct store *st,
     struct ssf_sub *sub, bool *more, struct qerr *e);
 
+/* What ssf_start refuses, without starting anything: [ssf] (its key_file read here
+ * unless another process holds the key) and every [ssf_receiver], with the files they
+ * name. For quelld check. */
+int ssf_check(const struct config *cfg, struct qerr *e);
+
 /* Starts the thread that fills the outbox from the audit log and pushes, and
  * subscribes the receivers that ask to; *out is NULL when there is neither. Stopped (and freed) with ssf_stop, which accepts NULL. */
 int ssf_start(const struct config *cfg, struct store *st, struct ssf **out,

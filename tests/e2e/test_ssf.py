@@ -7,6 +7,7 @@ SETs are refused with RFC 8935's errors and audited)."""
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -592,3 +593,41 @@ audience = quell-e2e
     assert al["source"] == "ssf:pollpeer" and al["category"] == "credential_theft", al
     ev = [e for e in q.admin.audit_all() if e["event"] in ("ssf.received", "ssf.refused")]
     assert sorted(e["event"] for e in ev) == ["ssf.received", "ssf.refused"], ev
+
+
+def test_check_refuses_what_start_refuses(quelld, tmp_path):
+    """quelld check reads the SSF sections as a start does: a bad [ssf] issuer, a
+    key_file that is not a key, a receiver's client_secret_file that is missing."""
+    from conftest import QUELLD
+    key = tmp_path / "ssf.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(key)], check=True,
+                   capture_output=True)
+    key.chmod(0o600)
+    notkey = tmp_path / "not.key"
+    notkey.write_text("not a key\n")
+    notkey.chmod(0o600)
+    token = tmp_path / "push.token"
+    token.write_text("push-token\n")
+    token.chmod(0o600)
+    ok = f"\n[ssf]\nissuer = http://127.0.0.1:1\nkey_file = {key}\nkid = k\n"
+    cases = [
+        (ok.replace("127.0.0.1:1", "127.0.0.1:1/"), r"issuer must be an http\(s\) URL"),
+        (ok.replace(str(key), str(notkey)), rf"key_file {notkey}"),
+        (ok + f'\n[ssf_receiver "r"]\nissuer = https://peer.example\n'
+         "configuration_url = http://127.0.0.1:1/.well-known/ssf-configuration\n"
+         "push_url = http://127.0.0.1:1/ssf/receive/r\ntoken_url = http://127.0.0.1:1/t\n"
+         f"client_id = c\nclient_secret_file = {tmp_path / 'missing.secret'}\n"
+         f"audience = a\ntoken_file = {token}\n", r"missing\.secret"),
+    ]
+    q = quelld(start=False)
+    base = q.conf.read_text()
+    for extra, want in cases:
+        q.conf.write_text(base + extra)
+        r = subprocess.run([str(QUELLD), "-c", str(q.conf), "check"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and re.search(want, r.stderr), (want, r.stdout, r.stderr)
+    q.conf.write_text(base + ok)
+    r = subprocess.run([str(QUELLD), "-c", str(q.conf), "check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
