@@ -302,5 +302,18 @@ def test_two_systems_disable_touches_both(graph, cloud_dir, lab):
         assert a["status"] == "completed", a
         assert not lab.uac(sam) & 0x2
         assert graph.user(uid)["accountEnabled"] is True
+        # AD has no sessions to revoke: the preview says so for its account, and
+        # the action does the rest
+        pv = q.admin.ok("POST", "/api/v1/actions", {
+            "type": "revoke_sessions", "identity_id": ad_idn["id"], "reason": "e2e",
+            "preview": True})
+        lines = {x["system"]: x for x in pv["preview"]["accounts"]}
+        assert lines["corp"]["outcome"] == "not_supported", lines
+        assert lines["corp"]["note"] == "revoke_sessions is not supported by corp (ad)"
+        assert lines["cloud"]["outcome"] == "change", lines
+        a = q.run("revoke_sessions", ad_idn["id"])
+        assert a["status"] == "completed", a
+        assert {s["system"]: s["status"] for s in a["steps"]} == \
+            {"corp": "not_applicable", "cloud": "succeeded"}, a
     finally:
         q.stop()
