@@ -81,6 +81,9 @@ def pytest_configure(config):
                             "node each (QUELL_E2E_NODES)")
     config.addinivalue_line("markers", "sqlite(reason): the test's quellds keep SQLite "
                             "stores whatever QUELL_E2E_STORE says")
+    config.addinivalue_line("markers", "timer(reason): most of the test is a wait for a "
+                            "schedule to fall due; scripts/test.sh runs it in the release "
+                            "pass only (-m 'not timer' under the sanitizers)")
 
 
 def wait_for(pred, timeout=60.0, interval=0.05, what="condition"):

@@ -4,6 +4,8 @@ and moves to another within seconds when its node is killed. Work queued on one 
 wakes an idle other at once (LISTEN/NOTIFY), not at its next poll."""
 import time
 
+import pytest
+
 from conftest import TERMINAL, postgres, wait_for
 
 SINGLETONS = {"approval-expiry"}
@@ -112,6 +114,7 @@ def test_work_wakes_idle_node(lab, quelld):
     assert sum(d < 0.4 for d in delays) >= rounds - 1, delays
 
 
+@pytest.mark.timer("the first scheduled run comes a minute after start")
 def test_scheduled_sync_on_one_node(lab, quelld):
     """Both nodes have the schedule; when it falls due one of them takes the lease
     and syncs, the other stands by."""

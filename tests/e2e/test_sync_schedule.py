@@ -1,8 +1,11 @@
 """Inventory sync on a schedule: with sync_interval set, quelld syncs the directory by
 itself — a user added to AD after start becomes an identity without anyone asking."""
+import pytest
+
 from conftest import wait_for
 
 
+@pytest.mark.timer("the first scheduled run comes a minute after start")
 def test_scheduled_sync_picks_up_a_new_user(lab, quelld):
     q = quelld(system={"sync_interval": "1m"})
     (corp,) = [s for s in q.admin.ok("GET", "/api/v1/sync")["systems"]
