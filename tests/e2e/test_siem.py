@@ -415,6 +415,15 @@ def test_server_that_stops_with_entries_unread(lab, tmp_path):
         f.write(f'\n[siem "s"]\nhost = 127.0.0.1\nport = {srv.getsockname()[1]}\n'
                 "protocol = tcp\nallow_plaintext = yes\nformat = rfc5424\n")
     q.start()
+    try:
+        read_again(q, srv)
+    finally:
+        q.stop()
+        srv.close()
+
+
+def read_again(q, srv):
+    """The server's side of the test above."""
     ev = Refusals(q)
     ev.many(5)
     c, _ = srv.accept()
@@ -443,5 +452,3 @@ def test_server_that_stops_with_entries_unread(lab, tmp_path):
         assert chunk, "the server's second connection ended early"
         buf += chunk
     c2.close()
-    srv.close()
-    q.stop()
