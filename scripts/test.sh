@@ -122,9 +122,11 @@ run_e2e() {
 	# the release pass.
 	local pass=(--ignore=tests/e2e/test_leaks.py) cluster=() behind=()
 	[ "$name" = sanitize ] && pass=(-m "not timer")
-	# The release pass on PostgreSQL, every quelld two nodes on one database with
-	# requests spread across both; the sanitize pass on SQLite, the embedded default.
-	[ "$name" = release ] && cluster=(QUELL_E2E_STORE=postgres QUELL_E2E_NODES=2)
+	# The release pass on PostgreSQL, the sanitize pass on SQLite, the embedded
+	# default. Two and three nodes on one database are the test_pg_* files' (and
+	# test_tokens'): spread across the whole suite (QUELL_E2E_NODES=2), requests met
+	# tests that read one process's state about once a run.
+	[ "$name" = release ] && cluster=(QUELL_E2E_STORE=postgres)
 	[ "$name" = sanitize ] && behind=("${files[@]/#/--ignore=}")
 	# Without QUELL_TEST_PG: the suite starts a PostgreSQL of its own (scripts/lib/pg.sh)
 	# and stops it at its end, so the failover test may restart it; never the one the
