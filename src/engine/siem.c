@@ -530,6 +530,15 @@ save_cursor(struct sink *k, int64_t seq, struct qerr *e)
 	return store_tx_commit(tx, e);
 }
 
+/* Moves the cursor to last (entries up to it are delivered). */
+static void
+set_cursor(struct sink *k, int64_t last)
+{
+	pthread_mutex_lock(&k->mu);
+	k->cursor = last;
+	pthread_mutex_unlock(&k->mu);
+}
+
 static int
 load_cursor(struct sink *k, struct qerr *e)
 {
@@ -541,21 +550,10 @@ load_cursor(struct sink *k, struct qerr *e)
 		return r;
 	r = store_siem_cursor_get(tx, k->cfg->name, &seq, e);
 	store_tx_rollback(tx);
-	pthread_mutex_lock(&k->mu);
-	k->cursor = seq;
-	pthread_mutex_unlock(&k->mu);
+	set_cursor(k, seq);
 	k->acked = seq;
 	k->unc_n = k->unc_bytes = 0;
 	return r;
-}
-
-/* Moves the cursor to last (entries up to it are delivered). */
-static void
-set_cursor(struct sink *k, int64_t last)
-{
-	pthread_mutex_lock(&k->mu);
-	k->cursor = last;
-	pthread_mutex_unlock(&k->mu);
 }
 
 /* Confirms the oldest unconfirmed batches that RESEND_BYTES followed, or all of them
